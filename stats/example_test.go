@@ -1,0 +1,61 @@
+package stats_test
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/memokit/memo/stats"
+)
+
+func ExampleStats_Map() {
+	var r stats.Recorder
+	r.Miss(1)
+	r.Execution(1200*time.Microsecond, false)
+	r.Hit(1)
+
+	s := r.Snapshot()
+	s.CurrentSize, s.MaxSize, s.TTL = 1, 128, time.Minute
+	m := s.Map()
+	for _, k := range []string{"hits", "misses", "hit_miss_ratio", "avg_time", "min_time", "max_time", "total_calls", "current_size", "max_size", "ttl_sec"} {
+		fmt.Printf("%s: %v\n", k, m[k])
+	}
+	// Output:
+	// hits: 1
+	// misses: 1
+	// hit_miss_ratio: 0.5000
+	// avg_time: 0.0012 s
+	// min_time: 0.0012 s
+	// max_time: 0.0012 s
+	// total_calls: 1
+	// current_size: 1
+	// max_size: 128
+	// ttl_sec: 60.0000
+}
+
+func ExampleStats_String() {
+	var r stats.Recorder
+	for h := range uint64(3) {
+		r.Miss(h)
+		r.Execution(time.Duration(h+1)*time.Millisecond, h == 2)
+	}
+	r.Hit(0)
+	r.Coalesced(1)
+
+	s := r.Snapshot()
+	s.CurrentSize, s.MaxSize = 3, 100
+	fmt.Println(s)
+	// Output:
+	// hits         1
+	// misses       3
+	// coalesced    1
+	// hit ratio    25.00%
+	// evictions    0
+	// expirations  0
+	// calls        3
+	// failures     1
+	// avg time     2ms
+	// min time     1ms
+	// max time     3ms
+	// size         3/100
+	// ttl          none
+}

@@ -1,0 +1,171 @@
+package stats
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// stripes is the number of independent words in a Counter; a power of two.
+	stripes    = 16
+	stripeBits = 4
+	// stripeSize spans two 64-byte lines, so that the adjacent-line
+	// prefetcher of x86 CPUs does not pull a neighbour's stripe along.
+	stripeSize = 128
+)
+
+// stripe is one padded word of a Counter. Two stripes' words are
+// stripeSize bytes apart, so they never share a cache line however the
+// Counter itself is aligned.
+type stripe struct {
+	n atomic.Uint64
+	_ [stripeSize - 8]byte
+}
+
+// Counter is a striped counter: Adds that land on different stripes never
+// share a cache line, so parallel cache hits do not fight over one atomic
+// word. Its zero value is a counter at 0, ready to use. All methods are safe
+// for concurrent use; a Counter must not be copied after first use.
+//
+// A Counter occupies 2 KiB. Add is one atomic add; Load and Reset touch
+// every stripe.
+type Counter struct {
+	s [stripes]stripe
+}
+
+// index maps a hint to a stripe. Fibonacci hashing spreads even small or
+// sequential hints (0, 1, 2, ...) over all stripes.
+func index(hint uint64) uint64 {
+	return (hint * 0x9E3779B97F4A7C15) >> (64 - stripeBits)
+}
+
+// Add adds n to the stripe chosen by hint. Callers pass the key's hash, so
+// lookups of different keys spread over the stripes; lookups of one hot key
+// share a stripe.
+func (c *Counter) Add(hint, n uint64) {
+	c.s[index(hint)].n.Add(n)
+}
+
+// Inc adds 1 to the stripe chosen by hint; see [Counter.Add].
+func (c *Counter) Inc(hint uint64) {
+	c.s[index(hint)].n.Add(1)
+}
+
+// Load returns the sum of all stripes. Under concurrent Adds the result is
+// not an atomic cut: it includes some of the Adds that run during Load.
+func (c *Counter) Load() uint64 {
+	var sum uint64
+	for i := range c.s {
+		sum += c.s[i].n.Load()
+	}
+	return sum
+}
+
+// Reset sets every stripe to 0. Adds that run concurrently with Reset may be
+// kept or lost.
+func (c *Counter) Reset() {
+	for i := range c.s {
+		c.s[i].n.Store(0)
+	}
+}
+
+// Recorder accumulates a cache's statistics. Its zero value is an empty
+// recorder, ready to use. All methods are safe for concurrent use; a
+// Recorder must not be copied after first use.
+//
+// Hit and Miss are on the lookup path and cost one atomic add on a striped
+// [Counter], so lookups of different keys rarely touch the same cache line.
+// The other counters are single atomic words, as they
+// move only on the slower paths (an execution, an eviction). Execution
+// samples are folded in under a small mutex so that TotalCalls, TotalTime,
+// MinTime, MaxTime and Failures are always consistent with each other.
+type Recorder struct {
+	hits, misses Counter
+
+	coalesced   atomic.Uint64
+	evictions   atomic.Uint64
+	expirations atomic.Uint64
+
+	mu       sync.Mutex
+	calls    uint64
+	failures uint64
+	total    time.Duration
+	min, max time.Duration
+}
+
+// Hit records one lookup that found a live entry; hint is the key's hash.
+func (r *Recorder) Hit(hint uint64) { r.hits.Inc(hint) }
+
+// Miss records one lookup that found no live entry; hint is the key's hash.
+func (r *Recorder) Miss(hint uint64) { r.misses.Inc(hint) }
+
+// Coalesced records n misses that were served by another caller's execution.
+func (r *Recorder) Coalesced(n uint64) { r.coalesced.Add(n) }
+
+// Evicted records n entries removed to make room.
+func (r *Recorder) Evicted(n uint64) { r.evictions.Add(n) }
+
+// Expired records n entries removed because their TTL ran out.
+func (r *Recorder) Expired(n uint64) { r.expirations.Add(n) }
+
+// Execution records one execution of the cached function that took d:
+// TotalCalls grows by one, TotalTime by d, MinTime and MaxTime take d into
+// account, and Failures grows by one if failed. A negative d (a clock that
+// went backwards) counts as 0.
+func (r *Recorder) Execution(d time.Duration, failed bool) {
+	d = max(d, 0)
+	r.mu.Lock()
+	if r.calls == 0 || d < r.min {
+		r.min = d
+	}
+	if d > r.max {
+		r.max = d
+	}
+	r.calls++
+	r.total += d
+	if failed {
+		r.failures++
+	}
+	r.mu.Unlock()
+}
+
+// Snapshot returns the recorded statistics. It fills the counters and the
+// timing fields; CurrentSize, MaxSize and TTL are left 0 for the cache to
+// fill. MinTime is 0 before the first sample.
+//
+// Snapshot is not an atomic cut: counters updated while it runs may be
+// included or not, independently of each other (so Hits+Misses may not
+// match any single instant). The timing fields are read under one lock
+// and are always consistent with each other.
+func (r *Recorder) Snapshot() Stats {
+	s := Stats{
+		Hits:        r.hits.Load(),
+		Misses:      r.misses.Load(),
+		Coalesced:   r.coalesced.Load(),
+		Evictions:   r.evictions.Load(),
+		Expirations: r.expirations.Load(),
+	}
+	r.mu.Lock()
+	s.TotalCalls = r.calls
+	s.Failures = r.failures
+	s.TotalTime = r.total
+	s.MinTime = r.min
+	s.MaxTime = r.max
+	r.mu.Unlock()
+	return s
+}
+
+// Reset sets every statistic back to zero. Updates that run concurrently
+// with Reset may be kept or lost; the timing fields are reset as one.
+func (r *Recorder) Reset() {
+	r.hits.Reset()
+	r.misses.Reset()
+	r.coalesced.Store(0)
+	r.evictions.Store(0)
+	r.expirations.Store(0)
+	r.mu.Lock()
+	r.calls, r.failures = 0, 0
+	r.total, r.min, r.max = 0, 0, 0
+	r.mu.Unlock()
+}

@@ -1,0 +1,123 @@
+// Package stats holds memo's cache statistics: [Stats], an immutable
+// snapshot with derived values, and [Recorder], the goroutine-safe
+// accumulator a cache updates on its hot path.
+package stats
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Stats is a point-in-time snapshot of one cache's statistics. It is a plain
+// value: copying it is cheap and its methods never touch the cache, so it is
+// safe to read from any goroutine.
+type Stats struct {
+	// Hits and Misses count lookups; every lookup is one or the other.
+	// Callers that waited for an in-flight call are misses.
+	Hits, Misses uint64
+	// Coalesced counts misses served by another caller's execution.
+	Coalesced uint64
+	// Evictions counts entries removed to make room; Expirations counts
+	// entries removed because their TTL ran out.
+	Evictions, Expirations uint64
+	// TotalCalls counts executions of the function (timing samples).
+	TotalCalls uint64
+	// Failures counts executions that returned an error or panicked.
+	Failures uint64
+	// TotalTime is the sum of all execution times; MinTime and MaxTime are
+	// the extremes, and all three are 0 before the first sample.
+	TotalTime, MinTime, MaxTime time.Duration
+	// CurrentSize is the number of live entries; MaxSize the capacity.
+	CurrentSize, MaxSize int
+	// TTL is the entries' time to live; 0 means entries never expire.
+	TTL time.Duration
+}
+
+// HitRatio returns Hits / (Hits + Misses), or 0 when there were no lookups.
+func (s Stats) HitRatio() float64 {
+	total := s.Hits + s.Misses
+	if total == 0 {
+		return 0
+	}
+	return float64(s.Hits) / float64(total)
+}
+
+// AvgTime returns TotalTime / TotalCalls, or 0 when nothing was executed.
+func (s Stats) AvgTime() time.Duration {
+	if s.TotalCalls == 0 {
+		return 0
+	}
+	return s.TotalTime / time.Duration(s.TotalCalls)
+}
+
+// Map returns the statistics in the shape of the Python original's
+// get_stats() dict, with exactly its keys and formats:
+//
+//   - "hits", "misses", "total_calls", "current_size", "max_size": int
+//     (the uint64 counters are converted to int, which on 64-bit platforms
+//     holds any count a process can reach);
+//   - "hit_miss_ratio": string, hits/(hits+misses) with four decimals, "0.5000";
+//   - "avg_time", "min_time", "max_time": string, seconds with four decimals
+//     and a unit, "0.0012 s" ("0.0000 s" before any call);
+//   - "ttl_sec": string, seconds with four decimals, "60.0000", or "None"
+//     when there is no TTL.
+//
+// The counters Coalesced, Evictions, Expirations and Failures have no key in
+// the original and are not in the map; read them from the fields.
+func (s Stats) Map() map[string]any {
+	ttl := "None"
+	if s.TTL > 0 {
+		ttl = fmt.Sprintf("%.4f", s.TTL.Seconds())
+	}
+	return map[string]any{
+		"hits":           int(s.Hits),
+		"misses":         int(s.Misses),
+		"hit_miss_ratio": fmt.Sprintf("%.4f", s.HitRatio()),
+		"avg_time":       seconds(s.AvgTime()),
+		"max_time":       seconds(s.MaxTime),
+		"min_time":       seconds(s.MinTime),
+		"total_calls":    int(s.TotalCalls),
+		"current_size":   s.CurrentSize,
+		"max_size":       s.MaxSize,
+		"ttl_sec":        ttl,
+	}
+}
+
+// seconds formats d the way the original formats its timings: "0.0012 s".
+func seconds(d time.Duration) string {
+	return fmt.Sprintf("%.4f s", d.Seconds())
+}
+
+// String returns a human-readable table of every field, one per line in a
+// fixed order, labels padded so the values line up. It has no trailing
+// newline.
+func (s Stats) String() string {
+	ttl := "none"
+	if s.TTL > 0 {
+		ttl = s.TTL.String()
+	}
+	rows := [...]struct{ label, value string }{
+		{"hits", fmt.Sprint(s.Hits)},
+		{"misses", fmt.Sprint(s.Misses)},
+		{"coalesced", fmt.Sprint(s.Coalesced)},
+		{"hit ratio", fmt.Sprintf("%.2f%%", 100*s.HitRatio())},
+		{"evictions", fmt.Sprint(s.Evictions)},
+		{"expirations", fmt.Sprint(s.Expirations)},
+		{"calls", fmt.Sprint(s.TotalCalls)},
+		{"failures", fmt.Sprint(s.Failures)},
+		{"avg time", s.AvgTime().String()},
+		{"min time", s.MinTime.String()},
+		{"max time", s.MaxTime.String()},
+		{"size", fmt.Sprintf("%d/%d", s.CurrentSize, s.MaxSize)},
+		{"ttl", ttl},
+	}
+	var b strings.Builder
+	for i, r := range rows {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		fmt.Fprintf(&b, "%-12s %s", r.label, r.value)
+	}
+	return b.String()
+}

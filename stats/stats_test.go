@@ -1,0 +1,130 @@
+package stats
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestHitRatio(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name         string
+		hits, misses uint64
+		want         float64
+	}{
+		{"no lookups", 0, 0, 0},
+		{"all hits", 4, 0, 1},
+		{"all misses", 0, 4, 0},
+		{"half", 1, 1, 0.5},
+		{"three quarters", 3, 1, 0.75},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			assert.Equal(t, tt.want, Stats{Hits: tt.hits, Misses: tt.misses}.HitRatio())
+		})
+	}
+}
+
+func TestAvgTime(t *testing.T) {
+	t.Parallel()
+	assert.Zero(t, Stats{}.AvgTime(), "no calls")
+	assert.Zero(t, Stats{TotalTime: time.Second}.AvgTime(), "time without calls must not divide by zero")
+	assert.Equal(t, 1200*time.Microsecond, Stats{TotalCalls: 2, TotalTime: 2400 * time.Microsecond}.AvgTime())
+}
+
+func TestMap(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		s    Stats
+		want map[string]any
+	}{
+		{
+			name: "empty",
+			s:    Stats{MaxSize: 128},
+			want: map[string]any{
+				"hits": 0, "misses": 0, "hit_miss_ratio": "0.0000",
+				"avg_time": "0.0000 s", "max_time": "0.0000 s", "min_time": "0.0000 s",
+				"total_calls": 0, "current_size": 0, "max_size": 128, "ttl_sec": "None",
+			},
+		},
+		{
+			name: "one hit one miss with ttl",
+			s: Stats{
+				Hits: 1, Misses: 1, Coalesced: 7, Evictions: 8, Expirations: 9, Failures: 1,
+				TotalCalls: 2, TotalTime: 2400 * time.Microsecond,
+				MinTime: 400 * time.Microsecond, MaxTime: 2 * time.Millisecond,
+				CurrentSize: 1, MaxSize: 10, TTL: 60 * time.Second,
+			},
+			want: map[string]any{
+				"hits": 1, "misses": 1, "hit_miss_ratio": "0.5000",
+				"avg_time": "0.0012 s", "max_time": "0.0020 s", "min_time": "0.0004 s",
+				"total_calls": 2, "current_size": 1, "max_size": 10, "ttl_sec": "60.0000",
+			},
+		},
+		{
+			name: "fractional ttl and ratio",
+			s:    Stats{Hits: 2, Misses: 1, TTL: 1500 * time.Millisecond},
+			want: map[string]any{
+				"hits": 2, "misses": 1, "hit_miss_ratio": "0.6667",
+				"avg_time": "0.0000 s", "max_time": "0.0000 s", "min_time": "0.0000 s",
+				"total_calls": 0, "current_size": 0, "max_size": 0, "ttl_sec": "1.5000",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			// assert.Equal on map[string]any compares dynamic types too, so
+			// this also pins the integer keys to int and the rest to string.
+			assert.Equal(t, tt.want, tt.s.Map())
+		})
+	}
+}
+
+func TestMapTypes(t *testing.T) {
+	t.Parallel()
+	m := Stats{Hits: 3, Misses: 2, TotalCalls: 1, CurrentSize: 4, MaxSize: 5}.Map()
+	assert.Len(t, m, 10)
+	for _, k := range []string{"hits", "misses", "total_calls", "current_size", "max_size"} {
+		assert.IsType(t, int(0), m[k], k)
+	}
+	for _, k := range []string{"hit_miss_ratio", "avg_time", "max_time", "min_time", "ttl_sec"} {
+		assert.IsType(t, "", m[k], k)
+	}
+}
+
+func TestString(t *testing.T) {
+	t.Parallel()
+	s := Stats{
+		Hits: 3, Misses: 1, Coalesced: 1, Evictions: 2, Expirations: 0,
+		TotalCalls: 1, Failures: 0,
+		TotalTime: 1200 * time.Microsecond, MinTime: 1200 * time.Microsecond, MaxTime: 1200 * time.Microsecond,
+		CurrentSize: 3, MaxSize: 100, TTL: time.Minute,
+	}
+	want := "" +
+		"hits         3\n" +
+		"misses       1\n" +
+		"coalesced    1\n" +
+		"hit ratio    75.00%\n" +
+		"evictions    2\n" +
+		"expirations  0\n" +
+		"calls        1\n" +
+		"failures     0\n" +
+		"avg time     1.2ms\n" +
+		"min time     1.2ms\n" +
+		"max time     1.2ms\n" +
+		"size         3/100\n" +
+		"ttl          1m0s"
+	assert.Equal(t, want, s.String())
+	assert.Equal(t, want, fmt.Sprint(s), "fmt uses String")
+
+	zero := Stats{}.String()
+	assert.Contains(t, zero, "hit ratio    0.00%\n")
+	assert.Contains(t, zero, "avg time     0s\n")
+	assert.Contains(t, zero, "ttl          none")
+}
