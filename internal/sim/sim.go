@@ -1,0 +1,79 @@
+// Package sim replays request streams through an eviction policy the way a
+// memo cache drives it, one request at a time, to measure hit ratios.
+package sim
+
+import (
+	"fmt"
+
+	"github.com/memokit/memo/policies"
+)
+
+// Cache is a cache of keys only, with a fixed capacity in entries, evicting
+// by a policy. It is not safe for concurrent use.
+type Cache struct {
+	policy policies.Policy[uint64]
+	index  map[uint64]*policies.Node[uint64]
+	size   int
+	result Result
+}
+
+// New returns an empty Cache of size entries evicting by kind. It panics if
+// size is not positive or kind is not valid.
+func New(kind policies.Kind, size int) *Cache {
+	if size <= 0 {
+		panic(fmt.Sprintf("memo: sim: size %d, want > 0", size))
+	}
+	return &Cache{
+		policy: policies.New[uint64](kind),
+		index:  make(map[uint64]*policies.Node[uint64], size),
+		size:   size,
+	}
+}
+
+// Access requests key and reports whether it was a hit. On a miss the key is
+// inserted, evicting the policy's victim first when the cache is full.
+func (c *Cache) Access(key uint64) bool {
+	c.result.Requests++
+	if n, ok := c.index[key]; ok {
+		c.policy.Touch(n)
+		c.result.Hits++
+		return true
+	}
+	if c.policy.Len() >= c.size {
+		v := c.policy.Victim()
+		c.policy.Remove(v)
+		delete(c.index, v.Value)
+	}
+	n := &policies.Node[uint64]{Value: key}
+	c.policy.Add(n)
+	c.index[key] = n
+	return false
+}
+
+// Result returns the counts so far.
+func (c *Cache) Result() Result { return c.result }
+
+// Result counts the requests of a replay and how many of them hit.
+type Result struct {
+	Requests, Hits int
+}
+
+// HitRatio returns hits per request as a percentage, 0 with no requests.
+func (r Result) HitRatio() float64 {
+	if r.Requests == 0 {
+		return 0
+	}
+	return 100 * float64(r.Hits) / float64(r.Requests)
+}
+
+// String formats the hit ratio with two decimals, as "11.21".
+func (r Result) String() string { return fmt.Sprintf("%.2f", r.HitRatio()) }
+
+// Replay runs keys through a new Cache of size entries evicting by kind.
+func Replay(kind policies.Kind, size int, keys []uint64) Result {
+	c := New(kind, size)
+	for _, k := range keys {
+		c.Access(k)
+	}
+	return c.Result()
+}

@@ -1,0 +1,43 @@
+package policies
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Kind names an eviction policy. The zero value is [LRU], the default.
+type Kind int
+
+const (
+	// LRU evicts the least recently used entry.
+	LRU Kind = iota
+	// LFU evicts the least frequently used entry; among entries with the
+	// same use count, the one that reached that count first goes first.
+	LFU
+)
+
+// String returns the policy's name as [Parse] accepts it: "lru" or "lfu".
+// An invalid Kind prints as "Kind(n)".
+func (k Kind) String() string {
+	switch k {
+	case LRU:
+		return "lru"
+	case LFU:
+		return "lfu"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// Valid reports whether k is one of the defined policies.
+func (k Kind) Valid() bool { return k == LRU || k == LFU }
+
+// Parse returns the Kind named by s, ignoring case and surrounding spaces.
+func Parse(s string) (Kind, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "lru":
+		return LRU, nil
+	case "lfu":
+		return LFU, nil
+	}
+	return 0, fmt.Errorf("memo: unknown policy %q (want \"lru\" or \"lfu\")", s)
+}

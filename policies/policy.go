@@ -1,0 +1,92 @@
+// Package policies holds memo's eviction policies: small single-goroutine
+// cores that order entries and name the next one to evict. They know nothing
+// about locks, time or keys; the cache owns the lock and serializes every
+// call, as hashicorp/golang-lru's simplelru does under its locked wrapper.
+package policies
+
+import "fmt"
+
+// Node is one entry's place in a policy. The cache allocates it, usually as
+// part of its own entry, and keeps its data in Value, so that an entry and its
+// policy bookkeeping are one allocation. The zero Node is ready to be added.
+// A Node belongs to at most one policy at a time.
+type Node[V any] struct {
+	Value V
+
+	prev, next *Node[V]
+	// bucket is the list holding the node, nil while it is in no policy.
+	// For LRU it is the policy's only list; for LFU, its use-count bucket.
+	bucket *bucket[V]
+}
+
+// bucket is a ring of nodes around a sentinel, as in container/list. LRU
+// uses one; LFU keeps a ring of them in increasing count order.
+type bucket[V any] struct {
+	root Node[V] // sentinel: root.next is the head, root.prev the tail
+	// owner identifies the policy holding the bucket, so that Touch and
+	// Remove can tell their own nodes from anyone else's in O(1).
+	owner      *bucket[V]
+	count      int        // LFU: the use count shared by the bucket's nodes
+	prev, next *bucket[V] // LFU: neighbouring buckets
+}
+
+func (b *bucket[V]) init(owner *bucket[V]) {
+	b.root.prev, b.root.next = &b.root, &b.root
+	b.owner = owner
+}
+
+func (b *bucket[V]) empty() bool { return b.root.next == &b.root }
+
+// pushBack links n at the tail of b.
+func (b *bucket[V]) pushBack(n *Node[V]) {
+	at := b.root.prev
+	n.prev, n.next = at, &b.root
+	at.next = n
+	b.root.prev = n
+	n.bucket = b
+}
+
+// unlink removes n from whatever bucket holds it and marks it unlinked.
+func unlink[V any](n *Node[V]) {
+	n.prev.next = n.next
+	n.next.prev = n.prev
+	n.prev, n.next, n.bucket = nil, nil, nil
+}
+
+// Policy is an eviction core. It is not safe for concurrent use: the caller
+// serializes every call. Every method is O(1) except Clear, which is O(n).
+type Policy[V any] interface {
+	// Add inserts n, which must not be in any policy, as the most recent
+	// entry (LFU: with a use count of 1). It panics if n is already linked.
+	Add(n *Node[V])
+	// Touch records one use of n. It is a no-op if n is not in this policy
+	// (never added, removed, evicted, cleared, or in another policy).
+	Touch(n *Node[V])
+	// Remove unlinks n. It is a no-op if n is not in this policy.
+	Remove(n *Node[V])
+	// Victim returns the entry to evict next, or nil when empty. It does not
+	// remove it.
+	Victim() *Node[V]
+	// Len returns the number of nodes in the policy.
+	Len() int
+	// Clear removes every node, leaving each unlinked so that a later Touch
+	// or Remove of it is a no-op.
+	Clear()
+}
+
+// New returns an empty policy of kind k. It panics if k is not valid.
+func New[V any](k Kind) Policy[V] {
+	switch k {
+	case LRU:
+		return newLRU[V]()
+	case LFU:
+		return newLFU[V]()
+	}
+	panic(fmt.Sprintf("memo: unknown policy %v (want policies.LRU or policies.LFU)", k))
+}
+
+func mustBeUnlinked[V any](n *Node[V]) {
+	if n.bucket != nil {
+		panic("memo: policies: Add of a node that is already in a policy")
+	}
+}
