@@ -1,0 +1,539 @@
+package memo
+
+import (
+	"hash/maphash"
+	"reflect"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+	"weak"
+
+	"github.com/memokit/memo/policies"
+	"github.com/memokit/memo/stats"
+)
+
+// Cache is a goroutine-safe, bounded cache with LRU or LFU eviction,
+// optional TTL expiry and statistics: the original library's AsyncCache. It
+// is also the cache that [Decorate] attaches to a function.
+//
+// Keys are compared by memo's key rules ([MakeHashable]): exact, typed,
+// pointers by identity. Get, Set and Delete cost O(1) plus the cost of
+// encoding the key; a hit takes no cache-wide lock, so parallel hits scale.
+//
+// Eviction is exact while the cache is used from one goroutine at a time:
+// replayed request by request it gives the same hit ratios as a textbook
+// LRU or LFU. Under parallel hits the cache records uses through per-stripe
+// buffers, as Caffeine and otter do, and may drop some use records when the
+// buffers are contended, which makes the order approximate.
+//
+// The zero Cache is not usable: make one with [New] or [MustNew].
+type Cache struct {
+	shards  []shard
+	mask    uint64
+	maxSize int
+	ttl     time.Duration
+	kind    policies.Kind
+	epoch   time.Time // expiry times are durations since epoch (monotonic)
+
+	// mu guards the policy, the expiry lists and the timer. Lock order: mu,
+	// then a shard's mu, then a read stripe's mu.
+	mu      sync.Mutex
+	policy  policies.Policy[item]
+	expiry  []*expList
+	timer   *time.Timer
+	timerAt int64 // when the pending timer fires; 0 when none is pending
+	drained []*node
+	self    weak.Pointer[Cache]
+
+	reads readBuffer
+	hits  atomic.Uint64 // hits moved out of the read stripes by drains
+	rec   stats.Recorder
+}
+
+type node = policies.Node[item]
+
+// item is what the cache keeps for one entry. key, val and expires are
+// written under the shard's lock; the rest under Cache.mu.
+type item struct {
+	key     string
+	val     any
+	expires int64 // since Cache.epoch; 0 = never
+	exp     *expList
+	expPrev *node
+	expNext *node
+	// cleanups drop the entry once an object its key refers to by identity
+	// is collected; they are stopped when the entry goes first.
+	cleanups []runtime.Cleanup
+}
+
+// shard is one part of the key space: its map of entries and the
+// executions in flight for its keys.
+type shard struct {
+	mu    sync.RWMutex
+	m     map[string]*node
+	calls map[string]*call
+	_     [64 - 32]byte
+}
+
+// keySeed hashes keys to shards and read stripes.
+var keySeed = maphash.MakeSeed()
+
+func hashKey(k []byte) uint64 { return maphash.Bytes(keySeed, k) }
+
+// New returns a cache configured by opts. [WithMaxSize] is required;
+// [WithPolicy] and [WithTTL] are optional. Options that only make sense
+// for [Decorate] are an error here. Every error starts "memo:" and says
+// what to fix.
+func New(opts ...Option) (*Cache, error) {
+	cfg, err := newConfig(opts, false)
+	if err != nil {
+		return nil, err
+	}
+	return newCache(cfg), nil
+}
+
+// MustNew is like [New] but panics on an invalid option.
+func MustNew(opts ...Option) *Cache {
+	c, err := New(opts...)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+func newCache(cfg config) *Cache {
+	n := 1
+	for n < 4*runtime.GOMAXPROCS(0) && n < 64 {
+		n *= 2
+	}
+	c := &Cache{
+		shards:  make([]shard, n),
+		mask:    uint64(n - 1),
+		maxSize: cfg.maxSize,
+		ttl:     cfg.ttl,
+		kind:    cfg.policy,
+		epoch:   time.Now(),
+		policy:  policies.New[item](cfg.policy),
+	}
+	for i := range c.shards {
+		c.shards[i].m = make(map[string]*node)
+		c.shards[i].calls = make(map[string]*call)
+	}
+	c.reads.init()
+	c.self = weak.Make(c)
+	return c
+}
+
+func (c *Cache) shardOf(h uint64) *shard { return &c.shards[h&c.mask] }
+
+// now returns the time since the cache's epoch, in nanoseconds, as used
+// for expiry. It is at least 1.
+func (c *Cache) now() int64 { return int64(time.Since(c.epoch)) | 1 }
+
+// encodeKey encodes a key given to Get, Set or Delete.
+func encodeKey(s *keyState, key any) {
+	s.u64(0) // the namespace of keys that no decorated function uses
+	encodeInterface(s, reflect.ValueOf(&key).Elem())
+}
+
+// Get returns the value stored for key, or an error that wraps
+// [ErrNotFound] if there is none or it has expired. A lookup of an expired
+// entry removes it. Each Get counts as one hit or one miss.
+func (c *Cache) Get(key any) (any, error) {
+	s := getState()
+	defer putState(s)
+	encodeKey(s, key)
+	if v, ok := c.lookup(s.buf, hashKey(s.buf)); ok {
+		return v, nil
+	}
+	return nil, ErrNotFound
+}
+
+// Set stores value for key, replacing any value it had and restarting its
+// TTL. Setting an existing key counts as a use for the eviction policy. If
+// the cache is full, it evicts one entry.
+func (c *Cache) Set(key, value any) {
+	s := getState()
+	defer putState(s)
+	encodeKey(s, key)
+	c.store(string(s.buf), hashKey(s.buf), value, c.ttl, s.refs, nil)
+}
+
+// Delete removes the entry for key and reports whether there was one. An
+// execution in flight for key (see [Decorate]) will not store its result.
+func (c *Cache) Delete(key any) bool {
+	s := getState()
+	defer putState(s)
+	encodeKey(s, key)
+	return c.remove(s.buf, hashKey(s.buf))
+}
+
+// Len returns the number of live entries: never more than the maximum size,
+// and never counting an expired entry.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sweep(c.now())
+	return c.policy.Len()
+}
+
+// Clear removes every entry and resets every statistic, as the original's
+// clear() does. Executions in flight will not store their results, and
+// callers that arrive after Clear start new executions.
+func (c *Cache) Clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reads.reset()
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		for _, n := range sh.m {
+			stopCleanups(n)
+		}
+		clear(sh.m)
+		clear(sh.calls) // their results are stale now
+		sh.mu.Unlock()
+	}
+	c.policy.Clear()
+	c.expiry = nil
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timerAt = 0
+	}
+	c.resetStats()
+}
+
+// ResetStats zeroes the statistics and keeps the entries.
+func (c *Cache) ResetStats() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.resetStats()
+}
+
+func (c *Cache) resetStats() {
+	c.reads.takeHits()
+	c.hits.Store(0)
+	c.rec.Reset()
+}
+
+// Stats returns a snapshot of the statistics. Counters updated by other
+// goroutines during the call may or may not be included.
+func (c *Cache) Stats() stats.Stats {
+	c.mu.Lock()
+	c.sweep(c.now())
+	size := c.policy.Len()
+	c.mu.Unlock()
+	st := c.rec.Snapshot()
+	st.Hits += c.hits.Load() + c.reads.pendingHits()
+	st.CurrentSize = size
+	st.MaxSize = c.maxSize
+	st.TTL = c.ttl
+	return st
+}
+
+// UpdateProfiling records one execution time sample: TotalCalls, TotalTime,
+// MinTime and MaxTime. [Decorate]d functions record every execution
+// themselves.
+func (c *Cache) UpdateProfiling(d time.Duration) { c.rec.Execution(d, false) }
+
+// lookup returns the value stored under the encoded key k with hash h and
+// counts a hit or a miss. An expired entry is removed and is a miss.
+func (c *Cache) lookup(k []byte, h uint64) (any, bool) {
+	sh := c.shardOf(h)
+	sh.mu.RLock()
+	n := sh.m[string(k)]
+	var (
+		v   any
+		exp int64
+	)
+	if n != nil {
+		v, exp = n.Value.val, n.Value.expires
+	}
+	sh.mu.RUnlock()
+	if n != nil && (exp == 0 || c.now() < exp) {
+		c.hit(n, h)
+		return v, true
+	}
+	if n != nil {
+		c.expireNode(n)
+	}
+	c.rec.Miss(h)
+	return nil, false
+}
+
+// hit records a use of n for the policy and counts a hit.
+func (c *Cache) hit(n *node, h uint64) {
+	if c.reads.add(n, h) {
+		c.tryDrain()
+	}
+}
+
+// tryDrain applies the buffered uses to the policy unless another
+// goroutine holds the lock (it drains them itself, or the next write does).
+func (c *Cache) tryDrain() {
+	if c.mu.TryLock() {
+		c.drainReads()
+		c.mu.Unlock()
+	}
+}
+
+// drainReads applies buffered uses to the policy, in order. c.mu is held.
+func (c *Cache) drainReads() {
+	var hits uint64
+	c.drained, hits = c.reads.drain(c.drained[:0])
+	c.hits.Add(hits)
+	for _, n := range c.drained {
+		c.policy.Touch(n) // a no-op for entries removed since
+	}
+	clear(c.drained)
+}
+
+// store inserts or replaces the entry for key (an encoded key with hash h)
+// with val, expiring after ttl (0: never). refs are the Go objects the key
+// refers to by identity: the entry is dropped when one is collected. When fl
+// is not nil, the value is the result of that execution, and it is stored
+// only if fl is still the execution in flight for key (no Delete or Clear
+// since it started); store reports whether it stored.
+func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []unsafe.Pointer, fl *call) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	c.drainReads()
+	var expires int64
+	if ttl > 0 {
+		expires = now + int64(ttl)
+	}
+	sh := c.shardOf(h)
+	sh.mu.Lock()
+	if fl != nil {
+		if sh.calls[key] != fl {
+			sh.mu.Unlock()
+			return false
+		}
+		delete(sh.calls, key)
+	}
+	n := sh.m[key]
+	if n != nil {
+		n.Value.val, n.Value.expires = val, expires
+		sh.mu.Unlock()
+		c.policy.Touch(n)
+		c.unlinkExpiry(n)
+	} else {
+		n = &node{Value: item{key: key, val: val, expires: expires}}
+		sh.m[key] = n
+		sh.mu.Unlock()
+		c.policy.Add(n)
+		c.watch(n, refs)
+	}
+	if ttl > 0 {
+		c.linkExpiry(n, ttl)
+	}
+	c.sweep(now)
+	var evicted uint64
+	for c.policy.Len() > c.maxSize {
+		c.removeNode(c.policy.Victim())
+		evicted++
+	}
+	if evicted > 0 {
+		c.rec.Evicted(evicted)
+	}
+	c.schedule(now)
+	return true
+}
+
+// watch registers cleanups that drop n when an object its key refers to
+// by identity is collected.
+func (c *Cache) watch(n *node, refs []unsafe.Pointer) {
+	for _, p := range refs {
+		cl := runtime.AddCleanup((*byte)(p), dropEntry, dropArg{c.self, n})
+		n.Value.cleanups = append(n.Value.cleanups, cl)
+	}
+}
+
+type dropArg struct {
+	c weak.Pointer[Cache]
+	n *node
+}
+
+// dropEntry removes an entry whose key referred to a collected object. Its
+// key can never match again (identity ids are never reused); this only
+// frees the memory.
+func dropEntry(a dropArg) {
+	c := a.c.Value()
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sh := c.shardOf(hashKey(unsafe.Slice(unsafe.StringData(a.n.Value.key), len(a.n.Value.key))))
+	sh.mu.RLock()
+	live := sh.m[a.n.Value.key] == a.n
+	sh.mu.RUnlock()
+	if live {
+		c.removeNode(a.n)
+	}
+}
+
+func stopCleanups(n *node) {
+	for _, cl := range n.Value.cleanups {
+		cl.Stop()
+	}
+	n.Value.cleanups = nil
+}
+
+// remove deletes the entry for the encoded key k, and detaches any
+// execution in flight for it so that it does not store its result.
+func (c *Cache) remove(k []byte, h uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.drainReads()
+	sh := c.shardOf(h)
+	sh.mu.RLock()
+	n := sh.m[string(k)]
+	_, inFlight := sh.calls[string(k)]
+	sh.mu.RUnlock()
+	if inFlight {
+		sh.mu.Lock()
+		delete(sh.calls, string(k))
+		sh.mu.Unlock()
+	}
+	if n == nil {
+		return false
+	}
+	expired := n.Value.expires != 0 && c.now() >= n.Value.expires
+	c.removeNode(n)
+	if expired {
+		c.rec.Expired(1)
+		return false
+	}
+	return true
+}
+
+// removeNode unlinks n from its shard, the policy and the expiry lists.
+// c.mu is held.
+func (c *Cache) removeNode(n *node) {
+	k := n.Value.key
+	sh := c.shardOf(hashKey(unsafe.Slice(unsafe.StringData(k), len(k))))
+	sh.mu.Lock()
+	if sh.m[k] == n {
+		delete(sh.m, k)
+	}
+	sh.mu.Unlock()
+	c.policy.Remove(n)
+	c.unlinkExpiry(n)
+	stopCleanups(n)
+}
+
+// expireNode removes n, found expired by a lookup, unless it has been
+// replaced or removed since.
+func (c *Cache) expireNode(n *node) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := n.Value.key
+	sh := c.shardOf(hashKey(unsafe.Slice(unsafe.StringData(k), len(k))))
+	sh.mu.RLock()
+	same := sh.m[k] == n
+	exp := n.Value.expires
+	sh.mu.RUnlock()
+	if same && exp != 0 && c.now() >= exp {
+		c.removeNode(n)
+		c.rec.Expired(1)
+	}
+}
+
+// expList holds the entries of one TTL in the order they expire: entries
+// with the same TTL expire in the order they were written, so a FIFO list
+// per TTL keeps expiry O(1).
+type expList struct {
+	ttl        time.Duration
+	head, tail *node
+}
+
+func (c *Cache) linkExpiry(n *node, ttl time.Duration) {
+	var l *expList
+	for _, e := range c.expiry {
+		if e.ttl == ttl {
+			l = e
+			break
+		}
+	}
+	if l == nil {
+		l = &expList{ttl: ttl}
+		c.expiry = append(c.expiry, l)
+	}
+	it := &n.Value
+	it.exp, it.expPrev, it.expNext = l, l.tail, nil
+	if l.tail != nil {
+		l.tail.Value.expNext = n
+	} else {
+		l.head = n
+	}
+	l.tail = n
+}
+
+func (c *Cache) unlinkExpiry(n *node) {
+	it := &n.Value
+	l := it.exp
+	if l == nil {
+		return
+	}
+	if it.expPrev != nil {
+		it.expPrev.Value.expNext = it.expNext
+	} else {
+		l.head = it.expNext
+	}
+	if it.expNext != nil {
+		it.expNext.Value.expPrev = it.expPrev
+	} else {
+		l.tail = it.expPrev
+	}
+	it.exp, it.expPrev, it.expNext = nil, nil, nil
+}
+
+// sweep removes every entry that has expired by now. c.mu is held.
+func (c *Cache) sweep(now int64) {
+	var expired uint64
+	for _, l := range c.expiry {
+		for l.head != nil && l.head.Value.expires <= now {
+			c.removeNode(l.head)
+			expired++
+		}
+	}
+	if expired > 0 {
+		c.rec.Expired(expired)
+	}
+}
+
+// schedule arms the timer for the earliest expiry, so that expired entries
+// are freed even when nobody uses the cache. The timer holds the cache only
+// until the last entry expires; it starts no goroutine until it fires.
+func (c *Cache) schedule(now int64) {
+	var next int64
+	for _, l := range c.expiry {
+		if l.head != nil && (next == 0 || l.head.Value.expires < next) {
+			next = l.head.Value.expires
+		}
+	}
+	if next == 0 || (c.timerAt != 0 && c.timerAt <= next) {
+		return
+	}
+	c.timerAt = next
+	d := time.Duration(next - now)
+	if c.timer == nil {
+		c.timer = time.AfterFunc(d, c.onTimer)
+	} else {
+		c.timer.Reset(d)
+	}
+}
+
+func (c *Cache) onTimer() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	c.timerAt = 0
+	c.drainReads()
+	c.sweep(now)
+	c.schedule(now)
+}

@@ -1,0 +1,381 @@
+package memo
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+	"weak"
+)
+
+var (
+	contextType = reflect.TypeFor[context.Context]()
+	errorType   = reflect.TypeFor[error]()
+)
+
+// Decorate returns a memoized version of fn, a function of any signature,
+// with the same type. A call whose arguments equal those of an earlier
+// call (by memo's key rules, see [MakeHashable]) returns the stored results
+// without calling fn; concurrent calls with equal arguments share one
+// execution. The cache is reached with [CacheOf].
+//
+//   - A leading context.Context parameter is not part of the key. A caller
+//     whose context ends stops waiting at once, with zero results and
+//     ctx.Err() as the error result. The execution runs in its own goroutine
+//     under a context that keeps the first caller's values and is cancelled
+//     only when every caller waiting on it has gone.
+//   - A trailing error result that is non-nil is returned to the callers of
+//     that execution and not stored, unless [WithErrorTTL] is given.
+//   - A panic is never stored. The caller that started the execution sees
+//     the original panic value, the callers that waited on it panic with a
+//     [*PanicError].
+//   - A method expression such as (*T).Get caches per receiver: pointers
+//     are keyed by identity, without keeping their objects alive, and
+//     entries keyed by a collected object are dropped.
+//
+// Decorate panics with a message that starts "memo:" if fn is nil or not a
+// func, or if an option is invalid. The returned function is safe for
+// concurrent use; Decorate starts no goroutine.
+func Decorate[F any](fn F, opts ...Option) F {
+	v := reflect.ValueOf(fn)
+	if !v.IsValid() || v.Kind() != reflect.Func {
+		panic(fmt.Sprintf("memo: Decorate needs a func, got %T", fn))
+	}
+	if v.IsNil() {
+		panic(fmt.Sprintf("memo: Decorate needs a func, got a nil %T", fn))
+	}
+	cfg, err := newConfig(opts, true)
+	if err != nil {
+		panic(err)
+	}
+	w := newWrapped(v, cfg)
+	out := reflect.MakeFunc(v.Type(), w.call)
+	register(out, w)
+	return out.Interface().(F)
+}
+
+// funcIDs numbers decorated functions; each function's keys start with its
+// number, so functions that share a cache never see each other's entries.
+var funcIDs atomic.Uint64
+
+// wrapped is what a decorated function runs.
+type wrapped struct {
+	c        *Cache
+	fid      uint64
+	fn       reflect.Value
+	typ      reflect.Type
+	ctx      bool      // the first parameter is a context.Context
+	errOut   int       // index of the trailing error result, or -1
+	encs     []encoder // one per parameter after the context
+	key      func([]any) any
+	deref    bool
+	errorTTL time.Duration
+	zeros    []reflect.Value // zero results, for callers whose context ended
+}
+
+func newWrapped(v reflect.Value, cfg config) *wrapped {
+	t := v.Type()
+	w := &wrapped{
+		c:        cfg.cache,
+		fid:      funcIDs.Add(1),
+		fn:       v,
+		typ:      t,
+		errOut:   -1,
+		key:      cfg.key,
+		deref:    cfg.deref,
+		errorTTL: cfg.errorTTL,
+	}
+	if w.c == nil {
+		w.c = newCache(cfg)
+	}
+	w.ctx = t.NumIn() > 0 && t.In(0) == contextType
+	if n := t.NumOut(); n > 0 && t.Out(n-1) == errorType {
+		w.errOut = n - 1
+	}
+	for i := range t.NumIn() {
+		if i == 0 && w.ctx {
+			continue
+		}
+		w.encs = append(w.encs, encoderOf(t.In(i)))
+	}
+	for i := range t.NumOut() {
+		w.zeros = append(w.zeros, reflect.Zero(t.Out(i)))
+	}
+	return w
+}
+
+// encode appends the key of a call with args (the context included).
+func (w *wrapped) encode(s *keyState, args []reflect.Value) {
+	s.deref = w.deref
+	s.u64(w.fid)
+	if w.ctx {
+		args = args[1:]
+	}
+	if w.key != nil {
+		in := make([]any, len(args))
+		for i, a := range args {
+			in[i] = a.Interface()
+		}
+		k := w.key(in)
+		encodeInterface(s, reflect.ValueOf(&k).Elem())
+		return
+	}
+	for i, a := range args {
+		w.encs[i](s, a)
+	}
+}
+
+// call is the body of the decorated function.
+func (w *wrapped) call(args []reflect.Value) []reflect.Value {
+	s := getState()
+	w.encode(s, args)
+	h := hashKey(s.buf)
+	if v, ok := w.c.lookup(s.buf, h); ok {
+		putState(s)
+		return v.([]reflect.Value)
+	}
+	var ctx context.Context
+	if w.ctx {
+		ctx, _ = args[0].Interface().(context.Context)
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		if ctx.Err() != nil {
+			putState(s)
+			return w.cancelled(ctx)
+		}
+	}
+	v, ok, cl, leader := w.c.join(s.buf, h)
+	if ok {
+		putState(s)
+		return v.([]reflect.Value)
+	}
+	if leader && len(s.refs) > 0 {
+		cl.refs = slices.Clone(s.refs)
+	}
+	putState(s)
+	if !w.ctx {
+		if !leader {
+			<-cl.done
+			return cl.result().([]reflect.Value)
+		}
+		w.c.execute(cl, w.judge, func() any { return w.fn.Call(args) })
+		if cl.panicked {
+			panic(cl.pval)
+		}
+		return cl.val.([]reflect.Value)
+	}
+	if leader {
+		base := context.WithoutCancel(ctx)
+		runCtx, cancel := context.WithCancel(base)
+		cl.cancel = cancel
+		runArgs := slices.Clone(args)
+		runArgs[0] = reflect.ValueOf(&runCtx).Elem()
+		go w.c.execute(cl, w.judge, func() any { return w.fn.Call(runArgs) })
+	}
+	select {
+	case <-cl.done:
+	case <-ctx.Done():
+		w.c.leave(cl)
+		return w.cancelled(ctx)
+	}
+	if leader && cl.panicked {
+		panic(cl.pval)
+	}
+	return cl.result().([]reflect.Value)
+}
+
+// judge decides whether results are stored, and for how long.
+func (w *wrapped) judge(val any) (failed, store bool, ttl time.Duration) {
+	out := val.([]reflect.Value)
+	if w.errOut >= 0 && !out[w.errOut].IsNil() {
+		return true, w.errorTTL > 0, w.errorTTL
+	}
+	return false, true, w.c.ttl
+}
+
+// cancelled returns zero results with ctx's error as the error result.
+func (w *wrapped) cancelled(ctx context.Context) []reflect.Value {
+	if w.errOut < 0 {
+		return w.zeros
+	}
+	out := slices.Clone(w.zeros)
+	err := ctx.Err()
+	out[w.errOut] = reflect.ValueOf(&err).Elem()
+	return out
+}
+
+// The registry maps each decorated function to its wrapped, for CacheOf,
+// Invalidate and ClearAll. It is keyed by the address of the function's
+// closure, which every copy of the function value shares, and holds the
+// closure weakly: a decorated function that becomes unreachable is removed.
+var registry sync.Map // uintptr → *registered
+
+type registered struct {
+	wp weak.Pointer[byte]
+	w  *wrapped
+}
+
+// closureOf returns the closure pointer of a func value: the data word of
+// the interface holding it.
+func closureOf(fn any) unsafe.Pointer {
+	return (*[2]unsafe.Pointer)(unsafe.Pointer(&fn))[1]
+}
+
+func register(out reflect.Value, w *wrapped) {
+	p := closureOf(out.Interface())
+	r := &registered{weak.Make((*byte)(p)), w}
+	registry.Store(uintptr(p), r)
+	runtime.AddCleanup((*byte)(p), unregister, unregisterArg{uintptr(p), r})
+}
+
+type unregisterArg struct {
+	addr uintptr
+	r    *registered
+}
+
+func unregister(a unregisterArg) { registry.CompareAndDelete(a.addr, a.r) }
+
+func lookupWrapped(fn any) *wrapped {
+	t := reflect.TypeOf(fn)
+	if t == nil || t.Kind() != reflect.Func {
+		return nil
+	}
+	p := closureOf(fn)
+	if p == nil {
+		return nil
+	}
+	r, ok := registry.Load(uintptr(p))
+	if !ok {
+		return nil
+	}
+	rr := r.(*registered)
+	if unsafe.Pointer(rr.wp.Value()) != p {
+		return nil
+	}
+	return rr.w
+}
+
+// CacheOf returns the cache behind fn, a function returned by [Decorate]
+// (or any copy of it: a variable, an interface, a struct field), and nil
+// for anything else.
+func CacheOf(fn any) *Cache {
+	if w := lookupWrapped(fn); w != nil {
+		return w.c
+	}
+	return nil
+}
+
+// Invalidate drops the entry that a call of fn with args would hit and
+// reports whether there was one; args leave out a leading
+// context.Context. Variadic arguments may be passed one by one or as one
+// slice. An execution in flight for those arguments will not store its
+// result, and later callers do not join it. Invalidate returns false if fn
+// is not a decorated function or args do not fit its parameters.
+func Invalidate(fn any, args ...any) bool {
+	w := lookupWrapped(fn)
+	if w == nil {
+		return false
+	}
+	in, ok := w.args(args)
+	if !ok {
+		return false
+	}
+	s := getState()
+	defer putState(s)
+	w.encode(s, in)
+	return w.c.remove(s.buf, hashKey(s.buf))
+}
+
+// args converts Invalidate's arguments to the parameters of w's function,
+// with a placeholder for the context.
+func (w *wrapped) args(args []any) ([]reflect.Value, bool) {
+	t := w.typ
+	first := 0
+	if w.ctx {
+		first = 1
+	}
+	params := t.NumIn() - first
+	if t.IsVariadic() && !(len(args) == params && fits(args[params-1], t.In(t.NumIn()-1))) {
+		if len(args) < params-1 {
+			return nil, false
+		}
+		st := t.In(t.NumIn() - 1)
+		rest := reflect.MakeSlice(st, 0, len(args)-(params-1))
+		for _, a := range args[params-1:] {
+			v, ok := convert(a, st.Elem())
+			if !ok {
+				return nil, false
+			}
+			rest = reflect.Append(rest, v)
+		}
+		args = append(slices.Clone(args[:params-1]), rest.Interface())
+	}
+	if len(args) != params {
+		return nil, false
+	}
+	in := make([]reflect.Value, t.NumIn())
+	if w.ctx {
+		in[0] = reflect.Zero(contextType)
+	}
+	for i, a := range args {
+		v, ok := convert(a, t.In(first+i))
+		if !ok {
+			return nil, false
+		}
+		in[first+i] = v
+	}
+	return in, true
+}
+
+func fits(a any, t reflect.Type) bool {
+	_, ok := convert(a, t)
+	return ok
+}
+
+// convert makes a a value of type t: as it is when assignable, or by a
+// numeric conversion that loses nothing (so Invalidate(f, 1) works for a
+// func(int64)).
+func convert(a any, t reflect.Type) (reflect.Value, bool) {
+	if a == nil {
+		switch t.Kind() {
+		case reflect.Interface, reflect.Pointer, reflect.Slice, reflect.Map, reflect.Func, reflect.Chan, reflect.UnsafePointer:
+			return reflect.Zero(t), true
+		}
+		return reflect.Value{}, false
+	}
+	v := reflect.ValueOf(a)
+	if v.Type().AssignableTo(t) {
+		out := reflect.New(t).Elem()
+		out.Set(v)
+		return out, true
+	}
+	if isNumber(v.Kind()) && isNumber(t.Kind()) && v.CanConvert(t) {
+		c := v.Convert(t)
+		if c.Convert(v.Type()).Equal(v) {
+			return c, true
+		}
+	}
+	return reflect.Value{}, false
+}
+
+func isNumber(k reflect.Kind) bool {
+	return k >= reflect.Int && k <= reflect.Complex128
+}
+
+// ClearAll clears the cache of every live decorated function (see
+// [Cache.Clear]), for tests.
+func ClearAll() {
+	registry.Range(func(_, r any) bool {
+		rr := r.(*registered)
+		if rr.wp.Value() != nil {
+			rr.w.c.Clear()
+		}
+		return true
+	})
+}

@@ -1,0 +1,536 @@
+package memo
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// The key encoding.
+//
+// A key is a byte string: a canonical, type-tagged, length-prefixed encoding
+// of the arguments. Given the static type of a value the encoding is
+// prefix-free, so concatenating the encodings of several values is
+// injective: two argument lists get the same bytes exactly when they are
+// equal under the rules of the SPEC's key table. Interface values carry the
+// id of their dynamic type, so int(1), int64(1) and MyInt(1) differ.
+//
+// Encoders are built once per type and cached (as encoding/json's
+// typeEncoder), and once per signature by Decorate, so a call pays only for
+// walking its values.
+
+// Markers written before values whose shape varies.
+const (
+	tagNil      byte = 0 // nil pointer, slice, map, func, chan, interface
+	tagValue    byte = 1 // a non-nil value follows
+	tagIdentity byte = 2 // a Go object's identity id follows (never reused)
+	tagForeign  byte = 3 // the raw address of memory the Go runtime does not manage
+	tagBackref  byte = 4 // a container met again on its own path (a cycle): its identity follows
+	tagNonce    byte = 5 // a value that cannot be identified: a fresh number, never equal to another key
+)
+
+// maxDepth bounds the nesting the encoder follows; deeper containers are
+// keyed by identity, so no argument can overflow the stack.
+const maxDepth = 256
+
+// An encoder appends the encoding of v, whose type is the one the encoder
+// was built for.
+type encoder func(s *keyState, v reflect.Value)
+
+// keyState is the scratch space of one key encoding. States are pooled.
+type keyState struct {
+	buf  []byte
+	path []visit          // containers being encoded, for cycle detection
+	refs []unsafe.Pointer // Go objects keyed by identity in this key
+	// deref makes pointers key by the value they point to (WithDeref).
+	deref bool
+	// opaque is set when part of the key is an identity that stands for a
+	// value rather than a pointer: a cycle, a func, a too-deep container.
+	opaque bool
+	// cyclic is set when a container was met again on its own path.
+	cyclic bool
+	// sortScratch holds map entry offsets while sorting.
+	sortScratch []mapEntry
+}
+
+// visit is one container on the encoding path.
+type visit struct {
+	p unsafe.Pointer
+	n int
+	t reflect.Type
+}
+
+var statePool = sync.Pool{New: func() any { return &keyState{buf: make([]byte, 0, 128)} }}
+
+func getState() *keyState {
+	s := statePool.Get().(*keyState)
+	return s
+}
+
+func putState(s *keyState) {
+	if cap(s.buf) > 64<<10 {
+		return // let oversized buffers go
+	}
+	s.buf = s.buf[:0]
+	s.path = s.path[:0]
+	clear(s.refs[:cap(s.refs)])
+	s.refs = s.refs[:0]
+	s.deref = false
+	s.opaque = false
+	s.cyclic = false
+	s.sortScratch = s.sortScratch[:0]
+	statePool.Put(s)
+}
+
+func (s *keyState) byte(b byte) { s.buf = append(s.buf, b) }
+
+func (s *keyState) uvarint(n uint64) { s.buf = binary.AppendUvarint(s.buf, n) }
+
+func (s *keyState) u64(n uint64) { s.buf = binary.LittleEndian.AppendUint64(s.buf, n) }
+
+func (s *keyState) str(v string) {
+	s.uvarint(uint64(len(v)))
+	s.buf = append(s.buf, v...)
+}
+
+// identity appends the identity of the object at p (which is not nil).
+func (s *keyState) identity(p unsafe.Pointer) {
+	id, ok := identityOf(p)
+	if !ok {
+		s.byte(tagForeign)
+		s.u64(uint64(uintptr(p)))
+		return
+	}
+	s.byte(tagIdentity)
+	s.u64(id)
+	s.refs = append(s.refs, p)
+}
+
+// enter records container (p, n, t) on the path. It reports false, having
+// written a back-reference, when the container is already on the path or the
+// path is too deep; the caller must then not descend.
+func (s *keyState) enter(p unsafe.Pointer, n int, t reflect.Type) bool {
+	cyclic := len(s.path) >= maxDepth
+	for i := range s.path {
+		if cyclic {
+			break
+		}
+		e := &s.path[i]
+		cyclic = e.p == p && e.n == n && e.t == t
+	}
+	if cyclic {
+		s.opaque = true
+		s.cyclic = true
+		s.byte(tagBackref)
+		s.uvarint(uint64(n))
+		s.identity(p)
+		return false
+	}
+	s.path = append(s.path, visit{p, n, t})
+	return true
+}
+
+func (s *keyState) leave() { s.path = s.path[:len(s.path)-1] }
+
+// nonce appends a number no other key contains.
+func (s *keyState) nonce() {
+	s.opaque = true
+	s.byte(tagNonce)
+	s.u64(nonces.Add(1))
+}
+
+var nonces atomic.Uint64
+
+// typeInfo is what the encoder cache holds for one type.
+type typeInfo struct {
+	id  uint64 // small and unique per type, written before interface values
+	enc encoder
+}
+
+var (
+	typeCache sync.Map // reflect.Type → *typeInfo
+	typeIDs   atomic.Uint64
+)
+
+// infoOf returns the cached encoder of t, building it on first use. As in
+// encoding/json, a placeholder that waits for the real encoder is stored
+// first so that recursive types terminate.
+func infoOf(t reflect.Type) *typeInfo {
+	if ti, ok := typeCache.Load(t); ok {
+		return ti.(*typeInfo)
+	}
+	var (
+		wg sync.WaitGroup
+		f  encoder
+	)
+	wg.Add(1)
+	ti := &typeInfo{id: typeIDs.Add(1), enc: func(s *keyState, v reflect.Value) {
+		wg.Wait()
+		f(s, v)
+	}}
+	if actual, loaded := typeCache.LoadOrStore(t, ti); loaded {
+		return actual.(*typeInfo)
+	}
+	f = newEncoder(t)
+	wg.Done()
+	typeCache.Store(t, &typeInfo{id: ti.id, enc: f})
+	return ti
+}
+
+func encoderOf(t reflect.Type) encoder { return infoOf(t).enc }
+
+var (
+	keyerType = reflect.TypeFor[CacheKeyer]()
+	timeType  = reflect.TypeFor[time.Time]()
+)
+
+func newEncoder(t reflect.Type) encoder {
+	if t == timeType {
+		return encodeTime
+	}
+	if t.Implements(keyerType) {
+		return keyerEncoder(t, newKindEncoder(t))
+	}
+	return newKindEncoder(t)
+}
+
+func newKindEncoder(t reflect.Type) encoder {
+	switch t.Kind() {
+	case reflect.Bool:
+		return func(s *keyState, v reflect.Value) {
+			if v.Bool() {
+				s.byte(1)
+			} else {
+				s.byte(0)
+			}
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return func(s *keyState, v reflect.Value) { s.u64(uint64(v.Int())) }
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return func(s *keyState, v reflect.Value) { s.u64(v.Uint()) }
+	case reflect.Float32:
+		return func(s *keyState, v reflect.Value) { s.float32(float32(v.Float())) }
+	case reflect.Float64:
+		return func(s *keyState, v reflect.Value) { s.float64(v.Float()) }
+	case reflect.Complex64:
+		return func(s *keyState, v reflect.Value) {
+			c := v.Complex()
+			s.float32(float32(real(c)))
+			s.float32(float32(imag(c)))
+		}
+	case reflect.Complex128:
+		return func(s *keyState, v reflect.Value) {
+			c := v.Complex()
+			s.float64(real(c))
+			s.float64(imag(c))
+		}
+	case reflect.String:
+		return func(s *keyState, v reflect.Value) { s.str(v.String()) }
+	case reflect.Interface:
+		return encodeInterface
+	case reflect.Pointer:
+		return pointerEncoder(t)
+	case reflect.UnsafePointer, reflect.Chan:
+		return func(s *keyState, v reflect.Value) {
+			p := v.UnsafePointer()
+			if p == nil {
+				s.byte(tagNil)
+				return
+			}
+			s.identity(p)
+		}
+	case reflect.Func:
+		return encodeFunc
+	case reflect.Slice:
+		return sliceEncoder(t)
+	case reflect.Array:
+		return arrayEncoder(t)
+	case reflect.Map:
+		return mapEncoder(t)
+	case reflect.Struct:
+		return structEncoder(t)
+	default:
+		// reflect.Invalid cannot be a type; every other kind is above.
+		panic("memo: no key encoding for type " + t.String())
+	}
+}
+
+// float64 appends f's bits, with every NaN as one value. -0.0 and +0.0 keep
+// their distinct bits.
+func (s *keyState) float64(f float64) {
+	if f != f {
+		f = math.NaN()
+	}
+	s.u64(math.Float64bits(f))
+}
+
+func (s *keyState) float32(f float32) {
+	if f != f {
+		f = float32(math.NaN())
+	}
+	s.buf = binary.LittleEndian.AppendUint32(s.buf, math.Float32bits(f))
+}
+
+// encodeInterface writes the dynamic type's id and then its value, or
+// tagNil for a nil interface.
+func encodeInterface(s *keyState, v reflect.Value) {
+	if v.IsNil() {
+		s.uvarint(0)
+		return
+	}
+	encodeDynamic(s, v.Elem())
+}
+
+// encodeDynamic writes v prefixed by the id of its type.
+func encodeDynamic(s *keyState, v reflect.Value) {
+	ti := infoOf(v.Type())
+	s.uvarint(ti.id)
+	ti.enc(s, v)
+}
+
+func pointerEncoder(t reflect.Type) encoder {
+	var elem encoder
+	var once sync.Once
+	return func(s *keyState, v reflect.Value) {
+		p := v.UnsafePointer()
+		if p == nil {
+			s.byte(tagNil)
+			return
+		}
+		if !s.deref {
+			s.identity(p)
+			return
+		}
+		if !s.enter(p, 0, t) {
+			return
+		}
+		once.Do(func() { elem = encoderOf(t.Elem()) })
+		s.byte(tagValue)
+		elem(s, v.Elem())
+		s.leave()
+	}
+}
+
+// encodeFunc keys a func by its closure: the same code with the same
+// captured variables. A func read from an unexported field cannot be reached
+// without unsafe tricks, so it gets a key no other call has: a miss, never a
+// wrong hit.
+func encodeFunc(s *keyState, v reflect.Value) {
+	if v.IsNil() {
+		s.byte(tagNil)
+		return
+	}
+	s.opaque = true
+	var p unsafe.Pointer
+	switch {
+	case v.CanInterface():
+		x := v.Interface()
+		p = (*[2]unsafe.Pointer)(unsafe.Pointer(&x))[1]
+	case v.CanAddr():
+		p = *(*unsafe.Pointer)(v.Addr().UnsafePointer())
+	default:
+		s.nonce()
+		return
+	}
+	s.identity(p)
+}
+
+func sliceEncoder(t reflect.Type) encoder {
+	if t.Elem().Kind() == reflect.Uint8 {
+		return func(s *keyState, v reflect.Value) {
+			if v.IsNil() {
+				s.byte(tagNil)
+				return
+			}
+			b := v.Bytes()
+			s.byte(tagValue)
+			s.uvarint(uint64(len(b)))
+			s.buf = append(s.buf, b...)
+		}
+	}
+	var elem encoder
+	var once sync.Once
+	return func(s *keyState, v reflect.Value) {
+		if v.IsNil() {
+			s.byte(tagNil)
+			return
+		}
+		n := v.Len()
+		if n > 0 && !s.enter(v.UnsafePointer(), n, t) {
+			return
+		}
+		once.Do(func() { elem = encoderOf(t.Elem()) })
+		s.byte(tagValue)
+		s.uvarint(uint64(n))
+		for i := range n {
+			elem(s, v.Index(i))
+		}
+		if n > 0 {
+			s.leave()
+		}
+	}
+}
+
+func arrayEncoder(t reflect.Type) encoder {
+	var elem encoder
+	var once sync.Once
+	n := t.Len()
+	return func(s *keyState, v reflect.Value) {
+		once.Do(func() { elem = encoderOf(t.Elem()) })
+		for i := range n {
+			elem(s, v.Index(i))
+		}
+	}
+}
+
+// mapEntry locates one encoded key/value pair in keyState.buf.
+type mapEntry struct{ k, v, end int }
+
+// mapEncoder writes the pairs sorted by their encoded bytes, so the encoding
+// does not depend on iteration order.
+func mapEncoder(t reflect.Type) encoder {
+	var kenc, venc encoder
+	var once sync.Once
+	return func(s *keyState, v reflect.Value) {
+		if v.IsNil() {
+			s.byte(tagNil)
+			return
+		}
+		if !s.enter(v.UnsafePointer(), 0, t) {
+			return
+		}
+		once.Do(func() { kenc, venc = encoderOf(t.Key()), encoderOf(t.Elem()) })
+		s.byte(tagValue)
+		n := v.Len()
+		s.uvarint(uint64(n))
+		start := len(s.buf)
+		mark := len(s.sortScratch)
+		it := v.MapRange()
+		for it.Next() {
+			k := len(s.buf)
+			kenc(s, it.Key())
+			val := len(s.buf)
+			venc(s, it.Value())
+			s.sortScratch = append(s.sortScratch, mapEntry{k, val, len(s.buf)})
+		}
+		entries := s.sortScratch[mark:]
+		buf := s.buf
+		slices.SortFunc(entries, func(a, b mapEntry) int {
+			if c := bytes.Compare(buf[a.k:a.v], buf[b.k:b.v]); c != 0 {
+				return c
+			}
+			return bytes.Compare(buf[a.v:a.end], buf[b.v:b.end])
+		})
+		region := slices.Clone(s.buf[start:])
+		s.buf = s.buf[:start]
+		for _, e := range entries {
+			s.buf = append(s.buf, region[e.k-start:e.end-start]...)
+		}
+		s.sortScratch = s.sortScratch[:mark]
+		s.leave()
+	}
+}
+
+// ignoredField reports whether a struct field is left out of keys.
+func ignoredField(f reflect.StructField) bool {
+	if f.Tag.Get("memo") == "-" {
+		return true
+	}
+	h := f.Tag.Get("hash")
+	return h == "ignore" || h == "-"
+}
+
+func structEncoder(t reflect.Type) encoder {
+	type field struct {
+		index int
+		t     reflect.Type
+	}
+	var fields []field
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if ignoredField(f) || f.Type.Size() == 0 {
+			continue
+		}
+		fields = append(fields, field{i, f.Type})
+	}
+	encs := make([]encoder, len(fields))
+	var once sync.Once
+	return func(s *keyState, v reflect.Value) {
+		once.Do(func() {
+			for i, f := range fields {
+				encs[i] = encoderOf(f.t)
+			}
+		})
+		for i, f := range fields {
+			encs[i](s, v.Field(f.index))
+		}
+	}
+}
+
+// keyerEncoder keys values of a CacheKeyer type by their CacheKey(). Values
+// that cannot be reached as an interface (unexported fields) are keyed by
+// their structure, which is finer: a possible miss, never a wrong hit.
+func keyerEncoder(t reflect.Type, structural encoder) encoder {
+	return func(s *keyState, v reflect.Value) {
+		if (t.Kind() == reflect.Pointer || t.Kind() == reflect.Interface) && v.IsNil() {
+			s.byte(tagNil)
+			return
+		}
+		if !v.CanInterface() {
+			s.byte(tagNonce + 1)
+			structural(s, v)
+			return
+		}
+		k := v.Interface().(CacheKeyer).CacheKey()
+		s.byte(tagValue)
+		if k == nil {
+			s.uvarint(0)
+			return
+		}
+		kv := reflect.ValueOf(k)
+		if kv.Type() == t {
+			// CacheKey returned its own type: key it by its structure
+			// rather than call CacheKey forever.
+			s.uvarint(infoOf(t).id)
+			structural(s, kv)
+			return
+		}
+		if len(s.path) >= maxDepth {
+			s.nonce()
+			return
+		}
+		s.path = append(s.path, visit{t: t})
+		encodeDynamic(s, kv)
+		s.leave()
+	}
+}
+
+// wallToInternal mirrors the time package's offset between the wall clock
+// seconds and its internal seconds.
+const wallToInternal int64 = (1884*365 + 1884/4 - 1884/100 + 1884/400) * 86400
+
+// encodeTime keys a time.Time by its instant and its location, ignoring the
+// monotonic reading. It reads the fields with reflect, which works for
+// unexported fields too.
+func encodeTime(s *keyState, v reflect.Value) {
+	wall := v.Field(0).Uint()
+	ext := v.Field(1).Int()
+	sec := ext
+	if wall&(1<<63) != 0 {
+		sec = wallToInternal + int64(wall<<1>>31)
+	}
+	s.u64(uint64(sec))
+	s.buf = binary.LittleEndian.AppendUint32(s.buf, uint32(wall&(1<<30-1)))
+	loc := v.Field(2).UnsafePointer()
+	if loc == nil || loc == unsafe.Pointer(time.UTC) {
+		s.byte(tagNil)
+		return
+	}
+	s.identity(loc)
+}

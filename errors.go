@@ -1,0 +1,33 @@
+package memo
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrNotFound is returned by [Cache.Get] for a key that is absent or
+// expired. Test for it with errors.Is.
+var ErrNotFound = errors.New("memo: key not found")
+
+// PanicError is what callers that shared an execution see when the function
+// panicked: they panic with a *PanicError holding the original value and the
+// stack of the goroutine that panicked. The caller whose goroutine ran the
+// function sees the original panic value instead.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("memo: the memoized function panicked: %v\n\n%s", e.Value, e.Stack)
+}
+
+// Unwrap returns the panic value when it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
+// errGoexit is the Value of the PanicError that waiters see when the
+// function called runtime.Goexit.
+var errGoexit = errors.New("memo: the memoized function called runtime.Goexit")

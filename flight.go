@@ -1,0 +1,143 @@
+package memo
+
+import (
+	"context"
+	"runtime/debug"
+	"time"
+	"unsafe"
+)
+
+// Call coalescing, after golang.org/x/sync/singleflight: one execution per
+// key in flight, its result handed to every caller that asked meanwhile.
+// What singleflight lacks is added: callers with their own contexts, and
+// invalidation of an execution in flight.
+
+// call is one execution in flight. Its table is the shard of its key, and
+// its waiters count and table membership change under that shard's lock.
+// Every other field is written by the execution before done is closed.
+type call struct {
+	key  string
+	h    uint64
+	refs []unsafe.Pointer // objects the key refers to by identity
+	done chan struct{}
+
+	val      any // the results
+	panicked bool
+	pval     any // the panic value
+	stack    []byte
+	goexit   bool
+
+	// waiters counts the callers waiting that may still leave (context
+	// callers); when the last one leaves, cancel stops the execution.
+	waiters int
+	cancel  context.CancelFunc
+}
+
+// join returns the value stored for the encoded key k, or the execution in
+// flight for it, which the caller then waits on, or a new execution that
+// the caller must run (leader). Each call of join is a miss already counted
+// by lookup.
+func (c *Cache) join(k []byte, h uint64) (val any, ok bool, cl *call, leader bool) {
+	sh := c.shardOf(h)
+	sh.mu.Lock()
+	if n := sh.m[string(k)]; n != nil && (n.Value.expires == 0 || c.now() < n.Value.expires) {
+		val = n.Value.val
+		sh.mu.Unlock()
+		return val, true, nil, false
+	}
+	if cl = sh.calls[string(k)]; cl != nil {
+		cl.waiters++
+		sh.mu.Unlock()
+		c.rec.Coalesced(1)
+		return nil, false, cl, false
+	}
+	cl = &call{key: string(k), h: h, done: make(chan struct{}), waiters: 1}
+	sh.calls[cl.key] = cl
+	sh.mu.Unlock()
+	return nil, false, cl, true
+}
+
+// leave is called by a waiter that stops waiting (its context ended). When
+// no waiter is left, the execution's context is cancelled and the execution
+// is detached, so that later callers start afresh and its result is not
+// stored.
+func (c *Cache) leave(cl *call) {
+	sh := c.shardOf(cl.h)
+	sh.mu.Lock()
+	cl.waiters--
+	last := cl.waiters == 0
+	if last && sh.calls[cl.key] == cl {
+		delete(sh.calls, cl.key)
+	}
+	sh.mu.Unlock()
+	if last && cl.cancel != nil {
+		cl.cancel()
+	}
+}
+
+// forget detaches cl from its shard's table if it is still there.
+func (c *Cache) forget(cl *call) {
+	sh := c.shardOf(cl.h)
+	sh.mu.Lock()
+	if sh.calls[cl.key] == cl {
+		delete(sh.calls, cl.key)
+	}
+	sh.mu.Unlock()
+}
+
+// A verdict tells execute whether to store a result, and for how long.
+type verdict func(val any) (failed, store bool, ttl time.Duration)
+
+// execute runs f as the execution of cl: it times it, stores its result if
+// judge says so and cl is still current, and wakes the waiters. A panic in
+// f is recovered into cl (the caller re-panics); runtime.Goexit is recorded
+// and goes on unwinding the goroutine.
+func (c *Cache) execute(cl *call, judge verdict, f func() any) {
+	start := time.Now()
+	normal, recovered := false, false
+	defer func() {
+		if !normal && !recovered {
+			cl.goexit = true
+		}
+		if !normal {
+			c.rec.Execution(time.Since(start), true)
+			c.forget(cl)
+		}
+		if cl.cancel != nil {
+			cl.cancel()
+		}
+		close(cl.done)
+	}()
+	func() {
+		defer func() {
+			if !normal {
+				if r := recover(); r != nil {
+					cl.panicked, cl.pval, cl.stack = true, r, debug.Stack()
+				}
+			}
+		}()
+		cl.val = f()
+		normal = true
+	}()
+	if !normal {
+		recovered = true
+		return
+	}
+	failed, store, ttl := judge(cl.val)
+	c.rec.Execution(time.Since(start), failed)
+	if !store || !c.store(cl.key, cl.h, cl.val, ttl, cl.refs, cl) {
+		c.forget(cl)
+	}
+}
+
+// result returns what a caller that did not run the execution gets: the
+// value, or a panic with *PanicError.
+func (cl *call) result() any {
+	switch {
+	case cl.panicked:
+		panic(&PanicError{Value: cl.pval, Stack: cl.stack})
+	case cl.goexit:
+		panic(&PanicError{Value: errGoexit})
+	}
+	return cl.val
+}

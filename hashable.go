@@ -1,0 +1,63 @@
+package memo
+
+import "reflect"
+
+// CacheKeyer is implemented by types that define their own key, as
+// __hash__ and __eq__ do in Python: two values of such a type share a cache
+// entry when their CacheKey results are equal under memo's key rules. The
+// result may be of any type memo can key; it must depend only on the value.
+type CacheKeyer interface {
+	CacheKey() any
+}
+
+// hashable is what MakeHashable returns for values it can convert: the
+// value's canonical encoding. Two hashables are == exactly when the values
+// are equal under memo's key rules.
+type hashable struct{ enc string }
+
+// MakeHashable returns a comparable value that stands for v under memo's key
+// rules (see the README's key table): == on two results is true exactly when
+// the values are equal as cache keys. Values of different dynamic types are
+// never equal, mappings compare as sets of pairs, iterables element by
+// element, floats by their bits with every NaN alike.
+//
+// A func, and a value that contains itself (a slice or map among its own
+// elements), is keyed by identity and comes back as a [HashableWrapper].
+// Pointers are keyed by identity without keeping their object alive: after
+// the object is collected, a new object at the same address gets a
+// different key.
+//
+// MakeHashable is safe for concurrent use. It never hangs or overflows the
+// stack, whatever v holds.
+func MakeHashable(v any) any {
+	s := getState()
+	defer putState(s)
+	encodeInterface(s, reflect.ValueOf(&v).Elem())
+	if s.opaque {
+		return wrapEncoded(v, string(s.buf))
+	}
+	return hashable{string(s.buf)}
+}
+
+// IsIterable reports whether v is a slice or an array, the values whose
+// elements make a key as a tuple does in Python. Strings and byte slices are
+// keyed as scalars and are not iterable here.
+func IsIterable(v any) bool {
+	t := reflect.TypeOf(v)
+	if t == nil {
+		return false
+	}
+	switch t.Kind() {
+	case reflect.Array:
+		return true
+	case reflect.Slice:
+		return t.Elem().Kind() != reflect.Uint8
+	}
+	return false
+}
+
+// IsMapping reports whether v is a map.
+func IsMapping(v any) bool {
+	t := reflect.TypeOf(v)
+	return t != nil && t.Kind() == reflect.Map
+}

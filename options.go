@@ -1,0 +1,140 @@
+package memo
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/memokit/memo/policies"
+)
+
+// DefaultMaxSize is the capacity of the cache that [Decorate] makes when no
+// [WithMaxSize] is given.
+const DefaultMaxSize = 1024
+
+// An Option configures [New] or [Decorate]. Options are made by the With
+// functions of this package.
+type Option interface {
+	apply(*config)
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// config is the set of options before validation.
+type config struct {
+	maxSize    int
+	maxSizeSet bool
+	policy     policies.Kind
+	policySet  bool
+	ttl        time.Duration
+	ttlSet     bool
+	cache      *Cache
+	cacheSet   bool
+	key        func(args []any) any
+	errorTTL   time.Duration
+	errorSet   bool
+	deref      bool
+	errs       []error
+}
+
+// WithMaxSize bounds the cache to n entries (n >= 1). Required by [New];
+// [Decorate] defaults to [DefaultMaxSize].
+func WithMaxSize(n int) Option {
+	return optionFunc(func(c *config) { c.maxSize, c.maxSizeSet = n, true })
+}
+
+// WithPolicy chooses the eviction policy: [policies.LRU] (the default) or
+// [policies.LFU]. Use [policies.Parse] to read one from configuration.
+func WithPolicy(k policies.Kind) Option {
+	return optionFunc(func(c *config) { c.policy, c.policySet = k, true })
+}
+
+// WithTTL makes entries expire d after they were stored (d > 0). Without
+// it, entries never expire.
+func WithTTL(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.ttl, c.ttlSet = d, true })
+}
+
+// WithCache makes [Decorate] use c instead of a cache of its own, so that
+// several functions share one capacity and one set of statistics. Each
+// function's entries stay apart: two functions never see each other's
+// results. It cannot be combined with WithMaxSize, WithPolicy or WithTTL,
+// which belong to the cache.
+func WithCache(c *Cache) Option {
+	return optionFunc(func(cf *config) { cf.cache, cf.cacheSet = c, true })
+}
+
+// WithKey replaces memo's key for [Decorate]d functions: f receives the
+// arguments (a leading context.Context left out) and returns the key, which
+// memo then keys by [MakeHashable]'s rules. f must be deterministic and
+// must return equal keys only for calls whose results may be shared.
+func WithKey(f func(args []any) any) Option {
+	return optionFunc(func(c *config) {
+		c.key = f
+		if f == nil {
+			c.errs = append(c.errs, errors.New("memo: WithKey(nil): pass a key function"))
+		}
+	})
+}
+
+// WithErrorTTL makes [Decorate]d functions also cache results whose
+// trailing error is non-nil, for d (d > 0). By default errors are returned
+// to the callers of that execution and never stored.
+func WithErrorTTL(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.errorTTL, c.errorSet = d, true })
+}
+
+// WithDeref makes [Decorate]d functions key pointer arguments by the values
+// they point to (compared deeply, cycle-safe) instead of by identity. Use it
+// for pointers to values the caller does not mutate while they are cached.
+func WithDeref() Option {
+	return optionFunc(func(c *config) { c.deref = true })
+}
+
+// newConfig applies opts and validates them in one place. forDecorate
+// tells which entry point is configuring.
+func newConfig(opts []Option, forDecorate bool) (config, error) {
+	var c config
+	for _, o := range opts {
+		if o == nil {
+			c.errs = append(c.errs, errors.New("memo: nil Option"))
+			continue
+		}
+		o.apply(&c)
+	}
+	errs := c.errs
+	if c.maxSizeSet && c.maxSize < 1 {
+		errs = append(errs, fmt.Errorf("memo: WithMaxSize(%d): the size must be at least 1", c.maxSize))
+	}
+	if !c.maxSizeSet && !forDecorate && !c.cacheSet {
+		errs = append(errs, errors.New("memo: New needs WithMaxSize(n) with n >= 1"))
+	}
+	if c.policySet && !c.policy.Valid() {
+		errs = append(errs, fmt.Errorf("memo: WithPolicy(%d): unknown policy; use policies.LRU or policies.LFU", int(c.policy)))
+	}
+	if c.ttlSet && c.ttl <= 0 {
+		errs = append(errs, fmt.Errorf("memo: WithTTL(%v): the TTL must be positive; leave the option out for entries that never expire", c.ttl))
+	}
+	if c.errorSet && c.errorTTL <= 0 {
+		errs = append(errs, fmt.Errorf("memo: WithErrorTTL(%v): the TTL must be positive", c.errorTTL))
+	}
+	if c.cacheSet {
+		if c.cache == nil {
+			errs = append(errs, errors.New("memo: WithCache(nil): pass a cache made by New"))
+		}
+		if c.maxSizeSet || c.policySet || c.ttlSet {
+			errs = append(errs, errors.New("memo: WithCache cannot be combined with WithMaxSize, WithPolicy or WithTTL: configure the shared cache with New"))
+		}
+	}
+	if !forDecorate {
+		if c.cacheSet || c.key != nil || c.errorSet || c.deref {
+			errs = append(errs, errors.New("memo: WithCache, WithKey, WithErrorTTL and WithDeref apply to Decorate, not New"))
+		}
+	}
+	if !c.maxSizeSet {
+		c.maxSize = DefaultMaxSize
+	}
+	return c, errors.Join(errs...)
+}
