@@ -1,0 +1,80 @@
+package memo_test
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/memokit/memo"
+	"github.com/memokit/memo/internal/traces"
+	"github.com/memokit/memo/policies"
+)
+
+// TestCacheReplay drives the real Cache with a trace, one request at a time
+// from one goroutine (Get, and Set on a miss), and checks that it gives the
+// original memoizer's hit ratios (SPEC.md, "Capacity, eviction, expiry"):
+// the read buffers, the drains and add-then-evict must not change the
+// eviction order of a textbook LRU or LFU.
+func TestCacheReplay(t *testing.T) {
+	t.Parallel()
+	dir := traces.Require(t)
+	tests := []struct {
+		file     string
+		size     int
+		lru, lfu string
+		long     bool
+	}{
+		{"lirs/gli.trace.gz", 1000, "11.21", "31.34", false},
+		{"arc/OLTP.lis.gz", 1000, "32.83", "13.83", true}, // 914k requests
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			if tt.long && testing.Short() {
+				t.Skip("skipping a long trace under -short")
+			}
+			t.Parallel()
+			path := filepath.Join(dir, tt.file)
+			format, err := traces.FormatOf(path)
+			require.NoError(t, err)
+			keys, err := traces.Load(path, format)
+			require.NoError(t, err)
+			require.NotEmpty(t, keys)
+			for _, k := range []struct {
+				kind policies.Kind
+				want string
+			}{{policies.LRU, tt.lru}, {policies.LFU, tt.lfu}} {
+				t.Run(k.kind.String(), func(t *testing.T) {
+					t.Parallel()
+					c, err := memo.New(memo.WithMaxSize(tt.size), memo.WithPolicy(k.kind))
+					require.NoError(t, err)
+					var hits, misses uint64
+					for _, key := range keys {
+						v, err := c.Get(key)
+						if errors.Is(err, memo.ErrNotFound) {
+							misses++
+							c.Set(key, key)
+							continue
+						}
+						require.NoError(t, err)
+						if v != key {
+							require.Equal(t, key, v, "a hit returned another key's value")
+						}
+						hits++
+					}
+					ratio := fmt.Sprintf("%.2f", 100*float64(hits)/float64(len(keys)))
+					assert.Equal(t, k.want, ratio, "hit ratio")
+					st := c.Stats()
+					assert.Equal(t, hits, st.Hits, "Stats().Hits")
+					assert.Equal(t, misses, st.Misses, "Stats().Misses")
+					assert.Equal(t, tt.size, st.CurrentSize)
+					assert.Equal(t, tt.size, c.Len())
+					assert.Equal(t, misses-uint64(tt.size), st.Evictions, "every miss past the first size inserts and evicts one")
+				})
+			}
+		})
+	}
+}
