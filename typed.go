@@ -1,0 +1,308 @@
+package memo
+
+import (
+	"context"
+	"encoding/binary"
+	"math"
+	"reflect"
+	"slices"
+	"time"
+	"unsafe"
+)
+
+// Typed fast paths.
+//
+// Func, FuncErr, FuncCtx and their two-argument forms memoize functions of
+// common shapes without reflect.MakeFunc: a hit builds the key in a stack
+// buffer (for arguments of basic types), looks it up and returns the
+// stored result, with no reflection and no allocation. They have exactly
+// Decorate's semantics: the same cache type, options, key rules (keys are
+// byte-for-byte those Decorate would build), statistics, coalescing,
+// context handling, [CacheOf] and [Invalidate].
+//
+// Prefer them on hot paths; use Decorate for any other signature. Arguments
+// of other types (structs, slices, pointers, named types) are keyed through
+// the same reflective encoder Decorate uses.
+
+// Func returns a memoized fn, as [Decorate] does, without reflection on
+// the hit path.
+func Func[A, R any](fn func(A) R, opts ...Option) func(A) R {
+	w := newTyped(fn, opts)
+	run := func(_ context.Context, a A) R { return fn(a) }
+	f := func(a A) R { return do1(w, a, nil, run) }
+	register(reflect.ValueOf(f), w)
+	return f
+}
+
+// FuncErr is [Func] for functions that return an error. A non-nil error is
+// not stored (unless [WithErrorTTL]).
+func FuncErr[A, R any](fn func(A) (R, error), opts ...Option) func(A) (R, error) {
+	w := newTyped(fn, opts)
+	run := func(_ context.Context, a A) outcome[R] {
+		r, err := fn(a)
+		return outcome[R]{r, err}
+	}
+	f := func(a A) (R, error) {
+		o := do1(w, a, nil, run)
+		return o.val, o.err
+	}
+	register(reflect.ValueOf(f), w)
+	return f
+}
+
+// FuncCtx is [FuncErr] for functions that take a leading context, with
+// Decorate's context semantics: the context is not part of the key, and a
+// caller whose context ends stops waiting with ctx.Err().
+func FuncCtx[A, R any](fn func(context.Context, A) (R, error), opts ...Option) func(context.Context, A) (R, error) {
+	w := newTyped(fn, opts)
+	run := func(ctx context.Context, a A) outcome[R] {
+		r, err := fn(ctx, a)
+		return outcome[R]{r, err}
+	}
+	f := func(ctx context.Context, a A) (R, error) {
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		o := do1(w, a, ctx, run)
+		return o.val, o.err
+	}
+	register(reflect.ValueOf(f), w)
+	return f
+}
+
+// Func2 is [Func] for functions of two arguments.
+func Func2[A, B, R any](fn func(A, B) R, opts ...Option) func(A, B) R {
+	w := newTyped(fn, opts)
+	run := func(_ context.Context, a A, b B) R { return fn(a, b) }
+	f := func(a A, b B) R { return do2(w, a, b, nil, run) }
+	register(reflect.ValueOf(f), w)
+	return f
+}
+
+// Func2Err is [FuncErr] for functions of two arguments.
+func Func2Err[A, B, R any](fn func(A, B) (R, error), opts ...Option) func(A, B) (R, error) {
+	w := newTyped(fn, opts)
+	run := func(_ context.Context, a A, b B) outcome[R] {
+		r, err := fn(a, b)
+		return outcome[R]{r, err}
+	}
+	f := func(a A, b B) (R, error) {
+		o := do2(w, a, b, nil, run)
+		return o.val, o.err
+	}
+	register(reflect.ValueOf(f), w)
+	return f
+}
+
+// Func2Ctx is [FuncCtx] for functions of two arguments after the context.
+func Func2Ctx[A, B, R any](fn func(context.Context, A, B) (R, error), opts ...Option) func(context.Context, A, B) (R, error) {
+	w := newTyped(fn, opts)
+	run := func(ctx context.Context, a A, b B) outcome[R] {
+		r, err := fn(ctx, a, b)
+		return outcome[R]{r, err}
+	}
+	f := func(ctx context.Context, a A, b B) (R, error) {
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		o := do2(w, a, b, ctx, run)
+		return o.val, o.err
+	}
+	register(reflect.ValueOf(f), w)
+	return f
+}
+
+// outcome is what the typed paths store for functions with an error.
+type outcome[R any] struct {
+	val R
+	err error
+}
+
+func (o outcome[R]) failed() bool { return o.err != nil }
+
+// failer is implemented by stored results that can carry an error.
+type failer interface{ failed() bool }
+
+// judgeTyped is wrapped.judge for the results of the typed paths.
+func (w *wrapped) judgeTyped(val any) (failed, store bool, ttl time.Duration) {
+	if f, ok := val.(failer); ok && f.failed() {
+		return true, w.errorTTL > 0, w.errorTTL
+	}
+	return false, true, w.c.ttl
+}
+
+func newTyped(fn any, opts []Option) *wrapped {
+	v := reflect.ValueOf(fn)
+	if v.IsNil() {
+		panic("memo: nil func: pass the function to memoize")
+	}
+	cfg, err := newConfig(opts, true)
+	if err != nil {
+		panic(err)
+	}
+	return newWrapped(v, cfg)
+}
+
+// do1 returns the result for a call with argument a: stored, shared with
+// an execution in flight, or computed by run. Basic argument types are
+// keyed in a stack buffer; others go through the reflective encoder.
+func do1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Context, A) T) T {
+	if w.key == nil && !w.deref {
+		var arr [64]byte
+		k := binary.LittleEndian.AppendUint64(arr[:0], w.fid)
+		if k, ok := appendBasic(k, a); ok {
+			h := hashKey(k)
+			if v, ok := w.c.lookup(k, h); ok {
+				return v.(T)
+			}
+			s := getState()
+			s.buf = append(s.buf, k...)
+			return miss(w, s, h, ctx, func(ctx context.Context) T { return run(ctx, a) })
+		}
+	}
+	return slow1(w, a, ctx, run)
+}
+
+func slow1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Context, A) T) T {
+	s := getState()
+	w.encodeTyped(s, reflect.NewAt(reflect.TypeFor[A](), unsafe.Pointer(&a)).Elem())
+	return lookupOrMiss(w, s, ctx, func(ctx context.Context) T { return run(ctx, a) })
+}
+
+// do2 is do1 for two arguments.
+func do2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(context.Context, A, B) T) T {
+	if w.key == nil && !w.deref {
+		var arr [64]byte
+		k := binary.LittleEndian.AppendUint64(arr[:0], w.fid)
+		k, ok := appendBasic(k, a)
+		if ok {
+			k, ok = appendBasic(k, b)
+		}
+		if ok {
+			h := hashKey(k)
+			if v, ok := w.c.lookup(k, h); ok {
+				return v.(T)
+			}
+			s := getState()
+			s.buf = append(s.buf, k...)
+			return miss(w, s, h, ctx, func(ctx context.Context) T { return run(ctx, a, b) })
+		}
+	}
+	return slow2(w, a, b, ctx, run)
+}
+
+func slow2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(context.Context, A, B) T) T {
+	s := getState()
+	w.encodeTyped(s,
+		reflect.NewAt(reflect.TypeFor[A](), unsafe.Pointer(&a)).Elem(),
+		reflect.NewAt(reflect.TypeFor[B](), unsafe.Pointer(&b)).Elem())
+	return lookupOrMiss(w, s, ctx, func(ctx context.Context) T { return run(ctx, a, b) })
+}
+
+// encodeTyped encodes the arguments of a typed function (the context
+// left out) as Decorate does.
+func (w *wrapped) encodeTyped(s *keyState, args ...reflect.Value) {
+	if w.ctx {
+		args = append([]reflect.Value{{}}, args...)
+	}
+	w.encode(s, args)
+}
+
+func lookupOrMiss[T any](w *wrapped, s *keyState, ctx context.Context, run func(context.Context) T) T {
+	h := hashKey(s.buf)
+	if v, ok := w.c.lookup(s.buf, h); ok {
+		putState(s)
+		return v.(T)
+	}
+	return miss(w, s, h, ctx, run)
+}
+
+// miss is the miss path shared by the typed functions: s holds the key,
+// whose lookup has missed. It takes ownership of s.
+func miss[T any](w *wrapped, s *keyState, h uint64, ctx context.Context, run func(context.Context) T) T {
+	if ctx != nil && ctx.Err() != nil {
+		putState(s)
+		return cancelledOutcome[T](ctx)
+	}
+	v, ok, cl, leader := w.c.join(s.buf, h)
+	if ok {
+		putState(s)
+		return v.(T)
+	}
+	if leader && len(s.refs) > 0 {
+		cl.refs = slices.Clone(s.refs)
+	}
+	putState(s)
+	if ctx == nil {
+		if !leader {
+			<-cl.done
+			return cl.result().(T)
+		}
+		w.c.execute(cl, w.judgeTyped, func() any { return run(nil) })
+		if cl.panicked {
+			panic(cl.pval)
+		}
+		return cl.val.(T)
+	}
+	if leader {
+		runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		cl.cancel = cancel
+		go w.c.execute(cl, w.judgeTyped, func() any { return run(runCtx) })
+	}
+	select {
+	case <-cl.done:
+	case <-ctx.Done():
+		w.c.leave(cl)
+		return cancelledOutcome[T](ctx)
+	}
+	if leader && cl.panicked {
+		panic(cl.pval)
+	}
+	return cl.result().(T)
+}
+
+// cancelledOutcome returns the zero result with ctx's error, for T an
+// outcome (the context forms always have an error result).
+func cancelledOutcome[T any](ctx context.Context) T {
+	var t T
+	if p, ok := any(&t).(interface{ setErr(error) }); ok {
+		p.setErr(ctx.Err())
+	}
+	return t
+}
+
+func (o *outcome[R]) setErr(err error) { o.err = err }
+
+// appendBasic appends the key encoding of a when its type is one of Go's
+// basic types, byte-for-byte as the reflective encoder does, and reports
+// false for any other type.
+func appendBasic[A any](b []byte, a A) ([]byte, bool) {
+	switch v := any(a).(type) {
+	case int:
+		return binary.LittleEndian.AppendUint64(b, uint64(v)), true
+	case int64:
+		return binary.LittleEndian.AppendUint64(b, uint64(v)), true
+	case int32:
+		return binary.LittleEndian.AppendUint64(b, uint64(v)), true
+	case uint:
+		return binary.LittleEndian.AppendUint64(b, uint64(v)), true
+	case uint64:
+		return binary.LittleEndian.AppendUint64(b, v), true
+	case uint32:
+		return binary.LittleEndian.AppendUint64(b, uint64(v)), true
+	case string:
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		return append(b, v...), true
+	case bool:
+		if v {
+			return append(b, 1), true
+		}
+		return append(b, 0), true
+	case float64:
+		if v != v {
+			v = math.NaN()
+		}
+		return binary.LittleEndian.AppendUint64(b, math.Float64bits(v)), true
+	}
+	return b, false
+}
