@@ -135,7 +135,13 @@ func (c *Cache) now() int64 { return int64(time.Since(c.epoch)) | 1 }
 // encodeKey encodes a key given to Get, Set or Delete.
 func encodeKey(s *keyState, key any) {
 	s.u64(0) // the namespace of keys that no decorated function uses
-	encodeInterface(s, reflect.ValueOf(&key).Elem())
+	// As encodeInterface(s, reflect.ValueOf(&key).Elem()), without taking
+	// key's address: that moved key to the heap, one allocation per Get.
+	if key == nil {
+		s.uvarint(0)
+		return
+	}
+	encodeDynamic(s, reflect.ValueOf(key))
 }
 
 // Get returns the value stored for key, or an error that wraps
@@ -224,9 +230,12 @@ func (c *Cache) Stats() stats.Stats {
 	c.mu.Lock()
 	c.sweep(c.now())
 	size := c.policy.Len()
+	// Under c.mu, so that no drain is moving hits from the stripes to
+	// c.hits: read outside it, hits already made could be missed.
+	hits := c.hits.Load() + c.reads.pendingHits()
 	c.mu.Unlock()
 	st := c.rec.Snapshot()
-	st.Hits += c.hits.Load() + c.reads.pendingHits()
+	st.Hits += hits
 	st.CurrentSize = size
 	st.MaxSize = c.maxSize
 	st.TTL = c.ttl
@@ -301,6 +310,7 @@ func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []u
 	defer c.mu.Unlock()
 	now := c.now()
 	c.drainReads()
+	c.sweep(now)
 	var expires int64
 	if ttl > 0 {
 		expires = now + int64(ttl)
@@ -324,23 +334,31 @@ func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []u
 		n = &node{Value: item{key: key, val: val, expires: expires}}
 		sh.m[key] = n
 		sh.mu.Unlock()
+		// Make room before adding n, as the original does: added first, a
+		// new LFU entry (count 1) is its own victim whenever every other
+		// entry has been used more than once.
+		c.evictTo(c.maxSize - 1)
 		c.policy.Add(n)
 		c.watch(n, refs)
 	}
 	if ttl > 0 {
 		c.linkExpiry(n, ttl)
 	}
-	c.sweep(now)
+	c.schedule(now)
+	return true
+}
+
+// evictTo evicts the policy's victims until at most size entries remain.
+// c.mu is held.
+func (c *Cache) evictTo(size int) {
 	var evicted uint64
-	for c.policy.Len() > c.maxSize {
+	for c.policy.Len() > size {
 		c.removeNode(c.policy.Victim())
 		evicted++
 	}
 	if evicted > 0 {
 		c.rec.Evicted(evicted)
 	}
-	c.schedule(now)
-	return true
 }
 
 // watch registers cleanups that drop n when an object its key refers to
