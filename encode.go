@@ -35,9 +35,18 @@ const (
 	tagNonce    byte = 5 // a value that cannot be identified: a fresh number, never equal to another key
 )
 
-// maxDepth bounds the nesting the encoder follows; deeper containers are
-// keyed by identity, so no argument can overflow the stack.
-const maxDepth = 256
+// maxDepth bounds the nesting the encoder follows, so that no argument can
+// overflow the stack. A deeper container gets a nonce: such a value equals
+// nothing, not even itself (a miss), since keying it by identity would
+// return a stale result after the caller changed it in place.
+const maxDepth = 1000
+
+// maxKeyLen bounds the work of one key. A value that shares sub-values
+// (x := []any{y, y}; y := []any{z, z}; ...) can be exponentially larger as
+// a tree than in memory; once a key passes maxKeyLen bytes, containers are
+// no longer followed but get a nonce, so the key equals no other: a miss,
+// never a hang.
+const maxKeyLen = 4 << 20
 
 // An encoder appends the encoding of v, whose type is the one the encoder
 // was built for.
@@ -78,6 +87,7 @@ func putState(s *keyState) {
 		return // let oversized buffers go
 	}
 	s.buf = s.buf[:0]
+	clear(s.path) // drop the pointers it walked
 	s.path = s.path[:0]
 	clear(s.refs[:cap(s.refs)])
 	s.refs = s.refs[:0]
@@ -113,16 +123,21 @@ func (s *keyState) identity(p unsafe.Pointer) {
 }
 
 // enter records container (p, n, t) on the path. It reports false, having
-// written a back-reference, when the container is already on the path or the
-// path is too deep; the caller must then not descend.
+// written a back-reference when the container is already on the path, or a
+// nonce when the path is too deep or the key too long; the caller must then
+// not descend.
 func (s *keyState) enter(p unsafe.Pointer, n int, t reflect.Type) bool {
-	cyclic := len(s.path) >= maxDepth
+	if len(s.buf) > maxKeyLen || len(s.path) >= maxDepth {
+		s.nonce()
+		return false
+	}
+	cyclic := false
 	for i := range s.path {
-		if cyclic {
+		e := &s.path[i]
+		if e.p == p && e.n == n && e.t == t {
+			cyclic = true
 			break
 		}
-		e := &s.path[i]
-		cyclic = e.p == p && e.n == n && e.t == t
 	}
 	if cyclic {
 		s.opaque = true
@@ -179,8 +194,12 @@ func infoOf(t reflect.Type) *typeInfo {
 	}
 	f = newEncoder(t)
 	wg.Done()
-	typeCache.Store(t, &typeInfo{id: ti.id, enc: f})
-	return ti
+	// Return the built encoder, not the placeholder: callers keep what
+	// they get (Decorate's per-signature encoders, element encoders), and
+	// the placeholder would cost them a WaitGroup check on every call.
+	built := &typeInfo{id: ti.id, enc: f}
+	typeCache.Store(t, built)
+	return built
 }
 
 func encoderOf(t reflect.Type) encoder { return infoOf(t).enc }
@@ -354,6 +373,22 @@ func sliceEncoder(t reflect.Type) encoder {
 			s.buf = append(s.buf, b...)
 		}
 	}
+	if et := t.Elem(); et.Kind() == reflect.String && !et.Implements(keyerType) {
+		// The encoding of the general case below, without reflect per
+		// element; strings cannot lead back to the slice, so there is no
+		// cycle to watch for.
+		return func(s *keyState, v reflect.Value) {
+			if v.IsNil() {
+				s.byte(tagNil)
+				return
+			}
+			s.byte(tagValue)
+			s.uvarint(uint64(v.Len()))
+			for _, e := range unsafe.Slice((*string)(v.UnsafePointer()), v.Len()) {
+				s.str(e)
+			}
+		}
+	}
 	var elem encoder
 	var once sync.Once
 	return func(s *keyState, v reflect.Value) {
@@ -482,12 +517,12 @@ func keyerEncoder(t reflect.Type, structural encoder) encoder {
 			s.byte(tagNil)
 			return
 		}
-		if !v.CanInterface() {
+		k, ok := callCacheKey(v)
+		if !ok {
 			s.byte(tagNonce + 1)
 			structural(s, v)
 			return
 		}
-		k := v.Interface().(CacheKeyer).CacheKey()
 		s.byte(tagValue)
 		if k == nil {
 			s.uvarint(0)
@@ -509,6 +544,23 @@ func keyerEncoder(t reflect.Type, structural encoder) encoder {
 		encodeDynamic(s, kv)
 		s.leave()
 	}
+}
+
+// callCacheKey returns v.CacheKey(), or false when v cannot be reached as
+// an interface (an unexported field) or CacheKey panics. A struct that
+// embeds a nil pointer to a type with a value-receiver CacheKey has that
+// method too, and calling it panics: an argument must not crash the caller,
+// so such values are keyed by their structure.
+func callCacheKey(v reflect.Value) (k any, ok bool) {
+	if !v.CanInterface() {
+		return nil, false
+	}
+	defer func() {
+		if recover() != nil {
+			k, ok = nil, false
+		}
+	}()
+	return v.Interface().(CacheKeyer).CacheKey(), true
 }
 
 // wallToInternal mirrors the time package's offset between the wall clock

@@ -98,11 +98,14 @@ func hashOf(v any, key string) uint64 {
 	return maphash.String(hashSeed, key)
 }
 
-// acyclic reports whether v contains no cycle, following pointers too.
+// acyclic reports whether v contains no cycle, following pointers too,
+// and is small enough for hashstructure to walk: not too deep, and not a
+// value whose shared parts make it exponentially large as a tree (the
+// encoder then gives up on it with a nonce, which sets opaque too).
 func acyclic(v any) bool {
 	s := getState()
 	defer putState(s)
 	s.deref = true
 	encodeInterface(s, reflect.ValueOf(&v).Elem())
-	return !s.cyclic
+	return !s.cyclic && !s.opaque
 }
