@@ -164,7 +164,7 @@ func (w *wrapped) call(args []reflect.Value) []reflect.Value {
 			<-cl.done
 			return cl.result().([]reflect.Value)
 		}
-		w.c.execute(cl, w.judge, func() any { return w.fn.Call(args) })
+		w.c.execute(cl, w.judge, func() any { return w.invoke(args) })
 		if cl.panicked {
 			panic(cl.pval)
 		}
@@ -176,7 +176,7 @@ func (w *wrapped) call(args []reflect.Value) []reflect.Value {
 		cl.cancel = cancel
 		runArgs := slices.Clone(args)
 		runArgs[0] = reflect.ValueOf(&runCtx).Elem()
-		go w.c.execute(cl, w.judge, func() any { return w.fn.Call(runArgs) })
+		go w.c.execute(cl, w.judge, func() any { return w.invoke(runArgs) })
 	}
 	select {
 	case <-cl.done:
@@ -188,6 +188,16 @@ func (w *wrapped) call(args []reflect.Value) []reflect.Value {
 		panic(cl.pval)
 	}
 	return cl.result().([]reflect.Value)
+}
+
+// invoke calls the decorated function with the arguments MakeFunc gave the
+// wrapper. For a variadic function those end with the variadic slice
+// itself, which Call would wrap in another slice: CallSlice passes it on.
+func (w *wrapped) invoke(args []reflect.Value) []reflect.Value {
+	if w.typ.IsVariadic() {
+		return w.fn.CallSlice(args)
+	}
+	return w.fn.Call(args)
 }
 
 // judge decides whether results are stored, and for how long.
@@ -305,8 +315,10 @@ func (w *wrapped) args(args []any) ([]reflect.Value, bool) {
 		if len(args) < params-1 {
 			return nil, false
 		}
+		// f() passes a nil slice for no variadic arguments, and nil and
+		// empty slices are different keys.
 		st := t.In(t.NumIn() - 1)
-		rest := reflect.MakeSlice(st, 0, len(args)-(params-1))
+		rest := reflect.Zero(st)
 		for _, a := range args[params-1:] {
 			v, ok := convert(a, st.Elem())
 			if !ok {
@@ -357,11 +369,23 @@ func convert(a any, t reflect.Type) (reflect.Value, bool) {
 	}
 	if isNumber(v.Kind()) && isNumber(t.Kind()) && v.CanConvert(t) {
 		c := v.Convert(t)
-		if c.Convert(v.Type()).Equal(v) {
+		// Between signed and unsigned integers a round trip also
+		// succeeds for a value that changed its sign (-1 and MaxUint64).
+		if c.Convert(v.Type()).Equal(v) && isNegative(v) == isNegative(c) {
 			return c, true
 		}
 	}
 	return reflect.Value{}, false
+}
+
+func isNegative(v reflect.Value) bool {
+	switch {
+	case v.CanInt():
+		return v.Int() < 0
+	case v.CanFloat():
+		return v.Float() < 0
+	}
+	return false
 }
 
 func isNumber(k reflect.Kind) bool {
