@@ -1,7 +1,6 @@
 package memo
 
 import (
-	"hash/maphash"
 	"reflect"
 	"runtime"
 	"sync"
@@ -30,7 +29,8 @@ import (
 //
 // The zero Cache is not usable: make one with [New] or [MustNew].
 type Cache struct {
-	shards  []shard
+	index   index   // key → entry, read without locks
+	shards  []shard // executions in flight, by key hash
 	mask    uint64
 	maxSize int
 	ttl     time.Duration
@@ -54,10 +54,13 @@ type Cache struct {
 
 type node = policies.Node[item]
 
-// item is what the cache keeps for one entry. key, val and expires are
-// written under the shard's lock; the rest under Cache.mu.
+// item is what the cache keeps for one entry. key, h, val and expires
+// never change once the entry is in the index (a Set of an existing key
+// makes a new node), so lookups read them without a lock; the rest is
+// written under Cache.mu.
 type item struct {
 	key     string
+	h       uint64
 	val     any
 	expires int64 // since Cache.epoch; 0 = never
 	exp     *expList
@@ -68,19 +71,12 @@ type item struct {
 	cleanups []runtime.Cleanup
 }
 
-// shard is one part of the key space: its map of entries and the
-// executions in flight for its keys.
+// shard holds the executions in flight for part of the key space.
 type shard struct {
-	mu    sync.RWMutex
-	m     map[string]*node
+	mu    sync.Mutex
 	calls map[string]*call
-	_     [64 - 32]byte
+	_     [64 - 16]byte
 }
-
-// keySeed hashes keys to shards and read stripes.
-var keySeed = maphash.MakeSeed()
-
-func hashKey(k []byte) uint64 { return maphash.Bytes(keySeed, k) }
 
 // New returns a cache configured by opts. [WithMaxSize] is required;
 // [WithPolicy] and [WithTTL] are optional. Options that only make sense
@@ -118,9 +114,9 @@ func newCache(cfg config) *Cache {
 		policy:  policies.New[item](cfg.policy),
 	}
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]*node)
 		c.shards[i].calls = make(map[string]*call)
 	}
+	c.index.init()
 	c.reads.init()
 	c.self = weak.Make(c)
 	return c
@@ -192,22 +188,19 @@ func (c *Cache) Clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.reads.reset()
+	c.index.each(stopCleanups)
+	c.index.clear()
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
-		for _, n := range sh.m {
-			stopCleanups(n)
-		}
-		clear(sh.m)
 		clear(sh.calls) // their results are stale now
 		sh.mu.Unlock()
 	}
 	c.policy.Clear()
 	c.expiry = nil
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timerAt = 0
-	}
+	// The timer is left to fire and find nothing: stopping it here would be
+	// a fatal error when the cache was made inside a testing/synctest
+	// bubble and is cleared from outside (ClearAll in another test).
 	c.resetStats()
 }
 
@@ -250,20 +243,10 @@ func (c *Cache) UpdateProfiling(d time.Duration) { c.rec.Execution(d, false) }
 // lookup returns the value stored under the encoded key k with hash h and
 // counts a hit or a miss. An expired entry is removed and is a miss.
 func (c *Cache) lookup(k []byte, h uint64) (any, bool) {
-	sh := c.shardOf(h)
-	sh.mu.RLock()
-	n := sh.m[string(k)]
-	var (
-		v   any
-		exp int64
-	)
-	if n != nil {
-		v, exp = n.Value.val, n.Value.expires
-	}
-	sh.mu.RUnlock()
-	if n != nil && (exp == 0 || c.now() < exp) {
+	n := c.index.get(k, h)
+	if n != nil && (n.Value.expires == 0 || c.now() < n.Value.expires) {
 		c.hit(n, h)
-		return v, true
+		return n.Value.val, true
 	}
 	if n != nil {
 		c.expireNode(n)
@@ -324,23 +307,25 @@ func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []u
 		}
 		delete(sh.calls, key)
 	}
-	n := sh.m[key]
-	if n != nil {
-		n.Value.val, n.Value.expires = val, expires
-		sh.mu.Unlock()
+	n := &node{Value: item{key: key, h: h, val: val, expires: expires}}
+	if old := c.index.get(unsafeBytes(key), h); old != nil {
+		// Entries are immutable for lock-free readers: the new node takes
+		// the old one's place, and setting counts as a use.
+		c.index.replace(old, n)
+		c.policy.Replace(old, n)
 		c.policy.Touch(n)
-		c.unlinkExpiry(n)
+		c.unlinkExpiry(old)
+		n.Value.cleanups, old.Value.cleanups = old.Value.cleanups, nil
 	} else {
-		n = &node{Value: item{key: key, val: val, expires: expires}}
-		sh.m[key] = n
-		sh.mu.Unlock()
 		// Make room before adding n, as the original does: added first, a
 		// new LFU entry (count 1) is its own victim whenever every other
 		// entry has been used more than once.
 		c.evictTo(c.maxSize - 1)
+		c.index.insert(n)
 		c.policy.Add(n)
 		c.watch(n, refs)
 	}
+	sh.mu.Unlock()
 	if ttl > 0 {
 		c.linkExpiry(n, ttl)
 	}
@@ -365,14 +350,15 @@ func (c *Cache) evictTo(size int) {
 // by identity is collected.
 func (c *Cache) watch(n *node, refs []unsafe.Pointer) {
 	for _, p := range refs {
-		cl := runtime.AddCleanup((*byte)(p), dropEntry, dropArg{c.self, n})
+		cl := runtime.AddCleanup((*byte)(p), dropEntry, dropArg{c.self, n.Value.key, n.Value.h})
 		n.Value.cleanups = append(n.Value.cleanups, cl)
 	}
 }
 
 type dropArg struct {
-	c weak.Pointer[Cache]
-	n *node
+	c   weak.Pointer[Cache]
+	key string
+	h   uint64
 }
 
 // dropEntry removes an entry whose key referred to a collected object. Its
@@ -385,12 +371,8 @@ func dropEntry(a dropArg) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	sh := c.shardOf(hashKey(unsafe.Slice(unsafe.StringData(a.n.Value.key), len(a.n.Value.key))))
-	sh.mu.RLock()
-	live := sh.m[a.n.Value.key] == a.n
-	sh.mu.RUnlock()
-	if live {
-		c.removeNode(a.n)
+	if n := c.index.get(unsafeBytes(a.key), a.h); n != nil {
+		c.removeNode(n)
 	}
 }
 
@@ -408,15 +390,10 @@ func (c *Cache) remove(k []byte, h uint64) bool {
 	defer c.mu.Unlock()
 	c.drainReads()
 	sh := c.shardOf(h)
-	sh.mu.RLock()
-	n := sh.m[string(k)]
-	_, inFlight := sh.calls[string(k)]
-	sh.mu.RUnlock()
-	if inFlight {
-		sh.mu.Lock()
-		delete(sh.calls, string(k))
-		sh.mu.Unlock()
-	}
+	sh.mu.Lock()
+	delete(sh.calls, string(k))
+	sh.mu.Unlock()
+	n := c.index.get(k, h)
 	if n == nil {
 		return false
 	}
@@ -432,13 +409,7 @@ func (c *Cache) remove(k []byte, h uint64) bool {
 // removeNode unlinks n from its shard, the policy and the expiry lists.
 // c.mu is held.
 func (c *Cache) removeNode(n *node) {
-	k := n.Value.key
-	sh := c.shardOf(hashKey(unsafe.Slice(unsafe.StringData(k), len(k))))
-	sh.mu.Lock()
-	if sh.m[k] == n {
-		delete(sh.m, k)
-	}
-	sh.mu.Unlock()
+	c.index.remove(n)
 	c.policy.Remove(n)
 	c.unlinkExpiry(n)
 	stopCleanups(n)
@@ -449,13 +420,7 @@ func (c *Cache) removeNode(n *node) {
 func (c *Cache) expireNode(n *node) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	k := n.Value.key
-	sh := c.shardOf(hashKey(unsafe.Slice(unsafe.StringData(k), len(k))))
-	sh.mu.RLock()
-	same := sh.m[k] == n
-	exp := n.Value.expires
-	sh.mu.RUnlock()
-	if same && exp != 0 && c.now() >= exp {
+	if c.index.get(unsafeBytes(n.Value.key), n.Value.h) == n && c.now() >= n.Value.expires {
 		c.removeNode(n)
 		c.rec.Expired(1)
 	}

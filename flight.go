@@ -40,10 +40,11 @@ type call struct {
 func (c *Cache) join(k []byte, h uint64) (val any, ok bool, cl *call, leader bool) {
 	sh := c.shardOf(h)
 	sh.mu.Lock()
-	if n := sh.m[string(k)]; n != nil && (n.Value.expires == 0 || c.now() < n.Value.expires) {
-		val = n.Value.val
+	// Stores insert under the shard's lock, so a caller sees the entry or
+	// the execution that will store it.
+	if n := c.index.get(k, h); n != nil && (n.Value.expires == 0 || c.now() < n.Value.expires) {
 		sh.mu.Unlock()
-		return val, true, nil, false
+		return n.Value.val, true, nil, false
 	}
 	if cl = sh.calls[string(k)]; cl != nil {
 		cl.waiters++

@@ -83,6 +83,15 @@ func (l *lfu[V]) Remove(n *Node[V]) {
 	l.drop(from)
 }
 
+func (l *lfu[V]) Replace(old, n *Node[V]) {
+	if !l.owns(old) {
+		l.Add(n)
+		return
+	}
+	mustBeUnlinked(n)
+	replaceNode(old, n)
+}
+
 func (l *lfu[V]) Victim() *Node[V] {
 	if l.len == 0 {
 		return nil

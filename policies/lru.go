@@ -39,6 +39,15 @@ func (l *lru[V]) Remove(n *Node[V]) {
 	l.len--
 }
 
+func (l *lru[V]) Replace(old, n *Node[V]) {
+	if !l.owns(old) {
+		l.Add(n)
+		return
+	}
+	mustBeUnlinked(n)
+	replaceNode(old, n)
+}
+
 func (l *lru[V]) Victim() *Node[V] {
 	if l.len == 0 {
 		return nil

@@ -64,6 +64,10 @@ type Policy[V any] interface {
 	Touch(n *Node[V])
 	// Remove unlinks n. It is a no-op if n is not in this policy.
 	Remove(n *Node[V])
+	// Replace puts n, which must not be in any policy, in old's place (the
+	// same recency, or the same count and rank among its ties) and unlinks
+	// old. If old is not in this policy, it adds n as Add does.
+	Replace(old, n *Node[V])
 	// Victim returns the entry to evict next, or nil when empty. It does not
 	// remove it.
 	Victim() *Node[V]
@@ -83,6 +87,14 @@ func New[V any](k Kind) Policy[V] {
 		return newLFU[V]()
 	}
 	panic(fmt.Sprintf("memo: unknown policy %v (want policies.LRU or policies.LFU)", k))
+}
+
+// replaceNode links n where old is, in old's bucket, and unlinks old.
+func replaceNode[V any](old, n *Node[V]) {
+	n.prev, n.next, n.bucket = old.prev, old.next, old.bucket
+	old.prev.next = n
+	old.next.prev = n
+	old.prev, old.next, old.bucket = nil, nil, nil
 }
 
 func mustBeUnlinked[V any](n *Node[V]) {

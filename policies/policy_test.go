@@ -172,3 +172,28 @@ func TestAddLinkedPanics(t *testing.T) {
 		assert.Zero(t, other.Len())
 	}
 }
+
+func TestReplaceKeepsPlace(t *testing.T) {
+	for _, k := range []Kind{LRU, LFU} {
+		t.Run(k.String(), func(t *testing.T) {
+			p := New[int](k)
+			a, b, c := &Node[int]{Value: 1}, &Node[int]{Value: 2}, &Node[int]{Value: 3}
+			p.Add(a)
+			p.Add(b)
+			p.Add(c)
+			p.Touch(a) // LRU order b, c, a; LFU: b(1), c(1), a(2)
+			b2 := &Node[int]{Value: 20}
+			p.Replace(b, b2)
+			require.Equal(t, 3, p.Len())
+			assert.Same(t, b2, p.Victim(), "the replacement keeps the victim's place")
+			p.Touch(b) // b is unlinked now: a no-op
+			assert.Same(t, b2, p.Victim())
+			p.Remove(b2)
+			assert.Same(t, c, p.Victim())
+			// Replacing a node that is not in the policy adds the new one.
+			d := &Node[int]{Value: 4}
+			p.Replace(&Node[int]{}, d)
+			assert.Equal(t, 3, p.Len())
+		})
+	}
+}

@@ -1,0 +1,188 @@
+package memo
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"math/rand/v2"
+	"sync/atomic"
+	"unsafe"
+)
+
+// index maps encoded keys to entries. Reads take no lock: open addressing
+// with linear probing over a table of atomic slots, which readers load and
+// probe. Writes come from one goroutine at a time (the cache's writers hold
+// Cache.mu): a writer inserts by storing a new node into a free slot,
+// replaces an entry by storing its new node into its slot, deletes by
+// storing a tombstone, and grows by filling a new table and publishing it.
+// A published node is never modified where readers look (key, hash, value,
+// expiry), so a reader sees a whole entry or none.
+//
+// Compared with a Go map behind a RWMutex, a hit costs no atomic
+// read-modify-write and parallel readers share cache lines read-only; a
+// slot costs 8 bytes.
+type index struct {
+	t atomic.Pointer[table]
+}
+
+type table struct {
+	slots []atomic.Pointer[node]
+	mask  uint64
+	live  int // entries; written by the writer only
+	used  int // entries and tombstones; written by the writer only
+}
+
+// tombstone marks a deleted slot, so that probes go on past it.
+var tombstone = new(node)
+
+const minTable = 16
+
+func (x *index) init() { x.t.Store(newTable(minTable)) }
+
+func newTable(size int) *table {
+	return &table{slots: make([]atomic.Pointer[node], size), mask: uint64(size - 1)}
+}
+
+// get returns the entry for key k with hash h, or nil. Safe for any
+// goroutine.
+func (x *index) get(k []byte, h uint64) *node {
+	t := x.t.Load()
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		n := t.slots[i].Load()
+		if n == nil {
+			return nil
+		}
+		if n.Value.h == h && n.Value.key == string(k) {
+			return n
+		}
+	}
+}
+
+// slot returns the slot holding n in t, or nil. Writer only.
+func (t *table) slot(n *node) *atomic.Pointer[node] {
+	for i := n.Value.h & t.mask; ; i = (i + 1) & t.mask {
+		s := t.slots[i].Load()
+		if s == n {
+			return &t.slots[i]
+		}
+		if s == nil {
+			return nil
+		}
+	}
+}
+
+// insert adds n, whose key is not in the index. Writer only.
+func (x *index) insert(n *node) {
+	t := x.t.Load()
+	if (t.used+1)*4 > len(t.slots)*3 {
+		t = x.rebuild(t, t.live+1)
+	}
+	for i := n.Value.h & t.mask; ; i = (i + 1) & t.mask {
+		s := t.slots[i].Load()
+		if s == nil || s == tombstone {
+			if s == nil {
+				t.used++
+			}
+			t.live++
+			t.slots[i].Store(n)
+			return
+		}
+	}
+}
+
+// rebuild publishes a table sized for live entries (at most 3/8 full) with
+// the entries of t, dropping its tombstones.
+func (x *index) rebuild(t *table, live int) *table {
+	size := minTable
+	for size*3 < live*8 {
+		size *= 2
+	}
+	nt := newTable(size)
+	for i := range t.slots {
+		n := t.slots[i].Load()
+		if n == nil || n == tombstone {
+			continue
+		}
+		j := n.Value.h & nt.mask
+		for nt.slots[j].Load() != nil {
+			j = (j + 1) & nt.mask
+		}
+		nt.slots[j].Store(n)
+		nt.live++
+		nt.used++
+	}
+	x.t.Store(nt)
+	return nt
+}
+
+// replace puts n, an entry with old's key, in old's place. Writer only.
+func (x *index) replace(old, n *node) {
+	if s := x.t.Load().slot(old); s != nil {
+		s.Store(n)
+	}
+}
+
+// remove deletes n and reports whether it was in the index. Writer only.
+func (x *index) remove(n *node) bool {
+	t := x.t.Load()
+	s := t.slot(n)
+	if s == nil {
+		return false
+	}
+	s.Store(tombstone)
+	t.live--
+	if t.live*8 < len(t.slots) && len(t.slots) > minTable {
+		x.rebuild(t, t.live) // shrink after many deletions
+	}
+	return true
+}
+
+// len returns the number of entries. Writer only.
+func (x *index) len() int { return x.t.Load().live }
+
+// each calls f for every entry. Writer only; f must not modify the index.
+func (x *index) each(f func(*node)) {
+	t := x.t.Load()
+	for i := range t.slots {
+		if n := t.slots[i].Load(); n != nil && n != tombstone {
+			f(n)
+		}
+	}
+}
+
+// clear drops every entry. Writer only.
+func (x *index) clear() { x.t.Store(newTable(minTable)) }
+
+// keyHashSeed keys hashKey, so that hashes differ from one process to the
+// next.
+var keyHashSeed = rand.Uint64() | 1
+
+// hashKey hashes an encoded key: a multiply-mix over 8-byte words, in the
+// style of wyhash. It spreads keys over index slots, shards and stripes; it
+// decides nothing about equality (the index compares whole keys).
+func hashKey(k []byte) uint64 {
+	h := keyHashSeed ^ uint64(len(k))*0x9e3779b97f4a7c15
+	for len(k) >= 8 {
+		h = mix(h^binary.LittleEndian.Uint64(k), 0xbf58476d1ce4e5b9)
+		k = k[8:]
+	}
+	if len(k) > 0 {
+		var t uint64
+		for i, b := range k {
+			t |= uint64(b) << (8 * i)
+		}
+		h = mix(h^t, 0x94d049bb133111eb)
+	}
+	return mix(h, 0x2545f4914f6cdd1d)
+}
+
+func mix(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
+}
+
+func hashString(k string) uint64 {
+	return hashKey(unsafeBytes(k))
+}
+
+// unsafeBytes views s as bytes, which the caller must not modify.
+func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
