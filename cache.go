@@ -63,12 +63,25 @@ type item struct {
 	h       uint64
 	val     any
 	expires int64 // since Cache.epoch; 0 = never
-	exp     *expList
-	expPrev *node
-	expNext *node
+	x       *extra
+}
+
+// extra holds what only some entries need, so that an entry without TTL or
+// pointer keys stays small.
+type extra struct {
+	exp              *expList // the expiry list holding the entry
+	expPrev, expNext *node
 	// cleanups drop the entry once an object its key refers to by identity
 	// is collected; they are stopped when the entry goes first.
 	cleanups []runtime.Cleanup
+}
+
+// ext returns n's extra, making it if needed. c.mu is held.
+func ext(n *node) *extra {
+	if n.Value.x == nil {
+		n.Value.x = new(extra)
+	}
+	return n.Value.x
 }
 
 // shard holds the executions in flight for part of the key space.
@@ -315,7 +328,9 @@ func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []u
 		c.policy.Replace(old, n)
 		c.policy.Touch(n)
 		c.unlinkExpiry(old)
-		n.Value.cleanups, old.Value.cleanups = old.Value.cleanups, nil
+		if old.Value.x != nil && len(old.Value.x.cleanups) > 0 {
+			ext(n).cleanups, old.Value.x.cleanups = old.Value.x.cleanups, nil
+		}
 	} else {
 		// Make room before adding n, as the original does: added first, a
 		// new LFU entry (count 1) is its own victim whenever every other
@@ -351,7 +366,8 @@ func (c *Cache) evictTo(size int) {
 func (c *Cache) watch(n *node, refs []unsafe.Pointer) {
 	for _, p := range refs {
 		cl := runtime.AddCleanup((*byte)(p), dropEntry, dropArg{c.self, n.Value.key, n.Value.h})
-		n.Value.cleanups = append(n.Value.cleanups, cl)
+		x := ext(n)
+		x.cleanups = append(x.cleanups, cl)
 	}
 }
 
@@ -377,10 +393,14 @@ func dropEntry(a dropArg) {
 }
 
 func stopCleanups(n *node) {
-	for _, cl := range n.Value.cleanups {
+	x := n.Value.x
+	if x == nil {
+		return
+	}
+	for _, cl := range x.cleanups {
 		cl.Stop()
 	}
-	n.Value.cleanups = nil
+	x.cleanups = nil
 }
 
 // remove deletes the entry for the encoded key k, and detaches any
@@ -446,10 +466,10 @@ func (c *Cache) linkExpiry(n *node, ttl time.Duration) {
 		l = &expList{ttl: ttl}
 		c.expiry = append(c.expiry, l)
 	}
-	it := &n.Value
-	it.exp, it.expPrev, it.expNext = l, l.tail, nil
+	x := ext(n)
+	x.exp, x.expPrev, x.expNext = l, l.tail, nil
 	if l.tail != nil {
-		l.tail.Value.expNext = n
+		l.tail.Value.x.expNext = n
 	} else {
 		l.head = n
 	}
@@ -457,22 +477,22 @@ func (c *Cache) linkExpiry(n *node, ttl time.Duration) {
 }
 
 func (c *Cache) unlinkExpiry(n *node) {
-	it := &n.Value
-	l := it.exp
-	if l == nil {
+	x := n.Value.x
+	if x == nil || x.exp == nil {
 		return
 	}
-	if it.expPrev != nil {
-		it.expPrev.Value.expNext = it.expNext
+	l := x.exp
+	if x.expPrev != nil {
+		x.expPrev.Value.x.expNext = x.expNext
 	} else {
-		l.head = it.expNext
+		l.head = x.expNext
 	}
-	if it.expNext != nil {
-		it.expNext.Value.expPrev = it.expPrev
+	if x.expNext != nil {
+		x.expNext.Value.x.expPrev = x.expPrev
 	} else {
-		l.tail = it.expPrev
+		l.tail = x.expPrev
 	}
-	it.exp, it.expPrev, it.expNext = nil, nil, nil
+	x.exp, x.expPrev, x.expNext = nil, nil, nil
 }
 
 // sweep removes every entry that has expired by now. c.mu is held.
