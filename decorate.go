@@ -2,6 +2,7 @@ package memo
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"reflect"
 	"runtime"
@@ -65,13 +66,16 @@ var funcIDs atomic.Uint64
 
 // wrapped is what a decorated function runs.
 type wrapped struct {
-	c        *Cache
-	fid      uint64
-	fn       reflect.Value
-	typ      reflect.Type
-	ctx      bool      // the first parameter is a context.Context
-	errOut   int       // index of the trailing error result, or -1
-	encs     []encoder // one per parameter after the context
+	c      *Cache
+	fid    uint64
+	fn     reflect.Value
+	typ    reflect.Type
+	ctx    bool      // the first parameter is a context.Context
+	errOut int       // index of the trailing error result, or -1
+	encs   []encoder // one per parameter after the context
+	// basic holds the kinds of the parameters after the context when all
+	// are of Go's basic kinds, which call keys in a stack buffer; else nil.
+	basic    []reflect.Kind
 	key      func([]any) any
 	deref    bool
 	errorTTL time.Duration
@@ -103,6 +107,7 @@ func newWrapped(v reflect.Value, cfg config) *wrapped {
 		}
 		w.encs = append(w.encs, encoderOf(t.In(i)))
 	}
+	w.basic = basicKinds(t, w.ctx)
 	for i := range t.NumOut() {
 		w.zeros = append(w.zeros, reflect.Zero(t.Out(i)))
 	}
@@ -132,6 +137,20 @@ func (w *wrapped) encode(s *keyState, args []reflect.Value) {
 
 // call is the body of the decorated function.
 func (w *wrapped) call(args []reflect.Value) []reflect.Value {
+	if w.basic != nil && w.key == nil {
+		var arr [128]byte
+		k := binary.LittleEndian.AppendUint64(arr[:0], w.fid)
+		for i, kind := range w.basic {
+			k = appendKind(k, kind, args[len(args)-len(w.basic)+i])
+		}
+		h := hashKey(k)
+		if v, ok := w.c.lookup(k, h); ok {
+			return v.([]reflect.Value)
+		}
+		s := getState()
+		s.buf = append(s.buf, k...)
+		return w.miss(s, h, args)
+	}
 	s := getState()
 	w.encode(s, args)
 	h := hashKey(s.buf)
@@ -139,55 +158,26 @@ func (w *wrapped) call(args []reflect.Value) []reflect.Value {
 		putState(s)
 		return v.([]reflect.Value)
 	}
+	return w.miss(s, h, args)
+}
+
+// miss runs or joins the execution for a call whose key, in s, missed.
+func (w *wrapped) miss(s *keyState, h uint64, args []reflect.Value) []reflect.Value {
 	var ctx context.Context
 	if w.ctx {
 		ctx, _ = args[0].Interface().(context.Context)
 		if ctx == nil {
 			ctx = context.Background()
 		}
-		if ctx.Err() != nil {
-			putState(s)
-			return w.cancelled(ctx)
+	}
+	run := func(ctx context.Context) []reflect.Value {
+		if w.ctx {
+			args = slices.Clone(args)
+			args[0] = reflect.ValueOf(&ctx).Elem()
 		}
+		return w.invoke(args)
 	}
-	v, ok, cl, leader := w.c.join(s.buf, h)
-	if ok {
-		putState(s)
-		return v.([]reflect.Value)
-	}
-	if leader && len(s.refs) > 0 {
-		cl.refs = slices.Clone(s.refs)
-	}
-	putState(s)
-	if !w.ctx {
-		if !leader {
-			<-cl.done
-			return cl.result().([]reflect.Value)
-		}
-		w.c.execute(cl, w.judge, func() any { return w.invoke(args) })
-		if cl.panicked {
-			panic(cl.pval)
-		}
-		return cl.val.([]reflect.Value)
-	}
-	if leader {
-		base := context.WithoutCancel(ctx)
-		runCtx, cancel := context.WithCancel(base)
-		cl.cancel = cancel
-		runArgs := slices.Clone(args)
-		runArgs[0] = reflect.ValueOf(&runCtx).Elem()
-		go w.c.execute(cl, w.judge, func() any { return w.invoke(runArgs) })
-	}
-	select {
-	case <-cl.done:
-	case <-ctx.Done():
-		w.c.leave(cl)
-		return w.cancelled(ctx)
-	}
-	if leader && cl.panicked {
-		panic(cl.pval)
-	}
-	return cl.result().([]reflect.Value)
+	return miss(w, s, h, ctx, run, w.cancelled)
 }
 
 // invoke calls the decorated function with the arguments MakeFunc gave the
@@ -200,10 +190,17 @@ func (w *wrapped) invoke(args []reflect.Value) []reflect.Value {
 	return w.fn.Call(args)
 }
 
-// judge decides whether results are stored, and for how long.
+// judge decides whether results are stored, and for how long: results
+// with a non-nil error only with WithErrorTTL. It takes the results of
+// Decorate ([]reflect.Value) and of the typed paths (see failer).
 func (w *wrapped) judge(val any) (failed, store bool, ttl time.Duration) {
-	out := val.([]reflect.Value)
-	if w.errOut >= 0 && !out[w.errOut].IsNil() {
+	switch v := val.(type) {
+	case []reflect.Value:
+		failed = w.errOut >= 0 && !v[w.errOut].IsNil()
+	case failer:
+		failed = v.failed()
+	}
+	if failed {
 		return true, w.errorTTL > 0, w.errorTTL
 	}
 	return false, true, w.c.ttl

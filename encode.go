@@ -586,3 +586,57 @@ func encodeTime(s *keyState, v reflect.Value) {
 	}
 	s.identity(loc)
 }
+
+// basicKinds returns the kinds of t's parameters (after a leading context
+// when ctx is set) if every one is a basic kind that appendKind encodes
+// exactly as the parameter's encoder would, and nil otherwise.
+func basicKinds(t reflect.Type, ctx bool) []reflect.Kind {
+	var kinds []reflect.Kind
+	for i := range t.NumIn() {
+		if i == 0 && ctx {
+			continue
+		}
+		p := t.In(i)
+		if p.Implements(keyerType) {
+			return nil
+		}
+		switch k := p.Kind(); k {
+		case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+			reflect.Float64, reflect.String:
+			kinds = append(kinds, k)
+		default:
+			return nil
+		}
+	}
+	if len(kinds) == 0 || t.IsVariadic() {
+		return nil
+	}
+	return kinds
+}
+
+// appendKind appends v's encoding for a basic kind, byte-for-byte as
+// newKindEncoder's encoder for that kind, without a keyState.
+func appendKind(b []byte, k reflect.Kind, v reflect.Value) []byte {
+	switch k {
+	case reflect.Bool:
+		if v.Bool() {
+			return append(b, 1)
+		}
+		return append(b, 0)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return binary.LittleEndian.AppendUint64(b, uint64(v.Int()))
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return binary.LittleEndian.AppendUint64(b, v.Uint())
+	case reflect.Float64:
+		f := v.Float()
+		if f != f {
+			f = math.NaN()
+		}
+		return binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
+	default: // reflect.String
+		str := v.String()
+		b = binary.AppendUvarint(b, uint64(len(str)))
+		return append(b, str...)
+	}
+}

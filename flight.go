@@ -3,6 +3,7 @@ package memo
 import (
 	"context"
 	"runtime/debug"
+	"slices"
 	"time"
 	"unsafe"
 )
@@ -141,4 +142,56 @@ func (cl *call) result() any {
 		panic(&PanicError{Value: errGoexit})
 	}
 	return cl.val
+}
+
+// miss is the miss path of every memoized call, Decorate's and the typed
+// ones: s holds the key, whose lookup has missed, and miss takes ownership
+// of it. It returns the stored result if one appeared meanwhile, joins the
+// execution in flight for the key, or leads a new one, which run performs.
+//
+// Without a context (ctx nil) the leader runs the function in its own
+// goroutine, as singleflight does. With one, the execution runs in a new
+// goroutine under a context that keeps ctx's values and is cancelled when
+// the last caller leaves, and every caller, the leader too, waits until the
+// execution is done or its own context ends (then it gets cancelled(ctx)).
+func miss[T any](w *wrapped, s *keyState, h uint64, ctx context.Context, run func(context.Context) T, cancelled func(context.Context) T) T {
+	if ctx != nil && ctx.Err() != nil {
+		putState(s)
+		return cancelled(ctx)
+	}
+	v, ok, cl, leader := w.c.join(s.buf, h)
+	if ok {
+		putState(s)
+		return v.(T)
+	}
+	if leader && len(s.refs) > 0 {
+		cl.refs = slices.Clone(s.refs)
+	}
+	putState(s)
+	if ctx == nil {
+		if !leader {
+			<-cl.done
+			return cl.result().(T)
+		}
+		w.c.execute(cl, w.judge, func() any { return run(nil) })
+		if cl.panicked {
+			panic(cl.pval)
+		}
+		return cl.val.(T)
+	}
+	if leader {
+		runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		cl.cancel = cancel
+		go w.c.execute(cl, w.judge, func() any { return run(runCtx) })
+	}
+	select {
+	case <-cl.done:
+	case <-ctx.Done():
+		w.c.leave(cl)
+		return cancelled(ctx)
+	}
+	if leader && cl.panicked {
+		panic(cl.pval)
+	}
+	return cl.result().(T)
 }

@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"math"
 	"reflect"
-	"slices"
-	"time"
 	"unsafe"
 )
 
@@ -28,8 +26,11 @@ import (
 // the hit path.
 func Func[A, R any](fn func(A) R, opts ...Option) func(A) R {
 	w := newTyped(fn, opts)
-	run := func(_ context.Context, a A) R { return fn(a) }
-	f := func(a A) R { return do1(w, a, nil, run) }
+	// The result is stored as an outcome, never as a bare R: R may be an
+	// interface type, and a nil R stored as any is a nil any, which the
+	// shared miss path's v.(T) would reject with a panic.
+	run := func(_ context.Context, a A) outcome[R] { return outcome[R]{val: fn(a)} }
+	f := func(a A) R { return do1(w, a, nil, run).val }
 	register(reflect.ValueOf(f), w)
 	return f
 }
@@ -73,8 +74,8 @@ func FuncCtx[A, R any](fn func(context.Context, A) (R, error), opts ...Option) f
 // Func2 is [Func] for functions of two arguments.
 func Func2[A, B, R any](fn func(A, B) R, opts ...Option) func(A, B) R {
 	w := newTyped(fn, opts)
-	run := func(_ context.Context, a A, b B) R { return fn(a, b) }
-	f := func(a A, b B) R { return do2(w, a, b, nil, run) }
+	run := func(_ context.Context, a A, b B) outcome[R] { return outcome[R]{val: fn(a, b)} } // see Func
+	f := func(a A, b B) R { return do2(w, a, b, nil, run).val }
 	register(reflect.ValueOf(f), w)
 	return f
 }
@@ -123,14 +124,6 @@ func (o outcome[R]) failed() bool { return o.err != nil }
 // failer is implemented by stored results that can carry an error.
 type failer interface{ failed() bool }
 
-// judgeTyped is wrapped.judge for the results of the typed paths.
-func (w *wrapped) judgeTyped(val any) (failed, store bool, ttl time.Duration) {
-	if f, ok := val.(failer); ok && f.failed() {
-		return true, w.errorTTL > 0, w.errorTTL
-	}
-	return false, true, w.c.ttl
-}
-
 func newTyped(fn any, opts []Option) *wrapped {
 	v := reflect.ValueOf(fn)
 	if v.IsNil() {
@@ -157,7 +150,7 @@ func do1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Contex
 			}
 			s := getState()
 			s.buf = append(s.buf, k...)
-			return miss(w, s, h, ctx, func(ctx context.Context) T { return run(ctx, a) })
+			return miss(w, s, h, ctx, func(ctx context.Context) T { return run(ctx, a) }, cancelledOutcome[T])
 		}
 	}
 	return slow1(w, a, ctx, run)
@@ -185,7 +178,7 @@ func do2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(contex
 			}
 			s := getState()
 			s.buf = append(s.buf, k...)
-			return miss(w, s, h, ctx, func(ctx context.Context) T { return run(ctx, a, b) })
+			return miss(w, s, h, ctx, func(ctx context.Context) T { return run(ctx, a, b) }, cancelledOutcome[T])
 		}
 	}
 	return slow2(w, a, b, ctx, run)
@@ -214,51 +207,7 @@ func lookupOrMiss[T any](w *wrapped, s *keyState, ctx context.Context, run func(
 		putState(s)
 		return v.(T)
 	}
-	return miss(w, s, h, ctx, run)
-}
-
-// miss is the miss path shared by the typed functions: s holds the key,
-// whose lookup has missed. It takes ownership of s.
-func miss[T any](w *wrapped, s *keyState, h uint64, ctx context.Context, run func(context.Context) T) T {
-	if ctx != nil && ctx.Err() != nil {
-		putState(s)
-		return cancelledOutcome[T](ctx)
-	}
-	v, ok, cl, leader := w.c.join(s.buf, h)
-	if ok {
-		putState(s)
-		return v.(T)
-	}
-	if leader && len(s.refs) > 0 {
-		cl.refs = slices.Clone(s.refs)
-	}
-	putState(s)
-	if ctx == nil {
-		if !leader {
-			<-cl.done
-			return cl.result().(T)
-		}
-		w.c.execute(cl, w.judgeTyped, func() any { return run(nil) })
-		if cl.panicked {
-			panic(cl.pval)
-		}
-		return cl.val.(T)
-	}
-	if leader {
-		runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		cl.cancel = cancel
-		go w.c.execute(cl, w.judgeTyped, func() any { return run(runCtx) })
-	}
-	select {
-	case <-cl.done:
-	case <-ctx.Done():
-		w.c.leave(cl)
-		return cancelledOutcome[T](ctx)
-	}
-	if leader && cl.panicked {
-		panic(cl.pval)
-	}
-	return cl.result().(T)
+	return miss(w, s, h, ctx, run, cancelledOutcome[T])
 }
 
 // cancelledOutcome returns the zero result with ctx's error, for T an
@@ -276,29 +225,35 @@ func (o *outcome[R]) setErr(err error) { o.err = err }
 // appendBasic appends the key encoding of a when its type is one of Go's
 // basic types, byte-for-byte as the reflective encoder does, and reports
 // false for any other type.
+//
+// The switch is on the static type A (through a pointer to a), not on the
+// dynamic type of a: for an interface A such as any, a basic value inside
+// must be keyed with its dynamic type's id, as encodeInterface does, or
+// int(1) and int64(1) would share a key.
 func appendBasic[A any](b []byte, a A) ([]byte, bool) {
-	switch v := any(a).(type) {
-	case int:
-		return binary.LittleEndian.AppendUint64(b, uint64(v)), true
-	case int64:
-		return binary.LittleEndian.AppendUint64(b, uint64(v)), true
-	case int32:
-		return binary.LittleEndian.AppendUint64(b, uint64(v)), true
-	case uint:
-		return binary.LittleEndian.AppendUint64(b, uint64(v)), true
-	case uint64:
-		return binary.LittleEndian.AppendUint64(b, v), true
-	case uint32:
-		return binary.LittleEndian.AppendUint64(b, uint64(v)), true
-	case string:
-		b = binary.AppendUvarint(b, uint64(len(v)))
-		return append(b, v...), true
-	case bool:
-		if v {
+	switch p := any(&a).(type) {
+	case *int:
+		return binary.LittleEndian.AppendUint64(b, uint64(*p)), true
+	case *int64:
+		return binary.LittleEndian.AppendUint64(b, uint64(*p)), true
+	case *int32:
+		return binary.LittleEndian.AppendUint64(b, uint64(*p)), true
+	case *uint:
+		return binary.LittleEndian.AppendUint64(b, uint64(*p)), true
+	case *uint64:
+		return binary.LittleEndian.AppendUint64(b, *p), true
+	case *uint32:
+		return binary.LittleEndian.AppendUint64(b, uint64(*p)), true
+	case *string:
+		b = binary.AppendUvarint(b, uint64(len(*p)))
+		return append(b, *p...), true
+	case *bool:
+		if *p {
 			return append(b, 1), true
 		}
 		return append(b, 0), true
-	case float64:
+	case *float64:
+		v := *p
 		if v != v {
 			v = math.NaN()
 		}
