@@ -111,3 +111,30 @@ func BenchmarkMapGetHitBaseline(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCacheGetHitHotSet measures Get hits over a hot set of 1024 keys
+// spread over a full cache of n entries. The working set the processor
+// caches see is the same at every size, so this isolates the cost of the
+// cache's own algorithm: O(1) here, where the original's LRU and LFU scan
+// a deque (O(n) per hit).
+func BenchmarkCacheGetHitHotSet(b *testing.B) {
+	for _, n := range []int{1e3, 1e5, 1e6} {
+		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
+			c, all := hitKeys(b, n)
+			hot := all[:1024]
+			if len(all) < 1024 {
+				hot = all
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := c.Get(hot[i]); err != nil {
+					b.Fatal(err)
+				}
+				if i++; i == len(hot) {
+					i = 0
+				}
+			}
+		})
+	}
+}
