@@ -1,0 +1,108 @@
+package bench
+
+import (
+	"flag"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/maypok86/otter/v2"
+
+	"github.com/memokit/memo"
+)
+
+const memEntries = 1 << 20
+
+// TestMemoryPerEntry reports the heap bytes each cached int->int entry
+// costs, with 1M entries, for memo.Func, a hand-written memo over otter v2,
+// one over golang-lru v2 and, as the floor, a plain map[int]int. It fills
+// about 100 MB of heap per cache and takes a few seconds, so it runs only
+// when asked for: with MEMO_BENCH_MEMORY=1, or when -run names it
+// (go test -run TestMemoryPerEntry -v).
+func TestMemoryPerEntry(t *testing.T) {
+	if os.Getenv("MEMO_BENCH_MEMORY") != "1" && !runNames("TestMemoryPerEntry") {
+		t.Skip("set MEMO_BENCH_MEMORY=1 or -run TestMemoryPerEntry to measure memory per entry")
+	}
+
+	perEntry := map[string]float64{}
+	measure := func(name string, fill func() (keep any, n int)) {
+		before := heapAfterGC()
+		keep, n := fill()
+		after := heapAfterGC()
+		runtime.KeepAlive(keep)
+		if n != memEntries {
+			t.Errorf("%s holds %d entries, want %d", name, n, memEntries)
+		}
+		b := float64(int64(after)-int64(before)) / memEntries
+		perEntry[name] = b
+		t.Logf("%-8s %7.1f bytes/entry (%d entries, heap %+d B)", name, b, n, int64(after)-int64(before))
+	}
+
+	measure("memo", func() (any, int) {
+		f := memo.Func(square, memo.WithMaxSize(memEntries))
+		for i := range memEntries {
+			f(i)
+		}
+		return f, memo.CacheOf(f).Len()
+	})
+	measure("otter", func() (any, int) {
+		c := otter.Must(&otter.Options[int, int]{MaximumSize: memEntries})
+		f := func(k int) int {
+			if v, ok := c.GetIfPresent(k); ok {
+				return v
+			}
+			v := square(k)
+			c.Set(k, v)
+			return v
+		}
+		for i := range memEntries {
+			f(i)
+		}
+		c.CleanUp()
+		return c, c.EstimatedSize()
+	})
+	measure("lru", func() (any, int) {
+		c, err := lru.New[int, int](memEntries)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range memEntries {
+			if _, ok := c.Get(i); !ok {
+				c.Add(i, square(i))
+			}
+		}
+		return c, c.Len()
+	})
+	measure("map", func() (any, int) {
+		m := make(map[int]int)
+		for i := range memEntries {
+			m[i] = square(i)
+		}
+		return m, len(m)
+	})
+
+	ratio := perEntry["memo"] / perEntry["otter"]
+	t.Logf("memo/otter = %.2fx, memo/lru = %.2fx (target: memo <= 1.25x otter)",
+		ratio, perEntry["memo"]/perEntry["lru"])
+	if ratio > 1.25 {
+		t.Logf("TARGET MISSED: memo uses %.2fx otter's memory per entry", ratio)
+	}
+}
+
+// heapAfterGC is the live heap after a full collection.
+func heapAfterGC() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// runNames reports whether -test.run names the test outright, rather than
+// matching it by accident of an empty or broad pattern.
+func runNames(name string) bool {
+	f := flag.Lookup("test.run")
+	return f != nil && strings.Contains(f.Value.String(), name)
+}
