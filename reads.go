@@ -4,15 +4,21 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // readBuffer records cache hits for the policy without a cache-wide lock,
 // as Caffeine's and otter's read buffers do. It starts with one stripe, so
 // uses from one goroutine keep their order and a replay stays exact; when
 // goroutines contend for a stripe it doubles its stripes, up to about four
-// per processor, and hits spread over them by key hash. A full or contended
-// stripe drops the use record (the hit still counts), which makes eviction
-// order approximate only under contention.
+// per processor, each goroutine records into the stripe its stack address
+// picks (so goroutines on different processors rarely share a stripe's
+// cache lines, as Java's Striped64 does with its thread probe), and from
+// then on one
+// use in sampleRate is recorded (as Caffeine and otter, which record uses
+// lossily). A full stripe drops the use record too. The hit always counts in
+// the statistics; only the eviction order becomes approximate, and only once
+// the cache has seen contention.
 type readBuffer struct {
 	n         atomic.Uint32 // stripes in use, a power of two
 	contended atomic.Bool
@@ -20,6 +26,7 @@ type readBuffer struct {
 }
 
 const (
+	sampleRate  = 32
 	maxStripes  = 64
 	stripeSize  = 64
 	cacheLine   = 64
@@ -42,13 +49,20 @@ func (b *readBuffer) init() {
 // add records a use of n and counts a hit. It reports whether the stripe
 // is full, so the caller should drain.
 func (b *readBuffer) add(n *node, h uint64) bool {
-	st := b.stripes[h&uint64(b.n.Load()-1)].Load()
+	k := b.n.Load()
+	st := b.stripes[0].Load()
+	if k > 1 {
+		st = b.stripes[stackProbe()&uint64(k-1)].Load()
+	}
 	if !st.mu.TryLock() {
 		b.contended.Store(true)
 		st.mu.Lock()
 	}
 	st.hits++
-	if st.n < stripeSize {
+	// Once goroutines have contended (more than one stripe), record one use
+	// in sampleRate: replaying every hit onto the policy under Cache.mu
+	// would serialize parallel hits. From one goroutine every use counts.
+	if (b.n.Load() == 1 || st.hits%sampleRate == 0) && st.n < stripeSize {
 		st.buf[st.n] = n
 		st.n++
 	}
@@ -114,4 +128,13 @@ func (b *readBuffer) pendingHits() uint64 {
 		st.mu.Unlock()
 	}
 	return hits
+}
+
+// stackProbe returns a number that differs between goroutines and stays
+// the same for one goroutine: a hash of where its stack lies. It is only a
+// hint for choosing a stripe; a goroutine whose stack moves just picks
+// another stripe.
+func stackProbe() uint64 {
+	var x byte
+	return mix(uint64(uintptr(unsafe.Pointer(&x))>>12), 0x9e3779b97f4a7c15)
 }
