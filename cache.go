@@ -1,6 +1,7 @@
 package memo
 
 import (
+	"math"
 	"reflect"
 	"runtime"
 	"sync"
@@ -310,6 +311,9 @@ func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []u
 	var expires int64
 	if ttl > 0 {
 		expires = now + int64(ttl)
+		if expires < now { // overflow: WithTTL(math.MaxInt64) means "for ever"
+			expires = math.MaxInt64
+		}
 	}
 	sh := c.shardOf(h)
 	sh.mu.Lock()

@@ -281,51 +281,72 @@ func CacheOf(fn any) *Cache {
 // Invalidate drops the entry that a call of fn with args would hit and
 // reports whether there was one; args leave out a leading
 // context.Context. Variadic arguments may be passed one by one or as one
-// slice. An execution in flight for those arguments will not store its
-// result, and later callers do not join it. Invalidate returns false if fn
-// is not a decorated function or args do not fit its parameters.
+// slice; when a single argument fits both readings (Invalidate(f, nil) for
+// f(xs ...*T)), both entries are dropped. An execution in flight for those
+// arguments will not store its result, and later callers do not join it.
+// Invalidate returns false if fn is not a decorated function or args do not
+// fit its parameters.
 func Invalidate(fn any, args ...any) bool {
 	w := lookupWrapped(fn)
 	if w == nil {
 		return false
 	}
-	in, ok := w.args(args)
-	if !ok {
-		return false
+	removed := false
+	for _, in := range w.calls(args) {
+		s := getState()
+		w.encode(s, in)
+		if w.c.remove(s.buf, hashKey(s.buf)) {
+			removed = true
+		}
+		putState(s)
 	}
-	s := getState()
-	defer putState(s)
-	w.encode(s, in)
-	return w.c.remove(s.buf, hashKey(s.buf))
+	return removed
 }
 
-// args converts Invalidate's arguments to the parameters of w's function,
-// with a placeholder for the context.
-func (w *wrapped) args(args []any) ([]reflect.Value, bool) {
+// calls returns the argument lists (with a placeholder for the context)
+// of the calls of w's function that Invalidate's args can stand for: none
+// if they do not fit, two for a variadic function when the last argument
+// may be the whole slice or its only element.
+func (w *wrapped) calls(args []any) [][]reflect.Value {
 	t := w.typ
 	first := 0
 	if w.ctx {
 		first = 1
 	}
 	params := t.NumIn() - first
-	if t.IsVariadic() && !(len(args) == params && fits(args[params-1], t.In(t.NumIn()-1))) {
-		if len(args) < params-1 {
-			return nil, false
-		}
-		// f() passes a nil slice for no variadic arguments, and nil and
-		// empty slices are different keys.
-		st := t.In(t.NumIn() - 1)
-		rest := reflect.Zero(st)
-		for _, a := range args[params-1:] {
-			v, ok := convert(a, st.Elem())
-			if !ok {
-				return nil, false
-			}
-			rest = reflect.Append(rest, v)
-		}
-		args = append(slices.Clone(args[:params-1]), rest.Interface())
+	var out [][]reflect.Value
+	if in, ok := w.convertArgs(args); ok {
+		out = append(out, in)
 	}
-	if len(args) != params {
+	if !t.IsVariadic() || len(args) < params-1 {
+		return out
+	}
+	// Spread: the trailing arguments are the elements. f() passes a nil
+	// slice for no variadic arguments, and nil and empty slices differ.
+	st := t.In(t.NumIn() - 1)
+	rest := reflect.Zero(st)
+	for _, a := range args[params-1:] {
+		v, ok := convert(a, st.Elem())
+		if !ok {
+			return out
+		}
+		rest = reflect.Append(rest, v)
+	}
+	spread := append(slices.Clone(args[:params-1]), rest.Interface())
+	if in, ok := w.convertArgs(spread); ok {
+		out = append(out, in)
+	}
+	return out
+}
+
+// convertArgs converts one argument per parameter (the context left out).
+func (w *wrapped) convertArgs(args []any) ([]reflect.Value, bool) {
+	t := w.typ
+	first := 0
+	if w.ctx {
+		first = 1
+	}
+	if len(args) != t.NumIn()-first {
 		return nil, false
 	}
 	in := make([]reflect.Value, t.NumIn())
@@ -340,11 +361,6 @@ func (w *wrapped) args(args []any) ([]reflect.Value, bool) {
 		in[first+i] = v
 	}
 	return in, true
-}
-
-func fits(a any, t reflect.Type) bool {
-	_, ok := convert(a, t)
-	return ok
 }
 
 // convert makes a a value of type t: as it is when assignable, or by a

@@ -213,7 +213,10 @@ func newEncoder(t reflect.Type) encoder {
 	if t == timeType {
 		return encodeTime
 	}
-	if t.Implements(keyerType) {
+	// An interface type that includes CacheKey is keyed as any interface:
+	// its dynamic type first, then that type's own key. Keying it by
+	// CacheKey alone would let two types with equal CacheKeys share entries.
+	if t.Kind() != reflect.Interface && t.Implements(keyerType) {
 		return keyerEncoder(t, newKindEncoder(t))
 	}
 	return newKindEncoder(t)
@@ -523,6 +526,12 @@ func keyerEncoder(t reflect.Type, structural encoder) encoder {
 			structural(s, v)
 			return
 		}
+		if len(s.path) >= maxDepth {
+			// In place of the value marker, so that the nonce cannot read
+			// as a type id after it.
+			s.nonce()
+			return
+		}
 		s.byte(tagValue)
 		if k == nil {
 			s.uvarint(0)
@@ -534,10 +543,6 @@ func keyerEncoder(t reflect.Type, structural encoder) encoder {
 			// rather than call CacheKey forever.
 			s.uvarint(infoOf(t).id)
 			structural(s, kv)
-			return
-		}
-		if len(s.path) >= maxDepth {
-			s.nonce()
 			return
 		}
 		s.path = append(s.path, visit{t: t})

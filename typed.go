@@ -3,6 +3,7 @@ package memo
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"reflect"
 	"unsafe"
@@ -25,7 +26,7 @@ import (
 // Func returns a memoized fn, as [Decorate] does, without reflection on
 // the hit path.
 func Func[A, R any](fn func(A) R, opts ...Option) func(A) R {
-	w := newTyped(fn, opts)
+	w := newTyped(fn, opts, false)
 	// The result is stored as an outcome, never as a bare R: R may be an
 	// interface type, and a nil R stored as any is a nil any, which the
 	// shared miss path's v.(T) would reject with a panic.
@@ -38,7 +39,7 @@ func Func[A, R any](fn func(A) R, opts ...Option) func(A) R {
 // FuncErr is [Func] for functions that return an error. A non-nil error is
 // not stored (unless [WithErrorTTL]).
 func FuncErr[A, R any](fn func(A) (R, error), opts ...Option) func(A) (R, error) {
-	w := newTyped(fn, opts)
+	w := newTyped(fn, opts, false)
 	run := func(_ context.Context, a A) outcome[R] {
 		r, err := fn(a)
 		return outcome[R]{r, err}
@@ -55,7 +56,7 @@ func FuncErr[A, R any](fn func(A) (R, error), opts ...Option) func(A) (R, error)
 // Decorate's context semantics: the context is not part of the key, and a
 // caller whose context ends stops waiting with ctx.Err().
 func FuncCtx[A, R any](fn func(context.Context, A) (R, error), opts ...Option) func(context.Context, A) (R, error) {
-	w := newTyped(fn, opts)
+	w := newTyped(fn, opts, true)
 	run := func(ctx context.Context, a A) outcome[R] {
 		r, err := fn(ctx, a)
 		return outcome[R]{r, err}
@@ -73,7 +74,7 @@ func FuncCtx[A, R any](fn func(context.Context, A) (R, error), opts ...Option) f
 
 // Func2 is [Func] for functions of two arguments.
 func Func2[A, B, R any](fn func(A, B) R, opts ...Option) func(A, B) R {
-	w := newTyped(fn, opts)
+	w := newTyped(fn, opts, false)
 	run := func(_ context.Context, a A, b B) outcome[R] { return outcome[R]{val: fn(a, b)} } // see Func
 	f := func(a A, b B) R { return do2(w, a, b, nil, run).val }
 	register(reflect.ValueOf(f), w)
@@ -82,7 +83,7 @@ func Func2[A, B, R any](fn func(A, B) R, opts ...Option) func(A, B) R {
 
 // Func2Err is [FuncErr] for functions of two arguments.
 func Func2Err[A, B, R any](fn func(A, B) (R, error), opts ...Option) func(A, B) (R, error) {
-	w := newTyped(fn, opts)
+	w := newTyped(fn, opts, false)
 	run := func(_ context.Context, a A, b B) outcome[R] {
 		r, err := fn(a, b)
 		return outcome[R]{r, err}
@@ -97,7 +98,7 @@ func Func2Err[A, B, R any](fn func(A, B) (R, error), opts ...Option) func(A, B) 
 
 // Func2Ctx is [FuncCtx] for functions of two arguments after the context.
 func Func2Ctx[A, B, R any](fn func(context.Context, A, B) (R, error), opts ...Option) func(context.Context, A, B) (R, error) {
-	w := newTyped(fn, opts)
+	w := newTyped(fn, opts, true)
 	run := func(ctx context.Context, a A, b B) outcome[R] {
 		r, err := fn(ctx, a, b)
 		return outcome[R]{r, err}
@@ -124,10 +125,15 @@ func (o outcome[R]) failed() bool { return o.err != nil }
 // failer is implemented by stored results that can carry an error.
 type failer interface{ failed() bool }
 
-func newTyped(fn any, opts []Option) *wrapped {
+// newTyped validates and wraps fn for a typed constructor; ctxForm tells
+// whether the constructor is a context one (FuncCtx, Func2Ctx).
+func newTyped(fn any, opts []Option, ctxForm bool) *wrapped {
 	v := reflect.ValueOf(fn)
 	if v.IsNil() {
 		panic("memo: nil func: pass the function to memoize")
+	}
+	if !ctxForm && v.Type().In(0) == contextType {
+		panic(fmt.Sprintf("memo: %v takes a context.Context first: use FuncCtx or Func2Ctx, which leave it out of the key and honour cancellation", v.Type()))
 	}
 	cfg, err := newConfig(opts, true)
 	if err != nil {

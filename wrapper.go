@@ -68,11 +68,20 @@ var (
 
 func wrapEncoded(v any, key string) HashableWrapper {
 	internMu.Lock()
-	defer internMu.Unlock()
-	if b := intern[key].Value(); b != nil {
+	b := intern[key].Value()
+	internMu.Unlock()
+	if b != nil {
 		return HashableWrapper{b}
 	}
-	b := &wrapBox{v: v, key: key, hash: hashOf(v, key)}
+	// Hash without the lock: hashing may call the value's own methods
+	// (CacheKey, hashstructure's hooks), which may make wrappers too.
+	h := hashOf(v, key)
+	internMu.Lock()
+	defer internMu.Unlock()
+	if b := intern[key].Value(); b != nil {
+		return HashableWrapper{b} // made meanwhile; the first one wins
+	}
+	b = &wrapBox{v: v, key: key, hash: h}
 	intern[key] = weak.Make(b)
 	runtime.AddCleanup(b, forgetBox, key)
 	return HashableWrapper{b}

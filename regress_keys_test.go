@@ -1,0 +1,87 @@
+package memo
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// rvShape is an interface type that embeds CacheKeyer, so reflect says the
+// interface type itself implements CacheKeyer.
+type rvShape interface {
+	CacheKeyer
+	Area() float64
+}
+
+type rvCircle struct{ R float64 }
+
+func (c rvCircle) CacheKey() any { return c.R }
+func (c rvCircle) Area() float64 { return 3 * c.R * c.R }
+
+type rvSquare struct{ S float64 }
+
+func (s rvSquare) CacheKey() any { return s.S }
+func (s rvSquare) Area() float64 { return s.S * s.S }
+
+// A parameter of an interface type that embeds CacheKeyer loses the dynamic
+// type: rvCircle{1} and rvSquare{1} have equal CacheKey results but different
+// dynamic types, so the SPEC's interface rule says they are different keys
+// (and func(any) does keep them apart).
+func TestRegressionKeyerInterfaceParamKeepsDynamicType(t *testing.T) {
+	area := Decorate(func(s rvShape) float64 { return s.Area() })
+	require.Equal(t, 3.0, area(rvCircle{1}))
+	assert.Equal(t, 1.0, area(rvSquare{1}), "wrong hit: the square got the circle's area")
+
+	// The same through a plain CacheKeyer parameter and a struct field.
+	type holder struct{ S rvShape }
+	areaH := Decorate(func(h holder) float64 { return h.S.Area() })
+	require.Equal(t, 3.0, areaH(holder{rvCircle{1}}))
+	assert.Equal(t, 1.0, areaH(holder{rvSquare{1}}), "wrong hit through a struct field")
+
+	name := Decorate(func(k CacheKeyer) string {
+		switch k.(type) {
+		case rvCircle:
+			return "circle"
+		}
+		return "square"
+	})
+	require.Equal(t, "circle", name(rvCircle{1}))
+	assert.Equal(t, "square", name(rvSquare{1}), "wrong hit through a CacheKeyer parameter")
+
+	// Control: with a parameter of type any the two are apart.
+	areaAny := Decorate(func(s any) float64 { return s.(rvShape).Area() })
+	require.Equal(t, 3.0, areaAny(rvCircle{1}))
+	assert.Equal(t, 1.0, areaAny(rvSquare{1}))
+}
+
+// Func and Func2 accept a first argument of type context.Context, but
+// newWrapped then treats it as a leading context (w.ctx) while the typed path
+// still passes it as a keyed argument: the encoders are off by one.
+func TestRegressionFuncWithContextArgument(t *testing.T) {
+	// The non-context constructors refuse a leading context at decoration
+	// time (it used to crash every call): FuncCtx is the one to use.
+	assert.PanicsWithValue(t,
+		"memo: func(context.Context) int takes a context.Context first: use FuncCtx or Func2Ctx, which leave it out of the key and honour cancellation",
+		func() { Func(func(ctx context.Context) int { return 1 }) })
+	assert.Panics(t, func() { Func2(func(ctx context.Context, x int) int { return x }) })
+	assert.Panics(t, func() { FuncErr(func(ctx context.Context) (int, error) { return 1, nil }) })
+	assert.Panics(t, func() { Func2Err(func(ctx context.Context, x int) (int, error) { return x, nil }) })
+	g := Func2Ctx(func(ctx context.Context, x, y int) (int, error) { return x + y, nil })
+	v, err := g(context.Background(), 2, 3)
+	assert.NoError(t, err)
+	assert.Equal(t, 5, v)
+}
+
+// Invalidate with a single argument that fits both the variadic slice type
+// and its element type is read as the slice: Invalidate(f, nil) drops f()'s
+// entry instead of f(nil)'s, which stays stale.
+func TestRegressionInvalidateVariadicSingleNil(t *testing.T) {
+	calls := 0
+	f := Decorate(func(xs ...*int) int { calls++; return calls })
+	require.Equal(t, 1, f(nil)) // xs = []*int{nil}
+	require.Equal(t, 2, f())    // xs = nil
+	assert.True(t, Invalidate(f, nil))
+	assert.Equal(t, 3, f(nil), "f(nil) still served its pre-Invalidate result")
+}

@@ -1,0 +1,100 @@
+package memo
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/memokit/memo/policies"
+)
+
+// Every result must belong to its argument, under eviction, TTL expiry,
+// Invalidate, Clear and context cancellation, on both the reflective and the
+// typed paths.
+func TestRegressionStressNoWrongHit(t *testing.T) {
+	for _, pol := range []policies.Kind{policies.LRU, policies.LFU} {
+		t.Run(pol.String(), func(t *testing.T) {
+			var bad atomic.Int64
+			dec := Decorate(func(ctx context.Context, x int, s string) (string, error) {
+				return fmt.Sprint(x, s), nil
+			}, WithMaxSize(8), WithPolicy(pol), WithTTL(time.Millisecond))
+			typ := Func2(func(x int, s string) string { return fmt.Sprint(x, s) },
+				WithMaxSize(8), WithPolicy(pol))
+			var wg sync.WaitGroup
+			for g := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range 3000 {
+						x, s := (i*7+g)%23, fmt.Sprint((i+g)%3)
+						ctx := context.Background()
+						var cancel context.CancelFunc = func() {}
+						if i%5 == 0 {
+							ctx, cancel = context.WithCancel(ctx)
+							if i%10 == 0 {
+								cancel()
+							}
+						}
+						r, err := dec(ctx, x, s)
+						cancel()
+						if err == nil && r != fmt.Sprint(x, s) {
+							bad.Add(1)
+						}
+						if typ(x, s) != fmt.Sprint(x, s) {
+							bad.Add(1)
+						}
+						switch i % 97 {
+						case 0:
+							Invalidate(dec, x, s)
+							Invalidate(typ, x, s)
+						case 1:
+							CacheOf(dec).Clear()
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			require.Zero(t, bad.Load())
+			assert.LessOrEqual(t, CacheOf(dec).Len(), 8)
+		})
+	}
+}
+
+// After Invalidate returns, no caller may get a result computed before it.
+func TestRegressionStressInvalidateNotStale(t *testing.T) {
+	var version atomic.Int64
+	f := Decorate(func(x int) int64 { return version.Load() })
+	var stale atomic.Int64
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				f(1)
+			}
+		}()
+	}
+	for range 3000 {
+		v := version.Add(1)
+		Invalidate(f, 1)
+		if got := f(1); got < v {
+			stale.Add(1)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	assert.Zero(t, stale.Load())
+}
