@@ -47,6 +47,7 @@ type Cache struct {
 	timerAt int64 // when the pending timer fires; 0 when none is pending
 	drained []*node
 	self    weak.Pointer[Cache]
+	watched *watchSet
 
 	reads readBuffer
 	hits  atomic.Uint64 // hits moved out of the read stripes by drains
@@ -60,21 +61,25 @@ type node = policies.Node[item]
 // makes a new node), so lookups read them without a lock; the rest is
 // written under Cache.mu.
 type item struct {
-	key     string
-	h       uint64
-	val     any
-	expires int64 // since Cache.epoch; 0 = never
-	x       *extra
+	key string
+	val any
+	x   *extra // nil for entries that never expire
 }
 
-// extra holds what only some entries need, so that an entry without TTL or
-// pointer keys stays small.
+// extra holds what only entries with a TTL need, so that the others stay
+// small (a node is 64 bytes).
 type extra struct {
+	expires          int64    // since Cache.epoch; set before the entry is published
 	exp              *expList // the expiry list holding the entry
 	expPrev, expNext *node
-	// cleanups drop the entry once an object its key refers to by identity
-	// is collected; they are stopped when the entry goes first.
-	cleanups []runtime.Cleanup
+}
+
+// expires returns when n expires, since the cache's epoch; 0 = never.
+func (n *item) expires() int64 {
+	if n.x == nil {
+		return 0
+	}
+	return n.x.expires
 }
 
 // ext returns n's extra, making it if needed. c.mu is held.
@@ -132,6 +137,7 @@ func newCache(cfg config) *Cache {
 	}
 	c.index.init()
 	c.reads.init()
+	c.watched = newWatchSet(c)
 	c.self = weak.Make(c)
 	return c
 }
@@ -202,7 +208,7 @@ func (c *Cache) Clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.reads.reset()
-	c.index.each(stopCleanups)
+	c.watched.stopAll()
 	c.index.clear()
 	for i := range c.shards {
 		sh := &c.shards[i]
@@ -258,7 +264,7 @@ func (c *Cache) UpdateProfiling(d time.Duration) { c.rec.Execution(d, false) }
 // counts a hit or a miss. An expired entry is removed and is a miss.
 func (c *Cache) lookup(k []byte, h uint64) (any, bool) {
 	n := c.index.get(k, h)
-	if n != nil && (n.Value.expires == 0 || c.now() < n.Value.expires) {
+	if n != nil && live(n, c) {
 		c.hit(n, h)
 		return n.Value.val, true
 	}
@@ -324,7 +330,10 @@ func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []u
 		}
 		delete(sh.calls, key)
 	}
-	n := &node{Value: item{key: key, h: h, val: val, expires: expires}}
+	n := &node{Value: item{key: key, val: val}}
+	if expires != 0 {
+		ext(n).expires = expires
+	}
 	if old := c.index.get(unsafeBytes(key), h); old != nil {
 		// Entries are immutable for lock-free readers: the new node takes
 		// the old one's place, and setting counts as a use.
@@ -332,15 +341,12 @@ func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []u
 		c.policy.Replace(old, n)
 		c.policy.Touch(n)
 		c.unlinkExpiry(old)
-		if old.Value.x != nil && len(old.Value.x.cleanups) > 0 {
-			ext(n).cleanups, old.Value.x.cleanups = old.Value.x.cleanups, nil
-		}
 	} else {
 		// Make room before adding n, as the original does: added first, a
 		// new LFU entry (count 1) is its own victim whenever every other
 		// entry has been used more than once.
 		c.evictTo(c.maxSize - 1)
-		c.index.insert(n)
+		c.index.insert(n, h)
 		c.policy.Add(n)
 		c.watch(n, refs)
 	}
@@ -366,19 +372,16 @@ func (c *Cache) evictTo(size int) {
 }
 
 // watch registers cleanups that drop n when an object its key refers to
-// by identity is collected.
+// by identity is collected. c.mu is held.
 func (c *Cache) watch(n *node, refs []unsafe.Pointer) {
 	for _, p := range refs {
-		cl := runtime.AddCleanup((*byte)(p), dropEntry, dropArg{c.self, n.Value.key, n.Value.h})
-		x := ext(n)
-		x.cleanups = append(x.cleanups, cl)
+		c.watched.add(n.Value.key, runtime.AddCleanup((*byte)(p), dropEntry, dropArg{c.self, n.Value.key}))
 	}
 }
 
 type dropArg struct {
 	c   weak.Pointer[Cache]
 	key string
-	h   uint64
 }
 
 // dropEntry removes an entry whose key referred to a collected object. Its
@@ -391,20 +394,54 @@ func dropEntry(a dropArg) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if n := c.index.get(unsafeBytes(a.key), a.h); n != nil {
+	if n := c.index.get(unsafeBytes(a.key), hashString(a.key)); n != nil {
 		c.removeNode(n)
 	}
 }
 
-func stopCleanups(n *node) {
-	x := n.Value.x
-	if x == nil {
-		return
+// watchSet holds a cache's entry-dropping cleanups by key. It is apart
+// from the Cache so that a cleanup on the Cache can stop them all when the
+// cache is collected: a long-lived object must not carry cleanups for
+// caches long gone.
+type watchSet struct {
+	mu sync.Mutex
+	m  map[string][]runtime.Cleanup
+}
+
+func newWatchSet(c *Cache) *watchSet {
+	w := &watchSet{}
+	runtime.AddCleanup(c, (*watchSet).stopAll, w)
+	return w
+}
+
+func (w *watchSet) add(key string, cl runtime.Cleanup) {
+	w.mu.Lock()
+	if w.m == nil {
+		w.m = make(map[string][]runtime.Cleanup)
 	}
-	for _, cl := range x.cleanups {
+	w.m[key] = append(w.m[key], cl)
+	w.mu.Unlock()
+}
+
+// stop stops the cleanups of key's entry, which is going.
+func (w *watchSet) stop(key string) {
+	w.mu.Lock()
+	for _, cl := range w.m[key] {
 		cl.Stop()
 	}
-	x.cleanups = nil
+	delete(w.m, key)
+	w.mu.Unlock()
+}
+
+func (w *watchSet) stopAll() {
+	w.mu.Lock()
+	for _, cls := range w.m {
+		for _, cl := range cls {
+			cl.Stop()
+		}
+	}
+	clear(w.m)
+	w.mu.Unlock()
 }
 
 // remove deletes the entry for the encoded key k, and detaches any
@@ -421,7 +458,7 @@ func (c *Cache) remove(k []byte, h uint64) bool {
 	if n == nil {
 		return false
 	}
-	expired := n.Value.expires != 0 && c.now() >= n.Value.expires
+	expired := !live(n, c)
 	c.removeNode(n)
 	if expired {
 		c.rec.Expired(1)
@@ -436,7 +473,7 @@ func (c *Cache) removeNode(n *node) {
 	c.index.remove(n)
 	c.policy.Remove(n)
 	c.unlinkExpiry(n)
-	stopCleanups(n)
+	c.watched.stop(n.Value.key)
 }
 
 // expireNode removes n, found expired by a lookup, unless it has been
@@ -444,7 +481,7 @@ func (c *Cache) removeNode(n *node) {
 func (c *Cache) expireNode(n *node) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.index.get(unsafeBytes(n.Value.key), n.Value.h) == n && c.now() >= n.Value.expires {
+	if c.index.get(unsafeBytes(n.Value.key), hashString(n.Value.key)) == n && !live(n, c) {
 		c.removeNode(n)
 		c.rec.Expired(1)
 	}
@@ -503,7 +540,7 @@ func (c *Cache) unlinkExpiry(n *node) {
 func (c *Cache) sweep(now int64) {
 	var expired uint64
 	for _, l := range c.expiry {
-		for l.head != nil && l.head.Value.expires <= now {
+		for l.head != nil && l.head.Value.x.expires <= now {
 			c.removeNode(l.head)
 			expired++
 		}
@@ -519,8 +556,8 @@ func (c *Cache) sweep(now int64) {
 func (c *Cache) schedule(now int64) {
 	var next int64
 	for _, l := range c.expiry {
-		if l.head != nil && (next == 0 || l.head.Value.expires < next) {
-			next = l.head.Value.expires
+		if l.head != nil && (next == 0 || l.head.Value.x.expires < next) {
+			next = l.head.Value.x.expires
 		}
 	}
 	if next == 0 || (c.timerAt != 0 && c.timerAt <= next) {
@@ -543,4 +580,10 @@ func (c *Cache) onTimer() {
 	c.drainReads()
 	c.sweep(now)
 	c.schedule(now)
+}
+
+// live reports whether n has not expired.
+func live(n *node, c *Cache) bool {
+	exp := n.Value.expires()
+	return exp == 0 || c.now() < exp
 }

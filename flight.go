@@ -43,7 +43,7 @@ func (c *Cache) join(k []byte, h uint64) (val any, ok bool, cl *call, leader boo
 	sh.mu.Lock()
 	// Stores insert under the shard's lock, so a caller sees the entry or
 	// the execution that will store it.
-	if n := c.index.get(k, h); n != nil && (n.Value.expires == 0 || c.now() < n.Value.expires) {
+	if n := c.index.get(k, h); n != nil && live(n, c) {
 		sh.mu.Unlock()
 		return n.Value.val, true, nil, false
 	}
@@ -162,7 +162,7 @@ func miss[T any](w *wrapped, s *keyState, h uint64, ctx context.Context, run fun
 	v, ok, cl, leader := w.c.join(s.buf, h)
 	if ok {
 		putState(s)
-		return v.(T)
+		return as[T](v)
 	}
 	if leader && len(s.refs) > 0 {
 		cl.refs = slices.Clone(s.refs)
@@ -171,13 +171,13 @@ func miss[T any](w *wrapped, s *keyState, h uint64, ctx context.Context, run fun
 	if ctx == nil {
 		if !leader {
 			<-cl.done
-			return cl.result().(T)
+			return as[T](cl.result())
 		}
 		w.c.execute(cl, w.judge, func() any { return run(nil) })
 		if cl.panicked {
 			panic(cl.pval)
 		}
-		return cl.val.(T)
+		return as[T](cl.val)
 	}
 	if leader {
 		runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -193,5 +193,15 @@ func miss[T any](w *wrapped, s *keyState, h uint64, ctx context.Context, run fun
 	if leader && cl.panicked {
 		panic(cl.pval)
 	}
-	return cl.result().(T)
+	return as[T](cl.result())
+}
+
+// as converts a stored result back to T. A nil interface result (a nil
+// error or any) is stored as a nil any, which v.(T) would reject.
+func as[T any](v any) T {
+	if v == nil {
+		var zero T
+		return zero
+	}
+	return v.(T)
 }

@@ -51,7 +51,7 @@ func (x *index) get(k []byte, h uint64) *node {
 		if n == nil {
 			return nil
 		}
-		if n.Value.h == h && n.Value.key == string(k) {
+		if n.Value.key == string(k) { // a tombstone's key is empty; keys never are
 			return n
 		}
 	}
@@ -59,7 +59,7 @@ func (x *index) get(k []byte, h uint64) *node {
 
 // slot returns the slot holding n in t, or nil. Writer only.
 func (t *table) slot(n *node) *atomic.Pointer[node] {
-	for i := n.Value.h & t.mask; ; i = (i + 1) & t.mask {
+	for i := hashString(n.Value.key) & t.mask; ; i = (i + 1) & t.mask {
 		s := t.slots[i].Load()
 		if s == n {
 			return &t.slots[i]
@@ -71,12 +71,12 @@ func (t *table) slot(n *node) *atomic.Pointer[node] {
 }
 
 // insert adds n, whose key is not in the index. Writer only.
-func (x *index) insert(n *node) {
+func (x *index) insert(n *node, h uint64) {
 	t := x.t.Load()
 	if (t.used+1)*4 > len(t.slots)*3 {
 		t = x.rebuild(t, t.live+1)
 	}
-	for i := n.Value.h & t.mask; ; i = (i + 1) & t.mask {
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		s := t.slots[i].Load()
 		if s == nil || s == tombstone {
 			if s == nil {
@@ -89,11 +89,11 @@ func (x *index) insert(n *node) {
 	}
 }
 
-// rebuild publishes a table sized for live entries (at most 3/8 full) with
-// the entries of t, dropping its tombstones.
+// rebuild publishes a table sized for live entries (at most half full)
+// with the entries of t, dropping its tombstones.
 func (x *index) rebuild(t *table, live int) *table {
 	size := minTable
-	for size*3 < live*8 {
+	for size < live*2 {
 		size *= 2
 	}
 	nt := newTable(size)
@@ -102,7 +102,7 @@ func (x *index) rebuild(t *table, live int) *table {
 		if n == nil || n == tombstone {
 			continue
 		}
-		j := n.Value.h & nt.mask
+		j := hashString(n.Value.key) & nt.mask
 		for nt.slots[j].Load() != nil {
 			j = (j + 1) & nt.mask
 		}

@@ -27,11 +27,8 @@ import (
 // the hit path.
 func Func[A, R any](fn func(A) R, opts ...Option) func(A) R {
 	w := newTyped(fn, opts, false)
-	// The result is stored as an outcome, never as a bare R: R may be an
-	// interface type, and a nil R stored as any is a nil any, which the
-	// shared miss path's v.(T) would reject with a panic.
-	run := func(_ context.Context, a A) outcome[R] { return outcome[R]{val: fn(a)} }
-	f := func(a A) R { return do1(w, a, nil, run).val }
+	run := func(_ context.Context, a A) R { return fn(a) }
+	f := func(a A) R { return do1(w, a, nil, run) }
 	register(reflect.ValueOf(f), w)
 	return f
 }
@@ -75,8 +72,8 @@ func FuncCtx[A, R any](fn func(context.Context, A) (R, error), opts ...Option) f
 // Func2 is [Func] for functions of two arguments.
 func Func2[A, B, R any](fn func(A, B) R, opts ...Option) func(A, B) R {
 	w := newTyped(fn, opts, false)
-	run := func(_ context.Context, a A, b B) outcome[R] { return outcome[R]{val: fn(a, b)} } // see Func
-	f := func(a A, b B) R { return do2(w, a, b, nil, run).val }
+	run := func(_ context.Context, a A, b B) R { return fn(a, b) }
+	f := func(a A, b B) R { return do2(w, a, b, nil, run) }
 	register(reflect.ValueOf(f), w)
 	return f
 }
@@ -152,7 +149,7 @@ func do1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Contex
 		if k, ok := appendBasic(k, a); ok {
 			h := hashKey(k)
 			if v, ok := w.c.lookup(k, h); ok {
-				return v.(T)
+				return as[T](v)
 			}
 			s := getState()
 			s.buf = append(s.buf, k...)
@@ -180,7 +177,7 @@ func do2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(contex
 		if ok {
 			h := hashKey(k)
 			if v, ok := w.c.lookup(k, h); ok {
-				return v.(T)
+				return as[T](v)
 			}
 			s := getState()
 			s.buf = append(s.buf, k...)
@@ -211,7 +208,7 @@ func lookupOrMiss[T any](w *wrapped, s *keyState, ctx context.Context, run func(
 	h := hashKey(s.buf)
 	if v, ok := w.c.lookup(s.buf, h); ok {
 		putState(s)
-		return v.(T)
+		return as[T](v)
 	}
 	return miss(w, s, h, ctx, run, cancelledOutcome[T])
 }
