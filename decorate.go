@@ -80,6 +80,7 @@ type wrapped struct {
 	deref    bool
 	errorTTL time.Duration
 	zeros    []reflect.Value // zero results, for callers whose context ended
+	boxes    [2]sync.Pool    // the typed paths' argument copies (see box)
 }
 
 func newWrapped(v reflect.Value, cfg config) *wrapped {

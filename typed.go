@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
-	"unsafe"
+	"sync"
 )
 
 // Typed fast paths.
@@ -161,8 +161,38 @@ func do1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Contex
 
 func slow1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Context, A) T) T {
 	s := getState()
-	w.encodeTyped(s, reflect.NewAt(reflect.TypeFor[A](), unsafe.Pointer(&a)).Elem())
-	return lookupOrMiss(w, s, ctx, func(ctx context.Context) T { return run(ctx, a) })
+	pa := box(&w.boxes[0], a)
+	w.encodeTyped(s, reflect.ValueOf(pa).Elem())
+	unbox(&w.boxes[0], pa)
+	h := hashKey(s.buf)
+	if v, ok := w.c.lookup(s.buf, h); ok {
+		putState(s)
+		return as[T](v)
+	}
+	return miss1(w, s, h, ctx, run, a)
+}
+
+// miss1 is slow1's miss, apart so that a is copied to the heap (for the
+// execution) only on a miss.
+func miss1[A, T any](w *wrapped, s *keyState, h uint64, ctx context.Context, run func(context.Context, A) T, a A) T {
+	return miss(w, s, h, ctx, func(ctx context.Context) T { return run(ctx, a) }, cancelledOutcome[T])
+}
+
+// box copies a into a pooled *A, so that the reflective encoder can read
+// it without a moving to the heap on every call.
+func box[A any](p *sync.Pool, a A) *A {
+	pa, _ := p.Get().(*A)
+	if pa == nil {
+		pa = new(A)
+	}
+	*pa = a
+	return pa
+}
+
+func unbox[A any](p *sync.Pool, pa *A) {
+	var zero A
+	*pa = zero // do not keep the argument's pointers alive
+	p.Put(pa)
 }
 
 // do2 is do1 for two arguments.
@@ -189,28 +219,38 @@ func do2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(contex
 
 func slow2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(context.Context, A, B) T) T {
 	s := getState()
-	w.encodeTyped(s,
-		reflect.NewAt(reflect.TypeFor[A](), unsafe.Pointer(&a)).Elem(),
-		reflect.NewAt(reflect.TypeFor[B](), unsafe.Pointer(&b)).Elem())
-	return lookupOrMiss(w, s, ctx, func(ctx context.Context) T { return run(ctx, a, b) })
-}
-
-// encodeTyped encodes the arguments of a typed function (the context
-// left out) as Decorate does.
-func (w *wrapped) encodeTyped(s *keyState, args ...reflect.Value) {
-	if w.ctx {
-		args = append([]reflect.Value{{}}, args...)
-	}
-	w.encode(s, args)
-}
-
-func lookupOrMiss[T any](w *wrapped, s *keyState, ctx context.Context, run func(context.Context) T) T {
+	pa, pb := box(&w.boxes[0], a), box(&w.boxes[1], b)
+	w.encodeTyped(s, reflect.ValueOf(pa).Elem(), reflect.ValueOf(pb).Elem())
+	unbox(&w.boxes[0], pa)
+	unbox(&w.boxes[1], pb)
 	h := hashKey(s.buf)
 	if v, ok := w.c.lookup(s.buf, h); ok {
 		putState(s)
 		return as[T](v)
 	}
-	return miss(w, s, h, ctx, run, cancelledOutcome[T])
+	return miss2(w, s, h, ctx, run, a, b)
+}
+
+func miss2[A, B, T any](w *wrapped, s *keyState, h uint64, ctx context.Context, run func(context.Context, A, B) T, a A, b B) T {
+	return miss(w, s, h, ctx, func(ctx context.Context) T { return run(ctx, a, b) }, cancelledOutcome[T])
+}
+
+// encodeTyped encodes the arguments of a typed function (the context
+// left out) as Decorate does.
+func (w *wrapped) encodeTyped(s *keyState, args ...reflect.Value) {
+	if w.key == nil {
+		s.deref = w.deref
+		s.u64(w.fid)
+		for i, a := range args {
+			w.encs[i](s, a)
+		}
+		return
+	}
+	in := make([]reflect.Value, 0, len(args)+1)
+	if w.ctx {
+		in = append(in, reflect.Value{})
+	}
+	w.encode(s, append(in, args...))
 }
 
 // cancelledOutcome returns the zero result with ctx's error, for T an
