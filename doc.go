@@ -1,0 +1,32 @@
+// Package memo memoizes Go functions: [Decorate] wraps a function of any
+// signature and returns one of the same type that remembers its results,
+// keyed exactly by its arguments, in a goroutine-safe [Cache] with LRU or
+// LFU eviction, optional TTL expiry, call coalescing and statistics.
+//
+//	var getUser = memo.Decorate(lookupUser, memo.WithMaxSize(1000), memo.WithTTL(time.Minute))
+//
+//	name, err := getUser(ctx, 42)          // runs lookupUser once; later calls hit
+//	st := memo.CacheOf(getUser).Stats()    // hits, misses, timings
+//	memo.Invalidate(getUser, 42)           // drop one entry (the context is not part of the key)
+//
+// Two calls share an entry exactly when their arguments are equal under
+// memo's key rules ([MakeHashable]): values of different types never match,
+// floats compare by their bits with every NaN alike, maps as sets of pairs,
+// pointers, channels and funcs by identity (without keeping objects alive,
+// and never matching a new object at a reused address), a leading
+// context.Context is left out. A wrong hit is the worst bug a memoizer can
+// have; where the rules cannot tell, memo takes the miss.
+//
+// Concurrent callers of one key share one execution. A non-nil trailing
+// error is returned and not stored (unless [WithErrorTTL]); panics are never
+// stored; a caller whose context ends stops waiting at once.
+//
+// [Func], [FuncErr], [FuncCtx] and their two-argument forms give the same
+// semantics for common shapes without reflection: a hit costs about what a
+// concurrent cache lookup does and allocates nothing. [New] makes a cache
+// on its own (the original AlexBerUtils AsyncCache), with Get, Set and
+// Delete.
+//
+// memo starts no goroutine per function or per cache. Everything is safe
+// for concurrent use.
+package memo
