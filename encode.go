@@ -219,7 +219,14 @@ func newEncoder(t reflect.Type) encoder {
 	if t.Kind() != reflect.Interface && t.Implements(keyerType) {
 		return keyerEncoder(t, newKindEncoder(t))
 	}
-	return newKindEncoder(t)
+	generic := newKindEncoder(t)
+	switch t.Kind() {
+	case reflect.Struct, reflect.Array, reflect.Slice:
+		if flat := newFlatEncoder(t, 0); flat != nil {
+			return withFlat(flat, generic)
+		}
+	}
+	return generic
 }
 
 func newKindEncoder(t reflect.Type) encoder {

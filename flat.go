@@ -1,0 +1,218 @@
+package memo
+
+import (
+	"reflect"
+	"unsafe"
+)
+
+// Flat encoders.
+//
+// Most arguments that are not of a basic type are structs, arrays and
+// slices of basic types: a query struct with strings, ints and a []string.
+// Walking them with reflect (Value.Field, Value.Index, an encoder call per
+// field) costs more than the rest of a hit. For such "flat" types memo
+// builds a second encoder that reads the value's memory at the offsets
+// reflect reports, and writes exactly the bytes the reflective encoder
+// writes: the two are interchangeable, and the reflective one is used
+// whenever the value's address cannot be had (a value read from an
+// unexported field of a non-addressable struct).
+//
+// A flat type holds no pointer, map, chan, func, interface or unsafe
+// pointer (those need identity or dynamic types), no time.Time and no
+// CacheKeyer, and nests at most maxFlatDepth levels.
+
+// A flatEncoder appends the encoding of the value at p.
+type flatEncoder func(s *keyState, p unsafe.Pointer)
+
+const maxFlatDepth = 6
+
+// sliceHeader is the layout of every slice.
+type sliceHeader struct {
+	data     unsafe.Pointer
+	len, cap int
+}
+
+// newFlatEncoder returns the flat encoder of t, or nil if t is not flat.
+func newFlatEncoder(t reflect.Type, depth int) flatEncoder {
+	if depth > maxFlatDepth || t == timeType || t.Implements(keyerType) {
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return func(s *keyState, p unsafe.Pointer) {
+			if *(*bool)(p) {
+				s.byte(1)
+			} else {
+				s.byte(0)
+			}
+		}
+	case reflect.Int:
+		return func(s *keyState, p unsafe.Pointer) { s.u64(uint64(*(*int)(p))) }
+	case reflect.Int8:
+		return func(s *keyState, p unsafe.Pointer) { s.u64(uint64(*(*int8)(p))) }
+	case reflect.Int16:
+		return func(s *keyState, p unsafe.Pointer) { s.u64(uint64(*(*int16)(p))) }
+	case reflect.Int32:
+		return func(s *keyState, p unsafe.Pointer) { s.u64(uint64(*(*int32)(p))) }
+	case reflect.Int64:
+		return func(s *keyState, p unsafe.Pointer) { s.u64(uint64(*(*int64)(p))) }
+	case reflect.Uint:
+		return func(s *keyState, p unsafe.Pointer) { s.u64(uint64(*(*uint)(p))) }
+	case reflect.Uint8:
+		return func(s *keyState, p unsafe.Pointer) { s.u64(uint64(*(*uint8)(p))) }
+	case reflect.Uint16:
+		return func(s *keyState, p unsafe.Pointer) { s.u64(uint64(*(*uint16)(p))) }
+	case reflect.Uint32:
+		return func(s *keyState, p unsafe.Pointer) { s.u64(uint64(*(*uint32)(p))) }
+	case reflect.Uint64:
+		return func(s *keyState, p unsafe.Pointer) { s.u64(*(*uint64)(p)) }
+	case reflect.Uintptr:
+		return func(s *keyState, p unsafe.Pointer) { s.u64(uint64(*(*uintptr)(p))) }
+	case reflect.Float32:
+		return func(s *keyState, p unsafe.Pointer) { s.float32(*(*float32)(p)) }
+	case reflect.Float64:
+		return func(s *keyState, p unsafe.Pointer) { s.float64(*(*float64)(p)) }
+	case reflect.Complex64:
+		return func(s *keyState, p unsafe.Pointer) {
+			c := *(*complex64)(p)
+			s.float32(real(c))
+			s.float32(imag(c))
+		}
+	case reflect.Complex128:
+		return func(s *keyState, p unsafe.Pointer) {
+			c := *(*complex128)(p)
+			s.float64(real(c))
+			s.float64(imag(c))
+		}
+	case reflect.String:
+		return func(s *keyState, p unsafe.Pointer) { s.str(*(*string)(p)) }
+	case reflect.Array:
+		return flatArray(t, depth)
+	case reflect.Struct:
+		return flatStruct(t, depth)
+	case reflect.Slice:
+		return flatSlice(t, depth)
+	}
+	return nil
+}
+
+func flatArray(t reflect.Type, depth int) flatEncoder {
+	elem := newFlatEncoder(t.Elem(), depth+1)
+	if elem == nil {
+		return nil
+	}
+	n, size := t.Len(), t.Elem().Size()
+	return func(s *keyState, p unsafe.Pointer) {
+		for i := range n {
+			elem(s, unsafe.Add(p, uintptr(i)*size))
+		}
+	}
+}
+
+func flatStruct(t reflect.Type, depth int) flatEncoder {
+	type field struct {
+		off uintptr
+		enc flatEncoder
+	}
+	var fields []field
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if ignoredField(f) || f.Type.Size() == 0 {
+			continue // as structEncoder
+		}
+		enc := newFlatEncoder(f.Type, depth+1)
+		if enc == nil {
+			return nil
+		}
+		fields = append(fields, field{f.Offset, enc})
+	}
+	return func(s *keyState, p unsafe.Pointer) {
+		for _, f := range fields {
+			f.enc(s, unsafe.Add(p, f.off))
+		}
+	}
+}
+
+// flatSlice mirrors sliceEncoder's three cases: bytes, strings, and the
+// general one with its enter/leave (which can write a nonce for a key grown
+// past maxKeyLen).
+func flatSlice(t reflect.Type, depth int) flatEncoder {
+	et := t.Elem()
+	if et.Kind() == reflect.Uint8 {
+		return func(s *keyState, p unsafe.Pointer) {
+			h := (*sliceHeader)(p)
+			if h.data == nil {
+				s.byte(tagNil)
+				return
+			}
+			s.byte(tagValue)
+			s.uvarint(uint64(h.len))
+			s.buf = append(s.buf, unsafe.Slice((*byte)(h.data), h.len)...)
+		}
+	}
+	if et.Kind() == reflect.String && !et.Implements(keyerType) {
+		return func(s *keyState, p unsafe.Pointer) {
+			h := (*sliceHeader)(p)
+			if h.data == nil {
+				s.byte(tagNil)
+				return
+			}
+			s.byte(tagValue)
+			s.uvarint(uint64(h.len))
+			for _, e := range unsafe.Slice((*string)(h.data), h.len) {
+				s.str(e)
+			}
+		}
+	}
+	elem := newFlatEncoder(et, depth+1)
+	if elem == nil {
+		return nil
+	}
+	size := et.Size()
+	return func(s *keyState, p unsafe.Pointer) {
+		h := (*sliceHeader)(p)
+		if h.data == nil {
+			s.byte(tagNil)
+			return
+		}
+		n := h.len
+		if n > 0 && !s.enter(h.data, n, t) {
+			return
+		}
+		s.byte(tagValue)
+		s.uvarint(uint64(n))
+		for i := range n {
+			elem(s, unsafe.Add(h.data, uintptr(i)*size))
+		}
+		if n > 0 {
+			s.leave()
+		}
+	}
+}
+
+// withFlat returns an encoder that uses flat when v's address can be had
+// and generic otherwise.
+func withFlat(flat flatEncoder, generic encoder) encoder {
+	return func(s *keyState, v reflect.Value) {
+		if p := addressOf(v); p != nil {
+			flat(s, p)
+			return
+		}
+		generic(s, v)
+	}
+}
+
+// addressOf returns the address of v's value, or nil when it cannot be had
+// without copying: v is addressable, or v is a non-addressable value that
+// reflect holds indirectly, whose interface then points at reflect's own
+// copy (flat types are never pointer-shaped, so they are held indirectly).
+func addressOf(v reflect.Value) unsafe.Pointer {
+	if v.CanAddr() {
+		return v.Addr().UnsafePointer()
+	}
+	if v.CanInterface() {
+		x := v.Interface()
+		return (*[2]unsafe.Pointer)(unsafe.Pointer(&x))[1]
+	}
+	return nil
+}

@@ -1,0 +1,162 @@
+package memo
+
+import (
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"unsafe"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type flatName string
+
+type flatInner struct {
+	B   bool
+	I8  int8
+	U16 uint16
+	F32 float32
+	C   complex128
+	S   flatName
+}
+
+type flatOuter struct {
+	ID      int64
+	Name    string
+	Tags    []string
+	Raw     []byte
+	Inner   flatInner
+	Arr     [3]uint8
+	Nested  [][]int32
+	Items   []flatInner
+	F       float64
+	skipped int `memo:"-"`
+	hidden  uint
+	Empty   struct{}
+}
+
+// TestFlatMatchesGeneric checks that a flat encoder writes exactly the bytes
+// of the reflective encoder, on random values of a type that uses every
+// flat kind, so that keys do not depend on which of the two ran.
+func TestFlatMatchesGeneric(t *testing.T) {
+	t.Parallel()
+	typ := reflect.TypeFor[flatOuter]()
+	flat := newFlatEncoder(typ, 0)
+	require.NotNil(t, flat, "flatOuter is flat")
+	generic := newKindEncoder(typ)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 2000 {
+		v := randomFlatOuter(r)
+		a, b := getState(), getState()
+		generic(a, reflect.ValueOf(v))
+		flat(b, unsafe.Pointer(&v))
+		require.Equal(t, a.buf, b.buf, "value %d: %+v", i, v)
+		putState(a)
+		putState(b)
+	}
+}
+
+// TestFlatEncoderUsedAndEqual checks the combined encoder: the same value
+// reached addressably, through an interface, and from an unexported field
+// of a non-addressable struct (which needs the reflective fallback) keys
+// alike, and differing values key apart.
+func TestFlatEncoderUsedAndEqual(t *testing.T) {
+	t.Parallel()
+	type holder struct{ v flatOuter }
+	r := rand.New(rand.NewPCG(3, 4))
+	v := randomFlatOuter(r)
+	enc := encoderOf(reflect.TypeFor[flatOuter]())
+	key := func(rv reflect.Value) string {
+		s := getState()
+		defer putState(s)
+		enc(s, rv)
+		return string(s.buf)
+	}
+	direct := key(reflect.ValueOf(v))
+	assert.Equal(t, direct, key(reflect.ValueOf(&v).Elem()), "addressable")
+	assert.Equal(t, direct, key(reflect.ValueOf(holder{v}).Field(0)), "unexported field, not addressable")
+	w := v
+	w.Nested = append([][]int32{{1}}, w.Nested...)
+	assert.NotEqual(t, direct, key(reflect.ValueOf(w)))
+	assert.True(t, MakeHashable(v) == MakeHashable(v))
+	assert.False(t, MakeHashable(v) == MakeHashable(w))
+}
+
+func TestFlatTypes(t *testing.T) {
+	t.Parallel()
+	type withPtr struct{ P *int }
+	type withMap struct{ M map[string]int }
+	type withAny struct{ A any }
+	type recursive struct{ C []recursive }
+	for _, typ := range []reflect.Type{
+		reflect.TypeFor[withPtr](), reflect.TypeFor[withMap](), reflect.TypeFor[withAny](),
+		reflect.TypeFor[recursive](), reflect.TypeFor[struct{ T [2]flatTimeHolder }](),
+	} {
+		assert.Nil(t, newFlatEncoder(typ, 0), "%v is not flat", typ)
+	}
+	assert.NotNil(t, newFlatEncoder(reflect.TypeFor[[]flatInner](), 0))
+}
+
+type flatTimeHolder struct{ K keyedByLen }
+
+type keyedByLen string
+
+func (k keyedByLen) CacheKey() any { return len(k) }
+
+func randomFlatOuter(r *rand.Rand) flatOuter {
+	str := func() string {
+		b := make([]byte, r.IntN(4))
+		for i := range b {
+			b[i] = byte('a' + r.IntN(3))
+		}
+		return string(b)
+	}
+	float := func() float64 {
+		switch r.IntN(6) {
+		case 0:
+			return math.NaN()
+		case 1:
+			return math.Copysign(0, -1)
+		case 2:
+			return math.Inf(1)
+		}
+		return float64(r.IntN(5)) / 2
+	}
+	inner := func() flatInner {
+		return flatInner{
+			B: r.IntN(2) == 0, I8: int8(r.IntN(256) - 128), U16: uint16(r.Uint32()),
+			F32: float32(float()), C: complex(float(), float()), S: flatName(str()),
+		}
+	}
+	v := flatOuter{ID: r.Int64N(5) - 2, Name: str(), F: float(), skipped: r.Int(), hidden: uint(r.IntN(3))}
+	if n := r.IntN(4); n > 0 {
+		v.Tags = make([]string, n-1)
+		for i := range v.Tags {
+			v.Tags[i] = str()
+		}
+	}
+	if n := r.IntN(4); n > 0 {
+		v.Raw = []byte(str())[:0:0]
+		v.Raw = append(v.Raw, str()...)
+	}
+	v.Inner = inner()
+	for i := range v.Arr {
+		v.Arr[i] = uint8(r.IntN(3))
+	}
+	for range r.IntN(3) {
+		var row []int32
+		if r.IntN(3) > 0 {
+			row = []int32{}
+			for range r.IntN(3) {
+				row = append(row, int32(r.IntN(5)-2))
+			}
+		}
+		v.Nested = append(v.Nested, row)
+	}
+	for range r.IntN(3) {
+		v.Items = append(v.Items, inner())
+	}
+	return v
+}
