@@ -121,10 +121,7 @@ func BenchmarkCacheGetHitHotSet(b *testing.B) {
 	for _, n := range []int{1e3, 1e5, 1e6} {
 		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
 			c, all := hitKeys(b, n)
-			hot := all[:1024]
-			if len(all) < 1024 {
-				hot = all
-			}
+			hot := all[:min(len(all), 1024)]
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
