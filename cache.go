@@ -1,6 +1,7 @@
 package memo
 
 import (
+	"encoding/binary"
 	"math"
 	"reflect"
 	"runtime"
@@ -164,13 +165,23 @@ func encodeKey(s *keyState, key any) {
 // [ErrNotFound] if there is none or it has expired. A lookup of an expired
 // entry removes it. Each Get counts as one hit or one miss.
 func (c *Cache) Get(key any) (any, error) {
-	s := getState()
-	defer putState(s)
-	encodeKey(s, key)
-	if v, ok := c.lookup(s.buf, hashKey(s.buf)); ok {
-		return v, nil
+	var (
+		v  any
+		ok bool
+	)
+	var arr [64]byte
+	if k, basic := appendDynamicBasic(binary.LittleEndian.AppendUint64(arr[:0], 0), key); basic {
+		v, ok = c.lookup(k, hashKey(k))
+	} else {
+		s := getState()
+		encodeKey(s, key)
+		v, ok = c.lookup(s.buf, hashKey(s.buf))
+		putState(s)
 	}
-	return nil, ErrNotFound
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return v, nil
 }
 
 // Set stores value for key, replacing any value it had and restarting its

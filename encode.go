@@ -652,3 +652,48 @@ func appendKind(b []byte, k reflect.Kind, v reflect.Value) []byte {
 		return append(b, str...)
 	}
 }
+
+// basicIDs are the type ids of the types appendDynamicBasic handles,
+// fixed at init.
+var basicIDs = struct{ int, int64, uint64, string, bool, float64 uint64 }{
+	infoOf(reflect.TypeFor[int]()).id,
+	infoOf(reflect.TypeFor[int64]()).id,
+	infoOf(reflect.TypeFor[uint64]()).id,
+	infoOf(reflect.TypeFor[string]()).id,
+	infoOf(reflect.TypeFor[bool]()).id,
+	infoOf(reflect.TypeFor[float64]()).id,
+}
+
+// appendDynamicBasic appends the encoding of key as an interface value,
+// byte-for-byte as encodeDynamic does, when its dynamic type is one of the
+// common basic types, without reflection; it reports false otherwise.
+func appendDynamicBasic(b []byte, key any) ([]byte, bool) {
+	switch v := key.(type) {
+	case int:
+		b = binary.AppendUvarint(b, basicIDs.int)
+		return binary.LittleEndian.AppendUint64(b, uint64(v)), true
+	case int64:
+		b = binary.AppendUvarint(b, basicIDs.int64)
+		return binary.LittleEndian.AppendUint64(b, uint64(v)), true
+	case uint64:
+		b = binary.AppendUvarint(b, basicIDs.uint64)
+		return binary.LittleEndian.AppendUint64(b, v), true
+	case string:
+		b = binary.AppendUvarint(b, basicIDs.string)
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		return append(b, v...), true
+	case bool:
+		b = binary.AppendUvarint(b, basicIDs.bool)
+		if v {
+			return append(b, 1), true
+		}
+		return append(b, 0), true
+	case float64:
+		b = binary.AppendUvarint(b, basicIDs.float64)
+		if v != v {
+			v = math.NaN()
+		}
+		return binary.LittleEndian.AppendUint64(b, math.Float64bits(v)), true
+	}
+	return b, false
+}

@@ -160,3 +160,22 @@ func randomFlatOuter(r *rand.Rand) flatOuter {
 	}
 	return v
 }
+
+// TestDynamicBasicMatchesEncoder checks Cache.Get's reflection-free key
+// for common basic types against the reflective encoding of an interface.
+func TestDynamicBasicMatchesEncoder(t *testing.T) {
+	t.Parallel()
+	for _, k := range []any{0, -1, math.MaxInt, int64(-7), uint64(math.MaxUint64), "", "ab", true, false,
+		0.5, math.Copysign(0, -1), math.NaN(), math.Float64frombits(0x7ff8000000000001), math.Inf(-1)} {
+		s := getState()
+		encodeKey(s, k)
+		fast, ok := appendDynamicBasic(make([]byte, 8), k)
+		require.True(t, ok, "%T", k)
+		assert.Equal(t, s.buf, fast, "%T %v", k, k)
+		putState(s)
+	}
+	for _, k := range []any{int8(1), uint(1), float32(1), []int{1}, nil, flatName("x")} {
+		_, ok := appendDynamicBasic(nil, k)
+		assert.False(t, ok, "%T takes the reflective path", k)
+	}
+}
