@@ -151,7 +151,7 @@ func (c *Cache) now() int64 { return int64(time.Since(c.epoch)) | 1 }
 
 // encodeKey encodes a key given to Get, Set or Delete.
 func encodeKey(s *keyState, key any) {
-	s.u64(0) // the namespace of keys that no decorated function uses
+	s.uvarint(0) // the namespace of keys that no decorated function uses
 	// As encodeInterface(s, reflect.ValueOf(&key).Elem()), without taking
 	// key's address: that moved key to the heap, one allocation per Get.
 	if key == nil {
@@ -170,7 +170,7 @@ func (c *Cache) Get(key any) (any, error) {
 		ok bool
 	)
 	var arr [64]byte
-	if k, basic := appendDynamicBasic(binary.LittleEndian.AppendUint64(arr[:0], 0), key); basic {
+	if k, basic := appendDynamicBasic(binary.AppendUvarint(arr[:0], 0), key); basic {
 		v, ok = c.lookup(k, hashKey(k))
 	} else {
 		s := getState()
@@ -341,7 +341,7 @@ func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []u
 		}
 		delete(sh.calls, key)
 	}
-	n := &node{Value: item{key: key, val: val}}
+	n := newNode(key, val)
 	if expires != 0 {
 		ext(n).expires = expires
 	}
@@ -597,4 +597,21 @@ func (c *Cache) onTimer() {
 func live(n *node, c *Cache) bool {
 	exp := n.Value.expires()
 	return exp == 0 || c.now() < exp
+}
+
+// newNode allocates an entry. A key of up to 16 bytes (an int or a short
+// string argument) is copied into the same allocation, right after the
+// node, so that a lookup compares it in memory it is already reading; the
+// allocation is the same size as a node and a separate 16-byte key.
+func newNode(key string, val any) *node {
+	if len(key) > 16 {
+		return &node{Value: item{key: key, val: val}}
+	}
+	nk := &struct {
+		n node
+		k [16]byte
+	}{}
+	copy(nk.k[:], key)
+	nk.n.Value = item{key: unsafe.String(&nk.k[0], len(key)), val: val}
+	return &nk.n
 }
