@@ -118,7 +118,7 @@ func newWrapped(v reflect.Value, cfg config) *wrapped {
 // encode appends the key of a call with args (the context included).
 func (w *wrapped) encode(s *keyState, args []reflect.Value) {
 	s.deref = w.deref
-	s.uvarint(w.fid)
+	s.u64(w.fid)
 	if w.ctx {
 		args = args[1:]
 	}
@@ -140,7 +140,7 @@ func (w *wrapped) encode(s *keyState, args []reflect.Value) {
 func (w *wrapped) call(args []reflect.Value) []reflect.Value {
 	if w.basic != nil && w.key == nil {
 		var arr [128]byte
-		k := binary.AppendUvarint(arr[:0], w.fid)
+		k := binary.LittleEndian.AppendUint64(arr[:0], w.fid)
 		for i, kind := range w.basic {
 			k = appendKind(k, kind, args[len(args)-len(w.basic)+i])
 		}

@@ -51,7 +51,7 @@ func (x *index) get(k []byte, h uint64) *node {
 		if n == nil {
 			return nil
 		}
-		if n.Value.key == string(k) { // a tombstone's key is empty; keys never are
+		if keyEqual(n.Value.key, k) { // a tombstone's key is empty; keys never are
 			return n
 		}
 	}
@@ -186,3 +186,18 @@ func hashString(k string) uint64 {
 
 // unsafeBytes views s as bytes, which the caller must not modify.
 func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// keyEqual is key == string(k), with the common 16-byte key (a function
+// number and one 8-byte argument) compared as two words rather than by a
+// call to the runtime's memequal.
+func keyEqual(key string, k []byte) bool {
+	if len(key) != len(k) {
+		return false
+	}
+	if len(k) == 16 {
+		kb := unsafeBytes(key)
+		return binary.LittleEndian.Uint64(kb) == binary.LittleEndian.Uint64(k) &&
+			binary.LittleEndian.Uint64(kb[8:]) == binary.LittleEndian.Uint64(k[8:])
+	}
+	return key == string(k)
+}

@@ -145,7 +145,7 @@ func newTyped(fn any, opts []Option, ctxForm bool) *wrapped {
 func do1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Context, A) T) T {
 	if w.key == nil && !w.deref {
 		var arr [64]byte
-		k := binary.AppendUvarint(arr[:0], w.fid)
+		k := binary.LittleEndian.AppendUint64(arr[:0], w.fid)
 		if k, ok := appendBasic(k, a); ok {
 			h := hashKey(k)
 			if v, ok := w.c.lookup(k, h); ok {
@@ -199,7 +199,7 @@ func unbox[A any](p *sync.Pool, pa *A) {
 func do2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(context.Context, A, B) T) T {
 	if w.key == nil && !w.deref {
 		var arr [64]byte
-		k := binary.AppendUvarint(arr[:0], w.fid)
+		k := binary.LittleEndian.AppendUint64(arr[:0], w.fid)
 		k, ok := appendBasic(k, a)
 		if ok {
 			k, ok = appendBasic(k, b)
@@ -240,7 +240,7 @@ func miss2[A, B, T any](w *wrapped, s *keyState, h uint64, ctx context.Context, 
 func (w *wrapped) encodeTyped(s *keyState, args ...reflect.Value) {
 	if w.key == nil {
 		s.deref = w.deref
-		s.uvarint(w.fid)
+		s.u64(w.fid)
 		for i, a := range args {
 			w.encs[i](s, a)
 		}

@@ -35,7 +35,7 @@ type tyQuery struct {
 // tyKey returns the key the fast path builds for a call of w's function
 // with a (fid, then appendBasic), and whether a has a basic type.
 func tyKey[A any](w *wrapped, a A) ([]byte, bool) {
-	k := binary.AppendUvarint(nil, w.fid)
+	k := binary.LittleEndian.AppendUint64(nil, w.fid)
 	return appendBasic(k, a)
 }
 
