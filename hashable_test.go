@@ -128,12 +128,14 @@ func TestHashableWrapper(t *testing.T) {
 	assert.False(t, NewHashableWrapper([]int(nil)) == NewHashableWrapper([]int{}))
 	assert.True(t, NewHashableWrapper(kTagged{1, "a", "b", "c"}) == NewHashableWrapper(kTagged{1, "x", "y", "z"}))
 	assert.True(t, NewHashableWrapper(kFold("A")) == NewHashableWrapper(kFold("a")))
-	assert.True(t, NewHashableWrapper(nil) == NewHashableWrapper(nil))
+	n1, n2 := NewHashableWrapper(nil), NewHashableWrapper(nil)
+	assert.True(t, n1 == n2)
 	assert.False(t, NewHashableWrapper(nil) == HashableWrapper{}, "nil is wrapped, the zero wrapper wraps nothing")
 
 	x, y := 1, 1
 	assert.False(t, NewHashableWrapper(&x) == NewHashableWrapper(&y), "pointers by identity")
-	assert.True(t, NewHashableWrapper(&x) == NewHashableWrapper(&x))
+	px1, px2 := NewHashableWrapper(&x), NewHashableWrapper(&x)
+	assert.True(t, px1 == px2)
 
 	// Equal wrappers share the value wrapped first.
 	first := kSelfKey{1, 5}

@@ -139,16 +139,6 @@ func (x *index) remove(n *node) bool {
 // len returns the number of entries. Writer only.
 func (x *index) len() int { return x.t.Load().live }
 
-// each calls f for every entry. Writer only; f must not modify the index.
-func (x *index) each(f func(*node)) {
-	t := x.t.Load()
-	for i := range t.slots {
-		if n := t.slots[i].Load(); n != nil && n != tombstone {
-			f(n)
-		}
-	}
-}
-
 // clear drops every entry. Writer only.
 func (x *index) clear() { x.t.Store(newTable(minTable)) }
 

@@ -23,10 +23,10 @@ func (k rvDeep) CacheKey() any {
 }
 
 type (
-	rvPad1 struct{ a int8 }
-	rvPad2 struct{ a int16 }
-	rvPad3 struct{ a int32 }
-	rvPad4 struct{ a int64 }
+	rvPad1 struct{ A int8 }
+	rvPad2 struct{ A int16 }
+	rvPad3 struct{ A int32 }
+	rvPad4 struct{ A int64 }
 )
 
 func rvNest(depth int, inner any) any {
