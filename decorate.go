@@ -139,7 +139,7 @@ func (w *wrapped) encode(s *keyState, args []reflect.Value) {
 // call is the body of the decorated function.
 func (w *wrapped) call(args []reflect.Value) []reflect.Value {
 	if w.basic != nil && w.key == nil {
-		var arr [128]byte
+		var arr [64]byte
 		k := binary.LittleEndian.AppendUint64(arr[:0], w.fid)
 		for i, kind := range w.basic {
 			k = appendKind(k, kind, args[len(args)-len(w.basic)+i])
