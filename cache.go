@@ -151,7 +151,7 @@ func (c *Cache) now() int64 { return int64(time.Since(c.epoch)) | 1 }
 
 // encodeKey encodes a key given to Get, Set or Delete.
 func encodeKey(s *keyState, key any) {
-	s.uvarint(0) // the namespace of keys that no decorated function uses
+	s.u64(0) // the namespace of keys that no decorated function uses (their numbers start at 1)
 	// As encodeInterface(s, reflect.ValueOf(&key).Elem()), without taking
 	// key's address: that moved key to the heap, one allocation per Get.
 	if key == nil {
@@ -161,8 +161,8 @@ func encodeKey(s *keyState, key any) {
 	encodeDynamic(s, reflect.ValueOf(key))
 }
 
-// Get returns the value stored for key, or an error that wraps
-// [ErrNotFound] if there is none or it has expired. A lookup of an expired
+// Get returns the value stored for key, or [ErrNotFound] if there is none
+// or it has expired. A lookup of an expired
 // entry removes it. Each Get counts as one hit or one miss.
 func (c *Cache) Get(key any) (any, error) {
 	var (
@@ -170,7 +170,7 @@ func (c *Cache) Get(key any) (any, error) {
 		ok bool
 	)
 	var arr [64]byte
-	if k, basic := appendDynamicBasic(binary.AppendUvarint(arr[:0], 0), key); basic {
+	if k, basic := appendDynamicBasic(binary.LittleEndian.AppendUint64(arr[:0], 0), key); basic {
 		v, ok = c.lookup(k, hashKey(k))
 	} else {
 		s := getState()
@@ -194,8 +194,9 @@ func (c *Cache) Set(key, value any) {
 	c.store(string(s.buf), hashKey(s.buf), value, c.ttl, s.refs, nil)
 }
 
-// Delete removes the entry for key and reports whether there was one. An
-// execution in flight for key (see [Decorate]) will not store its result.
+// Delete removes the entry for key and reports whether there was one.
+// Keys given to Get, Set and Delete live apart from the keys of decorated
+// functions sharing the cache: use [Invalidate] for those.
 func (c *Cache) Delete(key any) bool {
 	s := getState()
 	defer putState(s)

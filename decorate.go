@@ -45,10 +45,10 @@ var (
 func Decorate[F any](fn F, opts ...Option) F {
 	v := reflect.ValueOf(fn)
 	if !v.IsValid() || v.Kind() != reflect.Func {
-		panic(fmt.Sprintf("memo: Decorate needs a func, got %T", fn))
+		panic(fmt.Errorf("memo: Decorate needs a func, got %T", fn))
 	}
 	if v.IsNil() {
-		panic(fmt.Sprintf("memo: Decorate needs a func, got a nil %T", fn))
+		panic(fmt.Errorf("memo: Decorate needs a func, got a nil %T", fn))
 	}
 	cfg, err := newConfig(opts, true)
 	if err != nil {
@@ -200,6 +200,8 @@ func (w *wrapped) judge(val any) (failed, store bool, ttl time.Duration) {
 		failed = w.errOut >= 0 && !v[w.errOut].IsNil()
 	case failer:
 		failed = v.failed()
+	case error: // a typed Func returning only an error (nil is stored as nil)
+		failed = w.errOut >= 0
 	}
 	if failed {
 		return true, w.errorTTL > 0, w.errorTTL

@@ -22,8 +22,8 @@
 // stored; a caller whose context ends stops waiting at once.
 //
 // [Func], [FuncErr], [FuncCtx] and their two-argument forms give the same
-// semantics for common shapes without reflection: a hit costs about what a
-// concurrent cache lookup does and allocates nothing. [New] makes a cache
+// semantics for common shapes without reflect.MakeFunc: a hit costs about
+// what a concurrent cache lookup does and allocates nothing. [New] makes a cache
 // on its own (the original AlexBerUtils AsyncCache), with Get, Set and
 // Delete.
 //

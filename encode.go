@@ -64,6 +64,8 @@ type keyState struct {
 	opaque bool
 	// cyclic is set when a container was met again on its own path.
 	cyclic bool
+	// depth counts the interface values being encoded.
+	depth int
 	// sortScratch holds map entry offsets while sorting.
 	sortScratch []mapEntry
 }
@@ -94,6 +96,7 @@ func putState(s *keyState) {
 	s.deref = false
 	s.opaque = false
 	s.cyclic = false
+	s.depth = 0
 	s.sortScratch = s.sortScratch[:0]
 	statePool.Put(s)
 }
@@ -185,7 +188,7 @@ func infoOf(t reflect.Type) *typeInfo {
 		f  encoder
 	)
 	wg.Add(1)
-	ti := &typeInfo{id: typeIDs.Add(1), enc: func(s *keyState, v reflect.Value) {
+	ti := &typeInfo{id: typeIDs.Add(1) + nonceTypeID, enc: func(s *keyState, v reflect.Value) {
 		wg.Wait()
 		f(s, v)
 	}}
@@ -318,10 +321,23 @@ func encodeInterface(s *keyState, v reflect.Value) {
 
 // encodeDynamic writes v prefixed by the id of its type.
 func encodeDynamic(s *keyState, v reflect.Value) {
+	// Interfaces are the one way to nest without a container that enter
+	// sees (type B struct{ V any }; x = B{x} ...): count them too.
+	if s.depth >= maxDepth || len(s.buf) > maxKeyLen {
+		s.uvarint(nonceTypeID)
+		s.nonce()
+		return
+	}
 	ti := infoOf(v.Type())
 	s.uvarint(ti.id)
+	s.depth++
 	ti.enc(s, v)
+	s.depth--
 }
+
+// nonceTypeID is the type id no type gets: written where a type id goes, it
+// says a nonce follows instead of a value.
+const nonceTypeID = 1
 
 func pointerEncoder(t reflect.Type) encoder {
 	var elem encoder

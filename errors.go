@@ -11,13 +11,16 @@ var ErrNotFound = errors.New("memo: key not found")
 
 // PanicError is what callers that shared an execution see when the function
 // panicked: they panic with a *PanicError holding the original value and the
-// stack of the goroutine that panicked. The caller whose goroutine ran the
-// function sees the original panic value instead.
+// stack of the goroutine that panicked. The caller that ran the execution
+// (or, for functions with a context, started it) sees the original panic
+// value instead.
 type PanicError struct {
 	Value any
 	Stack []byte
 }
 
+// Error returns the panic value and the stack of the goroutine that
+// panicked.
 func (e *PanicError) Error() string {
 	return fmt.Sprintf("memo: the memoized function panicked: %v\n\n%s", e.Value, e.Stack)
 }

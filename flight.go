@@ -50,7 +50,6 @@ func (c *Cache) join(k []byte, h uint64) (val any, ok bool, cl *call, leader boo
 	if cl = sh.calls[string(k)]; cl != nil {
 		cl.waiters++
 		sh.mu.Unlock()
-		c.rec.Coalesced(1)
 		return nil, false, cl, false
 	}
 	cl = &call{key: string(k), h: h, done: make(chan struct{}), waiters: 1}
@@ -171,6 +170,7 @@ func miss[T any](w *wrapped, s *keyState, h uint64, ctx context.Context, run fun
 	if ctx == nil {
 		if !leader {
 			<-cl.done
+			w.c.rec.Coalesced(1)
 			return as[T](cl.result())
 		}
 		w.c.execute(cl, w.judge, func() any { return run(nil) })
@@ -190,8 +190,12 @@ func miss[T any](w *wrapped, s *keyState, h uint64, ctx context.Context, run fun
 		w.c.leave(cl)
 		return cancelled(ctx)
 	}
-	if leader && cl.panicked {
-		panic(cl.pval)
+	if leader {
+		if cl.panicked {
+			panic(cl.pval)
+		}
+	} else {
+		w.c.rec.Coalesced(1)
 	}
 	return as[T](cl.result())
 }

@@ -6,6 +6,10 @@ import "reflect"
 // __hash__ and __eq__ do in Python: two values of such a type share a cache
 // entry when their CacheKey results are equal under memo's key rules. The
 // result may be of any type memo can key; it must depend only on the value.
+// CacheKey is called on every lookup, from any goroutine, possibly
+// concurrently; if it panics, the value is keyed by its structure instead.
+// A struct that embeds a CacheKeyer type has its CacheKey too (promoted),
+// and is keyed by it alone.
 type CacheKeyer interface {
 	CacheKey() any
 }

@@ -69,7 +69,8 @@ func WithCache(c *Cache) Option {
 // WithKey replaces memo's key for [Decorate]d functions: f receives the
 // arguments (a leading context.Context left out) and returns the key, which
 // memo then keys by [MakeHashable]'s rules. f must be deterministic and
-// must return equal keys only for calls whose results may be shared.
+// must return equal keys only for calls whose results may be shared. It runs
+// on every call, hits included, from any goroutine, possibly concurrently.
 func WithKey(f func(args []any) any) Option {
 	return optionFunc(func(c *config) {
 		c.key = f

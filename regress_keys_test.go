@@ -62,7 +62,7 @@ func TestRegressionKeyerInterfaceParamKeepsDynamicType(t *testing.T) {
 func TestRegressionFuncWithContextArgument(t *testing.T) {
 	// The non-context constructors refuse a leading context at decoration
 	// time (it used to crash every call): FuncCtx is the one to use.
-	assert.PanicsWithValue(t,
+	assert.PanicsWithError(t,
 		"memo: func(context.Context) int takes a context.Context first: use FuncCtx or Func2Ctx, which leave it out of the key and honour cancellation",
 		func() { Func(func(ctx context.Context) int { return 1 }) })
 	assert.Panics(t, func() { Func2(func(ctx context.Context, x int) int { return x }) })

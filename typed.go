@@ -3,6 +3,7 @@ package memo
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -12,19 +13,21 @@ import (
 // Typed fast paths.
 //
 // Func, FuncErr, FuncCtx and their two-argument forms memoize functions of
-// common shapes without reflect.MakeFunc: a hit builds the key in a stack
-// buffer (for arguments of basic types), looks it up and returns the
-// stored result, with no reflection and no allocation. They have exactly
-// Decorate's semantics: the same cache type, options, key rules (keys are
-// byte-for-byte those Decorate would build), statistics, coalescing,
-// context handling, [CacheOf] and [Invalidate].
+// common shapes without reflect.MakeFunc: a hit builds the key (in a stack
+// buffer and without reflection for int, int32, int64, uint, uint32,
+// uint64, string, bool and float64 arguments), looks it up and returns the
+// stored result, with no allocation. They have Decorate's semantics: the
+// same cache type, options, key rules (keys are the bytes Decorate would
+// build), statistics, coalescing, context handling, [CacheOf] and
+// [Invalidate]. The returned functions are safe for concurrent use.
 //
 // Prefer them on hot paths; use Decorate for any other signature. Arguments
 // of other types (structs, slices, pointers, named types) are keyed through
 // the same reflective encoder Decorate uses.
 
-// Func returns a memoized fn, as [Decorate] does, without reflection on
-// the hit path.
+// Func returns a memoized fn, as [Decorate] does, without reflect.MakeFunc.
+// It panics, as Decorate does, on a nil fn, an invalid option, or an fn
+// whose argument is a context.Context (use [FuncCtx]).
 func Func[A, R any](fn func(A) R, opts ...Option) func(A) R {
 	w := newTyped(fn, opts, false)
 	run := func(_ context.Context, a A) R { return fn(a) }
@@ -127,10 +130,10 @@ type failer interface{ failed() bool }
 func newTyped(fn any, opts []Option, ctxForm bool) *wrapped {
 	v := reflect.ValueOf(fn)
 	if v.IsNil() {
-		panic("memo: nil func: pass the function to memoize")
+		panic(errors.New("memo: nil func: pass the function to memoize"))
 	}
 	if !ctxForm && v.Type().In(0) == contextType {
-		panic(fmt.Sprintf("memo: %v takes a context.Context first: use FuncCtx or Func2Ctx, which leave it out of the key and honour cancellation", v.Type()))
+		panic(fmt.Errorf("memo: %v takes a context.Context first: use FuncCtx or Func2Ctx, which leave it out of the key and honour cancellation", v.Type()))
 	}
 	cfg, err := newConfig(opts, true)
 	if err != nil {

@@ -16,7 +16,8 @@ type Stats struct {
 	// Hits and Misses count lookups; every lookup is one or the other.
 	// Callers that waited for an in-flight call are misses.
 	Hits, Misses uint64
-	// Coalesced counts misses served by another caller's execution.
+	// Coalesced counts misses served by another caller's execution (a
+	// caller that stopped waiting, its context done, is not counted).
 	Coalesced uint64
 	// Evictions counts entries removed to make room; Expirations counts
 	// entries removed because their TTL ran out.
