@@ -600,19 +600,30 @@ func live(n *node, c *Cache) bool {
 	return exp == 0 || c.now() < exp
 }
 
-// newNode allocates an entry. A key of up to 16 bytes (an int or a short
-// string argument) is copied into the same allocation, right after the
-// node, so that a lookup compares it in memory it is already reading; the
-// allocation is the same size as a node and a separate 16-byte key.
+// newNode allocates an entry. A key of up to 32 bytes (a function number
+// and an int or a short string argument) is copied into the same
+// allocation, right after the node, so that a lookup compares it in memory
+// it is already reading. The allocation is the size of a node plus a
+// separate key's (80 bytes up to 16 bytes of key, 96 up to 32), but for
+// keys of 17 to 24 bytes, which cost 8 bytes more.
 func newNode(key string, val any) *node {
-	if len(key) > 16 {
-		return &node{Value: item{key: key, val: val}}
+	switch {
+	case len(key) <= 16:
+		nk := &struct {
+			n node
+			k [16]byte
+		}{}
+		copy(nk.k[:], key)
+		nk.n.Value = item{key: unsafe.String(&nk.k[0], len(key)), val: val}
+		return &nk.n
+	case len(key) <= 32:
+		nk := &struct {
+			n node
+			k [32]byte
+		}{}
+		copy(nk.k[:], key)
+		nk.n.Value = item{key: unsafe.String(&nk.k[0], len(key)), val: val}
+		return &nk.n
 	}
-	nk := &struct {
-		n node
-		k [16]byte
-	}{}
-	copy(nk.k[:], key)
-	nk.n.Value = item{key: unsafe.String(&nk.k[0], len(key)), val: val}
-	return &nk.n
+	return &node{Value: item{key: key, val: val}}
 }
