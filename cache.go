@@ -5,6 +5,7 @@ import (
 	"math"
 	"reflect"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -386,8 +387,15 @@ func (c *Cache) evictTo(size int) {
 // watch registers cleanups that drop n when an object its key refers to
 // by identity is collected. c.mu is held.
 func (c *Cache) watch(n *node, refs []unsafe.Pointer) {
+	if len(refs) == 0 {
+		return
+	}
+	// A copy of the key: a short key lives in the node's allocation, and a
+	// cleanup's argument must not keep the node, and so its value (which
+	// may refer to the very object watched), alive.
+	key := strings.Clone(n.Value.key)
 	for _, p := range refs {
-		c.watched.add(n.Value.key, runtime.AddCleanup((*byte)(p), dropEntry, dropArg{c.self, n.Value.key}))
+		c.watched.add(key, runtime.AddCleanup((*byte)(p), dropEntry, dropArg{c.self, key}))
 	}
 }
 

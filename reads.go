@@ -30,7 +30,7 @@ const (
 	maxStripes  = 64
 	stripeSize  = 64
 	cacheLine   = 64
-	stripeBytes = 16 + 8 + 8 + stripeSize*8
+	stripeBytes = 8 + 8 + 8 + stripeSize*8 // mu, n, hits, buf
 )
 
 type readStripe struct {
