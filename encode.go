@@ -103,7 +103,13 @@ func putState(s *keyState) {
 
 func (s *keyState) byte(b byte) { s.buf = append(s.buf, b) }
 
-func (s *keyState) uvarint(n uint64) { s.buf = binary.AppendUvarint(s.buf, n) }
+func (s *keyState) uvarint(n uint64) {
+	if n < 0x80 { // the common case (short lengths, small type ids), inlined
+		s.buf = append(s.buf, byte(n))
+		return
+	}
+	s.buf = binary.AppendUvarint(s.buf, n)
+}
 
 func (s *keyState) u64(n uint64) { s.buf = binary.LittleEndian.AppendUint64(s.buf, n) }
 
