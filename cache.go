@@ -617,21 +617,21 @@ func live(n *node, c *Cache) bool {
 func newNode(key string, val any) *node {
 	switch {
 	case len(key) <= 16:
-		nk := &struct {
-			n node
-			k [16]byte
-		}{}
-		copy(nk.k[:], key)
-		nk.n.Value = item{key: unsafe.String(&nk.k[0], len(key)), val: val}
-		return &nk.n
+		return inlineNode[[16]byte](key, val)
 	case len(key) <= 32:
-		nk := &struct {
-			n node
-			k [32]byte
-		}{}
-		copy(nk.k[:], key)
-		nk.n.Value = item{key: unsafe.String(&nk.k[0], len(key)), val: val}
-		return &nk.n
+		return inlineNode[[32]byte](key, val)
 	}
 	return &node{Value: item{key: key, val: val}}
+}
+
+// inlineNode allocates a node followed by a K-sized array holding key.
+func inlineNode[K [16]byte | [32]byte](key string, val any) *node {
+	nk := &struct {
+		n node
+		k K
+	}{}
+	k := unsafe.Slice((*byte)(unsafe.Pointer(&nk.k)), len(key))
+	copy(k, key)
+	nk.n.Value = item{key: unsafe.String(unsafe.SliceData(k), len(k)), val: val}
+	return &nk.n
 }
