@@ -24,11 +24,12 @@ import (
 // pointers by identity. Get, Set and Delete cost O(1) plus the cost of
 // encoding the key; a hit takes no cache-wide lock, so parallel hits scale.
 //
-// Eviction is exact while the cache is used from one goroutine at a time:
-// replayed request by request it gives the same hit ratios as a textbook
-// LRU or LFU. Under parallel hits the cache records uses through per-stripe
-// buffers, as Caffeine and otter do, and may drop some use records when the
-// buffers are contended, which makes the order approximate.
+// Eviction is exact until goroutines contend for the cache: replayed
+// request by request from one goroutine it gives the same hit ratios as a
+// textbook LRU or LFU. Once parallel hits have contended, uses are recorded
+// through per-goroutine stripes and sampled (one in 32), as Caffeine and
+// otter record them lossily, which makes the order approximate; results and
+// statistics stay exact.
 //
 // The zero Cache is not usable: make one with [New] or [MustNew].
 type Cache struct {
@@ -37,8 +38,8 @@ type Cache struct {
 	mask    uint64
 	maxSize int
 	ttl     time.Duration
-	kind    policies.Kind
-	epoch   time.Time // expiry times are durations since epoch (monotonic)
+	kind    policies.Kind // the eviction policy (kept for tests and debugging)
+	epoch   time.Time     // expiry times are durations since epoch (monotonic)
 
 	// mu guards the policy, the expiry lists and the timer. Lock order: mu,
 	// then a shard's mu, then a read stripe's mu.
