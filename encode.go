@@ -66,8 +66,10 @@ type keyState struct {
 	cyclic bool
 	// depth counts the interface values being encoded.
 	depth int
-	// sortScratch holds map entry offsets while sorting.
+	// sortScratch holds map entry offsets while sorting, and mapScratch a
+	// map's encoded pairs while they are rewritten in order.
 	sortScratch []mapEntry
+	mapScratch  []byte
 }
 
 // visit is one container on the encoding path.
@@ -85,7 +87,7 @@ func getState() *keyState {
 }
 
 func putState(s *keyState) {
-	if cap(s.buf) > 64<<10 {
+	if cap(s.buf) > 64<<10 || cap(s.mapScratch) > 64<<10 {
 		return // let oversized buffers go
 	}
 	s.buf = s.buf[:0]
@@ -479,12 +481,28 @@ func mapEncoder(t reflect.Type) encoder {
 		start := len(s.buf)
 		mark := len(s.sortScratch)
 		it := v.MapRange()
-		for it.Next() {
-			k := len(s.buf)
-			kenc(s, it.Key())
-			val := len(s.buf)
-			venc(s, it.Value())
-			s.sortScratch = append(s.sortScratch, mapEntry{k, val, len(s.buf)})
+		if v.CanInterface() {
+			// Copy each pair into two reusable values (SetIterKey) rather
+			// than allocate two per pair (Key, Value); an unexported map
+			// cannot be copied from and takes the allocating path.
+			kv, vv := reflect.New(t.Key()).Elem(), reflect.New(t.Elem()).Elem()
+			for it.Next() {
+				kv.SetIterKey(it)
+				vv.SetIterValue(it)
+				k := len(s.buf)
+				kenc(s, kv)
+				val := len(s.buf)
+				venc(s, vv)
+				s.sortScratch = append(s.sortScratch, mapEntry{k, val, len(s.buf)})
+			}
+		} else {
+			for it.Next() {
+				k := len(s.buf)
+				kenc(s, it.Key())
+				val := len(s.buf)
+				venc(s, it.Value())
+				s.sortScratch = append(s.sortScratch, mapEntry{k, val, len(s.buf)})
+			}
 		}
 		entries := s.sortScratch[mark:]
 		buf := s.buf
@@ -494,7 +512,9 @@ func mapEncoder(t reflect.Type) encoder {
 			}
 			return bytes.Compare(buf[a.v:a.end], buf[b.v:b.end])
 		})
-		region := slices.Clone(s.buf[start:])
+		// Nested maps finish with the scratch before this one uses it.
+		s.mapScratch = append(s.mapScratch[:0], s.buf[start:]...)
+		region := s.mapScratch
 		s.buf = s.buf[:start]
 		for _, e := range entries {
 			s.buf = append(s.buf, region[e.k-start:e.end-start]...)
