@@ -23,34 +23,22 @@ import (
 func TestCacheReplay(t *testing.T) {
 	t.Parallel()
 	dir := traces.Require(t)
-	tests := []struct {
-		file     string
-		size     int
-		lru, lfu string
-		long     bool
-	}{
-		{"lirs/gli.trace.gz", 1000, "11.21", "31.34", false},
-		{"arc/OLTP.lis.gz", 1000, "32.83", "13.83", true}, // 914k requests
-	}
-	for _, tt := range tests {
-		t.Run(tt.file, func(t *testing.T) {
-			if tt.long && testing.Short() {
+	for _, tt := range sim.References {
+		t.Run(tt.File, func(t *testing.T) {
+			if tt.Long && testing.Short() {
 				t.Skip("skipping a long trace under -short")
 			}
 			t.Parallel()
-			path := filepath.Join(dir, tt.file)
-			format, err := traces.FormatOf(path)
-			require.NoError(t, err)
-			keys, err := traces.Load(path, format)
+			keys, err := traces.LoadFile(filepath.Join(dir, tt.File))
 			require.NoError(t, err)
 			require.NotEmpty(t, keys)
 			for _, k := range []struct {
 				kind policies.Kind
 				want string
-			}{{policies.LRU, tt.lru}, {policies.LFU, tt.lfu}} {
+			}{{policies.LRU, tt.LRU}, {policies.LFU, tt.LFU}} {
 				t.Run(k.kind.String(), func(t *testing.T) {
 					t.Parallel()
-					c, err := memo.New(memo.WithMaxSize(tt.size), memo.WithPolicy(k.kind))
+					c, err := memo.New(memo.WithMaxSize(tt.Size), memo.WithPolicy(k.kind))
 					require.NoError(t, err)
 					var hits, misses uint64
 					for _, key := range keys {
@@ -72,13 +60,13 @@ func TestCacheReplay(t *testing.T) {
 					// LFU entry evicted right after its insertion cost 74
 					// hits on OLTP and still printed 13.83): the counts
 					// must equal the reference replay's exactly.
-					assert.Equal(t, sim.Replay(k.kind, tt.size, keys).Hits, int(hits), "hits against internal/sim")
+					assert.Equal(t, sim.Replay(k.kind, tt.Size, keys).Hits, int(hits), "hits against internal/sim")
 					st := c.Stats()
 					assert.Equal(t, hits, st.Hits, "Stats().Hits")
 					assert.Equal(t, misses, st.Misses, "Stats().Misses")
-					assert.Equal(t, tt.size, st.CurrentSize)
-					assert.Equal(t, tt.size, c.Len())
-					assert.Equal(t, misses-uint64(tt.size), st.Evictions, "every miss past the first size inserts and evicts one")
+					assert.Equal(t, tt.Size, st.CurrentSize)
+					assert.Equal(t, tt.Size, c.Len())
+					assert.Equal(t, misses-uint64(tt.Size), st.Evictions, "every miss past the first size inserts and evicts one")
 				})
 			}
 		})

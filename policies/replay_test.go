@@ -17,24 +17,13 @@ import (
 func TestReplay(t *testing.T) {
 	t.Parallel()
 	dir := traces.Require(t)
-	tests := []struct {
-		file     string
-		size     int
-		lru, lfu string
-	}{
-		{"lirs/gli.trace.gz", 1000, "11.21", "31.34"},
-		{"arc/OLTP.lis.gz", 1000, "32.83", "13.83"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.file, func(t *testing.T) {
+	for _, tt := range sim.References {
+		t.Run(tt.File, func(t *testing.T) {
 			t.Parallel()
-			path := filepath.Join(dir, tt.file)
-			format, err := traces.FormatOf(path)
+			keys, err := traces.LoadFile(filepath.Join(dir, tt.File))
 			require.NoError(t, err)
-			keys, err := traces.Load(path, format)
-			require.NoError(t, err)
-			assert.Equal(t, tt.lru, sim.Replay(policies.LRU, tt.size, keys).String(), "LRU")
-			assert.Equal(t, tt.lfu, sim.Replay(policies.LFU, tt.size, keys).String(), "LFU")
+			assert.Equal(t, tt.LRU, sim.Replay(policies.LRU, tt.Size, keys).String(), "LRU")
+			assert.Equal(t, tt.LFU, sim.Replay(policies.LFU, tt.Size, keys).String(), "LFU")
 		})
 	}
 }

@@ -77,3 +77,19 @@ func Replay(kind policies.Kind, size int, keys []uint64) Result {
 	}
 	return c.Result()
 }
+
+// A Reference is a hit ratio known for a trace, replayed one request at a
+// time from a cold start (shared/traces/README.md and SPEC.md), as
+// Result.String prints it.
+type Reference struct {
+	File     string // relative to the traces folder
+	Size     int
+	LRU, LFU string
+	Long     bool // a trace long enough to skip under -short
+}
+
+// References are the hit ratios every replay of memo's policies must give.
+var References = []Reference{
+	{"lirs/gli.trace.gz", 1000, "11.21", "31.34", false},
+	{"arc/OLTP.lis.gz", 1000, "32.83", "13.83", true}, // 914k requests
+}

@@ -173,3 +173,12 @@ func arcLine(line []byte, fn func(uint64)) error {
 	}
 	return nil
 }
+
+// LoadFile loads the trace at path in the format its name tells (FormatOf).
+func LoadFile(path string) ([]uint64, error) {
+	format, err := FormatOf(path)
+	if err != nil {
+		return nil, err
+	}
+	return Load(path, format)
+}
