@@ -77,12 +77,7 @@ func run(w io.Writer, dir, sizeList string, p3 bool) error {
 	fmt.Fprintln(w, "| trace | requests | size | LRU hit % | LFU hit % |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
 	for _, tr := range list {
-		path := filepath.Join(dir, tr.path)
-		format, err := traces.FormatOf(path)
-		if err != nil {
-			return err
-		}
-		keys, err := traces.Load(path, format)
+		keys, err := traces.LoadFile(filepath.Join(dir, tr.path))
 		if err != nil {
 			return err
 		}
