@@ -2,6 +2,7 @@ package memo
 
 import (
 	"encoding/binary"
+	"log/slog"
 	"math"
 	"reflect"
 	"runtime"
@@ -39,6 +40,8 @@ type Cache struct {
 	maxSize int
 	ttl     time.Duration
 	kind    policies.Kind // the eviction policy (kept for tests and debugging)
+	name    string        // WithName's, or "" (see Caches)
+	logger  *slog.Logger  // WithLogger's, or nil: no logging
 	epoch   time.Time     // expiry times are durations since epoch (monotonic)
 
 	// mu guards the policy, the expiry lists and the timer. Lock order: mu,
@@ -132,6 +135,8 @@ func newCache(cfg config) *Cache {
 		maxSize: cfg.maxSize,
 		ttl:     cfg.ttl,
 		kind:    cfg.policy,
+		name:    cfg.name,
+		logger:  cfg.logger,
 		epoch:   time.Now(),
 		policy:  policies.New[item](cfg.policy),
 	}

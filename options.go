@@ -3,6 +3,7 @@ package memo
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/memokit/memo/policies"
@@ -36,6 +37,9 @@ type config struct {
 	errorTTL   time.Duration
 	errorSet   bool
 	deref      bool
+	name       string
+	nameSet    bool
+	logger     *slog.Logger
 	errs       []error
 }
 
@@ -94,6 +98,27 @@ func WithDeref() Option {
 	return optionFunc(func(c *config) { c.deref = true })
 }
 
+// WithName gives a decorated function, or a cache made by [New], a stable
+// name: it is used in the keys of a shared tier ([WithTier]) and in metrics.
+// The name must not be empty; it should be unique in a process and the same
+// in every replica that shares results.
+func WithName(name string) Option {
+	return optionFunc(func(c *config) { c.name, c.nameSet = name, true })
+}
+
+// WithLogger sends events worth a line (a tier's breaker opening or
+// closing, an undecodable shared value, a call not stored because its key
+// cannot be kept, a re-entrant call) to l. The default is no logging; the
+// hit path never logs.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) {
+		c.logger = l
+		if l == nil {
+			c.errs = append(c.errs, errors.New("memo: WithLogger(nil): pass a logger, or leave the option out for no logging"))
+		}
+	})
+}
+
 // newConfig applies opts and validates them in one place. forDecorate
 // tells which entry point is configuring.
 func newConfig(opts []Option, forDecorate bool) (config, error) {
@@ -111,6 +136,9 @@ func newConfig(opts []Option, forDecorate bool) (config, error) {
 	}
 	if !c.maxSizeSet && !forDecorate && !c.cacheSet {
 		errs = append(errs, errors.New("memo: New needs WithMaxSize(n) with n >= 1"))
+	}
+	if c.nameSet && c.name == "" {
+		errs = append(errs, errors.New("memo: WithName(\"\"): the name must not be empty"))
 	}
 	if c.policySet && !c.policy.Valid() {
 		errs = append(errs, fmt.Errorf("memo: WithPolicy(%d): unknown policy; use policies.LRU or policies.LFU", int(c.policy)))

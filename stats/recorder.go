@@ -86,6 +86,8 @@ type Recorder struct {
 	coalesced   atomic.Uint64
 	evictions   atomic.Uint64
 	expirations atomic.Uint64
+	abandoned   atomic.Uint64
+	uncacheable atomic.Uint64
 
 	mu       sync.Mutex
 	calls    uint64
@@ -108,6 +110,13 @@ func (r *Recorder) Evicted(n uint64) { r.evictions.Add(n) }
 
 // Expired records n entries removed because their TTL ran out.
 func (r *Recorder) Expired(n uint64) { r.expirations.Add(n) }
+
+// Abandoned records n misses whose caller left before a result.
+func (r *Recorder) Abandoned(n uint64) { r.abandoned.Add(n) }
+
+// Uncacheable records n calls whose key can never hit again, so that their
+// results were not stored.
+func (r *Recorder) Uncacheable(n uint64) { r.uncacheable.Add(n) }
 
 // Execution records one execution of the cached function that took d:
 // TotalCalls grows by one, TotalTime by d, MinTime and MaxTime take d into
@@ -145,6 +154,8 @@ func (r *Recorder) Snapshot() Stats {
 		Coalesced:   r.coalesced.Load(),
 		Evictions:   r.evictions.Load(),
 		Expirations: r.expirations.Load(),
+		Abandoned:   r.abandoned.Load(),
+		Uncacheable: r.uncacheable.Load(),
 	}
 	r.mu.Lock()
 	s.TotalCalls = r.calls
@@ -164,6 +175,8 @@ func (r *Recorder) Reset() {
 	r.coalesced.Store(0)
 	r.evictions.Store(0)
 	r.expirations.Store(0)
+	r.abandoned.Store(0)
+	r.uncacheable.Store(0)
 	r.mu.Lock()
 	r.calls, r.failures = 0, 0
 	r.total, r.min, r.max = 0, 0, 0

@@ -33,6 +33,13 @@ type Stats struct {
 	CurrentSize, MaxSize int
 	// TTL is the entries' time to live; 0 means entries never expire.
 	TTL time.Duration
+	// Abandoned counts misses whose caller stopped waiting (its context
+	// ended) before the execution it led or joined had a result.
+	Abandoned uint64
+	// Uncacheable counts calls whose key can never hit again (past the key
+	// size limit, or holding a value memo cannot identify): they ran the
+	// function and stored nothing.
+	Uncacheable uint64
 }
 
 // HitRatio returns Hits / (Hits + Misses), or 0 when there were no lookups.
