@@ -79,7 +79,8 @@ func (c *Counter) Reset() {
 // The other counters are single atomic words, as they
 // move only on the slower paths (an execution, an eviction). Execution
 // samples are folded in under a small mutex so that TotalCalls, TotalTime,
-// MinTime, MaxTime and Failures are always consistent with each other.
+// MinTime, MaxTime, ExecTimes and Failures are always consistent with each
+// other.
 type Recorder struct {
 	hits, misses Counter
 
@@ -94,6 +95,7 @@ type Recorder struct {
 	failures uint64
 	total    time.Duration
 	min, max time.Duration
+	hist     Histogram
 }
 
 // Hit records one lookup that found a live entry; hint is the key's hash.
@@ -120,8 +122,9 @@ func (r *Recorder) Uncacheable(n uint64) { r.uncacheable.Add(n) }
 
 // Execution records one execution of the cached function that took d:
 // TotalCalls grows by one, TotalTime by d, MinTime and MaxTime take d into
-// account, and Failures grows by one if failed. A negative d (a clock that
-// went backwards) counts as 0.
+// account, d is counted in the ExecTimes histogram's bucket, and Failures
+// grows by one if failed. A negative d (a clock that went backwards)
+// counts as 0.
 func (r *Recorder) Execution(d time.Duration, failed bool) {
 	d = max(d, 0)
 	r.mu.Lock()
@@ -133,6 +136,7 @@ func (r *Recorder) Execution(d time.Duration, failed bool) {
 	}
 	r.calls++
 	r.total += d
+	r.hist.Counts[bucketOf(d)]++
 	if failed {
 		r.failures++
 	}
@@ -163,6 +167,7 @@ func (r *Recorder) Snapshot() Stats {
 	s.TotalTime = r.total
 	s.MinTime = r.min
 	s.MaxTime = r.max
+	s.ExecTimes = r.hist
 	r.mu.Unlock()
 	return s
 }
@@ -180,5 +185,6 @@ func (r *Recorder) Reset() {
 	r.mu.Lock()
 	r.calls, r.failures = 0, 0
 	r.total, r.min, r.max = 0, 0, 0
+	r.hist = Histogram{}
 	r.mu.Unlock()
 }

@@ -67,6 +67,8 @@ func TestRecorderCounters(t *testing.T) {
 		Hits: 3, Misses: 1, Coalesced: 2, Evictions: 3, Expirations: 4,
 		TotalCalls: 2, Failures: 1,
 		TotalTime: 4 * time.Millisecond, MinTime: time.Millisecond, MaxTime: 3 * time.Millisecond,
+		// 1ms is in (512µs, 1024µs], 3ms in (2048µs, 4096µs].
+		ExecTimes: Histogram{Counts: [HistogramBuckets]uint64{10: 1, 12: 1}},
 	}, r.Snapshot())
 }
 
@@ -171,10 +173,15 @@ func TestRecorderConcurrent(t *testing.T) {
 	for i := range perG {
 		perGTotal += time.Duration(i%1000+1) * time.Millisecond
 	}
+	var hist Histogram
+	for i := range perG {
+		hist.Counts[bucketOf(time.Duration(i%1000+1)*time.Millisecond)] += uint64(goroutines)
+	}
 	assert.Equal(t, Stats{
 		Hits: 2 * n, Misses: n, Coalesced: n, Evictions: n, Expirations: 2 * n,
 		TotalCalls: n, Failures: n / 4,
 		TotalTime: time.Duration(goroutines) * perGTotal,
 		MinTime:   time.Millisecond, MaxTime: 1000 * time.Millisecond,
+		ExecTimes: hist,
 	}, r.Snapshot())
 }

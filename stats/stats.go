@@ -40,6 +40,25 @@ type Stats struct {
 	// size limit, or holding a value memo cannot identify): they ran the
 	// function and stored nothing.
 	Uncacheable uint64
+	// ExecTimes is the distribution of the execution times that TotalCalls
+	// counts: its Count() equals TotalCalls in every snapshot.
+	ExecTimes Histogram
+}
+
+// Quantile estimates the q-quantile of the execution times (q = 0.5 for
+// the median, 0.99 for p99) from ExecTimes, clamped to [MinTime, MaxTime]
+// so that it never reports a time outside those seen; a rank past the last
+// finite bound reports MaxTime. It returns 0 before the first execution.
+// See [Histogram.Quantile] for the method.
+func (s Stats) Quantile(q float64) time.Duration {
+	if s.TotalCalls == 0 {
+		return 0
+	}
+	d, unbounded := s.ExecTimes.quantile(q)
+	if unbounded {
+		return s.MaxTime
+	}
+	return min(max(d, s.MinTime), s.MaxTime)
 }
 
 // HitRatio returns Hits / (Hits + Misses), or 0 when there were no lookups.
