@@ -1,6 +1,7 @@
 package memo
 
 import (
+	"cmp"
 	"encoding/binary"
 	"log/slog"
 	"math"
@@ -41,6 +42,7 @@ type Cache struct {
 	ttl     time.Duration
 	kind    policies.Kind // the eviction policy (kept for tests and debugging)
 	name    string        // WithName's, or "" (see Caches)
+	listed  string        // the name Caches lists it under
 	logger  *slog.Logger  // WithLogger's, or nil: no logging
 	epoch   time.Time     // expiry times are durations since epoch (monotonic)
 
@@ -108,20 +110,29 @@ type shard struct {
 // for [Decorate] are an error here. Every error starts "memo:" and says
 // what to fix.
 func New(opts ...Option) (*Cache, error) {
-	cfg, err := newConfig(opts, false)
-	if err != nil {
-		return nil, err
-	}
-	return newCache(cfg), nil
+	return newFor(opts, 1)
 }
 
 // MustNew is like [New] but panics on an invalid option.
 func MustNew(opts ...Option) *Cache {
-	c, err := New(opts...)
+	c, err := newFor(opts, 1)
 	if err != nil {
 		panic(err)
 	}
 	return c
+}
+
+// newFor is New for the function skip frames above newFor's caller, whose
+// symbol names the cache when opts do not (see [Caches]).
+func newFor(opts []Option, skip int) (*Cache, error) {
+	cfg, err := newConfig(opts, false)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.name == "" {
+		cfg.symbol = callerSymbol(skip + 1)
+	}
+	return newCache(cfg), nil
 }
 
 func newCache(cfg config) *Cache {
@@ -147,6 +158,7 @@ func newCache(cfg config) *Cache {
 	c.reads.init()
 	c.watched = newWatchSet(c)
 	c.self = weak.Make(c)
+	c.listed = listCache(c, cmp.Or(cfg.name, cfg.symbol))
 	return c
 }
 

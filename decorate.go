@@ -96,6 +96,9 @@ func newWrapped(v reflect.Value, cfg config) *wrapped {
 		errorTTL: cfg.errorTTL,
 	}
 	if w.c == nil {
+		if cfg.name == "" {
+			cfg.symbol = symbolOf(v)
+		}
 		w.c = newCache(cfg)
 	}
 	w.ctx = t.NumIn() > 0 && t.In(0) == contextType

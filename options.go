@@ -39,6 +39,7 @@ type config struct {
 	deref      bool
 	name       string
 	nameSet    bool
+	symbol     string // the name Caches uses without WithName
 	logger     *slog.Logger
 	errs       []error
 }
@@ -99,17 +100,27 @@ func WithDeref() Option {
 }
 
 // WithName gives a decorated function, or a cache made by [New], a stable
-// name: it is used in the keys of a shared tier ([WithTier]) and in metrics.
-// The name must not be empty; it should be unique in a process and the same
-// in every replica that shares results.
+// name: it is used in the keys of a shared tier ([WithTier]), in [Caches]
+// and so in metrics and on the debug page (package memohttp). The name must
+// not be empty; it should be unique in a process and the same in every
+// replica that shares results. Without it, [Caches] names a decorated
+// function's cache by the function's symbol ("pkg.Func") and a cache made
+// by New by the function that called New.
 func WithName(name string) Option {
 	return optionFunc(func(c *config) { c.name, c.nameSet = name, true })
 }
 
-// WithLogger sends events worth a line (a tier's breaker opening or
-// closing, an undecodable shared value, a call not stored because its key
-// cannot be kept, a re-entrant call) to l. The default is no logging; the
-// hit path never logs.
+// WithLogger sends events worth a line to l. The events are:
+//
+//   - a shared tier's circuit breaker opening, and closing again;
+//   - a value read from a shared tier that cannot be decoded (a miss);
+//   - a call whose result is not stored because its key cannot be kept
+//     (see Stats.Uncacheable);
+//   - a re-entrant call: a function calling itself with the same arguments.
+//
+// The default is no logging at all. A hit never logs, and no event logs
+// once per call on a path that runs for every call; an event that can
+// repeat (an undecodable value) is counted in the statistics as well.
 func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(c *config) {
 		c.logger = l

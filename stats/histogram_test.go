@@ -107,3 +107,9 @@ func TestRecorderHistogramConcurrent(t *testing.T) {
 	wg.Wait()
 	assert.Equal(t, uint64(4000), r.Snapshot().ExecTimes.Count())
 }
+
+func TestTierHitRatio(t *testing.T) {
+	t.Parallel()
+	assert.Zero(t, Tier{}.HitRatio())
+	assert.Equal(t, 0.75, Tier{Hits: 3, Misses: 1}.HitRatio())
+}

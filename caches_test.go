@@ -1,0 +1,173 @@
+package memo
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// listed returns the caches that Caches lists under names with prefix.
+func listed(prefix string) map[string]*Cache {
+	m := map[string]*Cache{}
+	for name, c := range Caches() {
+		if strings.HasPrefix(name, prefix) {
+			m[name] = c
+		}
+	}
+	return m
+}
+
+type namedT struct{ n int }
+
+func (t *namedT) Get(k int) int { return t.n + k }
+
+func symbolTarget(k int) int { return k }
+
+func TestCachesNames(t *testing.T) {
+	named := MustNew(WithMaxSize(2), WithName("caches-test/named"))
+	byNew, err := New(WithMaxSize(2))
+	require.NoError(t, err)
+	byMustNew := MustNew(WithMaxSize(2))
+	plain := Decorate(symbolTarget)
+	typed := Func(symbolTarget)
+	method := Decorate((*namedT).Get)
+	value := Decorate((&namedT{}).Get)
+	closure := Decorate(func(k int) int { return k })
+
+	assert.Equal(t, "caches-test/named", named.Name(), "WithName names a cache made by New")
+	assert.Equal(t, "memo.TestCachesNames", strings.Split(byNew.Name(), "#")[0], "New without a name: its caller")
+	assert.Equal(t, "memo.TestCachesNames", strings.Split(byMustNew.Name(), "#")[0], "MustNew without a name: its caller")
+	assert.NotEqual(t, byNew.Name(), byMustNew.Name(), "names are unique")
+	assert.Equal(t, "memo.symbolTarget", strings.Split(CacheOf(plain).Name(), "#")[0])
+	assert.Equal(t, "memo.symbolTarget", strings.Split(CacheOf(typed).Name(), "#")[0])
+	assert.NotEqual(t, CacheOf(plain).Name(), CacheOf(typed).Name())
+	assert.Equal(t, "memo.(*namedT).Get", strings.Split(CacheOf(method).Name(), "#")[0])
+	assert.Equal(t, "memo.(*namedT).Get", strings.Split(CacheOf(value).Name(), "#")[0], "a method value loses its -fm")
+	assert.Equal(t, "memo.TestCachesNames.func1", CacheOf(closure).Name())
+
+	// Every one is listed under its name, and is the cache behind it.
+	all := map[string]*Cache{}
+	for name, c := range Caches() {
+		_, dup := all[name]
+		require.False(t, dup, "name %q listed twice", name)
+		all[name] = c
+	}
+	for _, c := range []*Cache{named, byNew, byMustNew, CacheOf(plain), CacheOf(typed),
+		CacheOf(method), CacheOf(value), CacheOf(closure)} {
+		assert.Same(t, c, all[c.Name()], c.Name())
+	}
+	assert.Equal(t, 1, symbolTarget(1)+plain(0)+typed(0)+method(&namedT{}, 1)+value(1)+closure(0)-2)
+}
+
+func TestCachesDuplicateNames(t *testing.T) {
+	a := MustNew(WithMaxSize(1), WithName("caches-test/dup"))
+	b := MustNew(WithMaxSize(1), WithName("caches-test/dup"))
+	c := Decorate(func(int) int { return 0 }, WithName("caches-test/dup"))
+	assert.Equal(t, "caches-test/dup", a.Name())
+	assert.Equal(t, "caches-test/dup#2", b.Name())
+	assert.Equal(t, "caches-test/dup#3", CacheOf(c).Name())
+	got := listed("caches-test/dup")
+	assert.Equal(t, map[string]*Cache{
+		"caches-test/dup": a, "caches-test/dup#2": b, "caches-test/dup#3": CacheOf(c),
+	}, got)
+}
+
+func TestCachesShared(t *testing.T) {
+	shared := MustNew(WithMaxSize(8), WithName("caches-test/shared"))
+	f := Decorate(func(k int) int { return k }, WithCache(shared))
+	g := Decorate(func(k int) int { return -k }, WithCache(shared), WithName("caches-test/shared-g"))
+	assert.Equal(t, 3, f(3))
+	assert.Equal(t, -3, g(3))
+	assert.Equal(t, map[string]*Cache{"caches-test/shared": shared}, listed("caches-test/shared"),
+		"a shared cache is listed once, under its own name")
+	assert.Equal(t, shared.Name(), CacheOf(f).Name())
+}
+
+func TestCachesStopEarly(t *testing.T) {
+	MustNew(WithMaxSize(1), WithName("caches-test/stop-a"))
+	MustNew(WithMaxSize(1), WithName("caches-test/stop-b"))
+	n := 0
+	for range Caches() {
+		n++
+		break
+	}
+	assert.Equal(t, 1, n)
+}
+
+// inRegistry reports whether the registry still has an entry with base name.
+func inRegistry(name string) bool {
+	caches.mu.Lock()
+	defer caches.mu.Unlock()
+	_, ok := caches.bases[name]
+	return ok
+}
+
+// collect runs the collector until done reports true, at most 50 times;
+// cleanups run on their own goroutine after a cycle, so one may not do.
+func collect(done func() bool) bool {
+	for range 50 {
+		if done() {
+			return true
+		}
+		runtime.GC()
+		runtime.Gosched()
+	}
+	return done()
+}
+
+// TestCachesForgetsCollected: caches that become unreachable leave Caches,
+// their registry entries go, and their memory is returned: the registry
+// holds them weakly.
+func TestCachesForgetsCollected(t *testing.T) {
+	const name, n = "caches-test/gc", 200
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+
+	func() {
+		keep := make([]*Cache, n)
+		for i := range keep {
+			keep[i] = MustNew(WithMaxSize(1), WithName(name))
+			keep[i].Set(i, make([]byte, 64<<10)) // 64 KiB each, 12.5 MiB in all
+		}
+		f := Decorate(func(k int) []byte { return make([]byte, 64<<10) }, WithName(name+"/decorated"))
+		f(1)
+		runtime.GC()
+		require.Len(t, listed(name), n+1, "live caches are listed")
+		runtime.KeepAlive(keep)
+		runtime.KeepAlive(f)
+	}()
+
+	require.True(t, collect(func() bool { return len(listed(name)) == 0 }),
+		"collected caches are still listed: %d", len(listed(name)))
+	require.True(t, collect(func() bool { return !inRegistry(name) && !inRegistry(name+"/decorated") }),
+		"the registry kept entries of collected caches")
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	assert.Less(t, int64(ms.HeapAlloc)-int64(before), int64(4<<20),
+		"heap after GC grew by %d bytes: the registry kept the caches alive", int64(ms.HeapAlloc)-int64(before))
+
+	// A new cache of the same name gets the plain name again.
+	c := MustNew(WithMaxSize(1), WithName(name))
+	assert.Equal(t, name, c.Name())
+}
+
+func TestShortSymbol(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"main.main":                         "main.main",
+		"main.main.func1":                   "main.main.func1",
+		"github.com/a/b.Get":                "b.Get",
+		"github.com/a/b.(*T).Get":           "b.(*T).Get",
+		"github.com/a/b.(*T).Get-fm":        "b.(*T).Get",
+		"github.com/a/b.F[...]":             "b.F[...]",
+		"example.com/x.v2/pkg.T.M.func2.1":  "pkg.T.M.func2.1",
+		"github.com/memokit/memo_test.Test": "memo_test.Test",
+	} {
+		assert.Equal(t, want, shortSymbol(in), in)
+	}
+}

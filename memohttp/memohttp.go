@@ -1,0 +1,237 @@
+// Package memohttp serves a debug page listing every live memo cache
+// ([memo.Caches]) with its figures: name, policy, size and capacity, hit
+// ratio, coalesced calls, evictions, expirations, execution-time
+// percentiles, and the figures of the shared tiers registered with
+// [WithTier]. The page is server-rendered HTML, readable without
+// JavaScript, with a small inline SVG bar per hit ratio; the same figures
+// are served as JSON (a [Page]) to a request with ?format=json or an Accept
+// header naming application/json.
+//
+// Mount the handler under any prefix; it uses relative links only and
+// answers every path it is given:
+//
+//	http.Handle("/debug/memo", memohttp.Handler())
+//
+// The page shows names of caches and figures, never keys or values; still,
+// serve it only where operators may see it, as net/http/pprof.
+package memohttp
+
+import (
+	"cmp"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"mime"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/memokit/memo"
+	"github.com/memokit/memo/stats"
+)
+
+// Page is the JSON document the handler serves: every live cache, in the
+// order of their names, and every registered tier, in the order of theirs.
+type Page struct {
+	Caches []Cache `json:"caches"`
+	Tiers  []Tier  `json:"tiers"`
+}
+
+// Cache is one cache's figures on the page. Times are in seconds.
+type Cache struct {
+	Name        string  `json:"name"`         // as memo.Caches lists it
+	Policy      string  `json:"policy"`       // "lru", "lfu", ...
+	Size        int     `json:"size"`         // live entries
+	Capacity    int     `json:"capacity"`     // maximum entries
+	TTLSeconds  float64 `json:"ttl_seconds"`  // 0: entries never expire
+	Hits        uint64  `json:"hits"`         // lookups that found a live entry
+	Misses      uint64  `json:"misses"`       // lookups that did not
+	HitRatio    float64 `json:"hit_ratio"`    // hits/(hits+misses), 0 to 1
+	Coalesced   uint64  `json:"coalesced"`    // misses served by another caller's execution
+	Evictions   uint64  `json:"evictions"`    // entries removed to make room
+	Expirations uint64  `json:"expirations"`  // entries removed by their TTL
+	Executions  uint64  `json:"executions"`   // executions of the function
+	Failures    uint64  `json:"failures"`     // executions that failed or panicked
+	Abandoned   uint64  `json:"abandoned"`    // callers that left before a result
+	Uncacheable uint64  `json:"uncacheable"`  // calls whose key could not be kept
+	ExecTime    Timing  `json:"exec_seconds"` // execution times
+	// ExecBuckets counts executions per bucket of stats.Histogram: bucket
+	// i holds times up to 1µs·2^i (and over the previous bound); the last
+	// bucket, index stats.HistogramBuckets-1, has no upper bound.
+	ExecBuckets []uint64 `json:"exec_buckets"`
+}
+
+// Timing summarises execution times, in seconds; all are 0 before the
+// first execution. The percentiles are estimates from the histogram
+// (stats.Stats.Quantile), within a factor of 2.
+type Timing struct {
+	Avg float64 `json:"avg"`
+	Min float64 `json:"min"`
+	Max float64 `json:"max"`
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+}
+
+// Tier is one shared tier's figures on the page (see stats.Tier).
+type Tier struct {
+	Name         string  `json:"name"`
+	Hits         uint64  `json:"hits"`
+	Misses       uint64  `json:"misses"`
+	HitRatio     float64 `json:"hit_ratio"`
+	Errors       uint64  `json:"errors"`
+	DecodeErrors uint64  `json:"decode_errors"`
+	LeaseWaits   uint64  `json:"lease_waits"`
+	BreakerOpens uint64  `json:"breaker_opens"`
+	BreakerOpen  bool    `json:"breaker_open"`
+}
+
+// An Option configures [Handler].
+type Option interface{ apply(*handler) }
+
+type optionFunc func(*handler)
+
+func (f optionFunc) apply(h *handler) { f(h) }
+
+// WithTier adds a shared tier to the page under name: figures is called on
+// every request, from the request's goroutine, and must be safe for
+// concurrent use. Adapt a tier's own statistics to [stats.Tier] in it.
+func WithTier(name string, figures func() stats.Tier) Option {
+	return optionFunc(func(h *handler) {
+		h.tiers = append(h.tiers, tierSource{name, figures})
+	})
+}
+
+type tierSource struct {
+	name    string
+	figures func() stats.Tier
+}
+
+type handler struct {
+	tiers []tierSource
+}
+
+// Handler returns the debug page's handler. It answers GET and HEAD on
+// any path with the page as HTML, or as a JSON [Page] when the query has
+// format=json or the Accept header names application/json; other methods
+// get 405. It panics if an option is nil or a tier's name or func is
+// missing. The handler is safe for concurrent use; each request takes
+// one Stats snapshot per cache.
+func Handler(opts ...Option) http.Handler {
+	h := &handler{}
+	for _, o := range opts {
+		if o == nil {
+			panic("memohttp: nil Option")
+		}
+		o.apply(h)
+	}
+	for _, t := range h.tiers {
+		if t.name == "" || t.figures == nil {
+			panic("memohttp: WithTier needs a name and a figures func")
+		}
+	}
+	h.tiers = slices.Clone(h.tiers)
+	slices.SortStableFunc(h.tiers, func(a, b tierSource) int { return cmp.Compare(a.name, b.name) })
+	return h
+}
+
+// Collect returns the figures the page shows now: every cache that
+// memo.Caches lists, and the tiers given.
+func (h *handler) collect() Page {
+	p := Page{Caches: []Cache{}, Tiers: []Tier{}}
+	for name, c := range memo.Caches() {
+		p.Caches = append(p.Caches, cacheOf(name, c.Policy().String(), c.Stats()))
+	}
+	for _, t := range h.tiers {
+		s := t.figures()
+		p.Tiers = append(p.Tiers, Tier{
+			Name: t.name, Hits: s.Hits, Misses: s.Misses, HitRatio: s.HitRatio(),
+			Errors: s.Errors, DecodeErrors: s.DecodeErrors, LeaseWaits: s.LeaseWaits,
+			BreakerOpens: s.BreakerOpens, BreakerOpen: s.BreakerOpen,
+		})
+	}
+	return p
+}
+
+func cacheOf(name, policy string, s stats.Stats) Cache {
+	return Cache{
+		Name: name, Policy: policy,
+		Size: s.CurrentSize, Capacity: s.MaxSize, TTLSeconds: s.TTL.Seconds(),
+		Hits: s.Hits, Misses: s.Misses, HitRatio: s.HitRatio(),
+		Coalesced: s.Coalesced, Evictions: s.Evictions, Expirations: s.Expirations,
+		Executions: s.TotalCalls, Failures: s.Failures,
+		Abandoned: s.Abandoned, Uncacheable: s.Uncacheable,
+		ExecTime: Timing{
+			Avg: s.AvgTime().Seconds(), Min: s.MinTime.Seconds(), Max: s.MaxTime.Seconds(),
+			P50: s.Quantile(0.5).Seconds(), P90: s.Quantile(0.9).Seconds(), P99: s.Quantile(0.99).Seconds(),
+		},
+		ExecBuckets: s.ExecTimes.Counts[:],
+	}
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "memohttp: method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Add("Vary", "Accept")
+	p := h.collect()
+	if wantsJSON(r) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(p) // a write error is the client's: nothing to tell it
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = page.Execute(w, view{Page: p, Now: time.Now().UTC().Format(time.RFC3339)})
+}
+
+// wantsJSON reports whether r asks for JSON: ?format=json, or an Accept
+// header that names application/json.
+func wantsJSON(r *http.Request) bool {
+	if f := r.URL.Query().Get("format"); f != "" {
+		return f == "json"
+	}
+	for _, a := range r.Header.Values("Accept") {
+		for part := range strings.SplitSeq(a, ",") {
+			if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == "application/json" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+type view struct {
+	Page
+	Now string
+}
+
+//go:embed page.html
+var files embed.FS
+
+var page = template.Must(template.New("page.html").Funcs(template.FuncMap{
+	"pct":      func(r float64) string { return fmt.Sprintf("%.1f%%", 100*r) },
+	"bar":      func(r float64) int { return int(r*100 + 0.5) },
+	"duration": seconds,
+}).ParseFS(files, "page.html"))
+
+// seconds formats a time in seconds as a Duration with three significant
+// digits: "1.23ms", "850µs"; "–" for 0.
+func seconds(s float64) string {
+	if s == 0 {
+		return "–"
+	}
+	d := time.Duration(s * float64(time.Second))
+	for _, u := range []time.Duration{time.Hour, time.Minute, time.Second, time.Millisecond, time.Microsecond} {
+		if d >= u {
+			return d.Round(u / 100).String()
+		}
+	}
+	return d.String()
+}
