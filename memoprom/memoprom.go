@@ -1,0 +1,201 @@
+// Package memoprom exports memo's cache statistics to Prometheus.
+//
+// [NewCollector] returns a collector that, at every scrape, reports each
+// cache that [memo.Caches] lists (so caches made after the collector are
+// included, and collected ones drop out) and each shared tier registered
+// with [WithTier]:
+//
+//	prometheus.MustRegister(memoprom.NewCollector())
+//	http.Handle("/metrics", promhttp.Handler())
+//
+// Every series has one label, the cache's name ("cache") or the tier's
+// ("tier"); there is never a label per key. The metrics:
+//
+//	memo_cache_hits_total                    counter    lookups that found a live entry
+//	memo_cache_misses_total                  counter    lookups that did not
+//	memo_cache_coalesced_total               counter    misses served by another caller's execution
+//	memo_cache_evictions_total               counter    entries removed to make room
+//	memo_cache_expirations_total             counter    entries removed by their TTL
+//	memo_cache_failures_total                counter    executions that returned an error or panicked
+//	memo_cache_abandoned_total               counter    callers that left before their result
+//	memo_cache_uncacheable_total             counter    calls whose key could not be kept
+//	memo_cache_execution_duration_seconds    histogram  execution times (its _count counts executions)
+//	memo_cache_entries                       gauge      live entries
+//	memo_cache_max_entries                   gauge      capacity
+//	memo_tier_hits_total                     counter    lookups found in the tier
+//	memo_tier_misses_total                   counter    lookups not found (undecodable values included)
+//	memo_tier_errors_total                   counter    tier operations that failed or timed out
+//	memo_tier_decode_errors_total            counter    values found that could not be decoded
+//	memo_tier_lease_waits_total              counter    callers that waited for another process's execution
+//	memo_tier_breaker_opens_total            counter    times the circuit breaker opened
+//	memo_tier_breaker_open                   gauge      1 while the breaker is open, else 0
+//
+// The histogram's buckets are stats.Histogram's: 1 µs to 2^26 µs (67 s),
+// doubling.
+package memoprom
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/memokit/memo"
+	"github.com/memokit/memo/stats"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// An Option configures [NewCollector].
+type Option interface{ apply(*collector) }
+
+type optionFunc func(*collector)
+
+func (f optionFunc) apply(c *collector) { f(c) }
+
+// WithTier adds a shared tier to the collector under name (the "tier"
+// label): figures is called at every scrape, possibly concurrently, and
+// must be safe for that. Adapt a tier's own statistics to [stats.Tier] in
+// it; a tier's counters must only grow, as Prometheus counters do.
+func WithTier(name string, figures func() stats.Tier) Option {
+	return optionFunc(func(c *collector) {
+		c.tiers = append(c.tiers, tierSource{name, figures})
+	})
+}
+
+type tierSource struct {
+	name    string
+	figures func() stats.Tier
+}
+
+// descs of every metric the collector reports.
+var (
+	cacheLabel = []string{"cache"}
+	tierLabel  = []string{"tier"}
+
+	hits        = desc("memo_cache_hits_total", "Lookups that found a live entry.", cacheLabel)
+	misses      = desc("memo_cache_misses_total", "Lookups that found no live entry; callers that waited for an execution in flight included.", cacheLabel)
+	coalesced   = desc("memo_cache_coalesced_total", "Misses served by another caller's execution.", cacheLabel)
+	evictions   = desc("memo_cache_evictions_total", "Entries removed to make room.", cacheLabel)
+	expirations = desc("memo_cache_expirations_total", "Entries removed because their TTL ran out.", cacheLabel)
+	failures    = desc("memo_cache_failures_total", "Executions that returned an error or panicked.", cacheLabel)
+	abandoned   = desc("memo_cache_abandoned_total", "Misses whose caller stopped waiting before a result.", cacheLabel)
+	uncacheable = desc("memo_cache_uncacheable_total", "Calls not stored because their key could not be kept.", cacheLabel)
+	duration    = desc("memo_cache_execution_duration_seconds", "Execution times of the cached function.", cacheLabel)
+	entries     = desc("memo_cache_entries", "Live entries.", cacheLabel)
+	maxEntries  = desc("memo_cache_max_entries", "The cache's capacity in entries.", cacheLabel)
+
+	tierHits         = desc("memo_tier_hits_total", "Lookups found in the shared tier.", tierLabel)
+	tierMisses       = desc("memo_tier_misses_total", "Lookups not found in the shared tier, undecodable values included.", tierLabel)
+	tierErrors       = desc("memo_tier_errors_total", "Shared-tier operations that failed or ran out of time.", tierLabel)
+	tierDecodeErrors = desc("memo_tier_decode_errors_total", "Values found in the shared tier that could not be decoded.", tierLabel)
+	tierLeaseWaits   = desc("memo_tier_lease_waits_total", "Callers that waited for another process's execution.", tierLabel)
+	tierBreakerOpens = desc("memo_tier_breaker_opens_total", "Times the shared tier's circuit breaker opened.", tierLabel)
+	tierBreakerOpen  = desc("memo_tier_breaker_open", "1 while the shared tier's circuit breaker is open, else 0.", tierLabel)
+
+	allDescs = []*prometheus.Desc{hits, misses, coalesced, evictions, expirations, failures, abandoned,
+		uncacheable, duration, entries, maxEntries, tierHits, tierMisses, tierErrors, tierDecodeErrors,
+		tierLeaseWaits, tierBreakerOpens, tierBreakerOpen}
+)
+
+func desc(name, help string, labels []string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+// bounds are the histogram's upper bounds in seconds (the last,
+// unbounded bucket is Prometheus' implicit +Inf).
+var bounds = func() []float64 {
+	b := make([]float64, stats.HistogramBuckets-1)
+	for i := range b {
+		b[i] = stats.UpperBound(i).Seconds()
+	}
+	return b
+}()
+
+type collector struct {
+	tiers []tierSource
+}
+
+// NewCollector returns a collector of every live memo cache and the tiers
+// given with [WithTier]. Register one per registry: two would report the
+// same series. It panics if an option is nil or a tier's name is empty,
+// repeated, or has no figures func. Collect takes one Stats snapshot per
+// cache and is safe for concurrent use.
+func NewCollector(opts ...Option) prometheus.Collector {
+	c := &collector{}
+	for _, o := range opts {
+		if o == nil {
+			panic("memoprom: nil Option")
+		}
+		o.apply(c)
+	}
+	seen := map[string]bool{}
+	for _, t := range c.tiers {
+		if t.name == "" || t.figures == nil {
+			panic("memoprom: WithTier needs a name and a figures func")
+		}
+		if seen[t.name] {
+			panic("memoprom: WithTier(" + t.name + "): the name is already used")
+		}
+		seen[t.name] = true
+	}
+	slices.SortFunc(c.tiers, func(a, b tierSource) int { return cmp.Compare(a.name, b.name) })
+	return c
+}
+
+// Describe sends the descriptors of every metric; the set is fixed, so
+// the collector is checked by the registry.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range allDescs {
+		ch <- d
+	}
+}
+
+// Collect reports every cache memo.Caches lists now, and every tier.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	for name, mc := range memo.Caches() {
+		collectCache(ch, name, mc.Stats())
+	}
+	for _, t := range c.tiers {
+		collectTier(ch, t.name, t.figures())
+	}
+}
+
+func counter(ch chan<- prometheus.Metric, d *prometheus.Desc, v uint64, label string) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), label)
+}
+
+func gauge(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, label string) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, label)
+}
+
+func collectCache(ch chan<- prometheus.Metric, name string, s stats.Stats) {
+	counter(ch, hits, s.Hits, name)
+	counter(ch, misses, s.Misses, name)
+	counter(ch, coalesced, s.Coalesced, name)
+	counter(ch, evictions, s.Evictions, name)
+	counter(ch, expirations, s.Expirations, name)
+	counter(ch, failures, s.Failures, name)
+	counter(ch, abandoned, s.Abandoned, name)
+	counter(ch, uncacheable, s.Uncacheable, name)
+	gauge(ch, entries, float64(s.CurrentSize), name)
+	gauge(ch, maxEntries, float64(s.MaxSize), name)
+	buckets := make(map[float64]uint64, len(bounds))
+	var cum uint64
+	for i, b := range bounds {
+		cum += s.ExecTimes.Counts[i]
+		buckets[b] = cum
+	}
+	ch <- prometheus.MustNewConstHistogram(duration, s.ExecTimes.Count(), s.TotalTime.Seconds(), buckets, name)
+}
+
+func collectTier(ch chan<- prometheus.Metric, name string, t stats.Tier) {
+	counter(ch, tierHits, t.Hits, name)
+	counter(ch, tierMisses, t.Misses, name)
+	counter(ch, tierErrors, t.Errors, name)
+	counter(ch, tierDecodeErrors, t.DecodeErrors, name)
+	counter(ch, tierLeaseWaits, t.LeaseWaits, name)
+	counter(ch, tierBreakerOpens, t.BreakerOpens, name)
+	open := 0.0
+	if t.BreakerOpen {
+		open = 1
+	}
+	gauge(ch, tierBreakerOpen, open, name)
+}

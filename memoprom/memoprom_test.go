@@ -1,0 +1,240 @@
+package memoprom_test
+
+import (
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/memokit/memo"
+	"github.com/memokit/memo/memoprom"
+	"github.com/memokit/memo/stats"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// histogram returns the text exposition of one cache's execution-time
+// histogram holding n executions of d each.
+func histogram(cache string, n int, d time.Duration) string {
+	var b strings.Builder
+	for i := range stats.HistogramBuckets - 1 {
+		le := stats.UpperBound(i)
+		cum := 0
+		if d <= le {
+			cum = n
+		}
+		fmt.Fprintf(&b, "memo_cache_execution_duration_seconds_bucket{cache=%q,le=%q} %d\n",
+			cache, strconv.FormatFloat(le.Seconds(), 'g', -1, 64), cum)
+	}
+	fmt.Fprintf(&b, "memo_cache_execution_duration_seconds_bucket{cache=%q,le=\"+Inf\"} %d\n", cache, n)
+	fmt.Fprintf(&b, "memo_cache_execution_duration_seconds_sum{cache=%q} %g\n", cache, (time.Duration(n) * d).Seconds())
+	fmt.Fprintf(&b, "memo_cache_execution_duration_seconds_count{cache=%q} %d\n", cache, n)
+	return b.String()
+}
+
+// TestCollector compares a scrape of two named caches and a cache shared
+// by two functions with the expected exposition. It runs in a synctest
+// bubble, where the functions' sleeps take exact (fake) times.
+func TestCollector(t *testing.T) {
+	for range 3 { // drop the caches of tests that ran before
+		runtime.GC()
+	}
+	synctest.Test(t, func(t *testing.T) {
+		users := memo.MustNew(memo.WithMaxSize(100), memo.WithName("users"))
+		for i := range 3 {
+			users.Set(i, i)
+		}
+		_, _ = users.Get(0)
+		_, _ = users.Get(1)
+		_, _ = users.Get(7)
+		users.UpdateProfiling(3 * time.Millisecond)
+
+		sessions := memo.Func(func(id int) string {
+			time.Sleep(5 * time.Millisecond)
+			return strconv.Itoa(id)
+		}, memo.WithName("sessions"), memo.WithMaxSize(2))
+		for _, id := range []int{1, 2, 1, 3} { // miss, miss, hit, miss evicting 2
+			sessions(id)
+		}
+
+		shared := memo.MustNew(memo.WithMaxSize(10), memo.WithName("shared"))
+		f := memo.Decorate(func(x int) int { time.Sleep(time.Millisecond); return x }, memo.WithCache(shared))
+		g := memo.Func(func(x string) string { time.Sleep(time.Millisecond); return x }, memo.WithCache(shared))
+		f(1)
+		f(1)
+		g("a")
+
+		c := memoprom.NewCollector(memoprom.WithTier("redis", func() stats.Tier {
+			return stats.Tier{Hits: 5, Misses: 2, Errors: 1, DecodeErrors: 1, LeaseWaits: 3, BreakerOpens: 2, BreakerOpen: true}
+		}))
+		want := `
+# HELP memo_cache_hits_total Lookups that found a live entry.
+# TYPE memo_cache_hits_total counter
+memo_cache_hits_total{cache="sessions"} 1
+memo_cache_hits_total{cache="shared"} 1
+memo_cache_hits_total{cache="users"} 2
+# HELP memo_cache_misses_total Lookups that found no live entry; callers that waited for an execution in flight included.
+# TYPE memo_cache_misses_total counter
+memo_cache_misses_total{cache="sessions"} 3
+memo_cache_misses_total{cache="shared"} 2
+memo_cache_misses_total{cache="users"} 1
+# HELP memo_cache_coalesced_total Misses served by another caller's execution.
+# TYPE memo_cache_coalesced_total counter
+memo_cache_coalesced_total{cache="sessions"} 0
+memo_cache_coalesced_total{cache="shared"} 0
+memo_cache_coalesced_total{cache="users"} 0
+# HELP memo_cache_evictions_total Entries removed to make room.
+# TYPE memo_cache_evictions_total counter
+memo_cache_evictions_total{cache="sessions"} 1
+memo_cache_evictions_total{cache="shared"} 0
+memo_cache_evictions_total{cache="users"} 0
+# HELP memo_cache_expirations_total Entries removed because their TTL ran out.
+# TYPE memo_cache_expirations_total counter
+memo_cache_expirations_total{cache="sessions"} 0
+memo_cache_expirations_total{cache="shared"} 0
+memo_cache_expirations_total{cache="users"} 0
+# HELP memo_cache_failures_total Executions that returned an error or panicked.
+# TYPE memo_cache_failures_total counter
+memo_cache_failures_total{cache="sessions"} 0
+memo_cache_failures_total{cache="shared"} 0
+memo_cache_failures_total{cache="users"} 0
+# HELP memo_cache_entries Live entries.
+# TYPE memo_cache_entries gauge
+memo_cache_entries{cache="sessions"} 2
+memo_cache_entries{cache="shared"} 2
+memo_cache_entries{cache="users"} 3
+# HELP memo_cache_max_entries The cache's capacity in entries.
+# TYPE memo_cache_max_entries gauge
+memo_cache_max_entries{cache="sessions"} 2
+memo_cache_max_entries{cache="shared"} 10
+memo_cache_max_entries{cache="users"} 100
+# HELP memo_cache_execution_duration_seconds Execution times of the cached function.
+# TYPE memo_cache_execution_duration_seconds histogram
+` + histogram("sessions", 3, 5*time.Millisecond) +
+			histogram("shared", 2, time.Millisecond) +
+			histogram("users", 1, 3*time.Millisecond) + `
+# HELP memo_tier_hits_total Lookups found in the shared tier.
+# TYPE memo_tier_hits_total counter
+memo_tier_hits_total{tier="redis"} 5
+# HELP memo_tier_misses_total Lookups not found in the shared tier, undecodable values included.
+# TYPE memo_tier_misses_total counter
+memo_tier_misses_total{tier="redis"} 2
+# HELP memo_tier_errors_total Shared-tier operations that failed or ran out of time.
+# TYPE memo_tier_errors_total counter
+memo_tier_errors_total{tier="redis"} 1
+# HELP memo_tier_decode_errors_total Values found in the shared tier that could not be decoded.
+# TYPE memo_tier_decode_errors_total counter
+memo_tier_decode_errors_total{tier="redis"} 1
+# HELP memo_tier_lease_waits_total Callers that waited for another process's execution.
+# TYPE memo_tier_lease_waits_total counter
+memo_tier_lease_waits_total{tier="redis"} 3
+# HELP memo_tier_breaker_opens_total Times the shared tier's circuit breaker opened.
+# TYPE memo_tier_breaker_opens_total counter
+memo_tier_breaker_opens_total{tier="redis"} 2
+# HELP memo_tier_breaker_open 1 while the shared tier's circuit breaker is open, else 0.
+# TYPE memo_tier_breaker_open gauge
+memo_tier_breaker_open{tier="redis"} 1
+`
+		names := []string{
+			"memo_cache_hits_total", "memo_cache_misses_total", "memo_cache_coalesced_total",
+			"memo_cache_evictions_total", "memo_cache_expirations_total", "memo_cache_failures_total",
+			"memo_cache_entries", "memo_cache_max_entries", "memo_cache_execution_duration_seconds",
+			"memo_tier_hits_total", "memo_tier_misses_total", "memo_tier_errors_total",
+			"memo_tier_decode_errors_total", "memo_tier_lease_waits_total",
+			"memo_tier_breaker_opens_total", "memo_tier_breaker_open",
+		}
+		require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(want), names...))
+
+		// Every metric named, and no other: 18 families.
+		assert.Equal(t, 3*11+7, testutil.CollectAndCount(c))
+
+		// The histograms count every execution: _count == TotalCalls.
+		for _, mc := range []*memo.Cache{users, memo.CacheOf(sessions), shared} {
+			s := mc.Stats()
+			assert.Equal(t, s.TotalCalls, s.ExecTimes.Count(), mc.Name())
+		}
+
+		problems, err := testutil.CollectAndLint(c)
+		require.NoError(t, err)
+		assert.Empty(t, problems, "promlint")
+		runtime.KeepAlive(users)
+	})
+}
+
+func TestRegistry(t *testing.T) {
+	keep := memo.MustNew(memo.WithMaxSize(1), memo.WithName("registry-test"))
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(memoprom.NewCollector()))
+	mfs, err := reg.Gather()
+	require.NoError(t, err, "the pedantic registry checks every metric against Describe")
+	require.NotEmpty(t, mfs)
+	problems, err := testutil.GatherAndLint(reg)
+	require.NoError(t, err)
+	assert.Empty(t, problems)
+	runtime.KeepAlive(keep)
+}
+
+// TestCollectedCacheLeavesScrape: a cache that becomes unreachable is no
+// longer scraped once collected.
+func TestCollectedCacheLeavesScrape(t *testing.T) {
+	c := memoprom.NewCollector()
+	count := func() int {
+		n := 0
+		for name := range memo.Caches() {
+			if strings.HasPrefix(name, "gc-test") {
+				n++
+			}
+		}
+		return n
+	}
+	func() {
+		a := memo.MustNew(memo.WithMaxSize(1), memo.WithName("gc-test/a"))
+		f := memo.Func(func(x int) int { return x }, memo.WithName("gc-test/f"))
+		f(1)
+		a.Set(1, 1)
+		require.Equal(t, 2, count())
+		require.Contains(t, scrape(t, c), `cache="gc-test/a"`)
+		require.Contains(t, scrape(t, c), `cache="gc-test/f"`)
+		runtime.KeepAlive(a)
+		runtime.KeepAlive(f)
+	}()
+	for i := 0; i < 50 && count() > 0; i++ {
+		runtime.GC()
+		runtime.Gosched()
+	}
+	require.Zero(t, count(), "collected caches are still listed")
+	text := scrape(t, c)
+	assert.NotContains(t, text, "gc-test")
+}
+
+// scrape returns the caches' and tiers' names in one scrape of c.
+func scrape(t *testing.T, c prometheus.Collector) string {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(c))
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	var b strings.Builder
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				fmt.Fprintf(&b, "%s{%s=%q}\n", mf.GetName(), l.GetName(), l.GetValue())
+			}
+		}
+	}
+	return b.String()
+}
+
+func TestNewCollectorOptions(t *testing.T) {
+	t.Parallel()
+	fig := func() stats.Tier { return stats.Tier{} }
+	assert.PanicsWithValue(t, "memoprom: nil Option", func() { memoprom.NewCollector(nil) })
+	assert.Panics(t, func() { memoprom.NewCollector(memoprom.WithTier("", fig)) })
+	assert.Panics(t, func() { memoprom.NewCollector(memoprom.WithTier("x", nil)) })
+	assert.Panics(t, func() { memoprom.NewCollector(memoprom.WithTier("x", fig), memoprom.WithTier("x", fig)) })
+}
