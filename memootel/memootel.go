@@ -1,0 +1,304 @@
+// Package memootel exports memo's cache statistics through OpenTelemetry
+// metrics.
+//
+// [Register] creates asynchronous instruments on a meter of the given
+// MeterProvider and one callback that, at every collection, observes each
+// cache that [memo.Caches] lists (so caches made later are included, and
+// collected ones drop out) and each shared tier given with [WithTier]:
+//
+//	reg, err := memootel.Register(otel.GetMeterProvider())
+//	defer reg.Unregister()
+//
+// Every measurement carries one attribute, "memo.cache.name" (or
+// "memo.tier.name" for a tier); never one per key. The instruments:
+//
+//	memo.cache.hits                 counter          {hit}        lookups that found a live entry
+//	memo.cache.misses               counter          {miss}       lookups that did not
+//	memo.cache.coalesced            counter          {call}       misses served by another caller's execution
+//	memo.cache.evictions            counter          {entry}      entries removed to make room
+//	memo.cache.expirations          counter          {entry}      entries removed by their TTL
+//	memo.cache.failures             counter          {execution}  executions that returned an error or panicked
+//	memo.cache.abandoned            counter          {call}       callers that left before their result
+//	memo.cache.uncacheable          counter          {call}       calls whose key could not be kept
+//	memo.cache.entries              updowncounter    {entry}      live entries
+//	memo.cache.entries.max          updowncounter    {entry}      capacity
+//	memo.cache.execution.duration   histogram        s            execution times
+//	memo.tier.hits                  counter          {hit}        lookups found in the tier
+//	memo.tier.misses                counter          {miss}       lookups not found (undecodable values included)
+//	memo.tier.errors                counter          {error}      tier operations that failed or timed out
+//	memo.tier.decode_errors         counter          {error}      values found that could not be decoded
+//	memo.tier.lease_waits           counter          {call}       callers that waited for another process's execution
+//	memo.tier.breaker.opens         counter          {open}       times the circuit breaker opened
+//	memo.tier.breaker.open          gauge            1            1 while the breaker is open, else 0
+//
+// The counters are observable (asynchronous) instruments. OpenTelemetry has
+// no asynchronous histogram, so the execution-time histogram is a
+// synchronous one that the callback feeds: at each collection it records,
+// per cache, the executions added to each bucket of the cache's
+// stats.Histogram since the previous collection, with values inside that
+// bucket chosen so that their sum is the time the executions took. With
+// the bucket boundaries it sets (stats.Histogram's, in seconds), the
+// exported histogram's buckets and count are exact and its sum exact up
+// to rounding. That costs one Record per execution, at collection time,
+// never on memo's call path. A histogram is cumulative since Register:
+// [memo.Cache.ResetStats] does not reset it, and the series of a cache
+// that was collected stays in the SDK until the provider shuts down.
+package memootel
+
+import (
+	"context"
+	"errors"
+	"math"
+	"sync"
+	"time"
+	"weak"
+
+	"github.com/memokit/memo"
+	"github.com/memokit/memo/stats"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// ScopeName is the instrumentation scope of the meter Register uses.
+const ScopeName = "github.com/memokit/memo/memootel"
+
+// An Option configures [Register].
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	tiers []tierSource
+}
+
+type tierSource struct {
+	name    string
+	figures func() stats.Tier
+}
+
+// WithTier adds a shared tier under name (the "memo.tier.name" attribute):
+// figures is called at every collection and must be safe for concurrent
+// use. Adapt a tier's own statistics to [stats.Tier] in it; a tier's
+// counters must only grow.
+func WithTier(name string, figures func() stats.Tier) Option {
+	return optionFunc(func(c *config) { c.tiers = append(c.tiers, tierSource{name, figures}) })
+}
+
+// Attribute keys of the measurements.
+const (
+	CacheKey = attribute.Key("memo.cache.name")
+	TierKey  = attribute.Key("memo.tier.name")
+)
+
+// exporter holds the instruments and the histogram's state.
+type exporter struct {
+	tiers []tierSource
+
+	hits, misses, coalesced, evictions, expirations metric.Int64ObservableCounter
+	failures, abandoned, uncacheable                metric.Int64ObservableCounter
+	entries, maxEntries                             metric.Int64ObservableUpDownCounter
+	duration                                        metric.Float64Histogram
+
+	tierHits, tierMisses, tierErrors, tierDecodeErrors metric.Int64ObservableCounter
+	tierLeaseWaits, tierBreakerOpens                   metric.Int64ObservableCounter
+	tierBreakerOpen                                    metric.Int64ObservableGauge
+
+	mu   sync.Mutex
+	last map[string]recorded // a cache's histogram as last recorded, by name
+}
+
+// recorded is a cache's histogram as the callback last recorded it.
+type recorded struct {
+	counts [stats.HistogramBuckets]uint64
+	total  time.Duration
+	cache  weak.Pointer[memo.Cache] // tells a new cache of the same name; weak, not to keep it alive
+}
+
+// Register creates memo's instruments on mp's meter for [ScopeName] and
+// registers the callback that observes them; Unregister the result to
+// stop. Register once per provider: a second registration would record
+// the histogram twice. It returns an error if an option is invalid (nil,
+// or a tier without a name or a figures func, or a name used twice) or if
+// the provider fails to make an instrument. The callback takes one Stats
+// snapshot per cache and is safe for concurrent collections.
+func Register(mp metric.MeterProvider, opts ...Option) (metric.Registration, error) {
+	if mp == nil {
+		return nil, errors.New("memootel: Register(nil): pass a MeterProvider")
+	}
+	var cfg config
+	for _, o := range opts {
+		if o == nil {
+			return nil, errors.New("memootel: nil Option")
+		}
+		o.apply(&cfg)
+	}
+	seen := map[string]bool{}
+	for _, t := range cfg.tiers {
+		if t.name == "" || t.figures == nil {
+			return nil, errors.New("memootel: WithTier needs a name and a figures func")
+		}
+		if seen[t.name] {
+			return nil, errors.New("memootel: WithTier(" + t.name + "): the name is already used")
+		}
+		seen[t.name] = true
+	}
+	m := mp.Meter(ScopeName)
+	e := &exporter{tiers: cfg.tiers, last: map[string]recorded{}}
+	var errs []error
+	counter := func(name, unit, desc string) metric.Int64ObservableCounter {
+		c, err := m.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return c
+	}
+	e.hits = counter("memo.cache.hits", "{hit}", "Lookups that found a live entry.")
+	e.misses = counter("memo.cache.misses", "{miss}", "Lookups that found no live entry; callers that waited for an execution in flight included.")
+	e.coalesced = counter("memo.cache.coalesced", "{call}", "Misses served by another caller's execution.")
+	e.evictions = counter("memo.cache.evictions", "{entry}", "Entries removed to make room.")
+	e.expirations = counter("memo.cache.expirations", "{entry}", "Entries removed because their TTL ran out.")
+	e.failures = counter("memo.cache.failures", "{execution}", "Executions that returned an error or panicked.")
+	e.abandoned = counter("memo.cache.abandoned", "{call}", "Misses whose caller stopped waiting before a result.")
+	e.uncacheable = counter("memo.cache.uncacheable", "{call}", "Calls not stored because their key could not be kept.")
+	var err error
+	e.entries, err = m.Int64ObservableUpDownCounter("memo.cache.entries", metric.WithUnit("{entry}"), metric.WithDescription("Live entries."))
+	errs = append(errs, err)
+	e.maxEntries, err = m.Int64ObservableUpDownCounter("memo.cache.entries.max", metric.WithUnit("{entry}"), metric.WithDescription("The cache's capacity in entries."))
+	errs = append(errs, err)
+	e.duration, err = m.Float64Histogram("memo.cache.execution.duration", metric.WithUnit("s"),
+		metric.WithDescription("Execution times of the cached function."),
+		metric.WithExplicitBucketBoundaries(bounds...))
+	errs = append(errs, err)
+	e.tierHits = counter("memo.tier.hits", "{hit}", "Lookups found in the shared tier.")
+	e.tierMisses = counter("memo.tier.misses", "{miss}", "Lookups not found in the shared tier, undecodable values included.")
+	e.tierErrors = counter("memo.tier.errors", "{error}", "Shared-tier operations that failed or ran out of time.")
+	e.tierDecodeErrors = counter("memo.tier.decode_errors", "{error}", "Values found in the shared tier that could not be decoded.")
+	e.tierLeaseWaits = counter("memo.tier.lease_waits", "{call}", "Callers that waited for another process's execution.")
+	e.tierBreakerOpens = counter("memo.tier.breaker.opens", "{open}", "Times the shared tier's circuit breaker opened.")
+	e.tierBreakerOpen, err = m.Int64ObservableGauge("memo.tier.breaker.open", metric.WithUnit("1"),
+		metric.WithDescription("1 while the shared tier's circuit breaker is open, else 0."))
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return m.RegisterCallback(e.observe,
+		e.hits, e.misses, e.coalesced, e.evictions, e.expirations, e.failures, e.abandoned,
+		e.uncacheable, e.entries, e.maxEntries, e.tierHits, e.tierMisses, e.tierErrors,
+		e.tierDecodeErrors, e.tierLeaseWaits, e.tierBreakerOpens, e.tierBreakerOpen)
+}
+
+// bounds are the histogram's boundaries in seconds: stats.Histogram's
+// finite upper bounds.
+var bounds = func() []float64 {
+	b := make([]float64, stats.HistogramBuckets-1)
+	for i := range b {
+		b[i] = stats.UpperBound(i).Seconds()
+	}
+	return b
+}()
+
+func i64(v uint64) int64 { return int64(min(v, math.MaxInt64)) }
+
+func (e *exporter) observe(ctx context.Context, o metric.Observer) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	listed := make(map[string]bool, len(e.last))
+	for name, c := range memo.Caches() {
+		listed[name] = true
+		s := c.Stats()
+		at := metric.WithAttributeSet(attribute.NewSet(CacheKey.String(name)))
+		o.ObserveInt64(e.hits, i64(s.Hits), at)
+		o.ObserveInt64(e.misses, i64(s.Misses), at)
+		o.ObserveInt64(e.coalesced, i64(s.Coalesced), at)
+		o.ObserveInt64(e.evictions, i64(s.Evictions), at)
+		o.ObserveInt64(e.expirations, i64(s.Expirations), at)
+		o.ObserveInt64(e.failures, i64(s.Failures), at)
+		o.ObserveInt64(e.abandoned, i64(s.Abandoned), at)
+		o.ObserveInt64(e.uncacheable, i64(s.Uncacheable), at)
+		o.ObserveInt64(e.entries, int64(s.CurrentSize), at)
+		o.ObserveInt64(e.maxEntries, int64(s.MaxSize), at)
+		e.record(ctx, name, c, s, metric.WithAttributeSet(attribute.NewSet(CacheKey.String(name))))
+	}
+	for name := range e.last {
+		if !listed[name] {
+			delete(e.last, name) // collected: forget it
+		}
+	}
+	for _, t := range e.tiers {
+		s := t.figures()
+		at := metric.WithAttributeSet(attribute.NewSet(TierKey.String(t.name)))
+		o.ObserveInt64(e.tierHits, i64(s.Hits), at)
+		o.ObserveInt64(e.tierMisses, i64(s.Misses), at)
+		o.ObserveInt64(e.tierErrors, i64(s.Errors), at)
+		o.ObserveInt64(e.tierDecodeErrors, i64(s.DecodeErrors), at)
+		o.ObserveInt64(e.tierLeaseWaits, i64(s.LeaseWaits), at)
+		o.ObserveInt64(e.tierBreakerOpens, i64(s.BreakerOpens), at)
+		open := int64(0)
+		if s.BreakerOpen {
+			open = 1
+		}
+		o.ObserveInt64(e.tierBreakerOpen, open, at)
+	}
+	return nil
+}
+
+// record feeds the histogram the executions of c since the last
+// collection. e.mu is held.
+func (e *exporter) record(ctx context.Context, name string, c *memo.Cache, s stats.Stats, at metric.RecordOption) {
+	prev := e.last[name]
+	cur := recorded{counts: s.ExecTimes.Counts, total: s.TotalTime, cache: weak.Make(c)}
+	if prev.cache != cur.cache || s.TotalTime < prev.total || anyLess(cur.counts, prev.counts) {
+		prev = recorded{} // a new cache under the name, or its statistics were reset
+	}
+	e.last[name] = cur
+
+	// Each bucket i gets its new executions at one value v_i in
+	// (lo_i, hi_i], v_i = lo_i + t·(hi_i - lo_i) with one t for all, chosen
+	// so that the values add up to the time those executions took, which
+	// lies between Σ n_i·lo_i and Σ n_i·hi_i.
+	var n [stats.HistogramBuckets]uint64
+	var lo, hi [stats.HistogramBuckets]float64
+	var sumLo, sumHi float64
+	for i := range n {
+		n[i] = cur.counts[i] - prev.counts[i]
+		if n[i] == 0 {
+			continue
+		}
+		if i > 0 {
+			lo[i] = bounds[i-1]
+		}
+		if i < len(bounds) {
+			hi[i] = bounds[i]
+		} else {
+			hi[i] = max(s.MaxTime.Seconds(), lo[i])
+		}
+		sumLo += float64(n[i]) * lo[i]
+		sumHi += float64(n[i]) * hi[i]
+	}
+	t := 1.0
+	if sumHi > sumLo {
+		t = min(max(((cur.total-prev.total).Seconds()-sumLo)/(sumHi-sumLo), 0), 1)
+	}
+	for i := range n {
+		if n[i] == 0 {
+			continue
+		}
+		v := lo[i] + t*(hi[i]-lo[i])
+		if i > 0 && v <= lo[i] {
+			v = math.Nextafter(lo[i], math.Inf(1)) // bucket i excludes its lower bound
+		}
+		v = min(v, hi[i])
+		for range n[i] {
+			e.duration.Record(ctx, v, at)
+		}
+	}
+}
+
+func anyLess(a, b [stats.HistogramBuckets]uint64) bool {
+	for i := range a {
+		if a[i] < b[i] {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,233 @@
+package memootel_test
+
+import (
+	"context"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/memokit/memo"
+	"github.com/memokit/memo/memootel"
+	"github.com/memokit/memo/stats"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+)
+
+// collected is one collection, by instrument name.
+type collected map[string]metricdata.Metrics
+
+func collect(t *testing.T, r *sdkmetric.ManualReader) collected {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, r.Collect(context.Background(), &rm))
+	out := collected{}
+	for _, sm := range rm.ScopeMetrics {
+		assert.Equal(t, memootel.ScopeName, sm.Scope.Name)
+		for _, m := range sm.Metrics {
+			out[m.Name] = m
+		}
+	}
+	return out
+}
+
+// int64Of returns the value of instrument name for attribute kv, and
+// whether there was one.
+func (c collected) int64Of(t *testing.T, name string, kv attribute.KeyValue) (int64, bool) {
+	t.Helper()
+	m, ok := c[name]
+	if !ok {
+		return 0, false // no data points at all
+	}
+	var points []metricdata.DataPoint[int64]
+	switch d := m.Data.(type) {
+	case metricdata.Sum[int64]:
+		points = d.DataPoints
+	case metricdata.Gauge[int64]:
+		points = d.DataPoints
+	default:
+		t.Fatalf("%s: unexpected data %T", name, m.Data)
+	}
+	for _, p := range points {
+		if v, ok := p.Attributes.Value(kv.Key); ok && v == kv.Value {
+			require.Equal(t, 1, p.Attributes.Len(), "one attribute only")
+			return p.Value, true
+		}
+	}
+	return 0, false
+}
+
+func (c collected) histogramOf(t *testing.T, cache string) metricdata.HistogramDataPoint[float64] {
+	t.Helper()
+	m, ok := c["memo.cache.execution.duration"]
+	require.True(t, ok)
+	assert.Equal(t, "s", m.Unit)
+	h, ok := m.Data.(metricdata.Histogram[float64])
+	require.True(t, ok, "%T", m.Data)
+	assert.Equal(t, metricdata.CumulativeTemporality, h.Temporality)
+	for _, p := range h.DataPoints {
+		if v, _ := p.Attributes.Value(memootel.CacheKey); v.AsString() == cache {
+			return p
+		}
+	}
+	t.Fatalf("no histogram for %s", cache)
+	return metricdata.HistogramDataPoint[float64]{}
+}
+
+// check asserts that the collection shows c's statistics exactly.
+func (c collected) check(t *testing.T, mc *memo.Cache) {
+	t.Helper()
+	s := mc.Stats()
+	kv := memootel.CacheKey.String(mc.Name())
+	for name, want := range map[string]uint64{
+		"memo.cache.hits": s.Hits, "memo.cache.misses": s.Misses, "memo.cache.coalesced": s.Coalesced,
+		"memo.cache.evictions": s.Evictions, "memo.cache.expirations": s.Expirations,
+		"memo.cache.failures": s.Failures, "memo.cache.abandoned": s.Abandoned,
+		"memo.cache.uncacheable": s.Uncacheable,
+		"memo.cache.entries":     uint64(s.CurrentSize), "memo.cache.entries.max": uint64(s.MaxSize),
+	} {
+		got, ok := c.int64Of(t, name, kv)
+		assert.True(t, ok, "%s has no %s", mc.Name(), name)
+		assert.Equal(t, int64(want), got, "%s %s", mc.Name(), name)
+	}
+	h := c.histogramOf(t, mc.Name())
+	assert.Equal(t, s.TotalCalls, h.Count, "%s: the histogram counts every execution", mc.Name())
+	assert.Equal(t, s.ExecTimes.Counts[:], h.BucketCounts, "%s: buckets", mc.Name())
+	assert.InDelta(t, s.TotalTime.Seconds(), h.Sum, 1e-9, "%s: sum", mc.Name())
+	require.Len(t, h.Bounds, stats.HistogramBuckets-1)
+	assert.Equal(t, 1e-6, h.Bounds[0])
+	assert.Equal(t, stats.UpperBound(stats.HistogramBuckets-2).Seconds(), h.Bounds[len(h.Bounds)-1])
+}
+
+func TestRegister(t *testing.T) {
+	r := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
+	defer func() { require.NoError(t, mp.Shutdown(context.Background())) }()
+
+	users := memo.MustNew(memo.WithMaxSize(100), memo.WithName("users"))
+	for i := range 3 {
+		users.Set(i, i)
+	}
+	_, _ = users.Get(0)
+	_, _ = users.Get(7)
+	for _, d := range []time.Duration{3 * time.Millisecond, 400 * time.Nanosecond, 90 * time.Second, 5 * time.Millisecond} {
+		users.UpdateProfiling(d)
+	}
+	sessions := memo.Func(func(id int) string { return strconv.Itoa(id) }, memo.WithName("sessions"), memo.WithMaxSize(2))
+	for _, id := range []int{1, 2, 1, 3} {
+		sessions(id)
+	}
+	shared := memo.MustNew(memo.WithMaxSize(10), memo.WithName("shared"))
+	f := memo.Decorate(func(x int) int { return x }, memo.WithCache(shared))
+	g := memo.Func(func(x string) string { return x }, memo.WithCache(shared))
+	f(1)
+	f(1)
+	g("a")
+
+	reg, err := memootel.Register(mp, memootel.WithTier("redis", func() stats.Tier {
+		return stats.Tier{Hits: 5, Misses: 2, Errors: 1, DecodeErrors: 1, LeaseWaits: 3, BreakerOpens: 2, BreakerOpen: true}
+	}))
+	require.NoError(t, err)
+
+	c := collect(t, r)
+	for _, mc := range []*memo.Cache{users, memo.CacheOf(sessions), shared} {
+		c.check(t, mc)
+	}
+	got, _ := c.int64Of(t, "memo.cache.hits", memootel.CacheKey.String("users"))
+	assert.Equal(t, int64(1), got)
+	assert.Equal(t, "{hit}", c["memo.cache.hits"].Unit)
+	assert.Equal(t, "{entry}", c["memo.cache.entries"].Unit)
+	tier := memootel.TierKey.String("redis")
+	for name, want := range map[string]int64{
+		"memo.tier.hits": 5, "memo.tier.misses": 2, "memo.tier.errors": 1, "memo.tier.decode_errors": 1,
+		"memo.tier.lease_waits": 3, "memo.tier.breaker.opens": 2, "memo.tier.breaker.open": 1,
+	} {
+		got, ok := c.int64Of(t, name, tier)
+		assert.True(t, ok, name)
+		assert.Equal(t, want, got, name)
+	}
+	_, listed := c.int64Of(t, "memo.cache.hits", memootel.CacheKey.String("shared"))
+	assert.True(t, listed)
+
+	// More executions: the next collection (cumulative) still matches.
+	for i := range 50 {
+		sessions(100 + i)
+		f(100 + i)
+	}
+	users.UpdateProfiling(2 * time.Minute)
+	c = collect(t, r)
+	for _, mc := range []*memo.Cache{users, memo.CacheOf(sessions), shared} {
+		c.check(t, mc)
+	}
+
+	// After ResetStats the histogram keeps counting from where it was.
+	before := c.histogramOf(t, "users").Count
+	users.ResetStats()
+	users.UpdateProfiling(time.Millisecond)
+	c = collect(t, r)
+	assert.Equal(t, before+1, c.histogramOf(t, "users").Count)
+	got, _ = c.int64Of(t, "memo.cache.hits", memootel.CacheKey.String("users"))
+	assert.Zero(t, got, "the counters show the reset")
+
+	require.NoError(t, reg.Unregister())
+	c = collect(t, r)
+	_, listed = c["memo.cache.hits"]
+	assert.False(t, listed, "no observations after Unregister")
+	runtime.KeepAlive(users)
+}
+
+// TestCollectedCacheLeaves: a cache that becomes unreachable is not
+// observed once collected.
+func TestCollectedCacheLeaves(t *testing.T) {
+	r := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
+	defer func() { require.NoError(t, mp.Shutdown(context.Background())) }()
+	reg, err := memootel.Register(mp)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, reg.Unregister()) }()
+
+	kv := memootel.CacheKey.String("otel-gc-test")
+	func() {
+		f := memo.Func(func(x int) int { return x }, memo.WithName("otel-gc-test"))
+		f(1)
+		_, ok := collect(t, r).int64Of(t, "memo.cache.misses", kv)
+		require.True(t, ok)
+		runtime.KeepAlive(f)
+	}()
+	gone := func() bool {
+		for name := range memo.Caches() {
+			if name == "otel-gc-test" {
+				return false
+			}
+		}
+		return true
+	}
+	for i := 0; i < 50 && !gone(); i++ {
+		runtime.GC()
+		runtime.Gosched()
+	}
+	require.True(t, gone(), "the registry kept the cache")
+	_, ok := collect(t, r).int64Of(t, "memo.cache.misses", kv)
+	assert.False(t, ok, "a collected cache is still observed")
+}
+
+func TestRegisterErrors(t *testing.T) {
+	t.Parallel()
+	mp := sdkmetric.NewMeterProvider()
+	defer func() { require.NoError(t, mp.Shutdown(context.Background())) }()
+	fig := func() stats.Tier { return stats.Tier{} }
+	for name, opts := range map[string][]memootel.Option{
+		"nil option":  {nil},
+		"no name":     {memootel.WithTier("", fig)},
+		"no figures":  {memootel.WithTier("x", nil)},
+		"name reused": {memootel.WithTier("x", fig), memootel.WithTier("x", fig)},
+	} {
+		_, err := memootel.Register(mp, opts...)
+		assert.ErrorContains(t, err, "memootel: ", name)
+	}
+	_, err := memootel.Register(nil)
+	assert.ErrorContains(t, err, "memootel: Register(nil)")
+}
