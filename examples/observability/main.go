@@ -1,0 +1,163 @@
+// Command observability serves memo's debug page and Prometheus metrics
+// over a demo of three caches under a steady synthetic load:
+//
+//	go run ./examples/observability            # http://127.0.0.1:8080/debug/memo
+//	curl -s 127.0.0.1:8080/debug/memo?format=json
+//	curl -s 127.0.0.1:8080/metrics | grep memo_
+//
+// The caches: "users" (a context-aware lookup with a TTL), "prices" (LFU,
+// smaller than its key space, so it evicts), and "geo", one cache shared
+// by two functions through memo.WithCache. A simulated shared tier,
+// "l2 (simulated)", shows how a tier's figures are wired in with WithTier.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/memokit/memo"
+	"github.com/memokit/memo/memohttp"
+	"github.com/memokit/memo/memoprom"
+	"github.com/memokit/memo/policies"
+	"github.com/memokit/memo/stats"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "address to serve on")
+	warm := flag.Int("warm", 3000, "calls made before serving, so the page has figures")
+	flag.Parse()
+
+	d := newDemo()
+	d.load(*warm, 4)
+	stop := d.keepLoading()
+	defer stop()
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("serving http://%s/debug/memo and http://%s/metrics", ln.Addr(), ln.Addr())
+	log.Fatal(http.Serve(ln, d.mux()))
+}
+
+// demo holds the three demo caches' functions and the simulated tier.
+type demo struct {
+	user    func(context.Context, int) (string, error)
+	price   func(int) float64
+	country func(int) string
+	city    func(int) string
+	tier    struct{ hits, misses, errors atomic.Uint64 }
+}
+
+// work sleeps for a random time in [lo, hi): the demo's stand-in for I/O.
+func work(lo, hi time.Duration) {
+	time.Sleep(lo + rand.N(hi-lo))
+}
+
+func newDemo() *demo {
+	d := &demo{}
+	d.user = memo.FuncCtx(func(ctx context.Context, id int) (string, error) {
+		// Most misses are found in the (simulated) shared tier, the rest
+		// go to the "database".
+		if rand.N(10) < 6 {
+			d.tier.hits.Add(1)
+			work(200*time.Microsecond, time.Millisecond)
+		} else {
+			d.tier.misses.Add(1)
+			if rand.N(100) == 0 {
+				d.tier.errors.Add(1)
+			}
+			work(2*time.Millisecond, 12*time.Millisecond)
+		}
+		return fmt.Sprintf("user-%d", id), nil
+	}, memo.WithName("users"), memo.WithMaxSize(300), memo.WithTTL(30*time.Second))
+
+	d.price = memo.Func(func(sku int) float64 {
+		work(100*time.Microsecond, 2*time.Millisecond)
+		return float64(sku%1000) / 10
+	}, memo.WithName("prices"), memo.WithPolicy(policies.LFU), memo.WithMaxSize(60))
+
+	geo := memo.MustNew(memo.WithName("geo"), memo.WithMaxSize(200))
+	d.country = memo.Func(func(ip int) string {
+		work(20*time.Microsecond, 200*time.Microsecond)
+		return fmt.Sprintf("country-%d", ip%40)
+	}, memo.WithCache(geo))
+	d.city = memo.Func(func(ip int) string {
+		work(50*time.Microsecond, 400*time.Microsecond)
+		return fmt.Sprintf("city-%d", ip%90)
+	}, memo.WithCache(geo))
+	return d
+}
+
+// tierStats adapts the simulated tier's counters to stats.Tier, as a real
+// tier's Stats would be adapted.
+func (d *demo) tierStats() stats.Tier {
+	return stats.Tier{Hits: d.tier.hits.Load(), Misses: d.tier.misses.Load(), Errors: d.tier.errors.Load()}
+}
+
+// call makes one request's worth of cached calls with skewed keys.
+func (d *demo) call(z *rand.Zipf) {
+	ctx := context.Background()
+	_, _ = d.user(ctx, int(z.Uint64()%2000))
+	d.price(rand.N(400))
+	d.country(rand.N(120))
+	d.city(rand.N(120))
+}
+
+// load makes n requests from g goroutines and waits for them.
+func (d *demo) load(n, g int) {
+	var wg sync.WaitGroup
+	for w := range g {
+		wg.Go(func() {
+			z := rand.NewZipf(rand.New(rand.NewPCG(uint64(w), 1)), 1.1, 1, 1<<20)
+			for range n / g {
+				d.call(z)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// keepLoading makes about 200 requests a second until stop is called.
+func (d *demo) keepLoading() (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		z := rand.NewZipf(rand.New(rand.NewPCG(99, 1)), 1.1, 1, 1<<20)
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				d.call(z)
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// mux serves the debug page at /debug/memo and the metrics at /metrics.
+func (d *demo) mux() *http.ServeMux {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		memoprom.NewCollector(memoprom.WithTier("l2 (simulated)", d.tierStats)),
+		collectors.NewGoCollector(),
+	)
+	mux := http.NewServeMux()
+	mux.Handle("/debug/memo", memohttp.Handler(memohttp.WithTier("l2 (simulated)", d.tierStats)))
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return mux
+}
