@@ -171,3 +171,44 @@ func TestShortSymbol(t *testing.T) {
 		assert.Equal(t, want, shortSymbol(in), in)
 	}
 }
+
+// TestCachesConcurrent is for -race: caches are made, listed and dropped
+// from several goroutines at once, and every listed name is unique.
+func TestCachesConcurrent(t *testing.T) {
+	const name = "caches-test/concurrent"
+	done := make(chan struct{})
+	makers := make(chan []*Cache, 4)
+	for range 4 {
+		go func() {
+			var keep []*Cache
+			for range 100 {
+				keep = append(keep, MustNew(WithMaxSize(1), WithName(name)))
+				Decorate(func(int) int { return 0 }, WithName(name))
+			}
+			makers <- keep
+		}()
+	}
+	go func() {
+		defer close(done)
+		for range 20 {
+			seen := map[string]bool{}
+			for n := range Caches() {
+				assert.False(t, seen[n], "%q listed twice", n)
+				seen[n] = true
+			}
+			runtime.GC()
+		}
+	}()
+	var kept []*Cache
+	for range 4 {
+		kept = append(kept, <-makers...)
+	}
+	<-done
+	names := map[string]bool{}
+	for _, c := range kept {
+		require.False(t, names[c.Name()], "%q given twice", c.Name())
+		names[c.Name()] = true
+		require.True(t, strings.HasPrefix(c.Name(), name))
+	}
+	assert.Len(t, names, 400)
+}

@@ -137,7 +137,7 @@ func Handler(opts ...Option) http.Handler {
 	return h
 }
 
-// Collect returns the figures the page shows now: every cache that
+// collect returns the figures the page shows now: every cache that
 // memo.Caches lists, and the tiers given.
 func (h *handler) collect() Page {
 	p := Page{Caches: []Cache{}, Tiers: []Tier{}}
