@@ -48,5 +48,5 @@ func main() {
 	st := memo.CacheOf(getUser).Stats()
 	fmt.Println(st)
 	fmt.Println()
-	fmt.Println("as the original's get_stats():", st.Map())
+	fmt.Println("Stats().Map():", st.Map())
 }
