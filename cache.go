@@ -3,6 +3,7 @@ package memo
 import (
 	"cmp"
 	"encoding/binary"
+	"errors"
 	"log/slog"
 	"math"
 	"reflect"
@@ -33,7 +34,11 @@ import (
 // otter record them lossily, which makes the order approximate; results and
 // statistics stay exact.
 //
-// The zero Cache is not usable: make one with [New] or [MustNew].
+// A Cache is safe for concurrent use by multiple goroutines. The zero Cache
+// is not usable, nor is a nil *Cache (what [CacheOf] returns for a function
+// memo did not decorate): their methods panic with a message that starts
+// "memo:". Make a Cache with [New] or [MustNew], or get a decorated
+// function's with CacheOf.
 type Cache struct {
 	index   index   // key → entry, read without locks
 	shards  []shard // executions in flight, by key hash
@@ -162,6 +167,25 @@ func newCache(cfg config) *Cache {
 	return c
 }
 
+// made reports whether c was made by newCache: the zero Cache has no
+// maximum size.
+func (c *Cache) made() bool { return c.maxSize > 0 }
+
+// check panics, saying how to get a cache, if c is nil or the zero Cache.
+// It is small enough to inline; the panic is apart.
+func (c *Cache) check() {
+	if c == nil || c.maxSize <= 0 {
+		unusable(c)
+	}
+}
+
+func unusable(c *Cache) {
+	if c == nil {
+		panic(errors.New("memo: method called on a nil *Cache: make a cache with New or MustNew; CacheOf returns nil for a function that Decorate or Func did not return"))
+	}
+	panic(errors.New("memo: the zero Cache is not usable: make a cache with New or MustNew, or get a decorated function's with CacheOf"))
+}
+
 func (c *Cache) shardOf(h uint64) *shard { return &c.shards[h&c.mask] }
 
 // now returns the time since the cache's epoch, in nanoseconds, as used
@@ -184,6 +208,7 @@ func encodeKey(s *keyState, key any) {
 // or it has expired. A lookup of an expired
 // entry removes it. Each Get counts as one hit or one miss.
 func (c *Cache) Get(key any) (any, error) {
+	c.check()
 	var (
 		v  any
 		ok bool
@@ -207,6 +232,7 @@ func (c *Cache) Get(key any) (any, error) {
 // TTL. Setting an existing key counts as a use for the eviction policy. If
 // the cache is full, it evicts one entry.
 func (c *Cache) Set(key, value any) {
+	c.check()
 	s := getState()
 	defer putState(s)
 	encodeKey(s, key)
@@ -217,6 +243,7 @@ func (c *Cache) Set(key, value any) {
 // Keys given to Get, Set and Delete live apart from the keys of decorated
 // functions sharing the cache: use [Invalidate] for those.
 func (c *Cache) Delete(key any) bool {
+	c.check()
 	s := getState()
 	defer putState(s)
 	encodeKey(s, key)
@@ -226,6 +253,7 @@ func (c *Cache) Delete(key any) bool {
 // Len returns the number of live entries: never more than the maximum size,
 // and never counting an expired entry.
 func (c *Cache) Len() int {
+	c.check()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sweep(c.now())
@@ -236,6 +264,7 @@ func (c *Cache) Len() int {
 // clear() does. Executions in flight will not store their results, and
 // callers that arrive after Clear start new executions.
 func (c *Cache) Clear() {
+	c.check()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.reads.reset()
@@ -257,6 +286,7 @@ func (c *Cache) Clear() {
 
 // ResetStats zeroes the statistics and keeps the entries.
 func (c *Cache) ResetStats() {
+	c.check()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.resetStats()
@@ -271,6 +301,7 @@ func (c *Cache) resetStats() {
 // Stats returns a snapshot of the statistics. Counters updated by other
 // goroutines during the call may or may not be included.
 func (c *Cache) Stats() stats.Stats {
+	c.check()
 	c.mu.Lock()
 	c.sweep(c.now())
 	size := c.policy.Len()
@@ -289,7 +320,10 @@ func (c *Cache) Stats() stats.Stats {
 // UpdateProfiling records one execution time sample: TotalCalls, TotalTime,
 // MinTime and MaxTime. [Decorate]d functions record every execution
 // themselves.
-func (c *Cache) UpdateProfiling(d time.Duration) { c.rec.Execution(d, false) }
+func (c *Cache) UpdateProfiling(d time.Duration) {
+	c.check()
+	c.rec.Execution(d, false)
+}
 
 // lookup returns the value stored under the encoded key k with hash h and
 // counts a hit or a miss. An expired entry is removed and is a miss.

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,9 @@ func Decorate[F any](fn F, opts ...Option) F {
 		panic(fmt.Errorf("memo: Decorate needs a func, got a nil %T", fn))
 	}
 	cfg, err := newConfig(opts, true)
+	if err == nil {
+		err = checkFunc(v.Type(), cfg)
+	}
 	if err != nil {
 		panic(err)
 	}
@@ -290,15 +294,27 @@ func CacheOf(fn any) *Cache {
 // slice; when a single argument fits both readings (Invalidate(f, nil) for
 // f(xs ...*T)), both entries are dropped. An execution in flight for those
 // arguments will not store its result, and later callers do not join it.
-// Invalidate returns false if fn is not a decorated function or args do not
-// fit its parameters.
+// Invalidate returns false if fn is not a decorated function, so that it
+// can be called for a function whether or not it is memoized.
+//
+// Each argument must be of its parameter's type, or convert to it without
+// loss (Invalidate(f, 1) for a func(int64), an untyped constant's default
+// type); nil stands for a nil pointer, slice, map, func, channel or
+// interface. Wrong arguments are a programming mistake, not a missing
+// entry: Invalidate panics with a message that starts "memo:" and names the
+// parameter types when args have the wrong number or do not convert.
+// Invalidate is safe for concurrent use.
 func Invalidate(fn any, args ...any) bool {
 	w := lookupWrapped(fn)
 	if w == nil {
 		return false
 	}
+	calls := w.calls(args)
+	if len(calls) == 0 {
+		panic(w.badArgs(args))
+	}
 	removed := false
-	for _, in := range w.calls(args) {
+	for _, in := range calls {
 		s := getState()
 		w.encode(s, in)
 		if w.c.remove(s.buf, hashKey(s.buf)) {
@@ -367,6 +383,48 @@ func (w *wrapped) convertArgs(args []any) ([]reflect.Value, bool) {
 		in[first+i] = v
 	}
 	return in, true
+}
+
+// badArgs explains why args, given to Invalidate, fit no call of w's
+// function.
+func (w *wrapped) badArgs(args []any) error {
+	t := w.typ
+	first := 0
+	if w.ctx {
+		first = 1
+	}
+	var params, got []string
+	for i := first; i < t.NumIn(); i++ {
+		p := t.In(i)
+		if t.IsVariadic() && i == t.NumIn()-1 {
+			params = append(params, "..."+p.Elem().String())
+			continue
+		}
+		params = append(params, p.String())
+	}
+	for _, a := range args {
+		if a == nil {
+			got = append(got, "nil")
+			continue
+		}
+		got = append(got, reflect.TypeOf(a).String())
+	}
+	want := "(" + strings.Join(params, ", ") + ")"
+	if w.ctx {
+		want += ", the context left out"
+	}
+	if !t.IsVariadic() && len(args) == len(params) {
+		for i, a := range args {
+			if _, ok := convert(a, t.In(first+i)); !ok {
+				what := got[i]
+				if a != nil && isNumber(reflect.TypeOf(a).Kind()) {
+					what = fmt.Sprintf("%s(%v)", what, a)
+				}
+				return fmt.Errorf("memo: Invalidate(%v, ...): argument %d, %s, does not convert without loss to %v; the function takes %s", t, i+1, what, t.In(first+i), want)
+			}
+		}
+	}
+	return fmt.Errorf("memo: Invalidate(%v, ...): the arguments (%s) do not fit the parameters %s: pass one argument per parameter, each of its type or a number that converts to it without loss", t, strings.Join(got, ", "), want)
 }
 
 // convert makes a a value of type t: as it is when assignable, or by a

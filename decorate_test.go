@@ -227,8 +227,8 @@ func TestDecorateVariadicKeying(t *testing.T) {
 	assert.True(t, Invalidate(f), "no variadic arguments: the nil slice")
 	assert.Equal(t, 1, f(1))
 	assert.True(t, Invalidate(f, 1))
-	assert.False(t, Invalidate(f, "x"))
-	assert.False(t, Invalidate(f, 1, "x"))
+	assertMemoPanic(t, "(...int)", func() { Invalidate(f, "x") })
+	assertMemoPanic(t, "(...int)", func() { Invalidate(f, 1, "x") })
 }
 
 type dtHolder struct{ fn func(int) int }
@@ -334,28 +334,42 @@ func TestInvalidate(t *testing.T) {
 		{"not decorated", plain, []any{1, "x"}},
 		{"nil", nil, []any{1, "x"}},
 		{"not a func", 42, []any{1, "x"}},
-		{"wrong types", f, []any{"x", 1}},
-		{"too few", f, []any{1}},
-		{"too many", f, []any{1, "x", 2}},
-		{"nil for an int", f, []any{nil, "x"}},
-		{"lossy conversion", f, []any{1.5, "x"}},
 	}
 	for _, tc := range cases {
 		assert.False(t, Invalidate(tc.fn, tc.args...), tc.name)
+	}
+	// Arguments that fit no call are a mistake, not a missing entry.
+	bad := []struct {
+		name string
+		args []any
+		want string
+	}{
+		{"wrong types", []any{"x", 1}, "argument 1, string, does not convert without loss to int"},
+		{"too few", []any{1}, "the arguments (int) do not fit the parameters (int, string)"},
+		{"too many", []any{1, "x", 2}, "the arguments (int, string, int) do not fit the parameters (int, string)"},
+		{"none", nil, "the arguments () do not fit"},
+		{"nil for an int", []any{nil, "x"}, "argument 1, nil, does not convert without loss to int"},
+		{"lossy conversion", []any{1.5, "x"}, "argument 1, float64(1.5), does not convert without loss to int"},
+		{"bytes for a string", []any{1, []byte("x")}, "argument 2, []uint8,"},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			assertMemoPanic(t, tc.want, func() { Invalidate(f, tc.args...) })
+		})
 	}
 	assert.Equal(t, 1, CacheOf(f).Len(), "nothing else was removed")
 
 	t.Run("numeric conversion", func(t *testing.T) {
 		g := Decorate(func(n int64) int64 { return n })
 		g(1)
-		assert.False(t, Invalidate(g, 1.5))
-		assert.False(t, Invalidate(g, uint64(1<<63)), "does not fit an int64")
+		assertMemoPanic(t, "float64(1.5), does not convert without loss to int64", func() { Invalidate(g, 1.5) })
+		assertMemoPanic(t, "uint64(9223372036854775808)", func() { Invalidate(g, uint64(1<<63)) }) // does not fit an int64
 		g(-1)
-		assert.False(t, Invalidate(g, uint64(1<<64-1)), "MaxUint64 is not -1")
+		assertMemoPanic(t, "uint64(18446744073709551615)", func() { Invalidate(g, uint64(1<<64-1)) }) // MaxUint64 is not -1
 		assert.True(t, Invalidate(g, int8(-1)))
 		u := Decorate(func(n uint64) uint64 { return n })
 		u(1<<64 - 1)
-		assert.False(t, Invalidate(u, -1), "-1 is not MaxUint64")
+		assertMemoPanic(t, "int(-1), does not convert without loss to uint64", func() { Invalidate(u, -1) })
 		assert.True(t, Invalidate(u, uint64(1<<64-1)))
 		assert.True(t, Invalidate(g, 1), "int 1 for an int64 parameter")
 		g(1)
@@ -368,7 +382,7 @@ func TestInvalidate(t *testing.T) {
 		g := Decorate(func(ctx context.Context, k string) (int, error) { return len(k), nil })
 		_, err := g(context.Background(), "abc")
 		require.NoError(t, err)
-		assert.False(t, Invalidate(g, context.Background(), "abc"))
+		assertMemoPanic(t, "the parameters (string), the context left out", func() { Invalidate(g, context.Background(), "abc") })
 		assert.True(t, Invalidate(g, "abc"))
 	})
 

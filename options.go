@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"time"
 
 	"github.com/memokit/memo/policies"
@@ -56,8 +57,10 @@ func WithPolicy(k policies.Kind) Option {
 	return optionFunc(func(c *config) { c.policy, c.policySet = k, true })
 }
 
-// WithTTL makes entries expire d after they were stored (d > 0). Without
-// it, entries never expire.
+// WithTTL makes entries expire d after they were stored. d must be at
+// least a millisecond: a shorter TTL is almost always a missing unit
+// (WithTTL(60) is 60ns; write 60*time.Second), and is rejected. Without
+// the option, entries never expire.
 func WithTTL(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.ttl, c.ttlSet = d, true })
 }
@@ -86,8 +89,10 @@ func WithKey(f func(args []any) any) Option {
 }
 
 // WithErrorTTL makes [Decorate]d functions also cache results whose
-// trailing error is non-nil, for d (d > 0). By default errors are returned
-// to the callers of that execution and never stored.
+// trailing error is non-nil, for d (at least a millisecond, as for
+// [WithTTL]). By default errors are returned to the callers of that
+// execution and never stored. Decorating a function that has no trailing
+// error result with this option panics.
 func WithErrorTTL(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.errorTTL, c.errorSet = d, true })
 }
@@ -130,6 +135,27 @@ func WithLogger(l *slog.Logger) Option {
 	})
 }
 
+// minTTL is the shortest TTL that WithTTL and WithErrorTTL accept. A
+// shorter one is almost always a missing unit: WithTTL(60) is 60
+// nanoseconds, not a minute.
+const minTTL = time.Millisecond
+
+// shortTTL is the error for a TTL below minTTL, naming the unit the caller
+// most likely meant (a port from a language whose TTLs are seconds).
+func shortTTL(opt string, d time.Duration) error {
+	n := int64(d)
+	return fmt.Errorf("memo: %s(%d) is %v, below the 1ms minimum: a time.Duration counts nanoseconds; did you mean %d*time.Second (or %d*time.Millisecond)?", opt, n, d, n, n)
+}
+
+// checkFunc validates the options that depend on the decorated function's
+// type t: WithErrorTTL needs a trailing error result.
+func checkFunc(t reflect.Type, c config) error {
+	if c.errorSet && (t.NumOut() == 0 || t.Out(t.NumOut()-1) != errorType) {
+		return fmt.Errorf("memo: WithErrorTTL on %v, which has no trailing error result: there is no error to cache; leave the option out", t)
+	}
+	return nil
+}
+
 // newConfig applies opts and validates them in one place. forDecorate
 // tells which entry point is configuring.
 func newConfig(opts []Option, forDecorate bool) (config, error) {
@@ -157,12 +183,21 @@ func newConfig(opts []Option, forDecorate bool) (config, error) {
 	if c.ttlSet && c.ttl <= 0 {
 		errs = append(errs, fmt.Errorf("memo: WithTTL(%v): the TTL must be positive; leave the option out for entries that never expire", c.ttl))
 	}
+	if c.ttlSet && c.ttl > 0 && c.ttl < minTTL {
+		errs = append(errs, shortTTL("WithTTL", c.ttl))
+	}
 	if c.errorSet && c.errorTTL <= 0 {
 		errs = append(errs, fmt.Errorf("memo: WithErrorTTL(%v): the TTL must be positive", c.errorTTL))
 	}
+	if c.errorSet && c.errorTTL > 0 && c.errorTTL < minTTL {
+		errs = append(errs, shortTTL("WithErrorTTL", c.errorTTL))
+	}
 	if c.cacheSet {
-		if c.cache == nil {
-			errs = append(errs, errors.New("memo: WithCache(nil): pass a cache made by New"))
+		switch {
+		case c.cache == nil:
+			errs = append(errs, errors.New("memo: WithCache(nil): pass a cache made by New or MustNew"))
+		case !c.cache.made():
+			errs = append(errs, errors.New("memo: WithCache(&Cache{}): the zero Cache is not usable; make the shared cache with New or MustNew"))
 		}
 		if c.maxSizeSet || c.policySet || c.ttlSet {
 			errs = append(errs, errors.New("memo: WithCache cannot be combined with WithMaxSize, WithPolicy or WithTTL: configure the shared cache with New"))

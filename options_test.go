@@ -83,7 +83,7 @@ func TestNewValidOptions(t *testing.T) {
 		ttl  time.Duration
 	}{
 		{"size only", []Option{WithMaxSize(1)}, policies.LRU, 1, 0},
-		{"lfu and ttl", []Option{WithMaxSize(100), WithPolicy(policies.LFU), WithTTL(time.Nanosecond)}, policies.LFU, 100, time.Nanosecond},
+		{"lfu and ttl", []Option{WithMaxSize(100), WithPolicy(policies.LFU), WithTTL(time.Millisecond)}, policies.LFU, 100, time.Millisecond},
 		{"last option wins", []Option{WithMaxSize(5), WithMaxSize(7), WithPolicy(policies.LFU), WithPolicy(policies.LRU)}, policies.LRU, 7, 0},
 	}
 	for _, tt := range tests {

@@ -136,6 +136,9 @@ func newTyped(fn any, opts []Option, ctxForm bool) *wrapped {
 		panic(fmt.Errorf("memo: %v takes a context.Context first: use FuncCtx or Func2Ctx, which leave it out of the key and honour cancellation", v.Type()))
 	}
 	cfg, err := newConfig(opts, true)
+	if err == nil {
+		err = checkFunc(v.Type(), cfg)
+	}
 	if err != nil {
 		panic(err)
 	}
