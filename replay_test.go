@@ -3,7 +3,6 @@ package memo_test
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -22,15 +21,13 @@ import (
 // eviction order of a textbook LRU or LFU.
 func TestCacheReplay(t *testing.T) {
 	t.Parallel()
-	dir := traces.Require(t)
 	for _, tt := range sim.References {
 		t.Run(tt.File, func(t *testing.T) {
 			if tt.Long && testing.Short() {
 				t.Skip("skipping a long trace under -short")
 			}
 			t.Parallel()
-			keys, err := traces.LoadFile(filepath.Join(dir, tt.File))
-			require.NoError(t, err)
+			keys := traces.Need(t, tt.File)
 			require.NotEmpty(t, keys)
 			for _, k := range []struct {
 				kind policies.Kind

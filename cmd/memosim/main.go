@@ -5,7 +5,10 @@
 //	go run ./cmd/memosim [-traces dir] [-sizes 100,1000] [-p3]
 //
 // By default it replays every lirs/*.trace.gz and arc/OLTP.lis.gz, each at
-// sizes suited to its number of distinct keys.
+// sizes suited to its number of distinct keys. Those traces ship with memo
+// (internal/traces/data); -traces reads them from another folder instead.
+// arc/P3 (-p3) is not shipped: it is read from -traces, else from
+// $MEMO_TRACES.
 package main
 
 import (
@@ -13,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -25,7 +29,7 @@ import (
 
 // trace is one file to replay and its default cache sizes.
 type trace struct {
-	path  string // relative to the traces folder
+	path  string // slash-separated, relative to the traces folder
 	sizes []int
 }
 
@@ -35,7 +39,7 @@ var (
 )
 
 func main() {
-	dir := flag.String("traces", "", "traces folder (default: $MEMO_TRACES, else ../shared/traces beside the module root)")
+	dir := flag.String("traces", "", "traces folder with lirs/ and arc/ (default: the traces shipped with memo; arc/P3 from $MEMO_TRACES)")
 	sizes := flag.String("sizes", "", "comma-separated cache sizes in entries, for every trace (default: per trace: lirs 100,500,1000; arc 1000,10000,100000)")
 	p3 := flag.Bool("p3", false, "also replay arc/P3 (3.9M requests)")
 	flag.Parse()
@@ -45,19 +49,20 @@ func main() {
 	}
 }
 
+// run replays the traces in dir, or the shipped ones when dir is "".
 func run(w io.Writer, dir, sizeList string, p3 bool) error {
-	if dir == "" {
-		d, err := traces.Dir()
-		if err != nil {
-			return err
+	src, load := traces.Shipped, traces.LoadName
+	if dir != "" {
+		src = os.DirFS(dir)
+		load = func(name string) ([]uint64, error) {
+			return traces.LoadFile(filepath.Join(dir, filepath.FromSlash(name)))
 		}
-		dir = d
 	}
 	override, err := parseSizes(sizeList)
 	if err != nil {
 		return err
 	}
-	lirs, err := filepath.Glob(filepath.Join(dir, "lirs", "*.trace.gz"))
+	lirs, err := fs.Glob(src, "lirs/*.trace.gz")
 	if err != nil {
 		return err
 	}
@@ -66,22 +71,21 @@ func run(w io.Writer, dir, sizeList string, p3 bool) error {
 	}
 	var list []trace
 	for _, p := range lirs {
-		rel, _ := filepath.Rel(dir, p)
-		list = append(list, trace{rel, lirsSizes})
+		list = append(list, trace{p, lirsSizes})
 	}
-	list = append(list, trace{filepath.Join("arc", "OLTP.lis.gz"), arcSizes})
+	list = append(list, trace{"arc/OLTP.lis.gz", arcSizes})
 	if p3 {
-		list = append(list, trace{filepath.Join("arc", "P3.lis.gz"), arcSizes})
+		list = append(list, trace{"arc/P3.lis.gz", arcSizes})
 	}
 
 	fmt.Fprintln(w, "| trace | requests | size | LRU hit % | LFU hit % |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
 	for _, tr := range list {
-		keys, err := traces.LoadFile(filepath.Join(dir, tr.path))
+		keys, err := load(tr.path)
 		if err != nil {
 			return err
 		}
-		name := strings.TrimSuffix(filepath.ToSlash(tr.path), ".gz")
+		name := strings.TrimSuffix(tr.path, ".gz")
 		sizes := tr.sizes
 		if override != nil {
 			sizes = override

@@ -1,6 +1,7 @@
-// Package traces reads the cache access traces in shared/traces (see its
-// README.md): gzip-compressed request streams replayed to measure eviction
-// policies.
+// Package traces reads cache access traces: gzip-compressed request
+// streams replayed to measure eviction policies. The small ones ship in the
+// repository ([Shipped], see data/README.md); larger ones are read from an
+// optional folder ([Dir]).
 package traces
 
 import (
@@ -72,13 +73,18 @@ func FormatOf(path string) (Format, error) {
 
 // Each decompresses the gzip trace at path and calls fn with every requested
 // key, in order. Signed keys are sign-extended, so distinct keys stay distinct.
-func Each(path string, format Format, fn func(key uint64)) (err error) {
+func Each(path string, format Format, fn func(key uint64)) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	zr, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<16))
+	return each(f, path, format, fn)
+}
+
+// each is Each for the gzip trace read from r; path names it in errors.
+func each(r io.Reader, path string, format Format, fn func(key uint64)) (err error) {
+	zr, err := gzip.NewReader(bufio.NewReaderSize(r, 1<<16))
 	if err != nil {
 		return fmt.Errorf("traces: %s: %w", path, err)
 	}

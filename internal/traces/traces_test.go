@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/binary"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -113,24 +116,87 @@ func TestFormatOf(t *testing.T) {
 }
 
 // TestRealTraces checks request counts against shared/traces/README.md.
-func TestRealTraces(t *testing.T) {
+// TestShipped reads every trace shipped in the repository, through Open,
+// and checks its request count (data/README.md).
+func TestShipped(t *testing.T) {
 	t.Parallel()
-	dir := Require(t)
-	tests := map[string]int{
-		"lirs/gli.trace.gz":                     6015,
-		"lirs/sprite.trace.gz":                  133996,
-		"lirs/loop.trace.gz":                    505500,
-		"arc/OLTP.lis.gz":                       914145,
-		"caffeine-other/cache2k/web07.trace.gz": 76118,
+	want := map[string]int{
+		"arc/OLTP.lis.gz":       914145,
+		"lirs/2_pools.trace.gz": 100000,
+		"lirs/backf.trace.gz":   9000,
+		"lirs/cpp.trace.gz":     9047,
+		"lirs/cs.trace.gz":      6781,
+		"lirs/gli.trace.gz":     6015,
+		"lirs/loop.trace.gz":    505500,
+		"lirs/multi1.trace.gz":  15858,
+		"lirs/multi2.trace.gz":  26311,
+		"lirs/multi3.trace.gz":  30241,
+		"lirs/ps.trace.gz":      10448,
+		"lirs/scan.trace.gz":    50025,
+		"lirs/sprite.trace.gz":  133996,
+		"lirs/zigzag.trace.gz":  52001,
 	}
-	for rel, want := range tests {
-		path := filepath.Join(dir, rel)
-		format, err := FormatOf(path)
-		require.NoError(t, err)
-		n := 0
-		require.NoError(t, Each(path, format, func(uint64) { n++ }))
-		assert.Equal(t, want, n, rel)
+	var names []string
+	err := fs.WalkDir(Shipped, ".", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			names = append(names, p)
+		}
+		return err
+	})
+	require.NoError(t, err)
+	assert.ElementsMatch(t, slices.Collect(maps.Keys(want)), names, "the shipped files")
+	for name, n := range want {
+		keys, err := LoadName(name)
+		require.NoError(t, err, name)
+		assert.Len(t, keys, n, name)
 	}
+}
+
+// TestOptional reads traces that are not shipped, from $MEMO_TRACES: it
+// skips without them (fails under CI).
+func TestOptional(t *testing.T) {
+	t.Parallel()
+	keys := Need(t, "caffeine-other/cache2k/web07.trace.gz")
+	assert.Len(t, keys, 76118)
+}
+
+func TestOpenFolder(t *testing.T) {
+	// Not parallel: it sets the environment.
+	dir := t.TempDir()
+	t.Setenv(Env, dir)
+	t.Setenv("CI", "")
+	// A trace that is not shipped comes from the folder.
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "lirs"), 0o755))
+	extra := writeGzip(t, "extra.trace.gz", []byte("7\n8\n7\n"))
+	data, err := os.ReadFile(extra)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "lirs", "extra.trace.gz"), data, 0o644))
+	keys, err := LoadName("lirs/extra.trace.gz")
+	require.NoError(t, err)
+	assert.Equal(t, []uint64{7, 8, 7}, keys)
+	// A shipped one comes from the repository even if the folder has a
+	// file of that name.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "lirs", "gli.trace.gz"), data, 0o644))
+	keys, err = LoadName("lirs/gli.trace.gz")
+	require.NoError(t, err)
+	assert.Len(t, keys, 6015)
+
+	// A trace in neither place: an error that says so, and a skip in a test.
+	_, err = LoadName("arc/P3.lis.gz")
+	require.ErrorIs(t, err, fs.ErrNotExist)
+	assert.Contains(t, err.Error(), "arc/P3.lis.gz is not shipped")
+	var skipped bool
+	t.Run("missing", func(t *testing.T) {
+		defer func() { skipped = t.Skipped() }()
+		Need(t, "arc/P3.lis.gz")
+		t.Error("Need returned for a missing trace")
+	})
+	assert.True(t, skipped, "a missing optional trace skips")
+
+	t.Setenv(Env, filepath.Join(dir, "none"))
+	_, err = LoadName("arc/P3.lis.gz")
+	require.ErrorIs(t, err, fs.ErrNotExist)
+	assert.Contains(t, err.Error(), Env)
 }
 
 func TestDir(t *testing.T) {
