@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/memokit/memo"
@@ -119,4 +120,79 @@ func ExampleMakeHashable() {
 	// Output:
 	// true
 	// false
+}
+
+// WithKey keys calls by a key of your own. Here the arguments include
+// functional options, funcs that memo keys by identity (every sortBy("date")
+// is a new closure, so every call would miss); the key is the query the
+// options make.
+func ExampleWithKey() {
+	type query struct {
+		Sort  string
+		Limit int
+	}
+	type option func(*query)
+	sortBy := func(field string) option { return func(q *query) { q.Sort = field } }
+
+	runs := 0
+	search := memo.Decorate(func(term string, opts ...option) string {
+		runs++
+		return term
+	}, memo.WithKey(func(args []any) any {
+		var q query
+		for _, o := range args[1].([]option) {
+			o(&q)
+		}
+		return struct {
+			Term string
+			Q    query
+		}{args[0].(string), q}
+	}))
+	search("go", sortBy("date"))
+	search("go", sortBy("date"))
+	search("go", sortBy("name"))
+	fmt.Println("executions:", runs)
+	// Output:
+	// executions: 2
+}
+
+// A hit returns the very values the execution returned, to every caller: a
+// caller that modifies a returned slice changes what later hits see. Treat
+// results as read-only, and copy where a caller needs its own.
+func ExampleDecorate_sharedResults() {
+	tags := memo.Decorate(func(id int) []string { return []string{"a", "b"} })
+
+	mine := slices.Clone(tags(1)) // a copy of its own: safe to modify
+	mine[0] = "changed"
+	fmt.Println(tags(1))
+
+	shared := tags(1)
+	shared[0] = "changed" // modifies the cached slice
+	fmt.Println(tags(1))
+	// Output:
+	// [a b]
+	// [changed b]
+}
+
+// ClearAll clears every decorated function in the process, so it cannot
+// isolate tests that run in parallel. A test that runs in parallel
+// decorates the code under test with a cache of its own (WithCache, or a
+// fresh Decorate); serial tests that share a package-level function clear
+// that function's cache (in a test: t.Cleanup(memo.CacheOf(f).Clear)).
+func ExampleClearAll() {
+	load := func(id int) string { return fmt.Sprint("user-", id) }
+
+	// In a parallel test: a cache that no other test sees.
+	own := memo.MustNew(memo.WithMaxSize(100))
+	getUser := memo.Decorate(load, memo.WithCache(own))
+	getUser(1)
+	getUser(1)
+	fmt.Println("this test's hits:", own.Stats().Hits)
+
+	// Between serial tests: clear one function's cache, statistics included.
+	memo.CacheOf(getUser).Clear()
+	fmt.Println("after Clear:", own.Len(), "entries,", own.Stats().Hits, "hits")
+	// Output:
+	// this test's hits: 1
+	// after Clear: 0 entries, 0 hits
 }
