@@ -20,8 +20,8 @@ import (
 )
 
 // Cache is a goroutine-safe, bounded cache with LRU or LFU eviction,
-// optional TTL expiry and statistics: the original library's AsyncCache. It
-// is also the cache that [Decorate] attaches to a function.
+// optional TTL expiry and statistics. It is also the cache that [Decorate]
+// attaches to a function.
 //
 // Keys are compared by memo's key rules ([MakeHashable]): exact, typed,
 // pointers by identity. Get, Set and Delete cost O(1) plus the cost of
@@ -113,7 +113,8 @@ type shard struct {
 // New returns a cache configured by opts. [WithMaxSize] is required;
 // [WithPolicy] and [WithTTL] are optional. Options that only make sense
 // for [Decorate] are an error here. Every error starts "memo:" and says
-// what to fix.
+// what to fix. The cache starts no goroutine; with a TTL it arms one timer
+// for its earliest expiry.
 func New(opts ...Option) (*Cache, error) {
 	return newFor(opts, 1)
 }
@@ -204,9 +205,10 @@ func encodeKey(s *keyState, key any) {
 	encodeDynamic(s, reflect.ValueOf(key))
 }
 
-// Get returns the value stored for key, or [ErrNotFound] if there is none
-// or it has expired. A lookup of an expired
-// entry removes it. Each Get counts as one hit or one miss.
+// Get returns the value stored for key, or an error that is [ErrNotFound]
+// if there is none or it has expired. A lookup of an expired entry removes
+// it. Each Get counts as one hit or one miss. The value is the one Set
+// stored, shared with every other Get: do not modify what it refers to.
 func (c *Cache) Get(key any) (any, error) {
 	c.check()
 	var (
@@ -260,9 +262,9 @@ func (c *Cache) Len() int {
 	return c.policy.Len()
 }
 
-// Clear removes every entry and resets every statistic, as the original's
-// clear() does. Executions in flight will not store their results, and
-// callers that arrive after Clear start new executions.
+// Clear removes every entry and resets every statistic. Executions in
+// flight will not store their results, and callers that arrive after Clear
+// start new executions.
 func (c *Cache) Clear() {
 	c.check()
 	c.mu.Lock()
@@ -318,8 +320,8 @@ func (c *Cache) Stats() stats.Stats {
 }
 
 // UpdateProfiling records one execution time sample: TotalCalls, TotalTime,
-// MinTime and MaxTime. [Decorate]d functions record every execution
-// themselves.
+// MinTime and MaxTime. Functions made by [Decorate] record every execution
+// themselves; use it to time work done around a cache made by [New].
 func (c *Cache) UpdateProfiling(d time.Duration) {
 	c.check()
 	c.rec.Execution(d, false)

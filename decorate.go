@@ -39,9 +39,13 @@ var (
 //   - A method expression such as (*T).Get caches per receiver: pointers
 //     are keyed by identity, without keeping their objects alive, and
 //     entries keyed by a collected object are dropped.
+//   - Results are shared: a hit returns the values the execution returned,
+//     to every caller. A caller that modifies a returned slice, map or
+//     pointee changes what later hits return; copy, or return values.
 //
 // Decorate panics with a message that starts "memo:" if fn is nil or not a
-// func, or if an option is invalid. The returned function is safe for
+// func, or if an option is invalid (including [WithErrorTTL] for an fn
+// without a trailing error result). The returned function is safe for
 // concurrent use; Decorate starts no goroutine.
 func Decorate[F any](fn F, opts ...Option) F {
 	v := reflect.ValueOf(fn)
@@ -279,8 +283,10 @@ func lookupWrapped(fn any) *wrapped {
 }
 
 // CacheOf returns the cache behind fn, a function returned by [Decorate]
-// (or any copy of it: a variable, an interface, a struct field), and nil
-// for anything else.
+// or a typed constructor such as [Func] (or any copy of it: a variable, an
+// interface, a struct field), and nil for anything else: the methods of a
+// nil *Cache panic, so check for nil when fn may not be memoized. CacheOf is
+// safe for concurrent use.
 func CacheOf(fn any) *Cache {
 	if w := lookupWrapped(fn); w != nil {
 		return w.c
@@ -469,8 +475,12 @@ func isNumber(k reflect.Kind) bool {
 	return k >= reflect.Int && k <= reflect.Complex128
 }
 
-// ClearAll clears the cache of every live decorated function (see
-// [Cache.Clear]), for tests.
+// ClearAll clears the cache of every live decorated function in the process
+// (see [Cache.Clear]). It is meant for tests that run one after another:
+// tests that run in parallel clear each other's caches with it, so give
+// each such test a cache of its own ([WithCache], or a Decorate of its own)
+// or clear one function's cache with CacheOf(f).Clear() (see the example).
+// ClearAll is safe for concurrent use.
 func ClearAll() {
 	registry.Range(func(_, r any) bool {
 		rr := r.(*registered)

@@ -21,12 +21,23 @@
 // error is returned and not stored (unless [WithErrorTTL]); panics are never
 // stored; a caller whose context ends stops waiting at once.
 //
+// Results are shared: a hit returns the values the execution returned, to
+// every caller, so a caller must not modify a returned slice, map or
+// pointee (copy it first). Funcs and closures are keyed by identity, so an
+// argument made fresh for each call, such as a functional option, never
+// hits: give its type a CacheKey method ([CacheKeyer]) or use [WithKey].
+//
 // [Func], [FuncErr], [FuncCtx] and their two-argument forms give the same
 // semantics for common shapes without reflect.MakeFunc: a hit costs about
-// what a concurrent cache lookup does and allocates nothing. [New] makes a cache
-// on its own (the original AlexBerUtils AsyncCache), with Get, Set and
-// Delete.
+// what a concurrent cache lookup does and allocates nothing. [New] makes a
+// cache on its own, with Get, Set and Delete.
+//
+// Mistakes panic at once with a message that starts "memo:" and says what
+// to fix: invalid options at decoration (a TTL below a millisecond is taken
+// for a missing unit), a method on a nil or zero [Cache], [Invalidate] with
+// arguments that fit no call. [New] returns the same messages as errors.
 //
 // memo starts no goroutine per function or per cache. Everything is safe
-// for concurrent use.
+// for concurrent use. memo is the Go successor of the Python library
+// AlexBerUtils's AsyncCache and async_cache; its README maps their names.
 package memo

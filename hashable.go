@@ -2,9 +2,11 @@ package memo
 
 import "reflect"
 
-// CacheKeyer is implemented by types that define their own key, as
-// __hash__ and __eq__ do in Python: two values of such a type share a cache
-// entry when their CacheKey results are equal under memo's key rules. The
+// CacheKeyer is implemented by types that define their own key: two values
+// of such a type share a cache entry when their CacheKey results are equal
+// under memo's key rules. Use it for a type whose identity-keyed parts
+// (funcs, pointers, channels) would make every call a miss, such as a
+// functional option: key it by what it means. The
 // result may be of any type memo can key; it must depend only on the value.
 // CacheKey is called on every lookup, from any goroutine, possibly
 // concurrently; if it panics, the value is keyed by its structure instead.
@@ -43,9 +45,9 @@ func MakeHashable(v any) any {
 	return hashable{string(s.buf)}
 }
 
-// IsIterable reports whether v is a slice or an array, the values whose
-// elements make a key as a tuple does in Python. Strings and byte slices are
-// keyed as scalars and are not iterable here.
+// IsIterable reports whether v is a slice or an array, the values keyed
+// element by element. Strings and byte slices are keyed as scalars and are
+// not iterable here.
 func IsIterable(v any) bool {
 	t := reflect.TypeOf(v)
 	if t == nil {

@@ -10,12 +10,15 @@ import (
 	"github.com/memokit/memo/policies"
 )
 
-// DefaultMaxSize is the capacity of the cache that [Decorate] makes when no
-// [WithMaxSize] is given.
+// DefaultMaxSize is the capacity, in entries, of the cache that [Decorate]
+// makes when no [WithMaxSize] is given.
 const DefaultMaxSize = 1024
 
 // An Option configures [New] or [Decorate]. Options are made by the With
-// functions of this package.
+// functions of this package; they are immutable values that may be reused
+// and shared between goroutines. Invalid options are reported when they
+// are used: Decorate and the typed constructors panic, New returns an
+// error, each with a message that starts "memo:".
 type Option interface {
 	apply(*config)
 }
@@ -45,8 +48,8 @@ type config struct {
 	errs       []error
 }
 
-// WithMaxSize bounds the cache to n entries (n >= 1). Required by [New];
-// [Decorate] defaults to [DefaultMaxSize].
+// WithMaxSize bounds the cache to n entries (n >= 1), whatever their size
+// in bytes. Required by [New]; [Decorate] defaults to [DefaultMaxSize].
 func WithMaxSize(n int) Option {
 	return optionFunc(func(c *config) { c.maxSize, c.maxSizeSet = n, true })
 }
@@ -69,12 +72,13 @@ func WithTTL(d time.Duration) Option {
 // several functions share one capacity and one set of statistics. Each
 // function's entries stay apart: two functions never see each other's
 // results. It cannot be combined with WithMaxSize, WithPolicy or WithTTL,
-// which belong to the cache.
+// which belong to the cache. c must be made by [New] or [MustNew] (or be a
+// decorated function's, from [CacheOf]); nil or the zero Cache is rejected.
 func WithCache(c *Cache) Option {
 	return optionFunc(func(cf *config) { cf.cache, cf.cacheSet = c, true })
 }
 
-// WithKey replaces memo's key for [Decorate]d functions: f receives the
+// WithKey replaces memo's key for functions made by [Decorate]: f receives the
 // arguments (a leading context.Context left out) and returns the key, which
 // memo then keys by [MakeHashable]'s rules. f must be deterministic and
 // must return equal keys only for calls whose results may be shared. It runs
@@ -88,7 +92,7 @@ func WithKey(f func(args []any) any) Option {
 	})
 }
 
-// WithErrorTTL makes [Decorate]d functions also cache results whose
+// WithErrorTTL makes decorated functions also cache results whose
 // trailing error is non-nil, for d (at least a millisecond, as for
 // [WithTTL]). By default errors are returned to the callers of that
 // execution and never stored. Decorating a function that has no trailing
@@ -97,7 +101,7 @@ func WithErrorTTL(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.errorTTL, c.errorSet = d, true })
 }
 
-// WithDeref makes [Decorate]d functions key pointer arguments by the values
+// WithDeref makes decorated functions key pointer arguments by the values
 // they point to (compared deeply, cycle-safe) instead of by identity. Use it
 // for pointers to values the caller does not mutate while they are cached.
 func WithDeref() Option {

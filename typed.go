@@ -26,8 +26,9 @@ import (
 // the same reflective encoder Decorate uses.
 
 // Func returns a memoized fn, as [Decorate] does, without reflect.MakeFunc.
-// It panics, as Decorate does, on a nil fn, an invalid option, or an fn
-// whose argument is a context.Context (use [FuncCtx]).
+// It panics, as Decorate does, on a nil fn, an invalid option ([WithErrorTTL]
+// needs R to be error), or an fn whose argument is a context.Context (use
+// [FuncCtx]).
 func Func[A, R any](fn func(A) R, opts ...Option) func(A) R {
 	w := newTyped(fn, opts, false)
 	run := func(_ context.Context, a A) R { return fn(a) }

@@ -10,8 +10,9 @@ import (
 	"github.com/mitchellh/hashstructure/v2"
 )
 
-// HashableWrapper makes any value usable as a comparable key, as the
-// original library's HashableWrapper does for values Python cannot hash.
+// HashableWrapper makes any value usable as a comparable key, such as a map
+// key, even a value that Go's == cannot compare (a slice, a map, a struct
+// holding one).
 // Two wrappers are == exactly when their values are equal under memo's key
 // rules; funcs, and values that contain themselves, are equal only to
 // themselves (identity).

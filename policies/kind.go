@@ -32,6 +32,7 @@ func (k Kind) String() string {
 func (k Kind) Valid() bool { return k == LRU || k == LFU }
 
 // Parse returns the Kind named by s, ignoring case and surrounding spaces.
+// An unknown name is an error that starts "memo:" and lists the names.
 func Parse(s string) (Kind, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "lru":

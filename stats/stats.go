@@ -78,7 +78,7 @@ func (s Stats) AvgTime() time.Duration {
 	return s.TotalTime / time.Duration(s.TotalCalls)
 }
 
-// Map returns the statistics in the shape of the Python original's
+// Map returns the statistics in the shape of AlexBerUtils's (Python)
 // get_stats() dict, with exactly its keys and formats:
 //
 //   - "hits", "misses", "total_calls", "current_size", "max_size": int
@@ -90,8 +90,9 @@ func (s Stats) AvgTime() time.Duration {
 //   - "ttl_sec": string, seconds with four decimals, "60.0000", or "None"
 //     when there is no TTL.
 //
-// The counters Coalesced, Evictions, Expirations and Failures have no key in
-// the original and are not in the map; read them from the fields.
+// The counters Coalesced, Evictions, Expirations, Failures, Abandoned and
+// Uncacheable have no key in get_stats() and are not in the map; read them
+// from the fields.
 func (s Stats) Map() map[string]any {
 	ttl := "None"
 	if s.TTL > 0 {
