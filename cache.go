@@ -180,6 +180,7 @@ func (c *Cache) check() {
 	}
 }
 
+//go:noinline
 func unusable(c *Cache) {
 	if c == nil {
 		panic(errors.New("memo: method called on a nil *Cache: make a cache with New or MustNew; CacheOf returns nil for a function that Decorate or Func did not return"))
