@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -168,4 +169,30 @@ func TestInvalidateTyped(t *testing.T) {
 
 	// A function memo did not decorate has no entry to drop.
 	assert.False(t, Invalidate(func(x int64) int64 { return x }, "anything", 1, 2))
+}
+
+// TestEveryCacheMethodChecks calls every exported method of *Cache, those
+// added later included, on a nil and a zero Cache: each must panic with a
+// memo: message rather than a nil dereference or an index error.
+func TestEveryCacheMethodChecks(t *testing.T) {
+	t.Parallel()
+	typ := reflect.TypeFor[*Cache]()
+	require.Positive(t, typ.NumMethod())
+	for i := range typ.NumMethod() {
+		m := typ.Method(i)
+		t.Run(m.Name, func(t *testing.T) {
+			t.Parallel()
+			for _, recv := range []*Cache{nil, {}} {
+				args := []reflect.Value{reflect.ValueOf(recv)}
+				for j := 1; j < m.Type.NumIn(); j++ {
+					args = append(args, reflect.Zero(m.Type.In(j)))
+				}
+				call := m.Func.Call
+				if m.Type.IsVariadic() {
+					call = m.Func.CallSlice
+				}
+				assertMemoPanic(t, "make a cache with New or MustNew", func() { call(args) })
+			}
+		})
+	}
 }
