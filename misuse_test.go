@@ -72,6 +72,9 @@ func TestShortTTLRunsOnce(t *testing.T) {
 	assert.Equal(t, 10, execs)
 }
 
+// errorFirst has an error result, but not a trailing one.
+func errorFirst(x int) (error, int) { return nil, x } //lint:ignore ST1008 the shape under test
+
 func TestErrorTTLWithoutErrorResult(t *testing.T) {
 	t.Parallel()
 	const want = "has no trailing error result"
@@ -79,7 +82,7 @@ func TestErrorTTLWithoutErrorResult(t *testing.T) {
 	for name, f := range map[string]func(){
 		"Decorate func(int) int":          func() { Decorate(func(x int) int { return x }, opt) },
 		"Decorate func(int)":              func() { Decorate(func(int) {}, opt) },
-		"Decorate error not last":         func() { Decorate(func(x int) (error, int) { return nil, x }, opt) },
+		"Decorate error not last":         func() { Decorate(errorFirst, opt) },
 		"Decorate ctx, no error":          func() { Decorate(func(_ context.Context, x int) int { return x }, opt) },
 		"Decorate error-like result type": func() { Decorate(func(x int) *PanicError { return nil }, opt) },
 		"Func":                            func() { Func(func(x int) string { return "" }, opt) },
