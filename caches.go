@@ -116,10 +116,16 @@ func Caches() iter.Seq2[string, *Cache] {
 }
 
 // Name returns the name c is listed under in [Caches].
-func (c *Cache) Name() string { return c.listed }
+func (c *Cache) Name() string {
+	c.check()
+	return c.listed
+}
 
 // Policy returns c's eviction policy.
-func (c *Cache) Policy() policies.Kind { return c.kind }
+func (c *Cache) Policy() policies.Kind {
+	c.check()
+	return c.kind
+}
 
 // symbolOf returns the symbol of the function fn, shortened as [Caches]
 // documents.
