@@ -40,9 +40,11 @@ import (
 // "memo:". Make a Cache with [New] or [MustNew], or get a decorated
 // function's with CacheOf.
 type Cache struct {
-	index   index   // key → entry, read without locks
-	shards  []shard // executions in flight, by key hash
-	mask    uint64
+	// What every hit reads comes first and is written rarely; the fields
+	// written on misses and drains (mu, hits, rec) come after it.
+	index   index                   // key → entry, read without locks
+	reads   readBuffer              // uses recorded by hits
+	shards  atomic.Pointer[[]shard] // executions in flight, by key hash; made by the first miss
 	maxSize int
 	ttl     time.Duration
 	kind    policies.Kind // the eviction policy (kept for tests and debugging)
@@ -54,17 +56,14 @@ type Cache struct {
 	// mu guards the policy, the expiry lists and the timer. Lock order: mu,
 	// then a shard's mu, then a read stripe's mu.
 	mu      sync.Mutex
-	policy  policies.Policy[item]
+	policy  policies.Policy[item] // made by the first store
 	expiry  []*expList
 	timer   *time.Timer
-	timerAt int64 // when the pending timer fires; 0 when none is pending
-	drained []*node
-	self    weak.Pointer[Cache]
-	watched *watchSet
+	timerAt int64     // when the pending timer fires; 0 when none is pending
+	watched *watchSet // made by the first entry whose key refers to an object
 
-	reads readBuffer
-	hits  atomic.Uint64 // hits moved out of the read stripes by drains
-	rec   stats.Recorder
+	hits atomic.Uint64 // hits moved out of the read stripes by drains
+	rec  stats.Recorder
 }
 
 type node = policies.Node[item]
@@ -142,28 +141,18 @@ func newFor(opts []Option, skip int) (*Cache, error) {
 }
 
 func newCache(cfg config) *Cache {
-	n := 1
-	for n < 4*runtime.GOMAXPROCS(0) && n < 64 {
-		n *= 2
-	}
 	c := &Cache{
-		shards:  make([]shard, n),
-		mask:    uint64(n - 1),
 		maxSize: cfg.maxSize,
 		ttl:     cfg.ttl,
 		kind:    cfg.policy,
 		name:    cfg.name,
 		logger:  cfg.logger,
 		epoch:   time.Now(),
-		policy:  policies.New[item](cfg.policy),
 	}
-	for i := range c.shards {
-		c.shards[i].calls = make(map[string]*call)
-	}
+	// Nothing else is made until it is needed (shards, index table, read
+	// stripes, cleanups), so that a cache that is never used, such as that
+	// of a method value made per instance, costs a few hundred bytes.
 	c.index.init()
-	c.reads.init()
-	c.watched = newWatchSet(c)
-	c.self = weak.Make(c)
 	c.listed = listCache(c, cmp.Or(cfg.name, cfg.symbol))
 	return c
 }
@@ -188,7 +177,41 @@ func unusable(c *Cache) {
 	panic(errors.New("memo: the zero Cache is not usable: make a cache with New or MustNew, or get a decorated function's with CacheOf"))
 }
 
-func (c *Cache) shardOf(h uint64) *shard { return &c.shards[h&c.mask] }
+// weak returns a weak pointer to c (for the few that need one, not kept
+// in c, which would cost every cache 8 bytes).
+func (c *Cache) weak() weak.Pointer[Cache] { return weak.Make(c) }
+
+func (c *Cache) shardOf(h uint64) *shard {
+	sh := c.shards.Load()
+	if sh == nil {
+		sh = c.makeShards()
+	}
+	return &(*sh)[h&uint64(len(*sh)-1)]
+}
+
+// shardList returns the shards, or nil before the first miss.
+func (c *Cache) shardList() []shard {
+	if sh := c.shards.Load(); sh != nil {
+		return *sh
+	}
+	return nil
+}
+
+// makeShards makes the shards on the first call that needs them.
+func (c *Cache) makeShards() *[]shard {
+	n := 1
+	for n < 4*runtime.GOMAXPROCS(0) && n < 64 {
+		n *= 2
+	}
+	s := make([]shard, n)
+	for i := range s {
+		s[i].calls = make(map[string]*call)
+	}
+	if !c.shards.CompareAndSwap(nil, &s) {
+		return c.shards.Load()
+	}
+	return &s
+}
 
 // now returns the time since the cache's epoch, in nanoseconds, as used
 // for expiry. It is at least 1.
@@ -233,12 +256,18 @@ func (c *Cache) Get(key any) (any, error) {
 
 // Set stores value for key, replacing any value it had and restarting its
 // TTL. Setting an existing key counts as a use for the eviction policy. If
-// the cache is full, it evicts one entry.
+// the cache is full, it evicts one entry. A key that can never be found
+// again (longer than 4 MiB encoded, or holding a value memo cannot
+// identify, see the README) is not stored and counts in Stats.Uncacheable.
 func (c *Cache) Set(key, value any) {
 	c.check()
 	s := getState()
 	defer putState(s)
 	encodeKey(s, key)
+	if s.never {
+		c.noteUncacheable(s.tooLong) // no Get could find it
+		return
+	}
 	c.store(string(s.buf), hashKey(s.buf), value, c.ttl, s.refs, nil)
 }
 
@@ -260,6 +289,14 @@ func (c *Cache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sweep(c.now())
+	return c.size()
+}
+
+// size returns the number of entries. c.mu is held.
+func (c *Cache) size() int {
+	if c.policy == nil {
+		return 0
+	}
 	return c.policy.Len()
 }
 
@@ -271,15 +308,20 @@ func (c *Cache) Clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.reads.reset()
-	c.watched.stopAll()
+	if c.watched != nil {
+		c.watched.stopAll()
+	}
 	c.index.clear()
-	for i := range c.shards {
-		sh := &c.shards[i]
+	shards := c.shardList()
+	for i := range shards {
+		sh := &shards[i]
 		sh.mu.Lock()
 		clear(sh.calls) // their results are stale now
 		sh.mu.Unlock()
 	}
-	c.policy.Clear()
+	if c.policy != nil {
+		c.policy.Clear()
+	}
 	c.expiry = nil
 	// The timer is left to fire and find nothing: stopping it here would be
 	// a fatal error when the cache was made inside a testing/synctest
@@ -307,7 +349,7 @@ func (c *Cache) Stats() stats.Stats {
 	c.check()
 	c.mu.Lock()
 	c.sweep(c.now())
-	size := c.policy.Len()
+	size := c.size()
 	// Under c.mu, so that no drain is moving hits from the stripes to
 	// c.hits: read outside it, hits already made could be missed.
 	hits := c.hits.Load() + c.reads.pendingHits()
@@ -361,13 +403,9 @@ func (c *Cache) tryDrain() {
 
 // drainReads applies buffered uses to the policy, in order. c.mu is held.
 func (c *Cache) drainReads() {
-	var hits uint64
-	c.drained, hits = c.reads.drain(c.drained[:0])
-	c.hits.Add(hits)
-	for _, n := range c.drained {
+	c.hits.Add(c.reads.drain(func(n *node) {
 		c.policy.Touch(n) // a no-op for entries removed since
-	}
-	clear(c.drained)
+	}))
 }
 
 // store inserts or replaces the entry for key (an encoded key with hash h)
@@ -380,6 +418,9 @@ func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []u
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
+	if c.policy == nil {
+		c.policy = policies.New[item](c.kind)
+	}
 	c.drainReads()
 	c.sweep(now)
 	var expires int64
@@ -414,6 +455,7 @@ func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []u
 		// new LFU entry (count 1) is its own victim whenever every other
 		// entry has been used more than once.
 		c.evictTo(c.maxSize - 1)
+		c.reads.init() // before the first entry, which the first hit finds
 		c.index.insert(n, h)
 		c.policy.Add(n)
 		c.watch(n, refs)
@@ -449,8 +491,11 @@ func (c *Cache) watch(n *node, refs []unsafe.Pointer) {
 	// cleanup's argument must not keep the node, and so its value (which
 	// may refer to the very object watched), alive.
 	key := strings.Clone(n.Value.key)
+	if c.watched == nil {
+		c.watched = newWatchSet(c)
+	}
 	for _, p := range refs {
-		c.watched.add(key, runtime.AddCleanup((*byte)(p), dropEntry, dropArg{c.self, key}))
+		c.watched.add(key, runtime.AddCleanup((*byte)(p), dropEntry, dropArg{c.weak(), key}))
 	}
 }
 
@@ -548,7 +593,9 @@ func (c *Cache) removeNode(n *node) {
 	c.index.remove(n)
 	c.policy.Remove(n)
 	c.unlinkExpiry(n)
-	c.watched.stop(n.Value.key)
+	if c.watched != nil {
+		c.watched.stop(n.Value.key)
+	}
 }
 
 // expireNode removes n, found expired by a lookup, unless it has been
@@ -626,8 +673,8 @@ func (c *Cache) sweep(now int64) {
 }
 
 // schedule arms the timer for the earliest expiry, so that expired entries
-// are freed even when nobody uses the cache. The timer holds the cache only
-// until the last entry expires; it starts no goroutine until it fires.
+// are freed even when nobody uses the cache. The timer does not keep the
+// cache alive; it starts no goroutine until it fires.
 func (c *Cache) schedule(now int64) {
 	var next int64
 	for _, l := range c.expiry {
@@ -641,7 +688,17 @@ func (c *Cache) schedule(now int64) {
 	c.timerAt = next
 	d := time.Duration(next - now)
 	if c.timer == nil {
-		c.timer = time.AfterFunc(d, c.onTimer)
+		// The timer holds the cache weakly: a dropped cache is collected
+		// with its entries, and its pending timer then fires into nothing.
+		// (It is not stopped by a cleanup: cleanups run outside any
+		// testing/synctest bubble, and stopping a bubble's timer from
+		// outside it is a fatal error.)
+		self := c.weak()
+		c.timer = time.AfterFunc(d, func() {
+			if c := self.Value(); c != nil {
+				c.onTimer()
+			}
+		})
 	} else {
 		c.timer.Reset(d)
 	}

@@ -41,12 +41,20 @@ const (
 // return a stale result after the caller changed it in place.
 const maxDepth = 1000
 
-// maxKeyLen bounds the work of one key. A value that shares sub-values
-// (x := []any{y, y}; y := []any{z, z}; ...) can be exponentially larger as
-// a tree than in memory; once a key passes maxKeyLen bytes, containers are
-// no longer followed but get a nonce, so the key equals no other: a miss,
-// never a hang.
+// maxKeyLen bounds the work and memory of one key. A value that shares
+// sub-values (x := []any{y, y}; y := []any{z, z}; ...; or a []string of
+// many copies of one long string) can be exponentially larger as a tree
+// than in memory. No string, byte slice or container is appended once the
+// key would pass maxKeyLen bytes: the key gets a nonce instead, and the
+// encoding stops descending, so that it costs O(maxKeyLen) memory and time
+// linear in the value's memory, never more.
 const maxKeyLen = 4 << 20
+
+// neverFID replaces the function number (the first 8 bytes) of a key that
+// can never hit again (see keyState.never): no function gets that number
+// and Cache keys have 0, so such a key matches no stored entry, even where
+// its remaining bytes are cut short.
+const neverFID = ^uint64(0)
 
 // An encoder appends the encoding of v, whose type is the one the encoder
 // was built for.
@@ -64,6 +72,11 @@ type keyState struct {
 	opaque bool
 	// cyclic is set when a container was met again on its own path.
 	cyclic bool
+	// never is set when the key can never hit again: it grew past
+	// maxKeyLen (tooLong is set too), or holds a value memo cannot identify
+	// (a func in an unexported field, a value nested past maxDepth). Its
+	// bytes are then no key; a call with it runs and stores nothing.
+	never, tooLong bool
 	// depth counts the interface values being encoded.
 	depth int
 	// sortScratch holds map entry offsets while sorting, and mapScratch a
@@ -91,13 +104,17 @@ func putState(s *keyState) {
 		return // let oversized buffers go
 	}
 	s.buf = s.buf[:0]
-	clear(s.path) // drop the pointers it walked
+	// Drop every pointer the state ever held, not only those up to the
+	// lengths (0 after a balanced encoding): a pooled state must not keep
+	// an earlier key's objects alive.
+	clear(s.path[:cap(s.path)])
 	s.path = s.path[:0]
 	clear(s.refs[:cap(s.refs)])
 	s.refs = s.refs[:0]
 	s.deref = false
 	s.opaque = false
 	s.cyclic = false
+	s.never, s.tooLong = false, false
 	s.depth = 0
 	s.sortScratch = s.sortScratch[:0]
 	statePool.Put(s)
@@ -116,8 +133,31 @@ func (s *keyState) uvarint(n uint64) {
 func (s *keyState) u64(n uint64) { s.buf = binary.LittleEndian.AppendUint64(s.buf, n) }
 
 func (s *keyState) str(v string) {
+	if len(s.buf)+len(v) > maxKeyLen {
+		s.overflow()
+		return
+	}
 	s.uvarint(uint64(len(v)))
 	s.buf = append(s.buf, v...)
+}
+
+// bytes appends b as a byte slice's value: its length and its bytes.
+func (s *keyState) bytes(b []byte) {
+	if len(s.buf)+len(b) > maxKeyLen {
+		s.overflow()
+		return
+	}
+	s.byte(tagValue)
+	s.uvarint(uint64(len(b)))
+	s.buf = append(s.buf, b...)
+}
+
+// overflow marks the key as past maxKeyLen, with a nonce the first time.
+func (s *keyState) overflow() {
+	if !s.never {
+		s.tooLong = true
+		s.nonce()
+	}
 }
 
 // identity appends the identity of the object at p (which is not nil).
@@ -138,7 +178,14 @@ func (s *keyState) identity(p unsafe.Pointer) {
 // nonce when the path is too deep or the key too long; the caller must then
 // not descend.
 func (s *keyState) enter(p unsafe.Pointer, n int, t reflect.Type) bool {
-	if len(s.buf) > maxKeyLen || len(s.path) >= maxDepth {
+	if s.never {
+		return false // the key is lost already: do no more work on it
+	}
+	if len(s.buf) > maxKeyLen {
+		s.overflow()
+		return false
+	}
+	if len(s.path) >= maxDepth {
 		s.nonce()
 		return false
 	}
@@ -164,9 +211,16 @@ func (s *keyState) enter(p unsafe.Pointer, n int, t reflect.Type) bool {
 
 func (s *keyState) leave() { s.path = s.path[:len(s.path)-1] }
 
-// nonce appends a number no other key contains.
+// nonce appends a number no other key contains, and marks the key as one
+// that can never hit again.
 func (s *keyState) nonce() {
 	s.opaque = true
+	if !s.never {
+		s.never = true
+		if len(s.buf) >= 8 {
+			binary.LittleEndian.PutUint64(s.buf, neverFID)
+		}
+	}
 	s.byte(tagNonce)
 	s.u64(nonces.Add(1))
 }
@@ -331,9 +385,16 @@ func encodeInterface(s *keyState, v reflect.Value) {
 func encodeDynamic(s *keyState, v reflect.Value) {
 	// Interfaces are the one way to nest without a container that enter
 	// sees (type B struct{ V any }; x = B{x} ...): count them too.
+	if s.never {
+		return
+	}
 	if s.depth >= maxDepth || len(s.buf) > maxKeyLen {
 		s.uvarint(nonceTypeID)
-		s.nonce()
+		if len(s.buf) > maxKeyLen {
+			s.overflow()
+		} else {
+			s.nonce()
+		}
 		return
 	}
 	ti := infoOf(v.Type())
@@ -395,16 +456,13 @@ func encodeFunc(s *keyState, v reflect.Value) {
 }
 
 func sliceEncoder(t reflect.Type) encoder {
-	if t.Elem().Kind() == reflect.Uint8 {
+	if et := t.Elem(); et.Kind() == reflect.Uint8 && !et.Implements(keyerType) {
 		return func(s *keyState, v reflect.Value) {
 			if v.IsNil() {
 				s.byte(tagNil)
 				return
 			}
-			b := v.Bytes()
-			s.byte(tagValue)
-			s.uvarint(uint64(len(b)))
-			s.buf = append(s.buf, b...)
+			s.bytes(v.Bytes())
 		}
 	}
 	if et := t.Elem(); et.Kind() == reflect.String && !et.Implements(keyerType) {
@@ -419,12 +477,16 @@ func sliceEncoder(t reflect.Type) encoder {
 			s.byte(tagValue)
 			s.uvarint(uint64(v.Len()))
 			for _, e := range unsafe.Slice((*string)(v.UnsafePointer()), v.Len()) {
+				if s.never {
+					break
+				}
 				s.str(e)
 			}
 		}
 	}
 	var elem encoder
 	var once sync.Once
+	zero := t.Elem().Size() == 0
 	return func(s *keyState, v reflect.Value) {
 		if v.IsNil() {
 			s.byte(tagNil)
@@ -437,8 +499,12 @@ func sliceEncoder(t reflect.Type) encoder {
 		once.Do(func() { elem = encoderOf(t.Elem()) })
 		s.byte(tagValue)
 		s.uvarint(uint64(n))
-		for i := range n {
-			elem(s, v.Index(i))
+		if zero {
+			zeroSizeElems(s, n, func(i int) { elem(s, v.Index(i)) })
+		} else {
+			for i := range n {
+				elem(s, v.Index(i))
+			}
 		}
 		if n > 0 {
 			s.leave()
@@ -450,11 +516,39 @@ func arrayEncoder(t reflect.Type) encoder {
 	var elem encoder
 	var once sync.Once
 	n := t.Len()
+	zero := t.Elem().Size() == 0
 	return func(s *keyState, v reflect.Value) {
 		once.Do(func() { elem = encoderOf(t.Elem()) })
+		if zero {
+			zeroSizeElems(s, n, func(i int) { elem(s, v.Index(i)) })
+			return
+		}
 		for i := range n {
 			elem(s, v.Index(i))
 		}
+	}
+}
+
+// zeroSizeElems encodes n elements of a zero-size type with enc. Such
+// elements take no memory, so a slice or array can hold more of them than
+// a key could ever spell out: when the first one encodes as nothing, so do
+// all the others (zero-size values are all alike) and they are skipped;
+// otherwise the key limit stops the loop.
+func zeroSizeElems(s *keyState, n int, enc func(i int)) {
+	if n == 0 {
+		return
+	}
+	start := len(s.buf)
+	enc(0)
+	if len(s.buf) == start {
+		return
+	}
+	for i := 1; i < n && !s.never; i++ {
+		if len(s.buf) > maxKeyLen {
+			s.overflow()
+			return
+		}
+		enc(i)
 	}
 }
 
@@ -565,6 +659,9 @@ func structEncoder(t reflect.Type) encoder {
 // their structure, which is finer: a possible miss, never a wrong hit.
 func keyerEncoder(t reflect.Type, structural encoder) encoder {
 	return func(s *keyState, v reflect.Value) {
+		if s.never {
+			return // the key is lost already: call no CacheKey
+		}
 		if (t.Kind() == reflect.Pointer || t.Kind() == reflect.Interface) && v.IsNil() {
 			s.byte(tagNil)
 			return

@@ -102,6 +102,9 @@ func flatArray(t reflect.Type, depth int) flatEncoder {
 		return nil
 	}
 	n, size := t.Len(), t.Elem().Size()
+	if size == 0 {
+		return func(*keyState, unsafe.Pointer) {} // as flatSlice's
+	}
 	return func(s *keyState, p unsafe.Pointer) {
 		for i := range n {
 			elem(s, unsafe.Add(p, uintptr(i)*size))
@@ -138,16 +141,14 @@ func flatStruct(t reflect.Type, depth int) flatEncoder {
 // past maxKeyLen).
 func flatSlice(t reflect.Type, depth int) flatEncoder {
 	et := t.Elem()
-	if et.Kind() == reflect.Uint8 {
+	if et.Kind() == reflect.Uint8 && !et.Implements(keyerType) {
 		return func(s *keyState, p unsafe.Pointer) {
 			h := (*sliceHeader)(p)
 			if h.data == nil {
 				s.byte(tagNil)
 				return
 			}
-			s.byte(tagValue)
-			s.uvarint(uint64(h.len))
-			s.buf = append(s.buf, unsafe.Slice((*byte)(h.data), h.len)...)
+			s.bytes(unsafe.Slice((*byte)(h.data), h.len))
 		}
 	}
 	if et.Kind() == reflect.String && !et.Implements(keyerType) {
@@ -160,6 +161,9 @@ func flatSlice(t reflect.Type, depth int) flatEncoder {
 			s.byte(tagValue)
 			s.uvarint(uint64(h.len))
 			for _, e := range unsafe.Slice((*string)(h.data), h.len) {
+				if s.never {
+					break
+				}
 				s.str(e)
 			}
 		}
@@ -169,6 +173,19 @@ func flatSlice(t reflect.Type, depth int) flatEncoder {
 		return nil
 	}
 	size := et.Size()
+	if size == 0 {
+		// A flat zero-size value encodes as nothing, and a slice of them
+		// can be longer than any key: write what the loop would.
+		return func(s *keyState, p unsafe.Pointer) {
+			h := (*sliceHeader)(p)
+			if h.data == nil {
+				s.byte(tagNil)
+				return
+			}
+			s.byte(tagValue)
+			s.uvarint(uint64(h.len))
+		}
+	}
 	return func(s *keyState, p unsafe.Pointer) {
 		h := (*sliceHeader)(p)
 		if h.data == nil {

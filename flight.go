@@ -154,6 +154,9 @@ func (cl *call) result() any {
 // the last caller leaves, and every caller, the leader too, waits until the
 // execution is done or its own context ends (then it gets cancelled(ctx)).
 func miss[T any](w *wrapped, s *keyState, h uint64, ctx context.Context, run func(context.Context) T, cancelled func(context.Context) T) T {
+	if s.never {
+		return uncacheable(w, s, ctx, run, cancelled)
+	}
 	if ctx != nil && ctx.Err() != nil {
 		putState(s)
 		return cancelled(ctx)

@@ -21,8 +21,9 @@ import (
 // callers wait on them, their leaders included, read under the shards'
 // locks.
 func flInFlight(c *Cache) (calls, waiters int) {
-	for i := range c.shards {
-		sh := &c.shards[i]
+	shards := c.shardList()
+	for i := range shards {
+		sh := &shards[i]
 		sh.mu.Lock()
 		for _, cl := range sh.calls {
 			calls++

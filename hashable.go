@@ -33,14 +33,18 @@ type hashable struct{ enc string }
 // the object is collected, a new object at the same address gets a
 // different key.
 //
+// A value memo cannot key (one whose key would pass 4 MiB, or nested deeper
+// than 1,000 levels, or holding a func it cannot identify) comes back as a
+// HashableWrapper equal only to itself.
+//
 // MakeHashable is safe for concurrent use. It never hangs or overflows the
-// stack, whatever v holds.
+// stack, and allocates little beyond the 4 MiB key limit, whatever v holds.
 func MakeHashable(v any) any {
 	s := getState()
 	defer putState(s)
 	encodeInterface(s, reflect.ValueOf(&v).Elem())
 	if s.opaque {
-		return wrapEncoded(v, string(s.buf))
+		return wrapEncoded(v, wrapperKey(s))
 	}
 	return hashable{string(s.buf)}
 }

@@ -36,7 +36,12 @@ var tombstone = new(node)
 
 const minTable = 16
 
-func (x *index) init() { x.t.Store(newTable(minTable)) }
+// emptyTable is the table of every empty index: one free slot, which
+// lookups find at once. No writer ever writes to it: the first insert finds
+// it full and publishes a table of its own.
+var emptyTable = newTable(1)
+
+func (x *index) init() { x.t.Store(emptyTable) }
 
 func newTable(size int) *table {
 	return &table{slots: make([]atomic.Pointer[node], size), mask: uint64(size - 1)}
@@ -140,7 +145,7 @@ func (x *index) remove(n *node) bool {
 func (x *index) len() int { return x.t.Load().live }
 
 // clear drops every entry. Writer only.
-func (x *index) clear() { x.t.Store(newTable(minTable)) }
+func (x *index) clear() { x.t.Store(emptyTable) }
 
 // keyHashSeed keys hashKey, so that hashes differ from one process to the
 // next.

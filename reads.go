@@ -19,10 +19,15 @@ import (
 // lossily). A full stripe drops the use record too. The hit always counts in
 // the statistics; only the eviction order becomes approximate, and only once
 // the cache has seen contention.
+//
+// The first stripe is made with the cache's first entry (no hit can come
+// before it), the table of further stripes at the first contention, so that
+// an unused cache does not pay for them.
 type readBuffer struct {
-	n         atomic.Uint32 // stripes in use, a power of two
+	n         atomic.Uint32 // stripes in use, a power of two; 0 before init
 	contended atomic.Bool
-	stripes   [maxStripes]atomic.Pointer[readStripe]
+	first     atomic.Pointer[readStripe]
+	more      atomic.Pointer[[maxStripes]atomic.Pointer[readStripe]] // all stripes, once n > 1
 }
 
 const (
@@ -41,18 +46,29 @@ type readStripe struct {
 	_    [cacheLine - stripeBytes%cacheLine]byte
 }
 
+// init makes the first stripe, if it is not made yet. Cache.mu is held.
 func (b *readBuffer) init() {
-	b.stripes[0].Store(new(readStripe))
-	b.n.Store(1)
+	if b.n.Load() == 0 {
+		b.first.Store(new(readStripe))
+		b.n.Store(1)
+	}
+}
+
+// stripe returns stripe i, which is in use.
+func (b *readBuffer) stripe(i uint32) *readStripe {
+	if i == 0 {
+		return b.first.Load()
+	}
+	return b.more.Load()[i].Load()
 }
 
 // add records a use of n and counts a hit. It reports whether the stripe
 // is full, so the caller should drain.
 func (b *readBuffer) add(n *node, h uint64) bool {
 	k := b.n.Load()
-	st := b.stripes[0].Load()
+	st := b.first.Load()
 	if k > 1 {
-		st = b.stripes[stackProbe()&uint64(k-1)].Load()
+		st = b.more.Load()[stackProbe()&uint64(k-1)].Load()
 	}
 	if !st.mu.TryLock() {
 		b.contended.Store(true)
@@ -71,36 +87,48 @@ func (b *readBuffer) add(n *node, h uint64) bool {
 	return full
 }
 
-// drain appends the recorded uses to dst in order, empties the stripes and
-// returns the hits they counted. The caller holds Cache.mu. If stripes were
-// contended, it adds more.
-func (b *readBuffer) drain(dst []*node) ([]*node, uint64) {
-	var hits uint64
+// drain passes the recorded uses to touch, in order, empties the stripes
+// and returns the hits they counted. The caller holds Cache.mu. If stripes
+// were contended, it adds more.
+func (b *readBuffer) drain(touch func(*node)) uint64 {
+	var (
+		hits uint64
+		buf  [stripeSize]*node // a stripe's uses, applied after its lock
+	)
 	k := b.n.Load()
 	for i := range k {
-		st := b.stripes[i].Load()
+		st := b.stripe(i)
 		st.mu.Lock()
-		dst = append(dst, st.buf[:st.n]...)
+		n := copy(buf[:], st.buf[:st.n])
 		clear(st.buf[:st.n])
 		st.n = 0
 		hits += st.hits
 		st.hits = 0
 		st.mu.Unlock()
+		for _, u := range buf[:n] {
+			touch(u)
+		}
 	}
 	if b.contended.Load() && k < maxStripes && int(k) < 4*runtime.GOMAXPROCS(0) {
+		more := b.more.Load()
+		if more == nil {
+			more = new([maxStripes]atomic.Pointer[readStripe])
+			more[0].Store(b.first.Load())
+			b.more.Store(more)
+		}
 		for i := k; i < 2*k; i++ {
-			b.stripes[i].Store(new(readStripe))
+			more[i].Store(new(readStripe))
 		}
 		b.n.Store(2 * k)
 		b.contended.Store(false)
 	}
-	return dst, hits
+	return hits
 }
 
 // reset drops the recorded uses and hits.
 func (b *readBuffer) reset() {
 	for i := range b.n.Load() {
-		st := b.stripes[i].Load()
+		st := b.stripe(i)
 		st.mu.Lock()
 		clear(st.buf[:st.n])
 		st.n, st.hits = 0, 0
@@ -111,7 +139,7 @@ func (b *readBuffer) reset() {
 // takeHits zeroes the hits counted in the stripes.
 func (b *readBuffer) takeHits() {
 	for i := range b.n.Load() {
-		st := b.stripes[i].Load()
+		st := b.stripe(i)
 		st.mu.Lock()
 		st.hits = 0
 		st.mu.Unlock()
@@ -122,7 +150,7 @@ func (b *readBuffer) takeHits() {
 func (b *readBuffer) pendingHits() uint64 {
 	var hits uint64
 	for i := range b.n.Load() {
-		st := b.stripes[i].Load()
+		st := b.stripe(i)
 		st.mu.Lock()
 		hits += st.hits
 		st.mu.Unlock()

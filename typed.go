@@ -143,7 +143,9 @@ func newTyped(fn any, opts []Option, ctxForm bool) *wrapped {
 	if err != nil {
 		panic(err)
 	}
-	return newWrapped(v, cfg)
+	w := newWrapped(v, cfg)
+	w.boxes = new([2]sync.Pool)
+	return w
 }
 
 // do1 returns the result for a call with argument a: stored, shared with
@@ -295,6 +297,9 @@ func appendBasic[A any](b []byte, a A) ([]byte, bool) {
 	case *uint32:
 		return binary.LittleEndian.AppendUint64(b, uint64(*p)), true
 	case *string:
+		if len(*p) > maxKeyLen {
+			return b, false // the reflective encoder finds the key too long
+		}
 		b = binary.AppendUvarint(b, uint64(len(*p)))
 		return append(b, *p...), true
 	case *bool:

@@ -28,10 +28,14 @@ type stripe struct {
 // word. Its zero value is a counter at 0, ready to use. All methods are safe
 // for concurrent use; a Counter must not be copied after first use.
 //
-// A Counter occupies 2 KiB. Add is one atomic add; Load and Reset touch
-// every stripe.
+// A Counter starts as one word (16 bytes in all), so that the many caches
+// that never see parallel use stay small; the first Add that contends with
+// another (a failed compare-and-swap) makes the stripes (2 KiB), which all
+// later Adds use. Add is one atomic operation; Load and Reset touch every
+// stripe.
 type Counter struct {
-	s [stripes]stripe
+	n atomic.Uint64                   // the count added before the stripes were made
+	s atomic.Pointer[[stripes]stripe] // nil until the first contention
 }
 
 // index maps a hint to a stripe. Fibonacci hashing spreads even small or
@@ -44,20 +48,36 @@ func index(hint uint64) uint64 {
 // lookups of different keys spread over the stripes; lookups of one hot key
 // share a stripe.
 func (c *Counter) Add(hint, n uint64) {
-	c.s[index(hint)].n.Add(n)
+	if s := c.s.Load(); s != nil {
+		s[index(hint)].n.Add(n)
+		return
+	}
+	if old := c.n.Load(); c.n.CompareAndSwap(old, old+n) {
+		return
+	}
+	c.stripes()[index(hint)].n.Add(n)
 }
 
 // Inc adds 1 to the stripe chosen by hint; see [Counter.Add].
-func (c *Counter) Inc(hint uint64) {
-	c.s[index(hint)].n.Add(1)
+func (c *Counter) Inc(hint uint64) { c.Add(hint, 1) }
+
+// stripes makes the stripes, or returns those another goroutine made.
+func (c *Counter) stripes() *[stripes]stripe {
+	s := new([stripes]stripe)
+	if c.s.CompareAndSwap(nil, s) {
+		return s
+	}
+	return c.s.Load()
 }
 
 // Load returns the sum of all stripes. Under concurrent Adds the result is
 // not an atomic cut: it includes some of the Adds that run during Load.
 func (c *Counter) Load() uint64 {
-	var sum uint64
-	for i := range c.s {
-		sum += c.s[i].n.Load()
+	sum := c.n.Load()
+	if s := c.s.Load(); s != nil {
+		for i := range s {
+			sum += s[i].n.Load()
+		}
 	}
 	return sum
 }
@@ -65,8 +85,11 @@ func (c *Counter) Load() uint64 {
 // Reset sets every stripe to 0. Adds that run concurrently with Reset may be
 // kept or lost.
 func (c *Counter) Reset() {
-	for i := range c.s {
-		c.s[i].n.Store(0)
+	c.n.Store(0)
+	if s := c.s.Load(); s != nil {
+		for i := range s {
+			s[i].n.Store(0)
+		}
 	}
 }
 
@@ -95,7 +118,7 @@ type Recorder struct {
 	failures uint64
 	total    time.Duration
 	min, max time.Duration
-	hist     Histogram
+	hist     *Histogram // made by the first execution, so that unused recorders stay small
 }
 
 // Hit records one lookup that found a live entry; hint is the key's hash.
@@ -136,6 +159,9 @@ func (r *Recorder) Execution(d time.Duration, failed bool) {
 	}
 	r.calls++
 	r.total += d
+	if r.hist == nil {
+		r.hist = new(Histogram)
+	}
 	r.hist.Counts[bucketOf(d)]++
 	if failed {
 		r.failures++
@@ -167,7 +193,9 @@ func (r *Recorder) Snapshot() Stats {
 	s.TotalTime = r.total
 	s.MinTime = r.min
 	s.MaxTime = r.max
-	s.ExecTimes = r.hist
+	if r.hist != nil {
+		s.ExecTimes = *r.hist
+	}
 	r.mu.Unlock()
 	return s
 }
@@ -185,6 +213,8 @@ func (r *Recorder) Reset() {
 	r.mu.Lock()
 	r.calls, r.failures = 0, 0
 	r.total, r.min, r.max = 0, 0, 0
-	r.hist = Histogram{}
+	if r.hist != nil {
+		*r.hist = Histogram{}
+	}
 	r.mu.Unlock()
 }

@@ -1,0 +1,336 @@
+package memo
+
+import (
+	"bytes"
+	"log/slog"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Regression tests for issue 8, items 3, 4 and 7b: bounded keys, calls
+// that are never stored, HashableWrapper's hash, containers of CacheKeyer
+// elements.
+
+// bdCost runs f once and returns its wall time and the bytes it allocated.
+func bdCost(f func()) (time.Duration, uint64) {
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	start := time.Now()
+	f()
+	d := time.Since(start)
+	runtime.ReadMemStats(&m1)
+	return d, m1.TotalAlloc - m0.TotalAlloc
+}
+
+// bdShared returns a []string of n copies of one 1 MiB string: 1.1 MiB of
+// memory for n = 8192, an 8 GiB key if keyed naively.
+func bdShared(n int) []string {
+	s := strings.Repeat("x", lkMiB)
+	xs := make([]string, n)
+	for i := range xs {
+		xs[i] = s
+	}
+	return xs
+}
+
+// Every encoding of a value that shares long strings stays within the key
+// limit: a []string, a map[int]string, a struct holding them, through any,
+// and MakeHashable and NewHashableWrapper.
+func TestKeyBoundedBySharing(t *testing.T) {
+	xs := bdShared(8192)
+	m := make(map[int]string, 8192)
+	for i, x := range xs {
+		m[i] = x
+	}
+	type holder struct {
+		Xs []string
+		N  int
+	}
+	var calls int
+	fs := Decorate(func(xs []string) int { calls++; return len(xs) })
+	fm := Func(func(m map[int]string) int { calls++; return len(m) })
+	fh := Func2(func(h holder, i int) int { calls++; return len(h.Xs) + i })
+	fa := Decorate(func(a any) int { calls++; return 1 })
+	cases := []struct {
+		name string
+		run  func()
+	}{
+		{"[]string", func() { assert.Equal(t, 8192, fs(xs)) }},
+		{"map[int]string", func() { assert.Equal(t, 8192, fm(m)) }},
+		{"struct", func() { assert.Equal(t, 8193, fh(holder{xs, 1}, 1)) }},
+		{"any", func() { assert.Equal(t, 1, fa([]any{xs, m})) }},
+		{"MakeHashable", func() {
+			h := MakeHashable(xs)
+			assert.IsType(t, HashableWrapper{}, h, "a key past the limit equals no other")
+			assert.NotEqual(t, h, MakeHashable(xs))
+		}},
+		{"NewHashableWrapper", func() {
+			w := NewHashableWrapper(m)
+			assert.NotEqual(t, w, NewHashableWrapper(m))
+			_ = w.Hash()
+		}},
+	}
+	for _, c := range cases {
+		d, alloc := bdCost(c.run)
+		t.Logf("%s: %v, %d MiB allocated", c.name, d, alloc>>20)
+		assert.Less(t, alloc, uint64(32*lkMiB), "%s: a key must not allocate much beyond the 4 MiB limit", c.name)
+		assert.Less(t, d, 2*time.Second, "%s: a key must fail fast", c.name)
+	}
+	assert.Equal(t, 4, calls)
+	for _, f := range []any{fs, fm, fh, fa} {
+		st := CacheOf(f).Stats()
+		assert.Equal(t, 0, st.CurrentSize, "nothing is stored")
+		assert.Equal(t, uint64(1), st.Uncacheable)
+	}
+}
+
+// A string argument past the limit is never stored on any path, the basic
+// fast paths too: they key as the reflective encoder does.
+func TestKeyLongStringNotStored(t *testing.T) {
+	long := strings.Repeat("y", maxKeyLen+1)
+	fits := long[:maxKeyLen-100]
+	var calls int
+	f := Func(func(s string) int { calls++; return len(s) })
+	d := Decorate(func(s string, i int) int { calls++; return len(s) + i })
+	for range 2 {
+		assert.Equal(t, len(long), f(long))
+		assert.Equal(t, len(long)+1, d(long, 1))
+		assert.Equal(t, len(fits), f(fits))
+	}
+	assert.Equal(t, 5, calls, "the fitting key is stored and hits")
+	assert.Equal(t, uint64(2), CacheOf(f).Stats().Uncacheable)
+	assert.Equal(t, uint64(2), CacheOf(d).Stats().Uncacheable)
+	assert.Equal(t, 1, CacheOf(f).Len())
+	assert.Equal(t, 0, CacheOf(d).Len())
+}
+
+type bdWithFunc struct {
+	N int
+	f func() int
+}
+
+// Calls whose keys can never hit again do not evict useful entries: 60 of
+// them left 40 of 100 entries.
+func TestUncacheableCallsEvictNothing(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, nil))
+	var calls int
+	f := Decorate(func(k int, v bdWithFunc) int { calls++; return k + v.N }, WithMaxSize(100), WithLogger(logger), WithName("bd"))
+	for k := range 100 {
+		require.Equal(t, k, f(k, bdWithFunc{}))
+	}
+	odd := bdWithFunc{N: 1, f: func() int { return 1 }} // a func in an unexported field
+	for range 60 {
+		require.Equal(t, 1001, f(1000, odd))
+	}
+	assert.Equal(t, 160, calls, "each uncacheable call runs the function")
+	for k := range 100 {
+		require.Equal(t, k, f(k, bdWithFunc{}))
+	}
+	assert.Equal(t, 160, calls, "the 100 useful entries are all still there")
+	st := CacheOf(f).Stats()
+	assert.Equal(t, uint64(60), st.Uncacheable)
+	assert.Equal(t, uint64(0), st.Evictions)
+	assert.Equal(t, 100, st.CurrentSize)
+	assert.Contains(t, buf.String(), "call not cached")
+	assert.Contains(t, buf.String(), "cache=bd")
+	assert.Equal(t, 60, strings.Count(buf.String(), "call not cached"))
+}
+
+// The typed paths and Cache.Set do the same.
+func TestUncacheableTypedAndSet(t *testing.T) {
+	var calls int
+	// The typed paths can address their argument and key its func by
+	// identity; a key past the limit can never hit there either.
+	f := FuncErr(func(xs []string) (int, error) { calls++; return len(xs), nil })
+	xs := bdShared(8)
+	for range 3 {
+		v, err := f(xs)
+		require.NoError(t, err)
+		require.Equal(t, 8, v)
+	}
+	assert.Equal(t, 3, calls)
+	assert.Equal(t, uint64(3), CacheOf(f).Stats().Uncacheable)
+	assert.Equal(t, 0, CacheOf(f).Len())
+
+	c := MustNew(WithMaxSize(10))
+	odd := bdWithFunc{N: 3, f: func() int { return 1 }}
+	c.Set(odd, 1)
+	_, err := c.Get(odd)
+	assert.ErrorIs(t, err, ErrNotFound)
+	assert.Equal(t, 0, c.Len())
+	assert.Equal(t, uint64(1), c.Stats().Uncacheable)
+}
+
+// 200 calls with multi-MiB keys do not grow the heap (they kept 796 MiB).
+func TestUncacheableKeysNotKept(t *testing.T) {
+	f := Decorate(func(xs []string) int { return len(xs) }, WithMaxSize(1000))
+	grown := lkGrowth(func() {
+		for i := range 200 {
+			xs := []string{strings.Repeat("z", 4*lkMiB), string(rune('a' + i%26))}
+			require.Equal(t, 2, f(xs))
+		}
+	})
+	assert.Less(t, grown, int64(16*lkMiB))
+	assert.Equal(t, uint64(200), CacheOf(f).Stats().Uncacheable)
+}
+
+type bdNode struct {
+	ID       int
+	Parent   *bdNode
+	Children []*bdNode
+}
+
+func (n *bdNode) CacheKey() any { return n.ID }
+
+type bdRing struct {
+	ID   int
+	Prev *bdRing `memo:"-"`
+}
+
+type bdDAG struct {
+	ID   int
+	L, R *bdDAG
+}
+
+func (d *bdDAG) CacheKey() any { return d.ID }
+
+type bdPanicHash struct{ N int }
+
+func (bdPanicHash) Hash() (uint64, error) { panic("boom") }
+
+// NewHashableWrapper and Hash never crash, hang or panic, whatever the
+// value: cycles behind CacheKey or an ignored field overflowed the stack, a
+// 60-level DAG behind CacheKey ran for over 20 s, a Hash method's panic
+// escaped.
+func TestWrapperHashNeverCrashes(t *testing.T) {
+	root := &bdNode{ID: 1}
+	root.Children = []*bdNode{{ID: 2, Parent: root}}
+	ring := &bdRing{ID: 7}
+	ring.Prev = ring
+	dag := &bdDAG{ID: 0}
+	for i := 1; i <= 60; i++ {
+		dag = &bdDAG{ID: i, L: dag, R: dag}
+	}
+	cases := map[string]any{
+		"cycle behind CacheKey":   root,
+		"cycle behind memo:\"-\"": ring,
+		"60-level DAG":            dag,
+		"Hash panics":             bdPanicHash{5},
+	}
+	for name, v := range cases {
+		done := make(chan HashableWrapper, 1)
+		go func() { done <- NewHashableWrapper(v) }()
+		select {
+		case w := <-done:
+			assert.Equal(t, w, NewHashableWrapper(v), name)
+			assert.Equal(t, w.Hash(), NewHashableWrapper(v).Hash(), name)
+			assert.Equal(t, v, w.Value(), name)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: NewHashableWrapper hangs", name)
+		}
+	}
+	// Equal by CacheKey: the same wrapper, whatever the structure.
+	assert.Equal(t, NewHashableWrapper(&bdNode{ID: 1}), NewHashableWrapper(root))
+	assert.NotEqual(t, NewHashableWrapper(&bdNode{ID: 2}), NewHashableWrapper(root))
+}
+
+// The raw walk refuses what hashstructure cannot walk within its budget
+// and accepts small acyclic values.
+func TestRawWalkable(t *testing.T) {
+	walk := func(v any, budget int) bool { return rawWalkable(reflect.ValueOf(v), &budget, 0) }
+	ring := &bdRing{ID: 1}
+	ring.Prev = ring
+	assert.False(t, walk(ring, 1<<20))
+	type P *P
+	var p P
+	p = &p
+	assert.False(t, walk(p, 1<<20), "a pointer to itself")
+	dag := &bdDAG{}
+	for i := 1; i <= 60; i++ {
+		dag = &bdDAG{ID: i, L: dag, R: dag}
+	}
+	assert.False(t, walk(dag, 1<<20))
+	assert.True(t, walk(struct {
+		A int
+		S []string
+		M map[string]int
+	}{1, []string{"a"}, map[string]int{"b": 2}}, 100))
+	assert.False(t, walk(make([]int, 1000), 100))
+}
+
+// hashstructure's hash is used when it is safe: equal values of a plain
+// struct hash alike, and differently from a different value.
+func TestWrapperHashPlainValues(t *testing.T) {
+	type q struct {
+		A int
+		B string
+	}
+	assert.Equal(t, NewHashableWrapper(q{1, "x"}).Hash(), NewHashableWrapper(q{1, "x"}).Hash())
+	assert.NotEqual(t, NewHashableWrapper(q{1, "x"}).Hash(), NewHashableWrapper(q{2, "x"}).Hash())
+}
+
+// bdB is a byte-kind CacheKeyer: B('a') and B('A') are one key.
+type bdB byte
+
+func (b bdB) CacheKey() any { return strings.ToLower(string(rune(b))) }
+
+// Containers of CacheKeyer elements use CacheKey, as B and [1]B do: a
+// []B was keyed by its raw bytes.
+func TestContainersOfCacheKeyers(t *testing.T) {
+	assert.Equal(t, MakeHashable(bdB('a')), MakeHashable(bdB('A')))
+	assert.Equal(t, MakeHashable([1]bdB{'a'}), MakeHashable([1]bdB{'A'}))
+	assert.Equal(t, MakeHashable([]bdB{'a', 'b'}), MakeHashable([]bdB{'A', 'B'}))
+	assert.NotEqual(t, MakeHashable([]bdB{'a', 'b'}), MakeHashable([]bdB{'a', 'c'}))
+	assert.Equal(t, MakeHashable(map[int][]bdB{1: {'x'}}), MakeHashable(map[int][]bdB{1: {'X'}}))
+	type s struct{ Bs []bdB }
+	assert.Equal(t, MakeHashable(s{[]bdB{'q'}}), MakeHashable(s{[]bdB{'Q'}}))
+	var calls int
+	f := Func(func(bs []bdB) int { calls++; return len(bs) })
+	assert.Equal(t, 2, f([]bdB{'a', 'b'}))
+	assert.Equal(t, 2, f([]bdB{'A', 'B'}))
+	assert.Equal(t, 1, calls)
+}
+
+type bdZeroKeyer struct{}
+
+func (bdZeroKeyer) CacheKey() any { return "k" }
+
+// Slices and arrays of zero-size elements take no memory however long:
+// their keys are bounded in time too, and stay exact.
+func TestKeyZeroSizeElements(t *testing.T) {
+	huge := make([]struct{}, 1<<40)
+	done := make(chan any, 1)
+	go func() { done <- MakeHashable(huge) }()
+	select {
+	case h := <-done:
+		assert.Equal(t, h, MakeHashable(make([]struct{}, 1<<40)))
+		assert.NotEqual(t, h, MakeHashable(make([]struct{}, 1<<40-1)))
+	case <-time.After(5 * time.Second):
+		t.Fatal("MakeHashable of a long []struct{} hangs")
+	}
+	assert.Equal(t, MakeHashable(new([1 << 40]struct{})), MakeHashable(new([1 << 40]struct{})))
+	assert.Equal(t, MakeHashable([]any{huge}), MakeHashable([]any{make([]struct{}, 1<<40)}))
+	// Zero-size CacheKeyers spell out their keys, up to the limit.
+	assert.Equal(t, MakeHashable(make([]bdZeroKeyer, 3)), MakeHashable(make([]bdZeroKeyer, 3)))
+	assert.NotEqual(t, MakeHashable(make([]bdZeroKeyer, 3)), MakeHashable(make([]bdZeroKeyer, 4)))
+	go func() { done <- MakeHashable(make([]bdZeroKeyer, 1<<40)) }()
+	select {
+	case h := <-done:
+		assert.IsType(t, HashableWrapper{}, h, "past the key limit")
+	case <-time.After(10 * time.Second):
+		t.Fatal("MakeHashable of a long []CacheKeyer of size 0 hangs")
+	}
+	var calls int
+	f := Decorate(func(xs []struct{}, a [1 << 30]struct{}) int { calls++; return len(xs) })
+	assert.Equal(t, 1<<40, f(huge, [1 << 30]struct{}{}))
+	assert.Equal(t, 1<<40, f(huge, [1 << 30]struct{}{}))
+	assert.Equal(t, 1, calls)
+}
