@@ -58,6 +58,9 @@ func TestKeyBoundedBySharing(t *testing.T) {
 	fm := Func(func(m map[int]string) int { calls++; return len(m) })
 	fh := Func2(func(h holder, i int) int { calls++; return len(h.Xs) + i })
 	fa := Decorate(func(a any) int { calls++; return 1 })
+	arr := new([4096]string)
+	copy(arr[:], xs)
+	fr := Func(func(a [4096]string) int { calls++; return len(a[0]) })
 	cases := []struct {
 		name string
 		run  func()
@@ -66,6 +69,7 @@ func TestKeyBoundedBySharing(t *testing.T) {
 		{"map[int]string", func() { assert.Equal(t, 8192, fm(m)) }},
 		{"struct", func() { assert.Equal(t, 8193, fh(holder{xs, 1}, 1)) }},
 		{"any", func() { assert.Equal(t, 1, fa([]any{xs, m})) }},
+		{"[4096]string", func() { assert.Equal(t, lkMiB, fr(*arr)) }},
 		{"MakeHashable", func() {
 			h := MakeHashable(xs)
 			assert.IsType(t, HashableWrapper{}, h, "a key past the limit equals no other")
@@ -83,8 +87,8 @@ func TestKeyBoundedBySharing(t *testing.T) {
 		assert.Less(t, alloc, uint64(32*lkMiB), "%s: a key must not allocate much beyond the 4 MiB limit", c.name)
 		assert.Less(t, d, 2*time.Second, "%s: a key must fail fast", c.name)
 	}
-	assert.Equal(t, 4, calls)
-	for _, f := range []any{fs, fm, fh, fa} {
+	assert.Equal(t, 5, calls)
+	for _, f := range []any{fs, fm, fh, fa, fr} {
 		st := CacheOf(f).Stats()
 		assert.Equal(t, 0, st.CurrentSize, "nothing is stored")
 		assert.Equal(t, uint64(1), st.Uncacheable)

@@ -1,6 +1,7 @@
 package memo
 
 import (
+	"context"
 	"runtime"
 	"testing"
 	"time"
@@ -62,12 +63,17 @@ func TestLeakSelfReachingTyped(t *testing.T) {
 		payload []byte
 		f1      func(int) int
 		f2      func(int, int) (int, error)
+		f3      func(context.Context, int) (int, error)
 	}
 	grown := lkGrowth(func() {
 		for range 20 {
 			s := &svc{payload: make([]byte, 8*lkMiB)}
 			s.f1 = Func(func(k int) int { return k + len(s.payload) })
 			s.f2 = Func2Err(func(a, b int) (int, error) { return a + b + len(s.payload), nil })
+			s.f3 = FuncCtx(func(_ context.Context, a int) (int, error) { return a + len(s.payload), nil })
+			v3, err := s.f3(context.Background(), 2)
+			require.NoError(t, err)
+			require.Equal(t, 8*lkMiB+2, v3)
 			require.Equal(t, 8*lkMiB+1, s.f1(1))
 			v, err := s.f2(1, 2)
 			require.NoError(t, err)
@@ -164,7 +170,7 @@ type lkBig struct{ b [lkMiB]byte }
 // (and its entry stayed) while other decorated functions were called.
 func TestLeakPooledKeyState(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	f := Decorate(func(xs []*lkBig) int { return len(xs) })
+	f := Decorate(func(xs []*lkBig) int { return len(xs) + int(xs[0].b[0]) })
 	g := Decorate(func(k int) int { return k }, WithMaxSize(1))
 	collected := make(chan struct{})
 	func() {
@@ -239,7 +245,12 @@ func TestTinyObjectBoundary(t *testing.T) {
 	type ptrful struct{ p *int }
 	const n = 2000
 	f16 := Decorate(func(p *[2]int64) int { return int(p[0]) }, WithMaxSize(2*n))
-	fp := Func(func(p *ptrful) int { return 1 }, WithMaxSize(2*n))
+	fp := Func(func(p *ptrful) int {
+		if p.p == nil {
+			return 1
+		}
+		return 2
+	}, WithMaxSize(2*n))
 	func() {
 		for i := range n {
 			require.Equal(t, i, f16(&[2]int64{int64(i), 0}))
