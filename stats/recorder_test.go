@@ -46,6 +46,30 @@ func TestCounter(t *testing.T) {
 	assert.Equal(t, uint64(1), c.Load())
 }
 
+// A Counter stays one word until Adds contend, then counts exactly on
+// its stripes.
+func TestCounterStripesOnContention(t *testing.T) {
+	t.Parallel()
+	var c Counter
+	for h := range uint64(1000) {
+		c.Inc(h)
+	}
+	assert.Nil(t, c.s.Load(), "no stripes without contention")
+	c.stripes() // as the first failed compare-and-swap does
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 1000 {
+				c.Add(uint64(g*1000+i), 2)
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, uint64(1000+8*1000*2), c.Load())
+	c.Reset()
+	assert.Zero(t, c.Load())
+}
+
 func TestRecorderZeroValue(t *testing.T) {
 	t.Parallel()
 	var r Recorder
