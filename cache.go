@@ -59,8 +59,9 @@ type Cache struct {
 	policy  policies.Policy[item] // made by the first store
 	expiry  []*expList
 	timer   *time.Timer
-	timerAt int64     // when the pending timer fires; 0 when none is pending
-	watched *watchSet // made by the first entry whose key refers to an object
+	timerAt int64       // when the pending timer fires; 0 when none is pending
+	watched *watchSet   // made by the first entry whose key refers to an object
+	fresh   *freshState // the expiry heap and jitter (fresh.go); nil until needed
 
 	hits atomic.Uint64 // hits moved out of the read stripes by drains
 	rec  stats.Recorder
@@ -148,6 +149,7 @@ func newCache(cfg config) *Cache {
 		name:    cfg.name,
 		logger:  cfg.logger,
 		epoch:   time.Now(),
+		fresh:   newFreshState(cfg),
 	}
 	// Nothing else is made until it is needed (shards, index table, read
 	// stripes, cleanups), so that a cache that is never used, such as that
@@ -323,6 +325,9 @@ func (c *Cache) Clear() {
 		c.policy.Clear()
 	}
 	c.expiry = nil
+	if c.fresh != nil {
+		c.fresh.heap = nil
+	}
 	// The timer is left to fire and find nothing: stopping it here would be
 	// a fatal error when the cache was made inside a testing/synctest
 	// bubble and is cleared from outside (ClearAll in another test).
@@ -378,8 +383,8 @@ func (c *Cache) lookup(k []byte, h uint64) (any, bool) {
 		c.hit(n, h)
 		return n.Value.val, true
 	}
-	if n != nil {
-		c.expireNode(n)
+	if n != nil && c.late(n) {
+		return nil, false // a refresh is due: the miss path serves it as a hit
 	}
 	c.rec.Miss(h)
 	return nil, false
@@ -440,8 +445,11 @@ func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []u
 		delete(sh.calls, key)
 	}
 	n := newNode(key, val)
-	if expires != 0 {
-		ext(n).expires = expires
+	var fx *freshX
+	if c.freshEntry(ttl, fl) {
+		fx = c.newFresh(n, ttl, fl, now)
+	} else if expires != 0 {
+		ext(n).expires = plainExpiry(expires)
 	}
 	if old := c.index.get(unsafeBytes(key), h); old != nil {
 		// Entries are immutable for lock-free readers: the new node takes
@@ -461,7 +469,9 @@ func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []u
 		c.watch(n, refs)
 	}
 	sh.mu.Unlock()
-	if ttl > 0 {
+	if fx != nil {
+		c.linkFresh(n, fx)
+	} else if ttl > 0 {
 		c.linkExpiry(n, ttl)
 	}
 	c.schedule(now)
@@ -578,7 +588,7 @@ func (c *Cache) remove(k []byte, h uint64) bool {
 	if n == nil {
 		return false
 	}
-	expired := !live(n, c)
+	expired := !alive(n, c)
 	c.removeNode(n)
 	if expired {
 		c.rec.Expired(1)
@@ -641,6 +651,10 @@ func (c *Cache) linkExpiry(n *node, ttl time.Duration) {
 
 func (c *Cache) unlinkExpiry(n *node) {
 	x := n.Value.x
+	if x != nil && tagged(n) {
+		c.unlinkFresh(n)
+		return
+	}
 	if x == nil || x.exp == nil {
 		return
 	}
@@ -667,6 +681,7 @@ func (c *Cache) sweep(now int64) {
 			expired++
 		}
 	}
+	expired += c.sweepFresh(now)
 	if expired > 0 {
 		c.rec.Expired(expired)
 	}
@@ -681,6 +696,9 @@ func (c *Cache) schedule(now int64) {
 		if l.head != nil && (next == 0 || l.head.Value.x.expires < next) {
 			next = l.head.Value.x.expires
 		}
+	}
+	if f := c.nextFresh(); f != 0 && (next == 0 || f < next) {
+		next = f
 	}
 	if next == 0 || (c.timerAt != 0 && c.timerAt <= next) {
 		return

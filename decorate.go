@@ -89,6 +89,7 @@ type wrapped struct {
 	errorTTL time.Duration
 	zeros    []reflect.Value // zero results, for callers whose context ended
 	boxes    *[2]sync.Pool   // the typed paths' argument copies (see box); nil for Decorate
+	fo       *freshOpts      // freshness options (fresh.go), or nil
 }
 
 func newWrapped(v reflect.Value, cfg config) *wrapped {
@@ -102,6 +103,7 @@ func newWrapped(v reflect.Value, cfg config) *wrapped {
 		key:      cfg.key,
 		deref:    cfg.deref,
 		errorTTL: cfg.errorTTL,
+		fo:       cfg.fresh.opts(),
 	}
 	if w.c == nil {
 		if cfg.name == "" {
@@ -191,7 +193,19 @@ func (w *wrapped) miss(s *keyState, h uint64, args []reflect.Value) []reflect.Va
 		}
 		return w.invoke(args)
 	}
-	return miss(w, s, h, ctx, run, w.cancelled)
+	var detach func() func(context.Context) []reflect.Value
+	if w.fo != nil && w.fo.refresh > 0 {
+		detach = func() func(context.Context) []reflect.Value {
+			args := w.cloneArgs(args)
+			return func(ctx context.Context) []reflect.Value {
+				if w.ctx {
+					args[0] = reflect.ValueOf(&ctx).Elem()
+				}
+				return w.invoke(args)
+			}
+		}
+	}
+	return miss(w, s, h, ctx, run, detach, w.cancelled)
 }
 
 // invoke calls the decorated function with the arguments MakeFunc gave the
@@ -217,9 +231,14 @@ func (w *wrapped) judge(val any) (failed, store bool, ttl time.Duration) {
 		failed = w.errOut >= 0
 	}
 	if failed {
-		return true, w.errorTTL > 0, w.errorTTL
+		store, ttl = w.errorTTL > 0, w.errorTTL
+	} else {
+		store, ttl = true, w.c.ttl
 	}
-	return false, true, w.c.ttl
+	if store && w.fo != nil {
+		store, ttl = w.fo.decide(w.c, val, failed, ttl)
+	}
+	return failed, store, ttl
 }
 
 // cancelled returns zero results with ctx's error as the error result.

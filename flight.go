@@ -28,6 +28,9 @@ type call struct {
 	stack    []byte
 	goexit   bool
 
+	fo    *freshOpts // the function's freshness options (fresh.go), or nil
+	stale bool       // val is a stale result served for a failure
+
 	// waiters counts the callers waiting that may still leave (context
 	// callers); when the last one leaves, cancel stops the execution.
 	waiters int
@@ -43,9 +46,15 @@ func (c *Cache) join(k []byte, h uint64) (val any, ok bool, cl *call, leader boo
 	sh.mu.Lock()
 	// Stores insert under the shard's lock, so a caller sees the entry or
 	// the execution that will store it.
-	if n := c.index.get(k, h); n != nil && live(n, c) {
-		sh.mu.Unlock()
-		return n.Value.val, true, nil, false
+	if n := c.index.get(k, h); n != nil {
+		if live(n, c) {
+			sh.mu.Unlock()
+			return n.Value.val, true, nil, false
+		}
+		// A refresh due: a hit, and a refresh to start unless one runs.
+		if v, ok, cl := c.joinLate(sh, n, k, h); ok {
+			return v, true, cl, cl != nil
+		}
 	}
 	if cl = sh.calls[string(k)]; cl != nil {
 		cl.waiters++
@@ -104,6 +113,9 @@ func (c *Cache) execute(cl *call, judge verdict, f func() any) {
 			c.rec.Execution(time.Since(start), true)
 			c.forget(cl)
 		}
+		if cl.panicked {
+			c.serveStale(cl)
+		}
 		if cl.cancel != nil {
 			cl.cancel()
 		}
@@ -126,6 +138,9 @@ func (c *Cache) execute(cl *call, judge verdict, f func() any) {
 	}
 	failed, store, ttl := judge(cl.val)
 	c.rec.Execution(time.Since(start), failed)
+	if failed && c.serveStale(cl) {
+		store = false // keep the stale entry for its window
+	}
 	if !store || !c.store(cl.key, cl.h, cl.val, ttl, cl.refs, cl) {
 		c.forget(cl)
 	}
@@ -153,7 +168,11 @@ func (cl *call) result() any {
 // goroutine under a context that keeps ctx's values and is cancelled when
 // the last caller leaves, and every caller, the leader too, waits until the
 // execution is done or its own context ends (then it gets cancelled(ctx)).
-func miss[T any](w *wrapped, s *keyState, h uint64, ctx context.Context, run func(context.Context) T, cancelled func(context.Context) T) T {
+//
+// detach, when not nil, returns a run that works on a private copy of the
+// call's arguments (see clone.go), for an execution that outlives its
+// caller: a refresh (WithRefreshAfter).
+func miss[T any](w *wrapped, s *keyState, h uint64, ctx context.Context, run func(context.Context) T, detach func() func(context.Context) T, cancelled func(context.Context) T) T {
 	if s.never {
 		return uncacheable(w, s, ctx, run, cancelled)
 	}
@@ -162,24 +181,31 @@ func miss[T any](w *wrapped, s *keyState, h uint64, ctx context.Context, run fun
 		return cancelled(ctx)
 	}
 	v, ok, cl, leader := w.c.join(s.buf, h)
-	if ok {
-		putState(s)
-		return as[T](v)
-	}
-	if leader && len(s.refs) > 0 {
-		cl.refs = slices.Clone(s.refs)
+	if leader {
+		cl.fo = w.fo
+		if len(s.refs) > 0 {
+			cl.refs = slices.Clone(s.refs)
+		}
 	}
 	putState(s)
+	if ok {
+		if leader { // a refresh due
+			startRefresh(w, cl, ctx, run, detach)
+		}
+		return as[T](v)
+	}
 	if ctx == nil {
 		if !leader {
 			<-cl.done
 			w.c.rec.Coalesced(1)
+			w.c.staleServed(cl)
 			return as[T](cl.result())
 		}
 		w.c.execute(cl, w.judge, func() any { return run(nil) })
 		if cl.panicked {
 			panic(cl.pval)
 		}
+		w.c.staleServed(cl)
 		return as[T](cl.val)
 	}
 	if leader {
@@ -200,6 +226,7 @@ func miss[T any](w *wrapped, s *keyState, h uint64, ctx context.Context, run fun
 	} else {
 		w.c.rec.Coalesced(1)
 	}
+	w.c.staleServed(cl)
 	return as[T](cl.result())
 }
 

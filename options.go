@@ -45,6 +45,7 @@ type config struct {
 	nameSet    bool
 	symbol     string // the name Caches uses without WithName
 	logger     *slog.Logger
+	fresh      freshConfig // fresh.go's options
 	errs       []error
 }
 
@@ -212,6 +213,7 @@ func newConfig(opts []Option, forDecorate bool) (config, error) {
 			errs = append(errs, errors.New("memo: WithCache, WithKey, WithErrorTTL and WithDeref apply to Decorate, not New"))
 		}
 	}
+	errs = append(errs, c.freshErrs(forDecorate)...)
 	if !c.maxSizeSet {
 		c.maxSize = DefaultMaxSize
 	}

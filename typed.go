@@ -162,7 +162,7 @@ func do1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Contex
 			}
 			s := getState()
 			s.buf = append(s.buf, k...)
-			return miss(w, s, h, ctx, func(ctx context.Context) T { return run(ctx, a) }, cancelledOutcome[T])
+			return miss(w, s, h, ctx, func(ctx context.Context) T { return run(ctx, a) }, nil, cancelledOutcome[T])
 		}
 	}
 	return slow1(w, a, ctx, run)
@@ -184,7 +184,14 @@ func slow1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Cont
 // miss1 is slow1's miss, apart so that a is copied to the heap (for the
 // execution) only on a miss.
 func miss1[A, T any](w *wrapped, s *keyState, h uint64, ctx context.Context, run func(context.Context, A) T, a A) T {
-	return miss(w, s, h, ctx, func(ctx context.Context) T { return run(ctx, a) }, cancelledOutcome[T])
+	var detach func() func(context.Context) T
+	if w.fo != nil && w.fo.refresh > 0 {
+		detach = func() func(context.Context) T {
+			a := cloneArg(a, w.deref)
+			return func(ctx context.Context) T { return run(ctx, a) }
+		}
+	}
+	return miss(w, s, h, ctx, func(ctx context.Context) T { return run(ctx, a) }, detach, cancelledOutcome[T])
 }
 
 // box copies a into a pooled *A, so that the reflective encoder can read
@@ -220,7 +227,7 @@ func do2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(contex
 			}
 			s := getState()
 			s.buf = append(s.buf, k...)
-			return miss(w, s, h, ctx, func(ctx context.Context) T { return run(ctx, a, b) }, cancelledOutcome[T])
+			return miss(w, s, h, ctx, func(ctx context.Context) T { return run(ctx, a, b) }, nil, cancelledOutcome[T])
 		}
 	}
 	return slow2(w, a, b, ctx, run)
@@ -241,7 +248,14 @@ func slow2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(cont
 }
 
 func miss2[A, B, T any](w *wrapped, s *keyState, h uint64, ctx context.Context, run func(context.Context, A, B) T, a A, b B) T {
-	return miss(w, s, h, ctx, func(ctx context.Context) T { return run(ctx, a, b) }, cancelledOutcome[T])
+	var detach func() func(context.Context) T
+	if w.fo != nil && w.fo.refresh > 0 {
+		detach = func() func(context.Context) T {
+			a, b := cloneArg(a, w.deref), cloneArg(b, w.deref)
+			return func(ctx context.Context) T { return run(ctx, a, b) }
+		}
+	}
+	return miss(w, s, h, ctx, func(ctx context.Context) T { return run(ctx, a, b) }, detach, cancelledOutcome[T])
 }
 
 // encodeTyped encodes the arguments of a typed function (the context

@@ -112,6 +112,11 @@ type Recorder struct {
 	expirations atomic.Uint64
 	abandoned   atomic.Uint64
 	uncacheable atomic.Uint64
+	refreshes   atomic.Uint64
+	refreshOK   atomic.Uint64
+	refreshErr  atomic.Uint64
+	stale       atomic.Uint64
+	rejected    atomic.Uint64
 
 	mu       sync.Mutex
 	calls    uint64
@@ -142,6 +147,25 @@ func (r *Recorder) Abandoned(n uint64) { r.abandoned.Add(n) }
 // Uncacheable records n calls whose key can never hit again, so that their
 // results were not stored.
 func (r *Recorder) Uncacheable(n uint64) { r.uncacheable.Add(n) }
+
+// RefreshStarted records one background refresh started.
+func (r *Recorder) RefreshStarted() { r.refreshes.Add(1) }
+
+// RefreshSucceeded records one background refresh whose function returned
+// without an error.
+func (r *Recorder) RefreshSucceeded() { r.refreshOK.Add(1) }
+
+// RefreshFailed records one background refresh whose function returned an
+// error or panicked.
+func (r *Recorder) RefreshFailed() { r.refreshErr.Add(1) }
+
+// StaleServed records n callers that got a stale result in place of a
+// failed execution's.
+func (r *Recorder) StaleServed(n uint64) { r.stale.Add(n) }
+
+// Rejected records n results that a store predicate or TTL function chose
+// not to store.
+func (r *Recorder) Rejected(n uint64) { r.rejected.Add(n) }
 
 // Execution records one execution of the cached function that took d:
 // TotalCalls grows by one, TotalTime by d, MinTime and MaxTime take d into
@@ -186,6 +210,12 @@ func (r *Recorder) Snapshot() Stats {
 		Expirations: r.expirations.Load(),
 		Abandoned:   r.abandoned.Load(),
 		Uncacheable: r.uncacheable.Load(),
+
+		RefreshesStarted:   r.refreshes.Load(),
+		RefreshesSucceeded: r.refreshOK.Load(),
+		RefreshesFailed:    r.refreshErr.Load(),
+		StaleServed:        r.stale.Load(),
+		Rejected:           r.rejected.Load(),
 	}
 	r.mu.Lock()
 	s.TotalCalls = r.calls
@@ -210,6 +240,11 @@ func (r *Recorder) Reset() {
 	r.expirations.Store(0)
 	r.abandoned.Store(0)
 	r.uncacheable.Store(0)
+	r.refreshes.Store(0)
+	r.refreshOK.Store(0)
+	r.refreshErr.Store(0)
+	r.stale.Store(0)
+	r.rejected.Store(0)
 	r.mu.Lock()
 	r.calls, r.failures = 0, 0
 	r.total, r.min, r.max = 0, 0, 0

@@ -43,6 +43,18 @@ type Stats struct {
 	// ExecTimes is the distribution of the execution times that TotalCalls
 	// counts: its Count() equals TotalCalls in every snapshot.
 	ExecTimes Histogram
+	// RefreshesStarted counts background re-executions started by
+	// WithRefreshAfter; RefreshesSucceeded those whose function returned
+	// without an error (the result replaced the entry unless the entry was
+	// invalidated meanwhile or the result was rejected), RefreshesFailed
+	// those that returned an error or panicked (the old entry was kept).
+	RefreshesStarted, RefreshesSucceeded, RefreshesFailed uint64
+	// StaleServed counts callers that got an expired entry's result because
+	// the execution that would have replaced it failed (WithStaleIfError).
+	StaleServed uint64
+	// Rejected counts results that WithCacheIf's predicate or WithTTLFunc's
+	// function chose not to store; they were still returned to the callers.
+	Rejected uint64
 }
 
 // Quantile estimates the q-quantile of the execution times (q = 0.5 for
