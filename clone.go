@@ -27,8 +27,13 @@ func cloneArg[A any](a A, deref bool) A {
 	if !needsClone(reflect.TypeFor[A](), deref) {
 		return a
 	}
-	var cl cloner
-	cl.deref = deref
+	return cloneDeep(a, deref)
+}
+
+// cloneDeep is cloneArg's copy, apart so that a moves to the heap only
+// when it is copied.
+func cloneDeep[A any](a A, deref bool) A {
+	cl := cloner{deref: deref}
 	cl.fix(reflect.ValueOf(&a).Elem())
 	return a
 }
@@ -165,13 +170,8 @@ func (cl *cloner) fix(v reflect.Value) {
 	}
 }
 
-// cloneTypes caches needsClone per type and WithDeref setting.
-var cloneTypes sync.Map // cloneType → bool
-
-type cloneType struct {
-	t     reflect.Type
-	deref bool
-}
+// cloneTypes caches needsClone per type, without and with WithDeref.
+var cloneTypes [2]sync.Map // reflect.Type → bool
 
 // needsClone reports whether a value of type t can refer to memory that a
 // caller may change after its call: slices, maps and interfaces, and
@@ -186,8 +186,11 @@ func needsClone(t reflect.Type, deref bool) bool {
 	default:
 		return false
 	}
-	k := cloneType{t, deref}
-	if v, ok := cloneTypes.Load(k); ok {
+	cache := &cloneTypes[0]
+	if deref {
+		cache = &cloneTypes[1]
+	}
+	if v, ok := cache.Load(t); ok {
 		return v.(bool)
 	}
 	// A recursive type reaches itself only through a pointer, slice or map,
@@ -203,6 +206,6 @@ func needsClone(t reflect.Type, deref bool) bool {
 			}
 		}
 	}
-	cloneTypes.Store(k, need)
+	cache.Store(t, need)
 	return need
 }

@@ -418,6 +418,8 @@ func (c *Cache) joinLate(sh *shard, n *node, k []byte, h uint64) (val any, ok bo
 		return nil, false, nil
 	}
 	if sh.calls[string(k)] == nil {
+		// waiters counts the refresh itself, which has no caller: callers
+		// that join it and leave never cancel it.
 		cl = &call{key: string(k), h: h, done: make(chan struct{}), waiters: 1}
 		sh.calls[cl.key] = cl
 	}
@@ -452,6 +454,9 @@ func (c *Cache) refresh(w *wrapped, cl *call, f func() any) {
 	defer func() {
 		if failed {
 			c.rec.RefreshFailed()
+			if c.logger != nil {
+				c.logger.Warn("memo: a refresh failed; the old entry is kept until its TTL", slog.String("cache", c.name), slog.Any("error", failure(cl)))
+			}
 		} else {
 			c.rec.RefreshSucceeded()
 		}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -103,7 +104,8 @@ func TestRefreshOneForManyHits(t *testing.T) {
 				for i := range got {
 					wg.Go(func() { got[i], _ = f(1) })
 				}
-				wg.Wait() // would deadlock the bubble if a caller waited for the refresh
+				wg.Wait()       // would deadlock the bubble if a caller waited for the refresh
+				synctest.Wait() // the refresh has started and is blocked
 				for i, v := range got {
 					require.Equal(t, 101, v, "caller %d", i)
 				}
@@ -121,6 +123,7 @@ func TestRefreshOneForManyHits(t *testing.T) {
 				assert.Equal(t, uint64(1), st.RefreshesSucceeded)
 				assert.Equal(t, uint64(0), st.RefreshesFailed)
 				assert.Equal(t, uint64(2), st.TotalCalls)
+				assert.Equal(t, st.Misses, st.TotalCalls-st.RefreshesStarted+st.Coalesced, "the README's invariant")
 
 				// The new entry has a TTL and a refresh interval of its own.
 				time.Sleep(59 * time.Second)
@@ -672,6 +675,8 @@ func TestExpiryTags(t *testing.T) {
 			assert.True(t, p&1 == 1 && p <= e && p >= e-1, "plainExpiry(%d) = %d", e, p)
 		}
 	}
+	assert.Equal(t, uintptr(32), unsafe.Sizeof(extra{}), "a plain TTL entry's extra")
+	assert.Equal(t, uintptr(64), unsafe.Sizeof(freshX{}), "the README says 64 bytes")
 	synctest.Test(t, func(t *testing.T) {
 		c := MustNew(WithMaxSize(4), WithTTL(time.Minute))
 		c.Set(1, 1)

@@ -210,3 +210,20 @@ func TestRecorderConcurrent(t *testing.T) {
 		ExecTimes: hist,
 	}, r.Snapshot())
 }
+
+// The freshness counters are recorded, snapshotted and reset.
+func TestRecorderFreshCounters(t *testing.T) {
+	var r Recorder
+	r.RefreshStarted()
+	r.RefreshStarted()
+	r.RefreshSucceeded()
+	r.RefreshFailed()
+	r.StaleServed(3)
+	r.Rejected(4)
+	s := r.Snapshot()
+	assert.Equal(t, [5]uint64{2, 1, 1, 3, 4}, [5]uint64{s.RefreshesStarted, s.RefreshesSucceeded, s.RefreshesFailed, s.StaleServed, s.Rejected})
+	assert.Len(t, s.Map(), 10, "Map keeps the original's keys")
+	r.Reset()
+	s = r.Snapshot()
+	assert.Equal(t, [5]uint64{}, [5]uint64{s.RefreshesStarted, s.RefreshesSucceeded, s.RefreshesFailed, s.StaleServed, s.Rejected})
+}
