@@ -384,7 +384,8 @@ func (c *Cache) lookup(k []byte, h uint64) (any, bool) {
 		return n.Value.val, true
 	}
 	if n != nil && c.late(n) {
-		return nil, false // a refresh is due: the miss path serves it as a hit
+		c.hit(n, h)
+		return nil, false // a refresh is due: the miss path serves the entry
 	}
 	c.rec.Miss(h)
 	return nil, false

@@ -67,9 +67,9 @@ func WithStaleIfError(d time.Duration) Option {
 // how long to keep them; 0 or less means do not store them (they are still
 // returned to every caller of that execution, and Stats.Rejected counts
 // them). With [WithTTL] as well, WithTTL's is the upper bound. f is called
-// once per successful execution, in the goroutine that ran it; results with
-// a non-nil error follow [WithErrorTTL] instead. A panic in f counts as a
-// rejection.
+// once per successful execution, in the goroutine that ran it, so possibly
+// concurrently for different keys; results with a non-nil error follow
+// [WithErrorTTL] instead. A panic in f counts as a rejection.
 func WithTTLFunc(f func(results []any) time.Duration) Option {
 	return optionFunc(func(c *config) { c.fresh.ttlFunc, c.fresh.ttlFuncSet = f, true })
 }
@@ -78,7 +78,8 @@ func WithTTLFunc(f func(results []any) time.Duration) Option {
 // returns true for them (to leave out an empty result or a partial page,
 // say). pred gets the results in order (the trailing error included) once
 // per execution whose results would otherwise be stored (errors only with
-// [WithErrorTTL]), in the goroutine that ran it. Results it rejects are
+// [WithErrorTTL]), in the goroutine that ran it, so possibly concurrently
+// for different keys. Results it rejects are
 // still returned to every caller of that execution; Stats.Rejected counts
 // them. A panic in pred counts as a rejection.
 func WithCacheIf(pred func(results []any) bool) Option {
@@ -387,10 +388,15 @@ func alive(n *node, c *Cache) bool {
 }
 
 // late handles a lookup of an entry that is not live by its expires: a
-// freshX whose refresh is due (due: the caller takes the miss path, where
-// join serves the entry as a hit and starts the refresh; nothing is counted
-// yet), a freshX in its stale window (kept, for the execution to fall back
-// on), or an expired entry (removed). It is lock-free until it removes.
+// freshX whose refresh is due (due: a hit, and the caller takes the miss
+// path, where join serves the entry and starts the refresh), a freshX in its
+// stale window (kept, for the execution to fall back on), or an expired
+// entry (removed). It is lock-free until it removes.
+//
+// The hit is counted here rather than in join, so that a caller that finds
+// the entry already refreshed in join is counted too; the price is that a
+// caller whose entry is removed between here and join (an Invalidate at that
+// instant) runs the function counted as a hit.
 func (c *Cache) late(n *node) (due bool) {
 	if tagged(n) {
 		fx, now := freshOf(n), c.now()
@@ -406,9 +412,10 @@ func (c *Cache) late(n *node) (due bool) {
 }
 
 // joinLate is join's case of an entry n that is not live: if a refresh of
-// it is due, it unlocks sh, counts a hit and returns the entry's value,
-// with a new call registered for the refresh if no execution is in flight
-// for the key (the caller then starts it). sh.mu is held.
+// it is due, it unlocks sh and returns the entry's value (the hit was
+// counted by lookup), with a new call registered for the refresh if no
+// execution is in flight for the key (the caller then starts it). sh.mu is
+// held.
 func (c *Cache) joinLate(sh *shard, n *node, k []byte, h uint64) (val any, ok bool, cl *call) {
 	if !tagged(n) {
 		return nil, false, nil
@@ -424,7 +431,6 @@ func (c *Cache) joinLate(sh *shard, n *node, k []byte, h uint64) (val any, ok bo
 		sh.calls[cl.key] = cl
 	}
 	sh.mu.Unlock()
-	c.hit(n, h)
 	return n.Value.val, true, cl
 }
 

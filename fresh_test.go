@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -801,4 +802,52 @@ func TestRefreshJoinedAfterTTL(t *testing.T) {
 		assert.Equal(t, int32(2), calls.Load())
 		assert.Equal(t, uint64(1), CacheOf(f).Stats().Coalesced)
 	})
+}
+
+// Under concurrent hits, refreshes, failures, invalidations and expiry, a
+// caller only ever gets a result computed for its own key, and every
+// refresh ends.
+func TestFreshStress(t *testing.T) {
+	var version atomic.Int64
+	f := FuncErr(func(k int) (int, error) {
+		v := version.Add(1)
+		if v%7 == 0 {
+			return 0, errBoom
+		}
+		if v%11 == 0 {
+			panic(errBoom)
+		}
+		return k*1_000_000 + int(v%1_000_000), nil
+	}, WithMaxSize(16), WithTTL(3*time.Millisecond), WithRefreshAfter(time.Millisecond),
+		WithStaleIfError(2*time.Millisecond), WithTTLJitter(0.5),
+		WithCacheIf(func(r []any) bool { return r[0].(int)%5 != 0 }))
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 1))
+			for range 3000 {
+				k := r.IntN(24) + 1
+				if r.IntN(50) == 0 {
+					Invalidate(f, k)
+					continue
+				}
+				func() {
+					defer func() { _ = recover() }()
+					v, err := f(k)
+					if err == nil && v/1_000_000 != k {
+						t.Errorf("f(%d) = %d: another key's result", k, v)
+					}
+				}()
+			}
+		})
+	}
+	wg.Wait()
+	st := CacheOf(f).Stats()
+	for st.RefreshesStarted != st.RefreshesSucceeded+st.RefreshesFailed {
+		runtime.Gosched() // the last refreshes are ending
+		st = CacheOf(f).Stats()
+	}
+	t.Logf("refreshes %d (ok %d, failed %d), stale %d, rejected %d, calls %d",
+		st.RefreshesStarted, st.RefreshesSucceeded, st.RefreshesFailed, st.StaleServed, st.Rejected, st.TotalCalls)
+	assert.LessOrEqual(t, CacheOf(f).Len(), 16)
 }
