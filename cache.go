@@ -48,10 +48,13 @@ type Cache struct {
 	maxSize int
 	ttl     time.Duration
 	kind    policies.Kind // the eviction policy (kept for tests and debugging)
-	name    string        // WithName's, or "" (see Caches)
-	listed  string        // the name Caches lists it under
-	logger  *slog.Logger  // WithLogger's, or nil: no logging
-	epoch   time.Time     // expiry times are durations since epoch (monotonic)
+	// addFirst: the policy decides admission (W-TinyLFU), so a new entry is
+	// added before evicting, and the victim may be the new entry itself.
+	addFirst bool
+	name     string       // WithName's, or "" (see Caches)
+	listed   string       // the name Caches lists it under
+	logger   *slog.Logger // WithLogger's, or nil: no logging
+	epoch    time.Time    // expiry times are durations since epoch (monotonic)
 
 	// mu guards the policy, the expiry lists and the timer. Lock order: mu,
 	// then a shard's mu, then a read stripe's mu.
@@ -150,6 +153,9 @@ func newCache(cfg config) *Cache {
 		logger:  cfg.logger,
 		epoch:   time.Now(),
 		fresh:   newFreshState(cfg),
+		// W-TinyLFU weighs the candidate against the victim once both are
+		// in; LRU and LFU evict first (see store).
+		addFirst: cfg.policy == policies.WTinyLFU,
 	}
 	// Nothing else is made until it is needed (shards, index table, read
 	// stripes, cleanups), so that a cache that is never used, such as that
@@ -425,7 +431,7 @@ func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []u
 	defer c.mu.Unlock()
 	now := c.now()
 	if c.policy == nil {
-		c.policy = policies.New[item](c.kind)
+		c.policy = policies.NewSized(c.kind, c.maxSize, nodeHash)
 	}
 	c.drainReads()
 	c.sweep(now)
@@ -459,18 +465,31 @@ func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []u
 		c.policy.Replace(old, n)
 		c.policy.Touch(n)
 		c.unlinkExpiry(old)
+	} else if c.addFirst {
+		// The policy admits: n goes in, and the loser of its admission
+		// (perhaps n itself) goes out.
+		c.reads.init() // before the first entry, which the first hit finds
+		c.index.insert(n, h)
+		c.policy.Add(n)
+		if !c.evictTo(c.maxSize, n) {
+			c.watch(n, refs)
+		} else {
+			n = nil // rejected: nothing to expire
+		}
 	} else {
 		// Make room before adding n, as the original does: added first, a
 		// new LFU entry (count 1) is its own victim whenever every other
 		// entry has been used more than once.
-		c.evictTo(c.maxSize - 1)
+		c.evictTo(c.maxSize-1, nil)
 		c.reads.init() // before the first entry, which the first hit finds
 		c.index.insert(n, h)
 		c.policy.Add(n)
 		c.watch(n, refs)
 	}
 	sh.mu.Unlock()
-	if fx != nil {
+	if n == nil {
+		// rejected: nothing to expire
+	} else if fx != nil {
 		c.linkFresh(n, fx)
 	} else if ttl > 0 {
 		c.linkExpiry(n, ttl)
@@ -479,18 +498,26 @@ func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []u
 	return true
 }
 
-// evictTo evicts the policy's victims until at most size entries remain.
-// c.mu is held.
-func (c *Cache) evictTo(size int) {
+// evictTo evicts the policy's victims until at most size entries remain,
+// and reports whether one of them was added (an entry just added that the
+// policy did not admit). c.mu is held.
+func (c *Cache) evictTo(size int, added *node) bool {
 	var evicted uint64
+	rejected := false
 	for c.policy.Len() > size {
-		c.removeNode(c.policy.Victim())
+		v := c.policy.Victim()
+		rejected = rejected || v == added
+		c.removeNode(v)
 		evicted++
 	}
 	if evicted > 0 {
 		c.rec.Evicted(evicted)
 	}
+	return rejected
 }
+
+// nodeHash is the key hash W-TinyLFU counts frequencies by.
+func nodeHash(n *node) uint64 { return hashString(n.Value.key) }
 
 // watch registers cleanups that drop n when an object its key refers to
 // by identity is collected. c.mu is held.

@@ -183,7 +183,7 @@ func newConfig(opts []Option, forDecorate bool) (config, error) {
 		errs = append(errs, errors.New("memo: WithName(\"\"): the name must not be empty"))
 	}
 	if c.policySet && !c.policy.Valid() {
-		errs = append(errs, fmt.Errorf("memo: WithPolicy(%d): unknown policy; use policies.LRU or policies.LFU", int(c.policy)))
+		errs = append(errs, fmt.Errorf("memo: WithPolicy(%d): unknown policy; use policies.LRU, policies.LFU or policies.WTinyLFU", int(c.policy)))
 	}
 	if c.ttlSet && c.ttl <= 0 {
 		errs = append(errs, fmt.Errorf("memo: WithTTL(%v): the TTL must be positive; leave the option out for entries that never expire", c.ttl))

@@ -78,15 +78,37 @@ type Policy[V any] interface {
 	Clear()
 }
 
-// New returns an empty policy of kind k. It panics if k is not valid.
+// New returns an empty policy of kind k. It panics if k is not valid, or
+// is [WTinyLFU], which needs the capacity and a hash: use [NewSized].
 func New[V any](k Kind) Policy[V] {
 	switch k {
 	case LRU:
 		return newLRU[V]()
 	case LFU:
 		return newLFU[V]()
+	case WTinyLFU:
+		panic("memo: policies.New(WTinyLFU): use policies.NewSized, which takes the capacity and a key hash")
 	}
-	panic(fmt.Sprintf("memo: unknown policy %v (want policies.LRU or policies.LFU)", k))
+	panic(fmt.Sprintf("memo: unknown policy %v (want policies.LRU, policies.LFU or policies.WTinyLFU)", k))
+}
+
+// NewSized returns an empty policy of kind k for a cache holding at most
+// capacity entries (values below 1 count as 1). hash returns a hash of the
+// node's key, the same for every node of the same key and spread over all
+// 64 bits; [WTinyLFU] counts key frequencies with it, LRU and LFU ignore
+// capacity and hash (hash may then be nil). It panics if k is not valid.
+//
+// A WTinyLFU policy decides admission in Victim: the caller adds the new
+// node first and then evicts Victim while Len exceeds capacity, and the
+// victim may be the node just added (the cache then does not keep it).
+func NewSized[V any](k Kind, capacity int, hash func(*Node[V]) uint64) Policy[V] {
+	if k == WTinyLFU {
+		if hash == nil {
+			panic("memo: policies.NewSized(WTinyLFU) needs a hash")
+		}
+		return newWTinyLFU(capacity, hash)
+	}
+	return New[V](k)
 }
 
 // replaceNode links n where old is, in old's bucket, and unlinks old.

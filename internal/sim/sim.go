@@ -11,7 +11,8 @@ import (
 // Cache is a cache of keys only, with a fixed capacity in entries, evicting
 // by a policy. It is not safe for concurrent use.
 type Cache struct {
-	policy policies.Policy[uint64]
+	policy   policies.Policy[uint64]
+	addFirst bool // the policy admits (W-TinyLFU): add, then evict
 	index  map[uint64]*policies.Node[uint64]
 	size   int
 	result Result
@@ -24,9 +25,10 @@ func New(kind policies.Kind, size int) *Cache {
 		panic(fmt.Sprintf("memo: sim: size %d, want > 0", size))
 	}
 	return &Cache{
-		policy: policies.New[uint64](kind),
-		index:  make(map[uint64]*policies.Node[uint64], size),
-		size:   size,
+		policy:   policies.NewSized(kind, size, Hash),
+		addFirst: kind == policies.WTinyLFU,
+		index:    make(map[uint64]*policies.Node[uint64], size),
+		size:     size,
 	}
 }
 
@@ -39,16 +41,30 @@ func (c *Cache) Access(key uint64) bool {
 		c.result.Hits++
 		return true
 	}
+	n := &policies.Node[uint64]{Value: key}
+	if c.addFirst {
+		c.policy.Add(n)
+		c.index[key] = n
+		for c.policy.Len() > c.size {
+			v := c.policy.Victim()
+			c.policy.Remove(v)
+			delete(c.index, v.Value)
+		}
+		return false
+	}
 	if c.policy.Len() >= c.size {
 		v := c.policy.Victim()
 		c.policy.Remove(v)
 		delete(c.index, v.Value)
 	}
-	n := &policies.Node[uint64]{Value: key}
 	c.policy.Add(n)
 	c.index[key] = n
 	return false
 }
+
+// Hash is the key hash the simulator gives W-TinyLFU: a multiplicative
+// hash of the key (the sketch spreads it further).
+func Hash(n *policies.Node[uint64]) uint64 { return n.Value * 0x9e3779b97f4a7c15 }
 
 // Result returns the counts so far.
 func (c *Cache) Result() Result { return c.result }

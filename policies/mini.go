@@ -1,0 +1,92 @@
+package policies
+
+// minis choose W-TinyLFU's window by miniature simulation (Waldspurger,
+// Saemundsson, Ahmad and Park, "Cache Modeling and Optimization using
+// Miniature Simulations", USENIX ATC 2017): a few W-TinyLFU caches with
+// fixed windows (tune.miniFracs), each fed the requests for the same
+// spatially sampled keys and scaled down to the sample (at most
+// tune.miniCap entries), run beside the real cache. Every decision period
+// each simulation's hits are added to its decaying score, and the real
+// window takes the fraction of the best scorer, switching only for a clear
+// lead. A sampled request costs one update per simulation; with capacities
+// above tune.miniCap, one key in about capacity/miniCap is sampled.
+type minis struct {
+	sims   []*miniSim
+	fracs  []float64
+	shift  uint // a key is sampled when its rehash >> shift is 0; 64: every key
+	period int  // requests between decisions
+	count  int
+	cur    int // the simulation whose window the cache uses
+}
+
+type miniSim struct {
+	p     *wtinylfu[uint64]
+	idx   map[uint64]*Node[uint64] // key hash → node
+	cap   int
+	hits  int
+	score float64
+}
+
+func hashValue(n *Node[uint64]) uint64 { return n.Value }
+
+func newMinis(capacity int, fracs []float64) *minis {
+	k := uint(0)
+	for capacity>>k > tune.miniCap {
+		k++
+	}
+	m := &minis{
+		fracs:  fracs,
+		shift:  64 - k,
+		period: max(int(tune.miniPeriod*float64(capacity)), tune.miniMin),
+	}
+	for i, f := range fracs {
+		mc := max(capacity>>k, 1)
+		m.sims = append(m.sims, &miniSim{p: newFixed(mc, hashValue, f), idx: make(map[uint64]*Node[uint64]), cap: mc})
+		if f == tune.windowPercent {
+			m.cur = i
+		}
+	}
+	return m
+}
+
+// access feeds one request for the key of hash h to the simulations. When a
+// decision is due it returns the window fraction to use and true.
+func (m *minis) access(h uint64) (float64, bool) {
+	if m.shift == 64 || spread(h^0x2545f4914f6cdd1d)>>m.shift == 0 {
+		for _, s := range m.sims {
+			s.access(h)
+		}
+	}
+	if m.count++; m.count < m.period {
+		return 0, false
+	}
+	m.count = 0
+	best, bi := -1.0, 0
+	for i, s := range m.sims {
+		s.score = s.score*tune.miniDecay + float64(s.hits)
+		s.hits = 0
+		if s.score > best {
+			best, bi = s.score, i
+		}
+	}
+	if best > m.sims[m.cur].score*(1+tune.miniMargin) {
+		m.cur = bi
+	}
+	return m.fracs[m.cur], true
+}
+
+func (s *miniSim) access(h uint64) {
+	if n, ok := s.idx[h]; ok {
+		s.p.Touch(n)
+		s.hits++
+		return
+	}
+	n := &Node[uint64]{Value: h}
+	s.p.Add(n)
+	s.idx[h] = n
+	for s.p.Len() > s.cap {
+		v := s.p.Victim()
+		s.p.Remove(v)
+		delete(s.idx, v.Value)
+	}
+}
