@@ -1,0 +1,281 @@
+package policies
+
+import (
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/memokit/memo/internal/traces"
+)
+
+func intHash(n *Node[int]) uint64   { return uint64(n.Value) * 0x9e3779b97f4a7c15 }
+func keyHash(k uint64) uint64        { return k * 0x9e3779b97f4a7c15 }
+func u64Hash(n *Node[uint64]) uint64 { return keyHash(n.Value) }
+
+func TestSketchNeverUnderTrueCount(t *testing.T) {
+	t.Parallel()
+	s := newSketch(512)
+	r := rand.New(rand.NewPCG(1, 2))
+	z := rand.NewZipf(r, 1.1, 1, 5000)
+	counts := map[uint64]int{}
+	// Fewer increments than the sample, so no halving happens.
+	for range s.sampleSize - 1 {
+		k := z.Uint64()
+		counts[k]++
+		s.increment(keyHash(k))
+	}
+	require.Less(t, s.additions, s.sampleSize, "no halving yet")
+	over := 0
+	for k, c := range counts {
+		est := s.estimate(keyHash(k))
+		require.GreaterOrEqual(t, est, min(c, 15), "key %d", k)
+		if est > min(c, 15) {
+			over++
+		}
+	}
+	assert.Less(t, over, len(counts)/10, "estimates above the true count (collisions)")
+	assert.Zero(t, s.estimate(keyHash(1<<40)), "a key never counted, in a sparse sketch")
+}
+
+func TestSketchHalvesAtSampleSize(t *testing.T) {
+	t.Parallel()
+	s := newSketch(100)
+	require.Equal(t, 1000, s.sampleSize)
+	hot := keyHash(7)
+	for range 20 {
+		s.increment(hot) // saturates at 15; the last 5 change no counter
+	}
+	require.Equal(t, 15, s.estimate(hot))
+	require.Equal(t, 15, s.additions, "saturated increments do not count")
+	for k := uint64(1000); s.additions < s.sampleSize-1; k++ {
+		s.increment(keyHash(k))
+	}
+	assert.Equal(t, 15, s.estimate(hot), "no halving before the sample is complete")
+	s.increment(keyHash(1 << 50))
+	assert.Equal(t, 7, s.estimate(hot), "halved when the sample completes")
+	assert.Equal(t, s.sampleSize/2, s.additions)
+	s.clear()
+	assert.Zero(t, s.estimate(hot))
+}
+
+// replayW replays keys through a W-TinyLFU policy directly, as the cache
+// drives it (add, then evict while over capacity), and returns it and the
+// hits.
+func replayW(capacity int, keys []uint64) (*wtinylfu[uint64], int) {
+	p := newWTinyLFU(capacity, u64Hash)
+	idx := map[uint64]*Node[uint64]{}
+	hits := 0
+	for _, k := range keys {
+		if n, ok := idx[k]; ok {
+			p.Touch(n)
+			hits++
+			continue
+		}
+		n := &Node[uint64]{Value: k}
+		p.Add(n)
+		idx[k] = n
+		for p.Len() > capacity {
+			v := p.Victim()
+			p.Remove(v)
+			delete(idx, v.Value)
+		}
+	}
+	return p, hits
+}
+
+// recencyTrace has no loops and no popular keys: every key is requested
+// twice, the second time within 600 requests of the first, and never
+// again. LRU of 1000 hits every second request (a third of all); a small
+// window turns most of them away, because each candidate ties its victim.
+func recencyTrace(n int) []uint64 {
+	r := rand.New(rand.NewPCG(3, 4))
+	later := map[int][]uint64{}
+	var keys []uint64
+	next := uint64(0)
+	for i := 0; len(keys) < n; i++ {
+		if ks, ok := later[i]; ok {
+			keys = append(keys, ks...)
+			delete(later, i)
+			continue
+		}
+		keys = append(keys, next)
+		at := i + 1 + r.IntN(600)
+		later[at] = append(later[at], next)
+		next++
+	}
+	return keys
+}
+
+func TestWTinyLFUWindowAdapts(t *testing.T) {
+	t.Parallel()
+	keys := recencyTrace(200_000)
+	p, hits := replayW(1000, keys)
+	assert.GreaterOrEqual(t, p.maxWindow, 300, "the window grows toward recency")
+	assert.Greater(t, 100*float64(hits)/float64(len(keys)), 30.0, "hit ratio on the recency trace")
+
+	dir := traces.Require(t)
+	gli, err := traces.LoadFile(filepath.Join(dir, "lirs/gli.trace.gz"))
+	require.NoError(t, err)
+	p, _ = replayW(1000, gli)
+	assert.LessOrEqual(t, p.maxWindow, 10, "the window stays small on gli, where frequency wins")
+	// Started wide, it comes back down on gli.
+	p = newWTinyLFU(1000, u64Hash)
+	p.setWindow(0.9)
+	require.Equal(t, 900, p.maxWindow)
+	idx := map[uint64]*Node[uint64]{}
+	for _, k := range gli {
+		if n, ok := idx[k]; ok {
+			p.Touch(n)
+			continue
+		}
+		n := &Node[uint64]{Value: k}
+		p.Add(n)
+		idx[k] = n
+		for p.Len() > 1000 {
+			v := p.Victim()
+			p.Remove(v)
+			delete(idx, v.Value)
+		}
+	}
+	assert.LessOrEqual(t, p.maxWindow, 100, "the window shrinks toward frequency on gli")
+}
+
+func TestWTinyLFUAdmission(t *testing.T) {
+	t.Parallel()
+	p := newWTinyLFU(10, intHash) // window 1, protected 7 of the main 9
+	ns := nodes(13)
+	for _, n := range ns[:10] {
+		p.Add(n)
+	}
+	require.Equal(t, 10, p.Len())
+	assert.Equal(t, 1, p.nWindow)
+	assert.Equal(t, 9, p.nProbation)
+	// 0 is probation's oldest; 9 is in the window.
+	assert.Same(t, ns[0], p.Victim(), "not over capacity: probation's oldest")
+	for range 3 {
+		p.Touch(ns[0]) // 0: count 4, now protected
+	}
+	assert.Equal(t, 1, p.nProtected)
+
+	// 10 pushes 9 out of the window: 9 (count 1) ties probation's oldest, 1
+	// (count 1), and is turned away.
+	p.Add(ns[10])
+	require.Equal(t, 11, p.Len())
+	assert.Same(t, ns[9], p.candidate)
+	assert.Same(t, ns[9], p.Victim(), "a tie keeps the victim")
+	p.Remove(ns[9])
+	assert.Nil(t, p.candidate)
+
+	// 11 pushes 10 out; 10 was used twice more, so it beats 1.
+	p.Touch(ns[10])
+	p.Touch(ns[10])
+	p.Add(ns[11])
+	assert.Same(t, ns[10], p.candidate)
+	assert.Same(t, ns[1], p.Victim(), "the more frequent candidate is admitted")
+	p.Remove(ns[1])
+	assert.Equal(t, 10, p.Len())
+
+	// Replacing the candidate hands its role over.
+	p.Add(ns[12])
+	c := p.candidate
+	require.NotNil(t, c)
+	repl := &Node[int]{Value: c.Value}
+	p.Replace(c, repl)
+	assert.Same(t, repl, p.candidate)
+	assertUnlinked(t, c)
+}
+
+// TestWTinyLFUInvariants runs random operations and checks after each
+// that every segment's count matches its list and that the cache never
+// holds more than its capacity once it has evicted.
+func TestWTinyLFUInvariants(t *testing.T) {
+	t.Parallel()
+	const capacity = 50
+	p := newWTinyLFU(capacity, intHash)
+	r := rand.New(rand.NewPCG(5, 6))
+	live := map[int]*Node[int]{}
+	count := func(b *bucket[int]) int {
+		k := 0
+		for n := b.root.next; n != &b.root; n = n.next {
+			require.Same(t, b, n.bucket)
+			k++
+		}
+		return k
+	}
+	for i := range 20_000 {
+		k := r.IntN(200)
+		switch op := r.IntN(10); {
+		case op < 6:
+			if n, ok := live[k]; ok {
+				p.Touch(n)
+				break
+			}
+			n := &Node[int]{Value: k}
+			p.Add(n)
+			live[k] = n
+			for p.Len() > capacity {
+				v := p.Victim()
+				require.NotNil(t, v)
+				p.Remove(v)
+				assertUnlinked(t, v)
+				delete(live, v.Value)
+			}
+		case op < 8:
+			if n, ok := live[k]; ok {
+				p.Remove(n)
+				delete(live, k)
+			}
+		case op < 9:
+			if n, ok := live[k]; ok {
+				m := &Node[int]{Value: k}
+				p.Replace(n, m)
+				live[k] = m
+			}
+		default:
+			if i%1000 == 0 {
+				p.Clear()
+				clear(live)
+			}
+		}
+		require.Equal(t, p.nWindow, count(&p.window))
+		require.Equal(t, p.nProbation, count(&p.probation))
+		require.Equal(t, p.nProtected, count(&p.protected))
+		require.Equal(t, len(live), p.Len())
+		require.LessOrEqual(t, p.Len(), capacity)
+		require.LessOrEqual(t, p.nProtected, p.maxProtected)
+	}
+}
+
+func TestWTinyLFUStaleNodesAndClear(t *testing.T) {
+	t.Parallel()
+	p := NewSized(WTinyLFU, 4, intHash)
+	other := NewSized(WTinyLFU, 4, intHash)
+	ns := nodes(4)
+	for _, n := range ns[:3] {
+		p.Add(n)
+	}
+	foreign := &Node[int]{Value: 9}
+	other.Add(foreign)
+	p.Touch(ns[3])
+	p.Remove(ns[3])
+	p.Touch(foreign)
+	p.Remove(foreign)
+	assert.Equal(t, 3, p.Len())
+	assert.Equal(t, 1, other.Len())
+	require.Panics(t, func() { p.Add(ns[0]) })
+	p.Clear()
+	assert.Zero(t, p.Len())
+	assert.Nil(t, p.Victim())
+	for _, n := range ns {
+		assertUnlinked(t, n)
+		p.Touch(n)
+		p.Remove(n)
+	}
+	for _, n := range ns {
+		p.Add(n)
+	}
+	assert.Len(t, drain(p), 4)
+}
