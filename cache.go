@@ -19,9 +19,9 @@ import (
 	"github.com/memokit/memo/stats"
 )
 
-// Cache is a goroutine-safe, bounded cache with LRU or LFU eviction,
-// optional TTL expiry and statistics. It is also the cache that [Decorate]
-// attaches to a function.
+// Cache is a goroutine-safe, bounded cache with LRU, LFU or W-TinyLFU
+// eviction, optional TTL expiry and statistics. It is also the cache that
+// [Decorate] attaches to a function.
 //
 // Keys are compared by memo's key rules ([MakeHashable]): exact, typed,
 // pointers by identity. Get, Set and Delete cost O(1) plus the cost of
@@ -29,7 +29,11 @@ import (
 //
 // Eviction is exact until goroutines contend for the cache: replayed
 // request by request from one goroutine it gives the same hit ratios as a
-// textbook LRU or LFU. Once parallel hits have contended, uses are recorded
+// textbook LRU or LFU, and W-TinyLFU makes the decisions it makes when
+// driven directly (a new entry always enters its window; the entry that
+// leaves the window is either admitted, pushing out an older one, or turned
+// away, which counts as an eviction). Once parallel hits have contended,
+// uses are recorded
 // through per-goroutine stripes and sampled (one in 32), as Caffeine and
 // otter record them lossily, which makes the order approximate; results and
 // statistics stay exact.

@@ -29,6 +29,7 @@ import (
 // went from 11% to 47%, on OLTP@1000 from 33% to 27%). Within a block,
 // requests interleave as the scheduler has them.
 const chunk = 256
+
 func replayCache(t *testing.T, kind policies.Kind, size int, keys []uint64, g int) int {
 	t.Helper()
 	c, err := memo.New(memo.WithMaxSize(size), memo.WithPolicy(kind))

@@ -39,7 +39,7 @@ var tune = tuning{
 // window sizes on the same requests and reacts within a few capacities of
 // requests.
 type wtinylfu[V any] struct {
-	window, probation, protected bucket[V]
+	window, probation, protected    bucket[V]
 	nWindow, nProbation, nProtected int
 
 	capacity     int

@@ -11,7 +11,7 @@ import (
 	"github.com/memokit/memo/internal/traces"
 )
 
-func intHash(n *Node[int]) uint64   { return uint64(n.Value) * 0x9e3779b97f4a7c15 }
+func intHash(n *Node[int]) uint64    { return uint64(n.Value) * 0x9e3779b97f4a7c15 }
 func keyHash(k uint64) uint64        { return k * 0x9e3779b97f4a7c15 }
 func u64Hash(n *Node[uint64]) uint64 { return keyHash(n.Value) }
 

@@ -13,9 +13,9 @@ import (
 type Cache struct {
 	policy   policies.Policy[uint64]
 	addFirst bool // the policy admits (W-TinyLFU): add, then evict
-	index  map[uint64]*policies.Node[uint64]
-	size   int
-	result Result
+	index    map[uint64]*policies.Node[uint64]
+	size     int
+	result   Result
 }
 
 // New returns an empty Cache of size entries evicting by kind. It panics if
