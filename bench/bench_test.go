@@ -20,6 +20,7 @@ import (
 	"github.com/mitchellh/hashstructure/v2"
 
 	"github.com/memokit/memo"
+	"github.com/memokit/memo/policies"
 )
 
 const (
@@ -368,4 +369,29 @@ func makeFuncFloor[F any](fn F, results ...any) F {
 		out[i] = v
 	}
 	return reflect.MakeFunc(t, func([]reflect.Value) []reflect.Value { return out }).Interface().(F)
+}
+
+// BenchmarkMiss measures misses at capacity: the cache is full before the
+// timer starts and every iteration asks for a key never seen, so each call
+// runs the function, stores the result and evicts an entry. memo's typed
+// path with its default policy and with W-TinyLFU, against a hand-written
+// memo over otter (W-TinyLFU as well).
+func BenchmarkMiss(b *testing.B) {
+	run := func(b *testing.B, f func(int) int) {
+		for i := range capacity {
+			f(-1 - i)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		sum := 0
+		for i := range b.N {
+			sum += f(i)
+		}
+		sinkInt = sum
+	}
+	b.Run("typed", func(b *testing.B) { run(b, memo.Func(square, memo.WithMaxSize(capacity))) })
+	b.Run("typed-w-tinylfu", func(b *testing.B) {
+		run(b, memo.Func(square, memo.WithMaxSize(capacity), memo.WithPolicy(policies.WTinyLFU)))
+	})
+	b.Run("otter", func(b *testing.B) { run(b, otterMemo(square)) })
 }

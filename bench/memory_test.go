@@ -11,6 +11,7 @@ import (
 	"github.com/maypok86/otter/v2"
 
 	"github.com/memokit/memo"
+	"github.com/memokit/memo/policies"
 )
 
 const memEntries = 1 << 20
@@ -42,6 +43,13 @@ func TestMemoryPerEntry(t *testing.T) {
 
 	measure("memo", func() (any, int) {
 		f := memo.Func(square, memo.WithMaxSize(memEntries))
+		for i := range memEntries {
+			f(i)
+		}
+		return f, memo.CacheOf(f).Len()
+	})
+	measure("memo-w-tinylfu", func() (any, int) {
+		f := memo.Func(square, memo.WithMaxSize(memEntries), memo.WithPolicy(policies.WTinyLFU))
 		for i := range memEntries {
 			f(i)
 		}
