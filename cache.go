@@ -33,10 +33,11 @@ import (
 // driven directly (a new entry always enters its window; the entry that
 // leaves the window is either admitted, pushing out an older one, or turned
 // away, which counts as an eviction). Once parallel hits have contended,
-// uses are recorded
-// through per-goroutine stripes and sampled (one in 32), as Caffeine and
-// otter record them lossily, which makes the order approximate; results and
-// statistics stay exact.
+// uses are recorded through per-goroutine stripes and sampled (one in 32;
+// W-TinyLFU, whose sketch counts them, records every use and drops only
+// what a full stripe cannot hold), as Caffeine and otter record them
+// lossily, which makes the order approximate; results and statistics stay
+// exact.
 //
 // A Cache is safe for concurrent use by multiple goroutines. The zero Cache
 // is not usable, nor is a nil *Cache (what [CacheOf] returns for a function
@@ -165,6 +166,10 @@ func newCache(cfg config) *Cache {
 	// stripes, cleanups), so that a cache that is never used, such as that
 	// of a method value made per instance, costs a few hundred bytes.
 	c.index.init()
+	c.reads.sampleMask = sampleRate - 1
+	if c.addFirst {
+		c.reads.sampleMask = 0 // W-TinyLFU's sketch needs every use
+	}
 	c.listed = listCache(c, cmp.Or(cfg.name, cfg.symbol))
 	return c
 }

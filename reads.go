@@ -28,6 +28,10 @@ type readBuffer struct {
 	contended atomic.Bool
 	first     atomic.Pointer[readStripe]
 	more      atomic.Pointer[[maxStripes]atomic.Pointer[readStripe]] // all stripes, once n > 1
+	// sampleMask is sampleRate-1, or 0 to record every use (lossy only
+	// when a stripe is full), which a W-TinyLFU cache sets: its frequency
+	// sketch needs the uses that sampling would drop. Set by newCache.
+	sampleMask uint64
 }
 
 const (
@@ -78,7 +82,7 @@ func (b *readBuffer) add(n *node, h uint64) bool {
 	// Once goroutines have contended (more than one stripe), record one use
 	// in sampleRate: replaying every hit onto the policy under Cache.mu
 	// would serialize parallel hits. From one goroutine every use counts.
-	if (b.n.Load() == 1 || st.hits%sampleRate == 0) && st.n < stripeSize {
+	if (b.n.Load() == 1 || st.hits&b.sampleMask == 0) && st.n < stripeSize {
 		st.buf[st.n] = n
 		st.n++
 	}

@@ -3,8 +3,8 @@ package memo_test
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -99,7 +99,6 @@ func ratio(hits, n int) float64 { return 100 * float64(hits) / float64(n) }
 // integers, which moves the sketch's collisions and the sampled keys.
 func TestWTinyLFUReplayExact(t *testing.T) {
 	t.Parallel()
-	dir := traces.Require(t)
 	for _, tt := range []struct {
 		file           string
 		size           int
@@ -113,8 +112,7 @@ func TestWTinyLFUReplayExact(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%s@%d", tt.file, tt.size), func(t *testing.T) {
 			t.Parallel()
-			keys, err := traces.LoadFile(filepath.Join(dir, tt.file))
-			require.NoError(t, err)
+			keys := traces.Need(t, tt.file)
 			hits := replayCache(t, policies.WTinyLFU, tt.size, keys, 1)
 			simHits := sim.Replay(policies.WTinyLFU, tt.size, keys).Hits
 			assert.Equal(t, tt.cache, hits, "Cache")
@@ -130,7 +128,6 @@ func TestWTinyLFUReplayExact(t *testing.T) {
 // hit ratio must stay within one point of the one-goroutine replay.
 func TestWTinyLFUParallelReplay(t *testing.T) {
 	t.Parallel()
-	dir := traces.Require(t)
 	for _, tt := range []struct {
 		file string
 		size int
@@ -145,7 +142,11 @@ func TestWTinyLFUParallelReplay(t *testing.T) {
 				t.Skip("skipping a long trace under -short")
 			}
 			t.Parallel()
-			keys, err := traces.LoadFile(filepath.Join(dir, tt.file))
+			keys, err := traces.LoadName(tt.file)
+			if errors.Is(err, fs.ErrNotExist) {
+				// scarab is not shipped: it needs $MEMO_TRACES.
+				t.Skipf("skipping: %v", err)
+			}
 			require.NoError(t, err)
 			one := ratio(replayCache(t, policies.WTinyLFU, tt.size, keys, 1), len(keys))
 			four := ratio(replayCache(t, policies.WTinyLFU, tt.size, keys, 4), len(keys))
@@ -163,13 +164,12 @@ func TestWTinyLFUMatrix(t *testing.T) {
 	if os.Getenv("MEMO_MATRIX") == "" {
 		t.Skip("set MEMO_MATRIX=1 to replay the whole matrix")
 	}
-	dir := traces.Require(t)
 	res := make([]float64, len(sim.Matrix))
 	loaded := map[string][]uint64{}
 	for _, r := range sim.Matrix {
 		if loaded[r.File] == nil {
-			keys, err := traces.LoadFile(filepath.Join(dir, r.File))
-			require.NoError(t, err)
+			keys, err := traces.LoadName(r.File)
+			require.NoError(t, err, "set $MEMO_TRACES to the traces folder")
 			loaded[r.File] = keys
 		}
 	}

@@ -2,7 +2,6 @@ package policies
 
 import (
 	"math/rand/v2"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -116,9 +115,7 @@ func TestWTinyLFUWindowAdapts(t *testing.T) {
 	assert.GreaterOrEqual(t, p.maxWindow, 300, "the window grows toward recency")
 	assert.Greater(t, 100*float64(hits)/float64(len(keys)), 30.0, "hit ratio on the recency trace")
 
-	dir := traces.Require(t)
-	gli, err := traces.LoadFile(filepath.Join(dir, "lirs/gli.trace.gz"))
-	require.NoError(t, err)
+	gli := traces.Need(t, "lirs/gli.trace.gz")
 	p, _ = replayW(1000, gli)
 	assert.LessOrEqual(t, p.maxWindow, 10, "the window stays small on gli, where frequency wins")
 	// Started wide, it comes back down on gli.

@@ -18,8 +18,9 @@
 //	go run ./cmd/simulate -trace lirs/gli.trace.gz -sizes 250,500,1000,2000
 //	go run ./cmd/simulate -charts ../docs/charts -policies memo-w-tinylfu,otter,lru,opt
 //
-// Traces are read from -traces, else $MEMO_TRACES, else ../shared/traces
-// beside the repository.
+// Traces are read from -traces; without it, from those shipped in
+// internal/traces (the LIRS traces and arc/OLTP), else $MEMO_TRACES, else
+// ../shared/traces beside the repository.
 package main
 
 import (
@@ -57,7 +58,7 @@ type job struct {
 func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("traces", "", "traces folder (default $MEMO_TRACES or ../shared/traces)")
+	dir := fs.String("traces", "", "traces folder (default: the traces shipped in internal/traces, then $MEMO_TRACES or ../shared/traces)")
 	trace := fs.String("trace", "", "one trace, relative to the traces folder (default: the matrix)")
 	sizesFlag := fs.String("sizes", "", "comma-separated cache sizes for -trace")
 	pols := fs.String("policies", strings.Join(policyNames, ","), "comma-separated policies: "+strings.Join(policyNames, ", "))
@@ -67,13 +68,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 	quiet := fs.Bool("q", false, "no progress bar")
 	if err := fs.Parse(args); err != nil {
 		return err
-	}
-	if *dir == "" {
-		d, err := traces.Dir()
-		if err != nil {
-			return err
-		}
-		*dir = d
 	}
 	names := strings.Split(*pols, ",")
 	for _, n := range names {
@@ -108,7 +102,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	var total int64
 	for _, r := range rows {
 		if loaded[r.file] == nil {
-			keys, err := traces.LoadFile(filepath.Join(*dir, r.file))
+			var keys []uint64
+			var err error
+			if *dir != "" {
+				keys, err = traces.LoadFile(filepath.Join(*dir, r.file))
+			} else {
+				keys, err = traces.LoadName(r.file) // shipped, else $MEMO_TRACES or ../shared/traces
+			}
 			if err != nil {
 				return err
 			}
