@@ -236,6 +236,9 @@ func BenchmarkInt(b *testing.B) {
 	b.Run("typed", func(b *testing.B) {
 		benchInt(b, memo.Func(square, memo.WithMaxSize(capacity)))
 	})
+	b.Run("typed-w-tinylfu", func(b *testing.B) {
+		benchInt(b, memo.Func(square, memo.WithMaxSize(capacity), memo.WithPolicy(policies.WTinyLFU)))
+	})
 	b.Run("otter", func(b *testing.B) { benchInt(b, otterMemo(square)) })
 	b.Run("lru", func(b *testing.B) { benchInt(b, lruMemo(square)) })
 }
@@ -251,6 +254,9 @@ func BenchmarkCtxString(b *testing.B) {
 	})
 	b.Run("typed", func(b *testing.B) {
 		benchCtxString(b, memo.FuncCtx(greet, memo.WithMaxSize(capacity)))
+	})
+	b.Run("typed-w-tinylfu", func(b *testing.B) {
+		benchCtxString(b, memo.FuncCtx(greet, memo.WithMaxSize(capacity), memo.WithPolicy(policies.WTinyLFU)))
 	})
 	b.Run("otter", func(b *testing.B) { benchCtxString(b, otterMemoCtx(greet)) })
 	b.Run("lru", func(b *testing.B) { benchCtxString(b, lruMemoCtx(greet)) })

@@ -44,27 +44,23 @@ func spread(h uint64) uint64 {
 	return h
 }
 
-// slots returns the word and bit offset of h's four counters: the block
-// from the low bits of the rehash, then for lane i, word block+2i or
-// block+2i+1 and one of its 16 nibbles, from 5 bits each above bit 32.
-func (s *sketch) slots(h uint64) (w [4]uint64, off [4]uint) {
+// block returns the 8-word block of h's counters and the rehash that
+// places them: for lane i, word 2i or 2i+1 of the block and one of its 16
+// nibbles, from 5 bits each above bit 32.
+func (s *sketch) block(h uint64) (*[8]uint64, uint64) {
 	h = spread(h)
-	block := (h & s.blockMask) << 3
-	for i := range 4 {
-		b := h >> (32 + 5*uint(i))
-		w[i] = block + uint64(2*i) + (b>>4)&1
-		off[i] = uint(b&15) << 2
-	}
-	return w, off
+	b := (h & s.blockMask) << 3
+	return (*[8]uint64)(s.table[b : b+8]), h
 }
 
 // estimate returns how often h was counted: at least its count since the
 // last halving (halved with each halving), at most 15.
 func (s *sketch) estimate(h uint64) int {
-	w, off := s.slots(h)
+	blk, h := s.block(h)
 	m := uint64(15)
-	for i := range 4 {
-		m = min(m, (s.table[w[i]]>>off[i])&15)
+	for i := range uint(4) {
+		b := h >> (32 + 5*i)
+		m = min(m, (blk[2*i+uint(b>>4&1)]>>((b&15)<<2))&15)
 	}
 	return int(m)
 }
@@ -72,11 +68,13 @@ func (s *sketch) estimate(h uint64) int {
 // increment counts one occurrence of h, and halves every counter when it
 // completes the sample.
 func (s *sketch) increment(h uint64) {
-	w, off := s.slots(h)
+	blk, h := s.block(h)
 	added := false
-	for i := range 4 {
-		if (s.table[w[i]]>>off[i])&15 < 15 {
-			s.table[w[i]] += 1 << off[i]
+	for i := range uint(4) {
+		b := h >> (32 + 5*i)
+		w, off := 2*i+uint(b>>4&1), (b&15)<<2
+		if (blk[w]>>off)&15 < 15 {
+			blk[w] += 1 << off
 			added = true
 		}
 	}
