@@ -18,7 +18,9 @@ import (
 	"github.com/memokit/memo/stats"
 )
 
-var bothPolicies = []policies.Kind{policies.LRU, policies.LFU}
+// bothPolicies are the policies every generic Cache test runs with (the
+// name predates W-TinyLFU).
+var bothPolicies = []policies.Kind{policies.LRU, policies.LFU, policies.WTinyLFU}
 
 // mapLen counts the entries in c's shard maps directly, without the sweep
 // that Len and Stats do first: it tells whether the timer freed them.

@@ -18,7 +18,7 @@ import (
 // Invalidate, Clear and context cancellation, on both the reflective and the
 // typed paths.
 func TestRegressionStressNoWrongHit(t *testing.T) {
-	for _, pol := range []policies.Kind{policies.LRU, policies.LFU} {
+	for _, pol := range []policies.Kind{policies.LRU, policies.LFU, policies.WTinyLFU} {
 		t.Run(pol.String(), func(t *testing.T) {
 			var bad atomic.Int64
 			dec := Decorate(func(ctx context.Context, x int, s string) (string, error) {
