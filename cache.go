@@ -266,6 +266,7 @@ func (c *Cache) Get(key any) (any, error) {
 		putState(s)
 	}
 	if !ok {
+		c.rec.GetMissed(1)
 		return nil, ErrNotFound
 	}
 	return v, nil

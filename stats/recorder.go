@@ -117,6 +117,8 @@ type Recorder struct {
 	refreshErr  atomic.Uint64
 	stale       atomic.Uint64
 	rejected    atomic.Uint64
+	led         atomic.Uint64
+	getMisses   atomic.Uint64
 
 	mu       sync.Mutex
 	calls    uint64
@@ -143,6 +145,14 @@ func (r *Recorder) Expired(n uint64) { r.expirations.Add(n) }
 
 // Abandoned records n misses whose caller left before a result.
 func (r *Recorder) Abandoned(n uint64) { r.abandoned.Add(n) }
+
+// Led records n misses whose caller ran the function, or started the
+// execution it waited for, and got its result.
+func (r *Recorder) Led(n uint64) { r.led.Add(n) }
+
+// GetMissed records n misses of Cache.Get, lookups after which nothing
+// runs.
+func (r *Recorder) GetMissed(n uint64) { r.getMisses.Add(n) }
 
 // Uncacheable records n calls whose key can never hit again, so that their
 // results were not stored.
@@ -216,6 +226,8 @@ func (r *Recorder) Snapshot() Stats {
 		RefreshesFailed:    r.refreshErr.Load(),
 		StaleServed:        r.stale.Load(),
 		Rejected:           r.rejected.Load(),
+		Led:                r.led.Load(),
+		GetMisses:          r.getMisses.Load(),
 	}
 	r.mu.Lock()
 	s.TotalCalls = r.calls
@@ -245,6 +257,8 @@ func (r *Recorder) Reset() {
 	r.refreshErr.Store(0)
 	r.stale.Store(0)
 	r.rejected.Store(0)
+	r.led.Store(0)
+	r.getMisses.Store(0)
 	r.mu.Lock()
 	r.calls, r.failures = 0, 0
 	r.total, r.min, r.max = 0, 0, 0

@@ -16,8 +16,9 @@ type Stats struct {
 	// Hits and Misses count lookups; every lookup is one or the other.
 	// Callers that waited for an in-flight call are misses.
 	Hits, Misses uint64
-	// Coalesced counts misses served by another caller's execution (a
-	// caller that stopped waiting, its context done, is not counted).
+	// Coalesced counts misses served by another caller's execution: they
+	// waited for it, or found the entry it stored just before (a caller
+	// that stopped waiting, its context done, is not counted).
 	Coalesced uint64
 	// Evictions counts entries removed to make room; Expirations counts
 	// entries removed because their TTL ran out.
@@ -55,6 +56,14 @@ type Stats struct {
 	// Rejected counts results that WithCacheIf's predicate or WithTTLFunc's
 	// function chose not to store; they were still returned to the callers.
 	Rejected uint64
+	// Led counts misses whose caller ran the function itself, or started
+	// the execution it then waited for, and got its result (or its panic).
+	// A call made from inside an execution for that execution's own key
+	// runs the function on its own and counts here too.
+	Led uint64
+	// GetMisses counts the misses of Cache.Get: lookups after which
+	// nothing runs.
+	GetMisses uint64
 }
 
 // Quantile estimates the q-quantile of the execution times (q = 0.5 for
@@ -71,6 +80,28 @@ func (s Stats) Quantile(q float64) time.Duration {
 		return s.MaxTime
 	}
 	return min(max(d, s.MinTime), s.MaxTime)
+}
+
+// Pending returns the misses that had not ended when the statistics were
+// taken. Every miss ends in exactly one of five ways: its caller led an
+// execution (Led), was served by another caller's execution or by the
+// entry it stored (Coalesced), left before a result (Abandoned), ran the
+// function without storing a result that could never hit (Uncacheable),
+// or was a lookup of Cache.Get (GetMisses). So
+//
+//	Misses == Led + Coalesced + Abandoned + Uncacheable + GetMisses + Pending()
+//
+// and Pending is 0 once no call is in flight. TotalCalls is not part of
+// the sum: it also counts executions whose callers all left, samples given
+// to Cache.UpdateProfiling, and work done in the background; with no
+// caller leaving early, every result storable and no such samples,
+// Misses == TotalCalls + Coalesced (+ GetMisses).
+//
+// A snapshot taken while calls run is not an atomic cut (see
+// Recorder.Snapshot), so Pending is then approximate, and may even be
+// negative.
+func (s Stats) Pending() int64 {
+	return int64(s.Misses) - int64(s.Led+s.Coalesced+s.Abandoned+s.Uncacheable+s.GetMisses)
 }
 
 // HitRatio returns Hits / (Hits + Misses), or 0 when there were no lookups.

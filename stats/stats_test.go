@@ -128,3 +128,27 @@ func TestString(t *testing.T) {
 	assert.Contains(t, zero, "avg time     0s\n")
 	assert.Contains(t, zero, "ttl          none")
 }
+
+func TestPending(t *testing.T) {
+	t.Parallel()
+	var r Recorder
+	for h := range uint64(10) {
+		r.Miss(h)
+	}
+	assert.EqualValues(t, 10, r.Snapshot().Pending(), "no miss has ended")
+	r.Led(3)
+	r.Coalesced(2)
+	r.Abandoned(1)
+	r.Uncacheable(1)
+	r.GetMissed(2)
+	s := r.Snapshot()
+	assert.EqualValues(t, 3, s.Led)
+	assert.EqualValues(t, 2, s.GetMisses)
+	assert.EqualValues(t, 1, s.Pending())
+	r.Led(1)
+	assert.Zero(t, r.Snapshot().Pending(), "every miss accounted for")
+	r.Execution(time.Millisecond, false) // UpdateProfiling: not a miss
+	assert.Zero(t, r.Snapshot().Pending())
+	r.Reset()
+	assert.Equal(t, Stats{}, r.Snapshot())
+}
