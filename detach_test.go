@@ -1,0 +1,244 @@
+package memo
+
+import (
+	"reflect"
+	"runtime"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Tests of the copies an execution makes of its arguments (detach.go).
+
+// dtCopy returns the copy an execution would get of v, a value of type T.
+func dtCopy[T any](v T, deref bool) T {
+	c := copierOf(reflect.TypeFor[T](), deref)
+	if c == nil {
+		return v
+	}
+	ownValue(c, &v)
+	return v
+}
+
+// dtKey returns the key bytes of v as a parameter of type T.
+func dtKey[T any](v T, deref bool) string {
+	s := getState()
+	defer putState(s)
+	s.deref = deref
+	encoderOf(reflect.TypeFor[T]())(s, reflect.ValueOf(&v).Elem())
+	return string(s.buf)
+}
+
+type dtInner struct {
+	S []int
+}
+
+type dtStruct struct {
+	A    []int
+	b    []string
+	Skip []int `memo:"-"`
+	P    *int
+	M    map[string]dtInner
+	T    time.Time
+	F    func()
+}
+
+type dtKeyed struct{ ID int }
+
+func (k *dtKeyed) CacheKey() any { return k.ID }
+
+type dtNode struct {
+	V    []int
+	Next *dtNode
+}
+
+// dtAddr returns the address of a slice's array, to compare identities
+// (assert.Equal on pointers compares what they point to).
+func dtAddr[E any](s []E) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(s))) }
+
+// dtCheck asserts that the copy of v has v's key, and that mutate, which
+// changes memory v reaches, changes v's key but not the copy's.
+func dtCheck[T any](t *testing.T, v T, deref bool, mutate func(T)) T {
+	t.Helper()
+	before := dtKey(v, deref)
+	cp := dtCopy(v, deref)
+	require.Equal(t, before, dtKey(cp, deref), "the copy has the same key")
+	if mutate != nil {
+		mutate(v)
+		require.NotEqual(t, before, dtKey(v, deref), "the mutation changes the original's key")
+		assert.Equal(t, before, dtKey(cp, deref), "and leaves the copy alone")
+	}
+	return cp
+}
+
+func TestCopyOwnsWhatTheKeyEncodesByValue(t *testing.T) {
+	t.Parallel()
+	t.Run("slice", func(t *testing.T) {
+		t.Parallel()
+		dtCheck(t, []int{1, 2, 3}, false, func(v []int) { v[0] = 100 })
+		dtCheck(t, []byte("abc"), false, func(v []byte) { v[0] = 'x' })
+		dtCheck(t, []string{"a", "b"}, false, func(v []string) { v[1] = "c" })
+		var nilSlice []int
+		assert.Nil(t, dtCopy(nilSlice, false), "nil stays nil")
+		assert.NotNil(t, dtCopy([]int{}, false), "empty stays empty")
+	})
+	t.Run("nested slices keep their sharing", func(t *testing.T) {
+		t.Parallel()
+		x := []int{1, 2}
+		cp := dtCheck(t, [][]int{x, x}, false, func(v [][]int) { v[0][0] = 9 })
+		assert.Equal(t, dtAddr(cp[0]), dtAddr(cp[1]), "shared in the copy too")
+		assert.NotEqual(t, dtAddr(x), dtAddr(cp[0]))
+	})
+	t.Run("array of slices", func(t *testing.T) {
+		t.Parallel()
+		dtCheck(t, [2][]int{{1}, {2}}, false, func(v [2][]int) { v[1][0] = 5 })
+	})
+	t.Run("map", func(t *testing.T) {
+		t.Parallel()
+		dtCheck(t, map[string][]int{"a": {1}}, false, func(v map[string][]int) { v["a"][0] = 2 })
+		dtCheck(t, map[string]int{"a": 1}, false, func(v map[string]int) { v["b"] = 2 })
+	})
+	t.Run("interface", func(t *testing.T) {
+		t.Parallel()
+		dtCheck(t, any([]int{1}), false, func(v any) { v.([]int)[0] = 2 })
+		dtCheck(t, []any{[]int{1}, "s", 3}, false, func(v []any) { v[0].([]int)[0] = 2 })
+		x := any(7)
+		assert.Equal(t, x, dtCopy(x, false))
+	})
+	t.Run("struct fields, unexported too", func(t *testing.T) {
+		t.Parallel()
+		n := 1
+		f := func() {}
+		v := dtStruct{
+			A: []int{1}, b: []string{"x"}, Skip: []int{5}, P: &n,
+			M: map[string]dtInner{"k": {S: []int{1}}}, T: time.Unix(5, 0), F: f,
+		}
+		cp := dtCheck(t, v, false, func(v dtStruct) { v.b[0] = "y" })
+		dtCheck(t, v, false, func(v dtStruct) { v.A[0] = 2 })
+		dtCheck(t, v, false, func(v dtStruct) { v.M["k"].S[0] = 2 })
+		assert.Equal(t, dtAddr(v.Skip), dtAddr(cp.Skip), "a field left out of the key is passed as it is")
+		assert.Same(t, v.P, cp.P, "a pointer keyed by identity is passed as it is")
+		assert.True(t, v.T.Equal(cp.T))
+		assert.NotNil(t, cp.F)
+	})
+	t.Run("pointees under WithDeref", func(t *testing.T) {
+		t.Parallel()
+		n := &dtNode{V: []int{1}}
+		cp := dtCheck(t, n, true, func(v *dtNode) { v.V[0] = 2 })
+		assert.NotSame(t, n, cp)
+		assert.Same(t, n, dtCopy(n, false), "without WithDeref the pointer is the key")
+		x := 3
+		cpx := dtCheck(t, &x, true, func(v *int) { *v = 4 })
+		assert.NotSame(t, &x, cpx)
+		k := &dtKeyed{ID: 1}
+		assert.Same(t, k, dtCopy(k, true), "a pointer with a CacheKey method is passed as it is")
+	})
+}
+
+func TestCopyCycles(t *testing.T) {
+	t.Parallel()
+	s := []any{nil, 1}
+	s[0] = s
+	cs := dtCopy(s, false)
+	require.Len(t, cs, 2)
+	assert.NotEqual(t, dtAddr(s), dtAddr(cs))
+	assert.Equal(t, dtAddr(cs), dtAddr(cs[0].([]any)), "the copy contains itself")
+
+	m := map[string]any{"n": 1}
+	m["self"] = m
+	cm := dtCopy(m, false)
+	assert.Equal(t, reflect.ValueOf(cm).Pointer(), reflect.ValueOf(cm["self"]).Pointer())
+	assert.NotEqual(t, reflect.ValueOf(m).Pointer(), reflect.ValueOf(cm).Pointer())
+
+	n := &dtNode{V: []int{1}}
+	n.Next = n
+	cn := dtCopy(n, true)
+	assert.NotSame(t, n, cn)
+	assert.Same(t, cn, cn.Next)
+}
+
+// Memory shared by many parts of an argument is copied once: copying
+// costs at most the memory the argument reaches, however often it reaches
+// it (8,192 references to one 1 MiB slice would be 8 GiB as a tree).
+func TestCopySharedMemoryOnce(t *testing.T) {
+	big := make([]byte, 1<<20)
+	refs := make([][]byte, 8192)
+	for i := range refs {
+		refs[i] = big
+	}
+	boxed := any(dtInner{S: make([]int, 1<<17)}) // 1 MiB in one interface box
+	boxes := make([]any, 8192)
+	for i := range boxes {
+		boxes[i] = boxed
+	}
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	cr := dtCopy(refs, false)
+	cb := dtCopy(boxes, false)
+	runtime.ReadMemStats(&ms1)
+	assert.Less(t, ms1.TotalAlloc-ms0.TotalAlloc, uint64(4<<20), "bytes allocated by the two copies")
+	assert.Equal(t, dtAddr(cr[0]), dtAddr(cr[8191]))
+	assert.NotEqual(t, dtAddr(big), dtAddr(cr[0]))
+	assert.Equal(t, dtAddr(cb[0].(dtInner).S), dtAddr(cb[8191].(dtInner).S))
+}
+
+func TestCopierOnlyWhereNeeded(t *testing.T) {
+	t.Parallel()
+	for _, typ := range []reflect.Type{
+		reflect.TypeFor[int](), reflect.TypeFor[string](), reflect.TypeFor[*int](),
+		reflect.TypeFor[time.Time](), reflect.TypeFor[[4]int](), reflect.TypeFor[struct {
+			A int
+			B string
+			C []int `memo:"-"`
+		}](), reflect.TypeFor[chan int](), reflect.TypeFor[func()](), reflect.TypeFor[[0][]int](),
+	} {
+		assert.Nil(t, copierOf(typ, false), "%v", typ)
+	}
+	assert.NotNil(t, copierOf(reflect.TypeFor[*int](), true))
+	assert.Nil(t, copierOf(reflect.TypeFor[*dtKeyed](), true))
+	for _, typ := range []reflect.Type{
+		reflect.TypeFor[[]int](), reflect.TypeFor[map[int]int](), reflect.TypeFor[any](),
+		reflect.TypeFor[[1][]int](), reflect.TypeFor[dtInner](),
+	} {
+		assert.NotNil(t, copierOf(typ, false), "%v", typ)
+	}
+}
+
+// FuzzCopies checks, on the values FuzzKeys generates, that copying never
+// panics and that a copy has its original's key, with and without
+// WithDeref (keys holding a nonce equal nothing, so they are skipped).
+//
+//	go test -run XXX -fuzz=FuzzCopies -fuzztime=1m .
+func FuzzCopies(f *testing.F) {
+	f.Add([]byte{0, 9, 3, 1, 2, 3, 4, 5, 6})
+	f.Add([]byte{4, 1, 12, 2, 7, 1, 7, 2})
+	f.Add([]byte{2, 0, 5, 3, 5, 4})
+	f.Add([]byte{0, 13, 3, 5, 3, 5, 4, 7, 1})
+	f.Add([]byte{3, 14, 1, 2, 3, 15, 0, 1, 2, 3, 4})
+	f.Add([]byte{0, 16, 1, 16, 2, 17, 3})
+	f.Add([]byte("\x00\x0c\x03\x07a\x07b\x07c\x05\x03"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 512 {
+			return
+		}
+		a := (&fuzzGen{data: data}).value(0)
+		for _, deref := range []bool{false, true} {
+			key := func(v any) (string, bool) {
+				s := getState()
+				defer putState(s)
+				s.deref = deref
+				encodeInterface(s, reflect.ValueOf(&v).Elem())
+				return string(s.buf), s.opaque
+			}
+			before, opaque := key(a)
+			cp := dtCopy(a, deref)
+			after, _ := key(cp)
+			if !opaque && before != after {
+				t.Fatalf("deref %v: the copy's key differs\na  = %#v\ncp = %#v", deref, a, cp)
+			}
+		}
+	})
+}
