@@ -266,7 +266,9 @@ func (c *Cache) Get(key any) (any, error) {
 		putState(s)
 	}
 	if !ok {
-		c.rec.GetMissed(1)
+		if v != refreshDue {
+			c.rec.GetMissed(1)
+		}
 		return nil, ErrNotFound
 	}
 	return v, nil
@@ -391,6 +393,10 @@ func (c *Cache) UpdateProfiling(d time.Duration) {
 	c.rec.Execution(d, false)
 }
 
+// refreshDue is what lookup returns, with false, for an entry due for a
+// refresh: a hit it has counted, which the miss path serves (fresh.go).
+var refreshDue any = new(byte)
+
 // lookup returns the value stored under the encoded key k with hash h and
 // counts a hit or a miss. An expired entry is removed and is a miss.
 func (c *Cache) lookup(k []byte, h uint64) (any, bool) {
@@ -401,7 +407,7 @@ func (c *Cache) lookup(k []byte, h uint64) (any, bool) {
 	}
 	if n != nil && c.late(n) {
 		c.hit(n, h)
-		return nil, false // a refresh is due: the miss path serves the entry
+		return refreshDue, false // the miss path serves the entry (see miss)
 	}
 	c.rec.Miss(h)
 	return nil, false

@@ -38,13 +38,13 @@ func cloneDeep[A any](a A, deref bool) A {
 	return a
 }
 
-// cloneArgs returns private copies of a decorated function's arguments (a
-// leading context.Context is kept as it is).
+// cloneArgs returns private copies of a decorated function's arguments
+// (context.Context parameters are kept as they are).
 func (w *wrapped) cloneArgs(args []reflect.Value) []reflect.Value {
 	out := make([]reflect.Value, len(args))
 	cl := cloner{deref: w.deref}
 	for i, a := range args {
-		if (i == 0 && w.ctx) || !needsClone(a.Type(), w.deref) {
+		if a.Type() == contextType || !needsClone(a.Type(), w.deref) {
 			out[i] = a
 			continue
 		}

@@ -26,11 +26,32 @@ var (
 // without calling fn; concurrent calls with equal arguments share one
 // execution. The cache is reached with [CacheOf].
 //
-//   - A leading context.Context parameter is not part of the key. A caller
-//     whose context ends stops waiting at once, with zero results and
-//     ctx.Err() as the error result. The execution runs in its own goroutine
-//     under a context that keeps the first caller's values and is cancelled
-//     only when every caller waiting on it has gone.
+//   - Every context.Context parameter, in any position (after the receiver
+//     of a method expression too), is left out of the key; the first one
+//     governs waiting and cancellation. A caller whose context ends stops
+//     waiting at once, with zero results and ctx.Err() as the error result.
+//     The execution runs in its own goroutine under a context that keeps
+//     the values and the deadline of the caller that started it, and is
+//     cancelled only when every caller waiting on it has gone. A caller
+//     never fails because of another caller's deadline: if the execution
+//     ends with a deadline error (errors.Is(err, context.DeadlineExceeded))
+//     after its starter's deadline passed, each waiter whose own context
+//     is live and ends later starts, or joins, a fresh execution.
+//   - What fn receives: the caller's arguments, except when the caller
+//     that starts an execution has a context that can end. Such a caller
+//     may leave, and reuse its memory, while the execution goes on, so fn
+//     then receives a copy of everything the key takes by value (slices,
+//     maps and arrays element by element, struct fields, values inside
+//     interfaces, pointees under [WithDeref]); pointers keyed by identity,
+//     channels, funcs, strings and fields tagged memo:"-" are passed as
+//     they are. Hits never copy.
+//   - A call made from inside an execution for that execution's own key,
+//     on its goroutine or with its context, runs fn on its own instead of
+//     waiting on the execution (which would never end); its result is
+//     returned, not stored. A cycle across goroutines (f(1)'s execution
+//     waits for another goroutine that calls g(1), whose execution calls
+//     f(1)) is a lock-order cycle and deadlocks, as two mutexes taken in
+//     opposite orders do.
 //   - A trailing error result that is non-nil is returned to the callers of
 //     that execution and not stored, unless [WithErrorTTL] is given.
 //   - A panic is never stored. The caller that started the execution sees
@@ -74,13 +95,21 @@ var funcIDs atomic.Uint64
 
 // wrapped is what a decorated function runs.
 type wrapped struct {
-	c      *Cache
-	fid    uint64
-	fn     reflect.Value
-	typ    reflect.Type
-	ctx    bool      // the first parameter is a context.Context
+	c   *Cache
+	fid uint64
+	fn  reflect.Value
+	typ reflect.Type
+	// ctx is set when a parameter is a context.Context, ctxAt is the index
+	// of the first one (which governs waiting and cancellation), or -1.
+	// When the only context leads, or there is none, skip is the number of
+	// leading contexts (the key parameters are args[skip:]); else -1, and
+	// shape lists them (see param).
+	ctx    bool
+	ctxAt  int16
+	skip   int16
 	errOut int       // index of the trailing error result, or -1
-	encs   []encoder // one per parameter after the context
+	encs   []encoder // one per key parameter (the parameters but the contexts)
+	shape  *argShape // nil for the common shapes with nothing to copy
 	// basic holds the kinds of the parameters after the context when all
 	// are of Go's basic kinds, which call keys in a stack buffer; else nil.
 	basic    []reflect.Kind
@@ -99,6 +128,8 @@ func newWrapped(v reflect.Value, cfg config) *wrapped {
 		fid:      funcIDs.Add(1),
 		fn:       v,
 		typ:      t,
+		ctxAt:    -1,
+		skip:     -1,
 		errOut:   -1,
 		key:      cfg.key,
 		deref:    cfg.deref,
@@ -111,41 +142,95 @@ func newWrapped(v reflect.Value, cfg config) *wrapped {
 		}
 		w.c = newCache(cfg)
 	}
-	w.ctx = t.NumIn() > 0 && t.In(0) == contextType
 	if n := t.NumOut(); n > 0 && t.Out(n-1) == errorType {
 		w.errOut = n - 1
 	}
+	var params []int
 	for i := range t.NumIn() {
-		if i == 0 && w.ctx {
+		if t.In(i) == contextType {
+			if !w.ctx {
+				w.ctx, w.ctxAt = true, int16(i)
+			}
 			continue
 		}
+		params = append(params, i)
 		w.encs = append(w.encs, encoderOf(t.In(i)))
 	}
-	w.basic = basicKinds(t, w.ctx)
+	var copiers []copier
+	for i, p := range params {
+		// With WithKey the key may read anything: the arguments are
+		// copied as the default key would take them.
+		if c := copierOf(t.In(p), w.deref); c != nil {
+			if copiers == nil {
+				copiers = make([]copier, len(params))
+			}
+			copiers[i] = c
+		}
+	}
+	// Keys of basic arguments are built in a stack buffer for the shapes
+	// that the hit path handles: no context, or one leading context.
+	if contexts := t.NumIn() - len(params); contexts == 0 || contexts == 1 && w.ctxAt == 0 {
+		w.skip = int16(contexts)
+		w.basic = basicKinds(t, w.ctxAt == 0)
+		params = nil
+	}
+	if params != nil || copiers != nil {
+		w.shape = &argShape{params, copiers}
+	}
 	for i := range t.NumOut() {
 		w.zeros = append(w.zeros, reflect.Zero(t.Out(i)))
 	}
 	return w
 }
 
-// encode appends the key of a call with args (the context included).
+// argShape is what the uncommon shapes of a function need: the indexes of
+// the key parameters when contexts are not only leading, and how an
+// execution gets its own copy of each argument (see detach.go).
+type argShape struct {
+	params []int // nil when the key parameters are args[skip:]
+	// copiers holds, per key parameter, the argument's copier (nil where
+	// there is nothing to copy); nil when no argument needs one.
+	copiers []copier
+}
+
+// param returns the index in the arguments of the i-th key parameter.
+func (w *wrapped) param(i int) int {
+	if w.skip >= 0 {
+		return i + int(w.skip)
+	}
+	return w.shape.params[i]
+}
+
+// copiers returns the copiers of the key parameters, or nil when no
+// argument needs copying.
+func (w *wrapped) copiers() []copier {
+	if w.shape == nil {
+		return nil
+	}
+	return w.shape.copiers
+}
+
+// encode appends the key of a call with args (the contexts included).
 func (w *wrapped) encode(s *keyState, args []reflect.Value) {
 	s.deref = w.deref
 	s.u64(w.fid)
-	if w.ctx {
-		args = args[1:]
-	}
 	if w.key != nil {
-		in := make([]any, len(args))
-		for i, a := range args {
-			in[i] = a.Interface()
+		in := make([]any, len(w.encs))
+		for i := range in {
+			in[i] = args[w.param(i)].Interface()
 		}
 		k := w.key(in)
 		encodeInterface(s, reflect.ValueOf(&k).Elem())
 		return
 	}
-	for i, a := range args {
-		w.encs[i](s, a)
+	if w.skip >= 0 { // the common shapes: the loop the hit path always had
+		for i, a := range args[w.skip:] {
+			w.encs[i](s, a)
+		}
+		return
+	}
+	for i, enc := range w.encs {
+		enc(s, args[w.shape.params[i]])
 	}
 }
 
@@ -159,39 +244,46 @@ func (w *wrapped) call(args []reflect.Value) []reflect.Value {
 		}
 		if len(k) <= maxKeyLen { // else the encoder below finds it too long
 			h := hashKey(k)
-			if v, ok := w.c.lookup(k, h); ok {
+			v, ok := w.c.lookup(k, h)
+			if ok {
 				return v.([]reflect.Value)
 			}
 			s := getState()
 			s.buf = append(s.buf, k...)
-			return w.miss(s, h, args)
+			return w.miss(s, h, v == refreshDue, args)
 		}
 	}
 	s := getState()
 	w.encode(s, args)
 	h := hashKey(s.buf)
-	if v, ok := w.c.lookup(s.buf, h); ok {
+	v, ok := w.c.lookup(s.buf, h)
+	if ok {
 		putState(s)
 		return v.([]reflect.Value)
 	}
-	return w.miss(s, h, args)
+	return w.miss(s, h, v == refreshDue, args)
 }
 
 // miss runs or joins the execution for a call whose key, in s, missed.
-func (w *wrapped) miss(s *keyState, h uint64, args []reflect.Value) []reflect.Value {
+func (w *wrapped) miss(s *keyState, h uint64, due bool, args []reflect.Value) []reflect.Value {
 	var ctx context.Context
+	var own func()
 	if w.ctx {
-		ctx, _ = args[0].Interface().(context.Context)
+		ctx, _ = args[w.ctxAt].Interface().(context.Context)
 		if ctx == nil {
 			ctx = context.Background()
 		}
+		if w.copiers() != nil {
+			own = func() { args = w.own(args) }
+		}
 	}
 	run := func(ctx context.Context) []reflect.Value {
+		in := args
 		if w.ctx {
-			args = slices.Clone(args)
-			args[0] = reflect.ValueOf(&ctx).Elem()
+			in = slices.Clone(args)
+			in[w.ctxAt] = reflect.ValueOf(&ctx).Elem()
 		}
-		return w.invoke(args)
+		return w.invoke(in)
 	}
 	var detach func() func(context.Context) []reflect.Value
 	if w.fo != nil && w.fo.refresh > 0 {
@@ -199,13 +291,30 @@ func (w *wrapped) miss(s *keyState, h uint64, args []reflect.Value) []reflect.Va
 			args := w.cloneArgs(args)
 			return func(ctx context.Context) []reflect.Value {
 				if w.ctx {
-					args[0] = reflect.ValueOf(&ctx).Elem()
+					args[w.ctxAt] = reflect.ValueOf(&ctx).Elem()
 				}
 				return w.invoke(args)
 			}
 		}
 	}
-	return miss(w, s, h, ctx, run, detach, w.cancelled)
+	return miss(w, s, h, due, ctx, run, own, detach, w.cancelled)
+}
+
+// own returns args with a copy of every argument that shares memory its
+// key encodes by value with the caller (see detach.go).
+func (w *wrapped) own(args []reflect.Value) []reflect.Value {
+	out := slices.Clone(args)
+	var st copyState // one for all, so that arguments sharing memory still do
+	for i, c := range w.copiers() {
+		if c == nil {
+			continue
+		}
+		p := w.param(i)
+		v := reflect.New(w.typ.In(p)).Elem()
+		v.Set(args[p])
+		out[p] = c(&st, v)
+	}
+	return out
 }
 
 // invoke calls the decorated function with the arguments MakeFunc gave the
@@ -222,14 +331,7 @@ func (w *wrapped) invoke(args []reflect.Value) []reflect.Value {
 // with a non-nil error only with WithErrorTTL. It takes the results of
 // Decorate ([]reflect.Value) and of the typed paths (see failer).
 func (w *wrapped) judge(val any) (failed, store bool, ttl time.Duration) {
-	switch v := val.(type) {
-	case []reflect.Value:
-		failed = w.errOut >= 0 && !v[w.errOut].IsNil()
-	case failer:
-		failed = v.failed()
-	case error: // a typed Func returning only an error (nil is stored as nil)
-		failed = w.errOut >= 0
-	}
+	failed = w.failure(val) != nil
 	if failed {
 		store, ttl = w.errorTTL > 0, w.errorTTL
 	} else {
@@ -239,6 +341,23 @@ func (w *wrapped) judge(val any) (failed, store bool, ttl time.Duration) {
 		store, ttl = w.fo.decide(w.c, val, failed, ttl)
 	}
 	return failed, store, ttl
+}
+
+// failure returns the error of results, or nil.
+func (w *wrapped) failure(val any) error {
+	if w.errOut < 0 {
+		return nil
+	}
+	switch v := val.(type) {
+	case []reflect.Value:
+		err, _ := v[w.errOut].Interface().(error)
+		return err
+	case failer:
+		return v.failure()
+	case error: // a typed Func returning only an error (nil is stored as nil)
+		return v
+	}
+	return nil
 }
 
 // cancelled returns zero results with ctx's error as the error result.
@@ -381,8 +500,9 @@ func CacheOf(fn any) *Cache {
 }
 
 // Invalidate drops the entry that a call of fn with args would hit and
-// reports whether there was one; args leave out a leading
-// context.Context. Variadic arguments may be passed one by one or as one
+// reports whether there was one; args leave out every context.Context
+// parameter, wherever it stands (Invalidate(f, repo, filter) for
+// (*Repo).Find(ctx, filter)). Variadic arguments may be passed one by one or as one
 // slice; when a single argument fits both readings (Invalidate(f, nil) for
 // f(xs ...*T)), both entries are dropped. An execution in flight for those
 // arguments will not store its result, and later callers do not join it.
@@ -417,21 +537,19 @@ func Invalidate(fn any, args ...any) bool {
 	return removed
 }
 
-// calls returns the argument lists (with a placeholder for the context)
+// calls returns the argument lists (with a placeholder for each context)
 // of the calls of w's function that Invalidate's args can stand for: none
 // if they do not fit, two for a variadic function when the last argument
 // may be the whole slice or its only element.
 func (w *wrapped) calls(args []any) [][]reflect.Value {
 	t := w.typ
-	first := 0
-	if w.ctx {
-		first = 1
-	}
-	params := t.NumIn() - first
+	params := len(w.encs)
 	var out [][]reflect.Value
 	if in, ok := w.convertArgs(args); ok {
 		out = append(out, in)
 	}
+	// The variadic parameter is the last, and a key parameter: its type is
+	// a slice, never context.Context.
 	if !t.IsVariadic() || len(args) < params-1 {
 		return out
 	}
@@ -453,26 +571,26 @@ func (w *wrapped) calls(args []any) [][]reflect.Value {
 	return out
 }
 
-// convertArgs converts one argument per parameter (the context left out).
+// convertArgs converts one argument per key parameter (the contexts left
+// out) into a full argument list, with a nil context for each context.
 func (w *wrapped) convertArgs(args []any) ([]reflect.Value, bool) {
 	t := w.typ
-	first := 0
-	if w.ctx {
-		first = 1
-	}
-	if len(args) != t.NumIn()-first {
+	if len(args) != len(w.encs) {
 		return nil, false
 	}
 	in := make([]reflect.Value, t.NumIn())
-	if w.ctx {
-		in[0] = reflect.Zero(contextType)
+	for i := range in {
+		if t.In(i) == contextType {
+			in[i] = reflect.Zero(contextType)
+		}
 	}
 	for i, a := range args {
-		v, ok := convert(a, t.In(first+i))
+		p := w.param(i)
+		v, ok := convert(a, t.In(p))
 		if !ok {
 			return nil, false
 		}
-		in[first+i] = v
+		in[p] = v
 	}
 	return in, true
 }
@@ -481,12 +599,9 @@ func (w *wrapped) convertArgs(args []any) ([]reflect.Value, bool) {
 // function.
 func (w *wrapped) badArgs(args []any) error {
 	t := w.typ
-	first := 0
-	if w.ctx {
-		first = 1
-	}
 	var params, got []string
-	for i := first; i < t.NumIn(); i++ {
+	for j := range w.encs {
+		i := w.param(j)
 		p := t.In(i)
 		if t.IsVariadic() && i == t.NumIn()-1 {
 			params = append(params, "..."+p.Elem().String())
@@ -507,12 +622,12 @@ func (w *wrapped) badArgs(args []any) error {
 	}
 	if !t.IsVariadic() && len(args) == len(params) {
 		for i, a := range args {
-			if _, ok := convert(a, t.In(first+i)); !ok {
+			if _, ok := convert(a, t.In(w.param(i))); !ok {
 				what := got[i]
 				if a != nil && isNumber(reflect.TypeOf(a).Kind()) {
 					what = fmt.Sprintf("%s(%v)", what, a)
 				}
-				return fmt.Errorf("memo: Invalidate(%v, ...): argument %d, %s, does not convert without loss to %v; the function takes %s", t, i+1, what, t.In(first+i), want)
+				return fmt.Errorf("memo: Invalidate(%v, ...): argument %d, %s, does not convert without loss to %v; the function takes %s", t, i+1, what, t.In(w.param(i)), want)
 			}
 		}
 	}

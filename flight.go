@@ -2,20 +2,26 @@ package memo
 
 import (
 	"context"
+	"errors"
 	"runtime/debug"
 	"slices"
+	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/memokit/memo/stats"
 )
 
 // Call coalescing, after golang.org/x/sync/singleflight: one execution per
 // key in flight, its result handed to every caller that asked meanwhile.
-// What singleflight lacks is added: callers with their own contexts, and
-// invalidation of an execution in flight.
+// What singleflight lacks is added: callers with their own contexts (and
+// deadlines), invalidation of an execution in flight, and calls made from
+// inside an execution for its own key, which must not wait on it.
 
 // call is one execution in flight. Its table is the shard of its key, and
 // its waiters count and table membership change under that shard's lock.
-// Every other field is written by the execution before done is closed.
+// Every other field is written by the execution before done is closed,
+// or by its leader before the execution starts.
 type call struct {
 	key  string
 	h    uint64
@@ -31,17 +37,62 @@ type call struct {
 	fo    *freshOpts // the function's freshness options (fresh.go), or nil
 	stale bool       // val is a stale result served for a failure
 
+	// g is the goroutine that runs the execution (curG), 0 until it is
+	// known, so that a call made on it for the same key does not wait.
+	g atomic.Uintptr
+	// outer is the execution in whose context this one was started, if
+	// any: with the contexts' values, the chain of executions a context
+	// function runs inside (see inside).
+	outer *call
+	// ctx is the execution's context (context functions only), and
+	// deadline the deadline it carries, that of the caller that started it.
+	ctx      context.Context
+	deadline time.Time
+	// expired is set when the execution failed with a deadline error once
+	// its context's deadline had passed: waiters with time left start over.
+	expired bool
+
 	// waiters counts the callers waiting that may still leave (context
 	// callers); when the last one leaves, cancel stops the execution.
 	waiters int
 	cancel  context.CancelFunc
 }
 
+// flightKey is the context key under which an execution's context holds
+// its *call.
+type flightKey struct{}
+
+// inside reports whether cl is outer or an execution outer was started
+// inside of: a caller whose context carries outer is running inside cl.
+func inside(outer, cl *call) bool {
+	for p := outer; p != nil; p = p.outer {
+		if p == cl {
+			return true
+		}
+	}
+	return false
+}
+
+// A role says what join made of a call.
+type role int
+
+const (
+	found     role = iota // a live entry was found: its value is the result
+	late                  // an entry due for a refresh was found: its value is the result, and cl, if not nil, the refresh to start (fresh.go)
+	leading               // the caller must run a new execution
+	joining               // the caller waits on an execution in flight
+	reentrant             // the caller is inside the execution in flight for its key
+)
+
 // join returns the value stored for the encoded key k, or the execution in
 // flight for it, which the caller then waits on, or a new execution that
-// the caller must run (leader). Each call of join is a miss already counted
-// by lookup.
-func (c *Cache) join(k []byte, h uint64) (val any, ok bool, cl *call, leader bool) {
+// the caller must run. me is the caller's goroutine (curG) and outer the
+// execution its context says it runs inside, if any: a caller that runs
+// inside the execution in flight for its key must not wait on it (that
+// would deadlock), and gets reentrant. A leader without a context runs the
+// execution on its own goroutine: lead says so, and the call records me.
+// Each call of join is a miss already counted by lookup.
+func (c *Cache) join(k []byte, h uint64, me uintptr, outer *call, lead bool) (val any, cl *call, r role) {
 	sh := c.shardOf(h)
 	sh.mu.Lock()
 	// Stores insert under the shard's lock, so a caller sees the entry or
@@ -49,22 +100,29 @@ func (c *Cache) join(k []byte, h uint64) (val any, ok bool, cl *call, leader boo
 	if n := c.index.get(k, h); n != nil {
 		if live(n, c) {
 			sh.mu.Unlock()
-			return n.Value.val, true, nil, false
+			return n.Value.val, nil, found
 		}
 		// A refresh due: a hit, and a refresh to start unless one runs.
 		if v, ok, cl := c.joinLate(sh, n, k, h); ok {
-			return v, true, cl, cl != nil
+			return v, cl, late
 		}
 	}
 	if cl = sh.calls[string(k)]; cl != nil {
+		if cl.g.Load() == me || inside(outer, cl) {
+			sh.mu.Unlock()
+			return nil, cl, reentrant
+		}
 		cl.waiters++
 		sh.mu.Unlock()
-		return nil, false, cl, false
+		return nil, cl, joining
 	}
-	cl = &call{key: string(k), h: h, done: make(chan struct{}), waiters: 1}
+	cl = &call{key: string(k), h: h, done: make(chan struct{}), waiters: 1, outer: outer}
+	if lead {
+		cl.g.Store(me)
+	}
 	sh.calls[cl.key] = cl
 	sh.mu.Unlock()
-	return nil, false, cl, true
+	return nil, cl, leading
 }
 
 // leave is called by a waiter that stops waiting (its context ended). When
@@ -138,12 +196,55 @@ func (c *Cache) execute(cl *call, judge verdict, f func() any) {
 	}
 	failed, store, ttl := judge(cl.val)
 	c.rec.Execution(time.Since(start), failed)
+	if failed && cl.ctx != nil && cl.ctx.Err() != nil {
+		// The execution's context ended (its starter's deadline passed, or
+		// every caller left): its error most likely says so, and nothing
+		// about the arguments. It is never stored, and a deadline error
+		// sends the waiters that have time left to a fresh execution.
+		store = false
+		err, _ := failure(cl).(error)
+		cl.expired = cl.ctx.Err() == context.DeadlineExceeded && errors.Is(err, context.DeadlineExceeded)
+	}
 	if failed && c.serveStale(cl) {
 		store = false // keep the stale entry for its window
+		cl.expired = false
 	}
 	if !store || !c.store(cl.key, cl.h, cl.val, ttl, cl.refs, cl) {
 		c.forget(cl)
 	}
+}
+
+// start makes the context of cl's execution, started by a caller with
+// ctx: it keeps ctx's values and its deadline, is cancelled by cl.cancel
+// (when the last caller leaves, or the execution ends), and carries cl, so
+// that calls made inside the execution can tell (see join).
+func (cl *call) start(ctx context.Context) context.Context {
+	base := context.WithoutCancel(ctx)
+	if d, ok := ctx.Deadline(); ok {
+		cl.deadline = d
+		cl.ctx, cl.cancel = context.WithDeadline(base, d)
+	} else {
+		cl.ctx, cl.cancel = context.WithCancel(base)
+	}
+	return context.WithValue(cl.ctx, flightKey{}, cl)
+}
+
+// run runs cl's execution on the calling goroutine, a new one.
+func (c *Cache) run(cl *call, judge verdict, f func() any) {
+	cl.g.Store(curG())
+	c.execute(cl, judge, f)
+}
+
+// startsOver reports whether a waiter with ctx, woken by the end of cl,
+// must start (or join) a fresh execution rather than take cl's result: cl
+// failed on the deadline of the caller that started it, which was not the
+// waiter's own (the waiter's context is live and ends later, if at all).
+func (cl *call) startsOver(ctx context.Context) bool {
+	if !cl.expired || ctx.Err() != nil {
+		return false
+	}
+	d, ok := ctx.Deadline()
+	return !ok || d.After(cl.deadline)
 }
 
 // result returns what a caller that did not run the execution gets: the
@@ -165,69 +266,155 @@ func (cl *call) result() any {
 //
 // Without a context (ctx nil) the leader runs the function in its own
 // goroutine, as singleflight does. With one, the execution runs in a new
-// goroutine under a context that keeps ctx's values and is cancelled when
-// the last caller leaves, and every caller, the leader too, waits until the
-// execution is done or its own context ends (then it gets cancelled(ctx)).
+// goroutine under a context that keeps ctx's values and deadline and is
+// cancelled when the last caller leaves, and every caller, the leader too,
+// waits until the execution is done or its own context ends (then it gets
+// cancelled(ctx)). A leader that may leave first (its context can end)
+// calls own before the execution starts, so that the execution works on
+// arguments of its own (see detach.go); own may be nil. detach, when not
+// nil, returns a run that works on a private copy of the call's arguments
+// (see clone.go), for a refresh (WithRefreshAfter), which outlives its
+// caller too.
 //
-// detach, when not nil, returns a run that works on a private copy of the
-// call's arguments (see clone.go), for an execution that outlives its
-// caller: a refresh (WithRefreshAfter).
-func miss[T any](w *wrapped, s *keyState, h uint64, ctx context.Context, run func(context.Context) T, detach func() func(context.Context) T, cancelled func(context.Context) T) T {
+// Every miss is counted as exactly one of Led, Coalesced or Abandoned (see
+// stats.Stats.Pending), unless due is set: the caller's lookup found an
+// entry due for a refresh, and counted a hit (fresh.go). A call whose key
+// can never hit again runs on its own (see uncacheable).
+func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Context, run func(context.Context) T, own func(), detach func() func(context.Context) T, cancelled func(context.Context) T) T {
+	c := w.c
+	t := tally{&c.rec, due}
 	if s.never {
 		return uncacheable(w, s, ctx, run, cancelled)
 	}
 	if ctx != nil && ctx.Err() != nil {
 		putState(s)
+		t.abandoned()
 		return cancelled(ctx)
 	}
-	v, ok, cl, leader := w.c.join(s.buf, h)
-	if leader {
+	var outer *call
+	if ctx != nil {
+		outer, _ = ctx.Value(flightKey{}).(*call)
+	}
+	v, cl, r := c.join(s.buf, h, curG(), outer, ctx == nil)
+	if (r == leading || r == late) && cl != nil {
 		cl.fo = w.fo
 		if len(s.refs) > 0 {
 			cl.refs = slices.Clone(s.refs)
 		}
 	}
 	putState(s)
-	if ok {
-		if leader { // a refresh due
-			startRefresh(w, cl, ctx, run, detach)
+	for {
+		switch r {
+		case found, late:
+			t.coalesced() // stored by an execution that ended meanwhile
+			if r == late && cl != nil {
+				startRefresh(w, cl, ctx, run, detach)
+			}
+			return as[T](v)
+		case reentrant:
+			if c.logger != nil {
+				c.logger.Warn("memo: a call from inside an execution for its own key runs on its own, without joining it",
+					"cache", c.name, "func", w.typ.String())
+			}
+			return runAlone(w, t, ctx, run)
 		}
-		return as[T](v)
-	}
-	if ctx == nil {
-		if !leader {
-			<-cl.done
-			w.c.rec.Coalesced(1)
-			w.c.staleServed(cl)
-			return as[T](cl.result())
+		if ctx == nil {
+			if r == joining {
+				<-cl.done
+				t.coalesced()
+				c.staleServed(cl)
+				return as[T](cl.result())
+			}
+			t.led()
+			c.execute(cl, w.judge, func() any { return run(nil) })
+			if cl.panicked {
+				panic(cl.pval)
+			}
+			c.staleServed(cl)
+			return as[T](cl.val)
 		}
-		w.c.execute(cl, w.judge, func() any { return run(nil) })
-		if cl.panicked {
-			panic(cl.pval)
+		if r == leading {
+			if own != nil && ctx.Done() != nil {
+				own()
+				own = nil
+			}
+			runCtx := cl.start(ctx)
+			go c.run(cl, w.judge, func() any { return run(runCtx) })
 		}
-		w.c.staleServed(cl)
-		return as[T](cl.val)
-	}
-	if leader {
-		runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		cl.cancel = cancel
-		go w.c.execute(cl, w.judge, func() any { return run(runCtx) })
-	}
-	select {
-	case <-cl.done:
-	case <-ctx.Done():
-		w.c.leave(cl)
-		return cancelled(ctx)
-	}
-	if leader {
-		if cl.panicked {
-			panic(cl.pval)
+		select {
+		case <-cl.done:
+		case <-ctx.Done():
+			c.leave(cl)
+			t.abandoned()
+			return cancelled(ctx)
 		}
-	} else {
-		w.c.rec.Coalesced(1)
+		if r == joining && cl.startsOver(ctx) {
+			prev := cl
+			v, cl, r = c.join(unsafeBytes(prev.key), prev.h, curG(), outer, false)
+			if (r == leading || r == late) && cl != nil {
+				cl.fo, cl.refs = w.fo, prev.refs
+			}
+			continue
+		}
+		if r == leading {
+			t.led()
+			if cl.panicked {
+				panic(cl.pval)
+			}
+		} else {
+			t.coalesced()
+		}
+		c.staleServed(cl)
+		return as[T](cl.result())
 	}
-	w.c.staleServed(cl)
-	return as[T](cl.result())
+}
+
+// tally counts how a miss ended (see stats.Stats.Pending), unless hit is
+// set: the caller's lookup counted a hit (a refresh was due, fresh.go).
+type tally struct {
+	rec *stats.Recorder
+	hit bool
+}
+
+func (t tally) led() {
+	if !t.hit {
+		t.rec.Led(1)
+	}
+}
+
+func (t tally) coalesced() {
+	if !t.hit {
+		t.rec.Coalesced(1)
+	}
+}
+
+func (t tally) abandoned() {
+	if !t.hit {
+		t.rec.Abandoned(1)
+	}
+}
+
+// runAlone runs a call on the caller's goroutine, with its context,
+// without joining or storing anything: a call made from inside the
+// execution in flight for its own key (which waits for this call, and so
+// cannot end before it, and stores its own result), or a call whose key
+// can never hit again. The call counts as one execution, led by its
+// caller (t).
+func runAlone[T any](w *wrapped, t tally, ctx context.Context, run func(context.Context) T) T {
+	c := w.c
+	t.led()
+	start := time.Now()
+	normal := false
+	defer func() {
+		if !normal { // a panic or runtime.Goexit, which go on unwinding
+			c.rec.Execution(time.Since(start), true)
+		}
+	}()
+	v := run(ctx)
+	normal = true
+	failed, _, _ := w.judge(v)
+	c.rec.Execution(time.Since(start), failed)
+	return v
 }
 
 // as converts a stored result back to T. A nil interface result (a nil

@@ -11,7 +11,8 @@ import (
 // limit, or holding a value memo cannot identify) would only evict useful
 // entries and hold its key: it runs the function, in the caller's
 // goroutine and with the caller's context, joins no execution, stores
-// nothing, and counts in Stats.Uncacheable.
+// nothing, and counts in Stats.Uncacheable (and, as every miss, in Led or
+// Abandoned).
 
 // uncacheable runs a call whose key, in s, can never hit again. It takes
 // ownership of s.
@@ -20,9 +21,10 @@ func uncacheable[T any](w *wrapped, s *keyState, ctx context.Context, run func(c
 	putState(s)
 	w.c.noteUncacheable(long)
 	if ctx != nil && ctx.Err() != nil {
+		w.c.rec.Abandoned(1)
 		return cancelled(ctx)
 	}
-	return run(ctx)
+	return runAlone(w, tally{&w.c.rec, false}, ctx, run) // timed, and counted as Led
 }
 
 // noteUncacheable counts a call or Set that is not stored because its key

@@ -63,7 +63,7 @@ func TestRegressionFuncWithContextArgument(t *testing.T) {
 	// The non-context constructors refuse a leading context at decoration
 	// time (it used to crash every call): FuncCtx is the one to use.
 	assert.PanicsWithError(t,
-		"memo: func(context.Context) int takes a context.Context first: use FuncCtx or Func2Ctx, which leave it out of the key and honour cancellation",
+		"memo: Func cannot memoize func(context.Context) int: its parameter 1 is a context.Context, which Func would make part of the key, so that no call would ever hit; use Decorate, which leaves a context.Context in any position out of the key",
 		func() { Func(func(ctx context.Context) int { return 1 }) })
 	assert.Panics(t, func() { Func2(func(ctx context.Context, x int) int { return x }) })
 	assert.Panics(t, func() { FuncErr(func(ctx context.Context) (int, error) { return 1, nil }) })

@@ -27,10 +27,12 @@ import (
 
 // Func returns a memoized fn, as [Decorate] does, without reflect.MakeFunc.
 // It panics, as Decorate does, on a nil fn, an invalid option ([WithErrorTTL]
-// needs R to be error), or an fn whose argument is a context.Context (use
-// [FuncCtx]).
+// needs R to be error), or an fn whose argument is a context.Context, which
+// Func would key (use [Decorate]). The typed constructors all reject a
+// context.Context parameter in any position but the one FuncCtx and
+// Func2Ctx are made for, naming the constructor to use.
 func Func[A, R any](fn func(A) R, opts ...Option) func(A) R {
-	w := newTyped(fn, opts, false)
+	w := newTyped(fn, opts, "Func", false)
 	run := func(_ context.Context, a A) R { return fn(a) }
 	f := func(a A) R { return do1(w, a, nil, run) }
 	register(reflect.ValueOf(f), w)
@@ -40,7 +42,7 @@ func Func[A, R any](fn func(A) R, opts ...Option) func(A) R {
 // FuncErr is [Func] for functions that return an error. A non-nil error is
 // not stored (unless [WithErrorTTL]).
 func FuncErr[A, R any](fn func(A) (R, error), opts ...Option) func(A) (R, error) {
-	w := newTyped(fn, opts, false)
+	w := newTyped(fn, opts, "FuncErr", false)
 	run := func(_ context.Context, a A) outcome[R] {
 		r, err := fn(a)
 		return outcome[R]{r, err}
@@ -55,9 +57,22 @@ func FuncErr[A, R any](fn func(A) (R, error), opts ...Option) func(A) (R, error)
 
 // FuncCtx is [FuncErr] for functions that take a leading context, with
 // Decorate's context semantics: the context is not part of the key, and a
-// caller whose context ends stops waiting with ctx.Err().
+// caller whose context ends stops waiting with ctx.Err(). The execution
+// runs in its own goroutine under a context with the values and the
+// deadline of the caller that started it, cancelled when every caller has
+// gone; a waiter whose own context is live and ends later than that
+// deadline is never failed by it: when the execution ends with a deadline
+// error after its starter's deadline passed, the waiter starts, or joins,
+// a fresh execution. When the starting caller's context can end, fn
+// receives a copy of the parts of the argument the key takes by value
+// (slices, maps, struct fields; see [Decorate]), so that the execution
+// never reads memory of a caller that has left. A call from inside the
+// execution for its own key runs fn on its own (see [Decorate]).
+//
+// FuncCtx panics, as Decorate does, on a nil fn or an invalid option, and
+// if A is a context.Context (use Decorate).
 func FuncCtx[A, R any](fn func(context.Context, A) (R, error), opts ...Option) func(context.Context, A) (R, error) {
-	w := newTyped(fn, opts, true)
+	w := newTyped(fn, opts, "FuncCtx", true)
 	run := func(ctx context.Context, a A) outcome[R] {
 		r, err := fn(ctx, a)
 		return outcome[R]{r, err}
@@ -75,7 +90,7 @@ func FuncCtx[A, R any](fn func(context.Context, A) (R, error), opts ...Option) f
 
 // Func2 is [Func] for functions of two arguments.
 func Func2[A, B, R any](fn func(A, B) R, opts ...Option) func(A, B) R {
-	w := newTyped(fn, opts, false)
+	w := newTyped(fn, opts, "Func2", false)
 	run := func(_ context.Context, a A, b B) R { return fn(a, b) }
 	f := func(a A, b B) R { return do2(w, a, b, nil, run) }
 	register(reflect.ValueOf(f), w)
@@ -84,7 +99,7 @@ func Func2[A, B, R any](fn func(A, B) R, opts ...Option) func(A, B) R {
 
 // Func2Err is [FuncErr] for functions of two arguments.
 func Func2Err[A, B, R any](fn func(A, B) (R, error), opts ...Option) func(A, B) (R, error) {
-	w := newTyped(fn, opts, false)
+	w := newTyped(fn, opts, "Func2Err", false)
 	run := func(_ context.Context, a A, b B) outcome[R] {
 		r, err := fn(a, b)
 		return outcome[R]{r, err}
@@ -99,7 +114,7 @@ func Func2Err[A, B, R any](fn func(A, B) (R, error), opts ...Option) func(A, B) 
 
 // Func2Ctx is [FuncCtx] for functions of two arguments after the context.
 func Func2Ctx[A, B, R any](fn func(context.Context, A, B) (R, error), opts ...Option) func(context.Context, A, B) (R, error) {
-	w := newTyped(fn, opts, true)
+	w := newTyped(fn, opts, "Func2Ctx", true)
 	run := func(ctx context.Context, a A, b B) outcome[R] {
 		r, err := fn(ctx, a, b)
 		return outcome[R]{r, err}
@@ -121,20 +136,20 @@ type outcome[R any] struct {
 	err error
 }
 
-func (o outcome[R]) failed() bool { return o.err != nil }
+func (o outcome[R]) failure() error { return o.err }
 
 // failer is implemented by stored results that can carry an error.
-type failer interface{ failed() bool }
+type failer interface{ failure() error }
 
-// newTyped validates and wraps fn for a typed constructor; ctxForm tells
-// whether the constructor is a context one (FuncCtx, Func2Ctx).
-func newTyped(fn any, opts []Option, ctxForm bool) *wrapped {
+// newTyped validates and wraps fn for the typed constructor name; ctxForm
+// tells whether the constructor is a context one (FuncCtx, Func2Ctx).
+func newTyped(fn any, opts []Option, name string, ctxForm bool) *wrapped {
 	v := reflect.ValueOf(fn)
 	if v.IsNil() {
 		panic(errors.New("memo: nil func: pass the function to memoize"))
 	}
-	if !ctxForm && v.Type().In(0) == contextType {
-		panic(fmt.Errorf("memo: %v takes a context.Context first: use FuncCtx or Func2Ctx, which leave it out of the key and honour cancellation", v.Type()))
+	if err := typedContexts(v.Type(), name, ctxForm); err != nil {
+		panic(err)
 	}
 	cfg, err := newConfig(opts, true)
 	if err == nil {
@@ -148,6 +163,33 @@ func newTyped(fn any, opts []Option, ctxForm bool) *wrapped {
 	return w
 }
 
+// typedContexts rejects a context.Context parameter where the typed
+// constructor name would make it part of the key: anywhere in the forms
+// without a context, after the first parameter in FuncCtx and Func2Ctx.
+func typedContexts(t reflect.Type, name string, ctxForm bool) error {
+	first := 0
+	if ctxForm {
+		first = 1
+	}
+	for i := first; i < t.NumIn(); i++ {
+		if t.In(i) != contextType {
+			continue
+		}
+		use := "use Decorate, which leaves a context.Context in any position out of the key"
+		hasErr := t.NumOut() == 2 && t.Out(1) == errorType
+		switch {
+		case i == 0 && t.NumIn() == 2 && hasErr:
+			use = "use FuncCtx, which leaves the context out of the key and honours its cancellation"
+		case i == 0 && t.NumIn() == 3 && hasErr:
+			use = "use Func2Ctx, which leaves the context out of the key and honours its cancellation"
+		case !ctxForm && hasErr && t.NumIn() <= 3:
+			use += ", or put the context first and use FuncCtx or Func2Ctx"
+		}
+		return fmt.Errorf("memo: %s cannot memoize %v: its parameter %d is a context.Context, which %s would make part of the key, so that no call would ever hit; %s", name, t, i+1, name, use)
+	}
+	return nil
+}
+
 // do1 returns the result for a call with argument a: stored, shared with
 // an execution in flight, or computed by run. Basic argument types are
 // keyed in a stack buffer; others go through the reflective encoder.
@@ -157,12 +199,13 @@ func do1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Contex
 		k := binary.LittleEndian.AppendUint64(arr[:0], w.fid)
 		if k, ok := appendBasic(k, a); ok {
 			h := hashKey(k)
-			if v, ok := w.c.lookup(k, h); ok {
+			v, ok := w.c.lookup(k, h)
+			if ok {
 				return as[T](v)
 			}
 			s := getState()
 			s.buf = append(s.buf, k...)
-			return miss(w, s, h, ctx, func(ctx context.Context) T { return run(ctx, a) }, nil, cancelledOutcome[T])
+			return miss(w, s, h, v == refreshDue, ctx, func(ctx context.Context) T { return run(ctx, a) }, nil, nil, cancelledOutcome[T])
 		}
 	}
 	return slow1(w, a, ctx, run)
@@ -174,16 +217,18 @@ func slow1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Cont
 	w.encodeTyped(s, reflect.ValueOf(pa).Elem())
 	unbox(&w.boxes[0], pa)
 	h := hashKey(s.buf)
-	if v, ok := w.c.lookup(s.buf, h); ok {
+	v, ok := w.c.lookup(s.buf, h)
+	if ok {
 		putState(s)
 		return as[T](v)
 	}
-	return miss1(w, s, h, ctx, run, a)
+	return miss1(w, s, h, v == refreshDue, ctx, run, a)
 }
 
 // miss1 is slow1's miss, apart so that a is copied to the heap (for the
-// execution) only on a miss.
-func miss1[A, T any](w *wrapped, s *keyState, h uint64, ctx context.Context, run func(context.Context, A) T, a A) T {
+// execution) only on a miss. A context caller's execution may outlive it:
+// own gives it a copy of a (see detach.go).
+func miss1[A, T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Context, run func(context.Context, A) T, a A) T {
 	var detach func() func(context.Context) T
 	if w.fo != nil && w.fo.refresh > 0 {
 		detach = func() func(context.Context) T {
@@ -191,7 +236,11 @@ func miss1[A, T any](w *wrapped, s *keyState, h uint64, ctx context.Context, run
 			return func(ctx context.Context) T { return run(ctx, a) }
 		}
 	}
-	return miss(w, s, h, ctx, func(ctx context.Context) T { return run(ctx, a) }, detach, cancelledOutcome[T])
+	var own func()
+	if cs := w.copiers(); ctx != nil && cs != nil {
+		own = func() { ownValue(cs[0], &a) }
+	}
+	return miss(w, s, h, due, ctx, func(ctx context.Context) T { return run(ctx, a) }, own, detach, cancelledOutcome[T])
 }
 
 // box copies a into a pooled *A, so that the reflective encoder can read
@@ -222,12 +271,13 @@ func do2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(contex
 		}
 		if ok {
 			h := hashKey(k)
-			if v, ok := w.c.lookup(k, h); ok {
+			v, ok := w.c.lookup(k, h)
+			if ok {
 				return as[T](v)
 			}
 			s := getState()
 			s.buf = append(s.buf, k...)
-			return miss(w, s, h, ctx, func(ctx context.Context) T { return run(ctx, a, b) }, nil, cancelledOutcome[T])
+			return miss(w, s, h, v == refreshDue, ctx, func(ctx context.Context) T { return run(ctx, a, b) }, nil, nil, cancelledOutcome[T])
 		}
 	}
 	return slow2(w, a, b, ctx, run)
@@ -240,14 +290,15 @@ func slow2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(cont
 	unbox(&w.boxes[0], pa)
 	unbox(&w.boxes[1], pb)
 	h := hashKey(s.buf)
-	if v, ok := w.c.lookup(s.buf, h); ok {
+	v, ok := w.c.lookup(s.buf, h)
+	if ok {
 		putState(s)
 		return as[T](v)
 	}
-	return miss2(w, s, h, ctx, run, a, b)
+	return miss2(w, s, h, v == refreshDue, ctx, run, a, b)
 }
 
-func miss2[A, B, T any](w *wrapped, s *keyState, h uint64, ctx context.Context, run func(context.Context, A, B) T, a A, b B) T {
+func miss2[A, B, T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Context, run func(context.Context, A, B) T, a A, b B) T {
 	var detach func() func(context.Context) T
 	if w.fo != nil && w.fo.refresh > 0 {
 		detach = func() func(context.Context) T {
@@ -255,7 +306,18 @@ func miss2[A, B, T any](w *wrapped, s *keyState, h uint64, ctx context.Context, 
 			return func(ctx context.Context) T { return run(ctx, a, b) }
 		}
 	}
-	return miss(w, s, h, ctx, func(ctx context.Context) T { return run(ctx, a, b) }, detach, cancelledOutcome[T])
+	var own func()
+	if cs := w.copiers(); ctx != nil && cs != nil {
+		own = func() {
+			if c := cs[0]; c != nil {
+				ownValue(c, &a)
+			}
+			if c := cs[1]; c != nil {
+				ownValue(c, &b)
+			}
+		}
+	}
+	return miss(w, s, h, due, ctx, func(ctx context.Context) T { return run(ctx, a, b) }, own, detach, cancelledOutcome[T])
 }
 
 // encodeTyped encodes the arguments of a typed function (the context

@@ -110,15 +110,7 @@ type Recorder struct {
 	coalesced   atomic.Uint64
 	evictions   atomic.Uint64
 	expirations atomic.Uint64
-	abandoned   atomic.Uint64
-	uncacheable atomic.Uint64
-	refreshes   atomic.Uint64
-	refreshOK   atomic.Uint64
-	refreshErr  atomic.Uint64
-	stale       atomic.Uint64
-	rejected    atomic.Uint64
-	led         atomic.Uint64
-	getMisses   atomic.Uint64
+	ends        atomic.Pointer[ends] // made by the first miss that ends, or refresh
 
 	mu       sync.Mutex
 	calls    uint64
@@ -144,38 +136,55 @@ func (r *Recorder) Evicted(n uint64) { r.evictions.Add(n) }
 func (r *Recorder) Expired(n uint64) { r.expirations.Add(n) }
 
 // Abandoned records n misses whose caller left before a result.
-func (r *Recorder) Abandoned(n uint64) { r.abandoned.Add(n) }
+func (r *Recorder) Abandoned(n uint64) { r.endsOf().abandoned.Add(n) }
 
 // Led records n misses whose caller ran the function, or started the
 // execution it waited for, and got its result.
-func (r *Recorder) Led(n uint64) { r.led.Add(n) }
+func (r *Recorder) Led(n uint64) { r.endsOf().led.Add(n) }
 
 // GetMissed records n misses of Cache.Get, lookups after which nothing
 // runs.
-func (r *Recorder) GetMissed(n uint64) { r.getMisses.Add(n) }
+func (r *Recorder) GetMissed(n uint64) { r.endsOf().getMisses.Add(n) }
 
 // Uncacheable records n calls whose key can never hit again, so that their
 // results were not stored.
-func (r *Recorder) Uncacheable(n uint64) { r.uncacheable.Add(n) }
+func (r *Recorder) Uncacheable(n uint64) { r.endsOf().uncacheable.Add(n) }
+
+// ends holds the counters of how misses end, and of refreshes, apart so
+// that a recorder that never saw a miss (a cache never called) stays small.
+type ends struct {
+	abandoned, uncacheable, led, getMisses atomic.Uint64
+	refreshes, refreshOK, refreshErr       atomic.Uint64
+	stale, rejected                        atomic.Uint64
+}
+
+// endsOf returns r's ends, making them on first use.
+func (r *Recorder) endsOf() *ends {
+	if e := r.ends.Load(); e != nil {
+		return e
+	}
+	r.ends.CompareAndSwap(nil, new(ends))
+	return r.ends.Load()
+}
 
 // RefreshStarted records one background refresh started.
-func (r *Recorder) RefreshStarted() { r.refreshes.Add(1) }
+func (r *Recorder) RefreshStarted() { r.endsOf().refreshes.Add(1) }
 
 // RefreshSucceeded records one background refresh whose function returned
 // without an error.
-func (r *Recorder) RefreshSucceeded() { r.refreshOK.Add(1) }
+func (r *Recorder) RefreshSucceeded() { r.endsOf().refreshOK.Add(1) }
 
 // RefreshFailed records one background refresh whose function returned an
 // error or panicked.
-func (r *Recorder) RefreshFailed() { r.refreshErr.Add(1) }
+func (r *Recorder) RefreshFailed() { r.endsOf().refreshErr.Add(1) }
 
 // StaleServed records n callers that got a stale result in place of a
 // failed execution's.
-func (r *Recorder) StaleServed(n uint64) { r.stale.Add(n) }
+func (r *Recorder) StaleServed(n uint64) { r.endsOf().stale.Add(n) }
 
 // Rejected records n results that a store predicate or TTL function chose
 // not to store.
-func (r *Recorder) Rejected(n uint64) { r.rejected.Add(n) }
+func (r *Recorder) Rejected(n uint64) { r.endsOf().rejected.Add(n) }
 
 // Execution records one execution of the cached function that took d:
 // TotalCalls grows by one, TotalTime by d, MinTime and MaxTime take d into
@@ -218,16 +227,17 @@ func (r *Recorder) Snapshot() Stats {
 		Coalesced:   r.coalesced.Load(),
 		Evictions:   r.evictions.Load(),
 		Expirations: r.expirations.Load(),
-		Abandoned:   r.abandoned.Load(),
-		Uncacheable: r.uncacheable.Load(),
-
-		RefreshesStarted:   r.refreshes.Load(),
-		RefreshesSucceeded: r.refreshOK.Load(),
-		RefreshesFailed:    r.refreshErr.Load(),
-		StaleServed:        r.stale.Load(),
-		Rejected:           r.rejected.Load(),
-		Led:                r.led.Load(),
-		GetMisses:          r.getMisses.Load(),
+	}
+	if e := r.ends.Load(); e != nil {
+		s.Abandoned = e.abandoned.Load()
+		s.Uncacheable = e.uncacheable.Load()
+		s.Led = e.led.Load()
+		s.GetMisses = e.getMisses.Load()
+		s.RefreshesStarted = e.refreshes.Load()
+		s.RefreshesSucceeded = e.refreshOK.Load()
+		s.RefreshesFailed = e.refreshErr.Load()
+		s.StaleServed = e.stale.Load()
+		s.Rejected = e.rejected.Load()
 	}
 	r.mu.Lock()
 	s.TotalCalls = r.calls
@@ -250,15 +260,17 @@ func (r *Recorder) Reset() {
 	r.coalesced.Store(0)
 	r.evictions.Store(0)
 	r.expirations.Store(0)
-	r.abandoned.Store(0)
-	r.uncacheable.Store(0)
-	r.refreshes.Store(0)
-	r.refreshOK.Store(0)
-	r.refreshErr.Store(0)
-	r.stale.Store(0)
-	r.rejected.Store(0)
-	r.led.Store(0)
-	r.getMisses.Store(0)
+	if e := r.ends.Load(); e != nil {
+		e.abandoned.Store(0)
+		e.uncacheable.Store(0)
+		e.led.Store(0)
+		e.getMisses.Store(0)
+		e.refreshes.Store(0)
+		e.refreshOK.Store(0)
+		e.refreshErr.Store(0)
+		e.stale.Store(0)
+		e.rejected.Store(0)
+	}
 	r.mu.Lock()
 	r.calls, r.failures = 0, 0
 	r.total, r.min, r.max = 0, 0, 0

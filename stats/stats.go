@@ -58,8 +58,9 @@ type Stats struct {
 	Rejected uint64
 	// Led counts misses whose caller ran the function itself, or started
 	// the execution it then waited for, and got its result (or its panic).
-	// A call made from inside an execution for that execution's own key
-	// runs the function on its own and counts here too.
+	// Calls that run the function on their own count here too: a call made
+	// from inside an execution for that execution's own key, and a call
+	// whose key can never hit again (Uncacheable).
 	Led uint64
 	// GetMisses counts the misses of Cache.Get: lookups after which
 	// nothing runs.
@@ -83,17 +84,19 @@ func (s Stats) Quantile(q float64) time.Duration {
 }
 
 // Pending returns the misses that had not ended when the statistics were
-// taken. Every miss ends in exactly one of five ways: its caller led an
-// execution (Led), was served by another caller's execution or by the
-// entry it stored (Coalesced), left before a result (Abandoned), ran the
-// function without storing a result that could never hit (Uncacheable),
-// or was a lookup of Cache.Get (GetMisses). So
+// taken. Every miss ends in exactly one of four ways: its caller ran the
+// function, or started the execution it got its result from (Led), was
+// served by another caller's execution or by the entry it had just stored
+// (Coalesced), left before a result (Abandoned), or was a lookup of
+// Cache.Get (GetMisses). So
 //
-//	Misses == Led + Coalesced + Abandoned + Uncacheable + GetMisses + Pending()
+//	Misses == Led + Coalesced + Abandoned + GetMisses + Pending()
 //
-// and Pending is 0 once no call is in flight. TotalCalls is not part of
-// the sum: it also counts executions whose callers all left, samples given
-// to Cache.UpdateProfiling, and work done in the background; with no
+// and Pending is 0 once no call is in flight. Uncacheable is not part of
+// the sum: such a call is a miss that runs the function itself (Led) or
+// left first (Abandoned), and a Cache.Set counts there too. Nor is
+// TotalCalls: it also counts executions whose callers all left, samples
+// given to Cache.UpdateProfiling, and work done in the background; with no
 // caller leaving early, every result storable and no such samples,
 // Misses == TotalCalls + Coalesced (+ GetMisses).
 //
@@ -101,7 +104,7 @@ func (s Stats) Quantile(q float64) time.Duration {
 // Recorder.Snapshot), so Pending is then approximate, and may even be
 // negative.
 func (s Stats) Pending() int64 {
-	return int64(s.Misses) - int64(s.Led+s.Coalesced+s.Abandoned+s.Uncacheable+s.GetMisses)
+	return int64(s.Misses) - int64(s.Led+s.Coalesced+s.Abandoned+s.GetMisses)
 }
 
 // HitRatio returns Hits / (Hits + Misses), or 0 when there were no lookups.

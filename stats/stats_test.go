@@ -138,8 +138,8 @@ func TestPending(t *testing.T) {
 	assert.EqualValues(t, 10, r.Snapshot().Pending(), "no miss has ended")
 	r.Led(3)
 	r.Coalesced(2)
-	r.Abandoned(1)
-	r.Uncacheable(1)
+	r.Abandoned(2)
+	r.Uncacheable(1) // a Set, or a call already counted as Led: not a term
 	r.GetMissed(2)
 	s := r.Snapshot()
 	assert.EqualValues(t, 3, s.Led)
