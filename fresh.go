@@ -456,6 +456,8 @@ func startRefresh[T any](w *wrapped, cl *call, ctx context.Context, run func(con
 
 // refresh executes cl, a refresh (see startRefresh).
 func (c *Cache) refresh(w *wrapped, cl *call, f func() any) {
+	// A call for its own key from inside the refresh runs alone (see join).
+	cl.g.Store(curG())
 	failed := true // until the function returns normally
 	defer func() {
 		if failed {
