@@ -70,6 +70,7 @@ type Cache struct {
 	timerAt int64       // when the pending timer fires; 0 when none is pending
 	watched *watchSet   // made by the first entry whose key refers to an object
 	fresh   *freshState // the expiry heap and jitter (fresh.go); nil until needed
+	tiers   []*tierFunc // the shared tiers of its functions (tier.go); under mu
 
 	hits atomic.Uint64 // hits moved out of the read stripes by drains
 	rec  stats.Recorder
@@ -325,8 +326,24 @@ func (c *Cache) size() int {
 // start new executions.
 func (c *Cache) Clear() {
 	c.check()
+	defer c.clearTiers()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.dropAll()
+	c.resetStats()
+}
+
+// flush removes every entry, as Clear, but keeps the statistics and the
+// shared tiers' entries.
+func (c *Cache) flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dropAll()
+}
+
+// dropAll removes every entry and detaches the executions in flight. c.mu
+// is held.
+func (c *Cache) dropAll() {
 	c.reads.reset()
 	if c.watched != nil {
 		c.watched.stopAll()
@@ -349,7 +366,6 @@ func (c *Cache) Clear() {
 	// The timer is left to fire and find nothing: stopping it here would be
 	// a fatal error when the cache was made inside a testing/synctest
 	// bubble and is cleared from outside (ClearAll in another test).
-	c.resetStats()
 }
 
 // ResetStats zeroes the statistics and keeps the entries.

@@ -84,6 +84,8 @@ func Decorate[F any](fn F, opts ...Option) F {
 		panic(err)
 	}
 	w := newWrapped(v, cfg)
+	w.reflective = true
+	w.bindTier(cfg)
 	out := reflect.MakeFunc(v.Type(), w.call)
 	register(out, w)
 	return out.Interface().(F)
@@ -119,6 +121,10 @@ type wrapped struct {
 	zeros    []reflect.Value // zero results, for callers whose context ended
 	boxes    *[2]sync.Pool   // the typed paths' argument copies (see box); nil for Decorate
 	fo       *freshOpts      // freshness options (fresh.go), or nil
+	// reflective is set for Decorate's functions, whose results are
+	// []reflect.Value; tier is the function's WithTier, or nil (tier.go).
+	reflective bool
+	tier       *tierFunc
 }
 
 func newWrapped(v reflect.Value, cfg config) *wrapped {
@@ -213,6 +219,7 @@ func (w *wrapped) copiers() []copier {
 // encode appends the key of a call with args (the contexts included).
 func (w *wrapped) encode(s *keyState, args []reflect.Value) {
 	s.deref = w.deref
+	s.stable = w.tier != nil
 	s.u64(w.fid)
 	if w.key != nil {
 		in := make([]any, len(w.encs))
@@ -340,7 +347,7 @@ func (w *wrapped) judge(val any) (failed, store bool, ttl time.Duration) {
 	if store && w.fo != nil {
 		store, ttl = w.fo.decide(w.c, val, failed, ttl)
 	}
-	return failed, store, ttl
+	return failed, store, w.localTTL(ttl)
 }
 
 // failure returns the error of results, or nil.
@@ -532,6 +539,7 @@ func Invalidate(fn any, args ...any) bool {
 		if w.c.remove(s.buf, hashKey(s.buf)) {
 			removed = true
 		}
+		_ = w.invalidateTier(context.Background(), s) // InvalidateContext reports the error
 		putState(s)
 	}
 	return removed

@@ -79,6 +79,10 @@ type keyState struct {
 	never, tooLong bool
 	// depth counts the interface values being encoded.
 	depth int
+	// stable writes type names instead of process-local type ids, for
+	// keys shared across processes (stable.go); local is set when the key
+	// holds something process-local all the same (an identity, a nonce).
+	stable, local bool
 	// sortScratch holds map entry offsets while sorting, and mapScratch a
 	// map's encoded pairs while they are rewritten in order.
 	sortScratch []mapEntry
@@ -116,6 +120,7 @@ func putState(s *keyState) {
 	s.cyclic = false
 	s.never, s.tooLong = false, false
 	s.depth = 0
+	s.stable, s.local = false, false
 	s.sortScratch = s.sortScratch[:0]
 	statePool.Put(s)
 }
@@ -162,6 +167,7 @@ func (s *keyState) overflow() {
 
 // identity appends the identity of the object at p (which is not nil).
 func (s *keyState) identity(p unsafe.Pointer) {
+	s.local = true
 	id, ok := identityOf(p)
 	if !ok {
 		s.byte(tagForeign)
@@ -215,6 +221,7 @@ func (s *keyState) leave() { s.path = s.path[:len(s.path)-1] }
 // that can never hit again.
 func (s *keyState) nonce() {
 	s.opaque = true
+	s.local = true
 	if !s.never {
 		s.never = true
 		if len(s.buf) >= 8 {
@@ -398,7 +405,11 @@ func encodeDynamic(s *keyState, v reflect.Value) {
 		return
 	}
 	ti := infoOf(v.Type())
-	s.uvarint(ti.id)
+	if s.stable {
+		s.stableType(v.Type())
+	} else {
+		s.uvarint(ti.id)
+	}
 	s.depth++
 	ti.enc(s, v)
 	s.depth--
@@ -687,7 +698,11 @@ func keyerEncoder(t reflect.Type, structural encoder) encoder {
 		if kv.Type() == t {
 			// CacheKey returned its own type: key it by its structure
 			// rather than call CacheKey forever.
-			s.uvarint(infoOf(t).id)
+			if s.stable {
+				s.stableType(t)
+			} else {
+				s.uvarint(infoOf(t).id)
+			}
 			structural(s, kv)
 			return
 		}
@@ -733,6 +748,9 @@ func encodeTime(s *keyState, v reflect.Value) {
 	loc := v.Field(2).UnsafePointer()
 	if loc == nil || loc == unsafe.Pointer(time.UTC) {
 		s.byte(tagNil)
+		return
+	}
+	if s.stable && s.stableLoc((*time.Location)(loc)) {
 		return
 	}
 	s.identity(loc)

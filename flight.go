@@ -302,6 +302,9 @@ func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Contex
 			cl.refs = slices.Clone(s.refs)
 		}
 	}
+	if leader && w.tier != nil {
+		run = tiered(w, s, run) // the leader asks the shared tier first (tier.go)
+	}
 	putState(s)
 	for {
 		switch r {

@@ -46,6 +46,7 @@ type config struct {
 	symbol     string // the name Caches uses without WithName
 	logger     *slog.Logger
 	fresh      freshConfig // fresh.go's options
+	tier       Tier
 	errs       []error
 }
 
@@ -183,6 +184,12 @@ func newConfig(opts []Option, forDecorate bool) (config, error) {
 	}
 	if c.nameSet && c.name == "" {
 		errs = append(errs, errors.New("memo: WithName(\"\"): the name must not be empty"))
+	}
+	if c.tier != nil && !c.nameSet {
+		errs = append(errs, errors.New("memo: WithTier needs WithName(name): the name keys the function's entries in the tier and must be the same in every replica"))
+	}
+	if c.tier != nil && !forDecorate {
+		errs = append(errs, errors.New("memo: WithTier applies to Decorate and the typed functions, not New"))
 	}
 	if c.policySet && !c.policy.Valid() {
 		errs = append(errs, fmt.Errorf("memo: WithPolicy(%d): unknown policy; use policies.LRU, policies.LFU or policies.WTinyLFU", int(c.policy)))

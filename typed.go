@@ -160,6 +160,7 @@ func newTyped(fn any, opts []Option, name string, ctxForm bool) *wrapped {
 	}
 	w := newWrapped(v, cfg)
 	w.boxes = new([2]sync.Pool)
+	w.bindTier(cfg)
 	return w
 }
 
@@ -325,6 +326,7 @@ func miss2[A, B, T any](w *wrapped, s *keyState, h uint64, due bool, ctx context
 func (w *wrapped) encodeTyped(s *keyState, args ...reflect.Value) {
 	if w.key == nil {
 		s.deref = w.deref
+		s.stable = w.tier != nil
 		s.u64(w.fid)
 		for i, a := range args {
 			w.encs[i](s, a)

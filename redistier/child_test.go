@@ -1,0 +1,3 @@
+package redistier
+
+func runChild(mode string) int { return 2 }

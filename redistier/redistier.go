@@ -1,0 +1,461 @@
+// Package redistier shares the results of memoized functions between the
+// replicas of a service through Redis: a [memo.Tier] on go-redis v9.
+//
+//	rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+//	tier, err := redistier.New(rdb)
+//	...
+//	defer tier.Close()
+//	getUser := memo.Decorate(lookupUser, memo.WithName("users.lookup"), memo.WithTier(tier))
+//
+// What a tiered function does on a call:
+//
+//   - A hit in the local cache (L1) never talks to Redis.
+//   - On a local miss, the callers of one key in one process share one
+//     leader (memo's coalescing), and only the leader talks to Redis: it
+//     reads the value (L2). A hit is decoded, stored in L1 and returned.
+//   - On an L2 miss, the leader takes a lease on the key (SET NX PX with a
+//     random token), or, when another process holds it, waits for that
+//     process's fill: woken by a pub/sub message, with a poll timed to the
+//     lease's expiry as a fallback.
+//   - The lease holder runs the function and writes the encoded results
+//     with a Lua script that checks its token first (the fence): an
+//     invalidation deletes the lease, so a fill that started before it
+//     never writes back. Errors and panics are never written. A long
+//     function keeps its lease alive with a heartbeat.
+//
+// Invalidation: [memo.InvalidateContext] deletes the value and the lease
+// and publishes the key; every replica drops its L1 copy on receipt.
+// [memo.Cache.Clear] of a tiered function moves the function to a new
+// generation (a random number stored at one key that every value key
+// contains), so no SCAN is needed. A replica whose subscription broke
+// flushes its tiered L1 entries when it resubscribes, and while a tier is
+// on, L1 entries live at most [WithMaxLocalAge] (default 30 s).
+//
+// Failure: every Redis operation runs under a budget ([WithBudget], default
+// 50 ms), so a call that finds Redis down, slow, paused, out of memory or
+// restarting runs the function locally in about the budget plus the
+// function's own time; a circuit breaker (sony/gobreaker) stops paying
+// the budget while Redis keeps failing, and probes it again after
+// [WithBreakerTimeout]. A value that does not decode (garbage, truncated,
+// another schema or codec) is a miss and a counted error, never a panic or
+// a wrong value.
+//
+// Keys (hash tags keep a value and its lease in one Redis Cluster slot):
+//
+//	<prefix>:<name>:<schema>:gen                 the generation
+//	<prefix>:<name>:<schema>:<gen>:{<digest>}:v  a value
+//	<prefix>:<name>:<schema>:<gen>:{<digest>}:l  its lease
+//	<prefix>:events                              the pub/sub channel
+package redistier
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/memokit/memo"
+	"github.com/redis/go-redis/v9"
+	"github.com/sony/gobreaker/v2"
+)
+
+// Tier is a [memo.Tier] on Redis. Make one with [New] per process (one
+// subscription serves every function bound to it), pass it to
+// [memo.WithTier], and Close it when done. Its methods are safe for
+// concurrent use. The zero Tier is not usable.
+type Tier struct {
+	rdb     redis.UniversalClient
+	o       options
+	channel string
+	cb      *gobreaker.CircuitBreaker[struct{}]
+	logger  *slog.Logger // the first bound function's logger, for the breaker
+
+	mu      sync.Mutex
+	funcs   map[string]*binding      // by base key
+	waiters map[string]chan struct{} // by value key: closed on a fill or release
+	closed  bool
+
+	pubsub *redis.PubSub
+	done   chan struct{} // closed when the subscriber has stopped
+	ready  chan struct{} // closed at the first subscription
+
+	st counters
+}
+
+// New returns a tier that stores in client, which must be made with
+// ContextTimeoutEnabled: true (redis.Options, redis.ClusterOptions,
+// redis.FailoverOptions, redis.UniversalOptions): without it go-redis
+// ignores the context deadlines that bound each operation. client stays
+// the caller's: Close does not close it. New subscribes to the tier's
+// channel in a goroutine of its own, which Close stops; it does not wait
+// for Redis, which may be down (the tier then fails open).
+func New(client redis.UniversalClient, opts ...Option) (*Tier, error) {
+	if client == nil {
+		return nil, errors.New("memo: redistier.New(nil): pass a go-redis client")
+	}
+	o := defaults()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if !contextTimeouts(client) {
+		return nil, errors.New("memo: redistier.New: the client ignores context deadlines: make it with ContextTimeoutEnabled: true, so that every Redis operation keeps to its budget")
+	}
+	t := &Tier{
+		rdb:     client,
+		o:       o,
+		channel: o.prefix + ":events",
+		funcs:   make(map[string]*binding),
+		waiters: make(map[string]chan struct{}),
+		done:    make(chan struct{}),
+		ready:   make(chan struct{}),
+		logger:  o.logger,
+	}
+	t.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        "redistier",
+		MaxRequests: 1,
+		Timeout:     o.breakerTimeout,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= uint32(o.breakerFailures) },
+		IsSuccessful: func(err error) bool {
+			return err == nil || errors.Is(err, redis.Nil) || isReply(err)
+		},
+		OnStateChange: t.breakerChanged,
+	})
+	t.pubsub = client.Subscribe(context.Background(), t.channel)
+	go t.subscribe()
+	return t, nil
+}
+
+// contextTimeouts reports whether client honours context deadlines.
+func contextTimeouts(client redis.UniversalClient) bool {
+	switch c := client.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.Ring:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return true // another implementation: its own business
+}
+
+// isReply reports whether err is an error reply from a server that
+// answered (OOM, a script error): Redis is up, so the breaker does not
+// count it.
+func isReply(err error) bool {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	return !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)
+}
+
+// Close stops the tier's subscription and waits for its goroutine. Calls
+// of functions bound to a closed tier run locally without Redis. Close
+// does not close the client. It is safe to call more than once.
+func (t *Tier) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	for k, ch := range t.waiters {
+		close(ch)
+		delete(t.waiters, k)
+	}
+	t.mu.Unlock()
+	err := t.pubsub.Close()
+	<-t.done
+	return err
+}
+
+func (t *Tier) isClosed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed
+}
+
+// Bind implements [memo.Tier]: memo calls it once for each function
+// decorated with WithTier(t). It fails when the codec cannot encode one of
+// the result types exactly.
+func (t *Tier) Bind(f memo.TierFunc) (memo.TierBinding, error) {
+	for _, rt := range f.Results {
+		if err := checkType(t.o.codec, rt); err != nil {
+			return nil, err
+		}
+	}
+	base := t.o.prefix + ":" + f.Name + ":" + hex.EncodeToString(f.Schema[:8])
+	b := &binding{t: t, f: f, base: base, genKey: base + ":gen"}
+	b.logger = f.Logger
+	if b.logger == nil {
+		b.logger = t.o.logger
+	}
+	t.mu.Lock()
+	if _, dup := t.funcs[base]; dup {
+		t.mu.Unlock()
+		return nil, fmt.Errorf("memo: redistier: a function named %q with the same types is already bound to this tier: names must be unique in a process", f.Name)
+	}
+	t.funcs[base] = b
+	if t.logger == nil {
+		t.logger = b.logger
+	}
+	t.mu.Unlock()
+	return b, nil
+}
+
+// breakerChanged logs and counts the breaker's transitions.
+func (t *Tier) breakerChanged(_ string, from, to gobreaker.State) {
+	if to == gobreaker.StateOpen {
+		t.st.breakerOpened.Add(1)
+	}
+	if l := t.logger; l != nil {
+		l.Warn("memo: redistier circuit breaker", "from", from.String(), "to", to.String())
+	}
+}
+
+// errOpen is what an operation returns when the breaker is open.
+var errOpen = errors.New("memo: redistier: circuit breaker open, Redis is skipped")
+
+// do runs op under the breaker with one budget. It returns errOpen
+// without calling op while the breaker is open.
+func (t *Tier) do(ctx context.Context, op func(ctx context.Context) error) error {
+	var opErr error
+	_, err := t.cb.Execute(func() (struct{}, error) {
+		octx, cancel := context.WithTimeout(ctx, t.o.budget)
+		defer cancel()
+		opErr = op(octx)
+		if opErr != nil && ctx.Err() != nil {
+			// The caller left: not Redis's failure.
+			return struct{}{}, nil
+		}
+		return struct{}{}, opErr
+	})
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		t.st.skipped.Add(1)
+		return errOpen
+	}
+	if opErr != nil && !errors.Is(opErr, redis.Nil) {
+		t.st.errors.Add(1)
+	}
+	return opErr
+}
+
+// waitChan returns the channel closed at the next fill, release or
+// invalidation of the value key vk.
+func (t *Tier) waitChan(vk string) chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ch := t.waiters[vk]
+	if ch == nil {
+		ch = make(chan struct{})
+		if t.closed {
+			close(ch)
+			return ch
+		}
+		t.waiters[vk] = ch
+	}
+	return ch
+}
+
+// wake closes the wait channel of the value key vk.
+func (t *Tier) wake(vk string) {
+	t.mu.Lock()
+	ch := t.waiters[vk]
+	delete(t.waiters, vk)
+	t.mu.Unlock()
+	if ch != nil {
+		close(ch)
+	}
+}
+
+// dropWait forgets vk's channel if nobody else waits: a channel made by a
+// waiter that got its value another way would stay in the map.
+func (t *Tier) dropWait(vk string, ch chan struct{}) {
+	t.mu.Lock()
+	if t.waiters[vk] == ch {
+		delete(t.waiters, vk)
+	}
+	t.mu.Unlock()
+}
+
+// Message kinds on the channel.
+const (
+	msgFill       = 'f' // a value was written: waiters read it
+	msgRelease    = 'r' // a lease was given up without a value: waiters retry
+	msgInvalidate = 'i' // a value was deleted: replicas drop it locally
+	msgClear      = 'c' // a function moved to a new generation
+)
+
+// message builds a channel message: kind, the base key, the value key's
+// generation-and-digest part (or the new generation), and for an
+// invalidation the canonical argument bytes.
+func message(kind byte, base, rest string, args []byte) string {
+	b := make([]byte, 0, 1+2+len(base)+2+len(rest)+len(args))
+	b = append(b, kind)
+	b = binary.AppendUvarint(b, uint64(len(base)))
+	b = append(b, base...)
+	b = binary.AppendUvarint(b, uint64(len(rest)))
+	b = append(b, rest...)
+	return string(append(b, args...))
+}
+
+func parseMessage(m string) (kind byte, base, rest, args string, ok bool) {
+	if len(m) < 1 {
+		return 0, "", "", "", false
+	}
+	kind, m = m[0], m[1:]
+	n, k := binary.Uvarint([]byte(m[:min(len(m), binary.MaxVarintLen64)]))
+	if k <= 0 || uint64(len(m)-k) < n {
+		return 0, "", "", "", false
+	}
+	base, m = m[k:k+int(n)], m[k+int(n):]
+	n, k = binary.Uvarint([]byte(m[:min(len(m), binary.MaxVarintLen64)]))
+	if k <= 0 || uint64(len(m)-k) < n {
+		return 0, "", "", "", false
+	}
+	return kind, base, m[k : k+int(n)], m[k+int(n):], true
+}
+
+// subscribe receives the tier's channel until Close. Each (re)subscription
+// flushes the tiered local entries and forgets the generations, since
+// messages may have been lost while the subscription was down.
+func (t *Tier) subscribe() {
+	defer close(t.done)
+	first := true
+	for m := range t.pubsub.ChannelWithSubscriptions(redis.WithChannelSize(1024)) {
+		switch m := m.(type) {
+		case *redis.Subscription:
+			if m.Kind != "subscribe" {
+				continue
+			}
+			if first {
+				first = false
+				close(t.ready)
+			} else {
+				t.st.resubscribes.Add(1)
+			}
+			t.resync()
+		case *redis.Message:
+			t.st.received.Add(1)
+			t.handle(m.Payload)
+		}
+	}
+}
+
+// resync flushes every bound function's local entries and makes it reread
+// its generation, and wakes every waiter to look again.
+func (t *Tier) resync() {
+	t.mu.Lock()
+	funcs := make([]*binding, 0, len(t.funcs))
+	for _, b := range t.funcs {
+		funcs = append(funcs, b)
+	}
+	waiters := t.waiters
+	t.waiters = make(map[string]chan struct{})
+	t.mu.Unlock()
+	for _, b := range funcs {
+		b.gen.Store(nil)
+		b.f.Flush()
+	}
+	for _, ch := range waiters {
+		close(ch)
+	}
+}
+
+func (t *Tier) handle(payload string) {
+	kind, base, rest, args, ok := parseMessage(payload)
+	if !ok {
+		return
+	}
+	t.mu.Lock()
+	b := t.funcs[base]
+	t.mu.Unlock()
+	switch kind {
+	case msgFill, msgRelease:
+		t.wake(base + ":" + rest + ":v")
+	case msgInvalidate:
+		t.wake(base + ":" + rest + ":v")
+		if b != nil {
+			b.f.Drop([]byte(args))
+		}
+	case msgClear:
+		if b != nil {
+			g := rest
+			b.gen.Store(&g)
+			b.f.Flush()
+		}
+	}
+	if t.o.handled != nil {
+		t.o.handled(kind)
+	}
+}
+
+// token returns a random lease token.
+func token() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Stats are a tier's counters since New. Every field counts events in
+// this process.
+type Stats struct {
+	Hits          uint64 // L2 hits: values read and decoded
+	Misses        uint64 // L2 misses: no value at the key
+	Fills         uint64 // values written by this process's lease holders
+	Fenced        uint64 // fills refused because the lease was gone (an invalidation, or an expired lease)
+	LeaseWaits    uint64 // loads that waited for another process's lease
+	LocalRuns     uint64 // loads that ran the function without the tier (Redis failing, the breaker open, a wait too long)
+	Errors        uint64 // Redis operations that failed (timeouts, connection errors, error replies)
+	DecodeErrors  uint64 // values at a key that did not decode: treated as misses
+	EncodeErrors  uint64 // results that did not encode, or were over the size limit: not written
+	Skipped       uint64 // operations not tried because the breaker was open
+	BreakerOpened uint64 // times the breaker opened
+	BreakerState  string // "closed", "half-open" or "open"
+	Invalidations uint64 // InvalidateContext calls that reached Redis
+	Clears        uint64 // Clear calls that reached Redis
+	Received      uint64 // messages received from the channel
+	Resubscribes  uint64 // subscriptions restored after a break (each flushed the tiered local entries)
+}
+
+type counters struct {
+	hits, misses, fills, fenced, leaseWaits, localRuns, errors, decodeErrors,
+	encodeErrors, skipped, breakerOpened, invalidations, clears, received, resubscribes atomic.Uint64
+}
+
+// Stats returns a snapshot of the tier's counters.
+func (t *Tier) Stats() Stats {
+	s := &t.st
+	return Stats{
+		Hits: s.hits.Load(), Misses: s.misses.Load(), Fills: s.fills.Load(), Fenced: s.fenced.Load(),
+		LeaseWaits: s.leaseWaits.Load(), LocalRuns: s.localRuns.Load(), Errors: s.errors.Load(),
+		DecodeErrors: s.decodeErrors.Load(), EncodeErrors: s.encodeErrors.Load(), Skipped: s.skipped.Load(),
+		BreakerOpened: s.breakerOpened.Load(), BreakerState: t.cb.State().String(),
+		Invalidations: s.invalidations.Load(), Clears: s.clears.Load(), Received: s.received.Load(),
+		Resubscribes: s.resubscribes.Load(),
+	}
+}
+
+// Ready returns a channel closed once the tier's first subscription is in
+// place: from then on, it receives other replicas' invalidations.
+func (t *Tier) Ready() <-chan struct{} { return t.ready }
+
+// sleepCtx waits d or until ctx ends or ch closes.
+func sleepCtx(ctx context.Context, d time.Duration, ch <-chan struct{}) {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+	case <-ch:
+	case <-ctx.Done():
+	}
+}

@@ -1,0 +1,352 @@
+package memo
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"time"
+)
+
+// Tier is a second-level store shared by the processes (replicas) that run
+// the same code, such as the Redis tier of the module
+// github.com/memokit/memo/redistier. A function decorated with [WithTier]
+// keeps its local cache (L1) and, on a local miss, asks the tier (L2)
+// before it runs: replicas share results, a cold key runs once across all
+// of them, and an invalidation reaches every replica.
+//
+// memo calls a Tier and its bindings as follows; another store can be
+// plugged in by implementing the same contract.
+//
+//   - Bind is called once per decorated function, at decoration time, from
+//     the goroutine that decorates. It receives the function's description
+//     ([TierFunc]) and returns a [TierBinding], or an error when the tier
+//     cannot store the function's results (a result type its codec cannot
+//     encode exactly); Decorate then panics with that error.
+//   - memo keeps every other rule of the local cache: a hit in L1 never
+//     reaches the tier, and concurrent local callers of one key share one
+//     execution, so a binding sees at most one Load per key at a time from
+//     one process (after a local invalidation, a new Load may start while
+//     the old one is finishing).
+//
+// A Tier must be safe for concurrent use.
+type Tier interface {
+	Bind(f TierFunc) (TierBinding, error)
+}
+
+// TierFunc describes a decorated function to a [Tier].
+type TierFunc struct {
+	// Name is the function's WithName: the same in every replica.
+	Name string
+	// Schema is a SHA-256 fingerprint of the function's parameter and
+	// result types, with the structure of every named type in them: code
+	// whose types changed gets another fingerprint, and must not read the
+	// values the old code stored.
+	Schema [32]byte
+	// Results are the types of the results to store, in order: every
+	// result of the function but a trailing error.
+	Results []reflect.Type
+	// TTL is the function's local TTL (WithTTL), 0 when entries do not
+	// expire; a tier may use it for its own entries.
+	TTL time.Duration
+	// Logger is the function's WithLogger logger, or nil for none.
+	Logger *slog.Logger
+	// Drop removes the local entry whose key has the canonical argument
+	// bytes args ([TierKey].Args), and detaches an execution in flight for
+	// it, so that it does not store its result. A tier calls it when
+	// another replica invalidated that key. Safe for any goroutine.
+	Drop func(args []byte)
+	// Flush removes every local entry of the function's cache (a cache
+	// shared with WithCache loses the other functions' entries too). A
+	// tier calls it when it may have missed invalidations, for instance
+	// after its subscription to other replicas' invalidations broke.
+	Flush func()
+}
+
+// TierKey is the key of one call in a [Tier].
+type TierKey struct {
+	// Digest is SHA-256 over the function's name, its schema and Args:
+	// the key to store under. Equal calls in any replica have equal
+	// digests.
+	Digest [32]byte
+	// Args are the canonical bytes of the arguments: every type named by
+	// its package path and name, nothing that is local to a process. The
+	// slice belongs to the tier once passed (memo does not reuse it).
+	Args []byte
+}
+
+// TierBinding is one decorated function's connection to a [Tier]. Its
+// methods are called from many goroutines at once.
+type TierBinding interface {
+	// Load returns the results stored for key, with hit true. Otherwise it
+	// calls compute exactly once, from the calling goroutine, and returns
+	// hit false: compute runs the function (ctx is the context to run it
+	// under) and returns the results to store and whether they may be
+	// stored at all (never an error result or a panic, which propagates
+	// out of Load: release what is held in a defer). Load must not fail:
+	// when the store cannot be reached it calls compute. Results from the
+	// store must have the types of TierFunc.Results exactly.
+	Load(ctx context.Context, key TierKey, compute func(ctx context.Context) (results []any, store bool)) (results []any, hit bool)
+	// Invalidate removes key's entry from the store, fences fills in
+	// flight for it, and tells every other replica to Drop it locally. It
+	// returns an error when the store could not be reached.
+	Invalidate(ctx context.Context, key TierKey) error
+	// Clear removes every entry of the function from the store (and from
+	// other replicas' local caches). It returns an error when the store
+	// could not be reached.
+	Clear(ctx context.Context) error
+	// MaxLocalAge bounds how long an entry lives in the local cache while
+	// the tier is on (the local TTL becomes at most this), so that an
+	// invalidation that did not arrive cannot keep an old value for ever.
+	// 0 means no bound.
+	MaxLocalAge() time.Duration
+}
+
+// WithTier shares a [Decorate]d function's results through t, a store that
+// every replica of a service reaches (see [Tier]). [WithName] is required
+// with it: the name, with a fingerprint of the function's types, keys the
+// function's entries in t. Calls whose keys hold something that only has
+// meaning inside one process (a pointer keyed by identity, a func, a
+// channel, a value past the key limit) stay in the local cache. Decorate
+// panics if t cannot store the function's result types.
+func WithTier(t Tier) Option {
+	return optionFunc(func(c *config) {
+		c.tier = t
+		if t == nil {
+			c.errs = append(c.errs, errors.New("memo: WithTier(nil): pass a tier, for example one made by redistier.New"))
+		}
+	})
+}
+
+// tierFunc is what a wrapped function keeps of its tier.
+type tierFunc struct {
+	b       TierBinding
+	name    string
+	schema  [32]byte
+	maxAge  time.Duration
+	outcome bool // the typed results are outcome[R] (FuncErr, FuncCtx, ...)
+}
+
+// bindTier binds w to cfg's tier; it panics with a memo: error when the
+// tier refuses the function.
+func (w *wrapped) bindTier(cfg config) {
+	if cfg.tier == nil {
+		return
+	}
+	t := w.typ
+	var results []reflect.Type
+	for i := range t.NumOut() {
+		if i != w.errOut {
+			results = append(results, t.Out(i))
+		}
+	}
+	c := w.c
+	fid := w.fid
+	f := TierFunc{
+		Name:    cfg.name,
+		Schema:  schemaOf(t),
+		Results: results,
+		TTL:     c.ttl,
+		Logger:  c.logger,
+		Drop: func(args []byte) {
+			k := binary.LittleEndian.AppendUint64(make([]byte, 0, 8+len(args)), fid)
+			k = append(k, args...)
+			c.remove(k, hashKey(k))
+		},
+		Flush: c.flush,
+	}
+	b, err := cfg.tier.Bind(f)
+	if err != nil {
+		panic(fmt.Errorf("memo: WithTier(%q): %w", cfg.name, err))
+	}
+	if b == nil {
+		panic(fmt.Errorf("memo: WithTier(%q): the tier's Bind returned no binding", cfg.name))
+	}
+	w.tier = &tierFunc{b: b, name: cfg.name, schema: f.Schema, maxAge: b.MaxLocalAge(), outcome: !w.reflective && t.NumOut() == 2}
+	c.addTier(w.tier)
+}
+
+// tierKey returns the tier key of the stable key in s (its function
+// number, 8 bytes, left out).
+func (tf *tierFunc) tierKey(s *keyState) TierKey {
+	args := bytes.Clone(s.buf[8:])
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	h.Write([]byte("memo/tier/1\x00"))
+	h.Write(binary.AppendUvarint(n[:0], uint64(len(tf.name))))
+	h.Write([]byte(tf.name))
+	h.Write(tf.schema[:])
+	h.Write(args)
+	var k TierKey
+	h.Sum(k.Digest[:0])
+	k.Args = args
+	return k
+}
+
+// localTTL caps ttl (0: none) by the tier's bound on local staleness.
+func (w *wrapped) localTTL(ttl time.Duration) time.Duration {
+	if w.tier == nil || w.tier.maxAge <= 0 {
+		return ttl
+	}
+	if ttl == 0 || ttl > w.tier.maxAge {
+		return w.tier.maxAge
+	}
+	return ttl
+}
+
+// resultSetter is implemented by *outcome[R], to rebuild a typed result
+// from the tier's values.
+type resultSetter interface{ setResult(v any) }
+
+// tiered returns run wrapped so that the local leader of a miss asks the
+// tier first: the miss path's one hook for a tier. s holds the key, which
+// must be stable; a key that cannot be shared gets run unchanged.
+func tiered[T any](w *wrapped, s *keyState, run func(context.Context) T) func(context.Context) T {
+	if !s.shareable() {
+		return run
+	}
+	key := w.tier.tierKey(s)
+	return func(ctx context.Context) T {
+		var (
+			out T
+			ran bool
+		)
+		lctx := ctx
+		if lctx == nil {
+			lctx = context.Background()
+		}
+		res, hit := w.tier.b.Load(lctx, key, func(cctx context.Context) ([]any, bool) {
+			ran = true
+			if ctx == nil {
+				out = run(nil)
+			} else {
+				out = run(cctx)
+			}
+			return w.tierResults(any(out))
+		})
+		if ran {
+			return out
+		}
+		if !hit {
+			return run(ctx)
+		}
+		return tierValue[T](w, res)
+	}
+}
+
+// tierResults returns the results of one execution for the tier, and
+// whether they may be stored there (not an error).
+func (w *wrapped) tierResults(val any) ([]any, bool) {
+	switch {
+	case w.reflective:
+		vs := val.([]reflect.Value)
+		if w.errOut >= 0 && !vs[w.errOut].IsNil() {
+			return nil, false
+		}
+		out := make([]any, 0, len(vs))
+		for i, v := range vs {
+			if i != w.errOut {
+				out = append(out, v.Interface())
+			}
+		}
+		return out, true
+	case w.tier.outcome:
+		if val.(failer).failed() {
+			return nil, false
+		}
+		return []any{val.(interface{ result() any }).result()}, true
+	case w.errOut == 0: // a typed Func whose only result is an error
+		return []any{}, val == nil
+	}
+	return []any{val}, true
+}
+
+// tierValue rebuilds the value the miss path returns from the tier's
+// results.
+func tierValue[T any](w *wrapped, res []any) T {
+	var t T
+	switch {
+	case w.reflective:
+		out := make([]reflect.Value, w.typ.NumOut())
+		j := 0
+		for i := range out {
+			rt := w.typ.Out(i)
+			v := reflect.New(rt).Elem()
+			if i != w.errOut {
+				if res[j] != nil {
+					v.Set(reflect.ValueOf(res[j]))
+				}
+				j++
+			}
+			out[i] = v
+		}
+		return any(out).(T)
+	case w.tier.outcome:
+		any(&t).(resultSetter).setResult(res[0])
+		return t
+	case w.errOut == 0:
+		return t
+	}
+	return as[T](res[0])
+}
+
+func (o outcome[R]) result() any { return o.val }
+
+func (o *outcome[R]) setResult(v any) { o.val = as[R](v) }
+
+// invalidateTier removes the entry of the stable key in s from w's tier.
+func (w *wrapped) invalidateTier(ctx context.Context, s *keyState) error {
+	if w.tier == nil || !s.shareable() {
+		return nil
+	}
+	return w.tier.b.Invalidate(ctx, w.tier.tierKey(s))
+}
+
+// InvalidateContext is [Invalidate] for functions decorated [WithTier]:
+// it also removes the entry from the tier and tells the other replicas to
+// drop their local copies, and returns an error (with removed telling
+// about the local cache) when the tier could not be reached within ctx or
+// its own time budget. For other functions it is Invalidate with a nil
+// error.
+func InvalidateContext(ctx context.Context, fn any, args ...any) (bool, error) {
+	w := lookupWrapped(fn)
+	if w == nil {
+		return false, nil
+	}
+	removed := false
+	var errs []error
+	for _, in := range w.calls(args) {
+		s := getState()
+		w.encode(s, in)
+		if w.c.remove(s.buf, hashKey(s.buf)) {
+			removed = true
+		}
+		if err := w.invalidateTier(ctx, s); err != nil {
+			errs = append(errs, err)
+		}
+		putState(s)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// addTier records a tiered function of c, whose tier Clear clears.
+func (c *Cache) addTier(tf *tierFunc) {
+	c.mu.Lock()
+	c.tiers = append(c.tiers, tf)
+	c.mu.Unlock()
+}
+
+// clearTiers clears the tier entries of c's tiered functions, after a
+// Clear. Errors are the tier's to count and log: Clear has no error result.
+func (c *Cache) clearTiers() {
+	c.mu.Lock()
+	tiers := c.tiers
+	c.mu.Unlock()
+	for _, tf := range tiers {
+		_ = tf.b.Clear(context.Background())
+	}
+}
