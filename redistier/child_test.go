@@ -1,3 +1,206 @@
 package redistier
 
-func runChild(mode string) int { return 2 }
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/memokit/memo"
+	"github.com/memokit/memo/redistier/internal/redistest"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Cross-process tests: the test binary re-executed as child processes
+// (MEMO_REDISTIER_CHILD=mode), each a replica with its own tier.
+//
+// Modes:
+//   - stampede: prints "ready", waits for a line on stdin, then 16
+//     goroutines call all 50 keys; prints "execs N hits H".
+//   - hold: the function prints "running" and blocks; the parent kills
+//     the process.
+
+const (
+	stampedeKeys       = 50
+	stampedeGoroutines = 16
+)
+
+func runChild(mode string) int {
+	addr, name := os.Getenv("MEMO_REDIS_ADDR"), os.Getenv("MEMO_NAME")
+	rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
+	defer rdb.Close()
+	lease := 5 * time.Second
+	if v := os.Getenv("MEMO_LEASE_MS"); v != "" {
+		ms, _ := strconv.Atoi(v)
+		lease = time.Duration(ms) * time.Millisecond
+	}
+	// A generous budget: this test is about coalescing, and 4 processes
+	// starting at once under -race on 2 cores are slow to dial.
+	tier, err := New(rdb, WithLease(lease), WithBudget(2*time.Second))
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	defer tier.Close()
+	<-tier.Ready()
+	var execs atomic.Int64
+	switch mode {
+	case "stampede":
+		f := memo.Decorate(func(k int) string {
+			execs.Add(1)
+			time.Sleep(20 * time.Millisecond) // a slow source widens every race window
+			return "v" + strconv.Itoa(k)
+		}, memo.WithName(name), memo.WithTier(tier))
+		fmt.Println("ready")
+		_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+		var wg sync.WaitGroup
+		bad := atomic.Int64{}
+		for g := range stampedeGoroutines {
+			wg.Go(func() {
+				for i := range stampedeKeys {
+					k := (i + g*7) % stampedeKeys
+					if f(k) != "v"+strconv.Itoa(k) {
+						bad.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		fmt.Printf("execs %d hits %d bad %d\n", execs.Load(), tier.Stats().Hits, bad.Load())
+	case "hold":
+		f := memo.Decorate(func(k int) string {
+			fmt.Println("running")
+			select {} // until SIGKILL
+		}, memo.WithName(name), memo.WithTier(tier))
+		f(1)
+	}
+	return 0
+}
+
+// child is a running child process.
+type child struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan string
+}
+
+func startChild(t *testing.T, mode string, s *redistest.Server, env ...string) *child {
+	t.Helper()
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), append([]string{
+		"MEMO_REDISTIER_CHILD=" + mode, "MEMO_REDIS_ADDR=" + s.Addr, "MEMO_NAME=" + t.Name(),
+	}, env...)...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	c := &child{cmd: cmd, stdin: stdin, lines: make(chan string, 16)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+		close(c.lines)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		for range c.lines { // let the reader finish
+		}
+	})
+	return c
+}
+
+// line returns the child's next line of output.
+func (c *child) line(t *testing.T) string {
+	t.Helper()
+	select {
+	case l, ok := <-c.lines:
+		require.True(t, ok, "the child exited")
+		return l
+	case <-time.After(60 * time.Second):
+		t.Fatal("no line from the child within 60s")
+	}
+	return ""
+}
+
+func TestCrossProcessStampedeRunsEachKeyOnce(t *testing.T) {
+	flushAll(t)
+	const procs = 4
+	children := make([]*child, procs)
+	for i := range children {
+		children[i] = startChild(t, "stampede", srv)
+	}
+	for _, c := range children {
+		require.Equal(t, "ready", c.line(t))
+	}
+	for _, c := range children { // go, all at once
+		_, err := io.WriteString(c.stdin, "go\n")
+		require.NoError(t, err)
+	}
+	total, hits := 0, 0
+	for i, c := range children {
+		var e, h, bad int
+		l := c.line(t)
+		_, err := fmt.Sscanf(l, "execs %d hits %d bad %d", &e, &h, &bad)
+		require.NoError(t, err, l)
+		assert.Zero(t, bad, "child %d returned a wrong value", i)
+		t.Logf("child %d: %d executions, %d L2 hits", i, e, h)
+		total += e
+		hits += h
+	}
+	assert.Equal(t, stampedeKeys, total, "%d processes x %d goroutines on %d cold keys: one execution per key in all", procs, stampedeGoroutines, stampedeKeys)
+
+	// A process that starts later gets every key from L2, running nothing.
+	late := startChild(t, "stampede", srv)
+	require.Equal(t, "ready", late.line(t))
+	_, err := io.WriteString(late.stdin, "go\n")
+	require.NoError(t, err)
+	var e, h, bad int
+	_, err = fmt.Sscanf(late.line(t), "execs %d hits %d bad %d", &e, &h, &bad)
+	require.NoError(t, err)
+	assert.Zero(t, e, "no execution in the late process")
+	assert.Equal(t, stampedeKeys, h, "every key an L2 hit")
+	assert.Zero(t, bad)
+}
+
+func TestHolderKilledOthersTakeOver(t *testing.T) {
+	flushAll(t)
+	const lease = 500 * time.Millisecond
+	holder := startChild(t, "hold", srv, "MEMO_LEASE_MS="+strconv.Itoa(int(lease.Milliseconds())))
+	require.Equal(t, "running", holder.line(t), "the child holds the lease and runs")
+
+	tier := newTier(t, srv, WithLease(lease))
+	const fnTime = 10 * time.Millisecond
+	// The child's signature: the same name and types share keys.
+	f := memo.Decorate(func(k int) string {
+		time.Sleep(fnTime)
+		return "mine"
+	}, memo.WithName(t.Name()), memo.WithTier(tier))
+	done := make(chan string)
+	go func() { done <- f(1) }()
+	require.Eventually(t, func() bool { return tier.Stats().LeaseWaits == 1 }, 10*time.Second, time.Millisecond, "the parent waits on the child's lease")
+	require.NoError(t, syscall.Kill(holder.cmd.Process.Pid, syscall.SIGKILL))
+	killed := time.Now()
+	v := <-done
+	took := time.Since(killed)
+	assert.Equal(t, "mine", v)
+	t.Logf("holder SIGKILLed: the waiter had the value %v later (lease %v + function %v)", took, lease, fnTime)
+	assert.Less(t, took, lease+fnTime+250*time.Millisecond, "within the lease time + the function's time (+ scheduling slack)")
+	assert.Equal(t, uint64(1), tier.Stats().Fills)
+	assert.True(t, strings.HasPrefix(tier.Stats().BreakerState, "closed"))
+}

@@ -262,7 +262,6 @@ func TestBadValuesAreMisses(t *testing.T) {
 	assert.Contains(t, logs.String(), "undecodable value")
 }
 
-
 func TestInFlightFillRacingInvalidateNeverWritesBack(t *testing.T) {
 	flushAll(t)
 	a, b, c := newTier(t, srv), newTier(t, srv), newTier(t, srv)
