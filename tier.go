@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"reflect"
 	"time"
+	"weak"
 )
 
 // Tier is a second-level store shared by the processes (replicas) that run
@@ -144,6 +145,9 @@ func (w *wrapped) bindTier(cfg config) {
 			results = append(results, t.Out(i))
 		}
 	}
+	// The tier holds the cache weakly: a decorated function that is
+	// dropped must not be kept alive by the tier it was bound to.
+	wc := weak.Make(w.c)
 	c := w.c
 	fid := w.fid
 	f := TierFunc{
@@ -153,11 +157,17 @@ func (w *wrapped) bindTier(cfg config) {
 		TTL:     c.ttl,
 		Logger:  c.logger,
 		Drop: func(args []byte) {
-			k := binary.LittleEndian.AppendUint64(make([]byte, 0, 8+len(args)), fid)
-			k = append(k, args...)
-			c.remove(k, hashKey(k))
+			if c := wc.Value(); c != nil {
+				k := binary.LittleEndian.AppendUint64(make([]byte, 0, 8+len(args)), fid)
+				k = append(k, args...)
+				c.remove(k, hashKey(k))
+			}
 		},
-		Flush: c.flush,
+		Flush: func() {
+			if c := wc.Value(); c != nil {
+				c.flush()
+			}
+		},
 	}
 	b, err := cfg.tier.Bind(f)
 	if err != nil {

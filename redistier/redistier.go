@@ -54,7 +54,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -77,7 +76,7 @@ type Tier struct {
 	logger  *slog.Logger // the first bound function's logger, for the breaker
 
 	mu      sync.Mutex
-	funcs   map[string]*binding      // by base key
+	funcs   map[string][]*binding    // by base key (one name may be bound more than once)
 	waiters map[string]chan struct{} // by value key: closed on a fill or release
 	closed  bool
 
@@ -113,7 +112,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Tier, error) {
 		rdb:     client,
 		o:       o,
 		channel: o.prefix + ":events",
-		funcs:   make(map[string]*binding),
+		funcs:   make(map[string][]*binding),
 		waiters: make(map[string]chan struct{}),
 		done:    make(chan struct{}),
 		ready:   make(chan struct{}),
@@ -200,11 +199,7 @@ func (t *Tier) Bind(f memo.TierFunc) (memo.TierBinding, error) {
 		b.logger = t.o.logger
 	}
 	t.mu.Lock()
-	if _, dup := t.funcs[base]; dup {
-		t.mu.Unlock()
-		return nil, fmt.Errorf("memo: redistier: a function named %q with the same types is already bound to this tier: names must be unique in a process", f.Name)
-	}
-	t.funcs[base] = b
+	t.funcs[base] = append(t.funcs[base], b)
 	if t.logger == nil {
 		t.logger = b.logger
 	}
@@ -356,8 +351,8 @@ func (t *Tier) subscribe() {
 func (t *Tier) resync() {
 	t.mu.Lock()
 	funcs := make([]*binding, 0, len(t.funcs))
-	for _, b := range t.funcs {
-		funcs = append(funcs, b)
+	for _, bs := range t.funcs {
+		funcs = append(funcs, bs...)
 	}
 	waiters := t.waiters
 	t.waiters = make(map[string]chan struct{})
@@ -377,18 +372,18 @@ func (t *Tier) handle(payload string) {
 		return
 	}
 	t.mu.Lock()
-	b := t.funcs[base]
+	bs := t.funcs[base]
 	t.mu.Unlock()
 	switch kind {
 	case msgFill, msgRelease:
 		t.wake(base + ":" + rest + ":v")
 	case msgInvalidate:
 		t.wake(base + ":" + rest + ":v")
-		if b != nil {
+		for _, b := range bs {
 			b.f.Drop([]byte(args))
 		}
 	case msgClear:
-		if b != nil {
+		for _, b := range bs {
 			g := rest
 			b.gen.Store(&g)
 			b.f.Flush()

@@ -1,0 +1,127 @@
+package redistier
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/memokit/memo"
+	"github.com/stretchr/testify/require"
+)
+
+// BenchmarkL1Hit compares a local hit with and without a tier: the hit
+// path must not change (a hit never reaches Redis).
+func BenchmarkL1Hit(b *testing.B) {
+	needRedis(b)
+	fn := func(k int) int { return k * 2 }
+	// With a tier, L1 entries live at most WithMaxLocalAge (30 s by
+	// default), so a hit checks an expiry: compare with the same TTL
+	// without a tier, and with the bound off.
+	variants := []struct {
+		name string
+		opts []memo.Option
+	}{
+		{"tier=off", nil},
+		{"tier=off,ttl=30s", []memo.Option{memo.WithTTL(30 * time.Second)}},
+		{"tier=on", []memo.Option{memo.WithTier(newTier(b, srv))}},
+		{"tier=on,maxLocalAge=0", []memo.Option{memo.WithTier(newTier(b, srv, WithMaxLocalAge(0)))}},
+	}
+	for _, v := range variants {
+		f := memo.Func(fn, append(v.opts, memo.WithName(b.Name()+"/"+v.name))...)
+		for i := range 64 {
+			f(i)
+		}
+		b.Run(v.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				f(i & 63)
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkL2Hit is a decorated call that misses L1 and hits L2 (two keys
+// alternate in an L1 of one entry), against a bare go-redis GET of the
+// same value key: the tier's overhead over the round trip.
+func BenchmarkL2Hit(b *testing.B) {
+	needRedis(b)
+	require.NoError(b, srv.Do("FLUSHALL"))
+	payload := func(k int) []byte { return []byte(strconv.Itoa(k) + "-0123456789abcdef0123456789abcdef") }
+	filler := memo.Func(payload, memo.WithName("bench-l2"), memo.WithTier(newTier(b, srv)))
+	filler(0)
+	filler(1)
+	keys := valueKeys(b, srv)
+	require.Len(b, keys, 2)
+	tier := newTier(b, srv)
+	f := memo.Func(payload, memo.WithName("bench-l2"), memo.WithTier(tier), memo.WithMaxSize(1))
+
+	b.Run("tier", func(b *testing.B) {
+		b.ReportAllocs()
+		hits := tier.Stats().Hits
+		i := 0
+		for b.Loop() {
+			f(i & 1)
+			i++
+		}
+		require.Equal(b, uint64(i), tier.Stats().Hits-hits, "every call an L2 hit")
+	})
+	b.Run("bare-GET", func(b *testing.B) {
+		rdb := srv.Client()
+		defer rdb.Close()
+		ctx := context.Background()
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if _, err := rdb.Get(ctx, keys[i&1]).Bytes(); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}
+
+// BenchmarkWaiterWake measures how long after the lease holder's function
+// returns a waiter in another replica has the value: the fill, its
+// pub/sub message, and the waiter's read. It reports the p50 and p99.
+func BenchmarkWaiterWake(b *testing.B) {
+	needRedis(b)
+	require.NoError(b, srv.Do("FLUSHALL"))
+	holder, waiter := newTier(b, srv), newTier(b, srv)
+	release := make(chan struct{})
+	started := make(chan struct{})
+	var returned atomic.Int64
+	fn := func(k int) int {
+		started <- struct{}{}
+		<-release
+		returned.Store(time.Now().UnixNano())
+		return k
+	}
+	fh := memo.Func(fn, memo.WithName("bench-wake"), memo.WithTier(holder))
+	fw := memo.Func(func(k int) int { return -1 }, memo.WithName("bench-wake"), memo.WithTier(waiter))
+	var lat []time.Duration
+	k := 0
+	for b.Loop() {
+		k++
+		go fh(k)
+		<-started
+		waits := waiter.Stats().LeaseWaits
+		got := make(chan int)
+		go func() { got <- fw(k) }()
+		for waiter.Stats().LeaseWaits == waits {
+			time.Sleep(50 * time.Microsecond)
+		}
+		release <- struct{}{}
+		if v := <-got; v != k {
+			b.Fatalf("waiter got %d, want the holder's %d", v, k)
+		}
+		lat = append(lat, time.Since(time.Unix(0, returned.Load())))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}

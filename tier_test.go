@@ -1,0 +1,226 @@
+package memo
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeTier is an in-memory Tier: a map shared by the functions bound to it.
+type fakeTier struct {
+	mu       sync.Mutex
+	store    map[[32]byte][]any
+	loads    []TierKey
+	funcs    []TierFunc
+	clears   int
+	invErr   error
+	maxAge   time.Duration
+	bindErr  error
+	computes int
+}
+
+func newFakeTier() *fakeTier { return &fakeTier{store: map[[32]byte][]any{}} }
+
+func (f *fakeTier) Bind(fn TierFunc) (TierBinding, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.funcs = append(f.funcs, fn)
+	return f, f.bindErr
+}
+
+func (f *fakeTier) Load(ctx context.Context, key TierKey, compute func(context.Context) ([]any, bool)) ([]any, bool) {
+	f.mu.Lock()
+	f.loads = append(f.loads, key)
+	v, ok := f.store[key.Digest]
+	f.mu.Unlock()
+	if ok {
+		return v, true
+	}
+	res, store := compute(ctx)
+	f.mu.Lock()
+	f.computes++
+	if store {
+		f.store[key.Digest] = res
+	}
+	f.mu.Unlock()
+	return nil, false
+}
+
+func (f *fakeTier) Invalidate(ctx context.Context, key TierKey) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.store, key.Digest)
+	return f.invErr
+}
+
+func (f *fakeTier) Clear(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.clears++
+	clear(f.store)
+	return nil
+}
+
+func (f *fakeTier) MaxLocalAge() time.Duration { return f.maxAge }
+
+func (f *fakeTier) lastKey() TierKey {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.loads[len(f.loads)-1]
+}
+
+func (f *fakeTier) loadCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.loads)
+}
+
+func TestTierOptionErrors(t *testing.T) {
+	ft := newFakeTier()
+	assert.PanicsWithError(t, "memo: WithTier(nil): pass a tier, for example one made by redistier.New",
+		func() { Decorate(func(int) int { return 0 }, WithName("x"), WithTier(nil)) })
+	assert.Panics(t, func() { Decorate(func(int) int { return 0 }, WithTier(ft)) }, "WithName is required")
+	_, err := New(WithMaxSize(1), WithName("x"), WithTier(ft))
+	assert.ErrorContains(t, err, "WithTier applies to Decorate")
+	ft.bindErr = errors.New("memo: cannot store chan int")
+	assert.PanicsWithError(t, `memo: WithTier("x"): memo: cannot store chan int`,
+		func() { Decorate(func(int) chan int { return nil }, WithName("x"), WithTier(ft)) })
+}
+
+func TestTierSharesBetweenDecorations(t *testing.T) {
+	ft := newFakeTier()
+	execs := 0
+	fn := func(a int, s string) (int, string, error) { execs++; return a, s, nil }
+	f1 := Decorate(fn, WithName("pair"), WithTier(ft))
+	f2 := Decorate(fn, WithName("pair"), WithTier(ft))
+	a, s, err := f1(1, "x")
+	require.NoError(t, err)
+	assert.Equal(t, 1, a)
+	a, s, err = f2(1, "x") // a second "replica": its L1 misses, the tier hits
+	require.NoError(t, err)
+	assert.Equal(t, 1, a)
+	assert.Equal(t, "x", s)
+	assert.Equal(t, 1, execs)
+	require.Len(t, ft.funcs, 2)
+	assert.Equal(t, ft.funcs[0].Schema, ft.funcs[1].Schema)
+	assert.Len(t, ft.funcs[0].Results, 2, "the error result is not stored")
+
+	// Typed paths share the same keys and rebuild their results.
+	g1 := FuncErr(func(k string) (int, error) { execs++; return len(k), nil }, WithName("len"), WithTier(ft))
+	g2 := Decorate(func(k string) (int, error) { execs++; return len(k), nil }, WithName("len"), WithTier(ft))
+	n, err := g1("abc")
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	n, err = g2("abc")
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	assert.Equal(t, 2, execs)
+
+	e1 := Func(func(k int) error { execs++; return nil }, WithName("err"), WithTier(ft))
+	e2 := Func(func(k int) error { execs++; return nil }, WithName("err"), WithTier(ft))
+	assert.NoError(t, e1(1))
+	assert.NoError(t, e2(1))
+	assert.Equal(t, 3, execs)
+
+	bad := FuncErr(func(k int) (int, error) { execs++; return 0, errors.New("no") }, WithName("bad"), WithTier(ft))
+	_, err = bad(1)
+	assert.Error(t, err)
+	assert.Len(t, ft.store, 3, "an error is not stored in the tier")
+}
+
+func TestTierKeysAreStable(t *testing.T) {
+	ft := newFakeTier()
+	f := Decorate(func(k any) int { return 0 }, WithName("stable"), WithTier(ft))
+	f(int64(5))
+	k64 := ft.lastKey()
+	f(5)
+	kInt := ft.lastKey()
+	assert.NotEqual(t, k64.Digest, kInt.Digest, "int64(5) and int(5) differ")
+	// Golden bytes: the type's name, never a process-local id. Changing
+	// them changes every shared key: do it only on purpose.
+	assert.Equal(t, "07696e7436340500000000000000", hex.EncodeToString(k64.Args))
+	assert.Contains(t, string(k64.Args), "int64")
+
+	type local struct{ A int }
+	f(local{1})
+	assert.Contains(t, string(ft.lastKey().Args), "github.com/memokit/memo.local")
+
+	// Process-local keys stay in L1.
+	n := ft.loadCount()
+	x := 1
+	f(&x)
+	f(func() {})
+	f(time.Now()) // time.Local
+	assert.Equal(t, n, ft.loadCount(), "pointers, funcs and local times never reach the tier")
+	f(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
+	assert.Equal(t, n+1, ft.loadCount())
+	loc := time.FixedZone("X", 3600)
+	f(time.Date(2024, 1, 1, 0, 0, 0, 0, loc))
+	assert.Contains(t, string(ft.lastKey().Args), "X")
+
+	// A schema change (another result type) is another fingerprint.
+	g := Decorate(func(k any) string { return "" }, WithName("stable"), WithTier(ft))
+	g(int64(5))
+	assert.NotEqual(t, k64.Digest, ft.lastKey().Digest)
+}
+
+func TestTierInvalidateContext(t *testing.T) {
+	ft := newFakeTier()
+	execs := 0
+	f := Decorate(func(k int) int { execs++; return k }, WithName("inv"), WithTier(ft))
+	f(1)
+	removed, err := InvalidateContext(context.Background(), f, 1)
+	assert.True(t, removed)
+	assert.NoError(t, err)
+	f(1)
+	assert.Equal(t, 2, execs, "gone from L1 and from the tier")
+	ft.invErr = errors.New("memo: unreachable")
+	removed, err = InvalidateContext(context.Background(), f, 1)
+	assert.True(t, removed)
+	assert.ErrorContains(t, err, "unreachable")
+
+	plain := Decorate(func(k int) int { return k })
+	plain(1)
+	removed, err = InvalidateContext(context.Background(), plain, 1)
+	assert.True(t, removed)
+	assert.NoError(t, err)
+
+	CacheOf(f).Clear()
+	assert.Equal(t, 1, ft.clears, "Clear clears the tier's namespace")
+}
+
+func TestTierDropAndFlush(t *testing.T) {
+	ft := newFakeTier()
+	f := Decorate(func(k string) int { return len(k) }, WithName("drop"), WithTier(ft))
+	f("ab")
+	f("abc")
+	require.Equal(t, 2, CacheOf(f).Len())
+	ft.funcs[0].Drop(ft.lastKey().Args)
+	assert.Equal(t, 1, CacheOf(f).Len(), "Drop removes the one entry")
+	ft.funcs[0].Flush()
+	assert.Equal(t, 0, CacheOf(f).Len())
+}
+
+func TestTierBoundsLocalAge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ft := newFakeTier()
+		ft.maxAge = time.Minute
+		execs := 0
+		f := Decorate(func(k int) int { execs++; return k }, WithName("age"), WithTier(ft))
+		f(1)
+		time.Sleep(59 * time.Second)
+		f(1)
+		assert.Equal(t, 1, ft.loadCount(), "an L1 hit within the bound")
+		time.Sleep(2 * time.Second)
+		f(1)
+		assert.Equal(t, 2, ft.loadCount(), "past the bound the entry is gone from L1")
+		assert.Equal(t, 1, execs, "and the tier answers")
+	})
+}
