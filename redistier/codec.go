@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -31,21 +33,26 @@ type Codec interface {
 	Decode(data []byte, types []reflect.Type) ([]any, error)
 }
 
-// Msgpack is the default codec: MessagePack (vmihailenco/msgpack/v5),
-// chosen after measuring gob, JSON and msgpack on result types users
-// return (codec_test.go, TestCodecExactness): msgpack keeps nil and empty
-// slices and maps apart, int64 beyond 2^53, NaN and infinities, nested
-// maps and pointers to zero values; gob turns empty slices and pointers to
-// zero into nil, JSON fails on NaN. Its one loss is a time.Time's
-// location: the instant comes back exactly, in time.Local (compare times
-// with Equal). Results holding interfaces, funcs, channels, complex
-// numbers, unexported or skipped ("-") fields, or recursive types are
-// refused at decoration time.
-var Msgpack Codec = msgpackCodec{}
-
-// JSON is encoding/json, for values other programs read. It refuses NaN
-// and infinities at encode time (not written: a miss each time).
+// JSON is the default codec: encoding/json, into the results' static
+// types. It was chosen after measuring JSON, msgpack and gob on the result
+// types users return (codec_test.go, TestCodecExactness): for the types
+// the check accepts, what JSON encodes comes back exactly (time.Time in
+// UTC stays UTC, []T{} and nil stay apart, int64 and uint64 beyond 2^53,
+// nested maps, pointers to zero values), and what it cannot represent
+// (NaN, ±Inf) fails loudly at encode time: such a result is not shared (a
+// counted EncodeError), never changed. msgpack silently returns every
+// time.Time in time.Local; gob silently turns []T{}, empty inner slices
+// and pointers to zero into nil. A time.Time in a zone other than UTC
+// keeps its instant and offset but not the zone's name (every codec loses
+// it). Results holding interfaces, funcs, channels, complex numbers,
+// unexported or skipped ("-") fields, omitempty slices or maps, or
+// recursive types are refused at decoration time.
 var JSON Codec = jsonCodec{}
+
+// Msgpack is MessagePack (vmihailenco/msgpack/v5): smaller and faster
+// than JSON, keeps NaN and infinities, but brings every time.Time back in
+// time.Local (the same instant: compare with Equal).
+var Msgpack Codec = msgpackCodec{}
 
 // Gob is encoding/gob. It turns empty slices and maps and pointers to zero
 // values into nil: use it only for results where that does not matter.
@@ -190,6 +197,9 @@ func checkFields(root reflect.Type, tag string) error {
 				}
 				if f.Tag.Get(tag) == "-" {
 					return fmt.Errorf("memo: redistier: result type %v has the field %v.%s tagged %s:\"-\", which the codec would drop", root, t, f.Name, tag)
+				}
+				if k := f.Type.Kind(); (k == reflect.Slice || k == reflect.Map) && slices.Contains(strings.Split(f.Tag.Get(tag), ",")[1:], "omitempty") {
+					return fmt.Errorf("memo: redistier: result type %v has the field %v.%s tagged omitempty, which turns an empty %v into nil", root, t, f.Name, k)
 				}
 				if err := walk(f.Type, path); err != nil {
 					return err

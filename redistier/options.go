@@ -38,7 +38,7 @@ func defaults() options {
 		maxValue:        1 << 20,
 		breakerFailures: 5,
 		breakerTimeout:  2 * time.Second,
-		codec:           Msgpack,
+		codec:           JSON,
 	}
 }
 
@@ -112,7 +112,7 @@ func WithBreakerFailures(n int) Option { return func(o *options) { o.breakerFail
 // probes Redis again (default 2 s).
 func WithBreakerTimeout(d time.Duration) Option { return func(o *options) { o.breakerTimeout = d } }
 
-// WithCodec replaces the codec of results (default [Msgpack]).
+// WithCodec replaces the codec of results (default [JSON]).
 func WithCodec(c Codec) Option { return func(o *options) { o.codec = c } }
 
 // WithLogger logs the breaker's transitions and undecodable values to l

@@ -35,7 +35,7 @@ func TestL2HitAcrossReplicas(t *testing.T) {
 	zero := 0
 	fn := func(id int64) (item, error) {
 		execs.Add(1)
-		return item{ID: id, Tags: []string{"x"}, Empty: []int{}, Price: math.NaN(),
+		return item{ID: id, Tags: []string{"x"}, Empty: []int{}, Price: 1.5,
 			When: time.Date(2024, 1, 2, 3, 4, 5, 6, time.UTC), Nested: map[string]map[string]int{"a": {"b": 1}},
 			Pointer: &zero}, nil
 	}
@@ -50,7 +50,8 @@ func TestL2HitAcrossReplicas(t *testing.T) {
 	assert.Equal(t, uint64(1), b.Stats().Hits)
 	assert.Equal(t, want.ID, got.ID)
 	assert.Equal(t, []int{}, got.Empty, "empty stays empty")
-	assert.True(t, math.IsNaN(got.Price))
+	assert.Equal(t, 1.5, got.Price)
+	assert.Equal(t, time.UTC, got.When.Location(), "UTC stays UTC")
 	assert.True(t, want.When.Equal(got.When))
 	assert.Equal(t, want.Nested, got.Nested)
 	require.NotNil(t, got.Pointer)
@@ -61,6 +62,29 @@ func TestL2HitAcrossReplicas(t *testing.T) {
 	_, _ = fb(1<<62 + 1)
 	assert.Equal(t, before.Hits+before.Misses, b.Stats().Hits+b.Stats().Misses)
 	assert.Equal(t, uint64(1), memo.CacheOf(fb).Stats().Hits)
+}
+
+func TestUnencodableValueIsNotShared(t *testing.T) {
+	flushAll(t)
+	var logs safeBuffer
+	a, b := newTier(t, srv, WithLogger(logs.logger())), newTier(t, srv)
+	var execs atomic.Int64
+	fn := func(k int) float64 { execs.Add(1); return math.NaN() }
+	fa := memo.Decorate(fn, memo.WithName(t.Name()), memo.WithTier(a))
+	fb := memo.Decorate(fn, memo.WithName(t.Name()), memo.WithTier(b))
+	assert.True(t, math.IsNaN(fa(1)))
+	assert.True(t, math.IsNaN(fb(1)))
+	assert.Equal(t, int64(2), execs.Load(), "JSON refuses NaN: not shared, never changed")
+	assert.Equal(t, uint64(1), a.Stats().EncodeErrors)
+	assert.Contains(t, logs.String(), "result not stored")
+
+	// With msgpack, NaN is shared.
+	c, d := newTier(t, srv, WithCodec(Msgpack)), newTier(t, srv, WithCodec(Msgpack))
+	fc := memo.Decorate(fn, memo.WithName(t.Name()+"/mp"), memo.WithTier(c))
+	fd := memo.Decorate(fn, memo.WithName(t.Name()+"/mp"), memo.WithTier(d))
+	assert.True(t, math.IsNaN(fc(1)))
+	assert.True(t, math.IsNaN(fd(1)))
+	assert.Equal(t, int64(3), execs.Load())
 }
 
 func TestTypedPathsShare(t *testing.T) {
@@ -235,7 +259,7 @@ func TestBadValuesAreMisses(t *testing.T) {
 	otherSchema := slices.Clone(good)
 	otherSchema[4] ^= 0xff
 	otherCodec := slices.Clone(good)
-	otherCodec[3] = JSON.ID()
+	otherCodec[3] = Msgpack.ID()
 	bad := map[string][]byte{
 		"garbage":      []byte("not a memo value at all, really"),
 		"empty":        {},
