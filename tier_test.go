@@ -100,10 +100,10 @@ func TestTierSharesBetweenDecorations(t *testing.T) {
 	fn := func(a int, s string) (int, string, error) { execs++; return a, s, nil }
 	f1 := Decorate(fn, WithName("pair"), WithTier(ft))
 	f2 := Decorate(fn, WithName("pair"), WithTier(ft))
-	a, s, err := f1(1, "x")
+	a, _, err := f1(1, "x")
 	require.NoError(t, err)
 	assert.Equal(t, 1, a)
-	a, s, err = f2(1, "x") // a second "replica": its L1 misses, the tier hits
+	a, s, err := f2(1, "x") // a second "replica": its L1 misses, the tier hits
 	require.NoError(t, err)
 	assert.Equal(t, 1, a)
 	assert.Equal(t, "x", s)

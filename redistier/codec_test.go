@@ -92,6 +92,7 @@ func TestCodecExactness(t *testing.T) {
 }
 
 func TestCheckRefusesLossyTypes(t *testing.T) {
+	//lint:ignore U1000 the unexported field is what the check refuses
 	type unexported struct{ a int }
 	type skipped struct {
 		A int `json:"-"`

@@ -172,6 +172,7 @@ func TestErrorsAreNotStored(t *testing.T) {
 func TestUnencodableResultPanicsAtDecoration(t *testing.T) {
 	needRedis(t)
 	a := newTier(t, srv)
+	//lint:ignore U1000 the unexported field is what the check refuses
 	type hidden struct{ n int }
 	cases := map[string]any{
 		"any":        func(int) any { return nil },
