@@ -323,7 +323,9 @@ func (c *Cache) size() int {
 
 // Clear removes every entry and resets every statistic. Executions in
 // flight will not store their results, and callers that arrive after Clear
-// start new executions.
+// start new executions. For functions decorated [WithTier], Clear also
+// clears their entries in the tier (see [TierBinding].Clear), after the
+// local ones.
 func (c *Cache) Clear() {
 	c.check()
 	defer c.clearTiers()

@@ -114,6 +114,11 @@ type TierBinding interface {
 // meaning inside one process (a pointer keyed by identity, a func, a
 // channel, a value past the key limit) stay in the local cache. Decorate
 // panics if t cannot store the function's result types.
+//
+// In the statistics, a local miss answered by the tier counts as the
+// execution of its local leader (TotalCalls, timed as the round trip), so
+// that Misses == TotalCalls + Coalesced still holds; the tier's own
+// statistics tell its hits from the function's runs.
 func WithTier(t Tier) Option {
 	return optionFunc(func(c *config) {
 		c.tier = t
