@@ -160,10 +160,10 @@ func (s *Server) Client() *redis.Client {
 		Addr:                  s.Addr,
 		ContextTimeoutEnabled: true,
 		MaxRetries:            -1,
-		DialTimeout:           100 * time.Millisecond,
-		ReadTimeout:           100 * time.Millisecond,
-		WriteTimeout:          100 * time.Millisecond,
-		PoolTimeout:           100 * time.Millisecond,
+		DialTimeout:           time.Second,
+		ReadTimeout:           time.Second,
+		WriteTimeout:          time.Second,
+		PoolTimeout:           time.Second,
 	})
 }
 
