@@ -63,8 +63,9 @@ redis.call('PUBLISH', ARGV[1], ARGV[2])
 return 1`)
 )
 
-// MaxLocalAge implements [memo.TierBinding].
-func (b *binding) MaxLocalAge() time.Duration { return b.t.o.maxLocalAge }
+// MaxLocalAge implements [memo.TierBinding]: 0, since the tier bounds the
+// age of local entries itself, by flushing them (see Tier.ageLoop).
+func (b *binding) MaxLocalAge() time.Duration { return 0 }
 
 // generation returns the function's current generation, reading it when
 // unknown. ok is false when Redis could not tell.

@@ -29,7 +29,8 @@
 // generation (a random number stored at one key that every value key
 // contains), so no SCAN is needed. A replica whose subscription broke
 // flushes its tiered L1 entries when it resubscribes, and while a tier is
-// on, L1 entries live at most [WithMaxLocalAge] (default 30 s).
+// on, L1 entries live at most [WithMaxLocalAge] (default 30 s): the tier
+// flushes them that often.
 //
 // Failure: every Redis operation runs under a budget ([WithBudget], default
 // 50 ms), so a call that finds Redis down, slow, paused, out of memory or
@@ -82,6 +83,8 @@ type Tier struct {
 
 	pubsub *redis.PubSub
 	done   chan struct{} // closed when the subscriber has stopped
+	stop   chan struct{} // closed by Close: stops the age loop
+	aged   chan struct{} // closed when the age loop has stopped
 	ready  chan struct{} // closed at the first subscription
 
 	st counters
@@ -116,6 +119,8 @@ func New(client redis.UniversalClient, opts ...Option) (*Tier, error) {
 		waiters: make(map[string]chan struct{}),
 		done:    make(chan struct{}),
 		ready:   make(chan struct{}),
+		stop:    make(chan struct{}),
+		aged:    make(chan struct{}),
 		logger:  o.logger,
 	}
 	t.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
@@ -130,7 +135,41 @@ func New(client redis.UniversalClient, opts ...Option) (*Tier, error) {
 	})
 	t.pubsub = client.Subscribe(context.Background(), t.channel)
 	go t.subscribe()
+	go t.ageLoop()
 	return t, nil
+}
+
+// ageLoop flushes the bound functions' local entries every
+// WithMaxLocalAge (less up to a tenth, so that replicas do not all reread
+// Redis at once): no local entry outlives the bound, and the hit path pays
+// nothing for it (a per-entry TTL would cost a clock read on every hit).
+func (t *Tier) ageLoop() {
+	defer close(t.aged)
+	if t.o.maxLocalAge <= 0 {
+		<-t.stop
+		return
+	}
+	var r [1]byte
+	_, _ = rand.Read(r[:])
+	tick := time.NewTicker(t.o.maxLocalAge - t.o.maxLocalAge/10*time.Duration(r[0])/255)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-tick.C:
+			t.mu.Lock()
+			var funcs []*binding
+			for _, bs := range t.funcs {
+				funcs = append(funcs, bs...)
+			}
+			t.mu.Unlock()
+			for _, b := range funcs {
+				b.f.Flush()
+			}
+			t.st.ageFlushes.Add(1)
+		}
+	}
 }
 
 // contextTimeouts reports whether client honours context deadlines.
@@ -172,6 +211,8 @@ func (t *Tier) Close() error {
 		delete(t.waiters, k)
 	}
 	t.mu.Unlock()
+	close(t.stop)
+	<-t.aged
 	err := t.pubsub.Close()
 	<-t.done
 	return err
@@ -420,11 +461,12 @@ type Stats struct {
 	Clears        uint64 // Clear calls that reached Redis
 	Received      uint64 // messages received from the channel
 	Resubscribes  uint64 // subscriptions restored after a break (each flushed the tiered local entries)
+	AgeFlushes    uint64 // flushes of the tiered local entries by WithMaxLocalAge
 }
 
 type counters struct {
 	hits, misses, fills, fenced, leaseWaits, localRuns, errors, decodeErrors,
-	encodeErrors, skipped, breakerOpened, invalidations, clears, received, resubscribes atomic.Uint64
+	encodeErrors, skipped, breakerOpened, invalidations, clears, received, resubscribes, ageFlushes atomic.Uint64
 }
 
 // Stats returns a snapshot of the tier's counters.
@@ -436,7 +478,7 @@ func (t *Tier) Stats() Stats {
 		DecodeErrors: s.decodeErrors.Load(), EncodeErrors: s.encodeErrors.Load(), Skipped: s.skipped.Load(),
 		BreakerOpened: s.breakerOpened.Load(), BreakerState: t.cb.State().String(),
 		Invalidations: s.invalidations.Load(), Clears: s.clears.Load(), Received: s.received.Load(),
-		Resubscribes: s.resubscribes.Load(),
+		Resubscribes: s.resubscribes.Load(), AgeFlushes: s.ageFlushes.Load(),
 	}
 }
 

@@ -370,6 +370,21 @@ func TestPubsubKillFlushesThenServesFresh(t *testing.T) {
 	assert.Equal(t, int64(1), fa("k"), "and serves the fresh value")
 }
 
+func TestMaxLocalAgeBoundsStaleness(t *testing.T) {
+	flushAll(t)
+	a := newTier(t, srv, WithMaxLocalAge(20*time.Millisecond))
+	var version atomic.Int64
+	f := memo.Decorate(func(k int) int64 { return version.Load() }, memo.WithName(t.Name()), memo.WithTier(a))
+	assert.Equal(t, int64(0), f(1))
+	// The source changes and Redis loses the value, with no message: the
+	// old value stays in L1 only until the next age flush.
+	version.Store(1)
+	require.NoError(t, srv.Do("FLUSHALL"))
+	flushes := a.Stats().AgeFlushes
+	require.Eventually(t, func() bool { return a.Stats().AgeFlushes > flushes }, 5*time.Second, time.Millisecond)
+	assert.Equal(t, int64(1), f(1))
+}
+
 // safeBuffer is a goroutine-safe log sink.
 type safeBuffer struct {
 	mu  sync.Mutex
