@@ -33,11 +33,12 @@ type faultRig struct {
 	fa, fb  func(string) string
 	version atomic.Int64
 	execs   atomic.Int64
+	logs    safeBuffer
 }
 
 func newFaultRig(t *testing.T, args ...string) *faultRig {
 	r := &faultRig{s: newServer(t, args...)}
-	opts := []Option{WithBudget(faultBudget), WithBreakerFailures(3), WithBreakerTimeout(200 * time.Millisecond)}
+	opts := []Option{WithBudget(faultBudget), WithBreakerFailures(3), WithBreakerTimeout(200 * time.Millisecond), WithLogger(r.logs.logger())}
 	r.a, r.b = newTier(t, r.s, opts...), newTier(t, r.s, opts...)
 	fn := func(k string) string {
 		r.execs.Add(1)
@@ -96,6 +97,8 @@ func TestFaultKilledAndRestarted(t *testing.T) {
 	r.recovered(t)
 	require.Eventually(t, func() bool { return r.a.Stats().Resubscribes > resubs }, 10*time.Second, time.Millisecond)
 	assert.Equal(t, "k@1", r.fa("k"), "no stale value after the restart: a flushed its L1 on resubscribing")
+	assert.Contains(t, r.logs.String(), "to=open", "the breaker's opening is logged")
+	assert.Contains(t, r.logs.String(), "to=closed", "and its closing")
 	assert.Equal(t, "k@1", r.fb("k"))
 }
 
