@@ -164,3 +164,28 @@ func TestFaultMaxmemoryVolatileLRU(t *testing.T) {
 	}
 	t.Logf("maxmemory volatile-lru: worst call %v, executions %d for 600 calls on 300 keys", worst, r.execs.Load())
 }
+
+func TestFaultDownAtStart(t *testing.T) {
+	s := newServer(t)
+	s.Kill()
+	c := s.Client()
+	tier, err := New(c, WithBudget(faultBudget), WithBreakerTimeout(100*time.Millisecond))
+	require.NoError(t, err, "New does not need Redis")
+	t.Cleanup(func() {
+		_ = tier.Close()
+		_ = c.Close()
+	})
+	var execs atomic.Int64
+	f := memo.Decorate(func(k int) int { execs.Add(1); return k * 3 }, memo.WithName(t.Name()), memo.WithTier(tier))
+	assert.Equal(t, 3, f(1), "answered locally")
+	require.NoError(t, s.Restart())
+	select {
+	case <-tier.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("no subscription after Redis came up")
+	}
+	require.Eventually(t, func() bool {
+		f(int(execs.Load()) + 100) // new keys until one is filled
+		return tier.Stats().Fills > 0
+	}, 10*time.Second, 5*time.Millisecond, "the tier is used once Redis is up")
+}
