@@ -326,15 +326,20 @@ func (w *wrapped) invalidateTier(ctx context.Context, s *keyState) error {
 // drop their local copies, and returns an error (with removed telling
 // about the local cache) when the tier could not be reached within ctx or
 // its own time budget. For other functions it is Invalidate with a nil
-// error.
+// error. Like Invalidate, it panics with a "memo:" message when args do not
+// fit fn's parameters.
 func InvalidateContext(ctx context.Context, fn any, args ...any) (bool, error) {
 	w := lookupWrapped(fn)
 	if w == nil {
 		return false, nil
 	}
+	calls := w.calls(args)
+	if len(calls) == 0 {
+		panic(w.badArgs(args))
+	}
 	removed := false
 	var errs []error
-	for _, in := range w.calls(args) {
+	for _, in := range calls {
 		s := getState()
 		w.encode(s, in)
 		if w.c.remove(s.buf, hashKey(s.buf)) {

@@ -91,10 +91,12 @@ func TestFaultKilledAndRestarted(t *testing.T) {
 	worst := r.calls(t, "down", 20)
 	assert.NotZero(t, r.a.Stats().BreakerOpened, "the breaker opened")
 	assert.NotZero(t, r.a.Stats().Skipped, "and spared the later calls the budget")
+	assert.True(t, r.a.Figures().BreakerOpen, "the exporters' figures say so")
 	t.Logf("redis killed: worst call %v; breaker opened %d, skipped %d", worst, r.a.Stats().BreakerOpened, r.a.Stats().Skipped)
 
 	require.NoError(t, r.s.Restart())
 	r.recovered(t)
+	assert.False(t, r.a.Figures().BreakerOpen)
 	require.Eventually(t, func() bool { return r.a.Stats().Resubscribes > resubs }, 10*time.Second, time.Millisecond)
 	assert.Equal(t, "k@1", r.fa("k"), "no stale value after the restart: a flushed its L1 on resubscribing")
 	assert.Contains(t, r.logs.String(), "to=open", "the breaker's opening is logged")

@@ -61,6 +61,7 @@ import (
 	"time"
 
 	"github.com/memokit/memo"
+	"github.com/memokit/memo/stats"
 	"github.com/redis/go-redis/v9"
 	"github.com/sony/gobreaker/v2"
 )
@@ -479,6 +480,17 @@ func (t *Tier) Stats() Stats {
 		BreakerOpened: s.breakerOpened.Load(), BreakerState: t.cb.State().String(),
 		Invalidations: s.invalidations.Load(), Clears: s.clears.Load(), Received: s.received.Load(),
 		Resubscribes: s.resubscribes.Load(), AgeFlushes: s.ageFlushes.Load(),
+	}
+}
+
+// Figures returns the tier's counters in the shape the exporters and the
+// debug page take ([stats.Tier]): pass tier.Figures to memoprom.WithTier,
+// memootel.WithTier or memohttp.WithTier.
+func (t *Tier) Figures() stats.Tier {
+	s := t.Stats()
+	return stats.Tier{
+		Hits: s.Hits, Misses: s.Misses, Errors: s.Errors, DecodeErrors: s.DecodeErrors,
+		LeaseWaits: s.LeaseWaits, BreakerOpens: s.BreakerOpened, BreakerOpen: s.BreakerState == gobreaker.StateOpen.String(),
 	}
 }
 
