@@ -254,8 +254,32 @@ func tiered[T any](w *wrapped, s *keyState, run func(context.Context) T) func(co
 }
 
 // tierResults returns the results of one execution for the tier, and
-// whether they may be stored there (not an error).
+// whether they may be stored there: not an error, and not refused by
+// WithCacheIf or WithTTLFunc.
 func (w *wrapped) tierResults(val any) ([]any, bool) {
+	out, ok := w.tierValues(val)
+	return out, ok && w.tierAllows(val)
+}
+
+// tierAllows applies WithCacheIf, and WithTTLFunc's refusal (a TTL <= 0),
+// to the tier as to the local cache. A predicate that panics refuses.
+func (w *wrapped) tierAllows(val any) (ok bool) {
+	if w.fo == nil || (w.fo.cacheIf == nil && w.fo.ttlFunc == nil) {
+		return true
+	}
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	res := results(val)
+	if w.fo.cacheIf != nil && !w.fo.cacheIf(res) {
+		return false
+	}
+	return w.fo.ttlFunc == nil || w.fo.ttlFunc(res) > 0
+}
+
+func (w *wrapped) tierValues(val any) ([]any, bool) {
 	switch {
 	case w.reflective:
 		vs := val.([]reflect.Value)

@@ -135,6 +135,15 @@ func TestTierSharesBetweenDecorations(t *testing.T) {
 	assert.Len(t, ft.store, 3, "an error is not stored in the tier")
 }
 
+func TestTierRespectsCacheIf(t *testing.T) {
+	ft := newFakeTier()
+	f := Decorate(func(k int) int { return k }, WithName("cacheif"), WithTier(ft),
+		WithCacheIf(func(r []any) bool { return r[0].(int) > 0 }))
+	f(-1)
+	f(1)
+	assert.Len(t, ft.store, 1, "a result WithCacheIf refuses is not shared either")
+}
+
 func TestTierKeysAreStable(t *testing.T) {
 	ft := newFakeTier()
 	f := Decorate(func(k any) int { return 0 }, WithName("stable"), WithTier(ft))
