@@ -84,8 +84,7 @@ func Decorate[F any](fn F, opts ...Option) F {
 		panic(err)
 	}
 	w := newWrapped(v, cfg)
-	w.reflective = true
-	w.bindTier(cfg)
+	w.bindTier(cfg, true)
 	out := reflect.MakeFunc(v.Type(), w.call)
 	register(out, w)
 	return out.Interface().(F)
@@ -121,10 +120,7 @@ type wrapped struct {
 	zeros    []reflect.Value // zero results, for callers whose context ended
 	boxes    *[2]sync.Pool   // the typed paths' argument copies (see box); nil for Decorate
 	fo       *freshOpts      // freshness options (fresh.go), or nil
-	// reflective is set for Decorate's functions, whose results are
-	// []reflect.Value; tier is the function's WithTier, or nil (tier.go).
-	reflective bool
-	tier       *tierFunc
+	tier     *tierFunc       // the function's WithTier, or nil (tier.go)
 }
 
 func newWrapped(v reflect.Value, cfg config) *wrapped {

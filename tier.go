@@ -135,11 +135,14 @@ type tierFunc struct {
 	schema  [32]byte
 	maxAge  time.Duration
 	outcome bool // the typed results are outcome[R] (FuncErr, FuncCtx, ...)
+	// reflective is set for Decorate's functions, whose results are
+	// []reflect.Value.
+	reflective bool
 }
 
 // bindTier binds w to cfg's tier; it panics with a memo: error when the
-// tier refuses the function.
-func (w *wrapped) bindTier(cfg config) {
+// tier refuses the function. reflective tells a Decorate'd function.
+func (w *wrapped) bindTier(cfg config, reflective bool) {
 	if cfg.tier == nil {
 		return
 	}
@@ -181,7 +184,7 @@ func (w *wrapped) bindTier(cfg config) {
 	if b == nil {
 		panic(fmt.Errorf("memo: WithTier(%q): the tier's Bind returned no binding", cfg.name))
 	}
-	w.tier = &tierFunc{b: b, name: cfg.name, schema: f.Schema, maxAge: b.MaxLocalAge(), outcome: !w.reflective && t.NumOut() == 2}
+	w.tier = &tierFunc{b: b, name: cfg.name, schema: f.Schema, maxAge: b.MaxLocalAge(), outcome: !reflective && t.NumOut() == 2, reflective: reflective}
 	c.addTier(w.tier)
 }
 
@@ -281,7 +284,7 @@ func (w *wrapped) tierAllows(val any) (ok bool) {
 
 func (w *wrapped) tierValues(val any) ([]any, bool) {
 	switch {
-	case w.reflective:
+	case w.tier.reflective:
 		vs := val.([]reflect.Value)
 		if w.errOut >= 0 && !vs[w.errOut].IsNil() {
 			return nil, false
@@ -309,7 +312,7 @@ func (w *wrapped) tierValues(val any) ([]any, bool) {
 func tierValue[T any](w *wrapped, res []any) T {
 	var t T
 	switch {
-	case w.reflective:
+	case w.tier.reflective:
 		out := make([]reflect.Value, w.typ.NumOut())
 		j := 0
 		for i := range out {
@@ -380,7 +383,10 @@ func InvalidateContext(ctx context.Context, fn any, args ...any) (bool, error) {
 // addTier records a tiered function of c, whose tier Clear clears.
 func (c *Cache) addTier(tf *tierFunc) {
 	c.mu.Lock()
-	c.tiers = append(c.tiers, tf)
+	if c.tiers == nil {
+		c.tiers = new([]*tierFunc)
+	}
+	*c.tiers = append(*c.tiers, tf)
 	c.mu.Unlock()
 }
 
@@ -388,7 +394,10 @@ func (c *Cache) addTier(tf *tierFunc) {
 // Clear. Errors are the tier's to count and log: Clear has no error result.
 func (c *Cache) clearTiers() {
 	c.mu.Lock()
-	tiers := c.tiers
+	var tiers []*tierFunc
+	if c.tiers != nil {
+		tiers = *c.tiers
+	}
 	c.mu.Unlock()
 	for _, tf := range tiers {
 		_ = tf.b.Clear(context.Background())

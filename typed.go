@@ -160,7 +160,7 @@ func newTyped(fn any, opts []Option, name string, ctxForm bool) *wrapped {
 	}
 	w := newWrapped(v, cfg)
 	w.boxes = new([2]sync.Pool)
-	w.bindTier(cfg)
+	w.bindTier(cfg, false)
 	return w
 }
 
