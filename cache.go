@@ -67,10 +67,9 @@ type Cache struct {
 	policy  policies.Policy[item] // made by the first store
 	expiry  []*expList
 	timer   *time.Timer
-	timerAt int64        // when the pending timer fires; 0 when none is pending
-	watched *watchSet    // made by the first entry whose key refers to an object
-	fresh   *freshState  // the expiry heap and jitter (fresh.go); nil until needed
-	tiers   *[]*tierFunc // the shared tiers of its functions (tier.go), nil for none; under mu
+	timerAt int64       // when the pending timer fires; 0 when none is pending
+	watched *watchSet   // made by the first entry whose key refers to an object
+	fresh   *freshState // the expiry heap and jitter (fresh.go); nil until needed
 
 	hits atomic.Uint64 // hits moved out of the read stripes by drains
 	rec  stats.Recorder

@@ -106,6 +106,7 @@ type wrapped struct {
 	// leading contexts (the key parameters are args[skip:]); else -1, and
 	// shape lists them (see param).
 	ctx    bool
+	deref  bool
 	ctxAt  int16
 	skip   int16
 	errOut int       // index of the trailing error result, or -1
@@ -115,7 +116,6 @@ type wrapped struct {
 	// are of Go's basic kinds, which call keys in a stack buffer; else nil.
 	basic    []reflect.Kind
 	key      func([]any) any
-	deref    bool
 	errorTTL time.Duration
 	zeros    []reflect.Value // zero results, for callers whose context ended
 	boxes    *[2]sync.Pool   // the typed paths' argument copies (see box); nil for Decorate

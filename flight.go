@@ -302,8 +302,11 @@ func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Contex
 			cl.refs = slices.Clone(s.refs)
 		}
 	}
-	if leader && w.tier != nil {
-		run = tiered(w, s, run) // the leader asks the shared tier first (tier.go)
+	if w.tier != nil && (r == leading || r == joining) {
+		// The leader asks the shared tier first (tier.go); a joiner may
+		// start over as a leader. A refresh (late) recomputes, and a
+		// re-entrant call must not wait on its own lease.
+		run = tiered(w, s, run)
 	}
 	putState(s)
 	for {

@@ -9,6 +9,10 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 	"weak"
 )
@@ -297,7 +301,7 @@ func (w *wrapped) tierValues(val any) ([]any, bool) {
 		}
 		return out, true
 	case w.tier.outcome:
-		if val.(failer).failed() {
+		if val.(failer).failure() != nil {
 			return nil, false
 		}
 		return []any{val.(interface{ result() any }).result()}, true
@@ -380,25 +384,50 @@ func InvalidateContext(ctx context.Context, fn any, args ...any) (bool, error) {
 	return removed, errors.Join(errs...)
 }
 
+// tierCaches maps each cache with tiered functions (by weak pointer, so
+// that it does not keep the cache alive) to their tiers, for Clear; kept
+// out of the Cache so that caches without a tier pay nothing for it.
+var (
+	tierCaches   sync.Map // weak.Pointer[Cache] → *cacheTiers
+	tieredCaches atomic.Int64
+)
+
+type cacheTiers struct {
+	mu    sync.Mutex
+	tiers []*tierFunc
+}
+
 // addTier records a tiered function of c, whose tier Clear clears.
 func (c *Cache) addTier(tf *tierFunc) {
-	c.mu.Lock()
-	if c.tiers == nil {
-		c.tiers = new([]*tierFunc)
+	wp := weak.Make(c)
+	ct, loaded := tierCaches.LoadOrStore(wp, &cacheTiers{})
+	if !loaded {
+		tieredCaches.Add(1)
+		runtime.AddCleanup(c, func(wp weak.Pointer[Cache]) {
+			tierCaches.Delete(wp)
+			tieredCaches.Add(-1)
+		}, wp)
 	}
-	*c.tiers = append(*c.tiers, tf)
-	c.mu.Unlock()
+	t := ct.(*cacheTiers)
+	t.mu.Lock()
+	t.tiers = append(t.tiers, tf)
+	t.mu.Unlock()
 }
 
 // clearTiers clears the tier entries of c's tiered functions, after a
 // Clear. Errors are the tier's to count and log: Clear has no error result.
 func (c *Cache) clearTiers() {
-	c.mu.Lock()
-	var tiers []*tierFunc
-	if c.tiers != nil {
-		tiers = *c.tiers
+	if tieredCaches.Load() == 0 {
+		return
 	}
-	c.mu.Unlock()
+	ct, ok := tierCaches.Load(weak.Make(c))
+	if !ok {
+		return
+	}
+	t := ct.(*cacheTiers)
+	t.mu.Lock()
+	tiers := slices.Clone(t.tiers)
+	t.mu.Unlock()
 	for _, tf := range tiers {
 		_ = tf.b.Clear(context.Background())
 	}
