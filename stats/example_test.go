@@ -45,17 +45,27 @@ func ExampleStats_String() {
 	s.CurrentSize, s.MaxSize = 3, 100
 	fmt.Println(s)
 	// Output:
-	// hits         1
-	// misses       3
-	// coalesced    1
-	// hit ratio    25.00%
-	// evictions    0
-	// expirations  0
-	// calls        3
-	// failures     1
-	// avg time     2ms
-	// min time     1ms
-	// max time     3ms
-	// size         3/100
-	// ttl          none
+	// hits                1
+	// misses              3
+	// coalesced           1
+	// hit ratio           25.00%
+	// evictions           0
+	// expirations         0
+	// abandoned           0
+	// uncacheable         0
+	// calls               3
+	// failures            1
+	// avg time            2ms
+	// min time            1ms
+	// max time            3ms
+	// p50 time            1.536ms
+	// p90 time            3ms
+	// p99 time            3ms
+	// refreshes started   0
+	// refreshes succeeded 0
+	// refreshes failed    0
+	// stale served        0
+	// rejected            0
+	// size                3/100
+	// ttl                 none
 }

@@ -15,6 +15,19 @@ import (
 type Stats struct {
 	// Hits and Misses count lookups; every lookup is one or the other.
 	// Callers that waited for an in-flight call are misses.
+	//
+	// For a function made by memo.Decorate (or the typed paths), a miss
+	// either runs the function (one execution, in TotalCalls) or joins an
+	// execution in flight (Coalesced), and a background refresh is an
+	// execution that no miss led (RefreshesStarted). So, when no caller
+	// leaves early (Abandoned stays 0) and every result is storable (no
+	// Uncacheable key, nothing Rejected):
+	//
+	//	Misses = TotalCalls − RefreshesStarted + Coalesced
+	//
+	// up to calls in flight while the snapshot is taken (a snapshot is not
+	// an atomic cut). A cache made by New and used through Get and
+	// UpdateProfiling has no such relation.
 	Hits, Misses uint64
 	// Coalesced counts misses served by another caller's execution: they
 	// waited for it, or found the entry it stored just before (a caller
@@ -136,9 +149,10 @@ func (s Stats) AvgTime() time.Duration {
 //   - "ttl_sec": string, seconds with four decimals, "60.0000", or "None"
 //     when there is no TTL.
 //
-// The counters Coalesced, Evictions, Expirations, Failures, Abandoned and
-// Uncacheable have no key in get_stats() and are not in the map; read them
-// from the fields.
+// The counters Coalesced, Evictions, Expirations, Failures, Abandoned,
+// Uncacheable, RefreshesStarted, RefreshesSucceeded, RefreshesFailed,
+// StaleServed and Rejected, and the ExecTimes histogram, have no key in
+// get_stats() and are not in the map; read them from the fields.
 func (s Stats) Map() map[string]any {
 	ttl := "None"
 	if s.TTL > 0 {
@@ -164,8 +178,9 @@ func seconds(d time.Duration) string {
 }
 
 // String returns a human-readable table of every field, one per line in a
-// fixed order, labels padded so the values line up. It has no trailing
-// newline.
+// fixed order, labels padded so the values line up: the counters, the
+// derived hit ratio and average time, and ExecTimes as its p50, p90 and
+// p99 estimates ([Stats.Quantile]). It has no trailing newline.
 func (s Stats) String() string {
 	ttl := "none"
 	if s.TTL > 0 {
@@ -178,20 +193,34 @@ func (s Stats) String() string {
 		{"hit ratio", fmt.Sprintf("%.2f%%", 100*s.HitRatio())},
 		{"evictions", fmt.Sprint(s.Evictions)},
 		{"expirations", fmt.Sprint(s.Expirations)},
+		{"abandoned", fmt.Sprint(s.Abandoned)},
+		{"uncacheable", fmt.Sprint(s.Uncacheable)},
 		{"calls", fmt.Sprint(s.TotalCalls)},
 		{"failures", fmt.Sprint(s.Failures)},
 		{"avg time", s.AvgTime().String()},
 		{"min time", s.MinTime.String()},
 		{"max time", s.MaxTime.String()},
+		{"p50 time", s.Quantile(0.5).String()},
+		{"p90 time", s.Quantile(0.9).String()},
+		{"p99 time", s.Quantile(0.99).String()},
+		{"refreshes started", fmt.Sprint(s.RefreshesStarted)},
+		{"refreshes succeeded", fmt.Sprint(s.RefreshesSucceeded)},
+		{"refreshes failed", fmt.Sprint(s.RefreshesFailed)},
+		{"stale served", fmt.Sprint(s.StaleServed)},
+		{"rejected", fmt.Sprint(s.Rejected)},
 		{"size", fmt.Sprintf("%d/%d", s.CurrentSize, s.MaxSize)},
 		{"ttl", ttl},
+	}
+	width := 0
+	for _, r := range rows {
+		width = max(width, len(r.label))
 	}
 	var b strings.Builder
 	for i, r := range rows {
 		if i > 0 {
 			b.WriteByte('\n')
 		}
-		fmt.Fprintf(&b, "%-12s %s", r.label, r.value)
+		fmt.Fprintf(&b, "%-*s %s", width, r.label, r.value)
 	}
 	return b.String()
 }

@@ -2,10 +2,12 @@ package stats
 
 import (
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestHitRatio(t *testing.T) {
@@ -105,28 +107,63 @@ func TestString(t *testing.T) {
 		TotalCalls: 1, Failures: 0,
 		TotalTime: 1200 * time.Microsecond, MinTime: 1200 * time.Microsecond, MaxTime: 1200 * time.Microsecond,
 		CurrentSize: 3, MaxSize: 100, TTL: time.Minute,
+		Abandoned: 4, Uncacheable: 5,
+		RefreshesStarted: 9, RefreshesSucceeded: 7, RefreshesFailed: 1, StaleServed: 6, Rejected: 8,
 	}
+	s.ExecTimes.Counts[bucketOf(1200*time.Microsecond)] = 1
 	want := "" +
-		"hits         3\n" +
-		"misses       1\n" +
-		"coalesced    1\n" +
-		"hit ratio    75.00%\n" +
-		"evictions    2\n" +
-		"expirations  0\n" +
-		"calls        1\n" +
-		"failures     0\n" +
-		"avg time     1.2ms\n" +
-		"min time     1.2ms\n" +
-		"max time     1.2ms\n" +
-		"size         3/100\n" +
-		"ttl          1m0s"
+		"hits                3\n" +
+		"misses              1\n" +
+		"coalesced           1\n" +
+		"hit ratio           75.00%\n" +
+		"evictions           2\n" +
+		"expirations         0\n" +
+		"abandoned           4\n" +
+		"uncacheable         5\n" +
+		"calls               1\n" +
+		"failures            0\n" +
+		"avg time            1.2ms\n" +
+		"min time            1.2ms\n" +
+		"max time            1.2ms\n" +
+		"p50 time            1.2ms\n" +
+		"p90 time            1.2ms\n" +
+		"p99 time            1.2ms\n" +
+		"refreshes started   9\n" +
+		"refreshes succeeded 7\n" +
+		"refreshes failed    1\n" +
+		"stale served        6\n" +
+		"rejected            8\n" +
+		"size                3/100\n" +
+		"ttl                 1m0s"
 	assert.Equal(t, want, s.String())
 	assert.Equal(t, want, fmt.Sprint(s), "fmt uses String")
 
 	zero := Stats{}.String()
-	assert.Contains(t, zero, "hit ratio    0.00%\n")
-	assert.Contains(t, zero, "avg time     0s\n")
-	assert.Contains(t, zero, "ttl          none")
+	assert.Contains(t, zero, "hit ratio           0.00%\n")
+	assert.Contains(t, zero, "avg time            0s\n")
+	assert.Contains(t, zero, "p99 time            0s\n")
+	assert.Contains(t, zero, "ttl                 none")
+}
+
+// TestStringShowsEveryCounter: a counter added to Stats without a row in
+// String fails here.
+func TestStringShowsEveryCounter(t *testing.T) {
+	t.Parallel()
+	var s Stats
+	v := reflect.ValueOf(&s).Elem()
+	want := map[string]string{}
+	for i := range v.NumField() {
+		if f := v.Field(i); f.Kind() == reflect.Uint64 {
+			n := uint64(1000 + 17*i)
+			f.SetUint(n)
+			want[v.Type().Field(i).Name] = fmt.Sprint(n)
+		}
+	}
+	require.Len(t, want, 14, "the uint64 counters of Stats")
+	out := s.String()
+	for field, n := range want {
+		assert.Regexp(t, `(?m) `+n+`$`, out, field)
+	}
 }
 
 func TestPending(t *testing.T) {
