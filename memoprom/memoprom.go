@@ -19,6 +19,11 @@
 //	memo_cache_failures_total                counter    executions that returned an error or panicked
 //	memo_cache_abandoned_total               counter    callers that left before their result
 //	memo_cache_uncacheable_total             counter    calls whose key could not be kept
+//	memo_cache_refreshes_started_total       counter    background refreshes started (WithRefreshAfter)
+//	memo_cache_refreshes_succeeded_total     counter    refreshes whose function returned without an error
+//	memo_cache_refreshes_failed_total        counter    refreshes that returned an error or panicked
+//	memo_cache_stale_served_total            counter    callers given a stale result after a failed execution
+//	memo_cache_rejected_total                counter    results not stored by WithCacheIf or WithTTLFunc
 //	memo_cache_execution_duration_seconds    histogram  execution times (its _count counts executions)
 //	memo_cache_entries                       gauge      live entries
 //	memo_cache_max_entries                   gauge      capacity
@@ -29,6 +34,12 @@
 //	memo_tier_lease_waits_total              counter    callers that waited for another process's execution
 //	memo_tier_breaker_opens_total            counter    times the circuit breaker opened
 //	memo_tier_breaker_open                   gauge      1 while the breaker is open, else 0
+//
+// The three refresh counters are separate metrics rather than one with a
+// result label, because started is not a result: it counts the refreshes
+// that succeeded, failed, or are still running, and summing over such a
+// label would count each refresh twice (the shape of Prometheus' own
+// net_conntrack_dialer_conn_{attempted,established,failed}_total).
 //
 // The histogram's buckets are stats.Histogram's: 1 µs to 2^26 µs (67 s),
 // doubling.
@@ -78,6 +89,11 @@ var (
 	failures    = desc("memo_cache_failures_total", "Executions that returned an error or panicked.", cacheLabel)
 	abandoned   = desc("memo_cache_abandoned_total", "Misses whose caller stopped waiting before a result.", cacheLabel)
 	uncacheable = desc("memo_cache_uncacheable_total", "Calls not stored because their key could not be kept.", cacheLabel)
+	refStarted  = desc("memo_cache_refreshes_started_total", "Background refreshes started (WithRefreshAfter).", cacheLabel)
+	refOK       = desc("memo_cache_refreshes_succeeded_total", "Background refreshes whose function returned without an error.", cacheLabel)
+	refFailed   = desc("memo_cache_refreshes_failed_total", "Background refreshes whose function returned an error or panicked.", cacheLabel)
+	staleServed = desc("memo_cache_stale_served_total", "Callers given a stale result because the execution that would replace it failed (WithStaleIfError).", cacheLabel)
+	rejected    = desc("memo_cache_rejected_total", "Results not stored because WithCacheIf or WithTTLFunc rejected them.", cacheLabel)
 	duration    = desc("memo_cache_execution_duration_seconds", "Execution times of the cached function.", cacheLabel)
 	entries     = desc("memo_cache_entries", "Live entries.", cacheLabel)
 	maxEntries  = desc("memo_cache_max_entries", "The cache's capacity in entries.", cacheLabel)
@@ -91,7 +107,7 @@ var (
 	tierBreakerOpen  = desc("memo_tier_breaker_open", "1 while the shared tier's circuit breaker is open, else 0.", tierLabel)
 
 	allDescs = []*prometheus.Desc{hits, misses, coalesced, evictions, expirations, failures, abandoned,
-		uncacheable, duration, entries, maxEntries, tierHits, tierMisses, tierErrors, tierDecodeErrors,
+		uncacheable, refStarted, refOK, refFailed, staleServed, rejected, duration, entries, maxEntries, tierHits, tierMisses, tierErrors, tierDecodeErrors,
 		tierLeaseWaits, tierBreakerOpens, tierBreakerOpen}
 )
 
@@ -175,6 +191,11 @@ func collectCache(ch chan<- prometheus.Metric, name string, s stats.Stats) {
 	counter(ch, failures, s.Failures, name)
 	counter(ch, abandoned, s.Abandoned, name)
 	counter(ch, uncacheable, s.Uncacheable, name)
+	counter(ch, refStarted, s.RefreshesStarted, name)
+	counter(ch, refOK, s.RefreshesSucceeded, name)
+	counter(ch, refFailed, s.RefreshesFailed, name)
+	counter(ch, staleServed, s.StaleServed, name)
+	counter(ch, rejected, s.Rejected, name)
 	gauge(ch, entries, float64(s.CurrentSize), name)
 	gauge(ch, maxEntries, float64(s.MaxSize), name)
 	buckets := make(map[float64]uint64, len(bounds))

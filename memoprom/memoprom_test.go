@@ -1,10 +1,12 @@
 package memoprom_test
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -35,6 +37,72 @@ func histogram(cache string, n int, d time.Duration) string {
 	fmt.Fprintf(&b, "memo_cache_execution_duration_seconds_sum{cache=%q} %g\n", cache, (time.Duration(n) * d).Seconds())
 	fmt.Fprintf(&b, "memo_cache_execution_duration_seconds_count{cache=%q} %d\n", cache, n)
 	return b.String()
+}
+
+// family returns the text exposition of a counter family with one value
+// per cache: fresh, sessions, shared, users.
+func family(name, help string, fresh, sessions, shared, users uint64) string {
+	return expo(name, help, "counter", fresh, sessions, shared, users)
+}
+
+func gaugeFamily(name, help string, fresh, sessions, shared, users uint64) string {
+	return expo(name, help, "gauge", fresh, sessions, shared, users)
+}
+
+func expo(name, help, typ string, values ...uint64) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+	for i, cache := range []string{"fresh", "sessions", "shared", "users"} {
+		fmt.Fprintf(&b, "%s{cache=%q} %d\n", name, cache, values[i])
+	}
+	return b.String()
+}
+
+// freshDemo returns the cache of a function with every freshness option
+// (TTL 10s, refresh after 5s), after calls that count each freshness
+// figure: at 0s and 1s two misses (the second's result rejected by
+// WithCacheIf), at 8s a hit whose refresh succeeds, at 15s a hit whose
+// refresh fails, at 26s (past the TTL, within the stale window) a miss
+// whose execution fails and serves the stale result. Each execution takes
+// 2ms; each call is followed by a second for what it started to finish.
+// It must run in a synctest bubble.
+func freshDemo(t *testing.T) *memo.Cache {
+	t.Helper()
+	var failing atomic.Bool
+	f := memo.FuncErr(func(id int) (string, error) {
+		time.Sleep(2 * time.Millisecond)
+		if failing.Load() {
+			return "", errors.New("down")
+		}
+		if id == 0 {
+			return "", nil
+		}
+		return "v", nil
+	}, memo.WithName("fresh"), memo.WithMaxSize(10), memo.WithTTL(10*time.Second),
+		memo.WithRefreshAfter(5*time.Second), memo.WithStaleIfError(time.Minute),
+		memo.WithCacheIf(func(r []any) bool { return r[0] != "" }))
+	call := func(id int) {
+		t.Helper()
+		v, err := f(id)
+		require.NoError(t, err)
+		if id != 0 {
+			require.Equal(t, "v", v)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait() // a refresh it started has finished
+	}
+	call(1)
+	call(0)
+	time.Sleep(6 * time.Second)
+	call(1)
+	failing.Store(true)
+	time.Sleep(6 * time.Second)
+	call(1)
+	time.Sleep(10 * time.Second)
+	call(1)
+	s := memo.CacheOf(f).Stats()
+	require.Equal(t, s.Misses, s.TotalCalls-s.RefreshesStarted+s.Coalesced, "the Stats invariant")
+	return memo.CacheOf(f)
 }
 
 // TestCollector compares a scrape of two named caches and a cache shared
@@ -69,53 +137,31 @@ func TestCollector(t *testing.T) {
 		f(1)
 		g("a")
 
+		fresh := freshDemo(t)
+
 		c := memoprom.NewCollector(memoprom.WithTier("redis", func() stats.Tier {
 			return stats.Tier{Hits: 5, Misses: 2, Errors: 1, DecodeErrors: 1, LeaseWaits: 3, BreakerOpens: 2, BreakerOpen: true}
 		}))
-		want := `
-# HELP memo_cache_hits_total Lookups that found a live entry.
-# TYPE memo_cache_hits_total counter
-memo_cache_hits_total{cache="sessions"} 1
-memo_cache_hits_total{cache="shared"} 1
-memo_cache_hits_total{cache="users"} 2
-# HELP memo_cache_misses_total Lookups that found no live entry; callers that waited for an execution in flight included.
-# TYPE memo_cache_misses_total counter
-memo_cache_misses_total{cache="sessions"} 3
-memo_cache_misses_total{cache="shared"} 2
-memo_cache_misses_total{cache="users"} 1
-# HELP memo_cache_coalesced_total Misses served by another caller's execution.
-# TYPE memo_cache_coalesced_total counter
-memo_cache_coalesced_total{cache="sessions"} 0
-memo_cache_coalesced_total{cache="shared"} 0
-memo_cache_coalesced_total{cache="users"} 0
-# HELP memo_cache_evictions_total Entries removed to make room.
-# TYPE memo_cache_evictions_total counter
-memo_cache_evictions_total{cache="sessions"} 1
-memo_cache_evictions_total{cache="shared"} 0
-memo_cache_evictions_total{cache="users"} 0
-# HELP memo_cache_expirations_total Entries removed because their TTL ran out.
-# TYPE memo_cache_expirations_total counter
-memo_cache_expirations_total{cache="sessions"} 0
-memo_cache_expirations_total{cache="shared"} 0
-memo_cache_expirations_total{cache="users"} 0
-# HELP memo_cache_failures_total Executions that returned an error or panicked.
-# TYPE memo_cache_failures_total counter
-memo_cache_failures_total{cache="sessions"} 0
-memo_cache_failures_total{cache="shared"} 0
-memo_cache_failures_total{cache="users"} 0
-# HELP memo_cache_entries Live entries.
-# TYPE memo_cache_entries gauge
-memo_cache_entries{cache="sessions"} 2
-memo_cache_entries{cache="shared"} 2
-memo_cache_entries{cache="users"} 3
-# HELP memo_cache_max_entries The cache's capacity in entries.
-# TYPE memo_cache_max_entries gauge
-memo_cache_max_entries{cache="sessions"} 2
-memo_cache_max_entries{cache="shared"} 10
-memo_cache_max_entries{cache="users"} 100
+		// Per cache, in the scrape's order: fresh, sessions, shared, users.
+		want := family("memo_cache_hits_total", "Lookups that found a live entry.", 2, 1, 1, 2) +
+			family("memo_cache_misses_total", "Lookups that found no live entry; callers that waited for an execution in flight included.", 3, 3, 2, 1) +
+			family("memo_cache_coalesced_total", "Misses served by another caller's execution.", 0, 0, 0, 0) +
+			family("memo_cache_evictions_total", "Entries removed to make room.", 0, 1, 0, 0) +
+			family("memo_cache_expirations_total", "Entries removed because their TTL ran out.", 0, 0, 0, 0) +
+			family("memo_cache_failures_total", "Executions that returned an error or panicked.", 2, 0, 0, 0) +
+			family("memo_cache_abandoned_total", "Misses whose caller stopped waiting before a result.", 0, 0, 0, 0) +
+			family("memo_cache_uncacheable_total", "Calls not stored because their key could not be kept.", 0, 0, 0, 0) +
+			family("memo_cache_refreshes_started_total", "Background refreshes started (WithRefreshAfter).", 2, 0, 0, 0) +
+			family("memo_cache_refreshes_succeeded_total", "Background refreshes whose function returned without an error.", 1, 0, 0, 0) +
+			family("memo_cache_refreshes_failed_total", "Background refreshes whose function returned an error or panicked.", 1, 0, 0, 0) +
+			family("memo_cache_stale_served_total", "Callers given a stale result because the execution that would replace it failed (WithStaleIfError).", 1, 0, 0, 0) +
+			family("memo_cache_rejected_total", "Results not stored because WithCacheIf or WithTTLFunc rejected them.", 1, 0, 0, 0) +
+			gaugeFamily("memo_cache_entries", "Live entries.", 1, 2, 2, 3) +
+			gaugeFamily("memo_cache_max_entries", "The cache's capacity in entries.", 10, 2, 10, 100) + `
 # HELP memo_cache_execution_duration_seconds Execution times of the cached function.
 # TYPE memo_cache_execution_duration_seconds histogram
-` + histogram("sessions", 3, 5*time.Millisecond) +
+` + histogram("fresh", 5, 2*time.Millisecond) +
+			histogram("sessions", 3, 5*time.Millisecond) +
 			histogram("shared", 2, time.Millisecond) +
 			histogram("users", 1, 3*time.Millisecond) + `
 # HELP memo_tier_hits_total Lookups found in the shared tier.
@@ -143,6 +189,9 @@ memo_tier_breaker_open{tier="redis"} 1
 		names := []string{
 			"memo_cache_hits_total", "memo_cache_misses_total", "memo_cache_coalesced_total",
 			"memo_cache_evictions_total", "memo_cache_expirations_total", "memo_cache_failures_total",
+			"memo_cache_abandoned_total", "memo_cache_uncacheable_total",
+			"memo_cache_refreshes_started_total", "memo_cache_refreshes_succeeded_total",
+			"memo_cache_refreshes_failed_total", "memo_cache_stale_served_total", "memo_cache_rejected_total",
 			"memo_cache_entries", "memo_cache_max_entries", "memo_cache_execution_duration_seconds",
 			"memo_tier_hits_total", "memo_tier_misses_total", "memo_tier_errors_total",
 			"memo_tier_decode_errors_total", "memo_tier_lease_waits_total",
@@ -150,11 +199,12 @@ memo_tier_breaker_open{tier="redis"} 1
 		}
 		require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(want), names...))
 
-		// Every metric named, and no other: 18 families.
-		assert.Equal(t, 3*11+7, testutil.CollectAndCount(c))
+		// Every metric named, and no other: 23 families, 16 per cache.
+		require.Len(t, names, 23)
+		assert.Equal(t, 4*16+7, testutil.CollectAndCount(c))
 
 		// The histograms count every execution: _count == TotalCalls.
-		for _, mc := range []*memo.Cache{users, memo.CacheOf(sessions), shared} {
+		for _, mc := range []*memo.Cache{users, memo.CacheOf(sessions), shared, fresh} {
 			s := mc.Stats()
 			assert.Equal(t, s.TotalCalls, s.ExecTimes.Count(), mc.Name())
 		}
