@@ -20,8 +20,13 @@
 //	memo.cache.failures             counter          {execution}  executions that returned an error or panicked
 //	memo.cache.abandoned            counter          {call}       callers that left before their result
 //	memo.cache.uncacheable          counter          {call}       calls whose key could not be kept
-//	memo.cache.entries              updowncounter    {entry}      live entries
-//	memo.cache.entries.max          updowncounter    {entry}      capacity
+//	memo.cache.refreshes.started    counter          {refresh}    background refreshes started (WithRefreshAfter)
+//	memo.cache.refreshes.succeeded  counter          {refresh}    refreshes whose function returned without an error
+//	memo.cache.refreshes.failed     counter          {refresh}    refreshes that returned an error or panicked
+//	memo.cache.stale_served         counter          {call}       callers given a stale result after a failed execution
+//	memo.cache.rejected             counter          {result}     results not stored by WithCacheIf or WithTTLFunc
+//	memo.cache.entry.count          updowncounter    {entry}      live entries
+//	memo.cache.entry.max            updowncounter    {entry}      capacity
 //	memo.cache.execution.duration   histogram        s            execution times
 //	memo.tier.hits                  counter          {hit}        lookups found in the tier
 //	memo.tier.misses                counter          {miss}       lookups not found (undecodable values included)
@@ -30,6 +35,14 @@
 //	memo.tier.lease_waits           counter          {call}       callers that waited for another process's execution
 //	memo.tier.breaker.opens         counter          {open}       times the circuit breaker opened
 //	memo.tier.breaker.open          gauge            1            1 while the breaker is open, else 0
+//
+// The names follow OpenTelemetry's naming rules: a namespace never doubles
+// as a metric's name (so the entry gauges are memo.cache.entry.count and
+// .max, after the semantic conventions' db.client.connection.count and
+// .max), counts of things are plural with a {thing} unit, durations are
+// in seconds. The refresh counters are three instruments rather than one
+// with a result attribute because "started" includes the refreshes still
+// running; every measurement keeps the single cache attribute.
 //
 // The counters are observable (asynchronous) instruments. OpenTelemetry has
 // no asynchronous histogram, so the execution-time histogram is a
@@ -98,6 +111,7 @@ type exporter struct {
 
 	hits, misses, coalesced, evictions, expirations metric.Int64ObservableCounter
 	failures, abandoned, uncacheable                metric.Int64ObservableCounter
+	refStarted, refOK, refFailed, stale, rejected   metric.Int64ObservableCounter
 	entries, maxEntries                             metric.Int64ObservableUpDownCounter
 	duration                                        metric.Float64Histogram
 
@@ -160,10 +174,15 @@ func Register(mp metric.MeterProvider, opts ...Option) (metric.Registration, err
 	e.failures = counter("memo.cache.failures", "{execution}", "Executions that returned an error or panicked.")
 	e.abandoned = counter("memo.cache.abandoned", "{call}", "Misses whose caller stopped waiting before a result.")
 	e.uncacheable = counter("memo.cache.uncacheable", "{call}", "Calls not stored because their key could not be kept.")
+	e.refStarted = counter("memo.cache.refreshes.started", "{refresh}", "Background refreshes started (WithRefreshAfter).")
+	e.refOK = counter("memo.cache.refreshes.succeeded", "{refresh}", "Background refreshes whose function returned without an error.")
+	e.refFailed = counter("memo.cache.refreshes.failed", "{refresh}", "Background refreshes whose function returned an error or panicked.")
+	e.stale = counter("memo.cache.stale_served", "{call}", "Callers given a stale result because the execution that would replace it failed (WithStaleIfError).")
+	e.rejected = counter("memo.cache.rejected", "{result}", "Results not stored because WithCacheIf or WithTTLFunc rejected them.")
 	var err error
-	e.entries, err = m.Int64ObservableUpDownCounter("memo.cache.entries", metric.WithUnit("{entry}"), metric.WithDescription("Live entries."))
+	e.entries, err = m.Int64ObservableUpDownCounter("memo.cache.entry.count", metric.WithUnit("{entry}"), metric.WithDescription("Live entries."))
 	errs = append(errs, err)
-	e.maxEntries, err = m.Int64ObservableUpDownCounter("memo.cache.entries.max", metric.WithUnit("{entry}"), metric.WithDescription("The cache's capacity in entries."))
+	e.maxEntries, err = m.Int64ObservableUpDownCounter("memo.cache.entry.max", metric.WithUnit("{entry}"), metric.WithDescription("The cache's capacity in entries."))
 	errs = append(errs, err)
 	e.duration, err = m.Float64Histogram("memo.cache.execution.duration", metric.WithUnit("s"),
 		metric.WithDescription("Execution times of the cached function."),
@@ -183,8 +202,8 @@ func Register(mp metric.MeterProvider, opts ...Option) (metric.Registration, err
 	}
 	return m.RegisterCallback(e.observe,
 		e.hits, e.misses, e.coalesced, e.evictions, e.expirations, e.failures, e.abandoned,
-		e.uncacheable, e.entries, e.maxEntries, e.tierHits, e.tierMisses, e.tierErrors,
-		e.tierDecodeErrors, e.tierLeaseWaits, e.tierBreakerOpens, e.tierBreakerOpen)
+		e.uncacheable, e.refStarted, e.refOK, e.refFailed, e.stale, e.rejected, e.entries,
+		e.maxEntries, e.tierHits, e.tierMisses, e.tierErrors, e.tierDecodeErrors, e.tierLeaseWaits, e.tierBreakerOpens, e.tierBreakerOpen)
 }
 
 // bounds are the histogram's boundaries in seconds: stats.Histogram's
@@ -215,6 +234,11 @@ func (e *exporter) observe(ctx context.Context, o metric.Observer) error {
 		o.ObserveInt64(e.failures, i64(s.Failures), at)
 		o.ObserveInt64(e.abandoned, i64(s.Abandoned), at)
 		o.ObserveInt64(e.uncacheable, i64(s.Uncacheable), at)
+		o.ObserveInt64(e.refStarted, i64(s.RefreshesStarted), at)
+		o.ObserveInt64(e.refOK, i64(s.RefreshesSucceeded), at)
+		o.ObserveInt64(e.refFailed, i64(s.RefreshesFailed), at)
+		o.ObserveInt64(e.stale, i64(s.StaleServed), at)
+		o.ObserveInt64(e.rejected, i64(s.Rejected), at)
 		o.ObserveInt64(e.entries, int64(s.CurrentSize), at)
 		o.ObserveInt64(e.maxEntries, int64(s.MaxSize), at)
 		e.record(ctx, name, c, s, metric.WithAttributeSet(attribute.NewSet(CacheKey.String(name))))

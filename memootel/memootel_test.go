@@ -2,9 +2,12 @@ package memootel_test
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/memokit/memo"
@@ -86,8 +89,13 @@ func (c collected) check(t *testing.T, mc *memo.Cache) {
 		"memo.cache.hits": s.Hits, "memo.cache.misses": s.Misses, "memo.cache.coalesced": s.Coalesced,
 		"memo.cache.evictions": s.Evictions, "memo.cache.expirations": s.Expirations,
 		"memo.cache.failures": s.Failures, "memo.cache.abandoned": s.Abandoned,
-		"memo.cache.uncacheable": s.Uncacheable,
-		"memo.cache.entries":     uint64(s.CurrentSize), "memo.cache.entries.max": uint64(s.MaxSize),
+		"memo.cache.uncacheable":         s.Uncacheable,
+		"memo.cache.refreshes.started":   s.RefreshesStarted,
+		"memo.cache.refreshes.succeeded": s.RefreshesSucceeded,
+		"memo.cache.refreshes.failed":    s.RefreshesFailed,
+		"memo.cache.stale_served":        s.StaleServed,
+		"memo.cache.rejected":            s.Rejected,
+		"memo.cache.entry.count":         uint64(s.CurrentSize), "memo.cache.entry.max": uint64(s.MaxSize),
 	} {
 		got, ok := c.int64Of(t, name, kv)
 		assert.True(t, ok, "%s has no %s", mc.Name(), name)
@@ -139,7 +147,7 @@ func TestRegister(t *testing.T) {
 	got, _ := c.int64Of(t, "memo.cache.hits", memootel.CacheKey.String("users"))
 	assert.Equal(t, int64(1), got)
 	assert.Equal(t, "{hit}", c["memo.cache.hits"].Unit)
-	assert.Equal(t, "{entry}", c["memo.cache.entries"].Unit)
+	assert.Equal(t, "{entry}", c["memo.cache.entry.count"].Unit)
 	tier := memootel.TierKey.String("redis")
 	for name, want := range map[string]int64{
 		"memo.tier.hits": 5, "memo.tier.misses": 2, "memo.tier.errors": 1, "memo.tier.decode_errors": 1,
@@ -230,4 +238,73 @@ func TestRegisterErrors(t *testing.T) {
 	}
 	_, err := memootel.Register(nil)
 	assert.ErrorContains(t, err, "memootel: Register(nil)")
+}
+
+// TestFreshnessFigures: the freshness counters of a function with every
+// freshness option, each non-zero, reach the reader with their units.
+// TTL 10s, refresh after 5s: at 0s and 1s two misses (the second's result
+// rejected by WithCacheIf), at 8s a hit whose refresh succeeds, at 15s a
+// hit whose refresh fails, at 26s (past the TTL, within the stale window)
+// a miss whose execution fails and serves the stale result.
+func TestFreshnessFigures(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
+		defer func() { require.NoError(t, mp.Shutdown(context.Background())) }()
+		reg, err := memootel.Register(mp)
+		require.NoError(t, err)
+		defer func() { require.NoError(t, reg.Unregister()) }()
+
+		var failing atomic.Bool
+		f := memo.FuncErr(func(id int) (string, error) {
+			time.Sleep(2 * time.Millisecond)
+			if failing.Load() {
+				return "", errors.New("down")
+			}
+			if id == 0 {
+				return "", nil
+			}
+			return "v", nil
+		}, memo.WithName("otel-fresh"), memo.WithMaxSize(10), memo.WithTTL(10*time.Second),
+			memo.WithRefreshAfter(5*time.Second), memo.WithStaleIfError(time.Minute),
+			memo.WithCacheIf(func(r []any) bool { return r[0] != "" }))
+		call := func(id int) {
+			_, err := f(id)
+			require.NoError(t, err)
+			time.Sleep(time.Second)
+			synctest.Wait() // a refresh it started has finished
+		}
+		call(1)
+		call(0)
+		time.Sleep(6 * time.Second)
+		call(1)
+		failing.Store(true)
+		time.Sleep(6 * time.Second)
+		call(1)
+		time.Sleep(10 * time.Second)
+		call(1)
+
+		c := collect(t, r)
+		mc := memo.CacheOf(f)
+		c.check(t, mc)
+		kv := memootel.CacheKey.String(mc.Name())
+		for name, want := range map[string]int64{
+			"memo.cache.hits": 2, "memo.cache.misses": 3, "memo.cache.failures": 2,
+			"memo.cache.refreshes.started": 2, "memo.cache.refreshes.succeeded": 1,
+			"memo.cache.refreshes.failed": 1, "memo.cache.stale_served": 1, "memo.cache.rejected": 1,
+			"memo.cache.entry.count": 1,
+		} {
+			got, ok := c.int64Of(t, name, kv)
+			assert.True(t, ok, name)
+			assert.Equal(t, want, got, name)
+		}
+		assert.Equal(t, uint64(5), c.histogramOf(t, mc.Name()).Count)
+		for name, unit := range map[string]string{
+			"memo.cache.refreshes.started": "{refresh}", "memo.cache.refreshes.succeeded": "{refresh}",
+			"memo.cache.refreshes.failed": "{refresh}", "memo.cache.stale_served": "{call}",
+			"memo.cache.rejected": "{result}", "memo.cache.entry.max": "{entry}",
+		} {
+			assert.Equal(t, unit, c[name].Unit, name)
+		}
+	})
 }
