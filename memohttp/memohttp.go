@@ -1,7 +1,9 @@
 // Package memohttp serves a debug page listing every live memo cache
 // ([memo.Caches]) with its figures: name, policy, size and capacity, hit
 // ratio, coalesced calls, evictions, expirations, execution-time
-// percentiles, and the figures of the shared tiers registered with
+// percentiles, every other counter of [stats.Stats] (abandoned and
+// uncacheable calls, refreshes, stale results served, rejected results) in
+// a second line per cache, and the figures of the shared tiers registered with
 // [WithTier]. The page is server-rendered HTML, readable without
 // JavaScript, with a small inline SVG bar per hit ratio; the same figures
 // are served as JSON (a [Page]) to a request with ?format=json or an Accept
@@ -41,22 +43,33 @@ type Page struct {
 
 // Cache is one cache's figures on the page. Times are in seconds.
 type Cache struct {
-	Name        string  `json:"name"`         // as memo.Caches lists it
-	Policy      string  `json:"policy"`       // "lru", "lfu", ...
-	Size        int     `json:"size"`         // live entries
-	Capacity    int     `json:"capacity"`     // maximum entries
-	TTLSeconds  float64 `json:"ttl_seconds"`  // 0: entries never expire
-	Hits        uint64  `json:"hits"`         // lookups that found a live entry
-	Misses      uint64  `json:"misses"`       // lookups that did not
-	HitRatio    float64 `json:"hit_ratio"`    // hits/(hits+misses), 0 to 1
-	Coalesced   uint64  `json:"coalesced"`    // misses served by another caller's execution
-	Evictions   uint64  `json:"evictions"`    // entries removed to make room
-	Expirations uint64  `json:"expirations"`  // entries removed by their TTL
-	Executions  uint64  `json:"executions"`   // executions of the function
-	Failures    uint64  `json:"failures"`     // executions that failed or panicked
-	Abandoned   uint64  `json:"abandoned"`    // callers that left before a result
-	Uncacheable uint64  `json:"uncacheable"`  // calls whose key could not be kept
-	ExecTime    Timing  `json:"exec_seconds"` // execution times
+	Name        string  `json:"name"`        // as memo.Caches lists it
+	Policy      string  `json:"policy"`      // "lru", "lfu", ...
+	Size        int     `json:"size"`        // live entries
+	Capacity    int     `json:"capacity"`    // maximum entries
+	TTLSeconds  float64 `json:"ttl_seconds"` // 0: entries never expire
+	Hits        uint64  `json:"hits"`        // lookups that found a live entry
+	Misses      uint64  `json:"misses"`      // lookups that did not
+	HitRatio    float64 `json:"hit_ratio"`   // hits/(hits+misses), 0 to 1
+	Coalesced   uint64  `json:"coalesced"`   // misses served by another caller's execution
+	Evictions   uint64  `json:"evictions"`   // entries removed to make room
+	Expirations uint64  `json:"expirations"` // entries removed by their TTL
+	Executions  uint64  `json:"executions"`  // executions of the function
+	Failures    uint64  `json:"failures"`    // executions that failed or panicked
+	Abandoned   uint64  `json:"abandoned"`   // callers that left before a result
+	Uncacheable uint64  `json:"uncacheable"` // calls whose key could not be kept
+	// Freshness (memo.WithRefreshAfter, WithStaleIfError, WithCacheIf,
+	// WithTTLFunc): background refreshes started, those whose function
+	// returned without an error, those that failed (started counts the
+	// ones still running too); callers given a stale result because the
+	// execution that would replace it failed; results not stored because
+	// the predicate or TTL function rejected them.
+	RefreshesStarted   uint64 `json:"refreshes_started"`
+	RefreshesSucceeded uint64 `json:"refreshes_succeeded"`
+	RefreshesFailed    uint64 `json:"refreshes_failed"`
+	StaleServed        uint64 `json:"stale_served"`
+	Rejected           uint64 `json:"rejected"`
+	ExecTime           Timing `json:"exec_seconds"` // execution times
 	// ExecBuckets counts executions per bucket of stats.Histogram: bucket
 	// i holds times up to 1µs·2^i (and over the previous bound); the last
 	// bucket, index stats.HistogramBuckets-1, has no upper bound.
@@ -163,6 +176,8 @@ func cacheOf(name, policy string, s stats.Stats) Cache {
 		Coalesced: s.Coalesced, Evictions: s.Evictions, Expirations: s.Expirations,
 		Executions: s.TotalCalls, Failures: s.Failures,
 		Abandoned: s.Abandoned, Uncacheable: s.Uncacheable,
+		RefreshesStarted: s.RefreshesStarted, RefreshesSucceeded: s.RefreshesSucceeded,
+		RefreshesFailed: s.RefreshesFailed, StaleServed: s.StaleServed, Rejected: s.Rejected,
 		ExecTime: Timing{
 			Avg: s.AvgTime().Seconds(), Min: s.MinTime.Seconds(), Max: s.MaxTime.Seconds(),
 			P50: s.Quantile(0.5).Seconds(), P90: s.Quantile(0.9).Seconds(), P99: s.Quantile(0.99).Seconds(),

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -115,7 +117,8 @@ func TestJSON(t *testing.T) {
 		require.Contains(t, raw, "tiers")
 		for _, k := range []string{"name", "policy", "size", "capacity", "ttl_seconds", "hits", "misses",
 			"hit_ratio", "coalesced", "evictions", "expirations", "executions", "failures", "abandoned",
-			"uncacheable", "exec_seconds", "exec_buckets"} {
+			"uncacheable", "refreshes_started", "refreshes_succeeded", "refreshes_failed", "stale_served",
+			"rejected", "exec_seconds", "exec_buckets"} {
 			assert.Contains(t, raw["caches"][0], k)
 		}
 	}
@@ -170,5 +173,39 @@ func TestSeconds(t *testing.T) {
 		0: "–", 0.00000085: "850ns", 0.000123456: "123.46µs", 0.0012345: "1.23ms", 2.5: "2.5s", 90: "1m30s",
 	} {
 		assert.Equal(t, want, seconds(in), in)
+	}
+}
+
+// TestEveryCounter: each uint64 counter of stats.Stats, given a value of
+// its own, is in the page's Cache (so in the JSON) and on the HTML page.
+// A counter added to Stats and left off the page fails here.
+func TestEveryCounter(t *testing.T) {
+	t.Parallel()
+	var s stats.Stats
+	v := reflect.ValueOf(&s).Elem()
+	want := map[string]uint64{}
+	for i := range v.NumField() {
+		if f := v.Field(i); f.Kind() == reflect.Uint64 {
+			n := uint64(1000 + 17*i)
+			f.SetUint(n)
+			want[v.Type().Field(i).Name] = n
+		}
+	}
+	require.Len(t, want, 14)
+	c := cacheOf("every-counter", "lru", s)
+
+	inJSON := map[uint64]bool{}
+	cv := reflect.ValueOf(c)
+	for i := range cv.NumField() {
+		if f := cv.Field(i); f.Kind() == reflect.Uint64 {
+			inJSON[f.Uint()] = true
+		}
+	}
+	var b strings.Builder
+	require.NoError(t, page.Execute(&b, view{Page: Page{Caches: []Cache{c}}}))
+	html := b.String()
+	for field, n := range want {
+		assert.True(t, inJSON[n], "%s is not in the JSON's Cache", field)
+		assert.Contains(t, html, ">"+strconv.FormatUint(n, 10)+"<", "%s is not on the HTML page", field)
 	}
 }
