@@ -5,14 +5,17 @@
 //	curl -s 127.0.0.1:8080/debug/memo?format=json
 //	curl -s 127.0.0.1:8080/metrics | grep memo_
 //
-// The caches: "users" (a context-aware lookup with a TTL), "prices" (LFU,
-// smaller than its key space, so it evicts), and "geo", one cache shared
-// by two functions through memo.WithCache. A simulated shared tier,
+// The caches: "users" (a context-aware lookup with a TTL, refreshed ahead
+// of expiry and served stale when its "database" fails), "prices" (LFU,
+// smaller than its key space, so it evicts; prices not set yet are not
+// stored), and "geo", one cache shared by two functions through
+// memo.WithCache. A simulated shared tier,
 // "l2 (simulated)", shows how a tier's figures are wired in with WithTier.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -36,9 +39,11 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "address to serve on")
 	warm := flag.Int("warm", 3000, "calls made before serving, so the page has figures")
+	ttl := flag.Duration("ttl", 8*time.Second, "the users cache's TTL")
+	refresh := flag.Duration("refresh", 3*time.Second, "the users cache's refresh-ahead interval")
 	flag.Parse()
 
-	d := newDemo()
+	d := newDemo(*ttl, *refresh)
 	d.load(*warm, 4)
 	stop := d.keepLoading()
 	defer stop()
@@ -65,7 +70,12 @@ func work(lo, hi time.Duration) {
 	time.Sleep(lo + rand.N(hi-lo))
 }
 
-func newDemo() *demo {
+// errDatabase is the simulated database's occasional failure.
+var errDatabase = errors.New("database unavailable")
+
+// newDemo makes the demo's caches; users keeps its entries for ttl and
+// refreshes them after refresh.
+func newDemo(ttl, refresh time.Duration) *demo {
 	d := &demo{}
 	d.user = memo.FuncCtx(func(ctx context.Context, id int) (string, error) {
 		// Most misses are found in the (simulated) shared tier, the rest
@@ -79,14 +89,22 @@ func newDemo() *demo {
 				d.tier.errors.Add(1)
 			}
 			work(2*time.Millisecond, 12*time.Millisecond)
+			if rand.N(20) == 0 {
+				return "", errDatabase
+			}
 		}
 		return fmt.Sprintf("user-%d", id), nil
-	}, memo.WithName("users"), memo.WithMaxSize(300), memo.WithTTL(30*time.Second))
+	}, memo.WithName("users"), memo.WithMaxSize(300), memo.WithTTL(ttl),
+		memo.WithRefreshAfter(refresh), memo.WithStaleIfError(time.Minute))
 
 	d.price = memo.Func(func(sku int) float64 {
 		work(100*time.Microsecond, 2*time.Millisecond)
+		if sku%50 == 0 {
+			return 0 // not priced yet: asked again next time
+		}
 		return float64(sku%1000) / 10
-	}, memo.WithName("prices"), memo.WithPolicy(policies.LFU), memo.WithMaxSize(60))
+	}, memo.WithName("prices"), memo.WithPolicy(policies.LFU), memo.WithMaxSize(60),
+		memo.WithCacheIf(func(r []any) bool { return r[0].(float64) != 0 }))
 
 	geo := memo.MustNew(memo.WithName("geo"), memo.WithMaxSize(200))
 	d.country = memo.Func(func(ip int) string {

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/memokit/memo/memohttp"
 	"github.com/stretchr/testify/assert"
@@ -29,9 +30,11 @@ func get(t *testing.T, url string) string {
 	return string(b)
 }
 
-// TestDemo serves the demo after some load and reads both endpoints.
+// TestDemo serves the demo after some load and reads both endpoints. Its
+// users cache refreshes after a minute, later than the test runs, so that
+// no execution is in flight when the figures are read.
 func TestDemo(t *testing.T) {
-	d := newDemo()
+	d := newDemo(2*time.Minute, time.Minute)
 	d.load(200, 4)
 	srv := httptest.NewServer(d.mux())
 	defer srv.Close()
@@ -54,12 +57,16 @@ func TestDemo(t *testing.T) {
 
 	html := get(t, srv.URL+"/debug/memo")
 	assert.Contains(t, html, "<svg")
+	assert.Contains(t, html, "stale served", "the second line of each cache")
 
 	metrics := get(t, srv.URL+"/metrics")
 	for _, want := range []string{
 		`memo_cache_hits_total{cache="users"}`,
 		`memo_cache_execution_duration_seconds_count{cache="geo"}`,
 		`memo_tier_hits_total{tier="l2 (simulated)"}`,
+		`memo_cache_refreshes_started_total{cache="users"}`,
+		`memo_cache_stale_served_total{cache="users"}`,
+		`memo_cache_rejected_total{cache="prices"}`,
 	} {
 		assert.True(t, strings.Contains(metrics, want), want)
 	}
