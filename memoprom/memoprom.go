@@ -39,7 +39,8 @@
 // result label, because started is not a result: it counts the refreshes
 // that succeeded, failed, or are still running, and summing over such a
 // label would count each refresh twice (the shape of Prometheus' own
-// net_conntrack_dialer_conn_{attempted,established,failed}_total).
+// net_conntrack_dialer_conn_{attempted,established,failed}_total, which
+// the Prometheus server exports for its own dials).
 //
 // The histogram's buckets are stats.Histogram's: 1 µs to 2^26 µs (67 s),
 // doubling.
