@@ -38,7 +38,7 @@
 // The three refresh counters are separate metrics rather than one with a
 // result label, because started is not a result: it counts the refreshes
 // that succeeded, failed, or are still running, and summing over such a
-// label would count each refresh twice (the shape of Prometheus' own
+// label would count each refresh twice (the shape of
 // net_conntrack_dialer_conn_{attempted,established,failed}_total, which
 // the Prometheus server exports for its own dials).
 //
