@@ -16,18 +16,8 @@ type Stats struct {
 	// Hits and Misses count lookups; every lookup is one or the other.
 	// Callers that waited for an in-flight call are misses.
 	//
-	// For a function made by memo.Decorate (or the typed paths), a miss
-	// either runs the function (one execution, in TotalCalls) or joins an
-	// execution in flight (Coalesced), and a background refresh is an
-	// execution that no miss led (RefreshesStarted). So, when no caller
-	// leaves early (Abandoned stays 0) and every result is storable (no
-	// Uncacheable key, nothing Rejected):
-	//
-	//	Misses = TotalCalls − RefreshesStarted + Coalesced
-	//
-	// up to calls in flight while the snapshot is taken (a snapshot is not
-	// an atomic cut). A cache made by New and used through Get and
-	// UpdateProfiling has no such relation.
+	// Every miss ends in exactly one way (Led, Coalesced, Abandoned,
+	// GetMisses): see [Stats.Pending] for the invariant.
 	Hits, Misses uint64
 	// Coalesced counts misses served by another caller's execution: they
 	// waited for it, or found the entry it stored just before (a caller
