@@ -1,10 +1,10 @@
 // Package memohttp serves a debug page listing every live memo cache
 // ([memo.Caches]) with its figures: name, policy, size and capacity, hit
 // ratio, coalesced calls, evictions, expirations, execution-time
-// percentiles, every other counter of [stats.Stats] (abandoned and
-// uncacheable calls, refreshes, stale results served, rejected results) in
-// a second line per cache, and the figures of the shared tiers registered with
-// [WithTier]. The page is server-rendered HTML, readable without
+// percentiles, every other counter of [stats.Stats] (misses led, abandoned
+// and Cache.Get misses, uncacheable calls, refreshes, stale results served,
+// rejected results) in a second line per cache, and the figures of the
+// shared tiers registered with [WithTier]. The page is server-rendered HTML, readable without
 // JavaScript, with a small inline SVG bar per hit ratio; the same figures
 // are served as JSON (a [Page]) to a request with ?format=json or an Accept
 // header naming application/json.
@@ -51,12 +51,14 @@ type Cache struct {
 	Hits        uint64  `json:"hits"`        // lookups that found a live entry
 	Misses      uint64  `json:"misses"`      // lookups that did not
 	HitRatio    float64 `json:"hit_ratio"`   // hits/(hits+misses), 0 to 1
+	Led         uint64  `json:"led"`         // misses whose caller ran the function, or started the execution it got its result from
 	Coalesced   uint64  `json:"coalesced"`   // misses served by another caller's execution
 	Evictions   uint64  `json:"evictions"`   // entries removed to make room
 	Expirations uint64  `json:"expirations"` // entries removed by their TTL
 	Executions  uint64  `json:"executions"`  // executions of the function
 	Failures    uint64  `json:"failures"`    // executions that failed or panicked
 	Abandoned   uint64  `json:"abandoned"`   // callers that left before a result
+	GetMisses   uint64  `json:"get_misses"`  // misses of Cache.Get (nothing runs)
 	Uncacheable uint64  `json:"uncacheable"` // calls whose key could not be kept
 	// Freshness (memo.WithRefreshAfter, WithStaleIfError, WithCacheIf,
 	// WithTTLFunc): background refreshes started, those whose function
@@ -175,7 +177,7 @@ func cacheOf(name, policy string, s stats.Stats) Cache {
 		Hits: s.Hits, Misses: s.Misses, HitRatio: s.HitRatio(),
 		Coalesced: s.Coalesced, Evictions: s.Evictions, Expirations: s.Expirations,
 		Executions: s.TotalCalls, Failures: s.Failures,
-		Abandoned: s.Abandoned, Uncacheable: s.Uncacheable,
+		Led: s.Led, Abandoned: s.Abandoned, GetMisses: s.GetMisses, Uncacheable: s.Uncacheable,
 		RefreshesStarted: s.RefreshesStarted, RefreshesSucceeded: s.RefreshesSucceeded,
 		RefreshesFailed: s.RefreshesFailed, StaleServed: s.StaleServed, Rejected: s.Rejected,
 		ExecTime: Timing{

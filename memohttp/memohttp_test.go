@@ -87,7 +87,7 @@ func TestJSON(t *testing.T) {
 		us := users.Stats()
 		assert.Equal(t, Cache{
 			Name: users.Name(), Policy: "lfu", Size: 2, Capacity: 10, TTLSeconds: 60,
-			Hits: 2, Misses: 1, HitRatio: 2.0 / 3, Executions: 1,
+			Hits: 2, Misses: 1, HitRatio: 2.0 / 3, GetMisses: 1, Executions: 1,
 			ExecTime: Timing{
 				Avg: 0.003, Min: 0.003, Max: 0.003,
 				P50: us.Quantile(0.5).Seconds(), P90: us.Quantile(0.9).Seconds(), P99: us.Quantile(0.99).Seconds(),
@@ -100,6 +100,8 @@ func TestJSON(t *testing.T) {
 		s := find(t, p, memo.CacheOf(square).Name())
 		assert.Equal(t, uint64(2), s.Hits)
 		assert.Equal(t, uint64(2), s.Misses)
+		assert.Equal(t, uint64(2), s.Led, "square(1) and square(2) ran the function")
+		assert.Zero(t, s.GetMisses)
 		assert.Equal(t, uint64(2), s.Executions)
 		var sum uint64
 		for _, n := range s.ExecBuckets {
@@ -116,8 +118,8 @@ func TestJSON(t *testing.T) {
 		require.Contains(t, raw, "caches")
 		require.Contains(t, raw, "tiers")
 		for _, k := range []string{"name", "policy", "size", "capacity", "ttl_seconds", "hits", "misses",
-			"hit_ratio", "coalesced", "evictions", "expirations", "executions", "failures", "abandoned",
-			"uncacheable", "refreshes_started", "refreshes_succeeded", "refreshes_failed", "stale_served",
+			"hit_ratio", "led", "coalesced", "evictions", "expirations", "executions", "failures", "abandoned",
+			"get_misses", "uncacheable", "refreshes_started", "refreshes_succeeded", "refreshes_failed", "stale_served",
 			"rejected", "exec_seconds", "exec_buckets"} {
 			assert.Contains(t, raw["caches"][0], k)
 		}
@@ -191,7 +193,7 @@ func TestEveryCounter(t *testing.T) {
 			want[v.Type().Field(i).Name] = n
 		}
 	}
-	require.Len(t, want, 14)
+	require.Len(t, want, 16)
 	c := cacheOf("every-counter", "lru", s)
 
 	inJSON := map[uint64]bool{}

@@ -14,11 +14,13 @@
 //
 //	memo.cache.hits                 counter          {hit}        lookups that found a live entry
 //	memo.cache.misses               counter          {miss}       lookups that did not
+//	memo.cache.led                  counter          {call}       misses whose caller ran the function (or started the execution it waited for)
 //	memo.cache.coalesced            counter          {call}       misses served by another caller's execution
 //	memo.cache.evictions            counter          {entry}      entries removed to make room
 //	memo.cache.expirations          counter          {entry}      entries removed by their TTL
 //	memo.cache.failures             counter          {execution}  executions that returned an error or panicked
 //	memo.cache.abandoned            counter          {call}       callers that left before their result
+//	memo.cache.get_misses           counter          {miss}       misses of Cache.Get (nothing runs)
 //	memo.cache.uncacheable          counter          {call}       calls whose key could not be kept
 //	memo.cache.refreshes.started    counter          {refresh}    background refreshes started (WithRefreshAfter)
 //	memo.cache.refreshes.succeeded  counter          {refresh}    refreshes whose function returned without an error
@@ -42,7 +44,10 @@
 // .max), counts of things are plural with a {thing} unit, durations are
 // in seconds. The refresh counters are three instruments rather than one
 // with a result attribute because "started" includes the refreshes still
-// running; every measurement keeps the single cache attribute.
+// running; every measurement keeps the single cache attribute. Likewise
+// the four ways a miss ends (led, coalesced, abandoned, get_misses) are
+// instruments of their own, so that memo.cache.misses keeps its meaning;
+// misses minus the four is the number still in flight.
 //
 // The counters are observable (asynchronous) instruments. OpenTelemetry has
 // no asynchronous histogram, so the execution-time histogram is a
@@ -109,11 +114,11 @@ const (
 type exporter struct {
 	tiers []tierSource
 
-	hits, misses, coalesced, evictions, expirations metric.Int64ObservableCounter
-	failures, abandoned, uncacheable                metric.Int64ObservableCounter
-	refStarted, refOK, refFailed, stale, rejected   metric.Int64ObservableCounter
-	entries, maxEntries                             metric.Int64ObservableUpDownCounter
-	duration                                        metric.Float64Histogram
+	hits, misses, led, coalesced, evictions, expirations metric.Int64ObservableCounter
+	failures, abandoned, getMisses, uncacheable          metric.Int64ObservableCounter
+	refStarted, refOK, refFailed, stale, rejected        metric.Int64ObservableCounter
+	entries, maxEntries                                  metric.Int64ObservableUpDownCounter
+	duration                                             metric.Float64Histogram
 
 	tierHits, tierMisses, tierErrors, tierDecodeErrors metric.Int64ObservableCounter
 	tierLeaseWaits, tierBreakerOpens                   metric.Int64ObservableCounter
@@ -168,11 +173,13 @@ func Register(mp metric.MeterProvider, opts ...Option) (metric.Registration, err
 	}
 	e.hits = counter("memo.cache.hits", "{hit}", "Lookups that found a live entry.")
 	e.misses = counter("memo.cache.misses", "{miss}", "Lookups that found no live entry; callers that waited for an execution in flight included.")
+	e.led = counter("memo.cache.led", "{call}", "Misses whose caller ran the function, or started the execution it got its result from.")
 	e.coalesced = counter("memo.cache.coalesced", "{call}", "Misses served by another caller's execution.")
 	e.evictions = counter("memo.cache.evictions", "{entry}", "Entries removed to make room.")
 	e.expirations = counter("memo.cache.expirations", "{entry}", "Entries removed because their TTL ran out.")
 	e.failures = counter("memo.cache.failures", "{execution}", "Executions that returned an error or panicked.")
 	e.abandoned = counter("memo.cache.abandoned", "{call}", "Misses whose caller stopped waiting before a result.")
+	e.getMisses = counter("memo.cache.get_misses", "{miss}", "Misses of Cache.Get, lookups after which nothing runs.")
 	e.uncacheable = counter("memo.cache.uncacheable", "{call}", "Calls not stored because their key could not be kept.")
 	e.refStarted = counter("memo.cache.refreshes.started", "{refresh}", "Background refreshes started (WithRefreshAfter).")
 	e.refOK = counter("memo.cache.refreshes.succeeded", "{refresh}", "Background refreshes whose function returned without an error.")
@@ -201,8 +208,8 @@ func Register(mp metric.MeterProvider, opts ...Option) (metric.Registration, err
 		return nil, err
 	}
 	return m.RegisterCallback(e.observe,
-		e.hits, e.misses, e.coalesced, e.evictions, e.expirations, e.failures, e.abandoned,
-		e.uncacheable, e.refStarted, e.refOK, e.refFailed, e.stale, e.rejected, e.entries,
+		e.hits, e.misses, e.led, e.coalesced, e.evictions, e.expirations, e.failures, e.abandoned,
+		e.getMisses, e.uncacheable, e.refStarted, e.refOK, e.refFailed, e.stale, e.rejected, e.entries,
 		e.maxEntries, e.tierHits, e.tierMisses, e.tierErrors, e.tierDecodeErrors, e.tierLeaseWaits, e.tierBreakerOpens, e.tierBreakerOpen)
 }
 
@@ -228,11 +235,13 @@ func (e *exporter) observe(ctx context.Context, o metric.Observer) error {
 		at := metric.WithAttributeSet(attribute.NewSet(CacheKey.String(name)))
 		o.ObserveInt64(e.hits, i64(s.Hits), at)
 		o.ObserveInt64(e.misses, i64(s.Misses), at)
+		o.ObserveInt64(e.led, i64(s.Led), at)
 		o.ObserveInt64(e.coalesced, i64(s.Coalesced), at)
 		o.ObserveInt64(e.evictions, i64(s.Evictions), at)
 		o.ObserveInt64(e.expirations, i64(s.Expirations), at)
 		o.ObserveInt64(e.failures, i64(s.Failures), at)
 		o.ObserveInt64(e.abandoned, i64(s.Abandoned), at)
+		o.ObserveInt64(e.getMisses, i64(s.GetMisses), at)
 		o.ObserveInt64(e.uncacheable, i64(s.Uncacheable), at)
 		o.ObserveInt64(e.refStarted, i64(s.RefreshesStarted), at)
 		o.ObserveInt64(e.refOK, i64(s.RefreshesSucceeded), at)

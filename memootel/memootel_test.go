@@ -3,6 +3,7 @@ package memootel_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"runtime"
 	"strconv"
 	"sync/atomic"
@@ -85,8 +86,9 @@ func (c collected) check(t *testing.T, mc *memo.Cache) {
 	t.Helper()
 	s := mc.Stats()
 	kv := memootel.CacheKey.String(mc.Name())
-	for name, want := range map[string]uint64{
+	figures := map[string]uint64{
 		"memo.cache.hits": s.Hits, "memo.cache.misses": s.Misses, "memo.cache.coalesced": s.Coalesced,
+		"memo.cache.led": s.Led, "memo.cache.get_misses": s.GetMisses,
 		"memo.cache.evictions": s.Evictions, "memo.cache.expirations": s.Expirations,
 		"memo.cache.failures": s.Failures, "memo.cache.abandoned": s.Abandoned,
 		"memo.cache.uncacheable":         s.Uncacheable,
@@ -96,7 +98,12 @@ func (c collected) check(t *testing.T, mc *memo.Cache) {
 		"memo.cache.stale_served":        s.StaleServed,
 		"memo.cache.rejected":            s.Rejected,
 		"memo.cache.entry.count":         uint64(s.CurrentSize), "memo.cache.entry.max": uint64(s.MaxSize),
-	} {
+	}
+	// Every uint64 counter of stats.Stats has an instrument here but
+	// TotalCalls, which is the histogram's count; the two others are the
+	// entry gauges.
+	require.Len(t, figures, counters()-1+2, "a Stats counter is missing from the exporter (and from this check)")
+	for name, want := range figures {
 		got, ok := c.int64Of(t, name, kv)
 		assert.True(t, ok, "%s has no %s", mc.Name(), name)
 		assert.Equal(t, int64(want), got, "%s %s", mc.Name(), name)
@@ -108,6 +115,17 @@ func (c collected) check(t *testing.T, mc *memo.Cache) {
 	require.Len(t, h.Bounds, stats.HistogramBuckets-1)
 	assert.Equal(t, 1e-6, h.Bounds[0])
 	assert.Equal(t, stats.UpperBound(stats.HistogramBuckets-2).Seconds(), h.Bounds[len(h.Bounds)-1])
+}
+
+// counters returns the number of uint64 counters in stats.Stats.
+func counters() int {
+	n := 0
+	for f := range reflect.TypeFor[stats.Stats]().Fields() {
+		if f.Type.Kind() == reflect.Uint64 {
+			n++
+		}
+	}
+	return n
 }
 
 func TestRegister(t *testing.T) {
@@ -146,6 +164,16 @@ func TestRegister(t *testing.T) {
 	}
 	got, _ := c.int64Of(t, "memo.cache.hits", memootel.CacheKey.String("users"))
 	assert.Equal(t, int64(1), got)
+	// How the misses ended: users' one miss is a Get; sessions' three
+	// (1, 2, 3) and shared's two (f(1), g("a")) ran the function.
+	for cache, want := range map[string][2]int64{"users": {0, 1}, "sessions": {3, 0}, "shared": {2, 0}} {
+		kv := memootel.CacheKey.String(cache)
+		led, _ := c.int64Of(t, "memo.cache.led", kv)
+		getMisses, _ := c.int64Of(t, "memo.cache.get_misses", kv)
+		assert.Equal(t, want, [2]int64{led, getMisses}, "%s: led, get_misses", cache)
+	}
+	assert.Equal(t, "{call}", c["memo.cache.led"].Unit)
+	assert.Equal(t, "{miss}", c["memo.cache.get_misses"].Unit)
 	assert.Equal(t, "{hit}", c["memo.cache.hits"].Unit)
 	assert.Equal(t, "{entry}", c["memo.cache.entry.count"].Unit)
 	tier := memootel.TierKey.String("redis")
@@ -289,7 +317,8 @@ func TestFreshnessFigures(t *testing.T) {
 		c.check(t, mc)
 		kv := memootel.CacheKey.String(mc.Name())
 		for name, want := range map[string]int64{
-			"memo.cache.hits": 2, "memo.cache.misses": 3, "memo.cache.failures": 2,
+			"memo.cache.hits": 2, "memo.cache.misses": 3, "memo.cache.led": 3, "memo.cache.get_misses": 0,
+			"memo.cache.failures":          2,
 			"memo.cache.refreshes.started": 2, "memo.cache.refreshes.succeeded": 1,
 			"memo.cache.refreshes.failed": 1, "memo.cache.stale_served": 1, "memo.cache.rejected": 1,
 			"memo.cache.entry.count": 1,

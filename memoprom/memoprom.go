@@ -13,11 +13,13 @@
 //
 //	memo_cache_hits_total                    counter    lookups that found a live entry
 //	memo_cache_misses_total                  counter    lookups that did not
+//	memo_cache_led_total                     counter    misses whose caller ran the function (or started the execution it waited for)
 //	memo_cache_coalesced_total               counter    misses served by another caller's execution
 //	memo_cache_evictions_total               counter    entries removed to make room
 //	memo_cache_expirations_total             counter    entries removed by their TTL
 //	memo_cache_failures_total                counter    executions that returned an error or panicked
 //	memo_cache_abandoned_total               counter    callers that left before their result
+//	memo_cache_get_misses_total              counter    misses of Cache.Get (nothing runs)
 //	memo_cache_uncacheable_total             counter    calls whose key could not be kept
 //	memo_cache_refreshes_started_total       counter    background refreshes started (WithRefreshAfter)
 //	memo_cache_refreshes_succeeded_total     counter    refreshes whose function returned without an error
@@ -41,6 +43,14 @@
 // label would count each refresh twice (the shape of
 // net_conntrack_dialer_conn_{attempted,established,failed}_total, which
 // the Prometheus server exports for its own dials).
+//
+// Every miss ends one way: led, coalesced, abandoned, or a Cache.Get
+// miss. So the misses still in flight are
+//
+//	memo_cache_misses_total - memo_cache_led_total - memo_cache_coalesced_total
+//	  - memo_cache_abandoned_total - memo_cache_get_misses_total
+//
+// (0 when no call runs, approximately: a scrape is not an atomic cut).
 //
 // The histogram's buckets are stats.Histogram's: 1 µs to 2^26 µs (67 s),
 // doubling.
@@ -84,11 +94,13 @@ var (
 
 	hits        = desc("memo_cache_hits_total", "Lookups that found a live entry.", cacheLabel)
 	misses      = desc("memo_cache_misses_total", "Lookups that found no live entry; callers that waited for an execution in flight included.", cacheLabel)
+	led         = desc("memo_cache_led_total", "Misses whose caller ran the function, or started the execution it got its result from.", cacheLabel)
 	coalesced   = desc("memo_cache_coalesced_total", "Misses served by another caller's execution.", cacheLabel)
 	evictions   = desc("memo_cache_evictions_total", "Entries removed to make room.", cacheLabel)
 	expirations = desc("memo_cache_expirations_total", "Entries removed because their TTL ran out.", cacheLabel)
 	failures    = desc("memo_cache_failures_total", "Executions that returned an error or panicked.", cacheLabel)
 	abandoned   = desc("memo_cache_abandoned_total", "Misses whose caller stopped waiting before a result.", cacheLabel)
+	getMisses   = desc("memo_cache_get_misses_total", "Misses of Cache.Get, lookups after which nothing runs.", cacheLabel)
 	uncacheable = desc("memo_cache_uncacheable_total", "Calls not stored because their key could not be kept.", cacheLabel)
 	refStarted  = desc("memo_cache_refreshes_started_total", "Background refreshes started (WithRefreshAfter).", cacheLabel)
 	refOK       = desc("memo_cache_refreshes_succeeded_total", "Background refreshes whose function returned without an error.", cacheLabel)
@@ -107,8 +119,8 @@ var (
 	tierBreakerOpens = desc("memo_tier_breaker_opens_total", "Times the shared tier's circuit breaker opened.", tierLabel)
 	tierBreakerOpen  = desc("memo_tier_breaker_open", "1 while the shared tier's circuit breaker is open, else 0.", tierLabel)
 
-	allDescs = []*prometheus.Desc{hits, misses, coalesced, evictions, expirations, failures, abandoned,
-		uncacheable, refStarted, refOK, refFailed, staleServed, rejected, duration, entries, maxEntries, tierHits, tierMisses, tierErrors, tierDecodeErrors,
+	allDescs = []*prometheus.Desc{hits, misses, led, coalesced, evictions, expirations, failures, abandoned,
+		getMisses, uncacheable, refStarted, refOK, refFailed, staleServed, rejected, duration, entries, maxEntries, tierHits, tierMisses, tierErrors, tierDecodeErrors,
 		tierLeaseWaits, tierBreakerOpens, tierBreakerOpen}
 )
 
@@ -186,11 +198,13 @@ func gauge(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, label str
 func collectCache(ch chan<- prometheus.Metric, name string, s stats.Stats) {
 	counter(ch, hits, s.Hits, name)
 	counter(ch, misses, s.Misses, name)
+	counter(ch, led, s.Led, name)
 	counter(ch, coalesced, s.Coalesced, name)
 	counter(ch, evictions, s.Evictions, name)
 	counter(ch, expirations, s.Expirations, name)
 	counter(ch, failures, s.Failures, name)
 	counter(ch, abandoned, s.Abandoned, name)
+	counter(ch, getMisses, s.GetMisses, name)
 	counter(ch, uncacheable, s.Uncacheable, name)
 	counter(ch, refStarted, s.RefreshesStarted, name)
 	counter(ch, refOK, s.RefreshesSucceeded, name)

@@ -3,6 +3,7 @@ package memoprom_test
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
@@ -102,7 +103,19 @@ func freshDemo(t *testing.T) *memo.Cache {
 	call(1)
 	s := memo.CacheOf(f).Stats()
 	require.Equal(t, s.Misses, s.TotalCalls-s.RefreshesStarted+s.Coalesced, "the Stats invariant")
+	require.Zero(t, s.Pending(), "every miss ended")
 	return memo.CacheOf(f)
+}
+
+// counters returns the number of uint64 counters in stats.Stats.
+func counters() int {
+	n := 0
+	for f := range reflect.TypeFor[stats.Stats]().Fields() {
+		if f.Type.Kind() == reflect.Uint64 {
+			n++
+		}
+	}
+	return n
 }
 
 // TestCollector compares a scrape of two named caches and a cache shared
@@ -145,11 +158,13 @@ func TestCollector(t *testing.T) {
 		// Per cache, in the scrape's order: fresh, sessions, shared, users.
 		want := family("memo_cache_hits_total", "Lookups that found a live entry.", 2, 1, 1, 2) +
 			family("memo_cache_misses_total", "Lookups that found no live entry; callers that waited for an execution in flight included.", 3, 3, 2, 1) +
+			family("memo_cache_led_total", "Misses whose caller ran the function, or started the execution it got its result from.", 3, 3, 2, 0) +
 			family("memo_cache_coalesced_total", "Misses served by another caller's execution.", 0, 0, 0, 0) +
 			family("memo_cache_evictions_total", "Entries removed to make room.", 0, 1, 0, 0) +
 			family("memo_cache_expirations_total", "Entries removed because their TTL ran out.", 0, 0, 0, 0) +
 			family("memo_cache_failures_total", "Executions that returned an error or panicked.", 2, 0, 0, 0) +
 			family("memo_cache_abandoned_total", "Misses whose caller stopped waiting before a result.", 0, 0, 0, 0) +
+			family("memo_cache_get_misses_total", "Misses of Cache.Get, lookups after which nothing runs.", 0, 0, 0, 1) +
 			family("memo_cache_uncacheable_total", "Calls not stored because their key could not be kept.", 0, 0, 0, 0) +
 			family("memo_cache_refreshes_started_total", "Background refreshes started (WithRefreshAfter).", 2, 0, 0, 0) +
 			family("memo_cache_refreshes_succeeded_total", "Background refreshes whose function returned without an error.", 1, 0, 0, 0) +
@@ -187,9 +202,9 @@ memo_tier_breaker_opens_total{tier="redis"} 2
 memo_tier_breaker_open{tier="redis"} 1
 `
 		names := []string{
-			"memo_cache_hits_total", "memo_cache_misses_total", "memo_cache_coalesced_total",
+			"memo_cache_hits_total", "memo_cache_misses_total", "memo_cache_led_total", "memo_cache_coalesced_total",
 			"memo_cache_evictions_total", "memo_cache_expirations_total", "memo_cache_failures_total",
-			"memo_cache_abandoned_total", "memo_cache_uncacheable_total",
+			"memo_cache_abandoned_total", "memo_cache_get_misses_total", "memo_cache_uncacheable_total",
 			"memo_cache_refreshes_started_total", "memo_cache_refreshes_succeeded_total",
 			"memo_cache_refreshes_failed_total", "memo_cache_stale_served_total", "memo_cache_rejected_total",
 			"memo_cache_entries", "memo_cache_max_entries", "memo_cache_execution_duration_seconds",
@@ -199,9 +214,12 @@ memo_tier_breaker_open{tier="redis"} 1
 		}
 		require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(want), names...))
 
-		// Every metric named, and no other: 23 families, 16 per cache.
-		require.Len(t, names, 23)
-		assert.Equal(t, 4*16+7, testutil.CollectAndCount(c))
+		// Every metric named, and no other: 25 families, 18 per cache: a
+		// counter per uint64 counter of stats.Stats but TotalCalls (the
+		// histogram's _count), the histogram, the two gauges.
+		require.Len(t, names, 25)
+		require.Equal(t, 18, counters()-1+1+2, "a Stats counter is missing from the collector (and from this test)")
+		assert.Equal(t, 4*18+7, testutil.CollectAndCount(c))
 
 		// The histograms count every execution: _count == TotalCalls.
 		for _, mc := range []*memo.Cache{users, memo.CacheOf(sessions), shared, fresh} {

@@ -35,23 +35,27 @@ func ExampleStats_Map() {
 func ExampleStats_String() {
 	var r stats.Recorder
 	for h := range uint64(3) {
-		r.Miss(h)
+		r.Miss(h) // a miss that runs the function
 		r.Execution(time.Duration(h+1)*time.Millisecond, h == 2)
+		r.Led(1)
 	}
-	r.Hit(0)
+	r.Miss(3) // a miss served by the execution another caller led
 	r.Coalesced(1)
+	r.Hit(0)
 
 	s := r.Snapshot()
 	s.CurrentSize, s.MaxSize = 3, 100
 	fmt.Println(s)
 	// Output:
 	// hits                1
-	// misses              3
+	// misses              4
+	// led                 3
 	// coalesced           1
-	// hit ratio           25.00%
+	// abandoned           0
+	// get misses          0
+	// hit ratio           20.00%
 	// evictions           0
 	// expirations         0
-	// abandoned           0
 	// uncacheable         0
 	// calls               3
 	// failures            1

@@ -140,9 +140,10 @@ func (s Stats) AvgTime() time.Duration {
 //     when there is no TTL.
 //
 // The counters Coalesced, Evictions, Expirations, Failures, Abandoned,
-// Uncacheable, RefreshesStarted, RefreshesSucceeded, RefreshesFailed,
-// StaleServed and Rejected, and the ExecTimes histogram, have no key in
-// get_stats() and are not in the map; read them from the fields.
+// Uncacheable, Led, GetMisses, RefreshesStarted, RefreshesSucceeded,
+// RefreshesFailed, StaleServed and Rejected, and the ExecTimes histogram,
+// have no key in get_stats() and are not in the map; read them from the
+// fields.
 func (s Stats) Map() map[string]any {
 	ttl := "None"
 	if s.TTL > 0 {
@@ -168,9 +169,10 @@ func seconds(d time.Duration) string {
 }
 
 // String returns a human-readable table of every field, one per line in a
-// fixed order, labels padded so the values line up: the counters, the
-// derived hit ratio and average time, and ExecTimes as its p50, p90 and
-// p99 estimates ([Stats.Quantile]). It has no trailing newline.
+// fixed order, labels padded so the values line up: the counters (the four
+// ways a miss ends, Led, Coalesced, Abandoned and GetMisses, right under
+// misses), the derived hit ratio and average time, and ExecTimes as its
+// p50, p90 and p99 estimates ([Stats.Quantile]). It has no trailing newline.
 func (s Stats) String() string {
 	ttl := "none"
 	if s.TTL > 0 {
@@ -179,11 +181,13 @@ func (s Stats) String() string {
 	rows := [...]struct{ label, value string }{
 		{"hits", fmt.Sprint(s.Hits)},
 		{"misses", fmt.Sprint(s.Misses)},
+		{"led", fmt.Sprint(s.Led)},
 		{"coalesced", fmt.Sprint(s.Coalesced)},
+		{"abandoned", fmt.Sprint(s.Abandoned)},
+		{"get misses", fmt.Sprint(s.GetMisses)},
 		{"hit ratio", fmt.Sprintf("%.2f%%", 100*s.HitRatio())},
 		{"evictions", fmt.Sprint(s.Evictions)},
 		{"expirations", fmt.Sprint(s.Expirations)},
-		{"abandoned", fmt.Sprint(s.Abandoned)},
 		{"uncacheable", fmt.Sprint(s.Uncacheable)},
 		{"calls", fmt.Sprint(s.TotalCalls)},
 		{"failures", fmt.Sprint(s.Failures)},

@@ -103,22 +103,24 @@ func TestMapTypes(t *testing.T) {
 func TestString(t *testing.T) {
 	t.Parallel()
 	s := Stats{
-		Hits: 3, Misses: 1, Coalesced: 1, Evictions: 2, Expirations: 0,
+		Hits: 3, Misses: 18, Coalesced: 1, Evictions: 2, Expirations: 0,
 		TotalCalls: 1, Failures: 0,
 		TotalTime: 1200 * time.Microsecond, MinTime: 1200 * time.Microsecond, MaxTime: 1200 * time.Microsecond,
 		CurrentSize: 3, MaxSize: 100, TTL: time.Minute,
-		Abandoned: 4, Uncacheable: 5,
+		Abandoned: 4, Uncacheable: 5, Led: 11, GetMisses: 2, // Misses == Led + Coalesced + Abandoned + GetMisses
 		RefreshesStarted: 9, RefreshesSucceeded: 7, RefreshesFailed: 1, StaleServed: 6, Rejected: 8,
 	}
 	s.ExecTimes.Counts[bucketOf(1200*time.Microsecond)] = 1
 	want := "" +
 		"hits                3\n" +
-		"misses              1\n" +
+		"misses              18\n" +
+		"led                 11\n" +
 		"coalesced           1\n" +
-		"hit ratio           75.00%\n" +
+		"abandoned           4\n" +
+		"get misses          2\n" +
+		"hit ratio           14.29%\n" +
 		"evictions           2\n" +
 		"expirations         0\n" +
-		"abandoned           4\n" +
 		"uncacheable         5\n" +
 		"calls               1\n" +
 		"failures            0\n" +
@@ -159,7 +161,7 @@ func TestStringShowsEveryCounter(t *testing.T) {
 			want[v.Type().Field(i).Name] = fmt.Sprint(n)
 		}
 	}
-	require.Len(t, want, 14, "the uint64 counters of Stats")
+	require.Len(t, want, 16, "the uint64 counters of Stats")
 	out := s.String()
 	for field, n := range want {
 		assert.Regexp(t, `(?m) `+n+`$`, out, field)

@@ -49,7 +49,10 @@ func TestDemo(t *testing.T) {
 	for _, n := range []string{"users", "prices", "geo"} {
 		require.Contains(t, names, n)
 		assert.Positive(t, names[n].Executions, n)
+		c := names[n]
+		assert.Equal(t, c.Misses, c.Led+c.Coalesced+c.Abandoned+c.GetMisses, "%s: every miss ended one way", n)
 	}
+	assert.Positive(t, names["users"].Led)
 	assert.Equal(t, "lfu", names["prices"].Policy)
 	assert.Equal(t, uint64(400), names["geo"].Hits+names["geo"].Misses, "geo serves two calls a request")
 	require.Len(t, page.Tiers, 1)
@@ -58,6 +61,7 @@ func TestDemo(t *testing.T) {
 	html := get(t, srv.URL+"/debug/memo")
 	assert.Contains(t, html, "<svg")
 	assert.Contains(t, html, "stale served", "the second line of each cache")
+	assert.Contains(t, html, "get misses")
 
 	metrics := get(t, srv.URL+"/metrics")
 	for _, want := range []string{
@@ -67,6 +71,8 @@ func TestDemo(t *testing.T) {
 		`memo_cache_refreshes_started_total{cache="users"}`,
 		`memo_cache_stale_served_total{cache="users"}`,
 		`memo_cache_rejected_total{cache="prices"}`,
+		`memo_cache_led_total{cache="geo"}`,
+		`memo_cache_get_misses_total{cache="geo"}`,
 	} {
 		assert.True(t, strings.Contains(metrics, want), want)
 	}
