@@ -45,9 +45,11 @@ const maxDepth = 1000
 // sub-values (x := []any{y, y}; y := []any{z, z}; ...; or a []string of
 // many copies of one long string) can be exponentially larger as a tree
 // than in memory. No string, byte slice or container is appended once the
-// key would pass maxKeyLen bytes: the key gets a nonce instead, and the
-// encoding stops descending, so that it costs O(maxKeyLen) memory and time
-// linear in the value's memory, never more.
+// key would pass maxKeyLen bytes, and no element of a slice, array or map
+// once it has (flat slices and arrays check the least their elements
+// write before the first: an int8 takes 8 bytes of key): the key gets a
+// nonce instead, and the encoding stops descending, so that it costs
+// O(maxKeyLen) memory and time linear in the value's memory, never more.
 const maxKeyLen = 4 << 20
 
 // neverFID replaces the function number (the first 8 bytes) of a key that
@@ -155,6 +157,17 @@ func (s *keyState) bytes(b []byte) {
 	s.byte(tagValue)
 	s.uvarint(uint64(len(b)))
 	s.buf = append(s.buf, b...)
+}
+
+// past reports whether the key can no longer hit, having marked it so if
+// it has grown past maxKeyLen. Loops over elements check it before each
+// one, so that elements that encode larger than they are in memory cannot
+// build a key much longer than the limit.
+func (s *keyState) past() bool {
+	if len(s.buf) > maxKeyLen {
+		s.overflow()
+	}
+	return s.never
 }
 
 // overflow marks the key as past maxKeyLen, with a nonce the first time.
@@ -514,8 +527,12 @@ func sliceEncoder(t reflect.Type) encoder {
 			zeroSizeElems(s, n, func(i int) { elem(s, v.Index(i)) })
 		} else {
 			for i := range n {
+				if s.past() {
+					break
+				}
 				elem(s, v.Index(i))
 			}
+			s.past()
 		}
 		if n > 0 {
 			s.leave()
@@ -535,8 +552,12 @@ func arrayEncoder(t reflect.Type) encoder {
 			return
 		}
 		for i := range n {
+			if s.past() {
+				break
+			}
 			elem(s, v.Index(i))
 		}
+		s.past()
 	}
 }
 
@@ -591,7 +612,7 @@ func mapEncoder(t reflect.Type) encoder {
 			// than allocate two per pair (Key, Value); an unexported map
 			// cannot be copied from and takes the allocating path.
 			kv, vv := reflect.New(t.Key()).Elem(), reflect.New(t.Elem()).Elem()
-			for it.Next() {
+			for !s.past() && it.Next() {
 				kv.SetIterKey(it)
 				vv.SetIterValue(it)
 				k := len(s.buf)
@@ -601,13 +622,20 @@ func mapEncoder(t reflect.Type) encoder {
 				s.sortScratch = append(s.sortScratch, mapEntry{k, val, len(s.buf)})
 			}
 		} else {
-			for it.Next() {
+			for !s.past() && it.Next() {
 				k := len(s.buf)
 				kenc(s, it.Key())
 				val := len(s.buf)
 				venc(s, it.Value())
 				s.sortScratch = append(s.sortScratch, mapEntry{k, val, len(s.buf)})
 			}
+		}
+		if s.past() {
+			// The key can never hit: its bytes no longer matter, so do
+			// not sort them.
+			s.sortScratch = s.sortScratch[:mark]
+			s.leave()
+			return
 		}
 		entries := s.sortScratch[mark:]
 		buf := s.buf

@@ -105,11 +105,68 @@ func flatArray(t reflect.Type, depth int) flatEncoder {
 	if size == 0 {
 		return func(*keyState, unsafe.Pointer) {} // as flatSlice's
 	}
+	least, fixed := flatLen(t.Elem())
+	need := satMul(n, least)
 	return func(s *keyState, p unsafe.Pointer) {
+		if len(s.buf)+need > maxKeyLen {
+			s.overflow() // as arrayEncoder's loop would find
+			return
+		}
 		for i := range n {
 			elem(s, unsafe.Add(p, uintptr(i)*size))
 		}
+		if !fixed {
+			s.past()
+		}
 	}
+}
+
+// flatLen returns the least number of bytes the flat encoding of a value
+// of type t writes, and whether every value of t writes exactly that many
+// (no string or slice in it). Slice and array encoders check it against
+// the key limit before their loop, so that a key of small elements that
+// each encode larger than they are in memory (an int8 takes 8 bytes) is
+// refused before it is built rather than after.
+func flatLen(t reflect.Type) (least int, fixed bool) {
+	switch t.Kind() {
+	case reflect.Bool:
+		return 1, true
+	case reflect.Float32:
+		return 4, true
+	case reflect.Complex64:
+		return 8, true
+	case reflect.Complex128:
+		return 16, true
+	case reflect.String, reflect.Slice:
+		return 1, false // a length or a nil tag, then what it holds
+	case reflect.Array:
+		if t.Elem().Size() == 0 {
+			return 0, true
+		}
+		m, f := flatLen(t.Elem())
+		return satMul(t.Len(), m), f
+	case reflect.Struct:
+		least, fixed = 0, true
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if ignoredField(f) || f.Type.Size() == 0 {
+				continue
+			}
+			m, fx := flatLen(f.Type)
+			least = min(least+m, maxKeyLen+1)
+			fixed = fixed && fx
+		}
+		return least, fixed
+	}
+	return 8, true // the integers and float64, as u64
+}
+
+// satMul returns n*m, or maxKeyLen+1 if that is more, for n, m >= 0.
+func satMul(n, m int) int {
+	if m != 0 && n > (maxKeyLen+1)/m {
+		return maxKeyLen + 1
+	}
+	return min(n*m, maxKeyLen+1)
 }
 
 func flatStruct(t reflect.Type, depth int) flatEncoder {
@@ -173,6 +230,7 @@ func flatSlice(t reflect.Type, depth int) flatEncoder {
 		return nil
 	}
 	size := et.Size()
+	least, fixed := flatLen(et)
 	if size == 0 {
 		// A flat zero-size value encodes as nothing, and a slice of them
 		// can be longer than any key: write what the loop would.
@@ -198,8 +256,16 @@ func flatSlice(t reflect.Type, depth int) flatEncoder {
 		}
 		s.byte(tagValue)
 		s.uvarint(uint64(n))
+		if n > 0 && least > 0 && (n > maxKeyLen || len(s.buf)+n*least > maxKeyLen) {
+			s.overflow() // as sliceEncoder's loop would find
+			s.leave()
+			return
+		}
 		for i := range n {
 			elem(s, unsafe.Add(h.data, uintptr(i)*size))
+		}
+		if !fixed {
+			s.past()
 		}
 		if n > 0 {
 			s.leave()

@@ -338,3 +338,123 @@ func TestKeyZeroSizeElements(t *testing.T) {
 	assert.Equal(t, 1<<40, f(huge, [1 << 30]struct{}{}))
 	assert.Equal(t, 1, calls)
 }
+
+// bdSmall encodes larger than it is in memory: 4 bytes, 32 in a key.
+type bdSmall struct{ A, B, C, D int8 }
+
+// bdOpaque is not flat (it holds a pointer), so its unexported fields are
+// keyed by the reflective encoders.
+type bdOpaque struct {
+	p  *int
+	xs []int8
+	ar [1 << 20]int16
+	m  map[int]int8
+}
+
+// n is what p points to, 0 for nil.
+func (o bdOpaque) n() int {
+	if o.p == nil {
+		return 0
+	}
+	return *o.p
+}
+
+// Elements that encode larger than they are in memory (an int8 takes 8
+// bytes of key) count against the key limit before the loop over them,
+// not only when a container is entered: 4 MiB of int8 made a 32 MiB key
+// that was stored (223 MiB allocated; a 16 MiB slice allocated 861 MiB),
+// on the flat and the reflective encoders alike, in slices, arrays and
+// maps.
+func TestKeyBoundedPerElement(t *testing.T) {
+	const n = 4 * lkMiB // 4 MiB of int8: a 32 MiB key if spelled out
+	xs := make([]int8, n)
+	smalls := make([]bdSmall, n/4)
+	arr := new([1 << 20]int16) // 2 MiB, an 8 MiB key
+	const nm = 1 << 20         // 16 bytes of key a pair: a 16 MiB key
+	m := make(map[int]int8, nm)
+	for i := range nm {
+		m[i] = int8(i)
+	}
+	big := &bdOpaque{ar: *arr}
+	var calls int
+	fx := Func(func(xs []int8) int { calls++; return len(xs) })
+	fs := Decorate(func(xs []bdSmall) int { calls++; return len(xs) })
+	fa := Func(func(a [1 << 20]int16) int { calls++; return len(a) })
+	fm := Func(func(m map[int]int8) int { calls++; return len(m) })
+	fo := Decorate(func(o bdOpaque) int { calls++; return len(o.xs) + len(o.m) + o.n() })
+	cases := []struct {
+		name string
+		want int
+		run  func() int
+	}{
+		{"[]int8", n, func() int { return fx(xs) }},
+		{"[]struct of int8", n / 4, func() int { return fs(smalls) }},
+		{"[1<<20]int16", 1 << 20, func() int { return fa(*arr) }},
+		{"map[int]int8", nm, func() int { return fm(m) }},
+		{"unexported []int8", n, func() int { return fo(bdOpaque{xs: xs}) }},
+		{"unexported [1<<20]int16", 0, func() int { return fo(*big) }},
+		{"unexported map", nm, func() int { return fo(bdOpaque{m: m}) }},
+	}
+	for _, c := range cases {
+		var got int
+		d, alloc := bdCost(func() { got = c.run() })
+		t.Logf("%s: %v, %d MiB allocated", c.name, d, alloc>>20)
+		assert.Equal(t, c.want, got, c.name)
+		// A map's pairs are sorted through scratch space as large as the
+		// key: about 50 MiB at the limit, whatever the map's size.
+		assert.Less(t, alloc, uint64(64*lkMiB), "%s: a key must not allocate much beyond the 4 MiB limit", c.name)
+	}
+	assert.Equal(t, len(cases), calls)
+	for _, f := range []any{fx, fs, fa, fm, fo} {
+		st := CacheOf(f).Stats()
+		assert.Equal(t, 0, st.CurrentSize, "a key past the limit is not stored")
+		assert.Equal(t, st.Misses, st.Uncacheable)
+	}
+	assert.IsType(t, HashableWrapper{}, MakeHashable(xs), "a key past the limit equals no other")
+}
+
+// bdOpaqueXs is bdOpaque with only its slice.
+type bdOpaqueXs struct {
+	p  *int
+	xs []int8
+}
+
+// Right at the limit, the flat and the reflective encoders agree: a slice
+// of int8 whose key just fits is stored and hits on both, one element more
+// is stored on neither.
+func TestKeyPerElementLimitExact(t *testing.T) {
+	// Before the elements, the flat key has 8 bytes of function number, a
+	// tag and a 3-byte length (12 bytes); the reflective one has the nil
+	// pointer's tag too (13). Each element takes 8 bytes.
+	fits := (maxKeyLen - 13) / 8
+	require.Equal(t, fits, (maxKeyLen-12)/8, "the same length fits both")
+	for _, tc := range []struct {
+		name string
+		n    int
+		kept bool
+	}{{"fits", fits, true}, {"one more", fits + 1, false}} {
+		var calls int
+		flat := Func(func(xs []int8) int { calls++; return len(xs) })
+		refl := Decorate(func(o bdOpaqueXs) int {
+			calls++
+			if o.p != nil {
+				return *o.p
+			}
+			return len(o.xs)
+		})
+		xs := make([]int8, tc.n)
+		for range 2 {
+			assert.Equal(t, tc.n, flat(xs))
+			assert.Equal(t, tc.n, refl(bdOpaqueXs{xs: xs}))
+		}
+		if tc.kept {
+			assert.Equal(t, 2, calls, "%s: the second calls hit", tc.name)
+			assert.Equal(t, 1, CacheOf(flat).Len())
+			assert.Equal(t, 1, CacheOf(refl).Len())
+		} else {
+			assert.Equal(t, 4, calls, "%s: never stored", tc.name)
+			assert.Equal(t, uint64(2), CacheOf(flat).Stats().Uncacheable)
+			assert.Equal(t, uint64(2), CacheOf(refl).Stats().Uncacheable)
+		}
+	}
+}
