@@ -2,6 +2,7 @@ package memo
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"reflect"
 	"runtime"
@@ -457,4 +458,31 @@ func TestKeyPerElementLimitExact(t *testing.T) {
 			assert.Equal(t, uint64(2), CacheOf(refl).Stats().Uncacheable)
 		}
 	}
+}
+
+// Two string arguments that each fit the limit but not together make a
+// key past it on the typed fast paths too (their stack-buffer keys were
+// checked per string: a 6 MiB key was stored), as on the reflective one.
+func TestKeyTwoStringsPastLimit(t *testing.T) {
+	half := strings.Repeat("z", 3*lkMiB)
+	var calls int
+	f2 := Func2(func(a, b string) int { calls++; return len(a) + len(b) })
+	f2c := Func2Ctx(func(_ context.Context, a, b string) (int, error) { calls++; return len(a) + len(b), nil })
+	d := Decorate(func(a, b string) int { calls++; return len(a) + len(b) })
+	for range 2 {
+		assert.Equal(t, 2*len(half), f2(half, half))
+		n, err := f2c(context.Background(), half, half)
+		require.NoError(t, err)
+		assert.Equal(t, 2*len(half), n)
+		assert.Equal(t, 2*len(half), d(half, half))
+	}
+	assert.Equal(t, 6, calls, "never stored, so every call runs")
+	for _, f := range []any{f2, f2c, d} {
+		assert.Equal(t, 0, CacheOf(f).Len())
+		assert.Equal(t, uint64(2), CacheOf(f).Stats().Uncacheable)
+	}
+	// Each alone fits and hits.
+	assert.Equal(t, len(half), f2(half, ""))
+	assert.Equal(t, len(half), f2(half, ""))
+	assert.Equal(t, 7, calls)
 }

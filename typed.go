@@ -375,8 +375,10 @@ func appendBasic[A any](b []byte, a A) ([]byte, bool) {
 	case *uint32:
 		return binary.LittleEndian.AppendUint64(b, uint64(*p)), true
 	case *string:
-		if len(*p) > maxKeyLen {
-			return b, false // the reflective encoder finds the key too long
+		if len(b)+len(*p) > maxKeyLen {
+			// The reflective encoder finds the key too long, as str does:
+			// b holds what it would have written before this string.
+			return b, false
 		}
 		b = binary.AppendUvarint(b, uint64(len(*p)))
 		return append(b, *p...), true
