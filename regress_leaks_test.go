@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"testing"
+	"testing/synctest"
 	"time"
 	"unsafe"
 
@@ -146,21 +147,29 @@ func TestLeakTTLTimer(t *testing.T) {
 	assert.Less(t, grown, int64(12*lkMiB), "a pending expiry timer must not keep a dropped cache")
 }
 
-// The timer still expires entries of a live cache, with no caller.
+// The timer still expires entries of a live cache, with no caller. In a
+// synctest bubble, so that the TTL passes on the bubble's clock rather
+// than by polling the wall clock.
 func TestTTLTimerStillExpires(t *testing.T) {
-	c := MustNew(WithMaxSize(10), WithTTL(time.Millisecond))
-	c.Set(1, 1)
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		c.mu.Lock()
-		n := c.size()
-		c.mu.Unlock()
-		if n == 0 {
-			break
+	synctest.Test(t, func(t *testing.T) {
+		c := MustNew(WithMaxSize(10), WithTTL(time.Millisecond))
+		c.Set(1, 1)
+		c.Set(2, 2)
+		size := func() int {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.size()
 		}
-		require.True(t, time.Now().Before(deadline), "the timer never expired the entry")
-		runtime.Gosched()
-	}
+		require.Equal(t, 2, size())
+		time.Sleep(time.Millisecond - time.Nanosecond)
+		synctest.Wait()
+		assert.Equal(t, 2, size(), "not expired before the TTL")
+		time.Sleep(time.Nanosecond)
+		synctest.Wait() // the timer has fired and removed them
+		assert.Equal(t, 0, size(), "the timer expires entries with no caller")
+		assert.Equal(t, uint64(2), c.rec.Snapshot().Expirations)
+		runtime.KeepAlive(c)
+	})
 }
 
 type lkBig struct{ b [lkMiB]byte }
