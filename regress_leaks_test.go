@@ -85,7 +85,10 @@ func TestLeakSelfReachingTyped(t *testing.T) {
 }
 
 // A recursive helper made per call refers to itself through its variable.
+// Each helper's registry entry goes with it: the registry records the
+// closure's address, which the test keeps as a number only.
 func TestLeakRecursiveHelper(t *testing.T) {
+	var addrs []uintptr
 	fib := func(payload []byte) int {
 		var f func(int) int
 		f = Func(func(n int) int {
@@ -94,6 +97,7 @@ func TestLeakRecursiveHelper(t *testing.T) {
 			}
 			return f(n-1) + f(n-2)
 		})
+		addrs = append(addrs, uintptr(closureOf(f)))
 		return f(40)
 	}
 	fibDecorate := func(payload []byte) int {
@@ -104,6 +108,7 @@ func TestLeakRecursiveHelper(t *testing.T) {
 			}
 			return f(n-1) + f(n-2)
 		})
+		addrs = append(addrs, uintptr(closureOf(f)))
 		return f(40)
 	}
 	grown := lkGrowth(func() {
@@ -113,8 +118,19 @@ func TestLeakRecursiveHelper(t *testing.T) {
 		}
 	})
 	assert.Less(t, grown, int64(16*lkMiB), "dropped recursive helpers must be freed")
-	// The registry forgets them too.
-	assert.True(t, dtGCUntil(func() bool { return dtRegistryLen() < 1000 }))
+	// The registry forgets them too: the cleanup on each closure removes
+	// its entry (a closure allocated at the same address since would be
+	// registered with a weak pointer of its own, and is not one of them).
+	require.Len(t, addrs, 20)
+	forgotten := func() bool {
+		for _, a := range addrs {
+			if reg, ok := registry.load(a); ok && reg.w.Value() == nil {
+				return false // still there, for a function that is gone
+			}
+		}
+		return true
+	}
+	assert.True(t, dtGCUntil(forgotten), "the registry keeps entries of collected functions")
 }
 
 // A copy of a decorated function keeps it, and its registry entry, alive.
