@@ -28,13 +28,18 @@ var caches struct {
 type listing struct {
 	name string // unique among live caches
 	base string // the name asked for
+	num  int    // the n of "base#n", or 0 for base itself
 	wp   weak.Pointer[Cache]
 }
 
-// base counts the live caches that asked for one name, and numbers the
-// next duplicate ("name#2", "name#3", ...).
+// base counts the live caches that asked for one name, and numbers their
+// duplicates ("name#2", "name#3", ...): a number freed by a collected
+// cache is given again, smallest first, so that caches made per instance
+// (method values) reuse a bounded set of names however many come and go,
+// rather than give metrics a new series for every instance ever made.
 type base struct {
 	live, next int
+	free       []int // numbers freed while others were live, ascending
 }
 
 // listCache adds c to the registry under name, or under "name#n" when a
@@ -52,15 +57,20 @@ func listCache(c *Cache, name string) string {
 		caches.bases[name] = b
 	}
 	b.live++
-	unique := name
+	unique, num := name, 0
 	for {
 		if _, taken := caches.byName[unique]; !taken {
 			break
 		}
-		b.next++
-		unique = name + "#" + strconv.Itoa(b.next)
+		if len(b.free) > 0 {
+			num, b.free = b.free[0], b.free[1:]
+		} else {
+			b.next++
+			num = b.next
+		}
+		unique = name + "#" + strconv.Itoa(num)
 	}
-	l := &listing{name: unique, base: name, wp: weak.Make(c)}
+	l := &listing{name: unique, base: name, num: num, wp: weak.Make(c)}
 	caches.byName[unique] = l
 	runtime.AddCleanup(c, unlistCache, l)
 	return unique
@@ -76,6 +86,9 @@ func unlistCache(l *listing) {
 	if b := caches.bases[l.base]; b != nil {
 		if b.live--; b.live == 0 {
 			delete(caches.bases, l.base)
+		} else if l.num > 0 {
+			i, _ := slices.BinarySearch(b.free, l.num)
+			b.free = slices.Insert(b.free, i, l.num)
 		}
 	}
 }
@@ -90,7 +103,10 @@ func unlistCache(l *listing) {
 // ("pkg.Func", "pkg.(*T).Method", "pkg.main.func1" for a closure); else,
 // for a cache made by New, the symbol of the function that called New.
 // Names are unique among live caches: the second live cache asking for a
-// name taken is listed as "name#2", the third "name#3", and so on.
+// name taken is listed as "name#2", the third "name#3", and so on; the
+// number of a collected cache is given to the next one that needs a
+// number, so that caches made per instance use as many names as are live
+// at once, not one per instance ever made.
 //
 // The registry holds caches weakly: a cache that has become unreachable
 // (its decorated function too) is no longer listed once the garbage

@@ -156,6 +156,54 @@ func TestCachesForgetsCollected(t *testing.T) {
 	assert.Equal(t, name, c.Name())
 }
 
+// nameTaken reports whether the registry holds an entry under name.
+func nameTaken(name string) bool {
+	caches.mu.Lock()
+	defer caches.mu.Unlock()
+	_, ok := caches.byName[name]
+	return ok
+}
+
+// TestCachesReuseNumbers: the number of a collected cache is given again,
+// so that caches made one per instance, while another of the same name
+// lives, keep to as many names as are live at once. They were numbered
+// #2, #3, ... for ever: one metric series per instance ever made (the
+// OpenTelemetry SDK kept a histogram for each, up to its cardinality
+// limit).
+func TestCachesReuseNumbers(t *testing.T) {
+	const name = "caches-test/reuse"
+	keeper := MustNew(WithMaxSize(1), WithName(name))
+	require.Equal(t, name, keeper.Name())
+	seen := map[string]bool{}
+	for range 30 {
+		func() {
+			c := MustNew(WithMaxSize(1), WithName(name))
+			seen[c.Name()] = true
+			runtime.KeepAlive(c)
+		}()
+		// Until its cleanup has run, a collected cache's name is not
+		// listed but still taken.
+		require.True(t, collect(func() bool { return !nameTaken(name + "#2") }), "the dropped cache's name is still taken")
+	}
+	assert.Equal(t, map[string]bool{name + "#2": true}, seen, "one instance at a time takes one name")
+
+	// Two live at once take #2 and #3; the smallest freed number goes first.
+	var b *Cache
+	aName := func() string {
+		a := MustNew(WithMaxSize(1), WithName(name))
+		b = MustNew(WithMaxSize(1), WithName(name))
+		require.Equal(t, []string{name + "#2", name + "#3"}, []string{a.Name(), b.Name()})
+		return a.Name()
+	}()
+	require.True(t, collect(func() bool { return !nameTaken(aName) }))
+	c := MustNew(WithMaxSize(1), WithName(name))
+	assert.Equal(t, name+"#2", c.Name())
+	d := MustNew(WithMaxSize(1), WithName(name))
+	assert.Equal(t, name+"#4", d.Name(), "no number is given twice while its cache lives")
+	runtime.KeepAlive(keeper)
+	runtime.KeepAlive(b)
+}
+
 func TestShortSymbol(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
