@@ -159,12 +159,16 @@ func newWrapped(v reflect.Value, cfg config) *wrapped {
 		w.encs = append(w.encs, encoderOf(t.In(i)))
 	}
 	var copiers []copier
+	alone := false // exactly one argument needs a copier
 	for i, p := range params {
 		// With WithKey the key may read anything: the arguments are
 		// copied as the default key would take them.
 		if c := copierOf(t.In(p), w.deref); c != nil {
 			if copiers == nil {
 				copiers = make([]copier, len(params))
+				alone = true
+			} else {
+				alone = false
 			}
 			copiers[i] = c
 		}
@@ -177,7 +181,7 @@ func newWrapped(v reflect.Value, cfg config) *wrapped {
 		params = nil
 	}
 	if params != nil || copiers != nil {
-		w.shape = &argShape{params, copiers}
+		w.shape = &argShape{params, copiers, alone}
 	}
 	for i := range t.NumOut() {
 		w.zeros = append(w.zeros, reflect.Zero(t.Out(i)))
@@ -193,6 +197,7 @@ type argShape struct {
 	// copiers holds, per key parameter, the argument's copier (nil where
 	// there is nothing to copy); nil when no argument needs one.
 	copiers []copier
+	alone   bool // one argument alone has a copier (see copyState.alone)
 }
 
 // param returns the index in the arguments of the i-th key parameter.
@@ -289,9 +294,9 @@ func (w *wrapped) miss(s *keyState, h uint64, due bool, args []reflect.Value) []
 		return w.invoke(in)
 	}
 	var detach func() func(context.Context) []reflect.Value
-	if w.fo != nil && w.fo.refresh > 0 {
+	if w.copiers() != nil && w.refreshes() {
 		detach = func() func(context.Context) []reflect.Value {
-			args := w.cloneArgs(args)
+			args := w.own(args)
 			return func(ctx context.Context) []reflect.Value {
 				if w.ctx {
 					args[w.ctxAt] = reflect.ValueOf(&ctx).Elem()
@@ -307,7 +312,8 @@ func (w *wrapped) miss(s *keyState, h uint64, due bool, args []reflect.Value) []
 // key encodes by value with the caller (see detach.go).
 func (w *wrapped) own(args []reflect.Value) []reflect.Value {
 	out := slices.Clone(args)
-	var st copyState // one for all, so that arguments sharing memory still do
+	// One for all, so that arguments sharing memory still do.
+	st := copyState{alone: w.shape.alone}
 	for i, c := range w.copiers() {
 		if c == nil {
 			continue

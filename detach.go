@@ -41,6 +41,10 @@ type copyState struct {
 	// memory and cycles; made on first use.
 	seen  map[copyVisit]reflect.Value
 	depth int
+	// alone is set while the value at the root of the copy is the only
+	// one copied: a slice there is reached once and need not be recorded.
+	// Arrays and structs clear it, as their parts share the root's depth.
+	alone bool
 }
 
 type copyVisit struct {
@@ -150,15 +154,20 @@ func writable(v reflect.Value) reflect.Value {
 
 // maxCopyDepth bounds the nesting a copy follows, as maxDepth bounds the
 // key encoder: deeper than that, the key holds a nonce, so that no other
-// call can share the execution, and nothing needs copying.
-const maxCopyDepth = maxDepth
+// call can share the execution, and nothing needs copying. The encoder
+// bounds containers (slices, maps, pointees) and interfaces apart, maxDepth
+// each, where a copy counts them together: so twice maxDepth, or a copy
+// would stop short of memory the key still takes by value ([]any nested
+// 700 deep is 1,400 levels here).
+const maxCopyDepth = 2 * maxDepth
 
 func sliceCopier(t reflect.Type, deref bool) copier {
 	var elem copier
 	var once sync.Once
 	// A slice whose elements hold nothing to copy can hold no container:
 	// it cannot be met twice on one path, and is only worth remembering
-	// when something around it may refer to it again.
+	// when something around it may refer to it again (anything but the
+	// root of the only value copied).
 	leaf := !needsCopy(t.Elem(), deref)
 	return func(st *copyState, v reflect.Value) reflect.Value {
 		if v.IsNil() || st.depth >= maxCopyDepth {
@@ -166,7 +175,7 @@ func sliceCopier(t reflect.Type, deref bool) copier {
 		}
 		n := v.Len()
 		k := copyVisit{v.UnsafePointer(), n, t}
-		track := !leaf || st.depth > 0
+		track := !leaf || st.depth > 0 || !st.alone
 		if track {
 			if c, ok := st.lookup(k); ok {
 				return c
@@ -195,6 +204,7 @@ func arrayCopier(t reflect.Type, deref bool) copier {
 	var once sync.Once
 	return func(st *copyState, v reflect.Value) reflect.Value {
 		once.Do(func() { elem = copierOf(t.Elem(), deref) })
+		st.alone = false // its elements may share memory
 		out := reflect.New(t).Elem()
 		out.Set(v)
 		for i := range t.Len() {
@@ -315,6 +325,7 @@ func structCopier(t reflect.Type, deref bool) copier {
 				copiers[i] = copierOf(f.t, deref)
 			}
 		})
+		st.alone = false // its fields may share memory
 		out := reflect.New(t)
 		out.Elem().Set(v) // every field, those left out of the key too
 		src, dst := v.Addr().UnsafePointer(), out.UnsafePointer()
@@ -328,7 +339,22 @@ func structCopier(t reflect.Type, deref bool) copier {
 
 // ownValue replaces *p by a copy made by c (see copier); c is not nil.
 func ownValue[A any](c copier, p *A) {
-	var st copyState
+	st := copyState{alone: true}
 	v := reflect.ValueOf(p).Elem()
 	v.Set(c(&st, v))
+}
+
+// ownValues2 replaces *a and *b by copies made by ca and cb (either may be
+// nil: that value is kept), in one copy, so that memory the two share is
+// shared by their copies too.
+func ownValues2[A, B any](ca, cb copier, a *A, b *B) {
+	st := copyState{alone: ca == nil || cb == nil}
+	if ca != nil {
+		v := reflect.ValueOf(a).Elem()
+		v.Set(ca(&st, v))
+	}
+	if cb != nil {
+		v := reflect.ValueOf(b).Elem()
+		v.Set(cb(&st, v))
+	}
 }

@@ -1,6 +1,7 @@
 package memo
 
 import (
+	"context"
 	"reflect"
 	"runtime"
 	"testing"
@@ -241,4 +242,153 @@ func FuzzCopies(f *testing.F) {
 			}
 		}
 	})
+}
+
+type dtInnerPriv struct {
+	xs []int
+	M  map[string][]byte
+}
+
+type dtOuter struct {
+	Name  string
+	in    dtInnerPriv
+	Arr   [2][]int
+	Any   any
+	P     *int
+	F     func() int
+	Ch    chan int
+	plain [3]int
+}
+
+// A copy takes every slice, map and interface deeply, unexported fields
+// too, and keeps pointers, funcs and channels as they are.
+func TestCopyDeepStruct(t *testing.T) {
+	t.Parallel()
+	n := 7
+	ch := make(chan int)
+	f := func() int { return 1 }
+	orig := dtOuter{
+		Name:  "a",
+		in:    dtInnerPriv{xs: []int{1, 2}, M: map[string][]byte{"k": []byte("v")}},
+		Arr:   [2][]int{{3}, {4}},
+		Any:   []string{"s"},
+		P:     &n,
+		F:     f,
+		Ch:    ch,
+		plain: [3]int{5, 6, 7},
+	}
+	cp := dtCopy(orig, false)
+	// Change everything the caller could change.
+	orig.in.xs[0] = 100
+	orig.in.M["k"][0] = 'X'
+	orig.in.M["new"] = nil
+	orig.Arr[0][0] = 300
+	orig.Any.([]string)[0] = "changed"
+	assert.Equal(t, []int{1, 2}, cp.in.xs)
+	assert.Equal(t, map[string][]byte{"k": []byte("v")}, cp.in.M)
+	assert.Equal(t, [2][]int{{3}, {4}}, cp.Arr)
+	assert.Equal(t, []string{"s"}, cp.Any)
+	assert.Same(t, &n, cp.P, "a pointer keyed by identity is kept")
+	assert.Equal(t, ch, cp.Ch)
+	assert.Equal(t, reflect.ValueOf(f).Pointer(), reflect.ValueOf(cp.F).Pointer())
+	assert.Equal(t, [3]int{5, 6, 7}, cp.plain)
+	assert.Equal(t, "a", cp.Name)
+}
+
+// Memory shared by the parts of an array or a struct at the root of a
+// copy, or by two arguments, is shared the same way by the copies.
+func TestCopyKeepsSharingAtTheRoot(t *testing.T) {
+	t.Parallel()
+	shared := []int{1, 2}
+	pair := dtCopy([2][]int{shared, shared}, false)
+	pair[0][0] = 42
+	assert.Equal(t, 42, pair[1][0], "array elements")
+	assert.Equal(t, 1, shared[0])
+
+	type two struct{ A, B []int }
+	st := dtCopy(two{shared, shared}, false)
+	assert.Equal(t, dtAddr(st.A), dtAddr(st.B), "struct fields")
+	assert.NotEqual(t, dtAddr(shared), dtAddr(st.A))
+
+	c := copierOf(reflect.TypeFor[[]int](), false)
+	a, b := shared, shared
+	ownValues2(c, c, &a, &b)
+	assert.Equal(t, dtAddr(a), dtAddr(b), "two typed arguments")
+	assert.NotEqual(t, dtAddr(shared), dtAddr(a))
+	x, n := shared, 5
+	ownValues2(c, nil, &x, &n)
+	assert.NotEqual(t, dtAddr(shared), dtAddr(x), "one of two")
+	assert.Equal(t, 5, n)
+
+	f := Decorate(func(_ context.Context, a []int, b []int) int { return 0 })
+	w := lookupWrapped(f)
+	require.NotNil(t, w)
+	args := []reflect.Value{reflect.ValueOf(t.Context()), reflect.ValueOf(shared), reflect.ValueOf(shared)}
+	cp := w.own(args)
+	shared[0] = 9
+	assert.Equal(t, args[0].Interface(), cp[0].Interface(), "the context is kept")
+	assert.Equal(t, []int{1, 2}, cp[1].Interface())
+	assert.Equal(t, dtAddr(cp[1].Interface().([]int)), dtAddr(cp[2].Interface().([]int)), "two Decorate arguments")
+}
+
+// A copy goes as deep as the key takes values: the encoder bounds
+// containers and interfaces apart (maxDepth each), so a []any nested past
+// maxDepth/2 still has an exact key, and its innermost slice must be copied.
+func TestCopyAsDeepAsTheKey(t *testing.T) {
+	t.Parallel()
+	leaf := []int{1}
+	var v any = leaf
+	for range maxDepth * 3 / 4 {
+		v = []any{v}
+	}
+	s := getState()
+	encodeInterface(s, reflect.ValueOf(&v).Elem())
+	require.False(t, s.opaque, "the key is exact at this depth")
+	putState(s)
+	dtCheck(t, v, false, func(any) { leaf[0] = 2 })
+}
+
+// Where no argument holds anything to copy, a function has no copiers
+// (decided once, at decoration), so that neither an execution nor a
+// refresh (WithRefreshAfter) copies or allocates anything for its
+// arguments.
+func TestNoCopiersForFlatArguments(t *testing.T) {
+	t.Parallel()
+	type flat struct {
+		A int
+		B string
+		C [4]float64
+	}
+	type withPtr struct{ P *flat }
+	type ignored struct {
+		S []int `memo:"-"`
+	}
+	opts := []Option{WithTTL(time.Minute), WithRefreshAfter(time.Second)}
+	for name, f := range map[string]any{
+		"Func int":        Func(func(x int) int { return x }, opts...),
+		"Func flat":       Func(func(x flat) int { return x.A }, opts...),
+		"Func ptr":        Func(func(x withPtr) int { return 0 }, opts...),
+		"Func2":           Func2(func(x int, s string) int { return x }, opts...),
+		"FuncCtx":         FuncCtx(func(_ context.Context, x flat) (int, error) { return x.A, nil }, opts...),
+		"Decorate":        Decorate(func(x int, p *flat, c chan int) int { return x }, opts...),
+		"Decorate ctx":    Decorate(func(_ context.Context, x int) int { return x }, opts...),
+		"Decorate keyed":  Decorate(func(k *dtKeyed) int { return 0 }, append(opts, WithDeref())...),
+		"Decorate [0]":    Decorate(func(x [0][]int, s string) int { return 0 }, opts...),
+		"Decorate ignore": Decorate(func(x ignored) int { return 0 }, opts...),
+	} {
+		w := lookupWrapped(f)
+		require.NotNil(t, w, name)
+		assert.Nil(t, w.copiers(), name)
+		assert.True(t, w.refreshes(), name)
+	}
+	for name, f := range map[string]any{
+		"Func deref":   Func(func(x withPtr) int { return 0 }, append(opts, WithDeref())...),
+		"Func [1]":     Func(func(x [1][]int) int { return 0 }, opts...),
+		"Func2 second": Func2(func(x int, m map[int]int) int { return x }, opts...),
+		"Decorate any": Decorate(func(x int, a any) int { return x }, opts...),
+	} {
+		w := lookupWrapped(f)
+		require.NotNil(t, w, name)
+		assert.NotNil(t, w.copiers(), name)
+	}
 }

@@ -273,8 +273,8 @@ func (cl *call) result() any {
 // calls own before the execution starts, so that the execution works on
 // arguments of its own (see detach.go); own may be nil. detach, when not
 // nil, returns a run that works on a private copy of the call's arguments
-// (see clone.go), for a refresh (WithRefreshAfter), which outlives its
-// caller too.
+// (made as own's, see detach.go), for a refresh (WithRefreshAfter), which
+// outlives its caller too.
 //
 // Every miss is counted as exactly one of Led, Coalesced or Abandoned (see
 // stats.Stats.Pending), unless due is set: the caller's lookup found an

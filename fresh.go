@@ -435,20 +435,20 @@ func (c *Cache) joinLate(sh *shard, n *node, k []byte, h uint64) (val any, ok bo
 }
 
 // startRefresh runs cl, a refresh of w's entry, in a goroutine of its own,
-// with a private copy of the arguments (detach makes it; nil when run holds
-// nothing a caller can change) and a context that keeps ctx's values and
-// deadline but not its cancellation. It runs through execute, as any
-// execution.
+// with a private copy of the arguments (detach makes it, with the copiers
+// of detach.go; nil when run holds nothing a caller can change) and the
+// context any execution gets (call.start): it keeps ctx's values and
+// deadline but not its cancellation, and carries cl, so that a call for
+// cl's key made with it runs alone and a waiter with time left starts over
+// when the refresh ends on the starter's deadline. It runs through
+// execute, as any execution.
 func startRefresh[T any](w *wrapped, cl *call, ctx context.Context, run func(context.Context) T, detach func() func(context.Context) T) {
 	if detach != nil {
 		run = detach() // now, while the caller's memory is still the call's
 	}
 	var rctx context.Context
 	if ctx != nil {
-		rctx = context.WithoutCancel(ctx)
-		if d, ok := ctx.Deadline(); ok {
-			rctx, cl.cancel = context.WithDeadline(rctx, d)
-		}
+		rctx = cl.start(ctx) // as any execution's (see call.start)
 	}
 	w.c.rec.RefreshStarted()
 	go w.c.refresh(w, cl, func() any { return run(rctx) })
@@ -541,6 +541,11 @@ func failure(cl *call) any {
 	}
 	return cl.val
 }
+
+// refreshes reports whether w's entries are refreshed ahead of their TTL
+// (WithRefreshAfter): then a miss prepares a copy of its arguments for the
+// refresh it may start (see startRefresh).
+func (w *wrapped) refreshes() bool { return w.fo != nil && w.fo.refresh > 0 }
 
 // decide applies WithCacheIf and WithTTLFunc to results that would be
 // stored for ttl, and returns whether to store them and for how long.

@@ -815,6 +815,79 @@ func TestRefreshJoinedAfterTTL(t *testing.T) {
 	})
 }
 
+// A refresh's context is made as any execution's (call.start): a call for
+// its own key made with it from another goroutine, once the old entry has
+// expired, runs on its own instead of joining (and so waiting on) the
+// refresh that waits on it.
+func TestRefreshContextCarriesTheExecution(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int32
+		var f func(context.Context, int) (int, error)
+		f = FuncCtx(func(ctx context.Context, k int) (int, error) {
+			if calls.Add(1) != 2 {
+				return k * 10, nil
+			}
+			time.Sleep(2 * time.Minute) // past the old entry's TTL
+			inner := make(chan int)
+			go func() {
+				v, _ := f(ctx, k)
+				inner <- v
+			}()
+			return <-inner + 100, nil
+		}, WithTTL(time.Minute), WithRefreshAfter(10*time.Second))
+		v, err := f(context.Background(), 1)
+		require.NoError(t, err)
+		require.Equal(t, 10, v)
+		time.Sleep(11 * time.Second)
+		v, _ = f(context.Background(), 1) // starts the refresh
+		require.Equal(t, 10, v)
+		time.Sleep(2*time.Minute + time.Second)
+		synctest.Wait()
+		v, _ = f(context.Background(), 1)
+		assert.Equal(t, 110, v, "the refresh's result, with the inner call's")
+		assert.EqualValues(t, 3, calls.Load())
+	})
+}
+
+// A refresh that ends on the deadline of the caller that started it sends
+// a caller that joined it (the old entry expired) with no deadline of its
+// own to a fresh execution, as any execution does, rather than handing it
+// the starter's deadline error.
+func TestRefreshStartersDeadlineStartsWaitersOver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int32
+		f := FuncCtx(func(ctx context.Context, k int) (int, error) {
+			n := calls.Add(1)
+			if n == 2 {
+				<-ctx.Done()
+				return 0, ctx.Err()
+			}
+			return int(n), nil
+		}, WithTTL(time.Minute), WithRefreshAfter(10*time.Second))
+		v, err := f(context.Background(), 1)
+		require.NoError(t, err)
+		require.Equal(t, 1, v)
+		time.Sleep(11 * time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		v, err = f(ctx, 1) // starts the refresh, which runs until ctx's deadline
+		require.NoError(t, err)
+		require.Equal(t, 1, v)
+		time.Sleep(time.Minute) // the old entry expires
+		done := make(chan error, 1)
+		go func() {
+			v, err := f(context.Background(), 1) // joins the refresh
+			if err == nil && v != 3 {
+				err = fmt.Errorf("got %d, want 3", v)
+			}
+			done <- err
+		}()
+		synctest.Wait()
+		assert.NoError(t, <-done, "the waiter got the refresh starter's deadline")
+		assert.EqualValues(t, 3, calls.Load())
+	})
+}
+
 // Under concurrent hits, refreshes, failures, invalidations and expiry, a
 // caller only ever gets a result computed for its own key, and every
 // refresh ends.

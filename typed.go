@@ -228,18 +228,23 @@ func slow1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Cont
 
 // miss1 is slow1's miss, apart so that a is copied to the heap (for the
 // execution) only on a miss. A context caller's execution may outlive it:
-// own gives it a copy of a (see detach.go).
+// own gives it a copy of a (see detach.go); so may a refresh: detach gives
+// it one of its own. Where a holds nothing to copy (w.copiers is nil,
+// decided once per function) neither is made.
 func miss1[A, T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Context, run func(context.Context, A) T, a A) T {
-	var detach func() func(context.Context) T
-	if w.fo != nil && w.fo.refresh > 0 {
-		detach = func() func(context.Context) T {
-			a := cloneArg(a, w.deref)
-			return func(ctx context.Context) T { return run(ctx, a) }
-		}
-	}
 	var own func()
-	if cs := w.copiers(); ctx != nil && cs != nil {
-		own = func() { ownValue(cs[0], &a) }
+	var detach func() func(context.Context) T
+	if cs := w.copiers(); cs != nil {
+		if ctx != nil {
+			own = func() { ownValue(cs[0], &a) }
+		}
+		if w.refreshes() {
+			detach = func() func(context.Context) T {
+				a := a
+				ownValue(cs[0], &a)
+				return func(ctx context.Context) T { return run(ctx, a) }
+			}
+		}
 	}
 	return miss(w, s, h, due, ctx, func(ctx context.Context) T { return run(ctx, a) }, own, detach, cancelledOutcome[T])
 }
@@ -300,21 +305,17 @@ func slow2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(cont
 }
 
 func miss2[A, B, T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Context, run func(context.Context, A, B) T, a A, b B) T {
-	var detach func() func(context.Context) T
-	if w.fo != nil && w.fo.refresh > 0 {
-		detach = func() func(context.Context) T {
-			a, b := cloneArg(a, w.deref), cloneArg(b, w.deref)
-			return func(ctx context.Context) T { return run(ctx, a, b) }
-		}
-	}
 	var own func()
-	if cs := w.copiers(); ctx != nil && cs != nil {
-		own = func() {
-			if c := cs[0]; c != nil {
-				ownValue(c, &a)
-			}
-			if c := cs[1]; c != nil {
-				ownValue(c, &b)
+	var detach func() func(context.Context) T
+	if cs := w.copiers(); cs != nil {
+		if ctx != nil {
+			own = func() { ownValues2(cs[0], cs[1], &a, &b) }
+		}
+		if w.refreshes() {
+			detach = func() func(context.Context) T {
+				a, b := a, b
+				ownValues2(cs[0], cs[1], &a, &b)
+				return func(ctx context.Context) T { return run(ctx, a, b) }
 			}
 		}
 	}
