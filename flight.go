@@ -302,11 +302,17 @@ func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Contex
 			cl.refs = slices.Clone(s.refs)
 		}
 	}
-	if w.tier != nil && (r == leading || r == joining) {
-		// The leader asks the shared tier first (tier.go); a joiner may
-		// start over as a leader. A refresh (late) recomputes, and a
-		// re-entrant call must not wait on its own lease.
-		run = tiered(w, s, run)
+	// The leader asks the shared tier first (tier.go); a joiner may start
+	// over as a leader, or find a refresh due. A refresh goes through the
+	// tier's Refresh (startRefresh), and a re-entrant call must not wait
+	// on its own lease.
+	var tk *TierKey
+	if w.tier != nil && r != found && r != reentrant {
+		tk = tierKeyOf(w, s)
+	}
+	plain := run
+	if tk != nil && r != late {
+		run = viaTier(w, w.tier.b.Load, *tk, run)
 	}
 	putState(s)
 	for {
@@ -314,7 +320,7 @@ func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Contex
 		case found, late:
 			t.coalesced() // stored by an execution that ended meanwhile
 			if r == late && cl != nil {
-				startRefresh(w, cl, ctx, run, detach)
+				startRefresh(w, cl, ctx, plain, detach, tk)
 			}
 			return as[T](v)
 		case reentrant:

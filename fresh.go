@@ -42,7 +42,11 @@ import (
 // it runs does not store. A result that [WithCacheIf] or [WithTTLFunc]
 // rejects removes the old entry. Refreshes are counted in
 // Stats.RefreshesStarted, RefreshesSucceeded and RefreshesFailed; each is
-// also an execution (TotalCalls), but not a miss.
+// also an execution (TotalCalls), but not a miss. With [WithTier], a
+// refresh goes through the tier's Refresh ([TierBinding]): it takes a
+// value another replica refreshed less than d ago instead of executing,
+// and otherwise executes under the key's cross-process lease and writes its
+// result through to the tier, so one refresh runs across the replicas.
 func WithRefreshAfter(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.fresh.refresh, c.fresh.refreshSet = d, true })
 }
@@ -56,7 +60,9 @@ func WithRefreshAfter(d time.Duration) Option {
 // them; the error is not stored even with [WithErrorTTL]. When the
 // execution succeeds its result replaces the entry, and no caller gets the
 // stale one. An entry kept for this counts in [Cache.Len] and against the
-// maximum size until its window ends.
+// maximum size until its window ends. With [WithTier], the stale result is
+// the local cache's own: nothing stale is written to the tier, and a
+// process without a stale copy gets the failure.
 func WithStaleIfError(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.fresh.stale, c.fresh.staleSet = d, true })
 }
@@ -441,10 +447,15 @@ func (c *Cache) joinLate(sh *shard, n *node, k []byte, h uint64) (val any, ok bo
 // deadline but not its cancellation, and carries cl, so that a call for
 // cl's key made with it runs alone and a waiter with time left starts over
 // when the refresh ends on the starter's deadline. It runs through
-// execute, as any execution.
-func startRefresh[T any](w *wrapped, cl *call, ctx context.Context, run func(context.Context) T, detach func() func(context.Context) T) {
+// execute, as any execution. tk, when not nil, is the key's tier key
+// (WithTier): the refresh then goes through the tier's Refresh (see
+// refreshTiered).
+func startRefresh[T any](w *wrapped, cl *call, ctx context.Context, run func(context.Context) T, detach func() func(context.Context) T, tk *TierKey) {
 	if detach != nil {
 		run = detach() // now, while the caller's memory is still the call's
+	}
+	if tk != nil {
+		run = refreshTiered(w, *tk, w.fo.refresh, run)
 	}
 	var rctx context.Context
 	if ctx != nil {

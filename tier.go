@@ -34,9 +34,12 @@ import (
 //     encode exactly); Decorate then panics with that error.
 //   - memo keeps every other rule of the local cache: a hit in L1 never
 //     reaches the tier, and concurrent local callers of one key share one
-//     execution, so a binding sees at most one Load per key at a time from
-//     one process (after a local invalidation, a new Load may start while
-//     the old one is finishing).
+//     execution, so a binding sees at most one Load or Refresh per key at
+//     a time from one process (after a local invalidation, a new one may
+//     start while the old one is finishing).
+//   - A refresh ([WithRefreshAfter]) of a due entry calls Refresh from a
+//     goroutine of its own; the stale results of [WithStaleIfError] are
+//     the local cache's, and never reach the tier.
 //
 // A Tier must be safe for concurrent use.
 type Tier interface {
@@ -96,6 +99,23 @@ type TierBinding interface {
 	// when the store cannot be reached it calls compute. Results from the
 	// store must have the types of TierFunc.Results exactly.
 	Load(ctx context.Context, key TierKey, compute func(ctx context.Context) (results []any, store bool)) (results []any, hit bool)
+	// Refresh is Load for a refresh ([WithRefreshAfter]) of a local entry
+	// that is due: results in the store count only if they were created
+	// after since (another replica refreshed them since), and are then
+	// returned with hit true. Otherwise Refresh takes the key's lease even
+	// though an older value may stand, calls compute exactly once from the
+	// calling goroutine, writes its results over the old value through the
+	// same fence as Load's fill, and returns hit false. When another
+	// process holds the lease (its own refresh, or a cold fill), Refresh
+	// waits for its fill, as Load does, and returns that value: across
+	// every process that shares the key one refresh executes. Like Load it
+	// must not fail (when the store cannot be reached it calls compute),
+	// and it never writes an error or a panic. memo calls it from the
+	// refresh's own goroutine, never from a caller's, with since = now −
+	// the refresh interval (the local wall clock: replicas' clocks must
+	// agree to well within the interval), and at most once per key at a
+	// time from one process.
+	Refresh(ctx context.Context, key TierKey, since time.Time, compute func(ctx context.Context) (results []any, store bool)) (results []any, hit bool)
 	// Invalidate removes key's entry from the store, fences fills in
 	// flight for it, and tells every other replica to Drop it locally. It
 	// returns an error when the store could not be reached.
@@ -224,14 +244,33 @@ func (w *wrapped) localTTL(ttl time.Duration) time.Duration {
 // from the tier's values.
 type resultSetter interface{ setResult(v any) }
 
-// tiered returns run wrapped so that the local leader of a miss asks the
-// tier first: the miss path's one hook for a tier. s holds the key, which
-// must be stable; a key that cannot be shared gets run unchanged.
-func tiered[T any](w *wrapped, s *keyState, run func(context.Context) T) func(context.Context) T {
-	if !s.shareable() {
-		return run
+// tierKeyOf returns the tier key of s for a miss or a refresh of a tiered
+// function, or nil when w has no tier or the key cannot be shared (the
+// call then stays local). The miss path's hook for a tier: the local
+// leader of a miss runs through viaTier with the tier's Load, which asks
+// the tier first, and a refresh through refreshTiered.
+func tierKeyOf(w *wrapped, s *keyState) *TierKey {
+	if w.tier == nil || !s.shareable() {
+		return nil
 	}
-	key := w.tier.tierKey(s)
+	k := w.tier.tierKey(s)
+	return &k
+}
+
+// refreshTiered returns run wrapped so that a refresh of key (see
+// tierKeyOf) goes through the tier's Refresh: it takes a value another
+// replica refreshed less than d ago, or runs under the key's lease and
+// writes its result through to the tier.
+func refreshTiered[T any](w *wrapped, key TierKey, d time.Duration, run func(context.Context) T) func(context.Context) T {
+	load := func(ctx context.Context, key TierKey, compute func(context.Context) ([]any, bool)) ([]any, bool) {
+		return w.tier.b.Refresh(ctx, key, time.Now().Add(-d), compute)
+	}
+	return viaTier(w, load, key, run)
+}
+
+// viaTier returns run wrapped to go through load (a binding's Load or
+// Refresh) for key.
+func viaTier[T any](w *wrapped, load func(context.Context, TierKey, func(context.Context) ([]any, bool)) ([]any, bool), key TierKey, run func(context.Context) T) func(context.Context) T {
 	return func(ctx context.Context) T {
 		var (
 			out T
@@ -241,7 +280,7 @@ func tiered[T any](w *wrapped, s *keyState, run func(context.Context) T) func(co
 		if lctx == nil {
 			lctx = context.Background()
 		}
-		res, hit := w.tier.b.Load(lctx, key, func(cctx context.Context) ([]any, bool) {
+		res, hit := load(lctx, key, func(cctx context.Context) ([]any, bool) {
 			ran = true
 			if ctx == nil {
 				out = run(nil)

@@ -17,7 +17,9 @@ import (
 type fakeTier struct {
 	mu       sync.Mutex
 	store    map[[32]byte][]any
+	created  map[[32]byte]time.Time
 	loads    []TierKey
+	sinces   []time.Time // of each Refresh
 	funcs    []TierFunc
 	clears   int
 	invErr   error
@@ -26,7 +28,9 @@ type fakeTier struct {
 	computes int
 }
 
-func newFakeTier() *fakeTier { return &fakeTier{store: map[[32]byte][]any{}} }
+func newFakeTier() *fakeTier {
+	return &fakeTier{store: map[[32]byte][]any{}, created: map[[32]byte]time.Time{}}
+}
 
 func (f *fakeTier) Bind(fn TierFunc) (TierBinding, error) {
 	f.mu.Lock()
@@ -43,13 +47,33 @@ func (f *fakeTier) Load(ctx context.Context, key TierKey, compute func(context.C
 	if ok {
 		return v, true
 	}
+	f.fill(ctx, key, compute)
+	return nil, false
+}
+
+func (f *fakeTier) fill(ctx context.Context, key TierKey, compute func(context.Context) ([]any, bool)) {
 	res, store := compute(ctx)
 	f.mu.Lock()
 	f.computes++
 	if store {
 		f.store[key.Digest] = res
+		f.created[key.Digest] = time.Now()
 	}
 	f.mu.Unlock()
+}
+
+// Refresh takes a value created after since; it has no leases (one
+// process).
+func (f *fakeTier) Refresh(ctx context.Context, key TierKey, since time.Time, compute func(context.Context) ([]any, bool)) ([]any, bool) {
+	f.mu.Lock()
+	f.sinces = append(f.sinces, since)
+	v, ok := f.store[key.Digest]
+	ok = ok && f.created[key.Digest].After(since)
+	f.mu.Unlock()
+	if ok {
+		return v, true
+	}
+	f.fill(ctx, key, compute)
 	return nil, false
 }
 
@@ -231,5 +255,71 @@ func TestTierBoundsLocalAge(t *testing.T) {
 		f(1)
 		assert.Equal(t, 2, ft.loadCount(), "past the bound the entry is gone from L1")
 		assert.Equal(t, 1, execs, "and the tier answers")
+	})
+}
+
+// A refresh of a tiered function asks the tier's Refresh: a value another
+// replica stored after since is taken without executing; an older one is
+// recomputed and written through; a failed refresh writes nothing.
+func TestTierRefresh(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ft := newFakeTier()
+		var execs int
+		fail := false
+		f := FuncErr(func(k string) (int, error) {
+			execs++
+			if fail {
+				return 0, errors.New("down")
+			}
+			return execs, nil
+		}, WithName("refresh"), WithTier(ft), WithTTL(time.Hour), WithRefreshAfter(time.Minute))
+		get := func() int {
+			t.Helper()
+			v, err := f("k")
+			require.NoError(t, err)
+			return v
+		}
+		assert.Equal(t, 1, get())
+		digest := ft.lastKey().Digest
+
+		// Another replica refreshed the key: its value is newer than
+		// now − the interval, and is taken as the refresh's result.
+		time.Sleep(2 * time.Minute)
+		ft.mu.Lock()
+		ft.store[digest] = []any{100}
+		ft.created[digest] = time.Now()
+		ft.mu.Unlock()
+		assert.Equal(t, 1, get(), "the due entry is served at once")
+		synctest.Wait()
+		assert.Equal(t, 100, get())
+		assert.Equal(t, 1, execs, "the other replica's refresh is taken, not re-executed")
+		require.Len(t, ft.sinces, 1)
+		assert.Equal(t, time.Now().Add(-time.Minute), ft.sinces[0])
+
+		// Nobody refreshed since: the refresh executes and writes through.
+		time.Sleep(2 * time.Minute)
+		assert.Equal(t, 100, get())
+		synctest.Wait()
+		assert.Equal(t, 2, get())
+		assert.Equal(t, 2, execs)
+		ft.mu.Lock()
+		assert.Equal(t, []any{2}, ft.store[digest], "the refreshed value is in the tier")
+		ft.mu.Unlock()
+
+		// A failed refresh keeps the old entry and writes nothing.
+		fail = true
+		time.Sleep(2 * time.Minute)
+		assert.Equal(t, 2, get())
+		synctest.Wait()
+		assert.Equal(t, 3, execs)
+		ft.mu.Lock()
+		assert.Equal(t, []any{2}, ft.store[digest])
+		ft.mu.Unlock()
+		st := CacheOf(f).Stats()
+		assert.Equal(t, uint64(3), st.RefreshesStarted)
+		assert.Equal(t, uint64(2), st.RefreshesSucceeded)
+		assert.Equal(t, uint64(1), st.RefreshesFailed)
+		assert.Equal(t, 2, get(), "the old entry is kept (and a refresh tried again)")
+		synctest.Wait()
 	})
 }

@@ -3,6 +3,7 @@ package redistier
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -36,6 +37,25 @@ var (
 	acquireScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if v then return {1, v} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
+return {0, redis.call('PTTL', KEYS[2])}`)
+	// refresh is acquire for a refresh: a value counts only if its
+	// envelope's created-at (bytes 13 to 20, big-endian Unix nanoseconds)
+	// is after ARGV[3] (the same 8 bytes); otherwise the lease is taken
+	// even though an older value stands. Byte by byte, so that the
+	// comparison is exact (Lua's numbers are doubles) and independent of
+	// the locale (string comparison uses strcoll).
+	refreshScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v and #v >= 20 then
+  for i = 1, 8 do
+    local a, b = string.byte(v, 12 + i), string.byte(ARGV[3], i)
+    if a ~= b then
+      if a > b then return {1, v} end
+      break
+    end
+  end
+end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
 return {0, redis.call('PTTL', KEYS[2])}`)
 	// fill writes the value only while the caller's lease stands: an
@@ -111,6 +131,22 @@ func (b *binding) ttl() time.Duration {
 
 // Load implements [memo.TierBinding]: see the package documentation.
 func (b *binding) Load(ctx context.Context, key memo.TierKey, compute func(context.Context) ([]any, bool)) ([]any, bool) {
+	return b.load(ctx, key, nil, compute)
+}
+
+// Refresh implements [memo.TierBinding]: Load with the refresh script,
+// which takes only a value created after since, and otherwise the lease
+// (see the package documentation).
+func (b *binding) Refresh(ctx context.Context, key memo.TierKey, since time.Time, compute func(context.Context) ([]any, bool)) ([]any, bool) {
+	var s [8]byte
+	binary.BigEndian.PutUint64(s[:], uint64(max(since.UnixNano(), 0)))
+	b.t.st.refreshes.Add(1)
+	return b.load(ctx, key, s[:], compute)
+}
+
+// load is Load, or Refresh when since is not nil (8 bytes, big-endian
+// Unix nanoseconds).
+func (b *binding) load(ctx context.Context, key memo.TierKey, since []byte, compute func(context.Context) ([]any, bool)) ([]any, bool) {
 	t := b.t
 	local := func() ([]any, bool) {
 		t.st.localRuns.Add(1)
@@ -126,23 +162,26 @@ func (b *binding) Load(ctx context.Context, key memo.TierKey, compute func(conte
 	}
 	vk, lk, rest := b.keys(gen, key)
 
-	// The common case first: a plain GET.
-	var raw []byte
-	err := t.do(ctx, func(ctx context.Context) error {
-		var err error
-		raw, err = t.rdb.Get(ctx, vk).Bytes()
-		return err
-	})
-	switch {
-	case err == nil:
-		if res, ok := b.decode(vk, raw); ok {
-			return res, true
+	if since == nil {
+		// The common case first: a plain GET. (A refresh expects an old
+		// value there, and goes to its script at once.)
+		var raw []byte
+		err := t.do(ctx, func(ctx context.Context) error {
+			var err error
+			raw, err = t.rdb.Get(ctx, vk).Bytes()
+			return err
+		})
+		switch {
+		case err == nil:
+			if res, ok := b.decode(vk, raw); ok {
+				return res, true
+			}
+		case errors.Is(err, redis.Nil):
+		default:
+			return local()
 		}
-	case errors.Is(err, redis.Nil):
-	default:
-		return local()
+		t.st.misses.Add(1)
 	}
-	t.st.misses.Add(1)
 
 	tok := token()
 	deadline := time.Now().Add(t.o.maxWait)
@@ -152,7 +191,11 @@ func (b *binding) Load(ctx context.Context, key memo.TierKey, compute func(conte
 		var reply []any
 		err := t.do(ctx, func(ctx context.Context) error {
 			var err error
-			reply, err = acquireScript.Run(ctx, t.rdb, []string{vk, lk}, tok, t.o.lease.Milliseconds()).Slice()
+			if since != nil {
+				reply, err = refreshScript.Run(ctx, t.rdb, []string{vk, lk}, tok, t.o.lease.Milliseconds(), string(since)).Slice()
+			} else {
+				reply, err = acquireScript.Run(ctx, t.rdb, []string{vk, lk}, tok, t.o.lease.Milliseconds()).Slice()
+			}
 			return err
 		})
 		if err != nil || len(reply) == 0 {
@@ -164,6 +207,9 @@ func (b *binding) Load(ctx context.Context, key memo.TierKey, compute func(conte
 			t.dropWait(vk, ch)
 			s, _ := reply[1].(string)
 			if res, ok := b.decode(vk, []byte(s)); ok {
+				if since != nil {
+					t.st.refreshHits.Add(1)
+				}
 				return res, true
 			}
 			// Garbage at the key: nobody can fill it while it stands, so

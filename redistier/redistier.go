@@ -23,6 +23,16 @@
 //     never writes back. Errors and panics are never written. A long
 //     function keeps its lease alive with a heartbeat.
 //
+// Refresh-ahead ([memo.WithRefreshAfter]): a refresh is one across the
+// replicas. Its script takes the value at the key if it was created (the
+// envelope's created-at) after the refresh's cut-off, now minus the
+// interval: another replica refreshed it, and no execution is needed.
+// Otherwise it takes the lease even though an older value stands; the
+// holder runs the function and overwrites the value through the same
+// fenced fill, and a replica that finds the lease held waits for the fill
+// as a load does. Stale-if-error ([memo.WithStaleIfError]) serves a
+// replica's own stale L1 entry; nothing stale is written to Redis.
+//
 // Invalidation: [memo.InvalidateContext] deletes the value and the lease
 // and publishes the key; every replica drops its L1 copy on receipt.
 // [memo.Cache.Clear] of a tiered function moves the function to a new
@@ -463,11 +473,14 @@ type Stats struct {
 	Received      uint64 // messages received from the channel
 	Resubscribes  uint64 // subscriptions restored after a break (each flushed the tiered local entries)
 	AgeFlushes    uint64 // flushes of the tiered local entries by WithMaxLocalAge
+	Refreshes     uint64 // refreshes (memo.WithRefreshAfter) that asked Redis
+	RefreshHits   uint64 // refreshes answered by a value another replica refreshed (no execution here)
 }
 
 type counters struct {
 	hits, misses, fills, fenced, leaseWaits, localRuns, errors, decodeErrors,
-	encodeErrors, skipped, breakerOpened, invalidations, clears, received, resubscribes, ageFlushes atomic.Uint64
+	encodeErrors, skipped, breakerOpened, invalidations, clears, received, resubscribes, ageFlushes,
+	refreshes, refreshHits atomic.Uint64
 }
 
 // Stats returns a snapshot of the tier's counters.
@@ -480,6 +493,7 @@ func (t *Tier) Stats() Stats {
 		BreakerOpened: s.breakerOpened.Load(), BreakerState: t.cb.State().String(),
 		Invalidations: s.invalidations.Load(), Clears: s.clears.Load(), Received: s.received.Load(),
 		Resubscribes: s.resubscribes.Load(), AgeFlushes: s.ageFlushes.Load(),
+		Refreshes: s.refreshes.Load(), RefreshHits: s.refreshHits.Load(),
 	}
 }
 
