@@ -121,12 +121,22 @@ func TestRefreshRunsOnceAcrossReplicas(t *testing.T) {
 	assert.Equal(t, "k-2", v)
 	assert.Equal(t, uint64(1), c.Stats().Hits)
 	assert.Equal(t, int64(2), src.execs.Load())
-	// And both replicas serve it from L1.
+	// And both replicas serve it from L1 (a hit may start the next
+	// refresh: it is waited for, so that it does not outlive the test).
 	for _, f := range []func(string) (string, error){fa, fb} {
 		v, err := f("k")
 		require.NoError(t, err)
 		assert.Equal(t, "k-2", v)
 	}
+	require.Eventually(t, func() bool {
+		for _, f := range []func(string) (string, error){fa, fb} {
+			st := memo.CacheOf(f).Stats()
+			if st.RefreshesStarted != st.RefreshesSucceeded+st.RefreshesFailed {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, time.Millisecond)
 }
 
 func TestRefreshInvalidatedDoesNotStore(t *testing.T) {
