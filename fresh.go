@@ -28,7 +28,8 @@ import (
 // their expiry times are arbitrary (jittered, per result), they expire
 // through a min-heap rather than the per-TTL FIFO lists.
 
-// WithRefreshAfter makes a [Decorate]d function refresh its entries ahead of
+// WithRefreshAfter makes a memoized function ([Decorate], [Func] and the other typed
+// paths) refresh its entries ahead of
 // their expiry (d >= 1ms; with WithTTL, d must be below the TTL). A hit on
 // an entry stored more than d ago returns the stored result at once and
 // starts one background re-execution for that key, unless an execution for
@@ -51,7 +52,7 @@ func WithRefreshAfter(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.fresh.refresh, c.fresh.refreshSet = d, true })
 }
 
-// WithStaleIfError keeps a [Decorate]d function's entries up to d longer
+// WithStaleIfError keeps a memoized function's entries up to d longer
 // than their TTL (d >= 1ms; it needs WithTTL or WithTTLFunc), as HTTP's
 // stale-if-error (RFC 5861). Past its TTL an entry is never a hit: a call
 // runs the function as for any miss. But when that execution fails (returns
@@ -67,7 +68,7 @@ func WithStaleIfError(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.fresh.stale, c.fresh.staleSet = d, true })
 }
 
-// WithTTLFunc decides the TTL of each result of a [Decorate]d function from
+// WithTTLFunc decides the TTL of each result of a memoized function from
 // the results themselves (for example an HTTP response's max-age). f gets
 // the function's results in order (the trailing error included) and returns
 // how long to keep them; 0 or less means do not store them (they are still
@@ -80,7 +81,7 @@ func WithTTLFunc(f func(results []any) time.Duration) Option {
 	return optionFunc(func(c *config) { c.fresh.ttlFunc, c.fresh.ttlFuncSet = f, true })
 }
 
-// WithCacheIf stores a [Decorate]d function's results only when pred
+// WithCacheIf stores a memoized function's results only when pred
 // returns true for them (to leave out an empty result or a partial page,
 // say). pred gets the results in order (the trailing error included) once
 // per execution whose results would otherwise be stored (errors only with

@@ -1,7 +1,7 @@
 // Command observability serves memo's debug page and Prometheus metrics
 // over a demo of three caches under a steady synthetic load:
 //
-//	go run ./examples/observability            # http://127.0.0.1:8080/debug/memo
+//	cd examples/observability && go run .       # http://127.0.0.1:8080/debug/memo
 //	curl -s 127.0.0.1:8080/debug/memo?format=json
 //	curl -s 127.0.0.1:8080/metrics | grep memo_
 //
