@@ -8,6 +8,12 @@ package policies
 // raises all four (saturating at 15); the estimate is their minimum, never
 // below the key's true count since the last halving. After sampleSize
 // increments every counter is halved, so that old popularity fades.
+//
+// The table starts small and grows with the cache's entries (grow), up to
+// its full size, so that a cache that never fills does not pay for the
+// sketch of a full one. A grown table repeats the old one in each of its
+// parts: a key's block moves to one of the copies of its old block, so every
+// estimate is what it was and stays at or above the true count.
 // (Conservative update, raising only the minimal counters, estimated more
 // tightly but lost 3 to 5 points on the loop traces of the matrix.)
 type sketch struct {
@@ -15,22 +21,53 @@ type sketch struct {
 	blockMask  uint64   // number of blocks - 1
 	additions  int      // increments since the last halving, halved with it
 	sampleSize int
+	maxWords   int // the full table's length
 }
 
-// newSketch sizes a sketch for capacity entries: 16 counters per entry,
-// rounded up to a power of two (at least 8 words), halving every
-// 10 × capacity increments, as Caffeine does.
+// minSketchWords is the length of a new table (8 KiB): about 1024 entries
+// worth, the full size for caches of up to 1024 entries, which never grow.
+const minSketchWords = 1024
+
+// newSketch sizes a sketch for capacity entries: when full, 16 counters
+// per entry, rounded up to a power of two (at least 8 words), halving every
+// 10 × capacity increments, as Caffeine does. The table starts at
+// minSketchWords or the full size, whichever is smaller (see grow).
 func newSketch(capacity int) sketch {
 	capacity = max(capacity, 1)
 	words := 8
 	for words < capacity {
 		words *= 2
 	}
-	return sketch{
-		table:      make([]uint64, words),
-		blockMask:  uint64(words/8 - 1),
-		sampleSize: 10 * capacity,
+	s := sketch{sampleSize: 10 * capacity, maxWords: words}
+	s.resize(min(words, minSketchWords))
+	return s
+}
+
+func (s *sketch) resize(words int) {
+	t := make([]uint64, words)
+	for i := 0; i < words; i += len(s.table) {
+		if len(s.table) == 0 {
+			break
+		}
+		copy(t[i:], s.table)
 	}
+	s.table = t
+	s.blockMask = uint64(words/8 - 1)
+}
+
+// grow doubles the table, up to its full size, until it has a word per
+// entry for entries entries. O(table) when it grows, which happens
+// O(log capacity) times, each after as many insertions as the table had
+// words: amortized O(1) per insertion.
+func (s *sketch) grow(entries int) {
+	if entries <= len(s.table) || len(s.table) >= s.maxWords {
+		return
+	}
+	words := len(s.table)
+	for words < entries && words < s.maxWords {
+		words *= 2
+	}
+	s.resize(words)
 }
 
 // spread rehashes h (MurmurHash3's finalizer), so that the sketch does not

@@ -90,6 +90,9 @@ func (w *wtinylfu[V]) Add(n *Node[V]) {
 	w.access(w.hash(n))
 	w.window.pushBack(n)
 	w.nWindow++
+	if n := w.Len(); n > len(w.sketch.table) {
+		w.sketch.grow(n)
+	}
 	w.candidate = nil
 	for w.nWindow > w.maxWindow {
 		w.candidate = w.window.root.next

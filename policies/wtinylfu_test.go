@@ -60,6 +60,54 @@ func TestSketchHalvesAtSampleSize(t *testing.T) {
 	assert.Zero(t, s.estimate(hot))
 }
 
+func TestSketchGrowsKeepingEstimates(t *testing.T) {
+	t.Parallel()
+	s := newSketch(1 << 16)
+	require.Equal(t, minSketchWords, len(s.table), "starts small")
+	require.Equal(t, 1<<16, s.maxWords)
+	require.Equal(t, 10<<16, s.sampleSize, "the sample is the full sketch's")
+	r := rand.New(rand.NewPCG(3, 4))
+	z := rand.NewZipf(r, 1.1, 1, 50000)
+	counts := map[uint64]int{}
+	for range 20000 {
+		k := z.Uint64()
+		counts[k]++
+		s.increment(keyHash(k))
+	}
+	before := map[uint64]int{}
+	for k := range counts {
+		before[k] = s.estimate(keyHash(k))
+	}
+	s.grow(minSketchWords) // enough words already
+	require.Equal(t, minSketchWords, len(s.table))
+	s.grow(5000)
+	require.Equal(t, 8192, len(s.table), "doubled up to a word per entry")
+	for k, c := range counts {
+		est := s.estimate(keyHash(k))
+		require.Equal(t, before[k], est, "key %d keeps its estimate", k)
+		require.GreaterOrEqual(t, est, min(c, 15), "key %d", k)
+	}
+	s.grow(1 << 30)
+	assert.Equal(t, 1<<16, len(s.table), "never past the full size")
+	for k := range counts {
+		require.Equal(t, before[k], s.estimate(keyHash(k)), "key %d", k)
+	}
+}
+
+func TestWTinyLFUSketchGrowsWithEntries(t *testing.T) {
+	t.Parallel()
+	p := newWTinyLFU(100_000, u64Hash)
+	require.Equal(t, minSketchWords, len(p.sketch.table))
+	for i := range uint64(3000) {
+		p.Add(&Node[uint64]{Value: i})
+		for p.Len() > 100_000 {
+			p.Remove(p.Victim())
+		}
+	}
+	assert.Equal(t, 4096, len(p.sketch.table), "a word per entry, rounded up to a power of two")
+	assert.Equal(t, 1<<17, p.sketch.maxWords)
+}
+
 // replayW replays keys through a W-TinyLFU policy directly, as the cache
 // drives it (add, then evict while over capacity), and returns it and the
 // hits.
