@@ -11,7 +11,10 @@ package policies
 // lead. A sampled request costs one update per simulation; with capacities
 // above tune.miniCap, one key in about capacity/miniCap is sampled.
 type minis struct {
-	sims   []*miniSim
+	sims []*miniSim
+	// idx maps a sampled key's hash to its nodes, one per simulation, so
+	// that a request looks its key up once for all of them.
+	idx    map[uint64]*miniEntry
 	fracs  []float64
 	shift  uint // a key is sampled when its rehash >> shift is 0; 64: every key
 	period int  // requests between decisions
@@ -21,10 +24,17 @@ type minis struct {
 
 type miniSim struct {
 	p     *wtinylfu[uint64]
-	idx   map[uint64]*Node[uint64] // key hash → node
 	cap   int
 	hits  int
 	score float64
+}
+
+// miniEntry is a sampled key's node in each simulation (nodes[i] in
+// sims[i], linked while that simulation holds the key) and how many
+// simulations hold it.
+type miniEntry struct {
+	nodes []Node[uint64]
+	live  int
 }
 
 func hashValue(n *Node[uint64]) uint64 { return n.Value }
@@ -38,10 +48,11 @@ func newMinis(capacity int, fracs []float64) *minis {
 		fracs:  fracs,
 		shift:  64 - k,
 		period: max(int(tune.miniPeriod*float64(capacity)), tune.miniMin),
+		idx:    make(map[uint64]*miniEntry),
 	}
 	for i, f := range fracs {
 		mc := max(capacity>>k, 1)
-		m.sims = append(m.sims, &miniSim{p: newFixed(mc, hashValue, f), idx: make(map[uint64]*Node[uint64]), cap: mc})
+		m.sims = append(m.sims, &miniSim{p: newFixed(mc, hashValue, f), cap: mc})
 		if f == tune.windowPercent {
 			m.cur = i
 		}
@@ -53,9 +64,7 @@ func newMinis(capacity int, fracs []float64) *minis {
 // decision is due it returns the window fraction to use and true.
 func (m *minis) access(h uint64) (float64, bool) {
 	if m.shift == 64 || spread(h^0x2545f4914f6cdd1d)>>m.shift == 0 {
-		for _, s := range m.sims {
-			s.access(h)
-		}
+		m.feed(h)
 	}
 	if m.count++; m.count < m.period {
 		return 0, false
@@ -75,18 +84,37 @@ func (m *minis) access(h uint64) (float64, bool) {
 	return m.fracs[m.cur], true
 }
 
-func (s *miniSim) access(h uint64) {
-	if n, ok := s.idx[h]; ok {
-		s.p.Touch(n)
-		s.hits++
-		return
+// feed passes a request for the key of hash h to every simulation: a hit
+// is a use, a miss adds the key and evicts the simulation's victims.
+func (m *minis) feed(h uint64) {
+	e := m.idx[h]
+	if e == nil {
+		e = &miniEntry{nodes: make([]Node[uint64], len(m.sims))}
+		m.idx[h] = e
 	}
-	n := &Node[uint64]{Value: h}
-	s.p.Add(n)
-	s.idx[h] = n
-	for s.p.Len() > s.cap {
-		v := s.p.Victim()
-		s.p.Remove(v)
-		delete(s.idx, v.Value)
+	for i, s := range m.sims {
+		n := &e.nodes[i]
+		if n.bucket != nil {
+			s.p.Touch(n)
+			s.hits++
+			continue
+		}
+		n.Value = h
+		s.p.Add(n)
+		e.live++
+		for s.p.Len() > s.cap {
+			v := s.p.Victim()
+			s.p.Remove(v)
+			ve := e
+			if v.Value != h {
+				ve = m.idx[v.Value]
+			}
+			if ve.live--; ve.live == 0 && ve != e {
+				delete(m.idx, v.Value)
+			}
+		}
+	}
+	if e.live == 0 {
+		delete(m.idx, h)
 	}
 }
