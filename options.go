@@ -119,6 +119,17 @@ func WithDeref() Option {
 // replica that shares results. Without it, [Caches] names a decorated
 // function's cache by the function's symbol ("pkg.Func") and a cache made
 // by New by the function that called New.
+//
+// With [WithTier], the name is the identity of the function's results
+// across processes: every replica that decorates a function under one
+// name must decorate the same function (the same code computing the same
+// results), or replicas return each other's results, wrong ones. Within
+// one process memo checks it: decorating a second function WithTier with
+// the same tier and a name that a live tiered function already has panics
+// (a collected function frees its name). A function decorated once per
+// instance (a method value such as s.load) needs a name per instance; a
+// method expression such as (*T).Load is one function, whose pointer
+// receiver is keyed by identity, so its calls stay in the local cache.
 func WithName(name string) Option {
 	return optionFunc(func(c *config) { c.name, c.nameSet = name, true })
 }

@@ -134,7 +134,9 @@ type TierBinding interface {
 // WithTier shares a [Decorate]d function's results through t, a store that
 // every replica of a service reaches (see [Tier]). [WithName] is required
 // with it: the name, with a fingerprint of the function's types, keys the
-// function's entries in t. Calls whose keys hold something that only has
+// function's entries in t, so one name must mean one function in every
+// replica, or replicas read each other's results; Decorate panics when a
+// live function of the process already has the name in t (see WithName). Calls whose keys hold something that only has
 // meaning inside one process (a pointer keyed by identity, a func, a
 // channel, a value past the key limit) stay in the local cache. Decorate
 // panics if t cannot store the function's result types.
@@ -201,11 +203,17 @@ func (w *wrapped) bindTier(cfg config, reflective bool) {
 			}
 		},
 	}
+	release, err := claimTierName(cfg.tier, cfg.name, w)
+	if err != nil {
+		panic(err)
+	}
 	b, err := cfg.tier.Bind(f)
 	if err != nil {
+		release()
 		panic(fmt.Errorf("memo: WithTier(%q): %w", cfg.name, err))
 	}
 	if b == nil {
+		release()
 		panic(fmt.Errorf("memo: WithTier(%q): the tier's Bind returned no binding", cfg.name))
 	}
 	w.tier = &tierFunc{b: b, name: cfg.name, schema: f.Schema, maxAge: b.MaxLocalAge(), outcome: !reflective && t.NumOut() == 2, reflective: reflective}
@@ -471,3 +479,50 @@ func (c *Cache) clearTiers() {
 		_ = tf.b.Clear(context.Background())
 	}
 }
+
+// tierNames holds the name of every live tiered function, per tier: a
+// name identifies a function's results in its tier (in every replica), so
+// two live functions of one process bound to one tier under one name
+// would read each other's results. The registry holds the functions
+// weakly: a function that is dropped frees its name.
+var tierNames sync.Map // tierName → weak.Pointer[wrapped]
+
+type tierName struct {
+	t    Tier // nil for a tier whose type is not comparable: the name alone
+	name string
+}
+
+// claimTierName records w as the function named name in t, or returns the
+// memo: error that Decorate panics with when a live function already has
+// that name there. release gives the name up (a decoration that fails).
+func claimTierName(t Tier, name string, w *wrapped) (release func(), err error) {
+	k := tierName{name: name}
+	if reflect.TypeOf(t).Comparable() {
+		k.t = t
+	}
+	wp := weak.Make(w)
+	for {
+		old, loaded := tierNames.LoadOrStore(k, wp)
+		if !loaded {
+			break
+		}
+		if ow := old.(weak.Pointer[wrapped]).Value(); ow != nil {
+			return nil, fmt.Errorf("memo: WithName(%q) is already used by a live function (%v) decorated WithTier with the same tier: the name identifies a function's results in the tier, shared by every replica, so the two would return each other's results; give each tiered function a name of its own (a function decorated once per instance, such as a method value, needs a name per instance)", name, ow.typ)
+		}
+		if tierNames.CompareAndSwap(k, old, wp) {
+			break
+		}
+	}
+	ref := tierNameRef{k, wp}
+	runtime.AddCleanup(w, releaseTierName, ref)
+	return func() { releaseTierName(ref) }, nil
+}
+
+type tierNameRef struct {
+	k  tierName
+	wp weak.Pointer[wrapped]
+}
+
+// releaseTierName frees a collected function's name, unless another
+// function has claimed it since.
+func releaseTierName(r tierNameRef) { tierNames.CompareAndDelete(r.k, r.wp) }

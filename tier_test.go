@@ -94,6 +94,12 @@ func (f *fakeTier) Clear(ctx context.Context) error {
 
 func (f *fakeTier) MaxLocalAge() time.Duration { return f.maxAge }
 
+// fakeReplica is another replica's tier on f's store: a tier of its own
+// (a name is unique per tier in a process), sharing f's entries.
+type fakeReplica struct{ *fakeTier }
+
+func (f *fakeTier) replica() Tier { return &fakeReplica{f} }
+
 func (f *fakeTier) lastKey() TierKey {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -123,7 +129,7 @@ func TestTierSharesBetweenDecorations(t *testing.T) {
 	execs := 0
 	fn := func(a int, s string) (int, string, error) { execs++; return a, s, nil }
 	f1 := Decorate(fn, WithName("pair"), WithTier(ft))
-	f2 := Decorate(fn, WithName("pair"), WithTier(ft))
+	f2 := Decorate(fn, WithName("pair"), WithTier(ft.replica()))
 	a, _, err := f1(1, "x")
 	require.NoError(t, err)
 	assert.Equal(t, 1, a)
@@ -138,7 +144,7 @@ func TestTierSharesBetweenDecorations(t *testing.T) {
 
 	// Typed paths share the same keys and rebuild their results.
 	g1 := FuncErr(func(k string) (int, error) { execs++; return len(k), nil }, WithName("len"), WithTier(ft))
-	g2 := Decorate(func(k string) (int, error) { execs++; return len(k), nil }, WithName("len"), WithTier(ft))
+	g2 := Decorate(func(k string) (int, error) { execs++; return len(k), nil }, WithName("len"), WithTier(ft.replica()))
 	n, err := g1("abc")
 	require.NoError(t, err)
 	assert.Equal(t, 3, n)
@@ -148,7 +154,7 @@ func TestTierSharesBetweenDecorations(t *testing.T) {
 	assert.Equal(t, 2, execs)
 
 	e1 := Func(func(k int) error { execs++; return nil }, WithName("err"), WithTier(ft))
-	e2 := Func(func(k int) error { execs++; return nil }, WithName("err"), WithTier(ft))
+	e2 := Func(func(k int) error { execs++; return nil }, WithName("err"), WithTier(ft.replica()))
 	assert.NoError(t, e1(1))
 	assert.NoError(t, e2(1))
 	assert.Equal(t, 3, execs)
@@ -198,8 +204,9 @@ func TestTierKeysAreStable(t *testing.T) {
 	f(time.Date(2024, 1, 1, 0, 0, 0, 0, loc))
 	assert.Contains(t, string(ft.lastKey().Args), "X")
 
-	// A schema change (another result type) is another fingerprint.
-	g := Decorate(func(k any) string { return "" }, WithName("stable"), WithTier(ft))
+	// A schema change (another result type) is another fingerprint: a
+	// replica running a new deploy.
+	g := Decorate(func(k any) string { return "" }, WithName("stable"), WithTier(ft.replica()))
 	g(int64(5))
 	assert.NotEqual(t, k64.Digest, ft.lastKey().Digest)
 }

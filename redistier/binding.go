@@ -153,7 +153,7 @@ func (b *binding) load(ctx context.Context, key memo.TierKey, since []byte, comp
 		compute(ctx)
 		return nil, false
 	}
-	if t.isClosed() {
+	if t.isClosed() || !t.synced(ctx) {
 		return local()
 	}
 	gen, ok := b.generation(ctx)
@@ -222,6 +222,9 @@ func (b *binding) load(ctx context.Context, key memo.TierKey, since []byte, comp
 		if !waited {
 			waited = true
 			t.st.leaseWaits.Add(1)
+			if t.o.waiting != nil {
+				t.o.waiting("lease")
+			}
 		}
 		// Another process holds the lease: wait for its fill, or for the
 		// lease to expire (the holder died), whichever comes first.

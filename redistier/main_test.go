@@ -118,3 +118,14 @@ func valueKeys(t testing.TB, s *redistest.Server) []string {
 
 // withHandled makes the tier call f after each channel message.
 func withHandled(f func(kind byte)) Option { return func(o *options) { o.handled = f } }
+
+// withWaiting makes the tier call f when a load waits: for the first
+// subscription ("subscription") or for another process's lease ("lease").
+func withWaiting(f func(what string)) Option { return func(o *options) { o.waiting = f } }
+
+// withSubscribeGate holds the tier's subscriber back until gate closes,
+// so that a test can start loads before the first subscription is in
+// place.
+func withSubscribeGate(gate <-chan struct{}) Option {
+	return func(o *options) { o.subscribeGate = gate }
+}

@@ -24,7 +24,9 @@ type options struct {
 	codec           Codec
 	logger          *slog.Logger
 	errs            []error
-	handled         func(kind byte) // tests: called after each channel message
+	handled         func(kind byte)   // tests: called after each channel message
+	waiting         func(what string) // tests: called when a load waits ("subscription", "lease")
+	subscribeGate   <-chan struct{}   // tests: the subscriber starts receiving once it is closed
 }
 
 func defaults() options {

@@ -1,11 +1,17 @@
 // Package redistier shares the results of memoized functions between the
 // replicas of a service through Redis: a [memo.Tier] on go-redis v9.
 //
-//	rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+//	rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
 //	tier, err := redistier.New(rdb)
 //	...
 //	defer tier.Close()
 //	getUser := memo.Decorate(lookupUser, memo.WithName("users.lookup"), memo.WithTier(tier))
+//
+// MaxRetries: -1 turns go-redis's retries off: the tier makes one attempt
+// per operation and runs the function locally when it fails, so a refused
+// connection fails at once instead of retrying until the budget is spent.
+// The name is the function's identity in Redis: every replica must
+// decorate the same function under it (see [memo.WithName]).
 //
 // What a tiered function does on a call:
 //
@@ -37,8 +43,13 @@
 // and publishes the key; every replica drops its L1 copy on receipt.
 // [memo.Cache.Clear] of a tiered function moves the function to a new
 // generation (a random number stored at one key that every value key
-// contains), so no SCAN is needed. A replica whose subscription broke
-// flushes its tiered L1 entries when it resubscribes, and while a tier is
+// contains), so no SCAN is needed. A load waits (within the budget) for
+// the tier's first subscription before it reads Redis, so that what it
+// stores in L1 was read while invalidations could reach it; a load that
+// could not wait runs locally, and the first subscription flushes what
+// such loads stored. A fill message only wakes waiters: it drops nothing.
+// A replica whose subscription broke flushes its tiered L1 entries when
+// it resubscribes, and while a tier is
 // on, L1 entries live at most [WithMaxLocalAge] (default 30 s): the tier
 // flushes them that often.
 //
@@ -97,6 +108,10 @@ type Tier struct {
 	stop   chan struct{} // closed by Close: stops the age loop
 	aged   chan struct{} // closed when the age loop has stopped
 	ready  chan struct{} // closed at the first subscription
+	// unsynced is set by a load that ran before the first subscription
+	// (without waiting for it): its result may have missed an
+	// invalidation, so the first subscription flushes.
+	unsynced atomic.Bool
 
 	st counters
 }
@@ -107,7 +122,8 @@ type Tier struct {
 // ignores the context deadlines that bound each operation. client stays
 // the caller's: Close does not close it. New subscribes to the tier's
 // channel in a goroutine of its own, which Close stops; it does not wait
-// for Redis, which may be down (the tier then fails open).
+// for Redis, which may be down (the tier then fails open): the first loads
+// wait for the subscription, within the budget (see [Tier.Ready]).
 func New(client redis.UniversalClient, opts ...Option) (*Tier, error) {
 	if client == nil {
 		return nil, errors.New("memo: redistier.New(nil): pass a go-redis client")
@@ -377,6 +393,13 @@ func parseMessage(m string) (kind byte, base, rest, args string, ok bool) {
 // messages may have been lost while the subscription was down.
 func (t *Tier) subscribe() {
 	defer close(t.done)
+	if g := t.o.subscribeGate; g != nil {
+		select {
+		case <-g:
+		case <-t.stop:
+			return
+		}
+	}
 	first := true
 	for m := range t.pubsub.ChannelWithSubscriptions(redis.WithChannelSize(1024)) {
 		switch m := m.(type) {
@@ -385,12 +408,19 @@ func (t *Tier) subscribe() {
 				continue
 			}
 			if first {
+				// Loads wait for this (see synced): entries stored before
+				// it came from loads that could not wait, and only those
+				// make a flush necessary. A flush detaches the loads in
+				// flight, so an unconditional one dropped the first values
+				// of a process that called at once (a cold fetch by two
+				// replicas left neither with an L1 entry).
 				first = false
+				t.resync(t.unsynced.Load())
 				close(t.ready)
 			} else {
 				t.st.resubscribes.Add(1)
+				t.resync(true)
 			}
-			t.resync()
 		case *redis.Message:
 			t.st.received.Add(1)
 			t.handle(m.Payload)
@@ -398,9 +428,9 @@ func (t *Tier) subscribe() {
 	}
 }
 
-// resync flushes every bound function's local entries and makes it reread
-// its generation, and wakes every waiter to look again.
-func (t *Tier) resync() {
+// resync makes every bound function reread its generation, flushes their
+// local entries when flush is set, and wakes every waiter to look again.
+func (t *Tier) resync(flush bool) {
 	t.mu.Lock()
 	funcs := make([]*binding, 0, len(t.funcs))
 	for _, bs := range t.funcs {
@@ -411,7 +441,9 @@ func (t *Tier) resync() {
 	t.mu.Unlock()
 	for _, b := range funcs {
 		b.gen.Store(nil)
-		b.f.Flush()
+		if flush {
+			b.f.Flush()
+		}
 	}
 	for _, ch := range waiters {
 		close(ch)
@@ -445,6 +477,44 @@ func (t *Tier) handle(payload string) {
 		t.o.handled(kind)
 	}
 }
+
+// synced reports whether the tier's subscription is in place, waiting
+// for the first one within one budget (under the breaker, so that a Redis
+// that is down at start costs the budget only until the breaker opens).
+// A load starts only once it is: a value it stores in L1 was read while
+// invalidations could reach it. When it reports false, the load runs
+// locally, and the first subscription flushes what such loads stored.
+func (t *Tier) synced(ctx context.Context) bool {
+	select {
+	case <-t.ready:
+		return true
+	default:
+	}
+	if t.o.waiting != nil {
+		t.o.waiting("subscription")
+	}
+	err := t.do(ctx, func(ctx context.Context) error {
+		select {
+		case <-t.ready:
+			return nil
+		case <-t.stop:
+			return errClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	if err == nil {
+		return true
+	}
+	// Set before the local run starts: a subscription that comes after
+	// this flushes; one that came before saw no flag, but then the local
+	// run starts after it, and no invalidation can be missed.
+	t.unsynced.Store(true)
+	return false
+}
+
+// errClosed is what a wait returns when the tier closes.
+var errClosed = errors.New("memo: redistier: the tier is closed")
 
 // token returns a random lease token.
 func token() string {

@@ -45,7 +45,7 @@ func newReplica(addr string) *replica {
 	rdb := redis.NewClient(&redis.Options{
 		Addr:                  addr,
 		ContextTimeoutEnabled: true, // required: every Redis call keeps to its budget
-		MaxRetries:            -1,
+		MaxRetries:            -1,   // one attempt per operation: a failure falls back to a local run at once
 		DialTimeout:           100 * time.Millisecond,
 	})
 	tier, err := redistier.New(rdb, redistier.WithPrefix("memo-example"))
