@@ -84,7 +84,22 @@ func TestTierNameFreedByCollection(t *testing.T) {
 		f := Decorate(func(k int) int { return k }, WithName("gc-name"), WithTier(ft))
 		require.Equal(t, 1, f(1))
 	}()
-	require.True(t, collect(func() bool { return tierNameCount("gc-name") == 0 }), "the dropped function's name stays registered")
+	// Many dropped functions leave nothing in the registry.
+	func() {
+		for i := range 200 {
+			f := FuncErr(func(k int) (int, error) { return k, nil }, WithName(fmt.Sprintf("gc-many/%d", i)), WithTier(ft))
+			_, _ = f(i)
+		}
+	}()
+	many := func() int {
+		n := 0
+		for i := range 200 {
+			n += tierNameCount(fmt.Sprintf("gc-many/%d", i))
+		}
+		return n
+	}
+	require.True(t, collect(func() bool { return tierNameCount("gc-name") == 0 && many() == 0 }),
+		"dropped functions' names stay registered: %d of 200", many())
 	var g func(int) int
 	assert.Empty(t, panicText(func() { g = Decorate(func(k int) int { return k + 1 }, WithName("gc-name"), WithTier(ft)) }))
 	assert.Equal(t, 3, g(2))
