@@ -44,7 +44,11 @@ var (
 //     maps and arrays element by element, struct fields, values inside
 //     interfaces, pointees under [WithDeref]); pointers keyed by identity,
 //     channels, funcs, strings and fields tagged memo:"-" are passed as
-//     they are. Hits never copy.
+//     they are. Hits never copy. Where the key may read memory that no copy
+//     takes (a pointer whose type has a CacheKey method, an interface that
+//     may hold one, [WithKey]), such an execution encodes its key again when
+//     it ends: if a caller changed what the key was computed from, the
+//     result is not stored and every caller waiting on it runs afresh.
 //   - A call made from inside an execution for that execution's own key,
 //     on its goroutine or with its context, runs fn on its own instead of
 //     waiting on the execution (which would never end); its result is
@@ -105,13 +109,17 @@ type wrapped struct {
 	// When the only context leads, or there is none, skip is the number of
 	// leading contexts (the key parameters are args[skip:]); else -1, and
 	// shape lists them (see param).
-	ctx    bool
-	deref  bool
-	ctxAt  int16
-	skip   int16
-	errOut int       // index of the trailing error result, or -1
-	encs   []encoder // one per key parameter (the parameters but the contexts)
-	shape  *argShape // nil for the common shapes with nothing to copy
+	ctx   bool
+	deref bool
+	ctxAt int16
+	skip  int16
+	// recheck is set when a key may be computed from memory that the
+	// copies of detach.go do not take (see mayReadThrough): an execution
+	// that may outlive its callers then re-encodes its key when it ends.
+	recheck bool
+	errOut  int       // index of the trailing error result, or -1
+	encs    []encoder // one per key parameter (the parameters but the contexts)
+	shape   *argShape // nil for the common shapes with nothing to copy
 	// basic holds the kinds of the parameters after the context when all
 	// are of Go's basic kinds, which call keys in a stack buffer; else nil.
 	basic    []reflect.Kind
@@ -160,7 +168,11 @@ func newWrapped(v reflect.Value, cfg config) *wrapped {
 	}
 	var copiers []copier
 	alone := false // exactly one argument needs a copier
+	w.recheck = w.key != nil
 	for i, p := range params {
+		if !w.recheck && mayReadThrough(t.In(p), w.deref, nil) {
+			w.recheck = true
+		}
 		// With WithKey the key may read anything: the arguments are
 		// copied as the default key would take them.
 		if c := copierOf(t.In(p), w.deref); c != nil {
@@ -293,19 +305,37 @@ func (w *wrapped) miss(s *keyState, h uint64, due bool, args []reflect.Value) []
 		}
 		return w.invoke(in)
 	}
-	var detach func() func(context.Context) []reflect.Value
+	var verify func(string) bool
+	if w.recheck {
+		verify = func(key string) bool { return w.sameKey(key, args) }
+	}
+	var detach func() (func(context.Context) []reflect.Value, func(string) bool)
 	if w.copiers() != nil && w.refreshes() {
-		detach = func() func(context.Context) []reflect.Value {
+		detach = func() (func(context.Context) []reflect.Value, func(string) bool) {
 			args := w.own(args)
+			var verify func(string) bool
+			if w.recheck {
+				verify = func(key string) bool { return w.sameKey(key, args) }
+			}
 			return func(ctx context.Context) []reflect.Value {
 				if w.ctx {
 					args[w.ctxAt] = reflect.ValueOf(&ctx).Elem()
 				}
 				return w.invoke(args)
-			}
+			}, verify
 		}
 	}
-	return miss(w, s, h, due, ctx, run, own, detach, w.cancelled)
+	return miss(w, s, h, due, ctx, run, own, detach, verify, w.cancelled)
+}
+
+// sameKey reports whether args still encode to key: an execution that
+// outlived its callers checks that none changed what its key was
+// computed from (see call.verify).
+func (w *wrapped) sameKey(key string, args []reflect.Value) bool {
+	s := getState()
+	defer putState(s)
+	w.encode(s, args)
+	return !s.never && string(s.buf) == key
 }
 
 // own returns args with a copy of every argument that shares memory its

@@ -358,3 +358,45 @@ func ownValues2[A, B any](ca, cb copier, a *A, b *B) {
 		v.Set(cb(&st, v))
 	}
 }
+
+// mayReadThrough reports whether the key of a value of type t may be
+// computed from memory that its copy (see copier) does not take: a
+// CacheKeyer's CacheKey may read anything, a pointer's included, and an
+// interface may hold one. Such keys are checked again when an execution
+// that may have outlived its callers ends (see call.verify). seen guards
+// recursive types.
+func mayReadThrough(t reflect.Type, deref bool, seen map[reflect.Type]bool) bool {
+	if t.Implements(keyerType) {
+		return true
+	}
+	switch t.Kind() {
+	case reflect.Interface:
+		return true
+	case reflect.Pointer:
+		if !deref {
+			return false // keyed by identity: the key reads nothing through it
+		}
+	case reflect.Slice, reflect.Array, reflect.Map, reflect.Struct:
+	default:
+		return false
+	}
+	if seen[t] {
+		return false
+	}
+	if seen == nil {
+		seen = make(map[reflect.Type]bool)
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return mayReadThrough(t.Elem(), deref, seen)
+	case reflect.Map:
+		return mayReadThrough(t.Key(), deref, seen) || mayReadThrough(t.Elem(), deref, seen)
+	}
+	for i := range t.NumField() { // a struct
+		if f := t.Field(i); !ignoredField(f) && mayReadThrough(f.Type, deref, seen) {
+			return true
+		}
+	}
+	return false
+}

@@ -51,6 +51,14 @@ type call struct {
 	// expired is set when the execution failed with a deadline error once
 	// its context's deadline had passed: waiters with time left start over.
 	expired bool
+	// verify, when not nil, re-encodes the key from the arguments the
+	// execution ran on and reports whether it is still key: set for an
+	// execution that may outlive its callers when its key may be read
+	// through memory that no copy protects (WithKey, a CacheKeyer pointer;
+	// see wrapped.recheck). moved is set when it was not: the result belongs
+	// to other arguments, is not stored, and every waiter starts over.
+	verify func(key string) bool
+	moved  bool
 
 	// waiters counts the callers waiting that may still leave (context
 	// callers); when the last one leaves, cancel stops the execution.
@@ -194,6 +202,15 @@ func (c *Cache) execute(cl *call, judge verdict, f func() any) {
 		recovered = true
 		return
 	}
+	if cl.verify != nil && !cl.verify(cl.key) {
+		// A caller that left changed what the key was computed from: the
+		// result is another call's. Nothing is stored, no stale result is
+		// served, and the waiters start over (see startsOver).
+		cl.moved = true
+		c.rec.Execution(time.Since(start), false)
+		c.forget(cl)
+		return
+	}
 	failed, store, ttl := judge(cl.val)
 	c.rec.Execution(time.Since(start), failed)
 	if failed && cl.ctx != nil && cl.ctx.Err() != nil {
@@ -240,6 +257,9 @@ func (c *Cache) run(cl *call, judge verdict, f func() any) {
 // failed on the deadline of the caller that started it, which was not the
 // waiter's own (the waiter's context is live and ends later, if at all).
 func (cl *call) startsOver(ctx context.Context) bool {
+	if cl.moved && ctx.Err() == nil {
+		return true // its result is for arguments that are not the waiter's
+	}
 	if !cl.expired || ctx.Err() != nil {
 		return false
 	}
@@ -274,13 +294,16 @@ func (cl *call) result() any {
 // arguments of its own (see detach.go); own may be nil. detach, when not
 // nil, returns a run that works on a private copy of the call's arguments
 // (made as own's, see detach.go), for a refresh (WithRefreshAfter), which
-// outlives its caller too.
+// outlives its caller too, with the verify of that copy. verify, when not
+// nil (see wrapped.recheck), re-encodes the key from the arguments run
+// works on: an execution that may outlive its callers checks with it that
+// no caller changed them (see call.verify).
 //
 // Every miss is counted as exactly one of Led, Coalesced or Abandoned (see
 // stats.Stats.Pending), unless due is set: the caller's lookup found an
 // entry due for a refresh, and counted a hit (fresh.go). A call whose key
 // can never hit again runs on its own (see uncacheable).
-func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Context, run func(context.Context) T, own func(), detach func() func(context.Context) T, cancelled func(context.Context) T) T {
+func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Context, run func(context.Context) T, own func(), detach func() (func(context.Context) T, func(string) bool), verify func(string) bool, cancelled func(context.Context) T) T {
 	c := w.c
 	t := tally{&c.rec, due}
 	if s.never {
@@ -320,7 +343,7 @@ func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Contex
 		case found, late:
 			t.coalesced() // stored by an execution that ended meanwhile
 			if r == late && cl != nil {
-				startRefresh(w, cl, ctx, plain, detach, tk)
+				startRefresh(w, cl, ctx, plain, detach, verify, tk)
 			}
 			return as[T](v)
 		case reentrant:
@@ -333,6 +356,14 @@ func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Contex
 		if ctx == nil {
 			if r == joining {
 				<-cl.done
+				if cl.moved { // a refresh ran on arguments changed since
+					prev := cl
+					v, cl, r = c.join(unsafeBytes(prev.key), prev.h, curG(), outer, true)
+					if (r == leading || r == late) && cl != nil {
+						cl.fo, cl.refs = w.fo, prev.refs
+					}
+					continue
+				}
 				t.coalesced()
 				c.staleServed(cl)
 				return as[T](cl.result())
@@ -346,9 +377,12 @@ func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Contex
 			return as[T](cl.val)
 		}
 		if r == leading {
-			if own != nil && ctx.Done() != nil {
-				own()
-				own = nil
+			if ctx.Done() != nil { // the leader may leave: see own and verify
+				if own != nil {
+					own()
+					own = nil
+				}
+				cl.verify = verify
 			}
 			runCtx := cl.start(ctx)
 			go c.run(cl, w.judge, func() any { return run(runCtx) })

@@ -36,7 +36,9 @@ import (
 // it is already in flight. The refresh runs in its own goroutine, detached
 // from the caller: it keeps the caller's context values and deadline but not
 // its cancellation, and works on its own copy of the arguments (slices,
-// maps and arrays are copied; pointers stay as they are). When it succeeds
+// maps and arrays are copied; pointers stay as they are: where the key
+// reads through one, as Decorate says, a refresh whose arguments changed
+// stores nothing and counts as failed). When it succeeds
 // its result replaces the entry (with a new TTL); when it fails (an error or
 // a panic) the old entry is kept until its TTL ends, and a later hit tries
 // again. A refresh whose key is invalidated or whose cache is cleared while
@@ -451,10 +453,11 @@ func (c *Cache) joinLate(sh *shard, n *node, k []byte, h uint64) (val any, ok bo
 // execute, as any execution. tk, when not nil, is the key's tier key
 // (WithTier): the refresh then goes through the tier's Refresh (see
 // refreshTiered).
-func startRefresh[T any](w *wrapped, cl *call, ctx context.Context, run func(context.Context) T, detach func() func(context.Context) T, tk *TierKey) {
+func startRefresh[T any](w *wrapped, cl *call, ctx context.Context, run func(context.Context) T, detach func() (func(context.Context) T, func(string) bool), verify func(string) bool, tk *TierKey) {
 	if detach != nil {
-		run = detach() // now, while the caller's memory is still the call's
+		run, verify = detach() // now, while the caller's memory is still the call's
 	}
+	cl.verify = verify // the refresh outlives its caller (see call.verify)
 	if tk != nil {
 		run = refreshTiered(w, *tk, w.fo.refresh, run)
 	}

@@ -83,10 +83,15 @@ func WithCache(c *Cache) Option {
 }
 
 // WithKey replaces memo's key for functions made by [Decorate]: f receives the
-// arguments (a leading context.Context left out) and returns the key, which
+// arguments (every context.Context left out) and returns the key, which
 // memo then keys by [MakeHashable]'s rules. f must be deterministic and
 // must return equal keys only for calls whose results may be shared. It runs
 // on every call, hits included, from any goroutine, possibly concurrently.
+// An execution that outlives its caller (see Decorate) gets copies of what
+// memo's own key would take by value, not of what f reads through pointers:
+// it calls f again when it ends, and if a caller changed what the key was
+// made from, its result is neither stored nor given to waiting callers,
+// which run the function again.
 func WithKey(f func(args []any) any) Option {
 	return optionFunc(func(c *config) {
 		c.key = f

@@ -206,7 +206,7 @@ func do1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Contex
 			}
 			s := getState()
 			s.buf = append(s.buf, k...)
-			return miss(w, s, h, v == refreshDue, ctx, func(ctx context.Context) T { return run(ctx, a) }, nil, nil, cancelledOutcome[T])
+			return miss(w, s, h, v == refreshDue, ctx, func(ctx context.Context) T { return run(ctx, a) }, nil, nil, nil, cancelledOutcome[T])
 		}
 	}
 	return slow1(w, a, ctx, run)
@@ -233,20 +233,34 @@ func slow1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Cont
 // decided once per function) neither is made.
 func miss1[A, T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Context, run func(context.Context, A) T, a A) T {
 	var own func()
-	var detach func() func(context.Context) T
+	var detach func() (func(context.Context) T, func(string) bool)
 	if cs := w.copiers(); cs != nil {
 		if ctx != nil {
 			own = func() { ownValue(cs[0], &a) }
 		}
 		if w.refreshes() {
-			detach = func() func(context.Context) T {
+			detach = func() (func(context.Context) T, func(string) bool) {
 				a := a
 				ownValue(cs[0], &a)
-				return func(ctx context.Context) T { return run(ctx, a) }
+				return func(ctx context.Context) T { return run(ctx, a) }, verify1(w, &a)
 			}
 		}
 	}
-	return miss(w, s, h, due, ctx, func(ctx context.Context) T { return run(ctx, a) }, own, detach, cancelledOutcome[T])
+	return miss(w, s, h, due, ctx, func(ctx context.Context) T { return run(ctx, a) }, own, detach, verify1(w, &a), cancelledOutcome[T])
+}
+
+// verify1 returns the verify of an execution that runs on *a (see
+// call.verify), or nil when w's keys need no recheck.
+func verify1[A any](w *wrapped, a *A) func(string) bool {
+	if !w.recheck {
+		return nil
+	}
+	return func(key string) bool {
+		s := getState()
+		defer putState(s)
+		w.encodeTyped(s, reflect.ValueOf(a).Elem())
+		return !s.never && string(s.buf) == key
+	}
 }
 
 // box copies a into a pooled *A, so that the reflective encoder can read
@@ -283,7 +297,7 @@ func do2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(contex
 			}
 			s := getState()
 			s.buf = append(s.buf, k...)
-			return miss(w, s, h, v == refreshDue, ctx, func(ctx context.Context) T { return run(ctx, a, b) }, nil, nil, cancelledOutcome[T])
+			return miss(w, s, h, v == refreshDue, ctx, func(ctx context.Context) T { return run(ctx, a, b) }, nil, nil, nil, cancelledOutcome[T])
 		}
 	}
 	return slow2(w, a, b, ctx, run)
@@ -306,20 +320,33 @@ func slow2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(cont
 
 func miss2[A, B, T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Context, run func(context.Context, A, B) T, a A, b B) T {
 	var own func()
-	var detach func() func(context.Context) T
+	var detach func() (func(context.Context) T, func(string) bool)
 	if cs := w.copiers(); cs != nil {
 		if ctx != nil {
 			own = func() { ownValues2(cs[0], cs[1], &a, &b) }
 		}
 		if w.refreshes() {
-			detach = func() func(context.Context) T {
+			detach = func() (func(context.Context) T, func(string) bool) {
 				a, b := a, b
 				ownValues2(cs[0], cs[1], &a, &b)
-				return func(ctx context.Context) T { return run(ctx, a, b) }
+				return func(ctx context.Context) T { return run(ctx, a, b) }, verify2(w, &a, &b)
 			}
 		}
 	}
-	return miss(w, s, h, due, ctx, func(ctx context.Context) T { return run(ctx, a, b) }, own, detach, cancelledOutcome[T])
+	return miss(w, s, h, due, ctx, func(ctx context.Context) T { return run(ctx, a, b) }, own, detach, verify2(w, &a, &b), cancelledOutcome[T])
+}
+
+// verify2 is verify1 for two arguments.
+func verify2[A, B any](w *wrapped, a *A, b *B) func(string) bool {
+	if !w.recheck {
+		return nil
+	}
+	return func(key string) bool {
+		s := getState()
+		defer putState(s)
+		w.encodeTyped(s, reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem())
+		return !s.never && string(s.buf) == key
+	}
 }
 
 // encodeTyped encodes the arguments of a typed function (the context
