@@ -517,8 +517,8 @@ func (c *Cache) dropFor(cl *call) {
 }
 
 // serveStale gives cl, an execution that failed, the result of its key's
-// entry if that is kept for stale-if-error and its window has not ended,
-// and reports whether it did.
+// entry if that is kept for stale-if-error, its TTL has ended and its
+// window has not, and reports whether it did.
 func (c *Cache) serveStale(cl *call) bool {
 	if cl.fo == nil || cl.fo.stale <= 0 {
 		return false
@@ -528,8 +528,8 @@ func (c *Cache) serveStale(cl *call) bool {
 		return false
 	}
 	fx := freshOf(n)
-	if fx.removeAt <= fx.ttlEnd || c.now() >= fx.removeAt {
-		return false
+	if now := c.now(); fx.removeAt <= fx.ttlEnd || now < fx.ttlEnd || now >= fx.removeAt {
+		return false // not in its stale window (a refresh that failed before the TTL ended)
 	}
 	if c.logger != nil {
 		msg, attr := "memo: an execution failed; serving the stale result", slog.Any("error", failure(cl))
