@@ -448,9 +448,7 @@ func (c *Cache) tryDrain() {
 
 // drainReads applies buffered uses to the policy, in order. c.mu is held.
 func (c *Cache) drainReads() {
-	c.hits.Add(c.reads.drain(func(n *node) {
-		c.policy.Touch(n) // a no-op for entries removed since
-	}))
+	c.hits.Add(c.reads.drain(c.policy))
 }
 
 // store inserts or replaces the entry for key (an encoded key with hash h)

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/memokit/memo/policies"
 )
 
 // readBuffer records cache hits for the policy without a cache-wide lock,
@@ -91,10 +93,12 @@ func (b *readBuffer) add(n *node, h uint64) bool {
 	return full
 }
 
-// drain passes the recorded uses to touch, in order, empties the stripes
-// and returns the hits they counted. The caller holds Cache.mu. If stripes
-// were contended, it adds more.
-func (b *readBuffer) drain(touch func(*node)) uint64 {
+// drain applies the recorded uses to p (p.Touch, a no-op for entries
+// removed since), in order, empties the stripes and returns the hits they
+// counted. The caller holds Cache.mu. If stripes were contended, it adds
+// more. p is called directly, not through a closure: drains run once per
+// stripeSize hits from one goroutine, so each use pays for the call.
+func (b *readBuffer) drain(p policies.Policy[item]) uint64 {
 	var (
 		hits uint64
 		buf  [stripeSize]*node // a stripe's uses, applied after its lock
@@ -110,7 +114,7 @@ func (b *readBuffer) drain(touch func(*node)) uint64 {
 		st.hits = 0
 		st.mu.Unlock()
 		for _, u := range buf[:n] {
-			touch(u)
+			p.Touch(u)
 		}
 	}
 	if b.contended.Load() && k < maxStripes && int(k) < 4*runtime.GOMAXPROCS(0) {
