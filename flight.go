@@ -335,7 +335,7 @@ func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Contex
 	}
 	plain := run
 	if tk != nil && r != late {
-		run = viaTier(w, w.tier.b.Load, *tk, run)
+		run = viaTier(w, w.tier.b.Load, *tk, run, nil)
 	}
 	putState(s)
 	for {

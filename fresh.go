@@ -459,7 +459,7 @@ func startRefresh[T any](w *wrapped, cl *call, ctx context.Context, run func(con
 	}
 	cl.verify = verify // the refresh outlives its caller (see call.verify)
 	if tk != nil {
-		run = refreshTiered(w, *tk, w.fo.refresh, run)
+		run = refreshTiered(w, cl, *tk, w.fo.refresh, run)
 	}
 	var rctx context.Context
 	if ctx != nil {

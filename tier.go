@@ -269,16 +269,18 @@ func tierKeyOf(w *wrapped, s *keyState) *TierKey {
 // tierKeyOf) goes through the tier's Refresh: it takes a value another
 // replica refreshed less than d ago, or runs under the key's lease and
 // writes its result through to the tier.
-func refreshTiered[T any](w *wrapped, key TierKey, d time.Duration, run func(context.Context) T) func(context.Context) T {
+func refreshTiered[T any](w *wrapped, cl *call, key TierKey, d time.Duration, run func(context.Context) T) func(context.Context) T {
 	load := func(ctx context.Context, key TierKey, compute func(context.Context) ([]any, bool)) ([]any, bool) {
 		return w.tier.b.Refresh(ctx, key, time.Now().Add(-d), compute)
 	}
-	return viaTier(w, load, key, run)
+	return viaTier(w, load, key, run, cl)
 }
 
 // viaTier returns run wrapped to go through load (a binding's Load or
-// Refresh) for key.
-func viaTier[T any](w *wrapped, load func(context.Context, TierKey, func(context.Context) ([]any, bool)) ([]any, bool), key TierKey, run func(context.Context) T) func(context.Context) T {
+// Refresh) for key. The execution's results go to the tier only if its
+// arguments still give key (see call.verify): cl is the execution, or nil
+// when it is the one the execution's context carries.
+func viaTier[T any](w *wrapped, load func(context.Context, TierKey, func(context.Context) ([]any, bool)) ([]any, bool), key TierKey, run func(context.Context) T, cl *call) func(context.Context) T {
 	return func(ctx context.Context) T {
 		var (
 			out T
@@ -295,7 +297,8 @@ func viaTier[T any](w *wrapped, load func(context.Context, TierKey, func(context
 			} else {
 				out = run(cctx)
 			}
-			return w.tierResults(any(out))
+			res, ok := w.tierResults(any(out))
+			return res, ok && unmoved(cctx, cl)
 		})
 		if ran {
 			return out
@@ -305,6 +308,18 @@ func viaTier[T any](w *wrapped, load func(context.Context, TierKey, func(context
 		}
 		return tierValue[T](w, res)
 	}
+}
+
+// unmoved reports whether the execution cl (or, when cl is nil, the one
+// ctx carries) may store its results: it has no verify, or its arguments
+// still give its key. A caller that left may have changed what the key was
+// computed from (see call.verify); execute checks the same before storing
+// locally, but the tier is written before execute sees the results.
+func unmoved(ctx context.Context, cl *call) bool {
+	if cl == nil && ctx != nil {
+		cl, _ = ctx.Value(flightKey{}).(*call)
+	}
+	return cl == nil || cl.verify == nil || cl.verify(cl.key)
 }
 
 // tierResults returns the results of one execution for the tier, and

@@ -330,3 +330,36 @@ func TestTierRefresh(t *testing.T) {
 		synctest.Wait()
 	})
 }
+
+// TestTierMovedArgumentsNotShared: an execution whose starter left and
+// changed what its key was computed from (a CacheKeyer pointer, which no
+// copy protects) must not write its result to the tier under the old key:
+// the local re-check came after the tier's fill, and the waiter and every
+// later replica read ID 2's result for ID 1.
+func TestTierMovedArgumentsNotShared(t *testing.T) {
+	ft := newFakeTier()
+	f := FuncCtx(func(ctx context.Context, p *rcKeyed) (int, error) {
+		<-ctx.Value(rcRelease{}).(chan struct{})
+		return p.ID * 10, nil
+	}, WithName("tier-moved"), WithTier(ft))
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		base := context.WithValue(context.Background(), rcRelease{}, release)
+		ctx, cancel := context.WithCancel(base)
+		p := &rcKeyed{ID: 1}
+		left := make(chan error)
+		go func() { _, err := f(ctx, p); left <- err }()
+		synctest.Wait()
+		got := make(chan int)
+		go func() { v, _ := f(base, &rcKeyed{ID: 1}); got <- v }()
+		synctest.Wait()
+		cancel()
+		<-left
+		p.ID = 2 // the caller that left reuses its argument
+		close(release)
+		assert.Equal(t, 10, <-got, "the waiter starts over with its own argument")
+		CacheOf(f).flush() // L1 gone: the next call asks the tier
+		v, _ := f(base, &rcKeyed{ID: 1})
+		assert.Equal(t, 10, v, "the tier must not hold ID 2's result under ID 1")
+	})
+}
