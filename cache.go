@@ -551,22 +551,7 @@ func (c *Cache) evictTo(size int, added *node) bool {
 // mix with a fixed seed, so that a replay gives the same hit ratio in every
 // process (the index's hash is seeded per process). The policy's random
 // admission answers hash flooding of its sketch.
-func nodeHash(n *node) uint64 {
-	k := unsafeBytes(n.Value.key)
-	h := uint64(len(k)) * 0x9e3779b97f4a7c15
-	for len(k) >= 8 {
-		h = mix(h^binary.LittleEndian.Uint64(k), 0xbf58476d1ce4e5b9)
-		k = k[8:]
-	}
-	if len(k) > 0 {
-		var t uint64
-		for i, b := range k {
-			t |= uint64(b) << (8 * i)
-		}
-		h = mix(h^t, 0x94d049bb133111eb)
-	}
-	return mix(h, 0x2545f4914f6cdd1d)
-}
+func nodeHash(n *node) uint64 { return hashSeeded(0, unsafeBytes(n.Value.key)) }
 
 // watch registers cleanups that drop n when an object its key refers to
 // by identity is collected. c.mu is held.

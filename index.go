@@ -154,8 +154,11 @@ var keyHashSeed = rand.Uint64() | 1
 // hashKey hashes an encoded key: a multiply-mix over 8-byte words, in the
 // style of wyhash. It spreads keys over index slots, shards and stripes; it
 // decides nothing about equality (the index compares whole keys).
-func hashKey(k []byte) uint64 {
-	h := keyHashSeed ^ uint64(len(k))*0x9e3779b97f4a7c15
+func hashKey(k []byte) uint64 { return hashSeeded(keyHashSeed, k) }
+
+// hashSeeded is hashKey's hash with seed for its seed.
+func hashSeeded(seed uint64, k []byte) uint64 {
+	h := seed ^ uint64(len(k))*0x9e3779b97f4a7c15
 	for len(k) >= 8 {
 		h = mix(h^binary.LittleEndian.Uint64(k), 0xbf58476d1ce4e5b9)
 		k = k[8:]
