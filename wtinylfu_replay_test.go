@@ -104,11 +104,11 @@ func TestWTinyLFUReplayExact(t *testing.T) {
 		size           int
 		cache, simHits int
 	}{
-		{"lirs/gli.trace.gz", 500, 2012, 1993},
-		{"lirs/gli.trace.gz", 1000, 2995, 3055},
-		{"lirs/multi2.trace.gz", 500, 12679, 12651},
-		{"lirs/cs.trace.gz", 500, 2008, 2001},
-		{"lirs/ps.trace.gz", 200, 4746, 4692},
+		{"lirs/gli.trace.gz", 500, 2020, 2025},
+		{"lirs/gli.trace.gz", 1000, 3057, 3057},
+		{"lirs/multi2.trace.gz", 500, 13128, 13107},
+		{"lirs/cs.trace.gz", 500, 2025, 2030},
+		{"lirs/ps.trace.gz", 200, 5085, 5080},
 	} {
 		t.Run(fmt.Sprintf("%s@%d", tt.file, tt.size), func(t *testing.T) {
 			t.Parallel()

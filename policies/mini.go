@@ -7,15 +7,27 @@ package policies
 // spatially sampled keys and scaled down to the sample (at most
 // tune.miniCap entries), run beside the real cache. Every decision period
 // each simulation's hits are added to its decaying score, and the real
-// window takes the fraction of the best scorer, switching only for a clear
-// lead. A sampled request costs one update per simulation; with capacities
-// above tune.miniCap, one key in about capacity/miniCap is sampled.
+// window moves one simulated size toward the best scorer's when it leads
+// clearly (one step at a time, so that a short phase does not swing the
+// window across the cache).
+//
+// One more simulation, the twin of the smallest window's, clears its
+// sketch once, after tune.forgetAfter capacities of requests. When it then
+// scores clearly above its twin, what the sketch counted during the
+// warm-up misleads admission (keys that were hot once hold the main space
+// against today's), and the real cache clears its own sketch, once (see
+// forgetDue). This is theine's accidental advantage on the LIRS traces (its
+// sketch is re-made empty as the cache grows) made a decision: on gli,
+// where the warm-up counts are what keeps the loop's keys, the forgetting
+// twin loses and nothing is forgotten.
+//
+// A sampled request costs one update per simulation; with capacities above
+// tune.miniCap, one key in about capacity/miniCap is sampled.
 type minis struct {
-	sims []*miniSim
+	sims []*miniSim // tune.miniFracs' simulations, then the forgetting twin
 	// idx maps a sampled key's hash to its nodes, one per simulation, so
 	// that a request looks its key up once for all of them.
 	idx    map[uint64]*miniEntry
-	fracs  []float64
 	shift  uint // a key is sampled when its rehash >> shift is 0; 64: every key
 	period int  // requests between decisions
 	count  int
@@ -24,6 +36,7 @@ type minis struct {
 
 type miniSim struct {
 	p     *wtinylfu[uint64]
+	frac  float64
 	cap   int
 	hits  int
 	score float64
@@ -39,24 +52,28 @@ type miniEntry struct {
 
 func hashValue(n *Node[uint64]) uint64 { return n.Value }
 
-func newMinis(capacity int, fracs []float64) *minis {
+// newMinis returns the simulations of a cache of capacity entries; ghost
+// gives them non-resident history, as the cache has.
+func newMinis(capacity int, ghost bool) *minis {
 	k := uint(0)
 	for capacity>>k > tune.miniCap {
 		k++
 	}
 	m := &minis{
-		fracs:  fracs,
 		shift:  64 - k,
 		period: max(int(tune.miniPeriod*float64(capacity)), tune.miniMin),
 		idx:    make(map[uint64]*miniEntry),
 	}
-	for i, f := range fracs {
-		mc := max(capacity>>k, 1)
-		m.sims = append(m.sims, &miniSim{p: newFixed(mc, hashValue, f), cap: mc})
+	mc := max(capacity>>k, 1)
+	for i, f := range tune.miniFracs {
+		m.sims = append(m.sims, &miniSim{p: newFixed(mc, hashValue, f, ghost), frac: f, cap: mc})
 		if f == tune.windowPercent {
 			m.cur = i
 		}
 	}
+	twin := newFixed(mc, hashValue, tune.miniFracs[0], ghost)
+	twin.forgetAt = max(1, int(tune.forgetAfter*float64(mc)))
+	m.sims = append(m.sims, &miniSim{p: twin, frac: tune.miniFracs[0], cap: mc})
 	return m
 }
 
@@ -74,14 +91,25 @@ func (m *minis) access(h uint64) (float64, bool) {
 	for i, s := range m.sims {
 		s.score = s.score*tune.miniDecay + float64(s.hits)
 		s.hits = 0
-		if s.score > best {
+		if i < len(tune.miniFracs) && s.score > best {
 			best, bi = s.score, i
 		}
 	}
 	if best > m.sims[m.cur].score*(1+tune.miniMargin) {
-		m.cur = bi
+		if bi > m.cur {
+			m.cur++
+		} else {
+			m.cur--
+		}
 	}
-	return m.fracs[m.cur], true
+	return m.sims[m.cur].frac, true
+}
+
+// forgetDue reports whether the forgetting twin has forgotten and now
+// scores tune.forgetMargin above its twin.
+func (m *minis) forgetDue() bool {
+	f := m.sims[len(m.sims)-1]
+	return f.p.forgot && f.score > m.sims[0].score*(1+tune.forgetMargin)
 }
 
 // feed passes a request for the key of hash h to every simulation: a hit

@@ -22,6 +22,7 @@ type sketch struct {
 	additions  int      // increments since the last halving, halved with it
 	sampleSize int
 	maxWords   int // the full table's length
+	perEntry   int // words per entry once the cache is full
 }
 
 // minSketchWords is the length of a new table (8 KiB): about 1024 entries
@@ -29,16 +30,23 @@ type sketch struct {
 const minSketchWords = 1024
 
 // newSketch sizes a sketch for capacity entries: when full, 16 counters
-// per entry, rounded up to a power of two (at least 8 words), halving every
-// 10 × capacity increments, as Caffeine does. The table starts at
+// per entry (32 for caches of up to tune.wideSketchMax entries, where
+// collisions cost the most hits and the table is small), rounded up to a
+// power of two (at least 8 words), halving every tune.sampleFactor ×
+// capacity increments (Caffeine halves every 10 × capacity; twice as long
+// a history scored better on the matrix). The table starts at
 // minSketchWords or the full size, whichever is smaller (see grow).
 func newSketch(capacity int) sketch {
 	capacity = max(capacity, 1)
+	per := 1
+	if capacity <= tune.wideSketchMax {
+		per = 2
+	}
 	words := 8
-	for words < capacity {
+	for words < per*capacity {
 		words *= 2
 	}
-	s := sketch{sampleSize: 10 * capacity, maxWords: words}
+	s := sketch{sampleSize: tune.sampleFactor * capacity, maxWords: words, perEntry: per}
 	s.resize(min(words, minSketchWords))
 	return s
 }
@@ -55,11 +63,12 @@ func (s *sketch) resize(words int) {
 	s.blockMask = uint64(words/8 - 1)
 }
 
-// grow doubles the table, up to its full size, until it has a word per
-// entry for entries entries. O(table) when it grows, which happens
+// grow doubles the table, up to its full size, until it has perEntry
+// words per entry for entries entries. O(table) when it grows, which happens
 // O(log capacity) times, each after as many insertions as the table had
 // words: amortized O(1) per insertion.
 func (s *sketch) grow(entries int) {
+	entries *= s.perEntry
 	if entries <= len(s.table) || len(s.table) >= s.maxWords {
 		return
 	}

@@ -7,24 +7,45 @@ var _ Policy[int] = (*wtinylfu[int])(nil)
 type tuning struct {
 	windowPercent    float64 // initial window, of the capacity
 	protectedPercent float64 // protected segment, of the main space
+	sampleFactor     int     // the sketch halves every sampleFactor × capacity increments
+	wideSketchMax    int     // caches of up to this many entries get 2 sketch words per entry
 	// Miniature simulations (see minis).
 	miniCap    int       // largest simulated cache; larger caches are sampled down to it
 	miniPeriod float64   // requests between decisions, in capacities
 	miniMin    int       // at least this many requests between decisions
 	miniDecay  float64   // weight of the past in a simulation's score, per decision
 	miniMargin float64   // a simulation must beat the chosen one's score by this fraction
-	miniFracs  []float64 // the simulated windows, in fractions of the capacity
+	miniFracs  []float64 // the simulated windows, in fractions of the capacity, ascending
+	// The one-shot forget (see minis.forgetDue).
+	forgetAfter  float64 // the forgetting simulation clears its sketch after this many capacities of requests
+	forgetMargin float64 // the cache forgets when that simulation beats its twin by this fraction
+	// Random admission against hash flooding (see admit).
+	randMin    int    // the candidate's estimate must be at least this
+	randVictim int    // and the victim's at least this
+	randMask   uint64 // one such candidate in randMask+1 is admitted
+	// Non-resident history of large caches (see ghostSet).
+	ghostMinCap  int     // caches of at least this many entries keep it
+	ghostPercent float64 // remembered evictions, of the capacity
 }
 
 var tune = tuning{
-	windowPercent:    0.01,
+	windowPercent:    0.005,
 	protectedPercent: 0.80,
-	miniCap:          256,
+	sampleFactor:     20,
+	wideSketchMax:    4096,
+	miniCap:          512,
 	miniPeriod:       0.5,
 	miniMin:          1000,
 	miniDecay:        0.95,
 	miniMargin:       0.02,
-	miniFracs:        []float64{0.01, 0.1, 0.3, 0.6, 0.9},
+	miniFracs:        []float64{0.005, 0.02, 0.1, 0.3, 0.6},
+	forgetAfter:      1,
+	forgetMargin:     0.02,
+	randMin:          6,
+	randVictim:       15,
+	randMask:         4095,
+	ghostMinCap:      50000,
+	ghostPercent:     0.25,
 }
 
 // wtinylfu is Window TinyLFU (Einziger, Friedman and Manes, "TinyLFU: A
@@ -32,12 +53,19 @@ var tune = tuning{
 // out: new entries enter an LRU window; the window's oldest entry, leaving
 // it, is admitted to the main space (an SLRU of probation and protected
 // segments) only if the frequency sketch counts it more often than
-// probation's oldest entry, which it then replaces. The window's size adapts
-// to the workload: where Caffeine climbs the hit rate over time, the window
-// follows the best of a few miniature simulations with fixed windows, run
-// side by side on a spatial sample of the keys (see minis), which compares
-// window sizes on the same requests and reacts within a few capacities of
-// requests.
+// probation's oldest entry, which it then replaces. Three things are added,
+// each chosen on the trace matrix:
+//
+//   - The window's size adapts to the workload: where Caffeine climbs the
+//     hit rate over time, the window steps toward the best of a few
+//     miniature simulations with fixed windows, run side by side on a
+//     spatial sample of the keys (see minis), which compare window sizes
+//     on the same requests and react within a few capacities of requests.
+//   - A one-shot forget: one more simulation clears its sketch after the
+//     warm-up, and if that pays, the cache clears its own, once (see minis).
+//   - Large caches keep non-resident history (see ghostSet): a candidate
+//     evicted lately is admitted, as CLOCK-Pro and S3-FIFO let a returning
+//     key in.
 type wtinylfu[V any] struct {
 	window, probation, protected    bucket[V]
 	nWindow, nProbation, nProtected int
@@ -52,23 +80,35 @@ type wtinylfu[V any] struct {
 	candidate *Node[V]
 	rand      uint64 // xorshift state for the hash-flooding defence
 	minis     *minis // nil in a simulation itself
+	// ghost remembers recent evictions in caches of tune.ghostMinCap
+	// entries or more (and their simulations); a candidate it remembers
+	// is admitted. Empty (and unused) in smaller caches.
+	ghost ghostSet
+	// forgetAt, in a simulation that forgets, is the request at which it
+	// clears its sketch; requests counts its requests; forgot is set once
+	// it (or, in the cache, the one-shot forget) has happened.
+	forgetAt, requests int
+	forgot             bool
 }
 
 func newWTinyLFU[V any](capacity int, hash func(*Node[V]) uint64) *wtinylfu[V] {
-	w := newFixed(capacity, hash, tune.windowPercent)
-	w.minis = newMinis(w.capacity, tune.miniFracs)
+	w := newFixed(capacity, hash, tune.windowPercent, capacity >= tune.ghostMinCap)
+	w.minis = newMinis(w.capacity, w.ghost.on())
 	return w
 }
 
 // newFixed returns a W-TinyLFU whose window stays at frac of the capacity
-// (at least one entry).
-func newFixed[V any](capacity int, hash func(*Node[V]) uint64, frac float64) *wtinylfu[V] {
+// (at least one entry), with a ghostSet if ghost is set.
+func newFixed[V any](capacity int, hash func(*Node[V]) uint64, frac float64, ghost bool) *wtinylfu[V] {
 	capacity = max(capacity, 1)
 	w := &wtinylfu[V]{capacity: capacity, hash: hash, sketch: newSketch(capacity)}
 	w.window.init(&w.window)
 	w.probation.init(&w.window)
 	w.protected.init(&w.window)
 	w.reset(frac)
+	if ghost {
+		w.ghost = newGhostSet(int(tune.ghostPercent * float64(capacity)))
+	}
 	return w
 }
 
@@ -90,9 +130,7 @@ func (w *wtinylfu[V]) Add(n *Node[V]) {
 	w.access(w.hash(n))
 	w.window.pushBack(n)
 	w.nWindow++
-	if n := w.Len(); n > len(w.sketch.table) {
-		w.sketch.grow(n)
-	}
+	w.sketch.grow(w.Len())
 	w.candidate = nil
 	for w.nWindow > w.maxWindow {
 		w.candidate = w.window.root.next
@@ -106,6 +144,19 @@ func (w *wtinylfu[V]) access(h uint64) {
 	if w.minis != nil {
 		if f, ok := w.minis.access(h); ok {
 			w.setWindow(f)
+			if !w.forgot && w.minis.forgetDue() {
+				// The one-shot forget: what the sketch counted while
+				// the cache warmed up misleads it on this workload.
+				w.sketch.clear()
+				w.forgot = true
+			}
+		}
+		return
+	}
+	if w.forgetAt > 0 && !w.forgot {
+		if w.requests++; w.requests >= w.forgetAt {
+			w.sketch.clear()
+			w.forgot = true
 		}
 	}
 }
@@ -200,8 +251,10 @@ func (w *wtinylfu[V]) Victim() *Node[V] {
 			}
 		}
 		if w.admit(c, v) {
+			w.ghost.add(w.hash(v))
 			return v
 		}
+		w.ghost.add(w.hash(c))
 		return c
 	}
 	for _, b := range [...]*bucket[V]{&w.probation, &w.protected, &w.window} {
@@ -213,22 +266,31 @@ func (w *wtinylfu[V]) Victim() *Node[V] {
 }
 
 // admit reports whether candidate c should replace victim v: TinyLFU admits
-// the more frequent; a tie keeps the victim. Against hash flooding (an
-// attacker raising victims' counts through colliding keys, so that nothing
-// new gets in), one warm candidate in 4096 that does not win is admitted
-// anyway, as Caffeine does with one in 128: on the matrix's looping traces
-// every key is warm, and one in 128 cost loop@1000 two points.
+// the more frequent; a tie keeps the victim. In a cache with non-resident
+// history (tune.ghostMinCap entries or more), a candidate evicted lately is
+// admitted too: on large caches whose keys come back after long gaps (ARC's
+// P3 at 100,000 entries), the sketch, halved in between, no longer tells
+// them from keys seen once.
+//
+// Against hash flooding (an attacker raising victims' counts through
+// colliding keys, so that nothing new gets in), one warm candidate in 4096
+// (an estimate of 6 or more) that loses to a saturated victim (15, the
+// counters' limit, where a flood drives them) is admitted anyway. Caffeine
+// admits one warm candidate in 128 whatever the victim's count; on the
+// matrix's looping traces every key is warm, and admitting below
+// saturation cost loop@500 two points.
 func (w *wtinylfu[V]) admit(c, v *Node[V]) bool {
-	cf := w.sketch.estimate(w.hash(c))
+	hc := w.hash(c)
+	cf := w.sketch.estimate(hc)
 	vf := w.sketch.estimate(w.hash(v))
-	if cf > vf {
+	if cf > vf || w.ghost.has(hc) {
 		return true
 	}
-	if cf >= 6 {
+	if cf >= tune.randMin && vf >= tune.randVictim {
 		w.rand ^= w.rand << 13
 		w.rand ^= w.rand >> 7
 		w.rand ^= w.rand << 17
-		return w.rand&4095 == 0
+		return w.rand&tune.randMask == 0
 	}
 	return false
 }
@@ -260,8 +322,83 @@ func (w *wtinylfu[V]) Clear() {
 	}
 	w.nWindow, w.nProbation, w.nProtected = 0, 0, 0
 	w.sketch.clear()
+	w.ghost.clear()
 	w.reset(tune.windowPercent)
+	w.requests, w.forgot = 0, false
 	if w.minis != nil {
-		w.minis = newMinis(w.capacity, tune.miniFracs)
+		w.minis = newMinis(w.capacity, w.ghost.on())
 	}
+}
+
+// ghostSet is the non-resident history of a large cache: the keys it
+// evicted lately (about the last n, between n and 2n), as CLOCK-Pro
+// (Jiang, Chen and Zhang, USENIX ATC 2005) keeps non-resident pages and
+// S3-FIFO (Yang et al., SOSP 2023) its ghost queue, held in two Bloom
+// filters of 8 bits per key and 3 probes: keys go to the current one, and
+// when it holds n keys it becomes the previous one and the old previous
+// one, cleared, the current one. A key is present if either filter has it
+// (false positives: about 3 %). Memory: 2n bytes, rounded up to powers of
+// two; an add or a lookup is three bit operations, a swap O(n) once every
+// n adds. The zero ghostSet remembers nothing.
+type ghostSet struct {
+	cur, prev []uint64
+	mask      uint64 // bits per filter - 1
+	n, count  int
+}
+
+// newGhostSet returns a ghostSet that remembers the last n to 2n keys.
+func newGhostSet(n int) ghostSet {
+	n = max(n, 1)
+	bits := 64
+	for bits < 8*n {
+		bits *= 2
+	}
+	return ghostSet{cur: make([]uint64, bits/64), prev: make([]uint64, bits/64), mask: uint64(bits - 1), n: n}
+}
+
+func (g *ghostSet) on() bool { return g.cur != nil }
+
+// add remembers h; a zero ghostSet ignores it.
+func (g *ghostSet) add(h uint64) {
+	if g.cur == nil {
+		return
+	}
+	if g.count >= g.n {
+		g.cur, g.prev = g.prev, g.cur
+		clear(g.cur)
+		g.count = 0
+	}
+	h = spread(h ^ 0x6a09e667f3bcc909)
+	for i := range 3 {
+		b := (h >> (21 * i)) & g.mask
+		g.cur[b>>6] |= 1 << (b & 63)
+	}
+	g.count++
+}
+
+// has reports whether h was added among about the last n to 2n adds (or is
+// a false positive); false for a zero ghostSet.
+func (g *ghostSet) has(h uint64) bool {
+	if g.cur == nil {
+		return false
+	}
+	h = spread(h ^ 0x6a09e667f3bcc909)
+	return g.in(g.cur, h) || g.in(g.prev, h)
+}
+
+func (g *ghostSet) in(f []uint64, h uint64) bool {
+	for i := range 3 {
+		b := (h >> (21 * i)) & g.mask
+		if f[b>>6]&(1<<(b&63)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// clear forgets every key.
+func (g *ghostSet) clear() {
+	clear(g.cur)
+	clear(g.prev)
+	g.count = 0
 }

@@ -42,7 +42,7 @@ func TestSketchNeverUnderTrueCount(t *testing.T) {
 func TestSketchHalvesAtSampleSize(t *testing.T) {
 	t.Parallel()
 	s := newSketch(100)
-	require.Equal(t, 1000, s.sampleSize)
+	require.Equal(t, tune.sampleFactor*100, s.sampleSize)
 	hot := keyHash(7)
 	for range 20 {
 		s.increment(hot) // saturates at 15; the last 5 change no counter
@@ -65,7 +65,7 @@ func TestSketchGrowsKeepingEstimates(t *testing.T) {
 	s := newSketch(1 << 16)
 	require.Equal(t, minSketchWords, len(s.table), "starts small")
 	require.Equal(t, 1<<16, s.maxWords)
-	require.Equal(t, 10<<16, s.sampleSize, "the sample is the full sketch's")
+	require.Equal(t, tune.sampleFactor<<16, s.sampleSize, "the sample is the full sketch's")
 	r := rand.New(rand.NewPCG(3, 4))
 	z := rand.NewZipf(r, 1.1, 1, 50000)
 	counts := map[uint64]int{}
@@ -323,4 +323,133 @@ func TestWTinyLFUStaleNodesAndClear(t *testing.T) {
 		p.Add(n)
 	}
 	assert.Len(t, drain(p), 4)
+}
+
+func TestSketchWideForSmallCaches(t *testing.T) {
+	t.Parallel()
+	small := newSketch(tune.wideSketchMax)
+	assert.Equal(t, 2*tune.wideSketchMax, small.maxWords, "two words per entry up to wideSketchMax")
+	small.grow(600)
+	assert.Equal(t, minSketchWords*2, len(small.table), "grows to two words per entry")
+	large := newSketch(tune.wideSketchMax + 1)
+	assert.Equal(t, 2*tune.wideSketchMax, large.maxWords, "one word per entry, rounded up to a power of two")
+	large.grow(600)
+	assert.Equal(t, minSketchWords, len(large.table))
+}
+
+func TestGhostSetRemembersRecentKeys(t *testing.T) {
+	t.Parallel()
+	var zero ghostSet
+	zero.add(1)
+	assert.False(t, zero.has(1), "the zero ghostSet remembers nothing")
+	assert.False(t, zero.on())
+
+	g := newGhostSet(1000)
+	require.True(t, g.on())
+	for k := range uint64(1000) {
+		g.add(keyHash(k))
+	}
+	for k := range uint64(1000) {
+		require.True(t, g.has(keyHash(k)), "key %d among the last n", k)
+	}
+	// 2000 more keys push the first thousand out of both filters.
+	for k := uint64(1000); k < 3000; k++ {
+		g.add(keyHash(k))
+	}
+	forgotten := 0
+	for k := range uint64(1000) {
+		if !g.has(keyHash(k)) {
+			forgotten++
+		}
+	}
+	assert.Greater(t, forgotten, 900, "keys older than 2n adds are forgotten (but for false positives)")
+	for k := uint64(2000); k < 3000; k++ {
+		require.True(t, g.has(keyHash(k)), "key %d among the last n", k)
+	}
+	fp := 0
+	for k := uint64(1 << 40); k < 1<<40+10000; k++ {
+		if g.has(keyHash(k)) {
+			fp++
+		}
+	}
+	assert.Less(t, fp, 10000*6/100, "false positives of keys never added")
+	g.clear()
+	assert.False(t, g.has(keyHash(2500)), "cleared")
+}
+
+// TestWTinyLFUGhostAdmission checks that a large cache admits a candidate
+// it evicted lately even when the sketch does not favour it, and that a
+// small cache keeps no history.
+func TestWTinyLFUGhostAdmission(t *testing.T) {
+	t.Parallel()
+	small := newWTinyLFU(tune.ghostMinCap-1, u64Hash)
+	assert.False(t, small.ghost.on(), "no history below ghostMinCap")
+	p := newWTinyLFU(tune.ghostMinCap, u64Hash)
+	require.True(t, p.ghost.on())
+	for _, s := range p.minis.sims {
+		require.True(t, s.p.ghost.on(), "the simulations model the history too")
+	}
+	c := &Node[uint64]{Value: 1}
+	v := &Node[uint64]{Value: 2}
+	for range 3 {
+		p.sketch.increment(u64Hash(v))
+	}
+	p.sketch.increment(u64Hash(c))
+	assert.False(t, p.admit(c, v), "the more frequent victim wins")
+	p.ghost.add(u64Hash(c))
+	assert.True(t, p.admit(c, v), "a candidate evicted lately is admitted")
+	p.Clear()
+	assert.False(t, p.ghost.has(u64Hash(c)), "Clear forgets the history")
+}
+
+// TestWTinyLFUForget checks the one-shot forget both ways: on multi2,
+// where the warm-up's counts mislead admission, the cache clears its
+// sketch once; on gli, where they keep the loop's keys, it does not.
+func TestWTinyLFUForget(t *testing.T) {
+	t.Parallel()
+	multi2 := traces.Need(t, "lirs/multi2.trace.gz")
+	p, _ := replayW(500, multi2)
+	assert.True(t, p.forgot, "multi2@500 forgets its warm-up")
+	twin := p.minis.sims[len(p.minis.sims)-1].p
+	assert.True(t, twin.forgot, "the twin forgot")
+	assert.False(t, p.minis.sims[0].p.forgot, "the plain simulation did not")
+
+	gli := traces.Need(t, "lirs/gli.trace.gz")
+	p, _ = replayW(1000, gli)
+	assert.False(t, p.forgot, "gli@1000 keeps its counts")
+}
+
+// TestWTinyLFUFloodDefence checks the random admission against hash
+// flooding: a warm candidate facing a saturated victim gets in about once
+// in 4096 contests, facing a victim below saturation never.
+func TestWTinyLFUFloodDefence(t *testing.T) {
+	t.Parallel()
+	p := newWTinyLFU(1000, u64Hash)
+	c := &Node[uint64]{Value: 1}
+	hot := &Node[uint64]{Value: 2}
+	warm := &Node[uint64]{Value: 3}
+	for range 6 {
+		p.sketch.increment(u64Hash(c))
+	}
+	for range 15 {
+		p.sketch.increment(u64Hash(hot))
+	}
+	for range 14 {
+		p.sketch.increment(u64Hash(warm))
+	}
+	require.Equal(t, 15, p.sketch.estimate(u64Hash(hot)))
+	const n = 1 << 16
+	admitted := 0
+	for range n {
+		if p.admit(c, warm) {
+			admitted++
+		}
+	}
+	assert.Zero(t, admitted, "never against a victim below saturation")
+	for range n {
+		if p.admit(c, hot) {
+			admitted++
+		}
+	}
+	assert.InDelta(t, n/4096, admitted, 12, "about one in 4096 against a saturated victim")
 }
