@@ -77,38 +77,91 @@ type Cache struct {
 
 type node = policies.Node[item]
 
-// item is what the cache keeps for one entry. key, h, val and expires
+// item is what the cache keeps for one entry. The key lives right after
+// the node, in the same allocation (see newNode): its bytes when it is
+// short, else its string header. The key, the value and the expiry time
 // never change once the entry is in the index (a Set of an existing key
-// makes a new node), so lookups read them without a lock; the rest is
-// written under Cache.mu.
+// makes a new node), so lookups read them without a lock; the rest of an
+// extra is written under Cache.mu.
 type item struct {
-	key string
+	// val is the value, or, for an entry with a TTL, an *extra holding it
+	// (no value stored by memo is an *extra, which is unexported). Entries
+	// that never expire so pay nothing for expiry, and a node is 48 bytes.
 	val any
-	x   *extra // nil for entries that never expire
+	// klen is the key's length, its bytes right after the node; keyOut
+	// set: a string header right after the node holds the key.
+	klen int
+}
+
+// keyOut marks item.klen of a key kept in a string of its own.
+const keyOut = 1 << 62
+
+// nodeSize is the size of a node, where its key starts.
+const nodeSize = unsafe.Sizeof(node{})
+
+// keyAt returns where n's key, or its string header, lies.
+func keyAt(n *node) unsafe.Pointer { return unsafe.Add(unsafe.Pointer(n), nodeSize) }
+
+// keyOf returns n's encoded key. It shares n's memory: do not keep it
+// beyond n (strings.Clone it).
+func keyOf(n *node) string {
+	kl := n.Value.klen
+	switch {
+	case kl&keyOut != 0:
+		return *(*string)(keyAt(n))
+	case kl == 0: // the tombstone
+		return ""
+	}
+	return unsafe.String((*byte)(keyAt(n)), kl)
 }
 
 // extra holds what only entries with a TTL need, so that the others stay
-// small (a node is 64 bytes).
+// small. A node that has one holds it in its val.
 type extra struct {
+	val              any      // the entry's value
 	expires          int64    // since Cache.epoch; set before the entry is published
 	exp              *expList // the expiry list holding the entry
 	expPrev, expNext *node
 }
 
-// expires returns when n expires, since the cache's epoch; 0 = never.
-func (n *item) expires() int64 {
-	if n.x == nil {
-		return 0
-	}
-	return n.x.expires
+// x returns n's extra, or nil for an entry that never expires.
+func (n *item) x() *extra {
+	x, _ := n.val.(*extra)
+	return x
 }
 
-// ext returns n's extra, making it if needed. c.mu is held.
-func ext(n *node) *extra {
-	if n.Value.x == nil {
-		n.Value.x = new(extra)
+// value returns the value stored.
+func (n *item) value() any {
+	if x, ok := n.val.(*extra); ok {
+		return x.val
 	}
-	return n.Value.x
+	return n.val
+}
+
+// expires returns when n expires, since the cache's epoch; 0 = never.
+func (n *item) expires() int64 {
+	if x, ok := n.val.(*extra); ok {
+		return x.expires
+	}
+	return 0
+}
+
+// ext returns n's extra, making it if needed. c.mu is held, and n is not
+// published yet.
+func ext(n *node) *extra {
+	x := n.Value.x()
+	if x == nil {
+		x = &extra{val: n.Value.val}
+		n.Value.val = x
+	}
+	return x
+}
+
+// setExt makes x n's extra, holding n's value. c.mu is held, and n is not
+// published yet.
+func setExt(n *node, x *extra) {
+	x.val = n.Value.value()
+	n.Value.val = x
 }
 
 // shard holds the executions in flight for part of the key space.
@@ -420,7 +473,7 @@ func (c *Cache) lookup(k []byte, h uint64) (any, bool) {
 	n := c.index.get(k, h)
 	if n != nil && live(n, c) {
 		c.hit(n, h)
-		return n.Value.val, true
+		return n.Value.value(), true
 	}
 	if n != nil && c.late(n) {
 		c.hit(n, h)
@@ -551,7 +604,7 @@ func (c *Cache) evictTo(size int, added *node) bool {
 // mix with a fixed seed, so that a replay gives the same hit ratio in every
 // process (the index's hash is seeded per process). The policy's random
 // admission answers hash flooding of its sketch.
-func nodeHash(n *node) uint64 { return hashSeeded(0, unsafeBytes(n.Value.key)) }
+func nodeHash(n *node) uint64 { return hashSeeded(0, unsafeBytes(keyOf(n))) }
 
 // watch registers cleanups that drop n when an object its key refers to
 // by identity is collected. c.mu is held.
@@ -562,7 +615,7 @@ func (c *Cache) watch(n *node, refs []unsafe.Pointer) {
 	// A copy of the key: a short key lives in the node's allocation, and a
 	// cleanup's argument must not keep the node, and so its value (which
 	// may refer to the very object watched), alive.
-	key := strings.Clone(n.Value.key)
+	key := strings.Clone(keyOf(n))
 	if c.watched == nil {
 		c.watched = newWatchSet(c)
 	}
@@ -666,7 +719,7 @@ func (c *Cache) removeNode(n *node) {
 	c.policy.Remove(n)
 	c.unlinkExpiry(n)
 	if c.watched != nil {
-		c.watched.stop(n.Value.key)
+		c.watched.stop(keyOf(n))
 	}
 }
 
@@ -675,7 +728,7 @@ func (c *Cache) removeNode(n *node) {
 func (c *Cache) expireNode(n *node) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.index.get(unsafeBytes(n.Value.key), hashString(n.Value.key)) == n && !live(n, c) {
+	if k := keyOf(n); c.index.get(unsafeBytes(k), hashString(k)) == n && !live(n, c) {
 		c.removeNode(n)
 		c.rec.Expired(1)
 	}
@@ -704,7 +757,7 @@ func (c *Cache) linkExpiry(n *node, ttl time.Duration) {
 	x := ext(n)
 	x.exp, x.expPrev, x.expNext = l, l.tail, nil
 	if l.tail != nil {
-		l.tail.Value.x.expNext = n
+		l.tail.Value.x().expNext = n
 	} else {
 		l.head = n
 	}
@@ -712,7 +765,7 @@ func (c *Cache) linkExpiry(n *node, ttl time.Duration) {
 }
 
 func (c *Cache) unlinkExpiry(n *node) {
-	x := n.Value.x
+	x := n.Value.x()
 	if x != nil && tagged(n) {
 		c.unlinkFresh(n)
 		return
@@ -722,12 +775,12 @@ func (c *Cache) unlinkExpiry(n *node) {
 	}
 	l := x.exp
 	if x.expPrev != nil {
-		x.expPrev.Value.x.expNext = x.expNext
+		x.expPrev.Value.x().expNext = x.expNext
 	} else {
 		l.head = x.expNext
 	}
 	if x.expNext != nil {
-		x.expNext.Value.x.expPrev = x.expPrev
+		x.expNext.Value.x().expPrev = x.expPrev
 	} else {
 		l.tail = x.expPrev
 	}
@@ -738,7 +791,7 @@ func (c *Cache) unlinkExpiry(n *node) {
 func (c *Cache) sweep(now int64) {
 	var expired uint64
 	for _, l := range c.expiry {
-		for l.head != nil && l.head.Value.x.expires <= now {
+		for l.head != nil && l.head.Value.x().expires <= now {
 			c.removeNode(l.head)
 			expired++
 		}
@@ -755,8 +808,8 @@ func (c *Cache) sweep(now int64) {
 func (c *Cache) schedule(now int64) {
 	var next int64
 	for _, l := range c.expiry {
-		if l.head != nil && (next == 0 || l.head.Value.x.expires < next) {
-			next = l.head.Value.x.expires
+		if l.head != nil && (next == 0 || l.head.Value.x().expires < next) {
+			next = l.head.Value.x().expires
 		}
 	}
 	if f := c.nextFresh(); f != 0 && (next == 0 || f < next) {
@@ -800,30 +853,36 @@ func live(n *node, c *Cache) bool {
 	return exp == 0 || c.now() < exp
 }
 
-// newNode allocates an entry. A key of up to 32 bytes (a function number
-// and an int or a short string argument) is copied into the same
-// allocation, right after the node, so that a lookup compares it in memory
-// it is already reading. The allocation is the size of a node plus a
-// separate key's (80 bytes up to 16 bytes of key, 96 up to 32), but for
-// keys of 17 to 24 bytes, which cost 8 bytes more.
+// newNode allocates an entry, its key right after it (see item): the bytes
+// of a key of up to 48 bytes (a function number and an int or a short
+// string argument), so that a lookup compares it in the cache line it
+// reads the node from; a longer key's string header. The allocation is 64
+// bytes for keys of up to 16 bytes or longer than 48, 80 up to 32, 96 up to
+// 48.
 func newNode(key string, val any) *node {
 	switch {
 	case len(key) <= 16:
 		return inlineNode[[16]byte](key, val)
 	case len(key) <= 32:
 		return inlineNode[[32]byte](key, val)
+	case len(key) <= 48:
+		return inlineNode[[48]byte](key, val)
 	}
-	return &node{Value: item{key: key, val: val}}
+	nk := &struct {
+		n node
+		k string
+	}{k: key}
+	nk.n.Value = item{val: val, klen: len(key) | keyOut}
+	return &nk.n
 }
 
 // inlineNode allocates a node followed by a K-sized array holding key.
-func inlineNode[K [16]byte | [32]byte](key string, val any) *node {
+func inlineNode[K [16]byte | [32]byte | [48]byte](key string, val any) *node {
 	nk := &struct {
 		n node
 		k K
 	}{}
-	k := unsafe.Slice((*byte)(unsafe.Pointer(&nk.k)), len(key))
-	copy(k, key)
-	nk.n.Value = item{key: unsafe.String(unsafe.SliceData(k), len(k)), val: val}
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&nk.k)), len(key)), key)
+	nk.n.Value = item{val: val, klen: len(key)}
 	return &nk.n
 }

@@ -108,7 +108,7 @@ func (c *Cache) join(k []byte, h uint64, me uintptr, outer *call, lead bool) (va
 	if n := c.index.get(k, h); n != nil {
 		if live(n, c) {
 			sh.mu.Unlock()
-			return n.Value.val, nil, found
+			return n.Value.value(), nil, found
 		}
 		// A refresh due: a hit, and a refresh to start unless one runs.
 		if v, ok, cl := c.joinLate(sh, n, k, h); ok {

@@ -227,9 +227,9 @@ type freshX struct {
 
 // tagged reports whether n's extra is a freshX (see the top of this file).
 // n has an extra.
-func tagged(n *node) bool { return n.Value.x.expires&1 == 0 }
+func tagged(n *node) bool { return n.Value.x().expires&1 == 0 }
 
-func freshOf(n *node) *freshX { return (*freshX)(unsafe.Pointer(n.Value.x)) }
+func freshOf(n *node) *freshX { return (*freshX)(unsafe.Pointer(n.Value.x())) }
 
 // plainExpiry makes a plain entry's expiry time odd, without making it
 // later.
@@ -273,7 +273,7 @@ func (c *Cache) newFresh(n *node, ttl time.Duration, fl *call, now int64) *fresh
 	if first != 0 {
 		fx.expires = max(first&^1, 2) // even: tagged
 	}
-	n.Value.x = &fx.extra
+	setExt(n, &fx.extra)
 	return fx
 }
 
@@ -440,7 +440,7 @@ func (c *Cache) joinLate(sh *shard, n *node, k []byte, h uint64) (val any, ok bo
 		sh.calls[cl.key] = cl
 	}
 	sh.mu.Unlock()
-	return n.Value.val, true, cl
+	return n.Value.value(), true, cl
 }
 
 // startRefresh runs cl, a refresh of w's entry, in a goroutine of its own,
@@ -524,7 +524,7 @@ func (c *Cache) serveStale(cl *call) bool {
 		return false
 	}
 	n := c.index.get(unsafeBytes(cl.key), cl.h)
-	if n == nil || n.Value.x == nil || !tagged(n) {
+	if n == nil || n.Value.x() == nil || !tagged(n) {
 		return false
 	}
 	fx := freshOf(n)
@@ -535,7 +535,7 @@ func (c *Cache) serveStale(cl *call) bool {
 		msg, attr := "memo: an execution failed; serving the stale result", slog.Any("error", failure(cl))
 		c.logger.Warn(msg, slog.String("cache", c.name), attr)
 	}
-	cl.val, cl.stale = n.Value.val, true
+	cl.val, cl.stale = n.Value.value(), true
 	cl.panicked, cl.pval, cl.stack = false, nil, nil
 	return true
 }

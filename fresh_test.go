@@ -664,7 +664,7 @@ func checkHeap(t *testing.T, c *Cache) {
 		if i > 0 && h[(i-1)/2].at > it.at {
 			t.Fatalf("heap order broken at %d", i)
 		}
-		if c.index.get(unsafeBytes(it.n.Value.key), hashString(it.n.Value.key)) != it.n {
+		if c.index.get(unsafeBytes(keyOf(it.n)), hashString(keyOf(it.n))) != it.n {
 			t.Fatalf("heap item %d is not in the index", i)
 		}
 	}
@@ -687,8 +687,9 @@ func TestExpiryTags(t *testing.T) {
 			assert.True(t, p&1 == 1 && p <= e && p >= e-1, "plainExpiry(%d) = %d", e, p)
 		}
 	}
-	assert.Equal(t, uintptr(32), unsafe.Sizeof(extra{}), "a plain TTL entry's extra")
-	assert.Equal(t, uintptr(64), unsafe.Sizeof(freshX{}), "the README says 64 bytes")
+	assert.Equal(t, uintptr(48), unsafe.Sizeof(extra{}), "a plain TTL entry's extra")
+	assert.Equal(t, uintptr(80), unsafe.Sizeof(freshX{}), "the README says 80 bytes")
+	assert.Equal(t, uintptr(48), unsafe.Sizeof(node{}), "a node (the README's bytes per entry)")
 	synctest.Test(t, func(t *testing.T) {
 		c := MustNew(WithMaxSize(4), WithTTL(time.Minute))
 		c.Set(1, 1)

@@ -56,7 +56,7 @@ func (x *index) get(k []byte, h uint64) *node {
 		if n == nil {
 			return nil
 		}
-		if keyEqual(n.Value.key, k) { // a tombstone's key is empty; keys never are
+		if keyEqual(n, k) { // a tombstone's key is empty; keys never are
 			return n
 		}
 	}
@@ -64,7 +64,7 @@ func (x *index) get(k []byte, h uint64) *node {
 
 // slot returns the slot holding n in t, or nil. Writer only.
 func (t *table) slot(n *node) *atomic.Pointer[node] {
-	for i := hashString(n.Value.key) & t.mask; ; i = (i + 1) & t.mask {
+	for i := hashString(keyOf(n)) & t.mask; ; i = (i + 1) & t.mask {
 		s := t.slots[i].Load()
 		if s == n {
 			return &t.slots[i]
@@ -107,7 +107,7 @@ func (x *index) rebuild(t *table, live int) *table {
 		if n == nil || n == tombstone {
 			continue
 		}
-		j := hashString(n.Value.key) & nt.mask
+		j := hashString(keyOf(n)) & nt.mask
 		for nt.slots[j].Load() != nil {
 			j = (j + 1) & nt.mask
 		}
@@ -185,17 +185,31 @@ func hashString(k string) uint64 {
 // unsafeBytes views s as bytes, which the caller must not modify.
 func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// keyEqual is key == string(k), with the common 16-byte key (a function
-// number and one 8-byte argument) compared as two words rather than by a
-// call to the runtime's memequal.
-func keyEqual(key string, k []byte) bool {
-	if len(key) != len(k) {
-		return false
+// keyEqual reports whether n's key is k. A short key lies right after the
+// node, in the cache line the lookup has just read; it is compared in
+// 8-byte words (the last one overlapping the one before) rather than by a
+// call to the runtime's memequal, whose branches on length and alignment
+// mispredicted: the common 16-byte key (a function number and one 8-byte
+// argument) is two words, a short string argument's key three or four.
+func keyEqual(n *node, k []byte) bool {
+	kl := n.Value.klen
+	if kl != len(k) {
+		return kl&keyOut != 0 && *(*string)(keyAt(n)) == string(k)
 	}
-	if len(k) == 16 {
-		kb := unsafeBytes(key)
+	kb := unsafe.Slice((*byte)(keyAt(n)), kl)
+	if kl == 16 {
 		return binary.LittleEndian.Uint64(kb) == binary.LittleEndian.Uint64(k) &&
 			binary.LittleEndian.Uint64(kb[8:]) == binary.LittleEndian.Uint64(k[8:])
 	}
-	return key == string(k)
+	if kl < 8 {
+		return string(kb) == string(k)
+	}
+	a, b := kb, k[:len(kb)]
+	for len(a) > 8 {
+		if binary.LittleEndian.Uint64(a) != binary.LittleEndian.Uint64(b) {
+			return false
+		}
+		a, b = a[8:], b[8:]
+	}
+	return binary.LittleEndian.Uint64(kb[kl-8:]) == binary.LittleEndian.Uint64(k[kl-8:])
 }
