@@ -27,8 +27,7 @@ func (l *lru[V]) Touch(n *Node[V]) {
 	if !l.owns(n) || n.next == &l.list.root {
 		return // not ours, or already the most recent
 	}
-	unlink(n)
-	l.list.pushBack(n)
+	l.list.moveToBack(n)
 }
 
 func (l *lru[V]) Remove(n *Node[V]) {

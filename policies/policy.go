@@ -46,6 +46,22 @@ func (b *bucket[V]) pushBack(n *Node[V]) {
 	n.bucket = b
 }
 
+// moveToBack moves n, which b holds, to the tail of b: unlink and pushBack
+// without clearing and rewriting the links that stay (its bucket), which
+// saves three pointer writes, and their write barriers while the garbage
+// collector marks, on every use the cache drains.
+func (b *bucket[V]) moveToBack(n *Node[V]) {
+	if n.next == &b.root {
+		return // the tail already
+	}
+	n.prev.next = n.next
+	n.next.prev = n.prev
+	at := b.root.prev
+	n.prev, n.next = at, &b.root
+	at.next = n
+	b.root.prev = n
+}
+
 // unlink removes n from whatever bucket holds it and marks it unlinked.
 func unlink[V any](n *Node[V]) {
 	n.prev.next = n.next

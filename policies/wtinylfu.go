@@ -168,10 +168,7 @@ func (w *wtinylfu[V]) Touch(n *Node[V]) {
 	w.access(w.hash(n))
 	switch n.bucket {
 	case &w.window:
-		if n.next != &w.window.root {
-			unlink(n)
-			w.window.pushBack(n)
-		}
+		w.window.moveToBack(n)
 	case &w.probation:
 		unlink(n)
 		w.nProbation--
@@ -179,10 +176,7 @@ func (w *wtinylfu[V]) Touch(n *Node[V]) {
 		w.nProtected++
 		w.demote()
 	default:
-		if n.next != &w.protected.root {
-			unlink(n)
-			w.protected.pushBack(n)
-		}
+		w.protected.moveToBack(n)
 	}
 }
 
