@@ -193,30 +193,26 @@ func hashString(k string) uint64 {
 func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // keyEqual reports whether n's key is k. A short key lies right after the
-// node, in the cache line the lookup has just read; it is compared in
-// 8-byte words (the last one overlapping the one before) rather than by a
-// call to the runtime's memequal, whose branches on length and alignment
-// mispredicted: the common 16-byte key (a function number and one 8-byte
-// argument) is two words, a short string argument's key three or four.
+// node, in the cache line the lookup has just read. Keys of 8 to 24 bytes
+// (a function number and an int, or a short string argument) are compared
+// as three 8-byte words, overlapping where the key is shorter, with no
+// branch on the length: memequal's branches on length and alignment
+// mispredicted on keys of mixed lengths.
 func keyEqual(n *node, k []byte) bool {
 	kl := n.Value.klen
 	if kl != len(k) {
 		return kl&keyOut != 0 && *(*string)(keyAt(n)) == string(k)
 	}
 	kb := unsafe.Slice((*byte)(keyAt(n)), kl)
-	if kl == 16 {
+	if kl == 16 { // the commonest: two words
 		return binary.LittleEndian.Uint64(kb) == binary.LittleEndian.Uint64(k) &&
 			binary.LittleEndian.Uint64(kb[8:]) == binary.LittleEndian.Uint64(k[8:])
 	}
-	if kl < 8 {
+	if kl < 8 || kl > 24 {
 		return string(kb) == string(k)
 	}
-	a, b := kb, k[:len(kb)]
-	for len(a) > 8 {
-		if binary.LittleEndian.Uint64(a) != binary.LittleEndian.Uint64(b) {
-			return false
-		}
-		a, b = a[8:], b[8:]
-	}
-	return binary.LittleEndian.Uint64(kb[kl-8:]) == binary.LittleEndian.Uint64(k[kl-8:])
+	m, t := min(8, kl-8), kl-8 // words at 0, m and t cover [0, kl)
+	return (binary.LittleEndian.Uint64(kb)^binary.LittleEndian.Uint64(k))|
+		(binary.LittleEndian.Uint64(kb[m:])^binary.LittleEndian.Uint64(k[m:]))|
+		(binary.LittleEndian.Uint64(kb[t:])^binary.LittleEndian.Uint64(k[t:])) == 0
 }
