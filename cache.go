@@ -471,9 +471,18 @@ var refreshDue any = new(byte)
 // counts a hit or a miss. An expired entry is removed and is a miss.
 func (c *Cache) lookup(k []byte, h uint64) (any, bool) {
 	n := c.index.get(k, h)
-	if n != nil && live(n, c) {
-		c.hit(n, h)
-		return n.Value.value(), true
+	if n != nil {
+		// live and value in one look at val: an entry that never expires
+		// holds its value there, one with a TTL its extra.
+		v := n.Value.val
+		x, timed := v.(*extra)
+		if timed && (x.expires == 0 || c.now() < x.expires) {
+			v, timed = x.val, false
+		}
+		if !timed {
+			c.hit(n, h)
+			return v, true
+		}
 	}
 	if n != nil && c.late(n) {
 		c.hit(n, h)

@@ -84,7 +84,9 @@ func (b *readBuffer) add(n *node, h uint64) bool {
 	// Once goroutines have contended (more than one stripe), record one use
 	// in sampleRate: replaying every hit onto the policy under Cache.mu
 	// would serialize parallel hits. From one goroutine every use counts.
-	if (b.n.Load() == 1 || st.hits&b.sampleMask == 0) && st.n < stripeSize {
+	// (k, read before the lock, may be stale: stripes added meanwhile
+	// only make this one use recorded.)
+	if (k == 1 || st.hits&b.sampleMask == 0) && st.n < stripeSize {
 		st.buf[st.n] = n
 		st.n++
 	}
