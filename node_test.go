@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/memokit/memo/policies"
 )
 
 // Every key length a node keeps (inline up to 48 bytes, then in a string of
@@ -97,4 +99,39 @@ func TestHashSeeded16(t *testing.T) {
 			assert.Equal(t, loop(seed, k), hashSeeded(seed, k), "%d bytes, seed %d", kl, seed)
 		}
 	}
+}
+
+// TestWTinyLFURecordsHitsFromHalfFull checks that a W-TinyLFU cache passes
+// hits to its policy only once it has been half full (as Caffeine and
+// otter start their sketch), that the hits before still count in Stats,
+// and that LRU records from the first hit.
+func TestWTinyLFURecordsHitsFromHalfFull(t *testing.T) {
+	c, err := New(WithMaxSize(100), WithPolicy(policies.WTinyLFU))
+	require.NoError(t, err)
+	for k := range 49 {
+		c.Set(k, k)
+	}
+	for range 3 {
+		for k := range 49 {
+			_, err := c.Get(k)
+			require.NoError(t, err)
+		}
+	}
+	assert.False(t, c.reads.recording.Load(), "not recording below half full")
+	assert.Zero(t, c.reads.first.Load().n, "no use recorded")
+	c.Set(49, 49)
+	assert.True(t, c.reads.recording.Load(), "recording from half full")
+	_, err = c.Get(1)
+	require.NoError(t, err)
+	assert.Equal(t, 1, c.reads.first.Load().n, "the use is recorded")
+	assert.Equal(t, uint64(3*49+1), c.Stats().Hits, "every hit counts")
+	c.Clear()
+	assert.True(t, c.reads.recording.Load(), "once half full, always recording")
+
+	lru, err := New(WithMaxSize(100), WithPolicy(policies.LRU))
+	require.NoError(t, err)
+	lru.Set(1, 1)
+	_, err = lru.Get(1)
+	require.NoError(t, err)
+	assert.Equal(t, 1, lru.reads.first.Load().n, "LRU records from the first hit")
 }

@@ -104,11 +104,11 @@ func TestWTinyLFUReplayExact(t *testing.T) {
 		size           int
 		cache, simHits int
 	}{
-		{"lirs/gli.trace.gz", 500, 2020, 2025},
+		{"lirs/gli.trace.gz", 500, 2020, 2024},
 		{"lirs/gli.trace.gz", 1000, 3057, 3057},
-		{"lirs/multi2.trace.gz", 500, 13128, 13107},
-		{"lirs/cs.trace.gz", 500, 2025, 2030},
-		{"lirs/ps.trace.gz", 200, 5085, 5080},
+		{"lirs/multi2.trace.gz", 500, 13388, 13401},
+		{"lirs/sprite.trace.gz", 200, 65949, 65953},
+		{"lirs/ps.trace.gz", 200, 5168, 5177},
 	} {
 		t.Run(fmt.Sprintf("%s@%d", tt.file, tt.size), func(t *testing.T) {
 			t.Parallel()

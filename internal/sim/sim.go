@@ -13,9 +13,13 @@ import (
 type Cache struct {
 	policy   policies.Policy[uint64]
 	addFirst bool // the policy admits (W-TinyLFU): add, then evict
-	index    map[uint64]*policies.Node[uint64]
-	size     int
-	result   Result
+	// recording is set while hits are passed to the policy: from the
+	// start for LRU and LFU, for W-TinyLFU once the cache has been half
+	// full, as memo's Cache records them.
+	recording bool
+	index     map[uint64]*policies.Node[uint64]
+	size      int
+	result    Result
 }
 
 // New returns an empty Cache of size entries evicting by kind. It panics if
@@ -25,10 +29,11 @@ func New(kind policies.Kind, size int) *Cache {
 		panic(fmt.Sprintf("memo: sim: size %d, want > 0", size))
 	}
 	return &Cache{
-		policy:   policies.NewSized(kind, size, Hash),
-		addFirst: kind == policies.WTinyLFU,
-		index:    make(map[uint64]*policies.Node[uint64], size),
-		size:     size,
+		policy:    policies.NewSized(kind, size, Hash),
+		addFirst:  kind == policies.WTinyLFU,
+		recording: kind != policies.WTinyLFU,
+		index:     make(map[uint64]*policies.Node[uint64], size),
+		size:      size,
 	}
 }
 
@@ -37,7 +42,9 @@ func New(kind policies.Kind, size int) *Cache {
 func (c *Cache) Access(key uint64) bool {
 	c.result.Requests++
 	if n, ok := c.index[key]; ok {
-		c.policy.Touch(n)
+		if c.recording {
+			c.policy.Touch(n)
+		}
 		c.result.Hits++
 		return true
 	}
@@ -45,6 +52,7 @@ func (c *Cache) Access(key uint64) bool {
 	if c.addFirst {
 		c.policy.Add(n)
 		c.index[key] = n
+		c.recording = c.recording || 2*c.policy.Len() >= c.size
 		for c.policy.Len() > c.size {
 			v := c.policy.Victim()
 			c.policy.Remove(v)
