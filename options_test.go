@@ -82,7 +82,7 @@ func TestNewValidOptions(t *testing.T) {
 		size int
 		ttl  time.Duration
 	}{
-		{"size only", []Option{WithMaxSize(1)}, policies.LRU, 1, 0},
+		{"size only", []Option{WithMaxSize(1)}, policies.WTinyLFU, 1, 0},
 		{"lfu and ttl", []Option{WithMaxSize(100), WithPolicy(policies.LFU), WithTTL(time.Millisecond)}, policies.LFU, 100, time.Millisecond},
 		{"last option wins", []Option{WithMaxSize(5), WithMaxSize(7), WithPolicy(policies.LFU), WithPolicy(policies.LRU)}, policies.LRU, 7, 0},
 	}
@@ -125,7 +125,7 @@ func TestOptionsDecorateConfig(t *testing.T) {
 		cfg, err := newConfig(nil, true)
 		require.NoError(t, err)
 		assert.Equal(t, DefaultMaxSize, cfg.maxSize)
-		assert.Equal(t, policies.LRU, cfg.policy)
+		assert.Equal(t, policies.WTinyLFU, cfg.policy)
 		assert.Equal(t, time.Duration(0), cfg.ttl)
 		assert.Nil(t, cfg.cache)
 	})

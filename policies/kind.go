@@ -5,7 +5,8 @@ import (
 	"strings"
 )
 
-// Kind names an eviction policy. The zero value is [LRU], the default.
+// Kind names an eviction policy. The zero value is [LRU]; memo's caches
+// default to [WTinyLFU] when no policy is given.
 type Kind int
 
 const (
