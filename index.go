@@ -2,8 +2,8 @@ package memo
 
 import (
 	"encoding/binary"
+	"hash/maphash"
 	"math/bits"
-	"math/rand/v2"
 	"sync/atomic"
 	"unsafe"
 )
@@ -149,19 +149,24 @@ func (x *index) clear() { x.t.Store(emptyTable) }
 
 // keyHashSeed keys hashKey, so that hashes differ from one process to the
 // next.
-var keyHashSeed = rand.Uint64() | 1
+var keyHashSeed = maphash.MakeSeed()
 
-// hashKey hashes an encoded key: a multiply-mix over 8-byte words, in the
-// style of wyhash. It spreads keys over index slots, shards and stripes; it
-// decides nothing about equality (the index compares whole keys).
-func hashKey(k []byte) uint64 { return hashSeeded(keyHashSeed, k) }
+// hashKey hashes an encoded key for the index: the runtime's map hash
+// (hash/maphash, AES-based where the processor has it), with a seed made
+// per process. It spreads keys over index slots and shards; it decides
+// nothing about equality (the index compares whole keys), and nothing about
+// eviction (W-TinyLFU counts by hashSeeded, which is the same in every
+// process).
+func hashKey(k []byte) uint64 { return maphash.Bytes(keyHashSeed, k) }
 
-// hashSeeded is hashKey's hash with seed for its seed.
+// hashSeeded hashes an encoded key with a fixed seed: a multiply-mix over
+// 8-byte words, in the style of wyhash, the same in every process, so that
+// W-TinyLFU's decisions (nodeHash) replay exactly.
 func hashSeeded(seed uint64, k []byte) uint64 {
 	h := seed ^ uint64(len(k))*0x9e3779b97f4a7c15
 	if len(k) == 16 {
 		// The common key (a function number and one 8-byte argument),
-		// hashed twice per W-TinyLFU hit: the loop below, unrolled.
+		// hashed once per recorded W-TinyLFU hit: the loop below, unrolled.
 		h = mix(h^binary.LittleEndian.Uint64(k), 0xbf58476d1ce4e5b9)
 		h = mix(h^binary.LittleEndian.Uint64(k[8:16]), 0xbf58476d1ce4e5b9)
 		return mix(h, 0x2545f4914f6cdd1d)

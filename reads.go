@@ -49,15 +49,19 @@ const (
 	maxStripes  = 64
 	stripeSize  = 64
 	cacheLine   = 64
-	stripeBytes = 8 + 8 + 8 + stripeSize*8 // mu, n, hits, buf
+	stripeBytes = 8 + 8 + 8 + 8 + stripeSize*8 // mu, n, hits, counted, buf
 )
 
 type readStripe struct {
 	mu   sync.Mutex
 	n    int
-	hits uint64 // hits counted here, moved to Cache.hits by drains
-	buf  [stripeSize]*node
-	_    [cacheLine - stripeBytes%cacheLine]byte
+	hits uint64 // hits counted here under mu, moved to Cache.hits by drains
+	// counted counts the hits add takes while the buffer is not recording,
+	// with one atomic operation instead of mu's two; moved to Cache.hits
+	// by drains too.
+	counted atomic.Uint64
+	buf     [stripeSize]*node
+	_       [cacheLine - stripeBytes%cacheLine]byte
 }
 
 // init makes the first stripe, if it is not made yet. Cache.mu is held.
@@ -84,6 +88,16 @@ func (b *readBuffer) add(n *node, h uint64) bool {
 	if k > 1 {
 		st = b.more.Load()[stackProbe()&uint64(k-1)].Load()
 	}
+	if !b.recording.Load() {
+		// Only count. A failed swap is contention: the caller drains,
+		// which adds stripes.
+		if v := st.counted.Load(); st.counted.CompareAndSwap(v, v+1) {
+			return false
+		}
+		st.counted.Add(1)
+		b.contended.Store(true)
+		return true
+	}
 	if !st.mu.TryLock() {
 		b.contended.Store(true)
 		st.mu.Lock()
@@ -94,7 +108,7 @@ func (b *readBuffer) add(n *node, h uint64) bool {
 	// would serialize parallel hits. From one goroutine every use counts.
 	// (k, read before the lock, may be stale: stripes added meanwhile
 	// only make this one use recorded.)
-	if (k == 1 || st.hits&b.sampleMask == 0) && st.n < stripeSize && b.recording.Load() {
+	if (k == 1 || st.hits&b.sampleMask == 0) && st.n < stripeSize {
 		st.buf[st.n] = n
 		st.n++
 	}
@@ -120,7 +134,7 @@ func (b *readBuffer) drain(p policies.Policy[item]) uint64 {
 		n := copy(buf[:], st.buf[:st.n])
 		clear(st.buf[:st.n])
 		st.n = 0
-		hits += st.hits
+		hits += st.hits + st.counted.Swap(0)
 		st.hits = 0
 		st.mu.Unlock()
 		for _, u := range buf[:n] {
@@ -150,6 +164,7 @@ func (b *readBuffer) reset() {
 		st.mu.Lock()
 		clear(st.buf[:st.n])
 		st.n, st.hits = 0, 0
+		st.counted.Store(0)
 		st.mu.Unlock()
 	}
 }
@@ -160,6 +175,7 @@ func (b *readBuffer) takeHits() {
 		st := b.stripe(i)
 		st.mu.Lock()
 		st.hits = 0
+		st.counted.Store(0)
 		st.mu.Unlock()
 	}
 }
@@ -170,7 +186,7 @@ func (b *readBuffer) pendingHits() uint64 {
 	for i := range b.n.Load() {
 		st := b.stripe(i)
 		st.mu.Lock()
-		hits += st.hits
+		hits += st.hits + st.counted.Load()
 		st.mu.Unlock()
 	}
 	return hits
