@@ -1,7 +1,8 @@
 // Package memo memoizes Go functions: [Decorate] wraps a function of any
 // signature and returns one of the same type that remembers its results,
-// keyed exactly by its arguments, in a goroutine-safe [Cache] with LRU or
-// LFU eviction, optional TTL expiry, call coalescing and statistics.
+// keyed exactly by its arguments, in a goroutine-safe [Cache] with adaptive
+// W-TinyLFU (the default), LRU or LFU eviction (see [WithPolicy]), optional
+// TTL expiry, call coalescing and statistics.
 //
 //	var getUser = memo.Decorate(lookupUser, memo.WithMaxSize(1000), memo.WithTTL(time.Minute))
 //
