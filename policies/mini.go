@@ -66,7 +66,16 @@ func newMinis(capacity int, ghost bool) *minis {
 	}
 	mc := max(capacity>>k, 1)
 	for i, f := range tune.miniFracs {
-		m.sims = append(m.sims, &miniSim{p: newFixed(mc, hashValue, f, ghost), frac: f, cap: mc})
+		p := newFixed(mc, hashValue, f, ghost)
+		if i > 0 && p.sketch.maxWords == len(p.sketch.table) {
+			// Every simulation counts the same requests in the same
+			// order, into a sketch of the same size that never grows:
+			// their sketches would be equal, so they share the first
+			// one's, which counts for all (the first is fed first). The
+			// forgetting twin, which clears its own, keeps its own.
+			p.sketch, p.shared = m.sims[0].p.sketch, true
+		}
+		m.sims = append(m.sims, &miniSim{p: p, frac: f, cap: mc})
 		if f == tune.windowPercent {
 			m.cur = i
 		}

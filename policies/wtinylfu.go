@@ -74,7 +74,10 @@ type wtinylfu[V any] struct {
 	maxWindow    int
 	maxProtected int
 	hash         func(*Node[V]) uint64
-	sketch       sketch
+	sketch       *sketch
+	// shared is set in a simulation that shares its sketch with the one
+	// before it (see newMinis), which counts every request for both.
+	shared bool
 	// candidate is the entry moved from the window to probation by the
 	// last Add, which Victim weighs against probation's oldest entry.
 	candidate *Node[V]
@@ -101,7 +104,8 @@ func newWTinyLFU[V any](capacity int, hash func(*Node[V]) uint64) *wtinylfu[V] {
 // (at least one entry), with a ghostSet if ghost is set.
 func newFixed[V any](capacity int, hash func(*Node[V]) uint64, frac float64, ghost bool) *wtinylfu[V] {
 	capacity = max(capacity, 1)
-	w := &wtinylfu[V]{capacity: capacity, hash: hash, sketch: newSketch(capacity)}
+	sk := newSketch(capacity)
+	w := &wtinylfu[V]{capacity: capacity, hash: hash, sketch: &sk}
 	w.window.init(&w.window)
 	w.probation.init(&w.window)
 	w.protected.init(&w.window)
@@ -140,7 +144,9 @@ func (w *wtinylfu[V]) Add(n *Node[V]) {
 
 // access counts a request for the key of hash h.
 func (w *wtinylfu[V]) access(h uint64) {
-	w.sketch.increment(h)
+	if !w.shared {
+		w.sketch.increment(h)
+	}
 	if w.minis != nil {
 		if f, ok := w.minis.access(h); ok {
 			w.setWindow(f)
