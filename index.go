@@ -147,17 +147,27 @@ func (x *index) len() int { return x.t.Load().live }
 // clear drops every entry. Writer only.
 func (x *index) clear() { x.t.Store(emptyTable) }
 
-// keyHashSeed keys hashKey, so that hashes differ from one process to the
-// next.
-var keyHashSeed = maphash.MakeSeed()
+// keyHashSeed and keyHashSeed16 key hashKey, so that hashes differ from one
+// process to the next.
+var (
+	keyHashSeed   = maphash.MakeSeed()
+	keyHashSeed16 = maphash.Comparable(keyHashSeed, 16) | 1
+)
 
-// hashKey hashes an encoded key for the index: the runtime's map hash
-// (hash/maphash, AES-based where the processor has it), with a seed made
-// per process. It spreads keys over index slots and shards; it decides
-// nothing about equality (the index compares whole keys), and nothing about
-// eviction (W-TinyLFU counts by hashSeeded, which is the same in every
-// process).
-func hashKey(k []byte) uint64 { return maphash.Bytes(keyHashSeed, k) }
+// hashKey hashes an encoded key for the index: a 16-byte key (a function
+// number and one 8-byte argument, the commonest) with hashSeeded's two
+// multiply-mixes (2 ns), any other with the runtime's map hash (hash/maphash,
+// AES-based where the processor has it: 3.6 ns at 20 bytes where the
+// mixes take 5.9), seeded per process. It spreads keys over index slots and
+// shards; it decides nothing about equality (the index compares whole
+// keys), and nothing about eviction (W-TinyLFU counts by hashSeeded with a
+// fixed seed, the same in every process).
+func hashKey(k []byte) uint64 {
+	if len(k) == 16 {
+		return hashSeeded(keyHashSeed16, k)
+	}
+	return maphash.Bytes(keyHashSeed, k)
+}
 
 // hashSeeded hashes an encoded key with a fixed seed: a multiply-mix over
 // 8-byte words, in the style of wyhash, the same in every process, so that

@@ -124,7 +124,7 @@ func TestWTinyLFUReplayExact(t *testing.T) {
 }
 
 // TestWTinyLFUParallelReplay replays traces split round-robin across four
-// goroutines: once hits contend, the cache records one use in 32, and the
+// goroutines: under contention the cache still records every use (W-TinyLFU), and the
 // hit ratio must stay within one point of the one-goroutine replay.
 func TestWTinyLFUParallelReplay(t *testing.T) {
 	t.Parallel()

@@ -17,7 +17,8 @@ import (
 const memEntries = 1 << 20
 
 // TestMemoryPerEntry reports the heap bytes each cached int->int entry
-// costs, with 1M entries, for memo.Func, a hand-written memo over otter v2,
+// costs, with 1M entries, for memo.Func (its default policy, W-TinyLFU, and
+// LRU), a hand-written memo over otter v2,
 // one over golang-lru v2 and, as the floor, a plain map[int]int. It fills
 // about 100 MB of heap per cache and takes a few seconds, so it runs only
 // when asked for: with MEMO_BENCH_MEMORY=1, or when -run names it
@@ -48,8 +49,8 @@ func TestMemoryPerEntry(t *testing.T) {
 		}
 		return f, memo.CacheOf(f).Len()
 	})
-	measure("memo-w-tinylfu", func() (any, int) {
-		f := memo.Func(square, memo.WithMaxSize(memEntries), memo.WithPolicy(policies.WTinyLFU))
+	measure("memo-lru", func() (any, int) {
+		f := memo.Func(square, memo.WithMaxSize(memEntries), memo.WithPolicy(policies.LRU))
 		for i := range memEntries {
 			f(i)
 		}
@@ -91,7 +92,7 @@ func TestMemoryPerEntry(t *testing.T) {
 		return m, len(m)
 	})
 
-	for _, name := range []string{"memo", "memo-w-tinylfu"} {
+	for _, name := range []string{"memo", "memo-lru"} {
 		ratio := perEntry[name] / perEntry["otter"]
 		t.Logf("%s/otter = %.2fx, %s/lru = %.2fx (target: <= 1.25x otter)",
 			name, ratio, name, perEntry[name]/perEntry["lru"])
