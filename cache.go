@@ -223,7 +223,7 @@ func newCache(cfg config) *Cache {
 	if c.addFirst {
 		c.reads.sampleMask = 0 // W-TinyLFU's sketch needs every use
 	} else {
-		c.reads.recording.Store(true)
+		c.reads.record()
 	}
 	c.listed = listCache(c, cmp.Or(cfg.name, cfg.symbol))
 	return c
@@ -566,8 +566,8 @@ func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []u
 		c.reads.init() // before the first entry, which the first hit finds
 		c.index.insert(n, h)
 		c.policy.Add(n)
-		if 2*c.policy.Len() >= c.maxSize && !c.reads.recording.Load() {
-			c.reads.recording.Store(true)
+		if 2*c.policy.Len() >= c.maxSize && !c.reads.recording() {
+			c.reads.record()
 		}
 		if !c.evictTo(c.maxSize, n) {
 			c.watch(n, refs)

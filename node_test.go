@@ -117,16 +117,16 @@ func TestWTinyLFURecordsHitsFromHalfFull(t *testing.T) {
 			require.NoError(t, err)
 		}
 	}
-	assert.False(t, c.reads.recording.Load(), "not recording below half full")
+	assert.False(t, c.reads.recording(), "not recording below half full")
 	assert.Zero(t, c.reads.first.Load().n, "no use recorded")
 	c.Set(49, 49)
-	assert.True(t, c.reads.recording.Load(), "recording from half full")
+	assert.True(t, c.reads.recording(), "recording from half full")
 	_, err = c.Get(1)
 	require.NoError(t, err)
 	assert.Equal(t, 1, c.reads.first.Load().n, "the use is recorded")
 	assert.Equal(t, uint64(3*49+1), c.Stats().Hits, "every hit counts")
 	c.Clear()
-	assert.True(t, c.reads.recording.Load(), "once half full, always recording")
+	assert.True(t, c.reads.recording(), "once half full, always recording")
 
 	lru, err := New(WithMaxSize(100), WithPolicy(policies.LRU))
 	require.NoError(t, err)

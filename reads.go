@@ -26,23 +26,36 @@ import (
 // before it), the table of further stripes at the first contention, so that
 // an unused cache does not pay for them.
 type readBuffer struct {
-	n         atomic.Uint32 // stripes in use, a power of two; 0 before init
-	contended atomic.Bool
-	first     atomic.Pointer[readStripe]
-	more      atomic.Pointer[[maxStripes]atomic.Pointer[readStripe]] // all stripes, once n > 1
-	// sampleMask is sampleRate-1, or 0 to record every use (lossy only
-	// when a stripe is full), which a W-TinyLFU cache sets: its frequency
-	// sketch needs the uses that sampling would drop. Set by newCache.
-	sampleMask uint64
-	// recording is set while uses are recorded; until then add only counts
+	n atomic.Uint32 // stripes in use, a power of two; 0 before init
+	// flags holds flagContended and flagRecording (one word, so that the
+	// readBuffer, and a Cache, stay in their size class).
+	flags atomic.Uint32
+	// flagRecording is set while uses are recorded; until then add only counts
 	// hits. LRU and LFU caches record from the start; a W-TinyLFU cache
 	// once it has been half full, as Caffeine and otter start their
 	// frequency sketch and read buffer then: until entries compete for
 	// room, order and frequency decide nothing, and the hits of the
 	// warm-up misled admission later (the matrix's mean rose by 0.1 to 0.2
 	// points without them). Set under Cache.mu, never cleared.
-	recording atomic.Bool
+	first atomic.Pointer[readStripe]
+	more  atomic.Pointer[[maxStripes]atomic.Pointer[readStripe]] // all stripes, once n > 1
+	// sampleMask is sampleRate-1, or 0 to record every use (lossy only
+	// when a stripe is full), which a W-TinyLFU cache sets: its frequency
+	// sketch needs the uses that sampling would drop. Set by newCache.
+	sampleMask uint64
 }
+
+// readBuffer.flags.
+const (
+	flagContended = 1 << iota // a goroutine waited for a stripe: drain adds stripes
+	flagRecording             // uses are recorded (see readBuffer)
+)
+
+// recording reports whether uses are recorded.
+func (b *readBuffer) recording() bool { return b.flags.Load()&flagRecording != 0 }
+
+// record starts recording uses.
+func (b *readBuffer) record() { b.flags.Or(flagRecording) }
 
 const (
 	sampleRate  = 32
@@ -88,18 +101,18 @@ func (b *readBuffer) add(n *node, h uint64) bool {
 	if k > 1 {
 		st = b.more.Load()[stackProbe()&uint64(k-1)].Load()
 	}
-	if !b.recording.Load() {
+	if !b.recording() {
 		// Only count. A failed swap is contention: the caller drains,
 		// which adds stripes.
 		if v := st.counted.Load(); st.counted.CompareAndSwap(v, v+1) {
 			return false
 		}
 		st.counted.Add(1)
-		b.contended.Store(true)
+		b.flags.Or(flagContended)
 		return true
 	}
 	if !st.mu.TryLock() {
-		b.contended.Store(true)
+		b.flags.Or(flagContended)
 		st.mu.Lock()
 	}
 	st.hits++
@@ -141,7 +154,7 @@ func (b *readBuffer) drain(p policies.Policy[item]) uint64 {
 			p.Touch(u)
 		}
 	}
-	if b.contended.Load() && k < maxStripes && int(k) < 4*runtime.GOMAXPROCS(0) {
+	if b.flags.Load()&flagContended != 0 && k < maxStripes && int(k) < 4*runtime.GOMAXPROCS(0) {
 		more := b.more.Load()
 		if more == nil {
 			more = new([maxStripes]atomic.Pointer[readStripe])
@@ -152,7 +165,7 @@ func (b *readBuffer) drain(p policies.Policy[item]) uint64 {
 			more[i].Store(new(readStripe))
 		}
 		b.n.Store(2 * k)
-		b.contended.Store(false)
+		b.flags.And(^uint32(flagContended))
 	}
 	return hits
 }
