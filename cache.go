@@ -472,7 +472,17 @@ var refreshDue any = new(byte)
 // lookup returns the value stored under the encoded key k with hash h and
 // counts a hit or a miss. An expired entry is removed and is a miss.
 func (c *Cache) lookup(k []byte, h uint64) (any, bool) {
-	n := c.index.get(k, h)
+	return c.found(c.index.get(k, h), h)
+}
+
+// lookupString is lookup of the key fid, byte(len(s)), s (len(s) < 128;
+// h = hashFidString(fid, s)), without making the key (see index.getString).
+func (c *Cache) lookupString(fid uint64, s string, h uint64) (any, bool) {
+	return c.found(c.index.getString(fid, s, h), h)
+}
+
+// found is lookup's answer for n, the entry of the key of hash h, or nil.
+func (c *Cache) found(n *node, h uint64) (any, bool) {
 	if n != nil {
 		// live and value in one look at val: an entry that never expires
 		// holds its value there, one with a TTL its extra.

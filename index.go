@@ -62,6 +62,39 @@ func (x *index) get(k []byte, h uint64) *node {
 	}
 }
 
+// getString returns the entry whose key is fid, byte(len(s)), s (len(s) <
+// 128, h = hashFidString(fid, s)), or nil, comparing each candidate's key
+// with fid and s where they lie: the key is not made, and a lookup does not
+// read bytes it has just written (which stalls the load until the stores
+// retire).
+func (x *index) getString(fid uint64, s string, h uint64) *node {
+	t := x.t.Load()
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		n := t.slots[i].Load()
+		if n == nil {
+			return nil
+		}
+		if keyEqualFidString(n, fid, s) {
+			return n
+		}
+	}
+}
+
+// keyEqualFidString reports whether n's key is fid, byte(len(s)), s.
+func keyEqualFidString(n *node, fid uint64, s string) bool {
+	kl := n.Value.klen
+	var k string
+	switch {
+	case kl == 9+len(s):
+		k = unsafe.String((*byte)(keyAt(n)), kl)
+	case kl == (9+len(s))|keyOut:
+		k = *(*string)(keyAt(n))
+	default:
+		return false
+	}
+	return binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(k), 8)) == fid && k[8] == byte(len(s)) && k[9:] == s
+}
+
 // slot returns the slot holding n in t, or nil. Writer only.
 func (t *table) slot(n *node) *atomic.Pointer[node] {
 	for i := hashString(keyOf(n)) & t.mask; ; i = (i + 1) & t.mask {
@@ -163,10 +196,25 @@ var (
 // keys), and nothing about eviction (W-TinyLFU counts by hashSeeded with a
 // fixed seed, the same in every process).
 func hashKey(k []byte) uint64 {
+	if len(k) >= 9 && len(k) < 9+128 && int(k[8]) == len(k)-9 {
+		// The shape of a typed function's string argument (a function
+		// number, the string's length in one byte, its bytes), checked
+		// first whatever the length: hashed in two parts, so that
+		// hashFidString gives the same hash from the string where it
+		// lies (see index.getString). (Any other key of this shape is
+		// hashed so too: the hash is a function of the bytes alone.)
+		return hashFidString(binary.LittleEndian.Uint64(k), unsafe.String(unsafe.SliceData(k[9:]), len(k)-9))
+	}
 	if len(k) == 16 {
 		return hashSeeded(keyHashSeed16, k)
 	}
 	return maphash.Bytes(keyHashSeed, k)
+}
+
+// hashFidString is hashKey of the key fid, byte(len(s)), s, for len(s) <
+// 128, computed without making the key.
+func hashFidString(fid uint64, s string) uint64 {
+	return mix(maphash.String(keyHashSeed, s)^fid, 0x9e3779b97f4a7c15)
 }
 
 // hashSeeded hashes an encoded key with a fixed seed: a multiply-mix over

@@ -196,6 +196,19 @@ func typedContexts(t reflect.Type, name string, ctxForm bool) error {
 // keyed in a stack buffer; others go through the reflective encoder.
 func do1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Context, A) T) T {
 	if w.key == nil && !w.deref {
+		if str, ok := shortString(a); ok {
+			// A short string: looked up from where it lies (see
+			// index.getString); the key is made only on a miss.
+			h := hashFidString(w.fid, str)
+			v, ok := w.c.lookupString(w.fid, str, h)
+			if ok {
+				return as[T](v)
+			}
+			s := getState()
+			s.buf = binary.LittleEndian.AppendUint64(s.buf, w.fid)
+			s.buf = append(append(s.buf, byte(len(str))), str...)
+			return miss(w, s, h, v == refreshDue, ctx, func(ctx context.Context) T { return run(ctx, a) }, nil, nil, nil, cancelledOutcome[T])
+		}
 		var arr [64]byte
 		k := binary.LittleEndian.AppendUint64(arr[:0], w.fid)
 		if k, ok := appendBasic(k, a); ok {
@@ -388,6 +401,15 @@ func (o *outcome[R]) setErr(err error) { o.err = err }
 // dynamic type of a: for an interface A such as any, a basic value inside
 // must be keyed with its dynamic type's id, as encodeInterface does, or
 // int(1) and int64(1) would share a key.
+// shortString returns a if A is string and a is shorter than 128 bytes
+// (its length then encodes in one byte, as appendBasic writes it).
+func shortString[A any](a A) (string, bool) {
+	if p, ok := any(&a).(*string); ok && len(*p) < 128 {
+		return *p, true
+	}
+	return "", false
+}
+
 func appendBasic[A any](b []byte, a A) ([]byte, bool) {
 	switch p := any(&a).(type) {
 	case *int:
