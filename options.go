@@ -57,11 +57,12 @@ func WithMaxSize(n int) Option {
 }
 
 // WithPolicy chooses the eviction policy: [policies.WTinyLFU] (the
-// default: adaptive W-TinyLFU, the best hit ratio of the three on most
-// workloads, above every peer's on the README's 29-row trace matrix),
-// [policies.LRU] or [policies.LFU] (the original's two policies, for
-// workloads that want exactly their order). Use [policies.Parse] to read
-// one from configuration.
+// default: adaptive W-TinyLFU, whose mean hit ratio on the README's 29-row
+// trace matrix, 53.30 %, is above the mean of the best peer of each row,
+// 52.92 %, and above every single peer's; it costs more per hit once the
+// cache has been half full), [policies.LRU] or [policies.LFU] (the
+// original's two policies, exactly as they were; LRU's hits are the
+// cheapest). Use [policies.Parse] to read one from configuration.
 func WithPolicy(k policies.Kind) Option {
 	return optionFunc(func(c *config) { c.policy, c.policySet = k, true })
 }

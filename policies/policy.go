@@ -1,7 +1,21 @@
 // Package policies holds memo's eviction policies: small single-goroutine
 // cores that order entries and name the next one to evict. They know nothing
-// about locks, time or keys; the cache owns the lock and serializes every
+// about locks, time or keys (W-TinyLFU takes a hash of the key from the
+// caller, see [NewSized]); the cache owns the lock and serializes every
 // call, as hashicorp/golang-lru's simplelru does under its locked wrapper.
+//
+// [WTinyLFU] is Window TinyLFU (Einziger, Friedman and Manes, "TinyLFU: A
+// Highly Efficient Cache Admission Policy", ACM ToS 2017) laid out as
+// Caffeine lays it out, with its window sized by miniature simulations
+// (Waldspurger, Saemundsson, Ahmad and Park, "Cache Modeling and
+// Optimization using Miniature Simulations", USENIX ATC 2017), a one-shot
+// forget of its warm-up counts decided by one more simulation, and, for
+// caches of 50,000 entries or more, non-resident history as CLOCK-Pro
+// (Jiang, Chen and Zhang, USENIX ATC 2005) and S3-FIFO (Yang et al., SOSP
+// 2023) keep it. Its memory: 8 bytes of count-min sketch per entry of
+// capacity (16 up to 4,096 entries), grown with the entries; about 0.5 bytes
+// of history per entry of capacity from 50,000 entries; and up to six
+// simulations of at most 512 entries each.
 package policies
 
 import "fmt"
@@ -85,7 +99,8 @@ type Policy[V any] interface {
 	// old. If old is not in this policy, it adds n as Add does.
 	Replace(old, n *Node[V])
 	// Victim returns the entry to evict next, or nil when empty. It does not
-	// remove it.
+	// remove it; the caller removes it before calling Victim again (W-TinyLFU
+	// decides an admission in Victim, and counts its loser as evicted).
 	Victim() *Node[V]
 	// Len returns the number of nodes in the policy.
 	Len() int
