@@ -8,6 +8,7 @@ import (
 	"math"
 	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -93,8 +94,9 @@ type item struct {
 	klen int
 }
 
-// keyOut marks item.klen of a key kept in a string of its own.
-const keyOut = 1 << 62
+// keyOut marks item.klen of a key kept in a string of its own: the second
+// highest bit of an int (keys are at most maxKeyLen bytes, far below it).
+const keyOut = 1 << (strconv.IntSize - 2)
 
 // nodeSize is the size of a node, where its key starts.
 const nodeSize = unsafe.Sizeof(node{})
@@ -400,7 +402,10 @@ func (c *Cache) flush() {
 // dropAll removes every entry and detaches the executions in flight. c.mu
 // is held.
 func (c *Cache) dropAll() {
-	c.reads.reset()
+	c.hits.Add(c.reads.reset()) // counted, kept by flush
+	if c.addFirst {
+		c.reads.pause() // as a new cache, until half full again
+	}
 	if c.watched != nil {
 		c.watched.stopAll()
 	}

@@ -3,6 +3,7 @@ package memo
 import (
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"testing"
 	"unsafe"
@@ -126,7 +127,7 @@ func TestWTinyLFURecordsHitsFromHalfFull(t *testing.T) {
 	assert.Equal(t, 1, c.reads.first.Load().n, "the use is recorded")
 	assert.Equal(t, uint64(3*49+1), c.Stats().Hits, "every hit counts")
 	c.Clear()
-	assert.True(t, c.reads.recording(), "once half full, always recording")
+	assert.False(t, c.reads.recording(), "cleared, it starts over as a new cache")
 
 	lru, err := New(WithMaxSize(100), WithPolicy(policies.LRU))
 	require.NoError(t, err)
@@ -185,4 +186,47 @@ func TestStringKeyFastPath(t *testing.T) {
 	}
 	assert.Zero(t, CacheOf(f).Len(), "every entry of f went")
 	assert.Equal(t, len(strs), CacheOf(g).Len(), "g's stay")
+}
+
+// TestFlushKeepsUndrainedHits checks that flush (a tier's remote Clear,
+// which keeps the statistics) keeps the hits still counted in the read
+// stripes: a W-TinyLFU cache below half full never drains them on hits.
+func TestFlushKeepsUndrainedHits(t *testing.T) {
+	for _, k := range []policies.Kind{policies.WTinyLFU, policies.LRU, policies.LFU} {
+		c := MustNew(WithMaxSize(1000), WithPolicy(k))
+		c.Set(1, 1)
+		for range 1000 {
+			_, err := c.Get(1)
+			require.NoError(t, err)
+		}
+		c.flush()
+		assert.Equal(t, uint64(1000), c.Stats().Hits, "%v", k)
+		assert.Zero(t, c.Len())
+	}
+}
+
+// TestWTinyLFUClearReplaysAsNew checks that a cleared W-TinyLFU cache
+// replays a trace exactly as a new one does (its recording, sketch, window,
+// simulations and history start over).
+func TestWTinyLFUClearReplaysAsNew(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	keys := make([]int, 60000)
+	for i := range keys {
+		keys[i] = int(r.ExpFloat64() * 300)
+	}
+	replay := func(c *Cache) uint64 {
+		for _, k := range keys {
+			if _, err := c.Get(k); err != nil {
+				c.Set(k, k)
+			}
+		}
+		return c.Stats().Hits
+	}
+	for _, size := range []int{500, 5000} {
+		fresh := replay(MustNew(WithMaxSize(size)))
+		c := MustNew(WithMaxSize(size))
+		replay(c)
+		c.Clear()
+		assert.Equal(t, fresh, replay(c), "size %d", size)
+	}
 }

@@ -36,7 +36,7 @@ type readBuffer struct {
 	// frequency sketch and read buffer then: until entries compete for
 	// room, order and frequency decide nothing, and the hits of the
 	// warm-up misled admission later (the matrix's mean rose by 0.1 to 0.2
-	// points without them). Set under Cache.mu, never cleared.
+	// points without them). Set under Cache.mu; cleared with the entries.
 	first atomic.Pointer[readStripe]
 	more  atomic.Pointer[[maxStripes]atomic.Pointer[readStripe]] // all stripes, once n > 1
 	// sampleMask is sampleRate-1, or 0 to record every use (lossy only
@@ -56,6 +56,10 @@ func (b *readBuffer) recording() bool { return b.flags.Load()&flagRecording != 0
 
 // record starts recording uses.
 func (b *readBuffer) record() { b.flags.Or(flagRecording) }
+
+// pause stops recording uses (a W-TinyLFU cache emptied by Clear starts
+// over, as a new one).
+func (b *readBuffer) pause() { b.flags.And(^uint32(flagRecording)) }
 
 const (
 	sampleRate  = 32
@@ -170,16 +174,19 @@ func (b *readBuffer) drain(p policies.Policy[item]) uint64 {
 	return hits
 }
 
-// reset drops the recorded uses and hits.
-func (b *readBuffer) reset() {
+// reset drops the recorded uses and returns the hits counted in the
+// stripes, zeroing them.
+func (b *readBuffer) reset() uint64 {
+	var hits uint64
 	for i := range b.n.Load() {
 		st := b.stripe(i)
 		st.mu.Lock()
 		clear(st.buf[:st.n])
+		hits += st.hits + st.counted.Swap(0)
 		st.n, st.hits = 0, 0
-		st.counted.Store(0)
 		st.mu.Unlock()
 	}
+	return hits
 }
 
 // takeHits zeroes the hits counted in the stripes.

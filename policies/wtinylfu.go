@@ -321,7 +321,7 @@ func (w *wtinylfu[V]) Clear() {
 		b.init(&w.window)
 	}
 	w.nWindow, w.nProbation, w.nProtected = 0, 0, 0
-	w.sketch.clear()
+	*w.sketch = newSketch(w.capacity) // as small as a new cache's: the same replay
 	w.ghost.clear()
 	w.reset(tune.windowPercent)
 	w.requests, w.forgot = 0, false
@@ -370,7 +370,7 @@ func (g *ghostSet) add(h uint64) {
 	}
 	h = spread(h ^ 0x6a09e667f3bcc909)
 	for i := range 3 {
-		b := (h >> (21 * i)) & g.mask
+		b := g.probe(h, i)
 		g.cur[b>>6] |= 1 << (b & 63)
 	}
 	g.count++
@@ -386,9 +386,20 @@ func (g *ghostSet) has(h uint64) bool {
 	return g.in(g.cur, h) || g.in(g.prev, h)
 }
 
+// probe returns the bit of probe i (0-2) for the rehash h: three 21-bit
+// fields of h in a filter of up to 2^21 bits (caches of up to about a
+// million entries), and double hashing (Kirsch and Mitzenmacher) in larger
+// ones, whose probes 21-bit fields would not spread over the filter.
+func (g *ghostSet) probe(h uint64, i int) uint64 {
+	if g.mask < 1<<21 {
+		return (h >> (21 * i)) & g.mask
+	}
+	return (h + uint64(i)*(spread(h)|1)) & g.mask
+}
+
 func (g *ghostSet) in(f []uint64, h uint64) bool {
 	for i := range 3 {
-		b := (h >> (21 * i)) & g.mask
+		b := g.probe(h, i)
 		if f[b>>6]&(1<<(b&63)) == 0 {
 			return false
 		}

@@ -453,3 +453,26 @@ func TestWTinyLFUFloodDefence(t *testing.T) {
 	}
 	assert.InDelta(t, n/4096, admitted, 12, "about one in 4096 against a saturated victim")
 }
+
+// TestGhostSetLargeFalsePositives checks the history's false positives in
+// a filter over 2^21 bits, where the probes switch to double hashing.
+func TestGhostSetLargeFalsePositives(t *testing.T) {
+	t.Parallel()
+	const n = 1 << 19 // 4M bits per filter
+	g := newGhostSet(n)
+	require.GreaterOrEqual(t, g.mask, uint64(1<<21))
+	for k := range uint64(n) {
+		g.add(keyHash(k))
+	}
+	for k := range uint64(n) {
+		require.True(t, g.has(keyHash(k)), "key %d", k)
+	}
+	fp := 0
+	const absent = 200000
+	for k := uint64(1 << 40); k < 1<<40+absent; k++ {
+		if g.has(keyHash(k)) {
+			fp++
+		}
+	}
+	assert.Less(t, float64(fp)/absent, 0.04, "false positives")
+}
