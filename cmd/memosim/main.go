@@ -78,8 +78,8 @@ func run(w io.Writer, dir, sizeList string, p3 bool) error {
 		list = append(list, trace{"arc/P3.lis.gz", arcSizes})
 	}
 
-	fmt.Fprintln(w, "| trace | requests | size | LRU hit % | LFU hit % |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| trace | requests | size | W-TinyLFU hit % | LRU hit % | LFU hit % |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
 	for _, tr := range list {
 		keys, err := load(tr.path)
 		if err != nil {
@@ -91,9 +91,10 @@ func run(w io.Writer, dir, sizeList string, p3 bool) error {
 			sizes = override
 		}
 		for _, size := range sizes {
+			wt := sim.Replay(policies.WTinyLFU, size, keys)
 			lru := sim.Replay(policies.LRU, size, keys)
 			lfu := sim.Replay(policies.LFU, size, keys)
-			fmt.Fprintf(w, "| %s | %d | %d | %s | %s |\n", name, len(keys), size, lru, lfu)
+			fmt.Fprintf(w, "| %s | %d | %d | %s | %s | %s |\n", name, len(keys), size, wt, lru, lfu)
 		}
 	}
 	return nil
