@@ -1,10 +1,12 @@
 package memo
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -229,4 +231,35 @@ func TestWTinyLFUClearReplaysAsNew(t *testing.T) {
 		c.Clear()
 		assert.Equal(t, fresh, replay(c), "size %d", size)
 	}
+}
+
+// FuzzStringKeys: typed functions of one string argument (the fast path
+// under 128 bytes, the general one above) return each string's own result,
+// never another's, in either order of first call, and Invalidate removes
+// exactly the entry asked for.
+func FuzzStringKeys(f *testing.F) {
+	f.Add("a", "b")
+	f.Add("", "\x00")
+	f.Add("héllo", "héllo\x00")
+	f.Add(strings.Repeat("x", 127), strings.Repeat("x", 128))
+	f.Add("\x07abcdefg", "abcdefg\x07")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		g := Func(func(s string) string { return "r:" + s })
+		ctx := FuncCtx(func(_ context.Context, s string) (string, error) { return "c:" + s, nil })
+		for range 2 {
+			for _, s := range []string{a, b} {
+				if got := g(s); got != "r:"+s {
+					t.Fatalf("g(%q) = %q", s, got)
+				}
+				if got, _ := ctx(context.Background(), s); got != "c:"+s {
+					t.Fatalf("ctx(%q) = %q", s, got)
+				}
+			}
+		}
+		if a != b {
+			require.True(t, Invalidate(g, a))
+			assert.Equal(t, "r:"+b, g(b), "b's entry stays")
+			assert.Equal(t, 1, CacheOf(g).Len())
+		}
+	})
 }
