@@ -49,8 +49,19 @@ const maxDepth = 1000
 // once it has (flat slices and arrays check the least their elements
 // write before the first: an int8 takes 8 bytes of key): the key gets a
 // nonce instead, and the encoding stops descending, so that it costs
-// O(maxKeyLen) memory and time linear in the value's memory, never more.
+// O(maxKeyLen) memory and time linear in the value's memory and the key's
+// length, never more: past shareFrom bytes, a part met again is copied
+// rather than walked again (see keyState.shared).
 const maxKeyLen = 4 << 20
+
+// shareFrom and shareMin decide which containers a key records for reuse
+// (see keyState.shared): once the key has passed shareFrom bytes, each
+// container whose encoding took at least shareMin bytes. Smaller keys, the
+// usual ones, record nothing and pay nothing for it.
+const (
+	shareFrom = 64 << 10
+	shareMin  = 256
+)
 
 // neverFID replaces the function number (the first 8 bytes) of a key that
 // can never hit again (see keyState.never): no function gets that number
@@ -89,13 +100,56 @@ type keyState struct {
 	// map's encoded pairs while they are rewritten in order.
 	sortScratch []mapEntry
 	mapScratch  []byte
+	// shared holds, once the key has passed shareFrom bytes, where in buf
+	// the encoding of each container walked to its end lies, so that a
+	// container met again off its path is copied rather than walked again:
+	// a value that shares its parts (x := []any{y, y}; y := []any{z, z};
+	// ...) costs time linear in its memory and in the key, where walking
+	// it as a tree costs a step per node of a tree that can hold 2^64
+	// nodes, up to maxKeyLen of them. A copy is the bytes the walk would
+	// write (see leave for when a container is recorded, and reuse for
+	// when a record stands for a walk). sharedLog lists shared's keys in
+	// the order recorded.
+	shared    map[place]span
+	sharedLog []place
+	// backrefs counts the back-references written; hiPath and hiDepth are
+	// the longest path and deepest interface nesting reached since the
+	// innermost open container was entered (the limit checks a walk
+	// passed); keyers counts the CacheKey results being encoded, which
+	// may be new objects each call and are never recorded.
+	backrefs, hiPath, hiDepth, keyers int
+	// share is set by tests: 1 records every container from the first
+	// byte, -1 none.
+	share int8
 }
 
-// visit is one container on the encoding path.
-type visit struct {
+// place is a container: its data, its length (slices) and its type.
+type place struct {
 	p unsafe.Pointer
 	n int
 	t reflect.Type
+}
+
+// visit is one container on the encoding path, with the state its walk
+// started from.
+type visit struct {
+	p        unsafe.Pointer
+	n        int
+	t        reflect.Type
+	start    int // len(buf) at enter
+	backrefs int
+	depth    int // keyState.depth at enter
+	log      int // len(sharedLog) at enter
+	// The enclosing walk's hiPath and hiDepth, restored at leave.
+	hiPath, hiDepth int
+}
+
+// span is a recorded container: its encoding is buf[start:end], and its
+// walk reached height containers and dheight interfaces below where it
+// started.
+type span struct {
+	start, end      int
+	height, dheight int
 }
 
 var statePool = sync.Pool{New: func() any { return &keyState{buf: make([]byte, 0, 128)} }}
@@ -124,6 +178,11 @@ func putState(s *keyState) {
 	s.depth = 0
 	s.stable, s.local = false, false
 	s.sortScratch = s.sortScratch[:0]
+	s.shared = nil
+	clear(s.sharedLog[:cap(s.sharedLog)])
+	s.sharedLog = s.sharedLog[:0]
+	s.backrefs, s.hiPath, s.hiDepth, s.keyers = 0, 0, 0, 0
+	s.share = 0
 	statePool.Put(s)
 }
 
@@ -219,16 +278,94 @@ func (s *keyState) enter(p unsafe.Pointer, n int, t reflect.Type) bool {
 	if cyclic {
 		s.opaque = true
 		s.cyclic = true
+		s.backrefs++
 		s.byte(tagBackref)
 		s.uvarint(uint64(n))
 		s.identity(p)
 		return false
 	}
-	s.path = append(s.path, visit{p, n, t})
+	if s.shared != nil && s.reuse(place{p, n, t}) {
+		return false
+	}
+	s.push(place{p, n, t})
 	return true
 }
 
-func (s *keyState) leave() { s.path = s.path[:len(s.path)-1] }
+// push opens container pl on the path.
+func (s *keyState) push(pl place) {
+	s.path = append(s.path, visit{
+		p: pl.p, n: pl.n, t: pl.t, start: len(s.buf), backrefs: s.backrefs, depth: s.depth,
+		log: len(s.sharedLog), hiPath: s.hiPath, hiDepth: s.hiDepth,
+	})
+	s.hiPath, s.hiDepth = len(s.path), s.depth
+}
+
+// leave closes the innermost container. Once the key has passed shareFrom
+// bytes, it records the container's encoding when that encoding is the
+// container's alone: it is a Go object reachable from the arguments for
+// the whole key (not under a CacheKey result, whose address a later
+// result may reuse), the walk wrote no back-reference (none left the
+// container, so the walk did not depend on the path above it) and no
+// nonce, and its bytes are where they will stay.
+func (s *keyState) leave() {
+	v := &s.path[len(s.path)-1]
+	if s.shared != nil || len(s.buf) > shareFrom || s.share > 0 {
+		s.record(v)
+	}
+	s.hiPath, s.hiDepth = max(s.hiPath, v.hiPath), max(s.hiDepth, v.hiDepth)
+	s.path = s.path[:len(s.path)-1]
+}
+
+func (s *keyState) record(v *visit) {
+	if s.share < 0 {
+		return
+	}
+	if v.p != nil && v.t.Kind() == reflect.Map {
+		// The map's pairs were rewritten in order: what was recorded
+		// inside them has moved.
+		for _, pl := range s.sharedLog[v.log:] {
+			delete(s.shared, pl)
+		}
+		clear(s.sharedLog[v.log:])
+		s.sharedLog = s.sharedLog[:v.log]
+	}
+	if v.p == nil || s.never || s.keyers > 0 || s.backrefs != v.backrefs ||
+		len(s.buf)-v.start < shareMin && s.share == 0 {
+		return
+	}
+	if s.shared == nil {
+		s.shared = make(map[place]span)
+	}
+	pl := place{v.p, v.n, v.t}
+	if _, ok := s.shared[pl]; ok {
+		return
+	}
+	s.shared[pl] = span{
+		start: v.start, end: len(s.buf),
+		height: s.hiPath - (len(s.path) - 1), dheight: s.hiDepth - v.depth,
+	}
+	s.sharedLog = append(s.sharedLog, pl)
+}
+
+// reuse appends the recorded encoding of pl, if there is one and walking
+// pl from here would write it: the walk that wrote it passed the depth
+// limits' checks only as deep as height containers and dheight interfaces
+// below where it started, and those checks pass here too. The container's
+// walk depends on nothing else: not on the path above it (it met no
+// container on it), nor on buf (past maxKeyLen the key is lost either way).
+func (s *keyState) reuse(pl place) bool {
+	r, ok := s.shared[pl]
+	if !ok || len(s.path)+r.height > maxDepth || s.depth+r.dheight > maxDepth {
+		return false
+	}
+	if len(s.buf)+r.end-r.start > maxKeyLen {
+		s.overflow()
+		return true
+	}
+	s.buf = append(s.buf, s.buf[r.start:r.end]...)
+	s.hiPath, s.hiDepth = max(s.hiPath, len(s.path)+r.height), max(s.hiDepth, s.depth+r.dheight)
+	return true
+}
 
 // nonce appends a number no other key contains, and marks the key as one
 // that can never hit again.
@@ -424,6 +561,7 @@ func encodeDynamic(s *keyState, v reflect.Value) {
 		s.uvarint(ti.id)
 	}
 	s.depth++
+	s.hiDepth = max(s.hiDepth, s.depth)
 	ti.enc(s, v)
 	s.depth--
 }
@@ -731,12 +869,17 @@ func keyerEncoder(t reflect.Type, structural encoder) encoder {
 			} else {
 				s.uvarint(infoOf(t).id)
 			}
+			s.hiPath = max(s.hiPath, len(s.path)+1) // the check above, as for a push
+			s.keyers++
 			structural(s, kv)
+			s.keyers--
 			return
 		}
-		s.path = append(s.path, visit{t: t})
+		s.keyers++
+		s.push(place{t: t})
 		encodeDynamic(s, kv)
 		s.leave()
+		s.keyers--
 	}
 }
 
