@@ -296,11 +296,8 @@ func TestCacheConcurrent(t *testing.T) {
 					defer close(samplerDone)
 					var last stats.Stats
 					for {
-						select {
-						case <-done:
-							return
-						default:
-						}
+						// A sample before each look at done: the workers
+						// may all end before this goroutine first runs.
 						samples++
 						if n := c.Len(); n > maxSize {
 							t.Errorf("Len() = %d > MaxSize %d", n, maxSize)
@@ -317,6 +314,11 @@ func TestCacheConcurrent(t *testing.T) {
 							return
 						}
 						last = st
+						select {
+						case <-done:
+							return
+						default:
+						}
 					}
 				}()
 				for g := range goroutines {

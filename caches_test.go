@@ -105,18 +105,9 @@ func inRegistry(name string) bool {
 	return ok
 }
 
-// collect runs the collector until done reports true, at most 50 times;
+// collect runs the collector until done reports true (dtGCUntil);
 // cleanups run on their own goroutine after a cycle, so one may not do.
-func collect(done func() bool) bool {
-	for range 50 {
-		if done() {
-			return true
-		}
-		runtime.GC()
-		runtime.Gosched()
-	}
-	return done()
-}
+func collect(done func() bool) bool { return dtGCUntil(done) }
 
 // TestCachesForgetsCollected: caches that become unreachable leave Caches,
 // their registry entries go, and their memory is returned: the registry

@@ -4,7 +4,6 @@ import (
 	"math"
 	"runtime"
 	"testing"
-	"time"
 	"unsafe"
 
 	"github.com/stretchr/testify/assert"
@@ -41,11 +40,7 @@ func TestIdentityGC(t *testing.T) {
 
 	// The registry shrinks back once the objects are collected. This
 	// waits for the collector's cleanups, not for other goroutines.
-	deadline := time.Now().Add(2 * time.Second)
-	for identities() > before+n/10 && time.Now().Before(deadline) {
-		runtime.GC()
-		time.Sleep(time.Millisecond)
-	}
+	dtGCUntil(func() bool { return identities() <= before+n/10 })
 	assert.LessOrEqual(t, identities(), before+n/10, "identities after GC")
 
 	// New objects of the same size reuse the old addresses; none may get
@@ -168,13 +163,11 @@ func TestHashableWrapperHashCyclic(t *testing.T) {
 	p.Next = p
 	f := func() {}
 	ch := make(chan int)
-	within(t, func() {
-		for _, v := range []any{s, m, p, []any{p}, f, ch} {
-			w := NewHashableWrapper(v)
-			assert.Equal(t, w.Hash(), NewHashableWrapper(v).Hash(), "%T", v)
-			assert.True(t, w == NewHashableWrapper(v), "%T", v)
-		}
-	})
+	for _, v := range []any{s, m, p, []any{p}, f, ch} {
+		w := NewHashableWrapper(v)
+		assert.Equal(t, w.Hash(), NewHashableWrapper(v).Hash(), "%T", v)
+		assert.True(t, w == NewHashableWrapper(v), "%T", v)
+	}
 	assert.False(t, NewHashableWrapper(f) == NewHashableWrapper(func() {}))
 }
 

@@ -353,9 +353,9 @@ func TestKeySharedPartsCycles(t *testing.T) {
 	requireSameKey(t, []any{m, n, []any{n, m}})
 }
 
-// BenchmarkKeyShared measures keying a value that shares its parts so
-// that, as a tree, it has 2^64 leaves: the key passes 4 MiB and is given
-// up (TestKeyCyclicShared).
+// BenchmarkKeyShared measures keying values that share their parts, so
+// that the key passes 4 MiB and is given up: as trees, 2^64 leaves
+// (TestKeyCyclicShared), or 8 GiB of strings (TestKeyBoundedBySharing).
 func BenchmarkKeyShared(b *testing.B) {
 	var dag any = 1
 	for range 64 {
@@ -368,6 +368,12 @@ func BenchmarkKeyShared(b *testing.B) {
 	b.Run("slices", func(b *testing.B) {
 		for b.Loop() {
 			MakeHashable(dag)
+		}
+	})
+	b.Run("strings", func(b *testing.B) { // TestKeyBoundedBySharing's []string
+		xs := bdShared(8192)
+		for b.Loop() {
+			MakeHashable(xs)
 		}
 	})
 	b.Run("deref-pointers", func(b *testing.B) {

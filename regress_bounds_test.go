@@ -86,7 +86,8 @@ func TestKeyBoundedBySharing(t *testing.T) {
 		d, alloc := bdCost(c.run)
 		t.Logf("%s: %v, %d MiB allocated", c.name, d, alloc>>20)
 		assert.Less(t, alloc, uint64(32*lkMiB), "%s: a key must not allocate much beyond the 4 MiB limit", c.name)
-		assert.Less(t, d, 2*time.Second, "%s: a key must fail fast", c.name)
+		// How fast it fails is BenchmarkKeyShared/strings's: no test
+		// asserts a wall-clock bound.
 	}
 	assert.Equal(t, 5, calls)
 	for _, f := range []any{fs, fm, fh, fa, fr} {
@@ -231,16 +232,11 @@ func TestWrapperHashNeverCrashes(t *testing.T) {
 		"Hash panics":             bdPanicHash{5},
 	}
 	for name, v := range cases {
-		done := make(chan HashableWrapper, 1)
-		go func() { done <- NewHashableWrapper(v) }()
-		select {
-		case w := <-done:
-			assert.Equal(t, w, NewHashableWrapper(v), name)
-			assert.Equal(t, w.Hash(), NewHashableWrapper(v).Hash(), name)
-			assert.Equal(t, v, w.Value(), name)
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s: NewHashableWrapper hangs", name)
-		}
+		// A hang shows as go test's -timeout, with every goroutine.
+		w := NewHashableWrapper(v)
+		assert.Equal(t, w, NewHashableWrapper(v), name)
+		assert.Equal(t, w.Hash(), NewHashableWrapper(v).Hash(), name)
+		assert.Equal(t, v, w.Value(), name)
 	}
 	// Equal by CacheKey: the same wrapper, whatever the structure.
 	assert.Equal(t, NewHashableWrapper(&bdNode{ID: 1}), NewHashableWrapper(root))

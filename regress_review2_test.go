@@ -5,7 +5,6 @@ import (
 	"runtime"
 	"sync"
 	"testing"
-	"time"
 	"unsafe"
 
 	"github.com/stretchr/testify/assert"
@@ -165,23 +164,19 @@ func TestRegression2ReplacedEntryDoesNotPinKey(t *testing.T) {
 		c.Set(p, p) // the first value refers to the key
 		c.Set(p, 1) // replaced: the cache no longer refers to p
 	}()
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) {
-		runtime.GC()
+	if !dtGCUntil(func() bool {
 		select {
 		case <-collected:
-			// then the cache's own cleanup drops the entry
-			for time.Now().Before(deadline) && c.Len() != 0 {
-				runtime.GC()
-				time.Sleep(5 * time.Millisecond)
-			}
-			assert.Equal(t, 0, c.Len())
-			return
+			return true
 		default:
-			time.Sleep(5 * time.Millisecond)
+			return false
 		}
+	}) {
+		t.Fatalf("the key object is never collected: the replaced node, pinned by its cleanup's key, keeps it alive; Len=%d", c.Len())
 	}
-	t.Fatalf("the key object is never collected: the replaced node, pinned by its cleanup's key, keeps it alive; Len=%d", c.Len())
+	// Then the cache's own cleanup drops the entry.
+	dtGCUntil(func() bool { return c.Len() == 0 })
+	assert.Equal(t, 0, c.Len())
 }
 
 func TestReadStripeFillsCacheLines(t *testing.T) {
