@@ -122,9 +122,13 @@ func counters() int {
 // by two functions with the expected exposition. It runs in a synctest
 // bubble, where the functions' sleeps take exact (fake) times.
 func TestCollector(t *testing.T) {
-	for range 3 { // drop the caches of tests that ran before
-		runtime.GC()
-	}
+	// Caches of tests that ran before (-count) must be collected first.
+	require.True(t, gcUntil(func() bool {
+		for range memo.Caches() {
+			return false
+		}
+		return true
+	}), "caches of earlier tests are still listed")
 	synctest.Test(t, func(t *testing.T) {
 		users := memo.MustNew(memo.WithMaxSize(100), memo.WithName("users"))
 		for i := range 3 {
@@ -271,10 +275,7 @@ func TestCollectedCacheLeavesScrape(t *testing.T) {
 		runtime.KeepAlive(a)
 		runtime.KeepAlive(f)
 	}()
-	for i := 0; i < 50 && count() > 0; i++ {
-		runtime.GC()
-		runtime.Gosched()
-	}
+	gcUntil(func() bool { return count() == 0 })
 	require.Zero(t, count(), "collected caches are still listed")
 	text := scrape(t, c)
 	assert.NotContains(t, text, "gc-test")
@@ -305,4 +306,29 @@ func TestNewCollectorOptions(t *testing.T) {
 	assert.Panics(t, func() { memoprom.NewCollector(memoprom.WithTier("", fig)) })
 	assert.Panics(t, func() { memoprom.NewCollector(memoprom.WithTier("x", nil)) })
 	assert.Panics(t, func() { memoprom.NewCollector(memoprom.WithTier("x", fig), memoprom.WithTier("x", fig)) })
+}
+
+// gcUntil collects garbage until cond holds, and reports whether it came
+// to hold within 100 collections. Cleanups (the registry's among them)
+// run on goroutines of their own after a collection: each round waits
+// until a cleanup of its own, queued by that collection, has run, so that
+// however slow the machine, the rounds give the cleanups their turn
+// (there is no deadline).
+func gcUntil(cond func() bool) bool {
+	for range 100 {
+		if cond() {
+			return true
+		}
+		ran := make(chan struct{})
+		func() {
+			sentinel := new(struct {
+				_ *int // not from the tiny allocator
+				_ [2]int
+			})
+			runtime.AddCleanup(sentinel, func(ch chan struct{}) { close(ch) }, ran)
+		}()
+		runtime.GC()
+		<-ran
+	}
+	return cond()
 }
