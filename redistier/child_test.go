@@ -39,14 +39,14 @@ func runChild(mode string) int {
 	addr, name := os.Getenv("MEMO_REDIS_ADDR"), os.Getenv("MEMO_NAME")
 	rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
 	defer rdb.Close()
-	lease := 5 * time.Second
+	lease := hangAfter // MEMO_LEASE_MS sets a short one for the holder that is killed
 	if v := os.Getenv("MEMO_LEASE_MS"); v != "" {
 		ms, _ := strconv.Atoi(v)
 		lease = time.Duration(ms) * time.Millisecond
 	}
-	// A generous budget: this test is about coalescing, and 4 processes
-	// starting at once under -race on 2 cores are slow to dial.
-	tier, err := New(rdb, WithLease(lease), WithBudget(2*time.Second))
+	// A generous budget and wait: this test is about coalescing, and 4
+	// processes starting at once under -race on 2 cores are slow to dial.
+	tier, err := New(rdb, WithLease(lease), WithBudget(hangAfter), WithMaxWait(hangAfter))
 	if err != nil {
 		fmt.Println("error", err)
 		return 1
@@ -132,8 +132,8 @@ func (c *child) line(t *testing.T) string {
 	case l, ok := <-c.lines:
 		require.True(t, ok, "the child exited")
 		return l
-	case <-time.After(60 * time.Second):
-		t.Fatal("no line from the child within 60s")
+	case <-time.After(hangAfter):
+		t.Fatal("hung waiting for a line from the child")
 	}
 	return ""
 }
@@ -184,6 +184,8 @@ func TestHolderKilledOthersTakeOver(t *testing.T) {
 	holder := startChild(t, "hold", srv, "MEMO_LEASE_MS="+strconv.Itoa(int(lease.Milliseconds())))
 	require.Equal(t, "running", holder.line(t), "the child holds the lease and runs")
 
+	// No WithMaxWait: newTier's is longer than the test, so that the value
+	// can only come from taking the dead holder's lease over (Fills).
 	tier := newTier(t, srv, WithLease(lease))
 	const fnTime = 10 * time.Millisecond
 	// The child's signature: the same name and types share keys.
@@ -193,14 +195,13 @@ func TestHolderKilledOthersTakeOver(t *testing.T) {
 	}, memo.WithName(t.Name()), memo.WithTier(tier))
 	done := make(chan string)
 	go func() { done <- f(1) }()
-	require.Eventually(t, func() bool { return tier.Stats().LeaseWaits == 1 }, 10*time.Second, time.Millisecond, "the parent waits on the child's lease")
+	require.Eventually(t, func() bool { return tier.Stats().LeaseWaits == 1 }, hangAfter, time.Millisecond, "the parent waits on the child's lease")
 	require.NoError(t, syscall.Kill(holder.cmd.Process.Pid, syscall.SIGKILL))
 	killed := time.Now()
 	v := <-done
 	took := time.Since(killed)
 	assert.Equal(t, "mine", v)
 	t.Logf("holder SIGKILLed: the waiter had the value %v later (lease %v + function %v)", took, lease, fnTime)
-	assert.Less(t, took, lease+fnTime+250*time.Millisecond, "within the lease time + the function's time (+ scheduling slack)")
-	assert.Equal(t, uint64(1), tier.Stats().Fills)
+	assert.Equal(t, uint64(1), tier.Stats().Fills, "the waiter took the lease over and filled (a wait given up fills nothing)")
 	assert.True(t, strings.HasPrefix(tier.Stats().BreakerState, "closed"))
 }

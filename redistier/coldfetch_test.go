@@ -26,7 +26,9 @@ func newGatedReplica(t *testing.T, opts ...Option) *gatedReplica {
 	needRedis(t)
 	r := &gatedReplica{gate: make(chan struct{}), waits: make(chan string, 16), msgs: make(chan byte, 16)}
 	c := srv.Client()
-	tier, err := New(c, append([]Option{WithBudget(5 * time.Second), withSubscribeGate(r.gate),
+	// Generous durations, as newTier's: the loads wait for the gated
+	// subscription and for each other's leases as long as the test takes.
+	tier, err := New(c, append([]Option{WithBudget(hangAfter), WithMaxWait(hangAfter), withSubscribeGate(r.gate),
 		withWaiting(func(w string) { r.waits <- w }), withHandled(func(k byte) { r.msgs <- k })}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
@@ -43,8 +45,8 @@ func (r *gatedReplica) next(t *testing.T) byte {
 	select {
 	case k := <-r.msgs:
 		return k
-	case <-time.After(10 * time.Second):
-		t.Fatal("no message within 10s")
+	case <-time.After(hangAfter):
+		t.Fatal("hung waiting for a message")
 		return 0
 	}
 }

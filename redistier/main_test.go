@@ -78,14 +78,25 @@ func newServer(t testing.TB, args ...string) *redistest.Server {
 	return s
 }
 
+// hangAfter is the Redis tests' liveness watchdog: a wait that has not
+// ended after it is reported as a hang, so that the test's cleanups stop
+// the servers and child processes it started (go test's -timeout would
+// leave them running). It bounds no speed: no test asserts a wall-clock
+// bound, and a wait that ends does so well within it under any load.
+const hangAfter = 2 * time.Minute
+
 // newTier returns a tier on s with its own client (a replica), subscribed.
 func newTier(t testing.TB, s *redistest.Server, opts ...Option) *Tier {
 	t.Helper()
 	needRedis(t)
 	c := s.Client()
-	// A generous budget unless the test sets one: tests that are not about
-	// failures must not see a loaded machine's slow round trip as one.
-	tier, err := New(c, append([]Option{WithBudget(2 * time.Second)}, opts...)...)
+	// Generous durations unless the test sets its own: tests that are not
+	// about failures must not see a loaded machine's slow round trip as
+	// one (the budget), nor a slow holder as a dead one (the lease, the
+	// wait for it), nor have L1 flushed at a time they do not choose (no
+	// age bound).
+	tier, err := New(c, append([]Option{WithBudget(hangAfter), WithLease(hangAfter), WithMaxWait(hangAfter),
+		WithMaxLocalAge(0)}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		_ = tier.Close()
@@ -93,8 +104,8 @@ func newTier(t testing.TB, s *redistest.Server, opts ...Option) *Tier {
 	})
 	select {
 	case <-tier.Ready():
-	case <-time.After(5 * time.Second):
-		t.Fatal("the tier did not subscribe within 5s")
+	case <-time.After(hangAfter):
+		t.Fatal("the tier never subscribed")
 	}
 	return tier
 }

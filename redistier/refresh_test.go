@@ -59,8 +59,8 @@ func wait(t *testing.T, ch <-chan struct{}, what string) {
 	t.Helper()
 	select {
 	case <-ch:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
+	case <-time.After(hangAfter):
+		t.Fatalf("hung waiting for %s", what)
 	}
 }
 
@@ -102,11 +102,11 @@ func TestRefreshRunsOnceAcrossReplicas(t *testing.T) {
 	assert.Zero(t, wrong.Load())
 	wait(t, src.started, "the refresh")
 	// The other replica's refresh waits on the lease of the one that runs.
-	require.Eventually(t, func() bool { return a.Stats().LeaseWaits+b.Stats().LeaseWaits == 1 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return a.Stats().LeaseWaits+b.Stats().LeaseWaits == 1 }, hangAfter, time.Millisecond)
 	close(src.release)
 	require.Eventually(t, func() bool {
 		return memo.CacheOf(fa).Stats().RefreshesSucceeded == 1 && memo.CacheOf(fb).Stats().RefreshesSucceeded == 1
-	}, 10*time.Second, time.Millisecond)
+	}, hangAfter, time.Millisecond)
 	assert.Equal(t, int64(2), src.execs.Load(), "one refresh executed across both replicas")
 	assert.Equal(t, uint64(1), a.Stats().RefreshHits+b.Stats().RefreshHits, "the other took its value from L2")
 	assert.Equal(t, uint64(2), a.Stats().Fills+b.Stats().Fills)
@@ -136,7 +136,7 @@ func TestRefreshRunsOnceAcrossReplicas(t *testing.T) {
 			}
 		}
 		return true
-	}, 10*time.Second, time.Millisecond)
+	}, hangAfter, time.Millisecond)
 }
 
 func TestRefreshInvalidatedDoesNotStore(t *testing.T) {
@@ -170,7 +170,7 @@ func TestRefreshInvalidatedDoesNotStore(t *testing.T) {
 			require.NoError(t, err)
 			wait(t, invalidated, "a's receipt of the invalidation")
 			close(src.release)
-			require.Eventually(t, func() bool { return memo.CacheOf(fa).Stats().RefreshesSucceeded == 1 }, 10*time.Second, time.Millisecond)
+			require.Eventually(t, func() bool { return memo.CacheOf(fa).Stats().RefreshesSucceeded == 1 }, hangAfter, time.Millisecond)
 
 			assert.Equal(t, uint64(1), a.Stats().Fenced, "the refresh's fill is fenced")
 			assert.Empty(t, valueKeys(t, srv), "L2 does not get the refreshed value")
@@ -202,7 +202,7 @@ func TestFailedRefreshLeavesL2(t *testing.T) {
 	v, err = fa("k")
 	require.NoError(t, err)
 	assert.Equal(t, "k-1", v)
-	require.Eventually(t, func() bool { return memo.CacheOf(fa).Stats().RefreshesFailed == 1 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return memo.CacheOf(fa).Stats().RefreshesFailed == 1 }, hangAfter, time.Millisecond)
 	after, err := rdb.Get(context.Background(), keys[0]).Bytes()
 	require.NoError(t, err)
 	assert.Equal(t, before, after, "L2 keeps the old value, byte for byte")
