@@ -16,7 +16,6 @@ import (
 
 	"github.com/memokit/memo"
 	"github.com/memokit/memo/redistier/internal/redistest"
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -37,7 +36,7 @@ const (
 
 func runChild(mode string) int {
 	addr, name := os.Getenv("MEMO_REDIS_ADDR"), os.Getenv("MEMO_NAME")
-	rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
+	rdb := childClient(addr)
 	defer rdb.Close()
 	lease := 5 * time.Second
 	if v := os.Getenv("MEMO_LEASE_MS"); v != "" {

@@ -1,0 +1,334 @@
+package redistier
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/memokit/memo"
+	"github.com/memokit/memo/redistier/internal/redistest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The tier on a real Redis Cluster of three masters, started by the
+// tests (internal/redistest): in both variants of the suite (with
+// MEMO_REDIS_CLUSTER=1 the whole suite also runs on one, see main_test.go).
+
+var (
+	clusterMu  sync.Mutex
+	shared     *redistest.Cluster
+	sharedDir  string
+	clusterErr error
+)
+
+// sharedCluster returns the cluster the cluster tests share, started at
+// the first call (in the cluster variant, the suite's own).
+func sharedCluster(t testing.TB) *redistest.Cluster {
+	t.Helper()
+	needRedis(t)
+	if c := srv.Cluster(); c != nil {
+		return c
+	}
+	clusterMu.Lock()
+	defer clusterMu.Unlock()
+	if shared == nil && clusterErr == nil {
+		sharedDir, clusterErr = os.MkdirTemp("", "memo-cluster-*")
+		if clusterErr == nil {
+			shared, clusterErr = redistest.StartCluster(sharedDir)
+		}
+	}
+	require.NoError(t, clusterErr, "starting a three-master Redis Cluster")
+	return shared
+}
+
+// closeSharedCluster stops the shared cluster, if one was started.
+func closeSharedCluster() {
+	clusterMu.Lock()
+	defer clusterMu.Unlock()
+	if shared != nil {
+		shared.Close()
+		shared = nil
+	}
+	if sharedDir != "" {
+		_ = os.RemoveAll(sharedDir)
+	}
+}
+
+// newCluster starts a cluster of the test's own (for the tests that kill
+// nodes).
+func newCluster(t testing.TB) *redistest.Cluster {
+	t.Helper()
+	needRedis(t)
+	c, err := redistest.StartCluster(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	return c
+}
+
+// clusterFlush empties every node of c.
+func clusterFlush(t testing.TB, c *redistest.Cluster) {
+	t.Helper()
+	require.NoError(t, c.Do("FLUSHALL"))
+}
+
+// keysNamed returns the keys on c that hold name, by pattern suffix.
+func keysNamed(t testing.TB, c *redistest.Cluster, name, suffix string) []string {
+	t.Helper()
+	return keysOf(t, c.Client(), "memo:"+name+":*"+suffix)
+}
+
+func TestClusterStartsThreeMasters(t *testing.T) {
+	c := sharedCluster(t)
+	require.Len(t, c.Nodes, 3)
+	rdb := c.Client()
+	defer rdb.Close()
+	ctx := context.Background()
+	// Keys in every node's slots are reachable through the cluster client.
+	owners := map[int]bool{}
+	for i := 0; len(owners) < 3 && i < 1000; i++ {
+		k := "probe-" + strconv.Itoa(i)
+		o, err := c.Owner(k)
+		require.NoError(t, err)
+		owners[o] = true
+		require.NoError(t, rdb.Set(ctx, k, i, time.Minute).Err())
+	}
+	assert.Len(t, owners, 3, "the keys span the three masters")
+	shards, err := rdb.ClusterShards(ctx).Result()
+	require.NoError(t, err)
+	assert.Len(t, shards, 3)
+	clusterFlush(t, c)
+}
+
+// TestClusterCrossProcessStampede: four processes x 16 goroutines on 50
+// cold keys, on a cluster (the keys' slots spread over the three
+// masters): one execution per key in all, and a late process reads every
+// key from Redis.
+func TestClusterCrossProcessStampede(t *testing.T) {
+	c := sharedCluster(t)
+	clusterFlush(t, c)
+	const procs = 4
+	children := make([]*child, procs)
+	for i := range children {
+		children[i] = startChild(t, "stampede", c.Front(), clusterEnv+"=1")
+	}
+	for _, ch := range children {
+		require.Equal(t, "ready", ch.line(t))
+	}
+	for _, ch := range children {
+		_, err := io.WriteString(ch.stdin, "go\n")
+		require.NoError(t, err)
+	}
+	total := 0
+	for i, ch := range children {
+		var e, h, bad int
+		l := ch.line(t)
+		_, err := fmt.Sscanf(l, "execs %d hits %d bad %d", &e, &h, &bad)
+		require.NoError(t, err, l)
+		assert.Zero(t, bad, "child %d returned a wrong value", i)
+		t.Logf("child %d: %d executions, %d L2 hits", i, e, h)
+		total += e
+	}
+	assert.Equal(t, stampedeKeys, total, "one execution per key across the processes")
+	owners := map[int]bool{}
+	for _, k := range keysNamed(t, c, t.Name(), ":v") {
+		o, err := c.Owner(k)
+		require.NoError(t, err)
+		owners[o] = true
+	}
+	assert.Len(t, owners, 3, "the values live on the three masters")
+
+	late := startChild(t, "stampede", c.Front(), clusterEnv+"=1")
+	require.Equal(t, "ready", late.line(t))
+	_, err := io.WriteString(late.stdin, "go\n")
+	require.NoError(t, err)
+	var e, h, bad int
+	_, err = fmt.Sscanf(late.line(t), "execs %d hits %d bad %d", &e, &h, &bad)
+	require.NoError(t, err)
+	assert.Zero(t, e, "no execution in the late process")
+	assert.Equal(t, stampedeKeys, h, "every key an L2 hit")
+	assert.Zero(t, bad)
+}
+
+// clusterRig is replicas of one function on a cluster, whose results
+// carry the source's version.
+type clusterRig struct {
+	c       *redistest.Cluster
+	tiers   []*Tier
+	fs      []func(string) string
+	version atomic.Int64
+	execs   atomic.Int64
+	dropped chan struct{} // an invalidation handled by replica 0
+}
+
+func newClusterRig(t *testing.T, c *redistest.Cluster, replicas int, opts ...Option) *clusterRig {
+	t.Helper()
+	r := &clusterRig{c: c, dropped: make(chan struct{}, 64)}
+	fn := func(k string) string {
+		r.execs.Add(1)
+		return k + "@" + strconv.FormatInt(r.version.Load(), 10)
+	}
+	for i := range replicas {
+		o := opts
+		if i == 0 {
+			o = append([]Option{withHandled(func(kind byte) {
+				if kind == msgInvalidate {
+					r.dropped <- struct{}{}
+				}
+			})}, opts...)
+		}
+		tier := newTier(t, c.Front(), o...)
+		r.tiers = append(r.tiers, tier)
+		r.fs = append(r.fs, memo.Decorate(fn, memo.WithName(t.Name()), memo.WithTier(tier)))
+	}
+	return r
+}
+
+// want is k's current value.
+func (r *clusterRig) want(k string) string { return k + "@" + strconv.FormatInt(r.version.Load(), 10) }
+
+// TestClusterInvalidateReachesEveryReplica: keys on all three masters;
+// an invalidation through one replica deletes the value on its node and
+// reaches the others' L1 (PUBLISH on a cluster reaches every node's
+// subscribers).
+func TestClusterInvalidateReachesEveryReplica(t *testing.T) {
+	c := sharedCluster(t)
+	clusterFlush(t, c)
+	r := newClusterRig(t, c, 3)
+	keys := make([]string, 12)
+	for i := range keys {
+		keys[i] = "k" + strconv.Itoa(i)
+		for _, f := range r.fs {
+			require.Equal(t, r.want(keys[i]), f(keys[i]))
+		}
+	}
+	assert.Equal(t, int64(len(keys)), r.execs.Load(), "one execution per key: the others read Redis")
+	require.Len(t, keysNamed(t, c, t.Name(), ":v"), len(keys))
+	r.version.Store(1)
+	for _, k := range keys {
+		removed, err := memo.InvalidateContext(context.Background(), r.fs[2], k)
+		require.NoError(t, err)
+		assert.True(t, removed)
+		<-r.dropped
+	}
+	assert.Empty(t, keysNamed(t, c, t.Name(), ":v"), "every value deleted, on every master")
+	assert.Zero(t, memo.CacheOf(r.fs[0]).Len(), "the peer dropped its copies")
+	for _, k := range keys {
+		for i, f := range r.fs {
+			assert.Equal(t, r.want(k), f(k), "replica %d, key %s", i, k)
+		}
+	}
+}
+
+// TestClusterClearAndGeneration: Clear moves the function to a new
+// generation (its key on one master, the values on all three); every
+// replica misses the old values, and the new generation is shared.
+func TestClusterClearAndGeneration(t *testing.T) {
+	c := sharedCluster(t)
+	clusterFlush(t, c)
+	r := newClusterRig(t, c, 2)
+	for i := range 9 {
+		r.fs[0]("k" + strconv.Itoa(i))
+	}
+	require.Len(t, keysNamed(t, c, t.Name(), ":v"), 9)
+	memo.CacheOf(r.fs[0]).Clear()
+	assert.Equal(t, uint64(1), r.tiers[0].Stats().Clears, "the Clear reached the cluster")
+	gens := keysNamed(t, c, t.Name(), ":gen")
+	require.Len(t, gens, 1, "one generation key")
+	rdb := c.Client()
+	defer rdb.Close()
+	gen, err := rdb.Get(context.Background(), gens[0]).Result()
+	require.NoError(t, err)
+	assert.NotEqual(t, "0", gen)
+	r.version.Store(1)
+	execs := r.execs.Load()
+	for i := range 9 {
+		k := "k" + strconv.Itoa(i)
+		assert.Equal(t, r.want(k), r.fs[1](k), "the old generation's values are not read")
+	}
+	assert.Equal(t, execs+9, r.execs.Load())
+	for i := range 9 {
+		k := "k" + strconv.Itoa(i)
+		assert.Equal(t, r.want(k), r.fs[0](k), "and the new generation is shared")
+	}
+	assert.Equal(t, execs+9, r.execs.Load())
+	assert.Len(t, keysNamed(t, c, t.Name(), ":"+gen+":*:v"), 9, "the values of the new generation (the old ones stay until their TTL)")
+}
+
+// TestClusterKeyOwnerKilled: the master that owns a key's slot is
+// killed. Calls of that key run locally within the budget (and the other
+// masters keep serving their keys); an invalidation of the key fails and
+// says so; after the node comes back (empty), nothing stale is served.
+func TestClusterKeyOwnerKilled(t *testing.T) {
+	c := newCluster(t)
+	r := newClusterRig(t, c, 2, WithBudget(faultBudget), WithBreakerFailures(3), WithBreakerTimeout(200*time.Millisecond))
+	require.Equal(t, "k@0", r.fs[0]("k"))
+	require.Equal(t, "k@0", r.fs[1]("k"))
+	vks := keysNamed(t, c, t.Name(), ":v")
+	require.Len(t, vks, 1)
+	owner, err := c.Owner(vks[0])
+	require.NoError(t, err)
+	// A key on another master, cached in Redis before the kill.
+	other := ""
+	for i := 0; other == ""; i++ {
+		k := "o" + strconv.Itoa(i)
+		r.fs[0](k)
+		for _, vk := range keysNamed(t, c, t.Name(), ":v") {
+			if strings.Contains(vk, ":0:{") && vk != vks[0] {
+				if o, err := c.Owner(vk); err == nil && o != owner {
+					other = k
+				}
+			}
+		}
+		require.Less(t, i, 100)
+	}
+
+	c.Kill(owner)
+	r.version.Store(1)
+	_, err = memo.InvalidateContext(context.Background(), r.fs[1], "k")
+	assert.Error(t, err, "the key's master is down: InvalidateContext says so")
+	var worst time.Duration
+	for i := range 20 {
+		k := "down" + strconv.Itoa(i)
+		start := time.Now()
+		got := r.fs[0](k)
+		d := time.Since(start)
+		worst = max(worst, d)
+		require.Equal(t, r.want(k), got)
+		require.Less(t, d, 2*faultBudget+slack, "call %d took %v: over two budgets", i, d)
+	}
+	t.Logf("master %d of 3 killed: worst call %v; breaker opened %d, skipped %d, local runs %d",
+		owner, worst, r.tiers[0].Stats().BreakerOpened, r.tiers[0].Stats().Skipped, r.tiers[0].Stats().LocalRuns)
+
+	require.NoError(t, c.Restart(owner))
+	i := 0
+	require.Eventually(t, func() bool {
+		i++
+		r.fs[0]("probe" + strconv.Itoa(i))
+		return r.tiers[0].Stats().BreakerState == "closed" && r.tiers[0].Stats().Fills > 0
+	}, 20*time.Second, 5*time.Millisecond, "the tier uses the cluster again")
+	fills := r.tiers[0].Stats().Fills
+	require.Eventually(t, func() bool {
+		i++
+		k := "after" + strconv.Itoa(i)
+		r.fs[0](k)
+		return r.tiers[0].Stats().Fills > fills
+	}, 20*time.Second, 5*time.Millisecond, "fills reach the cluster")
+	// The invalidation failed, so the replicas may keep their old copy of
+	// "k" only until it is invalidated again; once it is, nobody serves
+	// the old value.
+	_, err = memo.InvalidateContext(context.Background(), r.fs[1], "k")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return memo.CacheOf(r.fs[0]).Len() == 0 || r.fs[0]("k") == r.want("k") }, 10*time.Second, time.Millisecond)
+	for i, f := range r.fs {
+		assert.Equal(t, r.want("k"), f("k"), "replica %d: nothing stale after the restart", i)
+		assert.Equal(t, other+"@0", f(other), "replica %d: the other master's value stayed", i)
+	}
+}
