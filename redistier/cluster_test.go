@@ -321,14 +321,69 @@ func TestClusterKeyOwnerKilled(t *testing.T) {
 		r.fs[0](k)
 		return r.tiers[0].Stats().Fills > fills
 	}, 20*time.Second, 5*time.Millisecond, "fills reach the cluster")
-	// The invalidation failed, so the replicas may keep their old copy of
-	// "k" only until it is invalidated again; once it is, nobody serves
-	// the old value.
+	// The invalidation failed while the master was down: issue 18 wants it
+	// retried until it lands, so that once the master is back no replica
+	// serves the old value. (A replica whose subscription was on the
+	// killed master flushed on resubscribing; the other kept its copy.)
+	assert.Equal(t, r.want("k"), r.fs[1]("k"), "the replica that failed to invalidate never serves the old value")
+	var problem string
+	fresh := false
+	for deadline := time.Now().Add(5 * time.Second); !fresh && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		fresh = r.fs[0]("k") == r.want("k")
+	}
+	if !fresh {
+		problem = fmt.Sprintf("master %d killed, InvalidateContext(k) failed, master restarted: replica 0 still served %q 5s after the cluster was back (want %q): the failed invalidation was never retried", owner, r.fs[0]("k"), r.want("k"))
+	}
+	// Invalidated again, it is gone everywhere.
 	_, err = memo.InvalidateContext(context.Background(), r.fs[1], "k")
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return memo.CacheOf(r.fs[0]).Len() == 0 || r.fs[0]("k") == r.want("k") }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return r.fs[0]("k") == r.want("k") }, 10*time.Second, time.Millisecond)
 	for i, f := range r.fs {
 		assert.Equal(t, r.want("k"), f("k"), "replica %d: nothing stale after the restart", i)
 		assert.Equal(t, other+"@0", f(other), "replica %d: the other master's value stayed", i)
+	}
+	if problem != "" {
+		knownFailure(t, problem)
+	}
+}
+
+// TestClusterBracedNames: a function whose name holds braces either is
+// refused at decoration (a panic naming the problem) or works on a
+// cluster as any other: shared across replicas, invalidated without
+// error. A name with "{}" made the value key and the lease key hash
+// whole (an empty hash tag), so they fell in different slots: every
+// acquire and invalidate script failed with CROSSSLOT, every call ran
+// locally, and InvalidateContext returned an error.
+func TestClusterBracedNames(t *testing.T) {
+	c := sharedCluster(t)
+	clusterFlush(t, c)
+	a, b := newTier(t, c.Front()), newTier(t, c.Front())
+	var problems []string
+	for _, name := range []string{"a{}b", "{}", "x{y}", "{", "}"} {
+		var execs atomic.Int64
+		fn := func(k int) int { execs.Add(1); return k }
+		var fa, fb func(int) int
+		refused := func() (r any) {
+			defer func() { r = recover() }()
+			fa = memo.Decorate(fn, memo.WithName(t.Name()+name), memo.WithTier(a))
+			fb = memo.Decorate(fn, memo.WithName(t.Name()+name), memo.WithTier(b))
+			return nil
+		}()
+		if refused != nil {
+			msg := fmt.Sprint(refused)
+			assert.True(t, strings.HasPrefix(msg, "memo:") && strings.Contains(msg, "{"), "%q refused with %q: the message starts with memo: and names the brace", name, msg)
+			continue
+		}
+		fa(1)
+		fb(1)
+		if n := execs.Load(); n != 1 {
+			problems = append(problems, fmt.Sprintf("name %q: %d executions of one key on two replicas (want 1: shared); tier a: %d local runs, %d errors", name, n, a.Stats().LocalRuns, a.Stats().Errors))
+		}
+		if _, err := memo.InvalidateContext(context.Background(), fb, 1); err != nil {
+			problems = append(problems, fmt.Sprintf("name %q: InvalidateContext: %v", name, err))
+		}
+	}
+	if len(problems) > 0 {
+		knownFailure(t, strings.Join(problems, "; "))
 	}
 }
