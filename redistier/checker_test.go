@@ -350,21 +350,33 @@ func (c *checkerChild) parse(proc int, l string) {
 // before the Redis delete (a load in between puts the old value back), a
 // broken subscription (messages lost), a restart, evictions.
 func TestCheckerNoStaleReadPastBound(t *testing.T) {
-	s := newServer(t, "--maxmemory-policy", "allkeys-lru")
+	// A redis-server of its own (in the cluster variant of the suite, a
+	// three-master cluster of its own), evicting any key under maxmemory.
+	var s *redistest.Server
+	nodes := []*redistest.Server{}
+	if onCluster() {
+		c := newCluster(t, "--maxmemory-policy", "allkeys-lru")
+		s, nodes = c.Front(), c.Nodes
+	} else {
+		s = newServer(t, "--maxmemory-policy", "allkeys-lru")
+		nodes = append(nodes, s)
+	}
 	ops, bound := checkerOps(t), checkerBound(t)
-	fault := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
-	defer fault.Close()
 	ctx := context.Background()
-	setMaxmemory := func() {
+	setMaxmemory := func(n *redistest.Server) {
 		// Small: what the tier stores plus about 1 MB, so that the junk
 		// the eviction fault writes evicts the tier's keys too.
-		info, err := fault.InfoMap(ctx, "memory").Result()
+		rdb := redis.NewClient(&redis.Options{Addr: n.Addr, MaxRetries: -1})
+		defer rdb.Close()
+		info, err := rdb.InfoMap(ctx, "memory").Result()
 		require.NoError(t, err)
 		used, err := strconv.ParseInt(info["Memory"]["used_memory"], 10, 64)
 		require.NoError(t, err)
-		require.NoError(t, fault.ConfigSet(ctx, "maxmemory", strconv.FormatInt(used+1<<20, 10)).Err())
+		require.NoError(t, rdb.ConfigSet(ctx, "maxmemory", strconv.FormatInt(used+1<<20, 10)).Err())
 	}
-	setMaxmemory()
+	for _, n := range nodes {
+		setMaxmemory(n)
+	}
 
 	src := checkerSource(t.TempDir())
 	for i := range checkerKeys {
@@ -397,33 +409,41 @@ func TestCheckerNoStaleReadPastBound(t *testing.T) {
 		t0 := time.Now().UnixNano()
 		switch kind {
 		case "kill-normal":
-			_ = fault.Do(ctx, "CLIENT", "KILL", "TYPE", "normal").Err()
+			_ = s.Do("CLIENT", "KILL", "TYPE", "normal")
 		case "kill-pubsub":
-			_ = fault.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err()
+			_ = s.Do("CLIENT", "KILL", "TYPE", "pubsub")
 		case "pause-all":
-			_ = fault.Do(ctx, "CLIENT", "PAUSE", 300, "ALL").Err()
+			_ = s.Do("CLIENT", "PAUSE", 300, "ALL")
 		case "pause-write":
-			_ = fault.Do(ctx, "CLIENT", "PAUSE", 300, "WRITE").Err()
+			_ = s.Do("CLIENT", "PAUSE", 300, "WRITE")
 		case "evict-lru":
 			// Junk over maxmemory: allkeys-lru evicts values, leases and
 			// generation keys alike.
 			junk := strings.Repeat("x", 4096)
-			p := fault.Pipeline()
+			rdb := s.Client()
+			p := rdb.Pipeline()
 			for i := range 512 {
 				p.Set(ctx, "junk:"+strconv.Itoa(rand.IntN(1<<20))+":"+strconv.Itoa(i), junk, time.Minute)
 			}
 			_, _ = p.Exec(ctx)
+			_ = rdb.Close()
 		case "evict-gen":
 			// What an eviction of the generation key does, for certain.
-			keys, _ := fault.Keys(ctx, "memo:*:gen").Result()
-			if len(keys) > 0 {
-				_ = fault.Del(ctx, keys...).Err()
+			rdb := s.Client()
+			for _, k := range keysOf(t, s.Client(), "memo:*:gen") {
+				_ = rdb.Del(ctx, k).Err()
 			}
+			_ = rdb.Close()
 		case "restart":
-			s.Kill()
+			n := rand.IntN(len(nodes)) // one master of a cluster
+			nodes[n].Kill()
 			time.Sleep(100 * time.Millisecond) // down for a while
-			require.NoError(t, s.Restart())
-			setMaxmemory()
+			if c := s.Cluster(); c != nil {
+				require.NoError(t, c.Restart(n))
+			} else {
+				require.NoError(t, s.Restart())
+			}
+			setMaxmemory(nodes[n])
 		}
 		faults = append(faults, checkerFault{kind: kind, t0: t0, t1: time.Now().UnixNano()})
 	}
@@ -443,7 +463,7 @@ func TestCheckerNoStaleReadPastBound(t *testing.T) {
 			round = slices.Delete(round, i, i+1)
 		}
 	}
-	_ = fault.Do(ctx, "CLIENT", "UNPAUSE").Err()
+	_ = s.Do("CLIENT", "UNPAUSE")
 	// The readers go on past the bound after the last invalidation, so
 	// that a value stale at the end is seen.
 	time.Sleep(bound + 200*time.Millisecond)

@@ -131,11 +131,18 @@ func newTier(t testing.TB, s *redistest.Server, opts ...Option) *Tier {
 	return tier
 }
 
-// flushAll empties srv.
+// flushAll empties srv; on a cluster it also waits until the messages
+// that earlier tests published have reached every node (see
+// redistest.Cluster.Drain), so that a test's new replicas get none.
 func flushAll(t testing.TB) {
 	t.Helper()
 	needRedis(t)
 	require.NoError(t, srv.Do("FLUSHALL"))
+	if c := srv.Cluster(); c != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, c.Drain(ctx))
+	}
 }
 
 // valueKeys returns the value keys on s (on every node of a cluster).

@@ -225,3 +225,42 @@ func (c *Cluster) Close() {
 		_ = os.Remove(s.dir + "/nodes-" + strconv.Itoa(s.Port) + ".conf")
 	}
 }
+
+// Drain waits until every message published on any node before the call
+// has reached every node. PUBLISH on a cluster reaches the subscribers of
+// the other nodes over the cluster bus, later than those of its own node:
+// a test that subscribes after Drain gets no message of an earlier test.
+// (Each node's bus link delivers in order: a marker published on every
+// node and received on every node comes after all that went before.)
+func (c *Cluster) Drain(ctx context.Context) error {
+	const channel = "redistest:drain"
+	subs := make([]*redis.PubSub, len(c.Nodes))
+	for i, s := range c.Nodes {
+		rdb := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+		defer rdb.Close()
+		subs[i] = rdb.Subscribe(ctx, channel)
+		defer subs[i].Close()
+		if _, err := subs[i].Receive(ctx); err != nil { // the subscription's confirmation
+			return fmt.Errorf("redistest: drain: subscribing on %s: %w", s.Addr, err)
+		}
+	}
+	marker := strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
+	for i, s := range c.Nodes {
+		if err := nodeDo(ctx, s.Addr, "PUBLISH", channel, marker+strconv.Itoa(i)); err != nil {
+			return fmt.Errorf("redistest: drain: publishing on %s: %w", s.Addr, err)
+		}
+	}
+	for i, sub := range subs {
+		seen := map[string]bool{}
+		for len(seen) < len(c.Nodes) {
+			m, err := sub.ReceiveMessage(ctx)
+			if err != nil {
+				return fmt.Errorf("redistest: drain: on %s: %w", c.Nodes[i].Addr, err)
+			}
+			if strings.HasPrefix(m.Payload, marker) {
+				seen[m.Payload] = true
+			}
+		}
+	}
+	return nil
+}
