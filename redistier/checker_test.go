@@ -159,7 +159,7 @@ func checkerKey(i int) string { return "k" + strconv.Itoa(i) }
 //	done                                           the writer finished
 func runCheckerChild(string) int {
 	src := checkerSource(os.Getenv("MEMO_CHECKER_SRC"))
-	writer := os.Getenv("MEMO_CHECKER_WRITER") == "1"
+	writer := os.Getenv("MEMO_CHECKER_WRITER") == "true"
 	ops, _ := strconv.Atoi(os.Getenv("MEMO_CHECKER_OPS"))
 	rdb := childClient(os.Getenv("MEMO_REDIS_ADDR"))
 	defer rdb.Close()
@@ -304,7 +304,7 @@ func startCheckerChild(t *testing.T, proc int, s *redistest.Server, src checkerS
 	cmd.Env = append(os.Environ(),
 		"MEMO_REDISTIER_CHILD=checker", "MEMO_REDIS_ADDR="+s.Addr, "MEMO_NAME="+t.Name(),
 		"MEMO_CHECKER_SRC="+string(src), "MEMO_CHECKER_OPS="+strconv.Itoa(ops),
-		"MEMO_CHECKER_WRITER="+map[bool]string{true: "1", false: "0"}[proc == 0])
+		"MEMO_CHECKER_WRITER="+strconv.FormatBool(proc == 0))
 	if s.Cluster() != nil {
 		cmd.Env = append(cmd.Env, clusterEnv+"=1")
 	}

@@ -270,37 +270,42 @@ func TestClusterKeyOwnerKilled(t *testing.T) {
 	require.Len(t, vks, 1)
 	owner, err := c.Owner(vks[0])
 	require.NoError(t, err)
-	// A key on another master, cached in Redis before the kill.
+	// A key on another master, stored in Redis before the kill: the first
+	// of o0, o1 ... whose value key is not on the owner's master.
 	other := ""
 	for i := 0; other == ""; i++ {
+		require.Less(t, i, 100)
 		k := "o" + strconv.Itoa(i)
 		r.fs[0](k)
 		for _, vk := range keysNamed(t, c, t.Name(), ":v") {
-			if strings.Contains(vk, ":0:{") && vk != vks[0] {
-				if o, err := c.Owner(vk); err == nil && o != owner {
-					other = k
-				}
+			if o, err := c.Owner(vk); err == nil && o != owner {
+				other = k
 			}
 		}
-		require.Less(t, i, 100)
 	}
 
 	c.Kill(owner)
 	r.version.Store(1)
 	_, err = memo.InvalidateContext(context.Background(), r.fs[1], "k")
 	assert.Error(t, err, "the key's master is down: InvalidateContext says so")
+	// Calls fail open: each returns the function's result, those whose
+	// key lives on the dead master after a failed Redis operation (their
+	// time is logged, not asserted: see faults_test.go for the budget).
 	var worst time.Duration
+	before := r.tiers[0].Stats()
 	for i := range 20 {
 		k := "down" + strconv.Itoa(i)
 		start := time.Now()
 		got := r.fs[0](k)
-		d := time.Since(start)
-		worst = max(worst, d)
+		worst = max(worst, time.Since(start))
 		require.Equal(t, r.want(k), got)
-		require.Less(t, d, 2*faultBudget+slack, "call %d took %v: over two budgets", i, d)
 	}
-	t.Logf("master %d of 3 killed: worst call %v; breaker opened %d, skipped %d, local runs %d",
-		owner, worst, r.tiers[0].Stats().BreakerOpened, r.tiers[0].Stats().Skipped, r.tiers[0].Stats().LocalRuns)
+	st := r.tiers[0].Stats()
+	assert.NotZero(t, st.LocalRuns-before.LocalRuns, "the dead master's keys ran locally")
+	assert.NotZero(t, st.Errors-before.Errors, "after failed Redis operations")
+	assert.NotZero(t, st.Fills-before.Fills, "the live masters' keys were still shared")
+	t.Logf("master %d of 3 killed: worst call %v (budget %v); local runs %d, errors %d, fills %d; breaker opened %d, skipped %d",
+		owner, worst, faultBudget, st.LocalRuns-before.LocalRuns, st.Errors-before.Errors, st.Fills-before.Fills, st.BreakerOpened, st.Skipped)
 
 	require.NoError(t, c.Restart(owner))
 	i := 0

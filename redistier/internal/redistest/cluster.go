@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -222,7 +223,7 @@ func (c *Cluster) Restart(i int) error {
 func (c *Cluster) Close() {
 	for _, s := range c.Nodes {
 		s.Close()
-		_ = os.Remove(s.dir + "/nodes-" + strconv.Itoa(s.Port) + ".conf")
+		_ = os.Remove(filepath.Join(s.dir, "nodes-"+strconv.Itoa(s.Port)+".conf"))
 	}
 }
 

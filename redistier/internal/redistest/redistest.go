@@ -60,7 +60,11 @@ func Start(dir string, extra ...string) (*Server, error) {
 func start(dir string, node bool, extra []string) (*Server, error) {
 	var lastErr error
 	for range 5 { // a port taken between the probe and the server's bind: retry
-		ports, err := freePorts(map[bool]int{false: 1, true: 2}[node])
+		n := 1
+		if node {
+			n = 2 // and the cluster bus
+		}
+		ports, err := freePorts(n)
 		if err != nil {
 			return nil, err
 		}
