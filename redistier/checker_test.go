@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -47,6 +48,8 @@ import (
 // Settings (environment):
 //   - MEMO_CHECKER_OPS: the writer's number of invalidations (default
 //     checkerDefaultOps: a few seconds).
+//   - MEMO_CHECKER_DURATION: instead, how long the writer writes, a Go
+//     duration (MEMO_CHECKER_DURATION=5m for the long run).
 //   - MEMO_CHECKER_BOUND: the bound, a Go duration (default
 //     checkerDefaultBound).
 //   - MEMO_CHECKER_FAULTS: the faults to inject, a comma-separated subset
@@ -214,7 +217,14 @@ func runCheckerChild(string) int {
 	if writer {
 		wg.Go(func() {
 			versions := make([]int64, checkerKeys)
+			var until time.Time // MEMO_CHECKER_DURATION: write until then, whatever ops
+			if d, err := time.ParseDuration(os.Getenv("MEMO_CHECKER_DURATION")); err == nil && d > 0 {
+				until, ops = time.Now().Add(d), math.MaxInt
+			}
 			for op := range ops {
+				if !until.IsZero() && time.Now().After(until) {
+					break
+				}
 				if op%checkerClearEvery == 0 {
 					// A Clear moves the function to a new generation: the
 					// generation key exists from then on, and its loss
@@ -384,6 +394,10 @@ func TestCheckerNoStaleReadPastBound(t *testing.T) {
 		nodes = append(nodes, s)
 	}
 	ops, bound := checkerOps(t), checkerBound(t)
+	if v := os.Getenv("MEMO_CHECKER_DURATION"); v != "" {
+		_, err := time.ParseDuration(v)
+		require.NoError(t, err, "MEMO_CHECKER_DURATION")
+	}
 	ctx := context.Background()
 	setMaxmemory := func(n *redistest.Server) {
 		// Small: what the tier stores plus about 1 MB, so that the junk

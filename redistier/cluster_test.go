@@ -14,6 +14,7 @@ import (
 
 	"github.com/memokit/memo"
 	"github.com/memokit/memo/redistier/internal/redistest"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -110,6 +111,36 @@ func TestClusterStartsThreeMasters(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, shards, 3)
 	clusterFlush(t, c)
+}
+
+// TestClusterUniversalClient: a tier on redis.NewUniversalClient with
+// the nodes' addresses (a cluster client) shares with a tier on
+// redis.NewClusterClient.
+func TestClusterUniversalClient(t *testing.T) {
+	c := sharedCluster(t)
+	clusterFlush(t, c)
+	u := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: c.Addrs(), ContextTimeoutEnabled: true, MaxRetries: -1})
+	defer u.Close()
+	require.IsType(t, &redis.ClusterClient{}, u)
+	a, err := New(u)
+	require.NoError(t, err)
+	defer a.Close()
+	<-a.Ready()
+	b := newTier(t, c.Front())
+	var execs atomic.Int64
+	fn := func(k int) int { execs.Add(1); return k * 2 }
+	fa := memo.Decorate(fn, memo.WithName(t.Name()), memo.WithTier(a))
+	fb := memo.Decorate(fn, memo.WithName(t.Name()), memo.WithTier(b))
+	for k := range 6 {
+		assert.Equal(t, k*2, fa(k))
+		assert.Equal(t, k*2, fb(k))
+	}
+	assert.Equal(t, int64(6), execs.Load(), "b reads what a stored")
+	assert.Equal(t, uint64(6), b.Stats().Hits)
+	plain := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: c.Addrs()})
+	defer plain.Close()
+	_, err = New(plain)
+	assert.ErrorContains(t, err, "ContextTimeoutEnabled", "a cluster client that ignores context deadlines is refused")
 }
 
 // TestClusterCrossProcessStampede: four processes x 16 goroutines on 50
