@@ -110,11 +110,17 @@ func newServer(t testing.TB, args ...string) *redistest.Server {
 	return s
 }
 
-// newTier returns a tier on s with its own client (a replica), subscribed.
+// newTier returns a tier on s with its own client (a replica),
+// subscribed: on a cluster's front, a *redis.ClusterClient.
 func newTier(t testing.TB, s *redistest.Server, opts ...Option) *Tier {
 	t.Helper()
 	needRedis(t)
-	c := s.Client()
+	var c redis.UniversalClient
+	if cl := s.Cluster(); cl != nil {
+		c = cl.Client()
+	} else {
+		c = s.Client()
+	}
 	// A generous budget unless the test sets one: tests that are not about
 	// failures must not see a loaded machine's slow round trip as one.
 	tier, err := New(c, append([]Option{WithBudget(2 * time.Second)}, opts...)...)

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -159,6 +161,26 @@ func ClusterOptions(addrs ...string) *redis.ClusterOptions {
 // Client returns a cluster client on every node, with [ClusterOptions].
 func (c *Cluster) Client() *redis.ClusterClient {
 	return redis.NewClusterClient(ClusterOptions(c.Addrs()...))
+}
+
+// clusterClient is a cluster client whose Keys asks every master (a
+// ClusterClient's own asks one node, at random), which is what a test
+// that lists keys means; every other method is the ClusterClient's.
+type clusterClient struct{ *redis.ClusterClient }
+
+// Keys returns the keys matching pattern on every master, sorted.
+func (c clusterClient) Keys(ctx context.Context, pattern string) *redis.StringSliceCmd {
+	var mu sync.Mutex
+	var keys []string
+	err := c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+		k, err := n.Keys(ctx, pattern).Result()
+		mu.Lock()
+		keys = append(keys, k...)
+		mu.Unlock()
+		return err
+	})
+	slices.Sort(keys)
+	return redis.NewStringSliceResult(keys, err)
 }
 
 // Do runs one command on every live node (FLUSHALL, CONFIG SET, CLIENT

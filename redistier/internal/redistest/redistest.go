@@ -205,10 +205,12 @@ func (s *Server) Close() {
 
 // Client returns a client for the server with the settings the tier
 // needs: context deadlines honoured, no retries, short timeouts. On a
-// cluster's front it is a *redis.ClusterClient on every node.
+// cluster's front it is a cluster client on every node whose Keys lists
+// the keys of every master (use [Cluster.Client] for a
+// *redis.ClusterClient itself).
 func (s *Server) Client() redis.UniversalClient {
 	if s.cluster != nil {
-		return s.cluster.Client()
+		return clusterClient{s.cluster.Client()}
 	}
 	return redis.NewClient(&redis.Options{
 		Addr:                  s.Addr,
