@@ -111,6 +111,7 @@ func (s *Server) start() error {
 		"--logfile", filepath.Join(s.dir, "redis-"+strconv.Itoa(s.Port)+".log"),
 	}, s.args...)
 	s.cmd = exec.Command(bin, args...)
+	dieWithParent(s.cmd)
 	if err := s.cmd.Start(); err != nil {
 		return err
 	}
