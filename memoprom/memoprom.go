@@ -52,13 +52,26 @@
 //
 // (0 when no call runs, approximately: a scrape is not an atomic cut).
 //
+// A cache's name reaches the label as it is ([memo.WithName] guarantees
+// valid UTF-8; quotes, newlines and markup are escaped by the exposition
+// format). Should the registry ever list a name that is not valid UTF-8,
+// which a Prometheus label cannot carry and which would fail the whole
+// scrape, each invalid byte is written as \xNN, and a label that then
+// equals one already given in the scrape gets "#2", "#3", ...: a name
+// never makes a scrape fail.
+//
 // The histogram's buckets are stats.Histogram's: 1 µs to 2^26 µs (67 s),
 // doubling.
 package memoprom
 
 import (
 	"cmp"
+	"fmt"
+	"iter"
 	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/memokit/memo"
 	"github.com/memokit/memo/stats"
@@ -73,7 +86,7 @@ type optionFunc func(*collector)
 func (f optionFunc) apply(c *collector) { f(c) }
 
 // WithTier adds a shared tier to the collector under name (the "tier"
-// label): figures is called at every scrape, possibly concurrently, and
+// label; valid UTF-8): figures is called at every scrape, possibly concurrently, and
 // must be safe for that. Adapt a tier's own statistics to [stats.Tier] in
 // it; a tier's counters must only grow, as Prometheus counters do.
 func WithTier(name string, figures func() stats.Tier) Option {
@@ -140,12 +153,25 @@ var bounds = func() []float64 {
 
 type collector struct {
 	tiers []tierSource
+	// caches lists the caches to report; nil for every cache memo.Caches
+	// lists (tests give others).
+	caches iter.Seq2[string, stats.Stats]
+}
+
+// liveCaches yields every cache memo.Caches lists, with a snapshot of its
+// statistics.
+func liveCaches(yield func(string, stats.Stats) bool) {
+	for name, c := range memo.Caches() {
+		if !yield(name, c.Stats()) {
+			return
+		}
+	}
 }
 
 // NewCollector returns a collector of every live memo cache and the tiers
 // given with [WithTier]. Register one per registry: two would report the
 // same series. It panics if an option is nil or a tier's name is empty,
-// repeated, or has no figures func. Collect takes one Stats snapshot per
+// not valid UTF-8, repeated, or has no figures func. Collect takes one Stats snapshot per
 // cache and is safe for concurrent use.
 func NewCollector(opts ...Option) prometheus.Collector {
 	c := &collector{}
@@ -159,6 +185,9 @@ func NewCollector(opts ...Option) prometheus.Collector {
 	for _, t := range c.tiers {
 		if t.name == "" || t.figures == nil {
 			panic("memoprom: WithTier needs a name and a figures func")
+		}
+		if !utf8.ValidString(t.name) {
+			panic(fmt.Sprintf("memoprom: WithTier(%q): the name must be valid UTF-8, as a label value", t.name))
 		}
 		if seen[t.name] {
 			panic("memoprom: WithTier(" + t.name + "): the name is already used")
@@ -179,8 +208,13 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect reports every cache memo.Caches lists now, and every tier.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	for name, mc := range memo.Caches() {
-		collectCache(ch, name, mc.Stats())
+	caches := c.caches
+	if caches == nil {
+		caches = liveCaches
+	}
+	seen := map[string]bool{}
+	for name, s := range caches {
+		collectCache(ch, labelOf(name, seen), s)
 	}
 	for _, t := range c.tiers {
 		collectTier(ch, t.name, t.figures())
@@ -234,4 +268,30 @@ func collectTier(ch chan<- prometheus.Metric, name string, t stats.Tier) {
 		open = 1
 	}
 	gauge(ch, tierBreakerOpen, open, name)
+}
+
+// labelOf returns the label value for the cache listed as name: name
+// itself when it is valid UTF-8 and not in seen, else name with each
+// invalid byte written as \xNN and, if that is in seen, "#2", "#3", ...
+// appended. It adds the value to seen.
+func labelOf(name string, seen map[string]bool) string {
+	v := name
+	if !utf8.ValidString(v) {
+		var b strings.Builder
+		for i := 0; i < len(name); {
+			r, n := utf8.DecodeRuneInString(name[i:])
+			if r == utf8.RuneError && n == 1 {
+				fmt.Fprintf(&b, `\x%02x`, name[i])
+			} else {
+				b.WriteString(name[i : i+n])
+			}
+			i += n
+		}
+		v = b.String()
+	}
+	for n, base := 2, v; seen[v]; n++ {
+		v = base + "#" + strconv.Itoa(n)
+	}
+	seen[v] = true
+	return v
 }
