@@ -61,14 +61,26 @@
 // never on memo's call path. A histogram is cumulative since Register:
 // [memo.Cache.ResetStats] does not reset it, and the series of a cache
 // that was collected stays in the SDK until the provider shuts down.
+//
+// A cache's name reaches the attribute as it is ([memo.WithName]
+// guarantees valid UTF-8). Should the registry ever list a name that is
+// not valid UTF-8, which an OTLP exporter cannot encode (the whole export
+// would fail), each invalid byte is written as \xNN, and a value that then
+// equals one already given in the collection gets "#2", "#3", ...: a name
+// never makes a collection or an export fail.
 package memootel
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"iter"
 	"math"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 	"weak"
 
 	"github.com/memokit/memo"
@@ -96,7 +108,8 @@ type tierSource struct {
 	figures func() stats.Tier
 }
 
-// WithTier adds a shared tier under name (the "memo.tier.name" attribute):
+// WithTier adds a shared tier under name (the "memo.tier.name" attribute;
+// valid UTF-8):
 // figures is called at every collection and must be safe for concurrent
 // use. Adapt a tier's own statistics to [stats.Tier] in it; a tier's
 // counters must only grow.
@@ -113,6 +126,8 @@ const (
 // exporter holds the instruments and the histogram's state.
 type exporter struct {
 	tiers []tierSource
+	// caches lists the caches to observe: memo.Caches, or others in tests.
+	caches iter.Seq2[string, *memo.Cache]
 
 	hits, misses, led, coalesced, evictions, expirations metric.Int64ObservableCounter
 	failures, abandoned, getMisses, uncacheable          metric.Int64ObservableCounter
@@ -139,10 +154,16 @@ type recorded struct {
 // registers the callback that observes them; Unregister the result to
 // stop. Register once per provider: a second registration would record
 // the histogram twice. It returns an error if an option is invalid (nil,
-// or a tier without a name or a figures func, or a name used twice) or if
+// or a tier without a name or a figures func, a name that is not valid
+// UTF-8, or a name used twice) or if
 // the provider fails to make an instrument. The callback takes one Stats
 // snapshot per cache and is safe for concurrent collections.
 func Register(mp metric.MeterProvider, opts ...Option) (metric.Registration, error) {
+	return register(mp, memo.Caches(), opts)
+}
+
+// register is Register observing the caches listed by caches.
+func register(mp metric.MeterProvider, caches iter.Seq2[string, *memo.Cache], opts []Option) (metric.Registration, error) {
 	if mp == nil {
 		return nil, errors.New("memootel: Register(nil): pass a MeterProvider")
 	}
@@ -158,13 +179,16 @@ func Register(mp metric.MeterProvider, opts ...Option) (metric.Registration, err
 		if t.name == "" || t.figures == nil {
 			return nil, errors.New("memootel: WithTier needs a name and a figures func")
 		}
+		if !utf8.ValidString(t.name) {
+			return nil, fmt.Errorf("memootel: WithTier(%q): the name must be valid UTF-8, as an attribute value", t.name)
+		}
 		if seen[t.name] {
 			return nil, errors.New("memootel: WithTier(" + t.name + "): the name is already used")
 		}
 		seen[t.name] = true
 	}
 	m := mp.Meter(ScopeName)
-	e := &exporter{tiers: cfg.tiers, last: map[string]recorded{}}
+	e := &exporter{tiers: cfg.tiers, caches: caches, last: map[string]recorded{}}
 	var errs []error
 	counter := func(name, unit, desc string) metric.Int64ObservableCounter {
 		c, err := m.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
@@ -229,8 +253,8 @@ func (e *exporter) observe(ctx context.Context, o metric.Observer) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	listed := make(map[string]bool, len(e.last))
-	for name, c := range memo.Caches() {
-		listed[name] = true
+	for listedAs, c := range e.caches {
+		name := attrOf(listedAs, listed)
 		s := c.Stats()
 		at := metric.WithAttributeSet(attribute.NewSet(CacheKey.String(name)))
 		o.ObserveInt64(e.hits, i64(s.Hits), at)
@@ -334,4 +358,30 @@ func anyLess(a, b [stats.HistogramBuckets]uint64) bool {
 		}
 	}
 	return false
+}
+
+// attrOf returns the attribute value for the cache listed as name: name
+// itself when it is valid UTF-8 and not in seen, else name with each
+// invalid byte written as \xNN and, if that is in seen, "#2", "#3", ...
+// appended. It adds the value to seen.
+func attrOf(name string, seen map[string]bool) string {
+	v := name
+	if !utf8.ValidString(v) {
+		var b strings.Builder
+		for i := 0; i < len(name); {
+			r, n := utf8.DecodeRuneInString(name[i:])
+			if r == utf8.RuneError && n == 1 {
+				fmt.Fprintf(&b, `\x%02x`, name[i])
+			} else {
+				b.WriteString(name[i : i+n])
+			}
+			i += n
+		}
+		v = b.String()
+	}
+	for n, base := 2, v; seen[v]; n++ {
+		v = base + "#" + strconv.Itoa(n)
+	}
+	seen[v] = true
+	return v
 }
