@@ -12,31 +12,37 @@
 // Every measurement carries one attribute, "memo.cache.name" (or
 // "memo.tier.name" for a tier); never one per key. The instruments:
 //
-//	memo.cache.hits                 counter          {hit}        lookups that found a live entry
-//	memo.cache.misses               counter          {miss}       lookups that did not
-//	memo.cache.led                  counter          {call}       misses whose caller ran the function (or started the execution it waited for)
-//	memo.cache.coalesced            counter          {call}       misses served by another caller's execution
-//	memo.cache.evictions            counter          {entry}      entries removed to make room
-//	memo.cache.expirations          counter          {entry}      entries removed by their TTL
-//	memo.cache.failures             counter          {execution}  executions that returned an error or panicked
-//	memo.cache.abandoned            counter          {call}       callers that left before their result
-//	memo.cache.get_misses           counter          {miss}       misses of Cache.Get (nothing runs)
-//	memo.cache.uncacheable          counter          {call}       calls whose key could not be kept
-//	memo.cache.refreshes.started    counter          {refresh}    background refreshes started (WithRefreshAfter)
-//	memo.cache.refreshes.succeeded  counter          {refresh}    refreshes whose function returned without an error
-//	memo.cache.refreshes.failed     counter          {refresh}    refreshes that returned an error or panicked
-//	memo.cache.stale_served         counter          {call}       callers given a stale result after a failed execution
-//	memo.cache.rejected             counter          {result}     results not stored by WithCacheIf or WithTTLFunc
-//	memo.cache.entry.count          updowncounter    {entry}      live entries
-//	memo.cache.entry.max            updowncounter    {entry}      capacity
-//	memo.cache.execution.duration   histogram        s            execution times
-//	memo.tier.hits                  counter          {hit}        lookups found in the tier
-//	memo.tier.misses                counter          {miss}       lookups not found (undecodable values included)
-//	memo.tier.errors                counter          {error}      tier operations that failed or timed out
-//	memo.tier.decode_errors         counter          {error}      values found that could not be decoded
-//	memo.tier.lease_waits           counter          {call}       callers that waited for another process's execution
-//	memo.tier.breaker.opens         counter          {open}       times the circuit breaker opened
-//	memo.tier.breaker.open          gauge            1            1 while the breaker is open, else 0
+//	memo.cache.hits                 counter        {hit}           lookups that found a live entry
+//	memo.cache.misses               counter        {miss}          lookups that did not
+//	memo.cache.led                  counter        {call}          misses whose caller ran the function (or started the execution it waited for)
+//	memo.cache.coalesced            counter        {call}          misses served by another caller's execution
+//	memo.cache.evictions            counter        {entry}         entries removed to make room
+//	memo.cache.expirations          counter        {entry}         entries removed by their TTL
+//	memo.cache.failures             counter        {execution}     executions that returned an error or panicked
+//	memo.cache.abandoned            counter        {call}          callers that left before their result
+//	memo.cache.get_misses           counter        {miss}          misses of Cache.Get (nothing runs)
+//	memo.cache.uncacheable          counter        {call}          calls whose key could not be kept
+//	memo.cache.refreshes.started    counter        {refresh}       background refreshes started (WithRefreshAfter)
+//	memo.cache.refreshes.succeeded  counter        {refresh}       refreshes whose function returned without an error
+//	memo.cache.refreshes.failed     counter        {refresh}       refreshes that returned an error or panicked
+//	memo.cache.stale_served         counter        {call}          callers given a stale result after a failed execution
+//	memo.cache.rejected             counter        {result}        results not stored by WithCacheIf or WithTTLFunc
+//	memo.cache.tier_hits            counter        {execution}     executions a shared tier answered without running the function (WithTier)
+//	memo.cache.entry.count          updowncounter  {entry}         live entries
+//	memo.cache.entry.max            updowncounter  {entry}         capacity
+//	memo.cache.execution.duration   histogram      s               execution times
+//	memo.tier.hits                  counter        {hit}           lookups found in the tier
+//	memo.tier.misses                counter        {miss}          lookups not found (undecodable values included)
+//	memo.tier.errors                counter        {error}         tier operations that failed or timed out
+//	memo.tier.decode_errors         counter        {error}         values found that could not be decoded
+//	memo.tier.lease_waits           counter        {call}          callers that waited for another process's execution
+//	memo.tier.breaker.opens         counter        {open}          times the circuit breaker opened
+//	memo.tier.fills                 counter        {value}         values this process wrote to the tier after running the function
+//	memo.tier.local_runs            counter        {execution}     loads that ran the function without the tier (failing, breaker open, wait too long)
+//	memo.tier.invalidations         counter        {invalidation}  invalidations that reached the tier
+//	memo.tier.resubscribes          counter        {resubscribe}   invalidation feeds restored after a break (each flushed the local entries)
+//	memo.tier.age_flushes           counter        {flush}         flushes of the local entries that bound their age
+//	memo.tier.breaker.open          gauge          1               1 while the breaker is open, else 0
 //
 // The names follow OpenTelemetry's naming rules: a namespace never doubles
 // as a metric's name (so the entry gauges are memo.cache.entry.count and
@@ -47,7 +53,9 @@
 // running; every measurement keeps the single cache attribute. Likewise
 // the four ways a miss ends (led, coalesced, abandoned, get_misses) are
 // instruments of their own, so that memo.cache.misses keeps its meaning;
-// misses minus the four is the number still in flight.
+// misses minus the four is the number still in flight. The histogram
+// counts every execution, those a shared tier answered included: the
+// function ran here its count minus memo.cache.tier_hits times.
 //
 // The counters are observable (asynchronous) instruments. OpenTelemetry has
 // no asynchronous histogram, so the execution-time histogram is a
@@ -132,11 +140,14 @@ type exporter struct {
 	hits, misses, led, coalesced, evictions, expirations metric.Int64ObservableCounter
 	failures, abandoned, getMisses, uncacheable          metric.Int64ObservableCounter
 	refStarted, refOK, refFailed, stale, rejected        metric.Int64ObservableCounter
+	tierHitsC                                            metric.Int64ObservableCounter
 	entries, maxEntries                                  metric.Int64ObservableUpDownCounter
 	duration                                             metric.Float64Histogram
 
 	tierHits, tierMisses, tierErrors, tierDecodeErrors metric.Int64ObservableCounter
 	tierLeaseWaits, tierBreakerOpens                   metric.Int64ObservableCounter
+	tierFills, tierLocalRuns, tierInvalidations        metric.Int64ObservableCounter
+	tierResubscribes, tierAgeFlushes                   metric.Int64ObservableCounter
 	tierBreakerOpen                                    metric.Int64ObservableGauge
 
 	mu   sync.Mutex
@@ -210,6 +221,7 @@ func register(mp metric.MeterProvider, caches iter.Seq2[string, *memo.Cache], op
 	e.refFailed = counter("memo.cache.refreshes.failed", "{refresh}", "Background refreshes whose function returned an error or panicked.")
 	e.stale = counter("memo.cache.stale_served", "{call}", "Callers given a stale result because the execution that would replace it failed (WithStaleIfError).")
 	e.rejected = counter("memo.cache.rejected", "{result}", "Results not stored because WithCacheIf or WithTTLFunc rejected them.")
+	e.tierHitsC = counter("memo.cache.tier_hits", "{execution}", "Executions a shared tier answered without running the function (counted in the execution histogram too).")
 	var err error
 	e.entries, err = m.Int64ObservableUpDownCounter("memo.cache.entry.count", metric.WithUnit("{entry}"), metric.WithDescription("Live entries."))
 	errs = append(errs, err)
@@ -225,6 +237,11 @@ func register(mp metric.MeterProvider, caches iter.Seq2[string, *memo.Cache], op
 	e.tierDecodeErrors = counter("memo.tier.decode_errors", "{error}", "Values found in the shared tier that could not be decoded.")
 	e.tierLeaseWaits = counter("memo.tier.lease_waits", "{call}", "Callers that waited for another process's execution.")
 	e.tierBreakerOpens = counter("memo.tier.breaker.opens", "{open}", "Times the shared tier's circuit breaker opened.")
+	e.tierFills = counter("memo.tier.fills", "{value}", "Values this process wrote to the shared tier after running the function.")
+	e.tierLocalRuns = counter("memo.tier.local_runs", "{execution}", "Loads that ran the function without the shared tier (the tier failing, its breaker open, a wait too long).")
+	e.tierInvalidations = counter("memo.tier.invalidations", "{invalidation}", "Invalidations that reached the shared tier.")
+	e.tierResubscribes = counter("memo.tier.resubscribes", "{resubscribe}", "Times the shared tier's feed of invalidations was restored after a break; each flushed the local entries.")
+	e.tierAgeFlushes = counter("memo.tier.age_flushes", "{flush}", "Flushes of the local entries of the shared tier's functions that bound their age.")
 	e.tierBreakerOpen, err = m.Int64ObservableGauge("memo.tier.breaker.open", metric.WithUnit("1"),
 		metric.WithDescription("1 while the shared tier's circuit breaker is open, else 0."))
 	errs = append(errs, err)
@@ -233,8 +250,9 @@ func register(mp metric.MeterProvider, caches iter.Seq2[string, *memo.Cache], op
 	}
 	return m.RegisterCallback(e.observe,
 		e.hits, e.misses, e.led, e.coalesced, e.evictions, e.expirations, e.failures, e.abandoned,
-		e.getMisses, e.uncacheable, e.refStarted, e.refOK, e.refFailed, e.stale, e.rejected, e.entries,
-		e.maxEntries, e.tierHits, e.tierMisses, e.tierErrors, e.tierDecodeErrors, e.tierLeaseWaits, e.tierBreakerOpens, e.tierBreakerOpen)
+		e.getMisses, e.uncacheable, e.refStarted, e.refOK, e.refFailed, e.stale, e.rejected, e.tierHitsC, e.entries,
+		e.maxEntries, e.tierHits, e.tierMisses, e.tierErrors, e.tierDecodeErrors, e.tierLeaseWaits, e.tierBreakerOpens, e.tierBreakerOpen,
+		e.tierFills, e.tierLocalRuns, e.tierInvalidations, e.tierResubscribes, e.tierAgeFlushes)
 }
 
 // bounds are the histogram's boundaries in seconds: stats.Histogram's
@@ -272,6 +290,7 @@ func (e *exporter) observe(ctx context.Context, o metric.Observer) error {
 		o.ObserveInt64(e.refFailed, i64(s.RefreshesFailed), at)
 		o.ObserveInt64(e.stale, i64(s.StaleServed), at)
 		o.ObserveInt64(e.rejected, i64(s.Rejected), at)
+		o.ObserveInt64(e.tierHitsC, i64(s.TierHits), at)
 		o.ObserveInt64(e.entries, int64(s.CurrentSize), at)
 		o.ObserveInt64(e.maxEntries, int64(s.MaxSize), at)
 		e.record(ctx, name, c, s, metric.WithAttributeSet(attribute.NewSet(CacheKey.String(name))))
@@ -290,6 +309,11 @@ func (e *exporter) observe(ctx context.Context, o metric.Observer) error {
 		o.ObserveInt64(e.tierDecodeErrors, i64(s.DecodeErrors), at)
 		o.ObserveInt64(e.tierLeaseWaits, i64(s.LeaseWaits), at)
 		o.ObserveInt64(e.tierBreakerOpens, i64(s.BreakerOpens), at)
+		o.ObserveInt64(e.tierFills, i64(s.Fills), at)
+		o.ObserveInt64(e.tierLocalRuns, i64(s.LocalRuns), at)
+		o.ObserveInt64(e.tierInvalidations, i64(s.Invalidations), at)
+		o.ObserveInt64(e.tierResubscribes, i64(s.Resubscribes), at)
+		o.ObserveInt64(e.tierAgeFlushes, i64(s.AgeFlushes), at)
 		open := int64(0)
 		if s.BreakerOpen {
 			open = 1
