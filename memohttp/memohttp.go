@@ -8,9 +8,11 @@
 // in a second line per cache, and the figures of the shared tiers
 // registered with [WithTier] (every field of [stats.Tier]). The page is
 // server-rendered HTML, readable without JavaScript, with a small inline
-// SVG bar per hit ratio, and fits a window 1200 px wide without
-// scrolling sideways; the same figures are served as JSON (a [Page]) to a
-// request with ?format=json or an Accept header naming application/json.
+// SVG bar per hit ratio. The page never scrolls sideways: names and the
+// second lines wrap, and in a window 1200 px wide the tables fit, counts
+// of 11 digits included (a narrower window scrolls a table in its box).
+// The same figures are served as JSON (a [Page]) to a request with
+// ?format=json or an Accept header naming application/json.
 //
 // Names are shown as memo lists them (escaped for HTML and JSON). Should
 // the registry ever list one that is not valid UTF-8 (memo.WithName
@@ -300,9 +302,9 @@ func (v view) Tiered() bool {
 // Cols is the number of columns of the caches' table.
 func (v view) Cols() int {
 	if v.Tiered() {
-		return 14
+		return 12
 	}
-	return 13
+	return 11
 }
 
 //go:embed page.html

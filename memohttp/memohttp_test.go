@@ -149,7 +149,7 @@ func TestHTML(t *testing.T) {
 	assert.NotContains(t, html, "<script", "no JavaScript")
 	assert.Contains(t, html, `<rect width="67" height="10" fill="#2e8b57"/>`, "users' 2/3 hit ratio as an SVG bar")
 	assert.Contains(t, html, "66.7%")
-	assert.Contains(t, html, "2 / 10")
+	assert.Contains(t, html, "2&nbsp;/ 10")
 	assert.Contains(t, html, `href="?format=json"`, "a relative link works under any prefix")
 	assert.Contains(t, html, ">l2<")
 	assert.Contains(t, html, "25.0%", "the tier's hit ratio")
