@@ -143,8 +143,8 @@ type TierBinding interface {
 //
 // In the statistics, a local miss answered by the tier counts as the
 // execution of its local leader (TotalCalls, timed as the round trip), so
-// that Misses == TotalCalls + Coalesced still holds; the tier's own
-// statistics tell its hits from the function's runs.
+// that Misses == TotalCalls + Coalesced still holds, and in TierHits: the
+// function ran here Stats.LocalRuns() = TotalCalls - TierHits times.
 func WithTier(t Tier) Option {
 	return optionFunc(func(c *config) {
 		c.tier = t
@@ -306,6 +306,7 @@ func viaTier[T any](w *wrapped, load func(context.Context, TierKey, func(context
 		if !hit {
 			return run(ctx)
 		}
+		w.c.rec.TierHit() // Stats.TierHits: this execution did not run the function
 		return tierValue[T](w, res)
 	}
 }

@@ -363,3 +363,40 @@ func TestTierMovedArgumentsNotShared(t *testing.T) {
 		assert.Equal(t, 10, v, "the tier must not hold ID 2's result under ID 1")
 	})
 }
+
+// TestTierHitsApartFromRuns guards the debug page's "Executions" of a
+// tiered function, which counted the loads the tier answered as if the
+// function had run: Stats.TierHits counts those, and LocalRuns the times
+// the function ran here, for a miss and for a refresh, on the typed and
+// the reflective paths.
+func TestTierHitsApartFromRuns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ft := newFakeTier()
+		runs := 0
+		fn := func(k int) int { runs++; return k }
+		a := Func(fn, WithName("apart"), WithTier(ft), WithTTL(time.Minute), WithRefreshAfter(10*time.Second))
+		b := Decorate(fn, WithName("apart"), WithTier(ft.replica()), WithTTL(time.Minute), WithRefreshAfter(10*time.Second))
+		a(1) // runs, fills the tier
+		a(2)
+		b(1) // answered by the tier
+		b(2)
+		b(3) // runs
+		sa, sb := CacheOf(a).Stats(), CacheOf(b).Stats()
+		assert.Equal(t, 3, runs)
+		assert.Equal(t, [3]uint64{2, 0, 2}, [3]uint64{sa.TotalCalls, sa.TierHits, sa.LocalRuns()}, "a: calls, tier hits, local runs")
+		assert.Equal(t, [3]uint64{3, 2, 1}, [3]uint64{sb.TotalCalls, sb.TierHits, sb.LocalRuns()}, "b: calls, tier hits, local runs")
+
+		// A refresh of a's key 1 runs and writes the tier; b's refresh of
+		// it then finds that value, refreshed after its own interval began.
+		time.Sleep(11 * time.Second)
+		a(1)
+		synctest.Wait()
+		b(1)
+		synctest.Wait()
+		sa, sb = CacheOf(a).Stats(), CacheOf(b).Stats()
+		assert.Equal(t, 4, runs)
+		assert.Equal(t, [3]uint64{3, 0, 3}, [3]uint64{sa.TotalCalls, sa.TierHits, sa.LocalRuns()}, "a after its refresh")
+		assert.Equal(t, [3]uint64{4, 3, 1}, [3]uint64{sb.TotalCalls, sb.TierHits, sb.LocalRuns()}, "b after its refresh")
+		assert.Contains(t, sb.String(), "tier hits           3")
+	})
+}

@@ -97,6 +97,7 @@ func (c collected) check(t *testing.T, mc *memo.Cache) {
 		"memo.cache.refreshes.failed":    s.RefreshesFailed,
 		"memo.cache.stale_served":        s.StaleServed,
 		"memo.cache.rejected":            s.Rejected,
+		"memo.cache.tier_hits":           s.TierHits,
 		"memo.cache.entry.count":         uint64(s.CurrentSize), "memo.cache.entry.max": uint64(s.MaxSize),
 	}
 	// Every uint64 counter of stats.Stats has an instrument here but
@@ -154,7 +155,8 @@ func TestRegister(t *testing.T) {
 	g("a")
 
 	reg, err := memootel.Register(mp, memootel.WithTier("redis", func() stats.Tier {
-		return stats.Tier{Hits: 5, Misses: 2, Errors: 1, DecodeErrors: 1, LeaseWaits: 3, BreakerOpens: 2, BreakerOpen: true}
+		return stats.Tier{Hits: 5, Misses: 2, Errors: 1, DecodeErrors: 1, LeaseWaits: 3, BreakerOpens: 2, BreakerOpen: true,
+			Fills: 4, LocalRuns: 6, Invalidations: 7, Resubscribes: 8, AgeFlushes: 9}
 	}))
 	require.NoError(t, err)
 
@@ -180,6 +182,8 @@ func TestRegister(t *testing.T) {
 	for name, want := range map[string]int64{
 		"memo.tier.hits": 5, "memo.tier.misses": 2, "memo.tier.errors": 1, "memo.tier.decode_errors": 1,
 		"memo.tier.lease_waits": 3, "memo.tier.breaker.opens": 2, "memo.tier.breaker.open": 1,
+		"memo.tier.fills": 4, "memo.tier.local_runs": 6, "memo.tier.invalidations": 7,
+		"memo.tier.resubscribes": 8, "memo.tier.age_flushes": 9,
 	} {
 		got, ok := c.int64Of(t, name, tier)
 		assert.True(t, ok, name)

@@ -575,6 +575,8 @@ func (t *Tier) Figures() stats.Tier {
 	return stats.Tier{
 		Hits: s.Hits, Misses: s.Misses, Errors: s.Errors, DecodeErrors: s.DecodeErrors,
 		LeaseWaits: s.LeaseWaits, BreakerOpens: s.BreakerOpened, BreakerOpen: s.BreakerState == gobreaker.StateOpen.String(),
+		Fills: s.Fills, LocalRuns: s.LocalRuns, Invalidations: s.Invalidations,
+		Resubscribes: s.Resubscribes, AgeFlushes: s.AgeFlushes,
 	}
 }
 

@@ -58,6 +58,7 @@ func ExampleStats_String() {
 	// expirations         0
 	// uncacheable         0
 	// calls               3
+	// tier hits           0
 	// failures            1
 	// avg time            2ms
 	// min time            1ms

@@ -115,6 +115,7 @@ type Recorder struct {
 	mu       sync.Mutex
 	calls    uint64
 	failures uint64
+	tierHits uint64
 	total    time.Duration
 	min, max time.Duration
 	hist     *Histogram // made by the first execution, so that unused recorders stay small
@@ -186,6 +187,15 @@ func (r *Recorder) StaleServed(n uint64) { r.endsOf().stale.Add(n) }
 // not to store.
 func (r *Recorder) Rejected(n uint64) { r.endsOf().rejected.Add(n) }
 
+// TierHit records one execution answered by a shared tier without
+// running the function (Stats.TierHits); the execution itself is recorded
+// by Execution, as any other.
+func (r *Recorder) TierHit() {
+	r.mu.Lock()
+	r.tierHits++
+	r.mu.Unlock()
+}
+
 // Execution records one execution of the cached function that took d:
 // TotalCalls grows by one, TotalTime by d, MinTime and MaxTime take d into
 // account, d is counted in the ExecTimes histogram's bucket, and Failures
@@ -242,6 +252,7 @@ func (r *Recorder) Snapshot() Stats {
 	r.mu.Lock()
 	s.TotalCalls = r.calls
 	s.Failures = r.failures
+	s.TierHits = r.tierHits
 	s.TotalTime = r.total
 	s.MinTime = r.min
 	s.MaxTime = r.max
@@ -272,7 +283,7 @@ func (r *Recorder) Reset() {
 		e.rejected.Store(0)
 	}
 	r.mu.Lock()
-	r.calls, r.failures = 0, 0
+	r.calls, r.failures, r.tierHits = 0, 0, 0
 	r.total, r.min, r.max = 0, 0, 0
 	if r.hist != nil {
 		*r.hist = Histogram{}

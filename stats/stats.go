@@ -68,6 +68,26 @@ type Stats struct {
 	// GetMisses counts the misses of Cache.Get: lookups after which
 	// nothing runs.
 	GetMisses uint64
+	// TierHits counts the executions of a function decorated WithTier
+	// that the shared tier answered without running the function: a
+	// local miss whose result another replica had stored, or a refresh
+	// that found a value another replica had refreshed. They are in
+	// TotalCalls and ExecTimes (timed as the round trip to the tier), so
+	// that Misses == TotalCalls + Coalesced keeps holding; the function
+	// ran here TotalCalls - TierHits times ([Stats.LocalRuns]). 0 without
+	// a tier.
+	TierHits uint64
+}
+
+// LocalRuns returns the executions that ran the function in this process
+// rather than being answered by a shared tier: TotalCalls - TierHits
+// (samples given to Cache.UpdateProfiling included), or 0 in a snapshot
+// taken while a tier's answer is counted and its execution not yet.
+func (s Stats) LocalRuns() uint64 {
+	if s.TierHits > s.TotalCalls {
+		return 0
+	}
+	return s.TotalCalls - s.TierHits
 }
 
 // Quantile estimates the q-quantile of the execution times (q = 0.5 for
@@ -141,9 +161,9 @@ func (s Stats) AvgTime() time.Duration {
 //
 // The counters Coalesced, Evictions, Expirations, Failures, Abandoned,
 // Uncacheable, Led, GetMisses, RefreshesStarted, RefreshesSucceeded,
-// RefreshesFailed, StaleServed and Rejected, and the ExecTimes histogram,
-// have no key in get_stats() and are not in the map; read them from the
-// fields.
+// RefreshesFailed, StaleServed, Rejected and TierHits, and the ExecTimes
+// histogram, have no key in get_stats() and are not in the map; read them
+// from the fields.
 func (s Stats) Map() map[string]any {
 	ttl := "None"
 	if s.TTL > 0 {
@@ -190,6 +210,7 @@ func (s Stats) String() string {
 		{"expirations", fmt.Sprint(s.Expirations)},
 		{"uncacheable", fmt.Sprint(s.Uncacheable)},
 		{"calls", fmt.Sprint(s.TotalCalls)},
+		{"tier hits", fmt.Sprint(s.TierHits)},
 		{"failures", fmt.Sprint(s.Failures)},
 		{"avg time", s.AvgTime().String()},
 		{"min time", s.MinTime.String()},

@@ -123,6 +123,7 @@ func TestString(t *testing.T) {
 		"expirations         0\n" +
 		"uncacheable         5\n" +
 		"calls               1\n" +
+		"tier hits           0\n" +
 		"failures            0\n" +
 		"avg time            1.2ms\n" +
 		"min time            1.2ms\n" +
@@ -161,7 +162,7 @@ func TestStringShowsEveryCounter(t *testing.T) {
 			want[v.Type().Field(i).Name] = fmt.Sprint(n)
 		}
 	}
-	require.Len(t, want, 16, "the uint64 counters of Stats")
+	require.Len(t, want, 17, "the uint64 counters of Stats")
 	out := s.String()
 	for field, n := range want {
 		assert.Regexp(t, `(?m) `+n+`$`, out, field)
