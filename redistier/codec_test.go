@@ -931,3 +931,38 @@ func TestFuzzedTypesMostlyPass(t *testing.T) {
 		assert.Greater(t, stored, 20, "%T", c.codec)
 	}
 }
+
+// BenchmarkCodec encodes and decodes one result of the exact type (its
+// NaN and Inf zeroed, so that JSON stores it) through Binary and JSON
+// (gob and msgpack refuse it); JSON pays for its per-value round-trip
+// check on encode.
+func BenchmarkCodec(b *testing.B) {
+	v := exactValue()
+	v.NaN, v.Inf = 0, 0
+	types := []reflect.Type{reflect.TypeFor[exact]()}
+	for _, c := range []struct {
+		name  string
+		codec Codec
+	}{{"binary", Binary}, {"json", JSON}} {
+		enc, err := c.codec.Encode(nil, []any{v})
+		require.NoError(b, err)
+		b.Run(c.name+"/encode", func(b *testing.B) {
+			b.ReportAllocs()
+			buf := make([]byte, 0, 1024)
+			for b.Loop() {
+				if _, err := c.codec.Encode(buf[:0], []any{v}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(enc)), "bytes")
+		})
+		b.Run(c.name+"/decode", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.codec.Decode(enc, types); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
