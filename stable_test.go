@@ -2,7 +2,10 @@ package memo
 
 import (
 	"bytes"
+	"encoding/hex"
 	"log/slog"
+	"os"
+	"os/exec"
 	"reflect"
 	"strings"
 	"sync"
@@ -103,6 +106,53 @@ func TestFunctionLocalTypesStayLocal(t *testing.T) {
 	assert.False(t, ambiguousType(reflect.TypeFor[uniqueInStableTest]()))
 	a(uniqueInStableTest{1})
 	assert.Equal(t, 1, ft.loadCount())
+}
+
+// TestFunctionLocalTypesAcrossProcesses is the replicas' view of
+// TestFunctionLocalTypesStayLocal: two processes of one build, one meeting
+// orderID first and the other userID, used to give each its own first
+// type the shared name, so both computed one tier key for two different
+// types. Each child prints the tier key of its call, or "local".
+func TestFunctionLocalTypesAcrossProcesses(t *testing.T) {
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	keys := map[string]string{}
+	for _, first := range []string{"order", "user"} {
+		cmd := exec.Command(exe, "-test.run=^TestStableKeyChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "MEMO_STABLE_CHILD="+first)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		for line := range strings.Lines(string(out)) {
+			if k, ok := strings.CutPrefix(strings.TrimSpace(line), "tierkey="); ok {
+				keys[first] = k
+			}
+		}
+		require.Contains(t, keys, first, "%s", out)
+	}
+	assert.Equal(t, "local", keys["order"])
+	assert.Equal(t, "local", keys["user"])
+}
+
+// TestStableKeyChild is the child process of
+// TestFunctionLocalTypesAcrossProcesses; it skips unless started by it.
+func TestStableKeyChild(t *testing.T) {
+	first := os.Getenv("MEMO_STABLE_CHILD")
+	if first == "" {
+		t.Skip("a child process of TestFunctionLocalTypesAcrossProcesses")
+	}
+	ft := newFakeTier()
+	describe := Decorate(func(k any) string { return "" }, WithName("describe"), WithTier(ft))
+	if first == "order" {
+		describe(orderID(7))
+	} else {
+		describe(userID(7))
+	}
+	if ft.loadCount() == 0 {
+		os.Stdout.WriteString("tierkey=local\n")
+		return
+	}
+	k := ft.lastKey()
+	os.Stdout.WriteString("tierkey=" + hex.EncodeToString(k.Digest[:]) + "\n")
 }
 
 type safeLog struct {
