@@ -70,7 +70,9 @@ var Msgpack Codec = msgpackCodec{}
 // Gob is encoding/gob, checked per value as [JSON] is: gob turns empty
 // slices and maps, and pointers to zero values, into nil, so such values
 // are not stored (EncodeErrors). It refuses at decoration what Binary
-// refuses and unexported fields.
+// refuses, unexported fields, a struct embedding a type with GobEncode or
+// MarshalBinary, and pointer and map result types (gob cannot encode a
+// nil pointer, nor keep a nil map, at the top).
 var Gob Codec = gobCodec{}
 
 type msgpackCodec struct{}

@@ -310,6 +310,42 @@ func TestReprosRoundTripOrAreRefused(t *testing.T) {
 	}
 }
 
+// reproResult holds every repro of the issue in one result: an 8-byte
+// digest and map keys that are not valid UTF-8, colliding embedded
+// fields, a struct embedding time.Time in a named zone, a type with only
+// MarshalBinary and unexported fields, and a json.RawMessage.
+type reproResult struct {
+	D   digest
+	C   collide
+	E   embedsTime
+	B   binaryOnly
+	Raw withRaw
+}
+
+// TestReprosAcrossReplicas: with the default codec, replica B reads from
+// Redis exactly what replica A's function returned, for every repro type.
+// Under the old default (JSON) B read U+FFFD for the digest's bytes, one
+// map key for two, zeros for the colliding and embedded-time fields, and
+// the zero value for the MarshalBinary-only type.
+func TestReprosAcrossReplicas(t *testing.T) {
+	flushAll(t)
+	a, b := newTier(t, srv), newTier(t, srv)
+	rv := reproValues()
+	want := reproResult{
+		D: rv["invalid UTF-8"].(digest), C: rv["collide"].(collide), E: rv["embedsTime"].(embedsTime),
+		B: rv["binaryOnly"].(binaryOnly), Raw: rv["rawMessage"].(withRaw),
+	}
+	execs := 0
+	fn := func(k int) reproResult { execs++; return want }
+	fa := memo.Decorate(fn, memo.WithName(t.Name()), memo.WithTier(a))
+	fb := memo.Decorate(fn, memo.WithName(t.Name()), memo.WithTier(b))
+	fa(1)
+	got := fb(1)
+	assert.Equal(t, 1, execs, "B reads Redis")
+	assert.Equal(t, uint64(1), b.Stats().Hits)
+	assert.True(t, sameValue(want, got), "B read %#v", got)
+}
+
 // TestCheckRefusesTypesItCannotCarry: each codec refuses at decoration the
 // types it cannot carry, naming the field, and accepts the others.
 func TestCheckRefusesTypesItCannotCarry(t *testing.T) {
