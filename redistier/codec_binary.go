@@ -2,12 +2,15 @@ package redistier
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -23,8 +26,15 @@ import (
 //     every byte, valid UTF-8 or not; integers keep all their bits; floats
 //     keep their bits (-0, every NaN payload, infinities);
 //   - struct fields are all carried, unexported, blank and memo:"-" ones
-//     included, whatever methods the type has (MarshalBinary, MarshalJSON
-//     and the like are not called: the fields are the value);
+//     included, whatever methods the type has (MarshalJSON and the like
+//     are not called: the fields are the value); but a struct of up to 64
+//     bytes with unexported fields and both MarshalBinary and
+//     UnmarshalBinary (netip.Addr, netip.Prefix) goes through that pair
+//     whenever it brings the value back exactly, so that invariants its
+//     fields do not show (netip.Addr's unique.Handle, compared by
+//     identity) hold in the copy; a value it would not bring back is
+//     carried field by field, or, when the fields cannot be (a
+//     unique.Handle), refused (an EncodeError);
 //   - a pointer is carried by the value it points to (nil stays nil); two
 //     pointers to one object come back as two equal objects, and a value
 //     nested deeper than 1,000 pointers, slices or maps (a cyclic value
@@ -39,8 +49,11 @@ import (
 //     time.
 //
 // It refuses, at decoration, result types holding an interface (the
-// dynamic type cannot be carried), a func, a channel or an unsafe.Pointer,
-// naming the field. Decoding bounds every length by the bytes left before
+// dynamic type cannot be carried), a func, a channel, an unsafe.Pointer
+// or a unique.Handle outside such a pair, naming the field. A pointer
+// inside another package's type is carried by value too: a type whose
+// unexported pointers must keep their identity, and that has no exact
+// MarshalBinary, must not be a tiered result. Decoding bounds every length by the bytes left before
 // it allocates: a value of n bytes allocates at most about 24n bytes
 // (a slice header per byte) whatever it claims, plus the size of the
 // result types themselves.
@@ -148,12 +161,39 @@ func (b *planner) build(t reflect.Type, path string) (*plan, error) {
 		return p, nil
 	}
 	p := &plan{t: t}
-	b.built[t] = p
 	if t == timeType || (t.Kind() == reflect.Struct && t.ConvertibleTo(timeType)) {
 		p.min = 2
 		p.enc, p.dec = encTime, decTime
+		b.built[t] = p
 		return p, nil
 	}
+	if t.PkgPath() == "unique" && strings.HasPrefix(t.Name(), "Handle[") {
+		return nil, fmt.Errorf("%s is a %v, which is compared by identity: a copy is never equal to it", path, t)
+	}
+	// The plans built for t's parts are dropped if t fails: some may hold
+	// t's unfinished plan.
+	before := maps.Clone(b.built)
+	b.built[t] = p
+	err := b.fields(p, t, path)
+	if err != nil && marshalled(t) && t.Comparable() {
+		b.built = before
+		b.built[t] = p
+		marshalOnly(p)
+		return p, nil
+	}
+	if err != nil {
+		b.built = before
+		return nil, err
+	}
+	if marshalled(t) {
+		withMarshal(p)
+	}
+	return p, nil
+}
+
+// fields fills in p, t's plan, to carry t's values field by field (element
+// by element, bit by bit).
+func (b *planner) fields(p *plan, t reflect.Type, path string) error {
 	size := t.Size()
 	switch k := t.Kind(); k {
 	case reflect.Bool:
@@ -243,7 +283,7 @@ func (b *planner) build(t reflect.Type, path string) (*plan, error) {
 		p.min = 1
 		elem, err := b.build(t.Elem(), path)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.enc = func(e *encState, q unsafe.Pointer) error {
 			ptr := *(*unsafe.Pointer)(q)
@@ -285,7 +325,7 @@ func (b *planner) build(t reflect.Type, path string) (*plan, error) {
 		p.min = 1
 		elem, err := b.build(t.Elem(), path+"[i]")
 		if err != nil {
-			return nil, err
+			return err
 		}
 		esize := t.Elem().Size()
 		p.enc = func(e *encState, q unsafe.Pointer) error {
@@ -313,7 +353,7 @@ func (b *planner) build(t reflect.Type, path string) (*plan, error) {
 	case reflect.Array:
 		elem, err := b.build(t.Elem(), path+"[i]")
 		if err != nil {
-			return nil, err
+			return err
 		}
 		n, esize := t.Len(), t.Elem().Size()
 		p.min = satMul(n, elem.min)
@@ -328,11 +368,11 @@ func (b *planner) build(t reflect.Type, path string) (*plan, error) {
 		p.min = 1
 		kp, err := b.build(t.Key(), path+"[key]")
 		if err != nil {
-			return nil, err
+			return err
 		}
 		vp, err := b.build(t.Elem(), path+"[k]")
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.enc = func(e *encState, q unsafe.Pointer) error { return e.mapValue(t, kp, vp, q) }
 		p.dec = func(d *decState, q unsafe.Pointer) error { return d.mapValue(t, kp, vp, q) }
@@ -346,7 +386,7 @@ func (b *planner) build(t reflect.Type, path string) (*plan, error) {
 			f := t.Field(i)
 			fp, err := b.build(f.Type, path+"."+f.Name)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			fields = append(fields, field{f.Offset, fp})
 			p.min += fp.min
@@ -369,11 +409,123 @@ func (b *planner) build(t reflect.Type, path string) (*plan, error) {
 			return nil
 		}
 	case reflect.Interface:
-		return nil, fmt.Errorf("%s has the interface type %v (its dynamic type cannot be carried)", path, t)
+		return fmt.Errorf("%s has the interface type %v (its dynamic type cannot be carried)", path, t)
 	default: // Func, Chan, UnsafePointer
-		return nil, fmt.Errorf("%s has type %v, which has no value to carry (%v is keyed by identity)", path, t, k)
+		return fmt.Errorf("%s has type %v, which has no value to carry (%v is keyed by identity)", path, t, k)
 	}
-	return p, nil
+	return nil
+}
+
+// marshalled reports whether t's values go through t's own MarshalBinary
+// and UnmarshalBinary when those bring a value back exactly: t is a small
+// struct with unexported fields, whose invariants the fields alone may
+// not carry (netip.Addr holds a unique.Handle, a pointer compared by
+// identity: field by field, 10.1.2.3 came back as ::ffff:10.1.2.3%).
+// Up to 64 bytes, so that the two bytes the marshalled form takes at
+// least still bound what a length may allocate (32 bytes per byte read).
+func marshalled(t reflect.Type) bool {
+	if t.Kind() != reflect.Struct || t.Size() > 64 || !pair(t, binaryMarshaler, binaryUnmarshaler) {
+		return false
+	}
+	for i := range t.NumField() {
+		if !t.Field(i).IsExported() {
+			return true
+		}
+	}
+	return false
+}
+
+// withMarshal makes p, a structural plan, write each value through its
+// type's MarshalBinary when UnmarshalBinary brings it back exactly (the
+// canonical encodings are equal), and field by field otherwise (a
+// MarshalBinary that drops fields): a tag byte says which.
+func withMarshal(p *plan) {
+	t := p.t
+	fields := *p
+	p.min = min(2, fields.min+1)
+	p.enc = func(e *encState, q unsafe.Pointer) error {
+		if b, ok := marshalExact(t, q, fields.enc); ok {
+			e.buf = append(e.buf, 1)
+			e.str(string(b))
+			return nil
+		}
+		e.buf = append(e.buf, 0)
+		return fields.enc(e, q)
+	}
+	p.dec = func(d *decState, q unsafe.Pointer) error {
+		tag, err := d.byte()
+		if err != nil {
+			return err
+		}
+		switch tag {
+		case 0:
+			return fields.dec(d, q)
+		case 1:
+			s, err := d.str()
+			if err != nil {
+				return err
+			}
+			return reflect.NewAt(t, q).Interface().(encoding.BinaryUnmarshaler).UnmarshalBinary([]byte(s))
+		}
+		return errors.New("bad marshalled value")
+	}
+}
+
+// marshalOnly makes p write each value through its type's MarshalBinary,
+// for a comparable type whose fields cannot be carried (a netip.Addr's
+// unique.Handle): a value is refused (an EncodeError) unless
+// UnmarshalBinary brings back one == to it.
+func marshalOnly(p *plan) {
+	t := p.t
+	p.min = 1
+	p.enc = func(e *encState, q unsafe.Pointer) error {
+		b, ok := marshalExact(t, q, nil)
+		if !ok {
+			return fmt.Errorf("memo: redistier: a %v does not come back exactly through its MarshalBinary and UnmarshalBinary", t)
+		}
+		e.str(string(b))
+		return nil
+	}
+	p.dec = func(d *decState, q unsafe.Pointer) error {
+		s, err := d.str()
+		if err != nil {
+			return err
+		}
+		return reflect.NewAt(t, q).Interface().(encoding.BinaryUnmarshaler).UnmarshalBinary([]byte(s))
+	}
+}
+
+// marshalExact returns the MarshalBinary form of the value at q if
+// UnmarshalBinary brings back a value whose fields encode as the
+// original's do (or, with fields nil, one == to it); a method that panics
+// or fails counts as not exact.
+func marshalExact(t reflect.Type, q unsafe.Pointer, fields func(*encState, unsafe.Pointer) error) (b []byte, ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	v := reflect.NewAt(t, q)
+	m, isM := v.Interface().(encoding.BinaryMarshaler)
+	if !isM {
+		return nil, false
+	}
+	b, err := m.MarshalBinary()
+	if err != nil {
+		return nil, false
+	}
+	back := reflect.New(t)
+	if back.Interface().(encoding.BinaryUnmarshaler).UnmarshalBinary(slices.Clone(b)) != nil {
+		return nil, false
+	}
+	if fields == nil {
+		return b, v.Elem().Interface() == back.Elem().Interface()
+	}
+	want, got := encState{canonical: true}, encState{canonical: true}
+	if fields(&want, q) != nil || fields(&got, back.UnsafePointer()) != nil {
+		return nil, false
+	}
+	return b, bytes.Equal(want.buf, got.buf)
 }
 
 func readInt(p unsafe.Pointer, size uintptr) int64 {
