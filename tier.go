@@ -258,6 +258,9 @@ type resultSetter interface{ setResult(v any) }
 // leader of a miss runs through viaTier with the tier's Load, which asks
 // the tier first, and a refresh through refreshTiered.
 func tierKeyOf(w *wrapped, s *keyState) *TierKey {
+	if w.tier != nil && s.ambiguous != nil {
+		w.c.noteAmbiguous(s.ambiguous)
+	}
 	if w.tier == nil || !s.shareable() {
 		return nil
 	}

@@ -176,6 +176,11 @@ func (b *binding) load(ctx context.Context, key memo.TierKey, since []byte, comp
 			if res, ok := b.decode(vk, raw); ok {
 				return res, true
 			}
+			// Garbage at the key, counted and logged once: the lease
+			// script would return it again, and nobody can fill the key
+			// while it stands, so run locally (the next invalidation or
+			// the TTL clears it).
+			return local()
 		case errors.Is(err, redis.Nil):
 		default:
 			return local()

@@ -40,7 +40,7 @@ func defaults() options {
 		maxValue:        1 << 20,
 		breakerFailures: 5,
 		breakerTimeout:  2 * time.Second,
-		codec:           JSON,
+		codec:           Binary,
 	}
 }
 
@@ -117,7 +117,8 @@ func WithBreakerFailures(n int) Option { return func(o *options) { o.breakerFail
 // probes Redis again (default 2 s).
 func WithBreakerTimeout(d time.Duration) Option { return func(o *options) { o.breakerTimeout = d } }
 
-// WithCodec replaces the codec of results (default [JSON]).
+// WithCodec replaces the codec of results (default [Binary], memo's own;
+// [JSON], [Msgpack] and [Gob] are for interoperability).
 func WithCodec(c Codec) Option { return func(o *options) { o.codec = c } }
 
 // WithLogger logs the breaker's transitions and undecodable values to l
