@@ -26,10 +26,12 @@ type fakeTier struct {
 	maxAge   time.Duration
 	bindErr  error
 	computes int
+	ttls     map[[32]byte]time.Duration // the TTL each stored value was given
+	unbinds  int
 }
 
 func newFakeTier() *fakeTier {
-	return &fakeTier{store: map[[32]byte][]any{}, created: map[[32]byte]time.Time{}}
+	return &fakeTier{store: map[[32]byte][]any{}, created: map[[32]byte]time.Time{}, ttls: map[[32]byte]time.Duration{}}
 }
 
 func (f *fakeTier) Bind(fn TierFunc) (TierBinding, error) {
@@ -39,42 +41,55 @@ func (f *fakeTier) Bind(fn TierFunc) (TierBinding, error) {
 	return f, f.bindErr
 }
 
-func (f *fakeTier) Load(ctx context.Context, key TierKey, compute func(context.Context) ([]any, bool)) ([]any, bool) {
+func (f *fakeTier) Load(ctx context.Context, key TierKey, compute TierCompute) ([]any, time.Duration, bool) {
 	f.mu.Lock()
 	f.loads = append(f.loads, key)
 	v, ok := f.store[key.Digest]
+	left := f.left(key.Digest)
 	f.mu.Unlock()
 	if ok {
-		return v, true
+		return v, left, true
 	}
 	f.fill(ctx, key, compute)
-	return nil, false
+	return nil, 0, false
 }
 
-func (f *fakeTier) fill(ctx context.Context, key TierKey, compute func(context.Context) ([]any, bool)) {
-	res, store := compute(ctx)
+// left returns how long the value at d has to live: its TTL (the fake
+// tier's default is an hour) less its age. f.mu is held.
+func (f *fakeTier) left(d [32]byte) time.Duration {
+	ttl := f.ttls[d]
+	if ttl == 0 {
+		ttl = time.Hour
+	}
+	return ttl - time.Since(f.created[d])
+}
+
+func (f *fakeTier) fill(ctx context.Context, key TierKey, compute TierCompute) {
+	res, ttl, store := compute(ctx)
 	f.mu.Lock()
 	f.computes++
 	if store {
 		f.store[key.Digest] = res
 		f.created[key.Digest] = time.Now()
+		f.ttls[key.Digest] = ttl
 	}
 	f.mu.Unlock()
 }
 
 // Refresh takes a value created after since; it has no leases (one
 // process).
-func (f *fakeTier) Refresh(ctx context.Context, key TierKey, since time.Time, compute func(context.Context) ([]any, bool)) ([]any, bool) {
+func (f *fakeTier) Refresh(ctx context.Context, key TierKey, since time.Time, compute TierCompute) ([]any, time.Duration, bool) {
 	f.mu.Lock()
 	f.sinces = append(f.sinces, since)
 	v, ok := f.store[key.Digest]
 	ok = ok && f.created[key.Digest].After(since)
+	left := f.left(key.Digest)
 	f.mu.Unlock()
 	if ok {
-		return v, true
+		return v, left, true
 	}
 	f.fill(ctx, key, compute)
-	return nil, false
+	return nil, 0, false
 }
 
 func (f *fakeTier) Invalidate(ctx context.Context, key TierKey) error {
@@ -93,6 +108,12 @@ func (f *fakeTier) Clear(ctx context.Context) error {
 }
 
 func (f *fakeTier) MaxLocalAge() time.Duration { return f.maxAge }
+
+func (f *fakeTier) Unbind() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unbinds++
+}
 
 // fakeReplica is another replica's tier on f's store: a tier of its own
 // (a name is unique per tier in a process), sharing f's entries.
@@ -255,9 +276,9 @@ func TestTierBoundsLocalAge(t *testing.T) {
 		execs := 0
 		f := Decorate(func(k int) int { execs++; return k }, WithName("age"), WithTier(ft))
 		f(1)
-		time.Sleep(59 * time.Second)
+		time.Sleep(58 * time.Second)
 		f(1)
-		assert.Equal(t, 1, ft.loadCount(), "an L1 hit within the bound")
+		assert.Equal(t, 1, ft.loadCount(), "an L1 hit within the bound, less its margin for a late timer")
 		time.Sleep(2 * time.Second)
 		f(1)
 		assert.Equal(t, 2, ft.loadCount(), "past the bound the entry is gone from L1")
