@@ -32,6 +32,7 @@ func TestEvictedGenerationIsNotZero(t *testing.T) {
 	fn := func(k int) int64 { return version.Load() }
 	fa := memo.Decorate(fn, memo.WithName(t.Name()), memo.WithTier(a))
 	fb := memo.Decorate(fn, memo.WithName(t.Name()), memo.WithTier(b))
+	memo.CacheOf(fa).Clear() // a generation key is written
 	require.Equal(t, int64(0), fa(1))
 	require.Equal(t, int64(0), fb(1))
 	rdb := srv.Client()
@@ -297,10 +298,15 @@ func TestCollectedFunctionsUnbind(t *testing.T) {
 
 // TestDurationsSaturate guards duration options at their extremes: the
 // old tier's WithMaxLocalAge(math.MaxInt64) crashed the process in
-// time.NewTicker.
+// time.NewTicker (its period overflowed to a negative one for most of the
+// random spreads it drew: twenty tiers all but surely draw one).
 func TestDurationsSaturate(t *testing.T) {
 	flushAll(t)
-	a := newTier(t, srv, WithMaxLocalAge(math.MaxInt64), WithLease(math.MaxInt64), WithMaxWait(math.MaxInt64), WithTTL(math.MaxInt64))
+	opts := []Option{WithMaxLocalAge(math.MaxInt64), WithLease(math.MaxInt64), WithMaxWait(math.MaxInt64), WithTTL(math.MaxInt64)}
+	for range 19 {
+		newTier(t, srv, opts...)
+	}
+	a := newTier(t, srv, opts...)
 	f := memo.Decorate(func(k int) int { return k }, memo.WithName(t.Name()), memo.WithTier(a))
 	assert.Equal(t, 1, f(1))
 	assert.Equal(t, uint64(1), a.Stats().Fills)

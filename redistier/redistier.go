@@ -72,6 +72,7 @@ package redistier
 
 import (
 	"context"
+	"net"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -112,6 +113,10 @@ type Tier struct {
 	retried chan struct{} // closed when the retry loop has stopped
 	retry   chan struct{} // a pending invalidation wakes the retry loop
 	ready   chan struct{} // closed at the first subscription
+	// failingSince is when the current run of failed operations began
+	// (Unix nanoseconds), 0 while Redis answers: the breaker opens only
+	// on failures that span a budget.
+	failingSince atomic.Int64
 	// unsynced is set by a load that ran before the first subscription
 	// (without waiting for it): its result may have missed an
 	// invalidation, so the first subscription flushes.
@@ -159,10 +164,17 @@ func New(client redis.UniversalClient, opts ...Option) (*Tier, error) {
 		Name:        "redistier",
 		MaxRequests: 1,
 		Timeout:     o.breakerTimeout,
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= uint32(o.breakerFailures) },
+		// N failures in a row, over at least one budget: a stall of this
+		// process (a GC, CPU starvation, a burst at start) fails every
+		// operation in flight at once, and is not Redis failing.
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			since := t.failingSince.Load()
+			return c.ConsecutiveFailures >= uint32(o.breakerFailures) && since != 0 && time.Since(time.Unix(0, since)) >= o.budget
+		},
 		IsSuccessful: func(err error) bool {
 			return err == nil || errors.Is(err, redis.Nil) || isReply(err)
 		},
+		IsExcluded:    unsent,
 		OnStateChange: t.breakerChanged,
 	})
 	t.pubsub = client.Subscribe(context.Background(), t.channel)
@@ -264,6 +276,27 @@ func isReply(err error) bool {
 	return !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)
 }
 
+// unsent reports whether err is a deadline that passed before the request
+// reached Redis: a write that timed out (on a socket Redis does not read
+// from, writes succeed until its buffers fill: such a timeout means this
+// process was stalled past the budget, by a GC, CPU starvation or a burst
+// of work at start), or a context deadline met before any I/O (waiting
+// for a connection of the pool). The call still runs locally, but the
+// breaker does not count it: it counts Redis failing to answer (refused
+// or dropped connections, reads that time out), not this process being
+// slow to ask.
+func unsent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Op == "write" && op.Timeout()
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return false // a read or dial timeout: Redis did not answer
+	}
+	return errors.Is(err, context.DeadlineExceeded)
+}
+
 // Close stops the tier's subscription and waits for its goroutine. Calls
 // of functions bound to a closed tier run locally without Redis. Close
 // does not close the client. It is safe to call more than once.
@@ -358,6 +391,12 @@ func (t *Tier) do(ctx context.Context, op func(ctx context.Context) error) error
 		if opErr != nil && ctx.Err() != nil {
 			// The caller left: not Redis's failure.
 			return struct{}{}, nil
+		}
+		switch {
+		case opErr == nil || errors.Is(opErr, redis.Nil) || isReply(opErr):
+			t.failingSince.Store(0)
+		case !unsent(opErr):
+			t.failingSince.CompareAndSwap(0, time.Now().UnixNano())
 		}
 		return struct{}{}, opErr
 	})
