@@ -72,13 +72,13 @@ package redistier
 
 import (
 	"context"
-	"net"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
