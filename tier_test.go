@@ -1,9 +1,11 @@
 package memo
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -28,6 +30,8 @@ type fakeTier struct {
 	computes int
 	ttls     map[[32]byte]time.Duration // the TTL each stored value was given
 	unbinds  int
+	// beforeInvalidate, when set, runs in Invalidate before the delete.
+	beforeInvalidate func()
 }
 
 func newFakeTier() *fakeTier {
@@ -47,7 +51,7 @@ func (f *fakeTier) Load(ctx context.Context, key TierKey, compute TierCompute) (
 	v, ok := f.store[key.Digest]
 	left := f.left(key.Digest)
 	f.mu.Unlock()
-	if ok {
+	if ok && left > 0 { // an expired value is gone, as in Redis
 		return v, left, true
 	}
 	f.fill(ctx, key, compute)
@@ -93,6 +97,9 @@ func (f *fakeTier) Refresh(ctx context.Context, key TierKey, since time.Time, co
 }
 
 func (f *fakeTier) Invalidate(ctx context.Context, key TierKey) error {
+	if f.beforeInvalidate != nil {
+		f.beforeInvalidate()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.store, key.Digest)
@@ -382,5 +389,83 @@ func TestTierMovedArgumentsNotShared(t *testing.T) {
 		CacheOf(f).flush() // L1 gone: the next call asks the tier
 		v, _ := f(base, &rcKeyed{ID: 1})
 		assert.Equal(t, 10, v, "the tier must not hold ID 2's result under ID 1")
+	})
+}
+
+// TestTierInvalidatesBeforeLocal guards the order of InvalidateContext: it
+// dropped the local entry before the tier's delete, so a call in between
+// read the old value from the tier and put it back in L1, where it stayed
+// after InvalidateContext returned. The call here runs inside the tier's
+// Invalidate, before its delete.
+func TestTierInvalidatesBeforeLocal(t *testing.T) {
+	ft := newFakeTier()
+	version := 0
+	f := Decorate(func(k int) int { return version }, WithName("order"), WithTier(ft))
+	require.Equal(t, 0, f(1))
+	version = 1
+	ft.beforeInvalidate = func() { f(1) } // reads the tier's old value
+	removed, err := InvalidateContext(context.Background(), f, 1)
+	require.NoError(t, err)
+	assert.True(t, removed)
+	assert.Equal(t, 1, f(1), "the old value did not come back")
+}
+
+// TestTierDecidesOncePerExecution guards WithCacheIf and WithTTLFunc with
+// a tier: each ran twice per execution (for the tier, then for the local
+// cache), and a predicate that answered differently the second time put
+// in the tier a result the local cache refused. The tier now gets the
+// TTL WithTTLFunc gave.
+func TestTierDecidesOncePerExecution(t *testing.T) {
+	ft := newFakeTier()
+	ifs, ttls := 0, 0
+	f := Decorate(func(k int) int { return k }, WithName("once"), WithTier(ft),
+		WithCacheIf(func([]any) bool { ifs++; return ifs == 2 }), // refuses, then would accept
+		WithTTLFunc(func([]any) time.Duration { ttls++; return time.Minute }))
+	f(1)
+	assert.Equal(t, 1, ifs)
+	assert.Zero(t, ttls)
+	assert.Empty(t, ft.store, "a refused result is not in the tier")
+	assert.Zero(t, CacheOf(f).Len())
+	f(2)
+	assert.Equal(t, 2, ifs)
+	assert.Equal(t, 1, ttls)
+	require.Len(t, ft.store, 1)
+	for _, ttl := range ft.ttls {
+		assert.Equal(t, time.Minute, ttl, "the tier gets WithTTLFunc's TTL")
+	}
+}
+
+// TestTierAgeCapsStaleAndRefresh guards the local age bound against
+// WithStaleIfError and WithRefreshAfter: a stale window must not keep an
+// entry past MaxLocalAge (the old tier's flush cut a 10-minute window to
+// 27-29 s without a word), and both caps are logged at decoration.
+func TestTierAgeCapsStaleAndRefresh(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ft := newFakeTier()
+		ft.maxAge = time.Minute
+		var logs bytes.Buffer
+		fail := false
+		f := FuncErr(func(k int) (int, error) {
+			if fail {
+				return 0, errors.New("down")
+			}
+			return k, nil
+		}, WithName("capped"), WithTier(ft), WithTTL(30*time.Second), WithStaleIfError(10*time.Minute),
+			WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+		assert.Contains(t, logs.String(), "caps WithStaleIfError")
+		assert.NotContains(t, logs.String(), "WithRefreshAfter")
+		Decorate(func(k int) int { return k }, WithName("refreshed"), WithTier(ft), WithTTL(5*time.Minute),
+			WithRefreshAfter(2*time.Minute), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+		assert.Contains(t, logs.String(), "not above WithRefreshAfter")
+		_, err := f(1)
+		require.NoError(t, err)
+		fail = true
+		time.Sleep(45 * time.Second) // past the TTL, within the stale window and the bound
+		v, err := f(1)
+		assert.NoError(t, err, "stale within the bound")
+		assert.Equal(t, 1, v)
+		time.Sleep(20 * time.Second) // past the bound
+		_, err = f(1)
+		assert.Error(t, err, "no stale entry past MaxLocalAge")
 	})
 }
