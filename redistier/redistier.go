@@ -40,25 +40,49 @@
 // replica's own stale L1 entry; nothing stale is written to Redis.
 //
 // Invalidation: [memo.InvalidateContext] deletes the value and the lease
-// and publishes the key; every replica drops its L1 copy on receipt.
+// and publishes the key, and then memo drops the local entry; every
+// replica drops its L1 copy on receipt. An invalidation that cannot reach
+// Redis returns its error and is retried in the background until it lands
+// (every 50 ms at first, doubling to 2 s); meanwhile the key is local-only
+// in the process that invalidated (its loads run the function and neither
+// read nor write Redis), so that process never serves the old value.
 // [memo.Cache.Clear] of a tiered function moves the function to a new
 // generation (a random number stored at one key that every value key
-// contains), so no SCAN is needed. A load waits (within the budget) for
-// the tier's first subscription before it reads Redis, so that what it
-// stores in L1 was read while invalidations could reach it; a load that
-// could not wait runs locally, and the first subscription flushes what
-// such loads stored. A fill message only wakes waiters: it drops nothing.
-// A replica whose subscription broke flushes its tiered L1 entries when
-// it resubscribes, and while a tier is
-// on, L1 entries live at most [WithMaxLocalAge] (default 30 s): the tier
-// flushes them that often.
+// contains), so no SCAN is needed. A generation key that is missing
+// (evicted under allkeys-lru, or flushed) is never read as a default: the
+// read starts a fresh random generation and publishes it as a Clear, so
+// that everything misses rather than anything going stale. A load waits
+// (within the budget) for the tier's first subscription before it reads
+// Redis, so that what it stores in L1 was read while invalidations could
+// reach it; a load that could not wait runs locally, and the first
+// subscription flushes what such loads stored. A fill message only wakes
+// waiters: it drops nothing. A replica whose subscription broke flushes
+// its tiered L1 entries when it resubscribes.
+//
+// The staleness bound: once InvalidateContext returns nil, no other
+// replica serves the old value later than the message's delivery or, when
+// the message is lost without the subscription breaking, [WithMaxLocalAge]
+// (default 30 s), which bounds the age of each L1 entry.
+//
+// TTLs: the Redis copy of a result gets the TTL memo gave it (WithTTL, or
+// WithTTLFunc's), the tier's [WithTTL] for results without one; a value
+// read from Redis carries its remaining TTL into L1, so that it expires
+// there when it does in Redis.
+//
+// A lease holder whose execution fails (or whose result is not storable)
+// wakes every waiter in every replica at once, and each runs the function
+// on its own; one that panics or whose callers left releases the lease
+// for a waiter to take over.
 //
 // Failure: every Redis operation runs under a budget ([WithBudget], default
 // 50 ms), so a call that finds Redis down, slow, paused, out of memory or
 // restarting runs the function locally in about the budget plus the
 // function's own time; a circuit breaker (sony/gobreaker) stops paying
 // the budget while Redis keeps failing, and probes it again after
-// [WithBreakerTimeout]. A value that does not decode (garbage, truncated,
+// [WithBreakerTimeout]. The breaker counts Redis failing to answer over
+// at least a budget, not requests that never reached it (this process
+// stalled), and New warms the connection pool before the tier is ready.
+// A value that does not decode (garbage, truncated,
 // another schema or codec) is a miss and a counted error, never a panic or
 // a wrong value.
 //
@@ -130,9 +154,11 @@ type Tier struct {
 // redis.FailoverOptions, redis.UniversalOptions): without it go-redis
 // ignores the context deadlines that bound each operation. client stays
 // the caller's: Close does not close it. New subscribes to the tier's
-// channel in a goroutine of its own, which Close stops; it does not wait
-// for Redis, which may be down (the tier then fails open): the first loads
-// wait for the subscription, within the budget (see [Tier.Ready]).
+// channel, warms the client's connection pool (up to 16 connections) and
+// retries failed invalidations in goroutines of its own, which Close
+// stops; it does not wait for Redis, which may be down (the tier then
+// fails open): the first loads wait for the subscription and the warm
+// pool, within the budget (see [Tier.Ready]).
 func New(client redis.UniversalClient, opts ...Option) (*Tier, error) {
 	if client == nil {
 		return nil, errors.New("memo: redistier.New(nil): pass a go-redis client")
@@ -297,9 +323,12 @@ func unsent(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded)
 }
 
-// Close stops the tier's subscription and waits for its goroutine. Calls
-// of functions bound to a closed tier run locally without Redis. Close
-// does not close the client. It is safe to call more than once.
+// Close stops the tier's subscription and its retries and waits for their
+// goroutines. Calls of functions bound to a closed tier run locally
+// without Redis, and loads waiting on another process's lease stop
+// waiting and run locally. Invalidations still pending are dropped (the
+// writing process calls locally from then on). Close does not close the
+// client. It is safe to call more than once.
 func (t *Tier) Close() error {
 	t.mu.Lock()
 	if t.closed {
@@ -327,7 +356,8 @@ func (t *Tier) isClosed() bool {
 
 // Bind implements [memo.Tier]: memo calls it once for each function
 // decorated with WithTier(t). It fails when the codec cannot encode one of
-// the result types exactly.
+// the result types exactly, or when the name holds a brace ({ or }),
+// which Redis Cluster would read as a hash tag.
 func (t *Tier) Bind(f memo.TierFunc) (memo.TierBinding, error) {
 	if strings.ContainsAny(f.Name, "{}") {
 		// A brace would make Redis Cluster hash a value and its lease by
