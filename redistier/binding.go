@@ -36,8 +36,6 @@ type binding struct {
 	// its key is not read from Redis by this process (see Load).
 	pendingMu sync.Mutex
 	pending   map[[32]byte]memo.TierKey
-	// unbound is set once the function has been collected (Unbind).
-	unbound atomic.Bool
 }
 
 // maxPending bounds the invalidations a binding keeps for retry: past it,
@@ -116,10 +114,7 @@ return 1`)
 func (b *binding) MaxLocalAge() time.Duration { return b.t.o.maxLocalAge }
 
 // Unbind implements [memo.TierBinding]: the tier forgets the function.
-func (b *binding) Unbind() {
-	b.unbound.Store(true)
-	b.t.unbind(b)
-}
+func (b *binding) Unbind() { b.t.unbind(b) }
 
 // generation returns the function's current generation, reading it when
 // unknown. ok is false when Redis could not tell. A generation key that is
