@@ -204,8 +204,11 @@ func stampede(t *testing.T, env ...string) {
 	var e, h, bad, local int
 	_, err = fmt.Sscanf(late.line(t), "execs %d hits %d bad %d (local runs %d", &e, &h, &bad, &local)
 	require.NoError(t, err)
-	assert.Equal(t, local, e, "no execution in the late process but local runs")
-	assert.Equal(t, stampedeKeys-local, h, "every other key an L2 hit")
+	// Keys the first processes ran locally were not written to Redis: the
+	// late process runs them (once each), and any call of its own that
+	// outran the budget.
+	assert.LessOrEqual(t, e, local+locals, "no execution in the late process but for local runs")
+	assert.Equal(t, stampedeKeys, e+h, "every other key an L2 hit")
 	assert.Zero(t, bad)
 }
 

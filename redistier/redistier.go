@@ -137,10 +137,11 @@ type Tier struct {
 	retried chan struct{} // closed when the retry loop has stopped
 	retry   chan struct{} // a pending invalidation wakes the retry loop
 	ready   chan struct{} // closed at the first subscription
-	// failingSince is when the current run of failed operations began
-	// (Unix nanoseconds), 0 while Redis answers: the breaker opens only
-	// on failures that span a budget.
-	failingSince atomic.Int64
+	// failMoments counts the moments, a budget apart, at which operations
+	// failed since Redis last answered, and lastFail is when the last
+	// counted one started (Unix nanoseconds): the breaker opens on
+	// failures at several moments, not on many at one.
+	failMoments, lastFail atomic.Int64
 	// unsynced is set by a load that ran before the first subscription
 	// (without waiting for it): its result may have missed an
 	// invalidation, so the first subscription flushes.
@@ -190,12 +191,11 @@ func New(client redis.UniversalClient, opts ...Option) (*Tier, error) {
 		Name:        "redistier",
 		MaxRequests: 1,
 		Timeout:     o.breakerTimeout,
-		// N failures in a row, over at least one budget: a stall of this
-		// process (a GC, CPU starvation, a burst at start) fails every
-		// operation in flight at once, and is not Redis failing.
+		// N failures in a row, at N moments a budget apart: a stall of
+		// this process (a GC, CPU starvation, a burst at start) fails
+		// every operation in flight at once, and counts once.
 		ReadyToTrip: func(c gobreaker.Counts) bool {
-			since := t.failingSince.Load()
-			return c.ConsecutiveFailures >= uint32(o.breakerFailures) && since != 0 && time.Since(time.Unix(0, since)) >= o.budget
+			return c.ConsecutiveFailures >= uint32(o.breakerFailures) && t.failMoments.Load() >= int64(o.breakerFailures)
 		},
 		IsSuccessful: func(err error) bool {
 			return err == nil || errors.Is(err, redis.Nil) || isReply(err)
@@ -417,6 +417,7 @@ func (t *Tier) do(ctx context.Context, op func(ctx context.Context) error) error
 	_, err := t.cb.Execute(func() (struct{}, error) {
 		octx, cancel := context.WithTimeout(ctx, t.o.budget)
 		defer cancel()
+		start := time.Now().UnixNano()
 		opErr = op(octx)
 		if opErr != nil && ctx.Err() != nil {
 			// The caller left: not Redis's failure.
@@ -424,9 +425,14 @@ func (t *Tier) do(ctx context.Context, op func(ctx context.Context) error) error
 		}
 		switch {
 		case opErr == nil || errors.Is(opErr, redis.Nil) || isReply(opErr):
-			t.failingSince.Store(0)
+			t.failMoments.Store(0)
+			t.lastFail.Store(0)
 		case !unsent(opErr):
-			t.failingSince.CompareAndSwap(0, time.Now().UnixNano())
+			// Operations that started within a budget of the last
+			// counted failure fail for the same reason: one moment.
+			if last := t.lastFail.Load(); (last == 0 || start-last >= int64(t.o.budget)) && t.lastFail.CompareAndSwap(last, start) {
+				t.failMoments.Add(1)
+			}
 		}
 		return struct{}{}, opErr
 	})
