@@ -123,7 +123,10 @@ func WithTTL(d time.Duration) Option { return func(o *options) { o.ttl = d } }
 func WithMaxValueBytes(n int) Option { return func(o *options) { o.maxValue = n } }
 
 // WithBreakerFailures sets how many consecutive failed operations open the
-// circuit breaker (default 5).
+// circuit breaker (default 5): failures at that many moments a budget
+// apart (operations that started within a budget of each other and failed
+// count once), not counting requests that never reached Redis (see the
+// package documentation).
 func WithBreakerFailures(n int) Option { return func(o *options) { o.breakerFailures = n } }
 
 // WithBreakerTimeout sets how long the breaker stays open before one call
