@@ -137,6 +137,9 @@ type Tier struct {
 	retried chan struct{} // closed when the retry loop has stopped
 	retry   chan struct{} // a pending invalidation wakes the retry loop
 	ready   chan struct{} // closed at the first subscription
+	// warmed is closed when warmPool is done; stopWarm cuts it short.
+	warmed   chan struct{}
+	stopWarm context.CancelFunc
 	// failMoments counts the moments, a budget apart, at which operations
 	// failed since Redis last answered, and lastFail is when the last
 	// counted one started (Unix nanoseconds): the breaker opens on
@@ -204,12 +207,14 @@ func New(client redis.UniversalClient, opts ...Option) (*Tier, error) {
 		OnStateChange: t.breakerChanged,
 	})
 	t.pubsub = client.Subscribe(context.Background(), t.channel)
-	warmed := make(chan struct{})
+	wctx, cancel := context.WithTimeout(context.Background(), max(o.budget, time.Second))
+	t.warmed, t.stopWarm = make(chan struct{}), cancel
 	go func() {
-		defer close(warmed)
-		t.warmPool()
+		defer close(t.warmed)
+		defer cancel()
+		t.warmPool(wctx)
 	}()
-	go t.subscribe(warmed)
+	go t.subscribe(t.warmed)
 	go t.retryLoop()
 	return t, nil
 }
@@ -263,14 +268,13 @@ func (t *Tier) kickRetry() {
 // that starts during a burst does not pay for dialling under the budget
 // (where a slow dial would count as a failure and open the breaker): it
 // pings Redis from as many goroutines as a burst of leaders may use,
-// bounded by the client's pool. Errors are ignored: loads find out.
-func (t *Tier) warmPool() {
+// bounded by the client's pool, within ctx (a budget, at least a second;
+// Close cancels it). Errors are ignored: loads find out.
+func (t *Tier) warmPool(ctx context.Context) {
 	n := 16
 	if c, ok := t.rdb.(*redis.Client); ok && c.Options().PoolSize > 0 {
 		n = min(n, c.Options().PoolSize)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), max(t.o.budget, time.Second))
-	defer cancel()
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() { _ = t.rdb.Ping(ctx).Err() })
@@ -342,6 +346,8 @@ func (t *Tier) Close() error {
 	}
 	t.mu.Unlock()
 	close(t.stop)
+	t.stopWarm()
+	<-t.warmed
 	<-t.retried
 	err := t.pubsub.Close()
 	<-t.done
