@@ -169,6 +169,16 @@ type TierCompute = func(ctx context.Context) (results []any, ttl time.Duration, 
 // channel, a value past the key limit) stay in the local cache. Decorate
 // panics if t cannot store the function's result types.
 //
+// Entries keep their TTL in both tiers: the tier gets the TTL a result was
+// given (WithTTL, or WithTTLFunc's), and a local copy of a value read from
+// the tier expires when the value does there (for results with a TTL).
+// WithCacheIf and WithTTLFunc run once per execution, and both tiers follow
+// their decision. While the tier bounds local staleness
+// ([TierBinding.MaxLocalAge]), no local entry of the function outlives the
+// bound, stale-if-error window included, and a refresh interval at or past
+// it never refreshes; Decorate logs a Warn through WithLogger when the
+// bound cuts either.
+//
 // In the statistics, a local miss answered by the tier counts as the
 // execution of its local leader (TotalCalls, timed as the round trip), so
 // that Misses == TotalCalls + Coalesced still holds; the tier's own
