@@ -120,8 +120,12 @@ func keyOf(n *node) string {
 // extra holds what only entries with a TTL need, so that the others stay
 // small. A node that has one holds it in its val.
 type extra struct {
-	val              any      // the entry's value
-	expires          int64    // since Cache.epoch; set before the entry is published
+	val any // the entry's value
+	// expires is when the entry expires, since Cache.epoch; set before
+	// the entry is published. Negative for an entry that only the expiry
+	// timer removes, at -expires (see sweptTTL): a hit on it reads no
+	// clock.
+	expires          int64
 	exp              *expList // the expiry list holding the entry
 	expPrev, expNext *node
 }
@@ -143,9 +147,17 @@ func (n *item) value() any {
 // expires returns when n expires, since the cache's epoch; 0 = never.
 func (n *item) expires() int64 {
 	if x, ok := n.val.(*extra); ok {
-		return x.expires
+		return x.at()
 	}
 	return 0
+}
+
+// at returns when x's entry expires, since the cache's epoch; 0 = never.
+func (x *extra) at() int64 {
+	if x.expires < 0 {
+		return -x.expires
+	}
+	return x.expires
 }
 
 // ext returns n's extra, making it if needed. c.mu is held, and n is not
@@ -493,7 +505,7 @@ func (c *Cache) found(n *node, h uint64) (any, bool) {
 		// holds its value there, one with a TTL its extra.
 		v := n.Value.val
 		x, timed := v.(*extra)
-		if timed && (x.expires == 0 || c.now() < x.expires) {
+		if timed && (x.expires <= 0 || c.now() < x.expires) {
 			v, timed = x.val, false
 		}
 		if !timed {
@@ -567,6 +579,12 @@ func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []u
 		fx = c.newFresh(n, ttl, fl, now)
 	} else if expires != 0 {
 		ext(n).expires = plainExpiry(expires)
+	} else if fl != nil && fl.ageCap > 0 {
+		// The tier's bound on a local copy's age, for a result that has
+		// no TTL: the expiry timer removes the entry, and a hit pays
+		// nothing for it (see sweptTTL).
+		ttl = sweptTTL(fl.ageCap)
+		ext(n).expires = -plainExpiry(addTime(now, ttl))
 	}
 	if old := c.index.get(unsafeBytes(key), h); old != nil {
 		// Entries are immutable for lock-free readers: the new node takes
@@ -820,7 +838,7 @@ func (c *Cache) unlinkExpiry(n *node) {
 func (c *Cache) sweep(now int64) {
 	var expired uint64
 	for _, l := range c.expiry {
-		for l.head != nil && l.head.Value.x().expires <= now {
+		for l.head != nil && l.head.Value.x().at() <= now {
 			c.removeNode(l.head)
 			expired++
 		}
@@ -837,8 +855,8 @@ func (c *Cache) sweep(now int64) {
 func (c *Cache) schedule(now int64) {
 	var next int64
 	for _, l := range c.expiry {
-		if l.head != nil && (next == 0 || l.head.Value.x().expires < next) {
-			next = l.head.Value.x().expires
+		if l.head != nil && (next == 0 || l.head.Value.x().at() < next) {
+			next = l.head.Value.x().at()
 		}
 	}
 	if f := c.nextFresh(); f != 0 && (next == 0 || f < next) {

@@ -36,6 +36,12 @@ type call struct {
 
 	fo    *freshOpts // the function's freshness options (fresh.go), or nil
 	stale bool       // val is a stale result served for a failure
+	// ageCap is the tier's bound on the age of the entry stored (see
+	// TierBinding.MaxLocalAge), 0 for none: the entry is removed by then.
+	ageCap time.Duration
+	// tv, when not nil, is the decision a tiered refresh took on its
+	// results (see viaTier): the refresh stores by it.
+	tv *tierVerdict
 
 	// g is the goroutine that runs the execution (curG), 0 until it is
 	// known, so that a call made on it for the same key does not wait.
@@ -320,7 +326,7 @@ func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Contex
 	}
 	v, cl, r := c.join(s.buf, h, curG(), outer, ctx == nil)
 	if (r == leading || r == late) && cl != nil {
-		cl.fo = w.fo
+		cl.fo, cl.ageCap = w.fo, w.ageCap()
 		if len(s.refs) > 0 {
 			cl.refs = slices.Clone(s.refs)
 		}
@@ -334,8 +340,13 @@ func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Contex
 		tk = tierKeyOf(w, s)
 	}
 	plain := run
+	judge := w.judge
 	if tk != nil && r != late {
-		run = viaTier(w, w.tier.b.Load, *tk, run, nil)
+		// The tier's path decides once whether and how long to store
+		// (WithCacheIf, WithTTLFunc), for the tier and for the local cache.
+		tv := new(tierVerdict)
+		run = viaTier(w, w.tier.b.Load, *tk, run, nil, tv)
+		judge = w.tierJudge(tv)
 	}
 	putState(s)
 	for {
@@ -360,7 +371,7 @@ func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Contex
 					prev := cl
 					v, cl, r = c.join(unsafeBytes(prev.key), prev.h, curG(), outer, true)
 					if (r == leading || r == late) && cl != nil {
-						cl.fo, cl.refs = w.fo, prev.refs
+						cl.fo, cl.refs, cl.ageCap = w.fo, prev.refs, w.ageCap()
 					}
 					continue
 				}
@@ -369,7 +380,7 @@ func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Contex
 				return as[T](cl.result())
 			}
 			t.led()
-			c.execute(cl, w.judge, func() any { return run(nil) })
+			c.execute(cl, judge, func() any { return run(nil) })
 			if cl.panicked {
 				panic(cl.pval)
 			}
@@ -385,7 +396,7 @@ func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Contex
 				cl.verify = verify
 			}
 			runCtx := cl.start(ctx)
-			go c.run(cl, w.judge, func() any { return run(runCtx) })
+			go c.run(cl, judge, func() any { return run(runCtx) })
 		}
 		select {
 		case <-cl.done:
@@ -398,7 +409,7 @@ func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Contex
 			prev := cl
 			v, cl, r = c.join(unsafeBytes(prev.key), prev.h, curG(), outer, false)
 			if (r == leading || r == late) && cl != nil {
-				cl.fo, cl.refs = w.fo, prev.refs
+				cl.fo, cl.refs, cl.ageCap = w.fo, prev.refs, w.ageCap()
 			}
 			continue
 		}

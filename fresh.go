@@ -266,6 +266,11 @@ func (c *Cache) newFresh(n *node, ttl time.Duration, fl *call, now int64) *fresh
 	if fo != nil && fo.stale > 0 && fx.ttlEnd != 0 {
 		fx.removeAt = addTime(fx.ttlEnd, fo.stale)
 	}
+	if fl != nil && fl.ageCap > 0 { // the tier's bound on a local copy's age, stale window included
+		if end := addTime(now, fl.ageCap); fx.removeAt == 0 || fx.removeAt > end {
+			fx.removeAt = end
+		}
+	}
 	first := fx.ttlEnd
 	if fx.refreshAt != 0 && (first == 0 || fx.refreshAt < first) {
 		first = fx.refreshAt
@@ -485,7 +490,7 @@ func (c *Cache) refresh(w *wrapped, cl *call, f func() any) {
 		}
 	}()
 	c.execute(cl, func(val any) (bool, bool, time.Duration) {
-		fail, store, ttl := w.judge(val)
+		fail, store, ttl := w.tierJudge(cl.tv)(val)
 		failed = fail
 		if fail {
 			return true, false, 0 // the old entry stays until its TTL

@@ -119,7 +119,7 @@ type Tier struct {
 	DecodeErrors  uint64  `json:"decode_errors"`
 	Invalidations uint64  `json:"invalidations"`
 	Resubscribes  uint64  `json:"resubscribes"`
-	AgeFlushes    uint64  `json:"age_flushes"`
+	GenerationFlushes    uint64  `json:"generation_flushes"`
 	BreakerOpens  uint64  `json:"breaker_opens"`
 	BreakerOpen   bool    `json:"breaker_open"`
 }
@@ -195,7 +195,7 @@ func tierOf(name string, s stats.Tier) Tier {
 		Name: name, Hits: s.Hits, Misses: s.Misses, HitRatio: s.HitRatio(),
 		Fills: s.Fills, LocalRuns: s.LocalRuns, LeaseWaits: s.LeaseWaits,
 		Errors: s.Errors, DecodeErrors: s.DecodeErrors,
-		Invalidations: s.Invalidations, Resubscribes: s.Resubscribes, AgeFlushes: s.AgeFlushes,
+		Invalidations: s.Invalidations, Resubscribes: s.Resubscribes, GenerationFlushes: s.GenerationFlushes,
 		BreakerOpens: s.BreakerOpens, BreakerOpen: s.BreakerOpen,
 	}
 }

@@ -63,7 +63,7 @@ func TestJSON(t *testing.T) {
 	users, square := demo(t)
 	h := Handler(WithTier("redis", func() stats.Tier {
 		return stats.Tier{Hits: 3, Misses: 1, Errors: 2, DecodeErrors: 1, LeaseWaits: 4, BreakerOpens: 1, BreakerOpen: true,
-			Fills: 5, LocalRuns: 6, Invalidations: 7, Resubscribes: 8, AgeFlushes: 9}
+			Fills: 5, LocalRuns: 6, Invalidations: 7, Resubscribes: 8, GenerationFlushes: 9}
 	}))
 	for _, how := range []struct{ target, accept string }{
 		{"/?format=json", ""},
@@ -112,7 +112,7 @@ func TestJSON(t *testing.T) {
 
 		assert.Equal(t, []Tier{{Name: "redis", Hits: 3, Misses: 1, HitRatio: 0.75, Errors: 2,
 			DecodeErrors: 1, LeaseWaits: 4, BreakerOpens: 1, BreakerOpen: true,
-			Fills: 5, LocalRuns: 6, Invalidations: 7, Resubscribes: 8, AgeFlushes: 9}}, p.Tiers)
+			Fills: 5, LocalRuns: 6, Invalidations: 7, Resubscribes: 8, GenerationFlushes: 9}}, p.Tiers)
 
 		// The field names, as documented.
 		var raw map[string][]map[string]any
@@ -126,7 +126,7 @@ func TestJSON(t *testing.T) {
 			assert.Contains(t, raw["caches"][0], k)
 		}
 		for _, k := range []string{"name", "hits", "misses", "hit_ratio", "fills", "local_runs", "lease_waits",
-			"errors", "decode_errors", "invalidations", "resubscribes", "age_flushes", "breaker_opens", "breaker_open"} {
+			"errors", "decode_errors", "invalidations", "resubscribes", "generation_flushes", "breaker_opens", "breaker_open"} {
 			assert.Contains(t, raw["tiers"][0], k)
 		}
 	}

@@ -41,7 +41,7 @@
 //	memo.tier.local_runs            counter        {execution}     loads that ran the function without the tier (failing, breaker open, wait too long)
 //	memo.tier.invalidations         counter        {invalidation}  invalidations that reached the tier
 //	memo.tier.resubscribes          counter        {resubscribe}   invalidation feeds restored after a break (each flushed the local entries)
-//	memo.tier.age_flushes           counter        {flush}         flushes of the local entries that bound their age
+//	memo.tier.generation_flushes           counter        {flush}         flushes of the local entries on a new generation
 //	memo.tier.breaker.open          gauge          1               1 while the breaker is open, else 0
 //
 // The names follow OpenTelemetry's naming rules: a namespace never doubles
@@ -147,7 +147,7 @@ type exporter struct {
 	tierHits, tierMisses, tierErrors, tierDecodeErrors metric.Int64ObservableCounter
 	tierLeaseWaits, tierBreakerOpens                   metric.Int64ObservableCounter
 	tierFills, tierLocalRuns, tierInvalidations        metric.Int64ObservableCounter
-	tierResubscribes, tierAgeFlushes                   metric.Int64ObservableCounter
+	tierResubscribes, tierGenFlushes                   metric.Int64ObservableCounter
 	tierBreakerOpen                                    metric.Int64ObservableGauge
 
 	mu   sync.Mutex
@@ -241,7 +241,7 @@ func register(mp metric.MeterProvider, caches iter.Seq2[string, *memo.Cache], op
 	e.tierLocalRuns = counter("memo.tier.local_runs", "{execution}", "Loads that ran the function without the shared tier (the tier failing, its breaker open, a wait too long).")
 	e.tierInvalidations = counter("memo.tier.invalidations", "{invalidation}", "Invalidations that reached the shared tier.")
 	e.tierResubscribes = counter("memo.tier.resubscribes", "{resubscribe}", "Times the shared tier's feed of invalidations was restored after a break; each flushed the local entries.")
-	e.tierAgeFlushes = counter("memo.tier.age_flushes", "{flush}", "Flushes of the local entries of the shared tier's functions that bound their age.")
+	e.tierGenFlushes = counter("memo.tier.generation_flushes", "{flush}", "Flushes of the local entries of the shared tier's functions on a generation this process did not know (another replica's Clear, a lost generation key).")
 	e.tierBreakerOpen, err = m.Int64ObservableGauge("memo.tier.breaker.open", metric.WithUnit("1"),
 		metric.WithDescription("1 while the shared tier's circuit breaker is open, else 0."))
 	errs = append(errs, err)
@@ -252,7 +252,7 @@ func register(mp metric.MeterProvider, caches iter.Seq2[string, *memo.Cache], op
 		e.hits, e.misses, e.led, e.coalesced, e.evictions, e.expirations, e.failures, e.abandoned,
 		e.getMisses, e.uncacheable, e.refStarted, e.refOK, e.refFailed, e.stale, e.rejected, e.tierHitsC, e.entries,
 		e.maxEntries, e.tierHits, e.tierMisses, e.tierErrors, e.tierDecodeErrors, e.tierLeaseWaits, e.tierBreakerOpens, e.tierBreakerOpen,
-		e.tierFills, e.tierLocalRuns, e.tierInvalidations, e.tierResubscribes, e.tierAgeFlushes)
+		e.tierFills, e.tierLocalRuns, e.tierInvalidations, e.tierResubscribes, e.tierGenFlushes)
 }
 
 // bounds are the histogram's boundaries in seconds: stats.Histogram's
@@ -313,7 +313,7 @@ func (e *exporter) observe(ctx context.Context, o metric.Observer) error {
 		o.ObserveInt64(e.tierLocalRuns, i64(s.LocalRuns), at)
 		o.ObserveInt64(e.tierInvalidations, i64(s.Invalidations), at)
 		o.ObserveInt64(e.tierResubscribes, i64(s.Resubscribes), at)
-		o.ObserveInt64(e.tierAgeFlushes, i64(s.AgeFlushes), at)
+		o.ObserveInt64(e.tierGenFlushes, i64(s.GenerationFlushes), at)
 		open := int64(0)
 		if s.BreakerOpen {
 			open = 1

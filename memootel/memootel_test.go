@@ -156,7 +156,7 @@ func TestRegister(t *testing.T) {
 
 	reg, err := memootel.Register(mp, memootel.WithTier("redis", func() stats.Tier {
 		return stats.Tier{Hits: 5, Misses: 2, Errors: 1, DecodeErrors: 1, LeaseWaits: 3, BreakerOpens: 2, BreakerOpen: true,
-			Fills: 4, LocalRuns: 6, Invalidations: 7, Resubscribes: 8, AgeFlushes: 9}
+			Fills: 4, LocalRuns: 6, Invalidations: 7, Resubscribes: 8, GenerationFlushes: 9}
 	}))
 	require.NoError(t, err)
 
@@ -183,7 +183,7 @@ func TestRegister(t *testing.T) {
 		"memo.tier.hits": 5, "memo.tier.misses": 2, "memo.tier.errors": 1, "memo.tier.decode_errors": 1,
 		"memo.tier.lease_waits": 3, "memo.tier.breaker.opens": 2, "memo.tier.breaker.open": 1,
 		"memo.tier.fills": 4, "memo.tier.local_runs": 6, "memo.tier.invalidations": 7,
-		"memo.tier.resubscribes": 8, "memo.tier.age_flushes": 9,
+		"memo.tier.resubscribes": 8, "memo.tier.generation_flushes": 9,
 	} {
 		got, ok := c.int64Of(t, name, tier)
 		assert.True(t, ok, name)

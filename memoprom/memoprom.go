@@ -40,7 +40,7 @@
 //	memo_tier_local_runs_total               counter    loads that ran the function without the tier (failing, breaker open, wait too long)
 //	memo_tier_invalidations_total            counter    invalidations that reached the tier
 //	memo_tier_resubscribes_total             counter    invalidation feeds restored after a break (each flushed the local entries)
-//	memo_tier_age_flushes_total              counter    flushes of the local entries that bound their age
+//	memo_tier_generation_flushes_total              counter    flushes of the local entries on a new generation
 //	memo_tier_breaker_open                   gauge      1 while the breaker is open, else 0
 //
 // The three refresh counters are separate metrics rather than one with a
@@ -147,12 +147,12 @@ var (
 	tierLocalRuns    = desc("memo_tier_local_runs_total", "Loads that ran the function without the shared tier (the tier failing, its breaker open, a wait too long).", tierLabel)
 	tierInvalidation = desc("memo_tier_invalidations_total", "Invalidations that reached the shared tier.", tierLabel)
 	tierResubscribes = desc("memo_tier_resubscribes_total", "Times the shared tier's feed of invalidations was restored after a break; each flushed the local entries.", tierLabel)
-	tierAgeFlushes   = desc("memo_tier_age_flushes_total", "Flushes of the local entries of the shared tier's functions that bound their age.", tierLabel)
+	tierGenFlushes   = desc("memo_tier_generation_flushes_total", "Flushes of the local entries of the shared tier's functions on a generation this process did not know (another replica's Clear, a lost generation key).", tierLabel)
 
 	allDescs = []*prometheus.Desc{hits, misses, led, coalesced, evictions, expirations, failures, abandoned,
 		getMisses, uncacheable, refStarted, refOK, refFailed, staleServed, rejected, tierHitsC, duration, entries, maxEntries,
 		tierHits, tierMisses, tierErrors, tierDecodeErrors, tierLeaseWaits, tierBreakerOpens, tierBreakerOpen,
-		tierFills, tierLocalRuns, tierInvalidation, tierResubscribes, tierAgeFlushes}
+		tierFills, tierLocalRuns, tierInvalidation, tierResubscribes, tierGenFlushes}
 )
 
 func desc(name, help string, labels []string) *prometheus.Desc {
@@ -286,7 +286,7 @@ func collectTier(ch chan<- prometheus.Metric, name string, t stats.Tier) {
 	counter(ch, tierLocalRuns, t.LocalRuns, name)
 	counter(ch, tierInvalidation, t.Invalidations, name)
 	counter(ch, tierResubscribes, t.Resubscribes, name)
-	counter(ch, tierAgeFlushes, t.AgeFlushes, name)
+	counter(ch, tierGenFlushes, t.GenerationFlushes, name)
 	open := 0.0
 	if t.BreakerOpen {
 		open = 1

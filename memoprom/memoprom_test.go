@@ -154,7 +154,7 @@ func TestCollector(t *testing.T) {
 
 		c := memoprom.NewCollector(memoprom.WithTier("redis", func() stats.Tier {
 			return stats.Tier{Hits: 5, Misses: 2, Errors: 1, DecodeErrors: 1, LeaseWaits: 3, BreakerOpens: 2, BreakerOpen: true,
-				Fills: 4, LocalRuns: 6, Invalidations: 7, Resubscribes: 8, AgeFlushes: 9}
+				Fills: 4, LocalRuns: 6, Invalidations: 7, Resubscribes: 8, GenerationFlushes: 9}
 		}))
 		// Per cache, in the scrape's order: fresh, sessions, shared, users.
 		want := family("memo_cache_hits_total", "Lookups that found a live entry.", 2, 1, 1, 2) +
@@ -214,9 +214,9 @@ memo_tier_invalidations_total{tier="redis"} 7
 # HELP memo_tier_resubscribes_total Times the shared tier's feed of invalidations was restored after a break; each flushed the local entries.
 # TYPE memo_tier_resubscribes_total counter
 memo_tier_resubscribes_total{tier="redis"} 8
-# HELP memo_tier_age_flushes_total Flushes of the local entries of the shared tier's functions that bound their age.
-# TYPE memo_tier_age_flushes_total counter
-memo_tier_age_flushes_total{tier="redis"} 9
+# HELP memo_tier_generation_flushes_total Flushes of the local entries of the shared tier's functions on a generation this process did not know (another replica's Clear, a lost generation key).
+# TYPE memo_tier_generation_flushes_total counter
+memo_tier_generation_flushes_total{tier="redis"} 9
 `
 		names := []string{
 			"memo_cache_hits_total", "memo_cache_misses_total", "memo_cache_led_total", "memo_cache_coalesced_total",
@@ -228,7 +228,7 @@ memo_tier_age_flushes_total{tier="redis"} 9
 			"memo_tier_hits_total", "memo_tier_misses_total", "memo_tier_errors_total",
 			"memo_tier_decode_errors_total", "memo_tier_lease_waits_total",
 			"memo_tier_breaker_opens_total", "memo_tier_breaker_open", "memo_tier_fills_total", "memo_tier_local_runs_total",
-			"memo_tier_invalidations_total", "memo_tier_resubscribes_total", "memo_tier_age_flushes_total",
+			"memo_tier_invalidations_total", "memo_tier_resubscribes_total", "memo_tier_generation_flushes_total",
 		}
 		require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(want), names...))
 

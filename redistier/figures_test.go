@@ -10,14 +10,14 @@ import (
 
 // TestFiguresCarryEveryTierField guards the debug page's and the
 // exporters' tier figures, which lacked the tier's local runs, fills,
-// invalidations, resubscribes and age flushes: every counter of
+// invalidations, resubscribes and generation flushes: every counter of
 // stats.Tier is filled from the tier's own.
 func TestFiguresCarryEveryTierField(t *testing.T) {
 	tier := newTier(t, srv)
 	s := &tier.st
 	for i, c := range []*atomic.Uint64{
 		&s.hits, &s.misses, &s.errors, &s.decodeErrors, &s.leaseWaits, &s.breakerOpened,
-		&s.fills, &s.localRuns, &s.invalidations, &s.resubscribes, &s.ageFlushes,
+		&s.fills, &s.localRuns, &s.invalidations, &s.resubscribes, &s.generationFlushes,
 	} {
 		c.Add(uint64(100 + i))
 	}

@@ -278,7 +278,9 @@ func TestBadValuesAreMisses(t *testing.T) {
 			n := execs.Load()
 			assert.Equal(t, []int{1, 1}, g(1), "a bad value is a miss: the function runs")
 			assert.Equal(t, n+1, execs.Load())
-			assert.NotZero(t, r.Stats().DecodeErrors)
+			// One value, one error (the old tier decoded it twice: once
+			// from its GET, again from the lease script's reply).
+			assert.Equal(t, uint64(1), r.Stats().DecodeErrors)
 			assert.Zero(t, r.Stats().Hits)
 		})
 	}
@@ -368,18 +370,31 @@ func TestPubsubKillFlushesThenServesFresh(t *testing.T) {
 	assert.Equal(t, int64(1), fa("k"), "and serves the fresh value")
 }
 
-func TestMaxLocalAgeBoundsStaleness(t *testing.T) {
+// TestMaxLocalAgeBoundsEachEntry guards the per-entry staleness bound:
+// WithMaxLocalAge removes each L1 entry once it is that old, and the other
+// entries keep their hits (the old tier flushed the whole L1 every period,
+// so both entries went at once).
+func TestMaxLocalAgeBoundsEachEntry(t *testing.T) {
 	flushAll(t)
-	a := newTier(t, srv, WithMaxLocalAge(20*time.Millisecond))
+	const maxAge = 2 * time.Second
+	a := newTier(t, srv, WithMaxLocalAge(maxAge))
 	var version atomic.Int64
 	f := memo.Decorate(func(k int) int64 { return version.Load() }, memo.WithName(t.Name()), memo.WithTier(a))
+	c := memo.CacheOf(f)
 	assert.Equal(t, int64(0), f(1))
-	// The source changes and Redis loses the value, with no message: the
-	// old value stays in L1 only until the next age flush.
+	stored := time.Now()
+	require.Eventually(t, func() bool { return time.Since(stored) > maxAge/2 }, 10*time.Second, time.Millisecond)
+	assert.Equal(t, int64(0), f(2))
+	require.Equal(t, 2, c.Len())
+	// The source changes and Redis loses the values, with no message: the
+	// old values stay in L1 only until each is maxAge old.
 	version.Store(1)
 	require.NoError(t, srv.Do("FLUSHALL"))
-	flushes := a.Stats().AgeFlushes
-	require.Eventually(t, func() bool { return a.Stats().AgeFlushes > flushes }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return c.Len() < 2 }, 10*time.Second, time.Millisecond)
+	assert.Equal(t, 1, c.Len(), "the older entry went alone: the younger one keeps its hits")
+	age := time.Since(stored)
+	t.Logf("the first entry was removed at the age of %v (bound %v)", age, maxAge)
+	assert.Less(t, age, maxAge, "the first entry went before it was maxAge old")
 	assert.Equal(t, int64(1), f(1))
 }
 

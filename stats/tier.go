@@ -40,9 +40,11 @@ type Tier struct {
 	// entries of the tier's functions, as invalidations may have been
 	// missed.
 	Resubscribes uint64
-	// AgeFlushes counts flushes of the local entries of the tier's
-	// functions done to bound their age (redistier.WithMaxLocalAge).
-	AgeFlushes uint64
+	// GenerationFlushes counts flushes of the local entries of the tier's
+	// functions because their generation changed under this process
+	// (another replica's Clear, or a generation key that was lost and
+	// started anew): they may hold values of a dropped generation.
+	GenerationFlushes uint64
 }
 
 // HitRatio returns Hits / (Hits + Misses), or 0 when there were no lookups.
