@@ -108,20 +108,20 @@ type Timing struct {
 // Tier is one shared tier's figures on the page; each field is the
 // stats.Tier field of its name.
 type Tier struct {
-	Name          string  `json:"name"`
-	Hits          uint64  `json:"hits"`
-	Misses        uint64  `json:"misses"`
-	HitRatio      float64 `json:"hit_ratio"`
-	Fills         uint64  `json:"fills"`
-	LocalRuns     uint64  `json:"local_runs"`
-	LeaseWaits    uint64  `json:"lease_waits"`
-	Errors        uint64  `json:"errors"`
-	DecodeErrors  uint64  `json:"decode_errors"`
-	Invalidations uint64  `json:"invalidations"`
-	Resubscribes  uint64  `json:"resubscribes"`
-	GenerationFlushes    uint64  `json:"generation_flushes"`
-	BreakerOpens  uint64  `json:"breaker_opens"`
-	BreakerOpen   bool    `json:"breaker_open"`
+	Name              string  `json:"name"`
+	Hits              uint64  `json:"hits"`
+	Misses            uint64  `json:"misses"`
+	HitRatio          float64 `json:"hit_ratio"`
+	Fills             uint64  `json:"fills"`
+	LocalRuns         uint64  `json:"local_runs"`
+	LeaseWaits        uint64  `json:"lease_waits"`
+	Errors            uint64  `json:"errors"`
+	DecodeErrors      uint64  `json:"decode_errors"`
+	Invalidations     uint64  `json:"invalidations"`
+	Resubscribes      uint64  `json:"resubscribes"`
+	GenerationFlushes uint64  `json:"generation_flushes"`
+	BreakerOpens      uint64  `json:"breaker_opens"`
+	BreakerOpen       bool    `json:"breaker_open"`
 }
 
 // An Option configures [Handler].

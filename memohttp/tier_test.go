@@ -29,28 +29,29 @@ type mapReplica struct{ *mapTier }
 
 func (t *mapTier) Bind(memo.TierFunc) (memo.TierBinding, error) { return t, nil }
 
-func (t *mapTier) Load(ctx context.Context, key memo.TierKey, compute func(context.Context) ([]any, bool)) ([]any, bool) {
+func (t *mapTier) Load(ctx context.Context, key memo.TierKey, compute memo.TierCompute) ([]any, time.Duration, bool) {
 	t.mu.Lock()
 	v, ok := t.m[key.Digest]
 	t.mu.Unlock()
 	if ok {
-		return v, true
+		return v, 0, true // kept for ever: no TTL to carry
 	}
-	res, store := compute(ctx)
+	res, _, store := compute(ctx)
 	if store {
 		t.mu.Lock()
 		t.m[key.Digest] = res
 		t.mu.Unlock()
 	}
-	return nil, false
+	return nil, 0, false
 }
 
-func (t *mapTier) Refresh(ctx context.Context, key memo.TierKey, _ time.Time, compute func(context.Context) ([]any, bool)) ([]any, bool) {
+func (t *mapTier) Refresh(ctx context.Context, key memo.TierKey, _ time.Time, compute memo.TierCompute) ([]any, time.Duration, bool) {
 	return t.Load(ctx, key, compute)
 }
 func (t *mapTier) Invalidate(context.Context, memo.TierKey) error { return nil }
 func (t *mapTier) Clear(context.Context) error                    { return nil }
 func (t *mapTier) MaxLocalAge() time.Duration                     { return 0 }
+func (t *mapTier) Unbind()                                        {}
 
 // TestTierHitsApartFromExecutions guards the page's Executions of a
 // tiered function, which counted the loads the shared tier answered as if

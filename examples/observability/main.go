@@ -134,6 +134,7 @@ type simTier struct {
 type simValue struct {
 	results []any
 	stored  time.Time
+	expires time.Time // zero: never
 }
 
 func newSimTier() *simTier { return &simTier{values: map[[32]byte]simValue{}} }
@@ -143,39 +144,50 @@ type simReplica struct{ *simTier }
 
 func (t *simTier) Bind(memo.TierFunc) (memo.TierBinding, error) { return t, nil }
 
-func (t *simTier) Load(ctx context.Context, key memo.TierKey, compute func(context.Context) ([]any, bool)) ([]any, bool) {
+func (t *simTier) Load(ctx context.Context, key memo.TierKey, compute memo.TierCompute) ([]any, time.Duration, bool) {
 	return t.load(ctx, key, time.Time{}, compute)
 }
 
-func (t *simTier) Refresh(ctx context.Context, key memo.TierKey, since time.Time, compute func(context.Context) ([]any, bool)) ([]any, bool) {
+func (t *simTier) Refresh(ctx context.Context, key memo.TierKey, since time.Time, compute memo.TierCompute) ([]any, time.Duration, bool) {
 	return t.load(ctx, key, since, compute)
 }
 
 // load answers with a value stored after since, or runs compute and
 // stores what it returns.
-func (t *simTier) load(ctx context.Context, key memo.TierKey, since time.Time, compute func(context.Context) ([]any, bool)) ([]any, bool) {
+func (t *simTier) load(ctx context.Context, key memo.TierKey, since time.Time, compute memo.TierCompute) ([]any, time.Duration, bool) {
 	work(200*time.Microsecond, time.Millisecond) // the round trip
 	if rand.N(100) == 0 {
 		t.errors.Add(1)
 		t.localRuns.Add(1)
-		return nil, false // memo runs the function without the tier
+		res, _, _ := compute(ctx) // memo's function runs, without the tier
+		return res, 0, false
 	}
 	t.mu.Lock()
 	v, ok := t.values[key.Digest]
 	t.mu.Unlock()
-	if ok && v.stored.After(since) {
+	now := time.Now()
+	live := v.expires.IsZero() || now.Before(v.expires)
+	if ok && live && v.stored.After(since) {
 		t.hits.Add(1)
-		return v.results, true
+		var left time.Duration // the TTL travels: memo's local copy expires with this one
+		if !v.expires.IsZero() {
+			left = v.expires.Sub(now)
+		}
+		return v.results, left, true
 	}
 	t.misses.Add(1)
-	res, store := compute(ctx)
+	res, ttl, store := compute(ctx)
 	if store {
+		v := simValue{results: res, stored: time.Now()}
+		if ttl > 0 {
+			v.expires = v.stored.Add(ttl)
+		}
 		t.mu.Lock()
-		t.values[key.Digest] = simValue{res, time.Now()}
+		t.values[key.Digest] = v
 		t.mu.Unlock()
 		t.fills.Add(1)
 	}
-	return nil, false
+	return nil, 0, false
 }
 
 func (t *simTier) Invalidate(_ context.Context, key memo.TierKey) error {
@@ -193,6 +205,8 @@ func (t *simTier) Clear(context.Context) error {
 }
 
 func (t *simTier) MaxLocalAge() time.Duration { return 0 }
+
+func (t *simTier) Unbind() {}
 
 // figures adapts the simulated tier's counters to stats.Tier, as
 // redistier's Tier.Figures does a real tier's.
