@@ -32,24 +32,36 @@ import (
 // paths) refresh its entries ahead of
 // their expiry (d >= 1ms; with WithTTL, d must be below the TTL). A hit on
 // an entry stored more than d ago returns the stored result at once and
-// starts one background re-execution for that key, unless an execution for
-// it is already in flight. The refresh runs in its own goroutine, detached
-// from the caller: it keeps the caller's context values and deadline but not
-// its cancellation, and works on its own copy of the arguments (slices,
-// maps and arrays are copied; pointers stay as they are: where the key
-// reads through one, as Decorate says, a refresh whose arguments changed
-// stores nothing and counts as failed). When it succeeds
-// its result replaces the entry (with a new TTL); when it fails (an error or
-// a panic) the old entry is kept until its TTL ends, and a later hit tries
-// again. A refresh whose key is invalidated or whose cache is cleared while
-// it runs does not store. A result that [WithCacheIf] or [WithTTLFunc]
-// rejects removes the old entry. Refreshes are counted in
-// Stats.RefreshesStarted, RefreshesSucceeded and RefreshesFailed; each is
-// also an execution (TotalCalls), but not a miss. With [WithTier], a
-// refresh goes through the tier's Refresh ([TierBinding]): it takes a
-// value another replica refreshed less than d ago instead of executing,
-// and otherwise executes under the key's cross-process lease and writes its
-// result through to the tier, so one refresh runs across the replicas.
+// starts one background re-execution for that key, unless one is already
+// running for it or an execution is in flight. The refresh runs in its own
+// goroutine, detached from the caller: it keeps the caller's context values
+// and deadline but not its cancellation, and works on its own copy of the
+// arguments (slices, maps and arrays are copied; pointers stay as they
+// are: where the key reads through one, as Decorate says, a refresh whose
+// arguments changed stores nothing and counts as failed).
+//
+// Nobody waits for a refresh: callers before the TTL ends get the stored
+// result, and callers after it run (or join) a fresh execution, as any
+// miss, while the refresh goes on. A refresh is bounded: its context's
+// deadline is the caller's, or, when that is later or absent, the longer
+// of the entry's TTL and 2×d after the refresh starts (2×d for entries
+// without a TTL); once that deadline has passed, the refresh no longer
+// keeps another from starting for its key, even if its function, ignoring
+// the context, has not returned. Its result replaces the entry (with a new
+// TTL) only if the entry it refreshed is still the key's: nothing newer
+// was stored, and the key was not invalidated, evicted or cleared since.
+// When it fails (an error, a panic, or its deadline) the old entry is kept
+// until its TTL ends, and a later hit tries again. A result that
+// [WithCacheIf] or [WithTTLFunc] rejects removes the old entry.
+//
+// Refreshes are counted in Stats.RefreshesStarted, RefreshesSucceeded and
+// RefreshesFailed; each is also an execution (TotalCalls), but not a miss.
+// With [WithTier], a refresh goes through the tier's Refresh
+// ([TierBinding]), under the refresh's context (so a refresh that hangs
+// gives the key's lease up at its deadline): it takes a value another
+// replica refreshed less than d ago instead of executing, and otherwise
+// executes under the key's cross-process lease and writes its result
+// through to the tier, so one refresh runs across the replicas.
 func WithRefreshAfter(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.fresh.refresh, c.fresh.refreshSet = d, true })
 }
@@ -62,10 +74,25 @@ func WithRefreshAfter(d time.Duration) Option {
 // result instead, with no error and no panic, and Stats.StaleServed counts
 // them; the error is not stored even with [WithErrorTTL]. When the
 // execution succeeds its result replaces the entry, and no caller gets the
-// stale one. An entry kept for this counts in [Cache.Len] and against the
-// maximum size until its window ends. With [WithTier], the stale result is
-// the local cache's own: nothing stale is written to the tier, and a
-// process without a stale copy gets the failure.
+// stale one.
+//
+// A failure starts an outage of the key, which lasts until a result
+// replaces the entry or the window ends: callers get the stale result at
+// once, without running the function or waiting (they count as Coalesced
+// misses, and in StaleServed), except one caller at a time, no sooner than
+// a back-off after the last failure and the last retry, which runs the
+// function again (a retry, counted in Stats.StaleRetries) and, if it fails
+// too, gets the stale result as well. The back-off starts at the refresh
+// interval of [WithRefreshAfter], or 1 s without it, doubles at each
+// retry, and is never longer than d. A retry that succeeds ends the
+// outage: its result replaces the entry, or, if WithCacheIf or WithTTLFunc
+// rejects it, the stale entry is removed. A failure because every caller
+// left (the execution cancelled) starts no outage.
+//
+// An entry kept for this counts in [Cache.Len] and against the maximum
+// size until its window ends. With [WithTier], the stale result is the
+// local cache's own: nothing stale is written to the tier, and a process
+// without a stale copy gets the failure.
 func WithStaleIfError(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.fresh.stale, c.fresh.staleSet = d, true })
 }

@@ -249,13 +249,15 @@ func (b *binding) lead(ctx context.Context, key memo.TierKey, vk, lk, rest, tok 
 	t := b.t
 	stop := make(chan struct{})
 	heartbeat := make(chan struct{})
-	go func() { // keep the lease while the function runs
+	go func() { // keep the lease while the function runs, and its context lasts
 		defer close(heartbeat)
 		tick := time.NewTicker(t.o.lease / 3)
 		defer tick.Stop()
 		for {
 			select {
 			case <-stop:
+				return
+			case <-ctx.Done(): // a function that outlives its context must not hold the key for ever
 				return
 			case <-tick.C:
 				_ = t.do(context.Background(), func(ctx context.Context) error {

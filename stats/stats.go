@@ -35,8 +35,10 @@ import (
 // + Coalesced (a caller served stale is one of those misses), StaleRetries
 // <= Led + AbandonedLeaders (a retry is a miss's execution) and CurrentSize
 // <= MaxSize. Stored or rejected results, stale results, TTL expiry,
-// eviction, invalidation and Clear (which resets every counter) do not
-// change these sums.
+// eviction and invalidation do not change these sums. Cache.Clear and
+// Cache.ResetStats zero every counter: made while calls are in flight, they
+// split those calls' counts, and the identities hold again from a reset
+// made with none in flight.
 type Stats struct {
 	// Hits and Misses count lookups; every lookup is one or the other.
 	// Callers that waited for an in-flight call are misses. A call that
