@@ -83,7 +83,7 @@ func statsStress(t *testing.T, leave bool) {
 		}
 		return k*1_000_000 + int(v%1_000_000), nil
 	}
-	f := FuncCtx(body, WithCache(c), WithRefreshAfter(3*time.Millisecond), WithStaleIfError(20*time.Millisecond),
+	f := FuncCtx(body, WithCache(c), WithRefreshAfter(3*time.Millisecond), WithStaleIfError(50*time.Millisecond),
 		WithCacheIf(func(r []any) bool { return r[0].(int)%11 != 0 }))
 	g := FuncErr(func(k int) (int, error) { return body(context.Background(), k) }, WithCache(c),
 		WithRefreshAfter(2*time.Millisecond), WithStaleIfError(30*time.Millisecond))
@@ -130,6 +130,7 @@ func statsStress(t *testing.T, leave bool) {
 		check(k, v, err)
 	}
 
+	reached := map[string]uint64{}
 	for round := range 3 {
 		var wg sync.WaitGroup
 		for gr := range 16 {
@@ -169,22 +170,25 @@ func statsStress(t *testing.T, leave bool) {
 			st.TotalCalls, st.RefreshesStarted, st.RefreshesSucceeded, st.RefreshesFailed, st.StaleServed, st.StaleRetries, st.Rejected,
 			st.Evictions, st.Expirations)
 		checkIdentities(t, st, lookups.Load())
-		// The stress reaches what it is meant to.
 		for name, n := range map[string]uint64{
 			"RefreshesStarted": st.RefreshesStarted, "RefreshesFailed": st.RefreshesFailed, "StaleServed": st.StaleServed,
 			"StaleRetries": st.StaleRetries, "Evictions": st.Evictions, "Expirations": st.Expirations,
 			"Rejected": st.Rejected, "GetMisses": st.GetMisses, "Coalesced": st.Coalesced,
+			"Abandoned": st.Abandoned, "AbandonedLeaders": st.AbandonedLeaders,
 		} {
-			assert.NotZero(t, n, name)
-		}
-		if leave {
-			assert.NotZero(t, st.Abandoned, "Abandoned")
-			assert.NotZero(t, st.AbandonedLeaders, "AbandonedLeaders")
+			reached[name] += n
 		}
 
 		c.Clear()
 		lookups.Store(0)
 		assert.Equal(t, stats.Stats{MaxSize: 16, TTL: 8 * time.Millisecond}, c.Stats(), "Clear resets every statistic")
+	}
+	// The stress reaches what it is meant to (over its rounds: one round
+	// may miss a rare event, such as an outage's retry).
+	for name, n := range reached {
+		if leave || (name != "Abandoned" && name != "AbandonedLeaders") {
+			assert.NotZero(t, n, name)
+		}
 	}
 }
 
