@@ -405,7 +405,7 @@ func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Contex
 		if ctx == nil {
 			if r == joining {
 				<-cl.done
-				if cl.moved { // a refresh ran on arguments changed since
+				if cl.moved { // the execution ran on arguments changed since (see call.verify)
 					prev := cl
 					n, cl, r = c.join(unsafeBytes(prev.key), prev.h, curG(), outer, true, w.fo)
 					if (r == leading || r == late) && cl != nil {
