@@ -178,11 +178,14 @@ func setExt(n *node, x *extra) {
 	n.Value.val = x
 }
 
-// shard holds the executions in flight for part of the key space.
+// shard holds the executions in flight for part of the key space: those
+// callers join (calls), and refreshes (fresh.go), which nobody joins; the
+// latter map is made by the shard's first refresh.
 type shard struct {
-	mu    sync.Mutex
-	calls map[string]*call
-	_     [64 - 16]byte
+	mu        sync.Mutex
+	calls     map[string]*call
+	refreshes map[string]*call
+	_         [64 - 24]byte
 }
 
 // New returns a cache configured by opts. [WithMaxSize] is required;
@@ -335,9 +338,10 @@ func (c *Cache) Get(key any) (any, error) {
 		putState(s)
 	}
 	if !ok {
-		if v != refreshDue {
-			c.rec.GetMissed(1)
+		if v == refreshDue { // not a key of Get's (they are never refreshed)
+			c.rec.Miss(0)
 		}
+		c.rec.GetMissed(1)
 		return nil, ErrNotFound
 	}
 	return v, nil
@@ -483,7 +487,8 @@ func (c *Cache) UpdateProfiling(d time.Duration) {
 }
 
 // refreshDue is what lookup returns, with false, for an entry due for a
-// refresh: a hit it has counted, which the miss path serves (fresh.go).
+// refresh, which it has not counted: the miss path serves it and counts
+// the call (fresh.go).
 var refreshDue any = new(byte)
 
 // lookup returns the value stored under the encoded key k with hash h and
@@ -514,8 +519,7 @@ func (c *Cache) found(n *node, h uint64) (any, bool) {
 		}
 	}
 	if n != nil && c.late(n) {
-		c.hit(n, h)
-		return refreshDue, false // the miss path serves the entry (see miss)
+		return refreshDue, false // the miss path serves the entry and counts the call (see miss)
 	}
 	c.rec.Miss(h)
 	return nil, false
@@ -547,7 +551,9 @@ func (c *Cache) drainReads() {
 // refers to by identity: the entry is dropped when one is collected. When fl
 // is not nil, the value is the result of that execution, and it is stored
 // only if fl is still the execution in flight for key (no Delete or Clear
-// since it started); store reports whether it stored.
+// since it started), or, for a refresh, if the entry it refreshes is still
+// the key's (nothing stored, removed or cleared since); store reports
+// whether it stored.
 func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []unsafe.Pointer, fl *call) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -567,11 +573,15 @@ func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []u
 	sh := c.shardOf(h)
 	sh.mu.Lock()
 	if fl != nil {
-		if sh.calls[key] != fl {
+		current := sh.calls[key] == fl
+		if fl.base != nil {
+			current = c.index.get(unsafeBytes(key), h) == fl.base
+		}
+		sh.detach(fl)
+		if !current {
 			sh.mu.Unlock()
 			return false
 		}
-		delete(sh.calls, key)
 	}
 	n := newNode(key, val)
 	var fx *freshX

@@ -35,9 +35,12 @@ import (
 //     encode exactly); Decorate then panics with that error.
 //   - memo keeps every other rule of the local cache: a hit in L1 never
 //     reaches the tier, and concurrent local callers of one key share one
-//     execution, so a binding sees at most one Load or Refresh per key at
-//     a time from one process (after a local invalidation, a new one may
-//     start while the old one is finishing).
+//     execution, so a binding sees at most one Load per key at a time
+//     from one process (after a local invalidation, a new one may start
+//     while the old one is finishing), and at most one Refresh (a refresh
+//     past its deadline may still be finishing). A Refresh may overlap a
+//     Load of its key: callers past the entry's TTL do not wait for a
+//     refresh in flight (see [WithRefreshAfter]).
 //   - A refresh ([WithRefreshAfter]) of a due entry calls Refresh from a
 //     goroutine of its own; the stale results of [WithStaleIfError] are
 //     the local cache's, and never reach the tier.
@@ -122,10 +125,11 @@ type TierBinding interface {
 	// and it never writes an error or a panic. memo calls it from the
 	// refresh's own goroutine, never from a caller's, with since = now −
 	// the refresh interval (the local wall clock: replicas' clocks must
-	// agree to well within the interval), and at most once per key at a
-	// time from one process. A tier that keeps a lease alive while
-	// compute runs stops renewing it once ctx ends (a hung refresh must
-	// not hold the key for ever).
+	// agree to well within the interval), at most once per key at a time
+	// from one process (a refresh past its deadline may still be
+	// finishing), and under a context that ends at the refresh's deadline:
+	// a tier that keeps a lease alive while compute runs stops renewing it
+	// once ctx ends (a hung refresh must not hold the key for ever).
 	Refresh(ctx context.Context, key TierKey, since time.Time, compute TierCompute) (results []any, ttl time.Duration, hit bool)
 	// Invalidate removes key's entry from the store, fences fills in
 	// flight for it, and tells every other replica to Drop it locally.

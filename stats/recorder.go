@@ -147,6 +147,14 @@ func (r *Recorder) Led(n uint64) { r.endsOf().led.Add(n) }
 // runs.
 func (r *Recorder) GetMissed(n uint64) { r.endsOf().getMisses.Add(n) }
 
+// AbandonedLeader records n of the Abandoned misses whose caller had
+// started the execution it left.
+func (r *Recorder) AbandonedLeader(n uint64) { r.endsOf().abandonedLeaders.Add(n) }
+
+// StaleRetried records n retries of a function in an outage
+// (stale-if-error): executions started while a stale result was served.
+func (r *Recorder) StaleRetried(n uint64) { r.endsOf().staleRetries.Add(n) }
+
 // Uncacheable records n calls whose key can never hit again, so that their
 // results were not stored.
 func (r *Recorder) Uncacheable(n uint64) { r.endsOf().uncacheable.Add(n) }
@@ -157,6 +165,7 @@ type ends struct {
 	abandoned, uncacheable, led, getMisses atomic.Uint64
 	refreshes, refreshOK, refreshErr       atomic.Uint64
 	stale, rejected                        atomic.Uint64
+	abandonedLeaders, staleRetries         atomic.Uint64
 }
 
 // endsOf returns r's ends, making them on first use.
@@ -248,6 +257,8 @@ func (r *Recorder) Snapshot() Stats {
 		s.RefreshesFailed = e.refreshErr.Load()
 		s.StaleServed = e.stale.Load()
 		s.Rejected = e.rejected.Load()
+		s.AbandonedLeaders = e.abandonedLeaders.Load()
+		s.StaleRetries = e.staleRetries.Load()
 	}
 	r.mu.Lock()
 	s.TotalCalls = r.calls
@@ -281,6 +292,8 @@ func (r *Recorder) Reset() {
 		e.refreshErr.Store(0)
 		e.stale.Store(0)
 		e.rejected.Store(0)
+		e.abandonedLeaders.Store(0)
+		e.staleRetries.Store(0)
 	}
 	r.mu.Lock()
 	r.calls, r.failures, r.tierHits = 0, 0, 0
