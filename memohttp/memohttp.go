@@ -3,9 +3,10 @@
 // ratio, coalesced calls, evictions, expirations, the times the function
 // ran here apart from the executions a shared tier answered
 // ([stats.Stats.TierHits]), execution-time percentiles, every other
-// counter of [stats.Stats] (misses led, abandoned and Cache.Get misses,
-// uncacheable calls, refreshes, stale results served, rejected results)
-// in a second line per cache, and the figures of the shared tiers
+// counter of [stats.Stats] (misses led, abandoned (and how many of those
+// had started their execution) and Cache.Get misses, uncacheable calls,
+// refreshes, stale results served and stale-if-error retries, rejected
+// results) in a second line per cache, and the figures of the shared tiers
 // registered with [WithTier] (every field of [stats.Tier]). The page is
 // server-rendered HTML, readable without JavaScript, with a small inline
 // SVG bar per hit ratio. The page never scrolls sideways: names and the
@@ -71,18 +72,25 @@ type Cache struct {
 	TierHits    uint64  `json:"tier_hits"`   // executions a shared tier answered without running the function
 	Failures    uint64  `json:"failures"`    // executions that failed or panicked
 	Abandoned   uint64  `json:"abandoned"`   // callers that left before a result
-	GetMisses   uint64  `json:"get_misses"`  // misses of Cache.Get (nothing runs)
-	Uncacheable uint64  `json:"uncacheable"` // calls whose key could not be kept
+	// AbandonedLeaders counts the abandoned callers that had started the
+	// execution they left (it went on, and counts in the executions).
+	AbandonedLeaders uint64 `json:"abandoned_leaders"`
+	GetMisses        uint64 `json:"get_misses"`  // misses of Cache.Get (nothing runs)
+	Uncacheable      uint64 `json:"uncacheable"` // calls whose key could not be kept
 	// Freshness (memo.WithRefreshAfter, WithStaleIfError, WithCacheIf,
 	// WithTTLFunc): background refreshes started, those whose function
 	// returned without an error, those that failed (started counts the
 	// ones still running too); callers given a stale result because the
-	// execution that would replace it failed; results not stored because
+	// execution that would replace it failed, or at once in the outage
+	// that failure starts; executions started in such an outage (one
+	// caller at a time, under a doubling back-off, retries the function
+	// while the others get the stale result); results not stored because
 	// the predicate or TTL function rejected them.
 	RefreshesStarted   uint64 `json:"refreshes_started"`
 	RefreshesSucceeded uint64 `json:"refreshes_succeeded"`
 	RefreshesFailed    uint64 `json:"refreshes_failed"`
 	StaleServed        uint64 `json:"stale_served"`
+	StaleRetries       uint64 `json:"stale_retries"`
 	Rejected           uint64 `json:"rejected"`
 	// ExecTime and ExecBuckets cover every execution, those a shared tier
 	// answered (timed as the round trip) included.
@@ -233,9 +241,11 @@ func cacheOf(name, policy string, s stats.Stats) Cache {
 		Hits: s.Hits, Misses: s.Misses, HitRatio: s.HitRatio(),
 		Coalesced: s.Coalesced, Evictions: s.Evictions, Expirations: s.Expirations,
 		Executions: s.LocalRuns(), TierHits: s.TierHits, Failures: s.Failures,
-		Led: s.Led, Abandoned: s.Abandoned, GetMisses: s.GetMisses, Uncacheable: s.Uncacheable,
+		Led: s.Led, Abandoned: s.Abandoned, AbandonedLeaders: s.AbandonedLeaders,
+		GetMisses: s.GetMisses, Uncacheable: s.Uncacheable,
 		RefreshesStarted: s.RefreshesStarted, RefreshesSucceeded: s.RefreshesSucceeded,
-		RefreshesFailed: s.RefreshesFailed, StaleServed: s.StaleServed, Rejected: s.Rejected,
+		RefreshesFailed: s.RefreshesFailed, StaleServed: s.StaleServed, StaleRetries: s.StaleRetries,
+		Rejected: s.Rejected,
 		ExecTime: Timing{
 			Avg: s.AvgTime().Seconds(), Min: s.MinTime.Seconds(), Max: s.MaxTime.Seconds(),
 			P50: s.Quantile(0.5).Seconds(), P90: s.Quantile(0.9).Seconds(), P99: s.Quantile(0.99).Seconds(),

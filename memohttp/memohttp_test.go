@@ -121,8 +121,8 @@ func TestJSON(t *testing.T) {
 		require.Contains(t, raw, "tiers")
 		for _, k := range []string{"name", "policy", "size", "capacity", "ttl_seconds", "hits", "misses",
 			"hit_ratio", "led", "coalesced", "evictions", "expirations", "executions", "tier_hits", "failures", "abandoned",
-			"get_misses", "uncacheable", "refreshes_started", "refreshes_succeeded", "refreshes_failed", "stale_served",
-			"rejected", "exec_seconds", "exec_buckets"} {
+			"abandoned_leaders", "get_misses", "uncacheable", "refreshes_started", "refreshes_succeeded", "refreshes_failed",
+			"stale_served", "stale_retries", "rejected", "exec_seconds", "exec_buckets"} {
 			assert.Contains(t, raw["caches"][0], k)
 		}
 		for _, k := range []string{"name", "hits", "misses", "hit_ratio", "fills", "local_runs", "lease_waits",
@@ -199,7 +199,7 @@ func TestEveryCounter(t *testing.T) {
 			want[v.Type().Field(i).Name] = n
 		}
 	}
-	require.Len(t, want, 17)
+	require.Len(t, want, 19)
 	// Executions are TotalCalls less TierHits: the function's runs.
 	s.TotalCalls = 5000
 	want["TotalCalls"] = 5000 - s.TierHits

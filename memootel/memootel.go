@@ -20,12 +20,14 @@
 //	memo.cache.expirations          counter        {entry}         entries removed by their TTL
 //	memo.cache.failures             counter        {execution}     executions that returned an error or panicked
 //	memo.cache.abandoned            counter        {call}          callers that left before their result
+//	memo.cache.abandoned_leaders    counter        {call}          abandoned callers that had started the execution they left
 //	memo.cache.get_misses           counter        {miss}          misses of Cache.Get (nothing runs)
 //	memo.cache.uncacheable          counter        {call}          calls whose key could not be kept
 //	memo.cache.refreshes.started    counter        {refresh}       background refreshes started (WithRefreshAfter)
 //	memo.cache.refreshes.succeeded  counter        {refresh}       refreshes whose function returned without an error
 //	memo.cache.refreshes.failed     counter        {refresh}       refreshes that returned an error or panicked
 //	memo.cache.stale_served         counter        {call}          callers given a stale result after a failed execution
+//	memo.cache.stale_retries        counter        {execution}     executions started in a stale-if-error outage (one caller at a time)
 //	memo.cache.rejected             counter        {result}        results not stored by WithCacheIf or WithTTLFunc
 //	memo.cache.tier_hits            counter        {execution}     executions a shared tier answered without running the function (WithTier)
 //	memo.cache.entry.count          updowncounter  {entry}         live entries
@@ -41,7 +43,7 @@
 //	memo.tier.local_runs            counter        {execution}     loads that ran the function without the tier (failing, breaker open, wait too long)
 //	memo.tier.invalidations         counter        {invalidation}  invalidations that reached the tier
 //	memo.tier.resubscribes          counter        {resubscribe}   invalidation feeds restored after a break (each flushed the local entries)
-//	memo.tier.generation_flushes           counter        {flush}         flushes of the local entries on a new generation
+//	memo.tier.generation_flushes    counter        {flush}         flushes of the local entries on a new generation
 //	memo.tier.breaker.open          gauge          1               1 while the breaker is open, else 0
 //
 // The names follow OpenTelemetry's naming rules: a namespace never doubles
@@ -138,7 +140,8 @@ type exporter struct {
 	caches iter.Seq2[string, *memo.Cache]
 
 	hits, misses, led, coalesced, evictions, expirations metric.Int64ObservableCounter
-	failures, abandoned, getMisses, uncacheable          metric.Int64ObservableCounter
+	failures, abandoned, abandonedLeaders, getMisses     metric.Int64ObservableCounter
+	uncacheable, staleRetries                            metric.Int64ObservableCounter
 	refStarted, refOK, refFailed, stale, rejected        metric.Int64ObservableCounter
 	tierHitsC                                            metric.Int64ObservableCounter
 	entries, maxEntries                                  metric.Int64ObservableUpDownCounter
@@ -214,12 +217,14 @@ func register(mp metric.MeterProvider, caches iter.Seq2[string, *memo.Cache], op
 	e.expirations = counter("memo.cache.expirations", "{entry}", "Entries removed because their TTL ran out.")
 	e.failures = counter("memo.cache.failures", "{execution}", "Executions that returned an error or panicked.")
 	e.abandoned = counter("memo.cache.abandoned", "{call}", "Misses whose caller stopped waiting before a result.")
+	e.abandonedLeaders = counter("memo.cache.abandoned_leaders", "{call}", "Abandoned misses whose caller had started the execution it left (the execution went on, and counts in the execution histogram).")
 	e.getMisses = counter("memo.cache.get_misses", "{miss}", "Misses of Cache.Get, lookups after which nothing runs.")
 	e.uncacheable = counter("memo.cache.uncacheable", "{call}", "Calls not stored because their key could not be kept.")
 	e.refStarted = counter("memo.cache.refreshes.started", "{refresh}", "Background refreshes started (WithRefreshAfter).")
 	e.refOK = counter("memo.cache.refreshes.succeeded", "{refresh}", "Background refreshes whose function returned without an error.")
 	e.refFailed = counter("memo.cache.refreshes.failed", "{refresh}", "Background refreshes whose function returned an error or panicked.")
 	e.stale = counter("memo.cache.stale_served", "{call}", "Callers given a stale result because the execution that would replace it failed (WithStaleIfError).")
+	e.staleRetries = counter("memo.cache.stale_retries", "{execution}", "Executions started in an outage of WithStaleIfError, by one caller at a time under a doubling back-off, while the others get the stale result.")
 	e.rejected = counter("memo.cache.rejected", "{result}", "Results not stored because WithCacheIf or WithTTLFunc rejected them.")
 	e.tierHitsC = counter("memo.cache.tier_hits", "{execution}", "Executions a shared tier answered without running the function (counted in the execution histogram too).")
 	var err error
@@ -249,8 +254,8 @@ func register(mp metric.MeterProvider, caches iter.Seq2[string, *memo.Cache], op
 		return nil, err
 	}
 	return m.RegisterCallback(e.observe,
-		e.hits, e.misses, e.led, e.coalesced, e.evictions, e.expirations, e.failures, e.abandoned,
-		e.getMisses, e.uncacheable, e.refStarted, e.refOK, e.refFailed, e.stale, e.rejected, e.tierHitsC, e.entries,
+		e.hits, e.misses, e.led, e.coalesced, e.evictions, e.expirations, e.failures, e.abandoned, e.abandonedLeaders,
+		e.getMisses, e.uncacheable, e.refStarted, e.refOK, e.refFailed, e.stale, e.staleRetries, e.rejected, e.tierHitsC, e.entries,
 		e.maxEntries, e.tierHits, e.tierMisses, e.tierErrors, e.tierDecodeErrors, e.tierLeaseWaits, e.tierBreakerOpens, e.tierBreakerOpen,
 		e.tierFills, e.tierLocalRuns, e.tierInvalidations, e.tierResubscribes, e.tierGenFlushes)
 }
@@ -283,12 +288,14 @@ func (e *exporter) observe(ctx context.Context, o metric.Observer) error {
 		o.ObserveInt64(e.expirations, i64(s.Expirations), at)
 		o.ObserveInt64(e.failures, i64(s.Failures), at)
 		o.ObserveInt64(e.abandoned, i64(s.Abandoned), at)
+		o.ObserveInt64(e.abandonedLeaders, i64(s.AbandonedLeaders), at)
 		o.ObserveInt64(e.getMisses, i64(s.GetMisses), at)
 		o.ObserveInt64(e.uncacheable, i64(s.Uncacheable), at)
 		o.ObserveInt64(e.refStarted, i64(s.RefreshesStarted), at)
 		o.ObserveInt64(e.refOK, i64(s.RefreshesSucceeded), at)
 		o.ObserveInt64(e.refFailed, i64(s.RefreshesFailed), at)
 		o.ObserveInt64(e.stale, i64(s.StaleServed), at)
+		o.ObserveInt64(e.staleRetries, i64(s.StaleRetries), at)
 		o.ObserveInt64(e.rejected, i64(s.Rejected), at)
 		o.ObserveInt64(e.tierHitsC, i64(s.TierHits), at)
 		o.ObserveInt64(e.entries, int64(s.CurrentSize), at)

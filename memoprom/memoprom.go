@@ -19,12 +19,14 @@
 //	memo_cache_expirations_total             counter    entries removed by their TTL
 //	memo_cache_failures_total                counter    executions that returned an error or panicked
 //	memo_cache_abandoned_total               counter    callers that left before their result
+//	memo_cache_abandoned_leaders_total       counter    abandoned callers that had started the execution they left
 //	memo_cache_get_misses_total              counter    misses of Cache.Get (nothing runs)
 //	memo_cache_uncacheable_total             counter    calls whose key could not be kept
 //	memo_cache_refreshes_started_total       counter    background refreshes started (WithRefreshAfter)
 //	memo_cache_refreshes_succeeded_total     counter    refreshes whose function returned without an error
 //	memo_cache_refreshes_failed_total        counter    refreshes that returned an error or panicked
 //	memo_cache_stale_served_total            counter    callers given a stale result after a failed execution
+//	memo_cache_stale_retries_total           counter    executions started in a stale-if-error outage (one caller at a time)
 //	memo_cache_rejected_total                counter    results not stored by WithCacheIf or WithTTLFunc
 //	memo_cache_tier_hits_total               counter    executions a shared tier answered without running the function (WithTier)
 //	memo_cache_execution_duration_seconds    histogram  execution times (its _count counts executions)
@@ -40,7 +42,7 @@
 //	memo_tier_local_runs_total               counter    loads that ran the function without the tier (failing, breaker open, wait too long)
 //	memo_tier_invalidations_total            counter    invalidations that reached the tier
 //	memo_tier_resubscribes_total             counter    invalidation feeds restored after a break (each flushed the local entries)
-//	memo_tier_generation_flushes_total              counter    flushes of the local entries on a new generation
+//	memo_tier_generation_flushes_total       counter    flushes of the local entries on a new generation
 //	memo_tier_breaker_open                   gauge      1 while the breaker is open, else 0
 //
 // The three refresh counters are separate metrics rather than one with a
@@ -124,12 +126,14 @@ var (
 	expirations = desc("memo_cache_expirations_total", "Entries removed because their TTL ran out.", cacheLabel)
 	failures    = desc("memo_cache_failures_total", "Executions that returned an error or panicked.", cacheLabel)
 	abandoned   = desc("memo_cache_abandoned_total", "Misses whose caller stopped waiting before a result.", cacheLabel)
+	abandonedL  = desc("memo_cache_abandoned_leaders_total", "Abandoned misses whose caller had started the execution it left (the execution went on, and counts in the execution histogram).", cacheLabel)
 	getMisses   = desc("memo_cache_get_misses_total", "Misses of Cache.Get, lookups after which nothing runs.", cacheLabel)
 	uncacheable = desc("memo_cache_uncacheable_total", "Calls not stored because their key could not be kept.", cacheLabel)
 	refStarted  = desc("memo_cache_refreshes_started_total", "Background refreshes started (WithRefreshAfter).", cacheLabel)
 	refOK       = desc("memo_cache_refreshes_succeeded_total", "Background refreshes whose function returned without an error.", cacheLabel)
 	refFailed   = desc("memo_cache_refreshes_failed_total", "Background refreshes whose function returned an error or panicked.", cacheLabel)
 	staleServed = desc("memo_cache_stale_served_total", "Callers given a stale result because the execution that would replace it failed (WithStaleIfError).", cacheLabel)
+	staleRetry  = desc("memo_cache_stale_retries_total", "Executions started in an outage of WithStaleIfError, by one caller at a time under a doubling back-off, while the others get the stale result.", cacheLabel)
 	rejected    = desc("memo_cache_rejected_total", "Results not stored because WithCacheIf or WithTTLFunc rejected them.", cacheLabel)
 	tierHitsC   = desc("memo_cache_tier_hits_total", "Executions a shared tier answered without running the function (counted in the execution histogram too).", cacheLabel)
 	duration    = desc("memo_cache_execution_duration_seconds", "Execution times of the cached function.", cacheLabel)
@@ -149,8 +153,8 @@ var (
 	tierResubscribes = desc("memo_tier_resubscribes_total", "Times the shared tier's feed of invalidations was restored after a break; each flushed the local entries.", tierLabel)
 	tierGenFlushes   = desc("memo_tier_generation_flushes_total", "Flushes of the local entries of the shared tier's functions on a generation this process did not know (another replica's Clear, a lost generation key).", tierLabel)
 
-	allDescs = []*prometheus.Desc{hits, misses, led, coalesced, evictions, expirations, failures, abandoned,
-		getMisses, uncacheable, refStarted, refOK, refFailed, staleServed, rejected, tierHitsC, duration, entries, maxEntries,
+	allDescs = []*prometheus.Desc{hits, misses, led, coalesced, evictions, expirations, failures, abandoned, abandonedL,
+		getMisses, uncacheable, refStarted, refOK, refFailed, staleServed, staleRetry, rejected, tierHitsC, duration, entries, maxEntries,
 		tierHits, tierMisses, tierErrors, tierDecodeErrors, tierLeaseWaits, tierBreakerOpens, tierBreakerOpen,
 		tierFills, tierLocalRuns, tierInvalidation, tierResubscribes, tierGenFlushes}
 )
@@ -256,12 +260,14 @@ func collectCache(ch chan<- prometheus.Metric, name string, s stats.Stats) {
 	counter(ch, expirations, s.Expirations, name)
 	counter(ch, failures, s.Failures, name)
 	counter(ch, abandoned, s.Abandoned, name)
+	counter(ch, abandonedL, s.AbandonedLeaders, name)
 	counter(ch, getMisses, s.GetMisses, name)
 	counter(ch, uncacheable, s.Uncacheable, name)
 	counter(ch, refStarted, s.RefreshesStarted, name)
 	counter(ch, refOK, s.RefreshesSucceeded, name)
 	counter(ch, refFailed, s.RefreshesFailed, name)
 	counter(ch, staleServed, s.StaleServed, name)
+	counter(ch, staleRetry, s.StaleRetries, name)
 	counter(ch, rejected, s.Rejected, name)
 	counter(ch, tierHitsC, s.TierHits, name)
 	gauge(ch, entries, float64(s.CurrentSize), name)

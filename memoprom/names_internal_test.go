@@ -3,6 +3,7 @@ package memoprom
 import (
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -67,4 +68,39 @@ func TestTierNameNotUTF8(t *testing.T) {
 	assert.PanicsWithValue(t, `memoprom: WithTier("l2\xff"): the name must be valid UTF-8, as a label value`, func() {
 		NewCollector(WithTier("l2\xff", func() stats.Tier { return stats.Tier{} }))
 	})
+}
+
+// TestEveryCounterReported: each uint64 counter of stats.Stats, given a
+// value of its own, is reported by a metric of its own (TotalCalls is the
+// histogram's _count, from ExecTimes, so it is left out). A counter left
+// off the collector, or reported under another's metric, fails here.
+func TestEveryCounterReported(t *testing.T) {
+	var s stats.Stats
+	v := reflect.ValueOf(&s).Elem()
+	want := map[float64]string{}
+	for i := range v.NumField() {
+		if f := v.Field(i); f.Kind() == reflect.Uint64 && v.Type().Field(i).Name != "TotalCalls" {
+			n := uint64(1000 + 17*i)
+			f.SetUint(n)
+			want[float64(n)] = v.Type().Field(i).Name
+		}
+	}
+	c := &collector{caches: func(yield func(string, stats.Stats) bool) { yield("every-counter", s) }}
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(c))
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	got := map[float64]string{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if m.GetCounter() != nil {
+				got[m.GetCounter().GetValue()] = mf.GetName()
+			}
+		}
+	}
+	for n, field := range want {
+		assert.Contains(t, got, n, "%s is not reported", field)
+	}
+	assert.Equal(t, "memo_cache_abandoned_leaders_total", got[float64(s.AbandonedLeaders)])
+	assert.Equal(t, "memo_cache_stale_retries_total", got[float64(s.StaleRetries)])
 }
