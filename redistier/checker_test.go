@@ -54,9 +54,6 @@ import (
 //     checkerDefaultBound).
 //   - MEMO_CHECKER_FAULTS: the faults to inject, a comma-separated subset
 //     of checkerFaultKinds or "none" (default: all).
-//   - MEMO_KNOWN_FAILURES=1: a stale read past the bound fails the test;
-//     without it the test reports it and skips (the tier's invalidation
-//     is not exact yet: see issue 18).
 
 const (
 	checkerDefaultOps = 800
@@ -112,18 +109,6 @@ func checkerBound(t *testing.T) time.Duration {
 		return d
 	}
 	return checkerDefaultBound
-}
-
-// knownFailure fails t with msg when MEMO_KNOWN_FAILURES=1, and otherwise
-// skips it with msg: a test of a defect that is not fixed yet runs in CI
-// (and says what it found) without failing it.
-func knownFailure(t *testing.T, msg string) {
-	t.Helper()
-	if os.Getenv("MEMO_KNOWN_FAILURES") == "1" {
-		t.Error(msg)
-		return
-	}
-	t.Skip("memo: known failure, see report (MEMO_KNOWN_FAILURES=1 fails on it): " + msg)
 }
 
 // checkerSource is the source of the checked function: one file per key
@@ -546,7 +531,7 @@ func TestCheckerNoStaleReadPastBound(t *testing.T) {
 			time.Duration(v.window).Round(time.Millisecond), v.inval.version, time.Duration(v.inval.t1-start.UnixNano()).Round(time.Millisecond),
 			res, lastFault(faults, v.inval.t1, start))
 	}
-	knownFailure(t, b.String())
+	t.Error(b.String())
 }
 
 func durations(ns []int64) []time.Duration {
