@@ -120,8 +120,12 @@ func keyOf(n *node) string {
 // extra holds what only entries with a TTL need, so that the others stay
 // small. A node that has one holds it in its val.
 type extra struct {
-	val              any      // the entry's value
-	expires          int64    // since Cache.epoch; set before the entry is published
+	val any // the entry's value
+	// expires is when the entry expires, since Cache.epoch; set before
+	// the entry is published. Negative for an entry that only the expiry
+	// timer removes, at -expires (see sweptTTL): a hit on it reads no
+	// clock.
+	expires          int64
 	exp              *expList // the expiry list holding the entry
 	expPrev, expNext *node
 }
@@ -143,9 +147,17 @@ func (n *item) value() any {
 // expires returns when n expires, since the cache's epoch; 0 = never.
 func (n *item) expires() int64 {
 	if x, ok := n.val.(*extra); ok {
-		return x.expires
+		return x.at()
 	}
 	return 0
+}
+
+// at returns when x's entry expires, since the cache's epoch; 0 = never.
+func (x *extra) at() int64 {
+	if x.expires < 0 {
+		return -x.expires
+	}
+	return x.expires
 }
 
 // ext returns n's extra, making it if needed. c.mu is held, and n is not
@@ -166,11 +178,14 @@ func setExt(n *node, x *extra) {
 	n.Value.val = x
 }
 
-// shard holds the executions in flight for part of the key space.
+// shard holds the executions in flight for part of the key space: those
+// callers join (calls), and refreshes (fresh.go), which nobody joins; the
+// latter map is made by the shard's first refresh.
 type shard struct {
-	mu    sync.Mutex
-	calls map[string]*call
-	_     [64 - 16]byte
+	mu        sync.Mutex
+	calls     map[string]*call
+	refreshes map[string]*call
+	_         [64 - 24]byte
 }
 
 // New returns a cache configured by opts. [WithMaxSize] is required;
@@ -323,9 +338,10 @@ func (c *Cache) Get(key any) (any, error) {
 		putState(s)
 	}
 	if !ok {
-		if v != refreshDue {
-			c.rec.GetMissed(1)
+		if v == refreshDue { // not a key of Get's (they are never refreshed)
+			c.rec.Miss(0)
 		}
+		c.rec.GetMissed(1)
 		return nil, ErrNotFound
 	}
 	return v, nil
@@ -471,7 +487,8 @@ func (c *Cache) UpdateProfiling(d time.Duration) {
 }
 
 // refreshDue is what lookup returns, with false, for an entry due for a
-// refresh: a hit it has counted, which the miss path serves (fresh.go).
+// refresh, which it has not counted: the miss path serves it and counts
+// the call (fresh.go).
 var refreshDue any = new(byte)
 
 // lookup returns the value stored under the encoded key k with hash h and
@@ -493,7 +510,7 @@ func (c *Cache) found(n *node, h uint64) (any, bool) {
 		// holds its value there, one with a TTL its extra.
 		v := n.Value.val
 		x, timed := v.(*extra)
-		if timed && (x.expires == 0 || c.now() < x.expires) {
+		if timed && (x.expires <= 0 || c.now() < x.expires) {
 			v, timed = x.val, false
 		}
 		if !timed {
@@ -502,8 +519,7 @@ func (c *Cache) found(n *node, h uint64) (any, bool) {
 		}
 	}
 	if n != nil && c.late(n) {
-		c.hit(n, h)
-		return refreshDue, false // the miss path serves the entry (see miss)
+		return refreshDue, false // the miss path serves the entry and counts the call (see miss)
 	}
 	c.rec.Miss(h)
 	return nil, false
@@ -535,7 +551,9 @@ func (c *Cache) drainReads() {
 // refers to by identity: the entry is dropped when one is collected. When fl
 // is not nil, the value is the result of that execution, and it is stored
 // only if fl is still the execution in flight for key (no Delete or Clear
-// since it started); store reports whether it stored.
+// since it started), or, for a refresh, if the entry it refreshes is still
+// the key's (nothing stored, removed or cleared since); store reports
+// whether it stored.
 func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []unsafe.Pointer, fl *call) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -555,11 +573,15 @@ func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []u
 	sh := c.shardOf(h)
 	sh.mu.Lock()
 	if fl != nil {
-		if sh.calls[key] != fl {
+		current := sh.calls[key] == fl
+		if fl.base != nil {
+			current = c.index.get(unsafeBytes(key), h) == fl.base
+		}
+		sh.detach(fl)
+		if !current {
 			sh.mu.Unlock()
 			return false
 		}
-		delete(sh.calls, key)
 	}
 	n := newNode(key, val)
 	var fx *freshX
@@ -567,6 +589,12 @@ func (c *Cache) store(key string, h uint64, val any, ttl time.Duration, refs []u
 		fx = c.newFresh(n, ttl, fl, now)
 	} else if expires != 0 {
 		ext(n).expires = plainExpiry(expires)
+	} else if fl != nil && fl.ageCap > 0 {
+		// The tier's bound on a local copy's age, for a result that has
+		// no TTL: the expiry timer removes the entry, and a hit pays
+		// nothing for it (see sweptTTL).
+		ttl = sweptTTL(fl.ageCap)
+		ext(n).expires = -plainExpiry(addTime(now, ttl))
 	}
 	if old := c.index.get(unsafeBytes(key), h); old != nil {
 		// Entries are immutable for lock-free readers: the new node takes
@@ -820,7 +848,7 @@ func (c *Cache) unlinkExpiry(n *node) {
 func (c *Cache) sweep(now int64) {
 	var expired uint64
 	for _, l := range c.expiry {
-		for l.head != nil && l.head.Value.x().expires <= now {
+		for l.head != nil && l.head.Value.x().at() <= now {
 			c.removeNode(l.head)
 			expired++
 		}
@@ -837,8 +865,8 @@ func (c *Cache) sweep(now int64) {
 func (c *Cache) schedule(now int64) {
 	var next int64
 	for _, l := range c.expiry {
-		if l.head != nil && (next == 0 || l.head.Value.x().expires < next) {
-			next = l.head.Value.x().expires
+		if l.head != nil && (next == 0 || l.head.Value.x().at() < next) {
+			next = l.head.Value.x().at()
 		}
 	}
 	if f := c.nextFresh(); f != 0 && (next == 0 || f < next) {

@@ -370,6 +370,14 @@ func (w *wrapped) invoke(args []reflect.Value) []reflect.Value {
 // with a non-nil error only with WithErrorTTL. It takes the results of
 // Decorate ([]reflect.Value) and of the typed paths (see failer).
 func (w *wrapped) judge(val any) (failed, store bool, ttl time.Duration) {
+	failed, store, ttl = w.judgeRaw(val)
+	return failed, store, w.localTTL(ttl)
+}
+
+// judgeRaw is judge before the tier's bound on a local entry's age: ttl
+// is the TTL the results were given (0: none), which the tier's copy
+// keeps.
+func (w *wrapped) judgeRaw(val any) (failed, store bool, ttl time.Duration) {
 	failed = w.failure(val) != nil
 	if failed {
 		store, ttl = w.errorTTL > 0, w.errorTTL
@@ -379,7 +387,7 @@ func (w *wrapped) judge(val any) (failed, store bool, ttl time.Duration) {
 	if store && w.fo != nil {
 		store, ttl = w.fo.decide(w.c, val, failed, ttl)
 	}
-	return failed, store, w.localTTL(ttl)
+	return failed, store, ttl
 }
 
 // failure returns the error of results, or nil.

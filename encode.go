@@ -96,6 +96,9 @@ type keyState struct {
 	// keys shared across processes (stable.go); local is set when the key
 	// holds something process-local all the same (an identity, a nonce).
 	stable, local bool
+	// ambiguous is the first type in a stable key whose name another type
+	// shares (stable.go), for the log.
+	ambiguous reflect.Type
 	// sortScratch holds map entry offsets while sorting, and mapScratch a
 	// map's encoded pairs while they are rewritten in order.
 	sortScratch []mapEntry
@@ -177,6 +180,7 @@ func putState(s *keyState) {
 	s.never, s.tooLong = false, false
 	s.depth = 0
 	s.stable, s.local = false, false
+	s.ambiguous = nil
 	s.sortScratch = s.sortScratch[:0]
 	s.shared = nil
 	clear(s.sharedLog[:cap(s.sharedLog)])
@@ -921,7 +925,7 @@ func encodeTime(s *keyState, v reflect.Value) {
 		s.byte(tagNil)
 		return
 	}
-	if s.stable && s.stableLoc((*time.Location)(loc)) {
+	if s.stable && s.stableLoc((*time.Location)(loc), sec) {
 		return
 	}
 	s.identity(loc)

@@ -36,6 +36,21 @@ type call struct {
 
 	fo    *freshOpts // the function's freshness options (fresh.go), or nil
 	stale bool       // val is a stale result served for a failure
+	// ageCap is the tier's bound on the age of the entry stored (see
+	// TierBinding.MaxLocalAge), 0 for none: the entry is removed by then.
+	ageCap time.Duration
+	// tv, when not nil, is the decision a tiered refresh took on its
+	// results (see viaTier): the refresh stores by it.
+	tv *tierVerdict
+	// base is, for a refresh (fresh.go), the entry it refreshes: its
+	// result is stored only over that very entry (nothing newer stored,
+	// nothing invalidated since). until is when the refresh's time is up
+	// (its context's deadline, on the cache's clock): then it no longer
+	// keeps another refresh of its key from starting. Both are set when
+	// the call is made and never change; nil and 0 for other executions,
+	// which live in their shard's calls, refreshes in its refreshes.
+	base  *node
+	until int64
 
 	// g is the goroutine that runs the execution (curG), 0 until it is
 	// known, so that a call made on it for the same key does not wait.
@@ -87,32 +102,40 @@ type role int
 const (
 	found     role = iota // a live entry was found: its value is the result
 	late                  // an entry due for a refresh was found: its value is the result, and cl, if not nil, the refresh to start (fresh.go)
+	stale                 // an entry in an outage (fresh.go's serveStale) was found: its stale value is the result, at once
 	leading               // the caller must run a new execution
 	joining               // the caller waits on an execution in flight
 	reentrant             // the caller is inside the execution in flight for its key
 )
 
-// join returns the value stored for the encoded key k, or the execution in
-// flight for it, which the caller then waits on, or a new execution that
-// the caller must run. me is the caller's goroutine (curG) and outer the
-// execution its context says it runs inside, if any: a caller that runs
+// join returns the entry stored for the encoded key k, or the execution
+// in flight for it, which the caller then waits on, or a new execution
+// that the caller must run. me is the caller's goroutine (curG) and outer
+// the execution its context says it runs inside, if any: a caller that runs
 // inside the execution in flight for its key must not wait on it (that
 // would deadlock), and gets reentrant. A leader without a context runs the
 // execution on its own goroutine: lead says so, and the call records me.
-// Each call of join is a miss already counted by lookup.
-func (c *Cache) join(k []byte, h uint64, me uintptr, outer *call, lead bool) (val any, cl *call, r role) {
+// fo is the caller's function's freshness options (nil for none). A
+// refresh in flight (fresh.go) is never joined: it is not in the calls.
+// Each call of join is a miss already counted by lookup, or a lookup of an
+// entry due for a refresh, which its caller counts by what join made of it
+// (see miss).
+func (c *Cache) join(k []byte, h uint64, me uintptr, outer *call, lead bool, fo *freshOpts) (n *node, cl *call, r role) {
 	sh := c.shardOf(h)
 	sh.mu.Lock()
 	// Stores insert under the shard's lock, so a caller sees the entry or
 	// the execution that will store it.
-	if n := c.index.get(k, h); n != nil {
+	retry := false
+	if n = c.index.get(k, h); n != nil {
 		if live(n, c) {
 			sh.mu.Unlock()
-			return n.Value.value(), nil, found
+			return n, nil, found
 		}
-		// A refresh due: a hit, and a refresh to start unless one runs.
-		if v, ok, cl := c.joinLate(sh, n, k, h); ok {
-			return v, cl, late
+		// A refresh due: a hit, and a refresh to start unless one runs; or
+		// an outage: the stale value at once, or a retry to lead.
+		if cl, r, retry = c.joinLate(sh, n, k, h, me, outer, fo); r != leading {
+			sh.mu.Unlock()
+			return n, cl, r
 		}
 	}
 	if cl = sh.calls[string(k)]; cl != nil {
@@ -130,6 +153,9 @@ func (c *Cache) join(k []byte, h uint64, me uintptr, outer *call, lead bool) (va
 	}
 	sh.calls[cl.key] = cl
 	sh.mu.Unlock()
+	if retry {
+		c.rec.StaleRetried(1)
+	}
 	return nil, cl, leading
 }
 
@@ -151,14 +177,24 @@ func (c *Cache) leave(cl *call) {
 	}
 }
 
-// forget detaches cl from its shard's table if it is still there.
+// forget detaches cl from its shard's table (calls, or refreshes for a
+// refresh) if it is still there.
 func (c *Cache) forget(cl *call) {
 	sh := c.shardOf(cl.h)
 	sh.mu.Lock()
-	if sh.calls[cl.key] == cl {
-		delete(sh.calls, cl.key)
-	}
+	sh.detach(cl)
 	sh.mu.Unlock()
+}
+
+// detach takes cl out of sh's table, if it is still there. sh.mu is held.
+func (sh *shard) detach(cl *call) {
+	m := sh.calls
+	if cl.base != nil {
+		m = sh.refreshes
+	}
+	if m[cl.key] == cl {
+		delete(m, cl.key)
+	}
 }
 
 // A verdict tells execute whether to store a result, and for how long.
@@ -225,6 +261,9 @@ func (c *Cache) execute(cl *call, judge verdict, f func() any) {
 	if failed && c.serveStale(cl) {
 		store = false // keep the stale entry for its window
 		cl.expired = false
+	}
+	if !failed && !store {
+		c.dropStale(cl) // the function answers: an outage's stale entry is over
 	}
 	if !store || !c.store(cl.key, cl.h, cl.val, ttl, cl.refs, cl) {
 		c.forget(cl)
@@ -300,27 +339,40 @@ func (cl *call) result() any {
 // no caller changed them (see call.verify).
 //
 // Every miss is counted as exactly one of Led, Coalesced or Abandoned (see
-// stats.Stats.Pending), unless due is set: the caller's lookup found an
-// entry due for a refresh, and counted a hit (fresh.go). A call whose key
+// stats.Stats.Pending). When due is set, the caller's lookup found an entry
+// due for a refresh (fresh.go) and counted nothing: the call is a hit if
+// join serves that entry (or a newer one), and a miss otherwise (the entry
+// went meanwhile: evicted, invalidated, or past its TTL). A call whose key
 // can never hit again runs on its own (see uncacheable).
 func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Context, run func(context.Context) T, own func(), detach func() (func(context.Context) T, func(string) bool), verify func(string) bool, cancelled func(context.Context) T) T {
 	c := w.c
-	t := tally{&c.rec, due}
 	if s.never {
 		return uncacheable(w, s, ctx, run, cancelled)
 	}
 	if ctx != nil && ctx.Err() != nil {
 		putState(s)
-		t.abandoned()
+		if due {
+			c.rec.Miss(h) // the caller gets no result
+		}
+		c.rec.Abandoned(1)
 		return cancelled(ctx)
 	}
 	var outer *call
 	if ctx != nil {
 		outer, _ = ctx.Value(flightKey{}).(*call)
 	}
-	v, cl, r := c.join(s.buf, h, curG(), outer, ctx == nil)
+	n, cl, r := c.join(s.buf, h, curG(), outer, ctx == nil, w.fo)
+	if due {
+		if r == found || r == late {
+			c.hit(n, h)
+		} else {
+			c.rec.Miss(h)
+			due = false
+		}
+	}
+	t := tally{&c.rec, due}
 	if (r == leading || r == late) && cl != nil {
-		cl.fo = w.fo
+		cl.fo, cl.ageCap = w.fo, w.ageCap()
 		if len(s.refs) > 0 {
 			cl.refs = slices.Clone(s.refs)
 		}
@@ -330,22 +382,30 @@ func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Contex
 	// tier's Refresh (startRefresh), and a re-entrant call must not wait
 	// on its own lease.
 	var tk *TierKey
-	if w.tier != nil && r != found && r != reentrant {
+	if w.tier != nil && r != found && r != stale && r != reentrant {
 		tk = tierKeyOf(w, s)
 	}
 	plain := run
+	judge := w.judge
 	if tk != nil && r != late {
-		run = viaTier(w, w.tier.b.Load, *tk, run, nil)
+		// The tier's path decides once whether and how long to store
+		// (WithCacheIf, WithTTLFunc), for the tier and for the local cache.
+		tv := new(tierVerdict)
+		run = viaTier(w, w.tier.b.Load, *tk, run, nil, tv)
+		judge = w.tierJudge(tv)
 	}
 	putState(s)
 	for {
 		switch r {
-		case found, late:
-			t.coalesced() // stored by an execution that ended meanwhile
-			if r == late && cl != nil {
+		case found, late, stale:
+			t.coalesced() // stored by an execution that ended meanwhile, or stale in an outage
+			switch {
+			case r == late && cl != nil:
 				startRefresh(w, cl, ctx, plain, detach, verify, tk)
+			case r == stale:
+				c.rec.StaleServed(1)
 			}
-			return as[T](v)
+			return as[T](n.Value.value())
 		case reentrant:
 			if c.logger != nil {
 				c.logger.Warn("memo: a call from inside an execution for its own key runs on its own, without joining it",
@@ -356,11 +416,11 @@ func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Contex
 		if ctx == nil {
 			if r == joining {
 				<-cl.done
-				if cl.moved { // a refresh ran on arguments changed since
+				if cl.moved { // the execution ran on arguments changed since (see call.verify)
 					prev := cl
-					v, cl, r = c.join(unsafeBytes(prev.key), prev.h, curG(), outer, true)
+					n, cl, r = c.join(unsafeBytes(prev.key), prev.h, curG(), outer, true, w.fo)
 					if (r == leading || r == late) && cl != nil {
-						cl.fo, cl.refs = w.fo, prev.refs
+						cl.fo, cl.refs, cl.ageCap = w.fo, prev.refs, w.ageCap()
 					}
 					continue
 				}
@@ -369,7 +429,7 @@ func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Contex
 				return as[T](cl.result())
 			}
 			t.led()
-			c.execute(cl, w.judge, func() any { return run(nil) })
+			c.execute(cl, judge, func() any { return run(nil) })
 			if cl.panicked {
 				panic(cl.pval)
 			}
@@ -385,20 +445,20 @@ func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Contex
 				cl.verify = verify
 			}
 			runCtx := cl.start(ctx)
-			go c.run(cl, w.judge, func() any { return run(runCtx) })
+			go c.run(cl, judge, func() any { return run(runCtx) })
 		}
 		select {
 		case <-cl.done:
 		case <-ctx.Done():
 			c.leave(cl)
-			t.abandoned()
+			t.abandoned(r == leading)
 			return cancelled(ctx)
 		}
 		if r == joining && cl.startsOver(ctx) {
 			prev := cl
-			v, cl, r = c.join(unsafeBytes(prev.key), prev.h, curG(), outer, false)
+			n, cl, r = c.join(unsafeBytes(prev.key), prev.h, curG(), outer, false, w.fo)
 			if (r == leading || r == late) && cl != nil {
-				cl.fo, cl.refs = w.fo, prev.refs
+				cl.fo, cl.refs, cl.ageCap = w.fo, prev.refs, w.ageCap()
 			}
 			continue
 		}
@@ -434,9 +494,15 @@ func (t tally) coalesced() {
 	}
 }
 
-func (t tally) abandoned() {
+// abandoned counts a caller that left; leader says it had started the
+// execution it left, which goes on without it (see
+// stats.Stats.AbandonedLeaders).
+func (t tally) abandoned(leader bool) {
 	if !t.hit {
 		t.rec.Abandoned(1)
+		if leader {
+			t.rec.AbandonedLeader(1)
+		}
 	}
 }
 

@@ -32,24 +32,36 @@ import (
 // paths) refresh its entries ahead of
 // their expiry (d >= 1ms; with WithTTL, d must be below the TTL). A hit on
 // an entry stored more than d ago returns the stored result at once and
-// starts one background re-execution for that key, unless an execution for
-// it is already in flight. The refresh runs in its own goroutine, detached
-// from the caller: it keeps the caller's context values and deadline but not
-// its cancellation, and works on its own copy of the arguments (slices,
-// maps and arrays are copied; pointers stay as they are: where the key
-// reads through one, as Decorate says, a refresh whose arguments changed
-// stores nothing and counts as failed). When it succeeds
-// its result replaces the entry (with a new TTL); when it fails (an error or
-// a panic) the old entry is kept until its TTL ends, and a later hit tries
-// again. A refresh whose key is invalidated or whose cache is cleared while
-// it runs does not store. A result that [WithCacheIf] or [WithTTLFunc]
-// rejects removes the old entry. Refreshes are counted in
-// Stats.RefreshesStarted, RefreshesSucceeded and RefreshesFailed; each is
-// also an execution (TotalCalls), but not a miss. With [WithTier], a
-// refresh goes through the tier's Refresh ([TierBinding]): it takes a
-// value another replica refreshed less than d ago instead of executing,
-// and otherwise executes under the key's cross-process lease and writes its
-// result through to the tier, so one refresh runs across the replicas.
+// starts one background re-execution for that key, unless one is already
+// running for it or an execution is in flight. The refresh runs in its own
+// goroutine, detached from the caller: it keeps the caller's context values
+// and deadline but not its cancellation, and works on its own copy of the
+// arguments (slices, maps and arrays are copied; pointers stay as they
+// are: where the key reads through one, as Decorate says, a refresh whose
+// arguments changed stores nothing and counts as failed).
+//
+// Nobody waits for a refresh: callers before the TTL ends get the stored
+// result, and callers after it run (or join) a fresh execution, as any
+// miss, while the refresh goes on. A refresh is bounded: its context's
+// deadline is the caller's, or, when that is later or absent, the longer
+// of the entry's TTL and 2×d after the refresh starts (2×d for entries
+// without a TTL); once that deadline has passed, the refresh no longer
+// keeps another from starting for its key, even if its function, ignoring
+// the context, has not returned. Its result replaces the entry (with a new
+// TTL) only if the entry it refreshed is still the key's: nothing newer
+// was stored, and the key was not invalidated, evicted or cleared since.
+// When it fails (an error, a panic, or its deadline) the old entry is kept
+// until its TTL ends, and a later hit tries again. A result that
+// [WithCacheIf] or [WithTTLFunc] rejects removes the old entry.
+//
+// Refreshes are counted in Stats.RefreshesStarted, RefreshesSucceeded and
+// RefreshesFailed; each is also an execution (TotalCalls), but not a miss.
+// With [WithTier], a refresh goes through the tier's Refresh
+// ([TierBinding]), under the refresh's context (so a refresh that hangs
+// gives the key's lease up at its deadline): it takes a value another
+// replica refreshed less than d ago instead of executing, and otherwise
+// executes under the key's cross-process lease and writes its result
+// through to the tier, so one refresh runs across the replicas.
 func WithRefreshAfter(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.fresh.refresh, c.fresh.refreshSet = d, true })
 }
@@ -62,10 +74,25 @@ func WithRefreshAfter(d time.Duration) Option {
 // result instead, with no error and no panic, and Stats.StaleServed counts
 // them; the error is not stored even with [WithErrorTTL]. When the
 // execution succeeds its result replaces the entry, and no caller gets the
-// stale one. An entry kept for this counts in [Cache.Len] and against the
-// maximum size until its window ends. With [WithTier], the stale result is
-// the local cache's own: nothing stale is written to the tier, and a
-// process without a stale copy gets the failure.
+// stale one.
+//
+// A failure starts an outage of the key, which lasts until a result
+// replaces the entry or the window ends: callers get the stale result at
+// once, without running the function or waiting (they count as Coalesced
+// misses, and in StaleServed), except one caller at a time, no sooner than
+// a back-off after the last failure and the last retry, which runs the
+// function again (a retry, counted in Stats.StaleRetries) and, if it fails
+// too, gets the stale result as well. The back-off starts at the refresh
+// interval of [WithRefreshAfter], or 1 s without it, doubles at each
+// retry, and is never longer than d. A retry that succeeds ends the
+// outage: its result replaces the entry, or, if WithCacheIf or WithTTLFunc
+// rejects it, the stale entry is removed. A failure because every caller
+// left (the execution cancelled) starts no outage.
+//
+// An entry kept for this counts in [Cache.Len] and against the maximum
+// size until its window ends. With [WithTier], the stale result is the
+// local cache's own: nothing stale is written to the tier, and a process
+// without a stale copy gets the failure.
 func WithStaleIfError(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.fresh.stale, c.fresh.staleSet = d, true })
 }
@@ -216,13 +243,19 @@ func (c *Cache) seedJitter(seed uint64) {
 
 // freshX is the extra of an entry with freshness data. Every field is set
 // before the entry is published and never changes, but hidx (under
-// Cache.mu).
+// Cache.mu) and the outage's retryAt and backoff (under the key's shard's
+// mu).
 type freshX struct {
 	extra           // expires: the first of refreshAt and ttlEnd that is not 0
 	refreshAt int64 // when a hit starts a refresh; 0: never
 	ttlEnd    int64 // when the entry stops being a hit; 0: never
 	removeAt  int64 // when it is removed: ttlEnd plus the stale window; 0: never
 	hidx      int   // its place in the heap; -1 when not in it
+	// retryAt is when the next retry of an outage may start (see
+	// serveStale), 0 while the entry is in none; backoff is the outage's
+	// current back-off.
+	retryAt int64
+	backoff time.Duration
 }
 
 // tagged reports whether n's extra is a freshX (see the top of this file).
@@ -265,6 +298,11 @@ func (c *Cache) newFresh(n *node, ttl time.Duration, fl *call, now int64) *fresh
 	fx.removeAt = fx.ttlEnd
 	if fo != nil && fo.stale > 0 && fx.ttlEnd != 0 {
 		fx.removeAt = addTime(fx.ttlEnd, fo.stale)
+	}
+	if fl != nil && fl.ageCap > 0 { // the tier's bound on a local copy's age, stale window included
+		if end := addTime(now, fl.ageCap); fx.removeAt == 0 || fx.removeAt > end {
+			fx.removeAt = end
+		}
 	}
 	first := fx.ttlEnd
 	if fx.refreshAt != 0 && (first == 0 || fx.refreshAt < first) {
@@ -396,16 +434,14 @@ func alive(n *node, c *Cache) bool {
 	return end == 0 || c.now() < end
 }
 
-// late handles a lookup of an entry that is not live by its expires: a
-// freshX whose refresh is due (due: a hit, and the caller takes the miss
-// path, where join serves the entry and starts the refresh), a freshX in its
-// stale window (kept, for the execution to fall back on), or an expired
-// entry (removed). It is lock-free until it removes.
-//
-// The hit is counted here rather than in join, so that a caller that finds
-// the entry already refreshed in join is counted too; the price is that a
-// caller whose entry is removed between here and join (an Invalidate at that
-// instant) runs the function counted as a hit.
+// late handles a lookup of an entry that is not live: a freshX whose
+// refresh is due (due: the caller takes the miss path, where join serves
+// the entry and starts the refresh, and counts the call as a hit or, if the
+// entry went meanwhile, a miss), a freshX in its stale window (kept, for
+// the execution to fall back on), or an expired entry (removed). It is
+// lock-free until it removes. Counting the due lookup in join rather than
+// here keeps a caller whose entry is evicted or invalidated between the
+// two a miss, as the execution it then runs is a miss's.
 func (c *Cache) late(n *node) (due bool) {
 	if tagged(n) {
 		fx, now := freshOf(n), c.now()
@@ -420,39 +456,75 @@ func (c *Cache) late(n *node) (due bool) {
 	return false
 }
 
-// joinLate is join's case of an entry n that is not live: if a refresh of
-// it is due, it unlocks sh and returns the entry's value (the hit was
-// counted by lookup), with a new call registered for the refresh if no
-// execution is in flight for the key (the caller then starts it). sh.mu is
-// held.
-func (c *Cache) joinLate(sh *shard, n *node, k []byte, h uint64) (val any, ok bool, cl *call) {
-	if !tagged(n) {
-		return nil, false, nil
+// joinLate is join's case of an entry n that is not live. It returns late
+// when a refresh of n is due (the hit serves n's value), with a new
+// refresh registered in sh.refreshes (cl) when none is in flight for the
+// key, nor an execution (the caller then starts it); stale when n is in an
+// outage (see serveStale) and the caller is to get its stale value at once:
+// a retry is in flight, or its back-off has not passed; and leading
+// otherwise: the caller goes on as any miss, with retry set when it is to
+// lead the outage's next retry. me and outer are the caller's, as join's;
+// fo is the caller's function's options. sh.mu is held.
+func (c *Cache) joinLate(sh *shard, n *node, k []byte, h uint64, me uintptr, outer *call, fo *freshOpts) (cl *call, r role, retry bool) {
+	if !tagged(n) || fo == nil {
+		return nil, leading, false
 	}
-	fx := freshOf(n)
-	if fx.refreshAt == 0 || (fx.ttlEnd != 0 && c.now() >= fx.ttlEnd) {
-		return nil, false, nil
+	fx, now := freshOf(n), c.now()
+	if fx.ttlEnd == 0 || now < fx.ttlEnd {
+		if fx.refreshAt == 0 {
+			return nil, leading, false
+		}
+		if sh.calls[string(k)] != nil {
+			return nil, late, false // an execution in flight will store a newer result
+		}
+		if rf := sh.refreshes[string(k)]; rf != nil && now < rf.until {
+			return nil, late, false // one refresh at a time
+		}
+		cl = &call{key: string(k), h: h, done: make(chan struct{}), base: n, until: addTime(now, fo.refreshLimit(fx))}
+		if sh.refreshes == nil {
+			sh.refreshes = make(map[string]*call)
+		}
+		sh.refreshes[cl.key] = cl
+		return cl, late, false
 	}
-	if sh.calls[string(k)] == nil {
-		// waiters counts the refresh itself, which has no caller: callers
-		// that join it and leave never cancel it.
-		cl = &call{key: string(k), h: h, done: make(chan struct{}), waiters: 1}
-		sh.calls[cl.key] = cl
+	if fx.retryAt == 0 || now >= fx.removeAt {
+		return nil, leading, false // no outage, or its window has ended
 	}
-	sh.mu.Unlock()
-	return n.Value.value(), true, cl
+	if fl := sh.calls[string(k)]; fl != nil {
+		if fl.g.Load() == me || inside(outer, fl) {
+			return nil, leading, false // join makes it reentrant
+		}
+		return nil, stale, false // the retry in flight serves nobody
+	}
+	if now < fx.retryAt {
+		return nil, stale, false
+	}
+	fx.backoff = min(2*fx.backoff, time.Duration(fx.removeAt-fx.ttlEnd))
+	fx.retryAt = addTime(now, fx.backoff)
+	return nil, leading, true
+}
+
+// refreshLimit returns how long a refresh of fx's entry may run: the
+// longer of the entry's TTL and twice the refresh interval (see
+// WithRefreshAfter).
+func (fo *freshOpts) refreshLimit(fx *freshX) time.Duration {
+	d := 2 * fo.refresh
+	if fx.ttlEnd != 0 && fx.refreshAt != math.MaxInt64 {
+		d = max(d, time.Duration(fx.ttlEnd-(fx.refreshAt-int64(fo.refresh))))
+	}
+	return d
 }
 
 // startRefresh runs cl, a refresh of w's entry, in a goroutine of its own,
 // with a private copy of the arguments (detach makes it, with the copiers
-// of detach.go; nil when run holds nothing a caller can change) and the
-// context any execution gets (call.start): it keeps ctx's values and
-// deadline but not its cancellation, and carries cl, so that a call for
-// cl's key made with it runs alone and a waiter with time left starts over
-// when the refresh ends on the starter's deadline. It runs through
-// execute, as any execution. tk, when not nil, is the key's tier key
-// (WithTier): the refresh then goes through the tier's Refresh (see
-// refreshTiered).
+// of detach.go; nil when run holds nothing a caller can change) and a
+// context of its own (call.startRefresh): it keeps ctx's values and
+// deadline but not its cancellation, ends at cl.until at the latest, and
+// carries cl, so that a call for cl's key made with it can tell. It runs
+// through execute, as any execution. tk, when not nil, is the key's tier
+// key (WithTier): the refresh then goes through the tier's Refresh (see
+// refreshTiered), under that context, so that a refresh that hangs gives
+// the key's lease up when its time is up.
 func startRefresh[T any](w *wrapped, cl *call, ctx context.Context, run func(context.Context) T, detach func() (func(context.Context) T, func(string) bool), verify func(string) bool, tk *TierKey) {
 	if detach != nil {
 		run, verify = detach() // now, while the caller's memory is still the call's
@@ -461,17 +533,32 @@ func startRefresh[T any](w *wrapped, cl *call, ctx context.Context, run func(con
 	if tk != nil {
 		run = refreshTiered(w, cl, *tk, w.fo.refresh, run)
 	}
-	var rctx context.Context
-	if ctx != nil {
-		rctx = cl.start(ctx) // as any execution's (see call.start)
-	}
+	// A function without a context ignores rctx, but a tier's Refresh
+	// does not: its lease must not outlive the refresh's time.
+	rctx := cl.startRefresh(ctx, w.c)
 	w.c.rec.RefreshStarted()
 	go w.c.refresh(w, cl, func() any { return run(rctx) })
 }
 
+// startRefresh makes the context of cl, a refresh started by a caller with
+// ctx (nil for a function without one): as call.start's, but its deadline
+// is cl.until (on c's clock) when that comes first.
+func (cl *call) startRefresh(ctx context.Context, c *Cache) context.Context {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	dl := time.Now().Add(time.Duration(cl.until - c.now()))
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
+	}
+	cl.deadline = dl
+	cl.ctx, cl.cancel = context.WithDeadline(context.WithoutCancel(ctx), dl)
+	return context.WithValue(cl.ctx, flightKey{}, cl)
+}
+
 // refresh executes cl, a refresh (see startRefresh).
 func (c *Cache) refresh(w *wrapped, cl *call, f func() any) {
-	// A call for its own key from inside the refresh runs alone (see join).
+	// A call for its own key from inside the refresh can tell (see join).
 	cl.g.Store(curG())
 	failed := true // until the function returns normally
 	defer func() {
@@ -485,7 +572,7 @@ func (c *Cache) refresh(w *wrapped, cl *call, f func() any) {
 		}
 	}()
 	c.execute(cl, func(val any) (bool, bool, time.Duration) {
-		fail, store, ttl := w.judge(val)
+		fail, store, ttl := w.tierJudge(cl.tv)(val)
 		failed = fail
 		if fail {
 			return true, false, 0 // the old entry stays until its TTL
@@ -497,30 +584,55 @@ func (c *Cache) refresh(w *wrapped, cl *call, f func() any) {
 	}, f)
 }
 
-// dropFor removes the entry of cl's key and detaches cl, if cl is still the
-// execution in flight for it.
+// dropFor removes cl's entry, the one it refreshed, if it is still there,
+// and detaches cl.
 func (c *Cache) dropFor(cl *call) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	sh := c.shardOf(cl.h)
 	sh.mu.Lock()
-	current := sh.calls[cl.key] == cl
-	if current {
-		delete(sh.calls, cl.key)
-	}
+	sh.detach(cl)
+	n := c.index.get(unsafeBytes(cl.key), cl.h)
 	sh.mu.Unlock()
-	if current {
-		if n := c.index.get(unsafeBytes(cl.key), cl.h); n != nil {
-			c.removeNode(n)
-		}
+	if n != nil && n == cl.base {
+		c.removeNode(n)
 	}
+}
+
+// dropStale removes the entry of cl's key if it is past its TTL, kept for
+// stale-if-error: cl, an execution (not a refresh) for that key, succeeded
+// but its result is not stored (WithCacheIf or WithTTLFunc rejected it),
+// so the function answers and the stale result is not to be served any
+// more. It counts as an expiry.
+func (c *Cache) dropStale(cl *call) {
+	if cl.base != nil || cl.fo == nil || cl.fo.stale <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.index.get(unsafeBytes(cl.key), cl.h)
+	if n == nil || n.Value.x() == nil || !tagged(n) || alive(n, c) {
+		return
+	}
+	c.removeNode(n)
+	c.rec.Expired(1)
 }
 
 // serveStale gives cl, an execution that failed, the result of its key's
 // entry if that is kept for stale-if-error, its TTL has ended and its
-// window has not, and reports whether it did.
+// window has not, and reports whether it did. A refresh serves nobody, and
+// is never given one.
+//
+// The entry is then in an outage: until its window ends or a result
+// replaces it, callers get its stale value at once, without waiting, and
+// one of them at a time runs the function again (a retry, counted in
+// Stats.StaleRetries), no sooner than a back-off after the last failure or
+// retry; the back-off starts at the refresh interval (1 s without
+// WithRefreshAfter), doubles at each retry, and never exceeds the window
+// (see join). A failure because every caller left (the execution's
+// context cancelled) says nothing of the function and starts no outage.
 func (c *Cache) serveStale(cl *call) bool {
-	if cl.fo == nil || cl.fo.stale <= 0 {
+	if cl.fo == nil || cl.fo.stale <= 0 || cl.base != nil {
 		return false
 	}
 	n := c.index.get(unsafeBytes(cl.key), cl.h)
@@ -528,7 +640,8 @@ func (c *Cache) serveStale(cl *call) bool {
 		return false
 	}
 	fx := freshOf(n)
-	if now := c.now(); fx.removeAt <= fx.ttlEnd || now < fx.ttlEnd || now >= fx.removeAt {
+	now := c.now()
+	if fx.removeAt <= fx.ttlEnd || now < fx.ttlEnd || now >= fx.removeAt {
 		return false // not in its stale window (a refresh that failed before the TTL ended)
 	}
 	if c.logger != nil {
@@ -537,7 +650,26 @@ func (c *Cache) serveStale(cl *call) bool {
 	}
 	cl.val, cl.stale = n.Value.value(), true
 	cl.panicked, cl.pval, cl.stack = false, nil, nil
+	if cl.ctx == nil || !errors.Is(cl.ctx.Err(), context.Canceled) {
+		sh := c.shardOf(cl.h)
+		sh.mu.Lock()
+		if fx.retryAt == 0 { // the outage starts
+			fx.backoff = cl.fo.retryBase(fx)
+		}
+		fx.retryAt = addTime(now, fx.backoff)
+		sh.mu.Unlock()
+	}
 	return true
+}
+
+// retryBase returns the first back-off of an outage of fx's entry: the
+// refresh interval, or 1 s without one, at most the stale window.
+func (fo *freshOpts) retryBase(fx *freshX) time.Duration {
+	d := fo.refresh
+	if d <= 0 {
+		d = time.Second
+	}
+	return min(d, time.Duration(fx.removeAt-fx.ttlEnd))
 }
 
 // failure returns what made cl fail, for the log.

@@ -688,7 +688,7 @@ func TestExpiryTags(t *testing.T) {
 		}
 	}
 	assert.Equal(t, uintptr(48), unsafe.Sizeof(extra{}), "a plain TTL entry's extra")
-	assert.Equal(t, uintptr(80), unsafe.Sizeof(freshX{}), "the README says 80 bytes")
+	assert.Equal(t, uintptr(96), unsafe.Sizeof(freshX{}), "the README says 96 bytes")
 	assert.Equal(t, uintptr(48), unsafe.Sizeof(node{}), "a node (the README's bytes per entry)")
 	synctest.Test(t, func(t *testing.T) {
 		c := MustNew(WithMaxSize(4), WithTTL(time.Minute))
@@ -789,9 +789,11 @@ func TestRefreshRejectedRemoves(t *testing.T) {
 	})
 }
 
-// Callers that arrive after an entry's TTL while its refresh runs join the
-// refresh rather than start another execution.
-func TestRefreshJoinedAfterTTL(t *testing.T) {
+// Callers that arrive after an entry's TTL while its refresh runs do not
+// join the refresh (which nobody waits for): they start a fresh execution,
+// whose result is stored, and the refresh's result, which comes later, is
+// not stored over it.
+func TestRefreshNotJoinedAfterTTL(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var calls atomic.Int32
 		release := make(chan struct{})
@@ -809,17 +811,28 @@ func TestRefreshJoinedAfterTTL(t *testing.T) {
 		done := make(chan int)
 		go func() { done <- f(1) }()
 		synctest.Wait()
+		select {
+		case v := <-done:
+			assert.Equal(t, 3, v, "a fresh execution's result")
+		default:
+			t.Fatal("a caller past the TTL waits for the refresh")
+		}
 		close(release)
-		assert.Equal(t, 2, <-done)
-		assert.Equal(t, int32(2), calls.Load())
-		assert.Equal(t, uint64(1), CacheOf(f).Stats().Coalesced)
+		synctest.Wait()
+		assert.Equal(t, 3, f(1), "the refresh's older result is not stored over the newer one")
+		st := CacheOf(f).Stats()
+		assert.Equal(t, int32(3), calls.Load())
+		assert.Equal(t, uint64(0), st.Coalesced)
+		assert.Equal(t, uint64(1), st.RefreshesSucceeded)
+		assert.Equal(t, st.Misses, st.TotalCalls-st.RefreshesStarted+st.Coalesced)
 	})
 }
 
-// A refresh's context is made as any execution's (call.start): a call for
-// its own key made with it from another goroutine, once the old entry has
-// expired, runs on its own instead of joining (and so waiting on) the
-// refresh that waits on it.
+// A refresh's context carries the refresh, as any execution's (call.start):
+// a call for its own key made with it from another goroutine, once the old
+// entry has expired, starts an execution of its own rather than wait on
+// the refresh that waits on it; its result is newer than the refresh's,
+// which is then not stored.
 func TestRefreshContextCarriesTheExecution(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var calls atomic.Int32
@@ -845,7 +858,7 @@ func TestRefreshContextCarriesTheExecution(t *testing.T) {
 		time.Sleep(2*time.Minute + time.Second)
 		synctest.Wait()
 		v, _ = f(context.Background(), 1)
-		assert.Equal(t, 110, v, "the refresh's result, with the inner call's")
+		assert.Equal(t, 10, v, "the inner call's result, stored after the refresh started")
 		assert.EqualValues(t, 3, calls.Load())
 	})
 }

@@ -199,3 +199,24 @@ func TestEveryCacheMethodChecks(t *testing.T) {
 		})
 	}
 }
+
+// TestNameNotUTF8 guards a name that is not valid UTF-8: it was accepted,
+// and memoprom then answered every scrape with a 500 (a Prometheus label
+// value must be UTF-8), taking the application's own metrics down with
+// it. Decorate and the typed functions panic, New returns the error.
+func TestNameNotUTF8(t *testing.T) {
+	for _, name := range []string{"bad\xff", "\xc3", "ok-then-\xed\xa0\x80"} { // a lone byte, a cut rune, a surrogate
+		const want = "must be valid UTF-8"
+		assertMemoPanic(t, want, func() { Decorate(func(int) int { return 0 }, WithName(name)) })
+		assertMemoPanic(t, want, func() { Func(func(int) int { return 0 }, WithName(name)) })
+		_, err := New(WithName(name), WithMaxSize(1))
+		require.Error(t, err, "%q", name)
+		assert.True(t, strings.HasPrefix(err.Error(), "memo: "), err.Error())
+		assert.Contains(t, err.Error(), want)
+	}
+	for _, name := range []string{"naïve", "日本語", "a\"b\nc<d>", "é#2"} {
+		c, err := New(WithName(name), WithMaxSize(1))
+		require.NoError(t, err, "%q is valid UTF-8", name)
+		assert.Equal(t, name, c.Name())
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"reflect"
 	"time"
+	"unicode/utf8"
 
 	"github.com/memokit/memo/policies"
 )
@@ -123,8 +124,10 @@ func WithDeref() Option {
 // WithName gives a decorated function, or a cache made by [New], a stable
 // name: it is used in the keys of a shared tier ([WithTier]), in [Caches]
 // and so in metrics and on the debug page (package memohttp). The name must
-// not be empty; it should be unique in a process and the same in every
-// replica that shares results. Without it, [Caches] names a decorated
+// not be empty and must be valid UTF-8 (a metric label or attribute can
+// carry nothing else): otherwise [Decorate] and the typed functions panic
+// with a "memo:" message, and [New] returns that error. It should be unique
+// in a process and the same in every replica that shares results. Without it, [Caches] names a decorated
 // function's cache by the function's symbol ("pkg.Func") and a cache made
 // by New by the function that called New.
 //
@@ -203,6 +206,9 @@ func newConfig(opts []Option, forDecorate bool) (config, error) {
 	}
 	if c.nameSet && c.name == "" {
 		errs = append(errs, errors.New("memo: WithName(\"\"): the name must not be empty"))
+	}
+	if c.nameSet && !utf8.ValidString(c.name) {
+		errs = append(errs, fmt.Errorf("memo: WithName(%q): the name must be valid UTF-8 (metric labels and the debug page carry names as text)", c.name))
 	}
 	if c.tier != nil && !c.nameSet {
 		errs = append(errs, errors.New("memo: WithTier needs WithName(name): the name keys the function's entries in the tier and must be the same in every replica"))

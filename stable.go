@@ -1,12 +1,15 @@
 package memo
 
 import (
+	"context"
 	"crypto/sha256"
+	"log/slog"
 	"reflect"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // Stable keys.
@@ -18,46 +21,64 @@ import (
 //
 //   - the dynamic type of an interface value is written as its name (the
 //     package path and the type name, see stableName) instead of the
-//     process-local type id;
-//   - a time.Time's location is written by name (UTC as before); time.Local
-//     may differ between machines and keeps its identity;
+//     process-local type id, when that name is the type's alone in the
+//     program (see ambiguousType); otherwise the key is local;
+//   - a time.Time's location is written by name, with the zone name and
+//     offset in effect at its instant (UTC as before); time.Local may
+//     differ between machines and keeps its identity;
 //   - everything keyed by identity (pointers, funcs, channels, cycles) or
 //     by a nonce (values past the key limit) marks the key local, and a
 //     local key is never shared (keyState.local).
 
-// stableTypes caches the stable name of each type; stableOwners maps a
-// name back to the one type that may use it.
-var (
-	stableTypes  sync.Map // reflect.Type → string
-	stableOwners sync.Map // string → reflect.Type
-)
+// stableTypes caches the stable name of each type.
+var stableTypes sync.Map // reflect.Type → string
 
 // stableType writes t where a type id goes in a stable key: the uvarint
-// 2+len(name), then the name (0 and 1 are the nil and nonce ids). Two
-// distinct types with one name (types declared inside functions) cannot be
-// told apart by name: the second one met gets a nonce, so its keys are
-// local, never hit, and are never shared.
+// 2+len(name), then the name (0 and 1 are the nil and nonce ids). A type
+// whose name another type of the program shares (types declared inside
+// functions: two `type ID struct{ N int }` in two functions are both
+// "main.ID") cannot be told apart by name: its key is marked local (never
+// shared, still cached in this process) and holds the process-local type
+// id after the nonce id and tagIdentity, which no name encoding starts
+// with. Which names are shared is read from the program's own type table
+// (ambiguousType), so every replica of a build decides alike, whatever
+// order it meets the types in.
 func (s *keyState) stableType(t reflect.Type) {
-	name := stableName(t)
-	if owner, _ := stableOwners.LoadOrStore(name, t); owner != t {
+	if ambiguousType(t) {
+		s.local = true
+		if s.ambiguous == nil {
+			s.ambiguous = t
+		}
 		s.uvarint(nonceTypeID)
-		s.nonce()
+		s.byte(tagIdentity)
+		s.uvarint(infoOf(t).id)
 		return
 	}
+	name := stableName(t)
 	s.uvarint(uint64(len(name)) + 2)
 	s.buf = append(s.buf, name...)
 }
 
-// stableLoc writes a time.Time's location by name and reports true, or
-// reports false for time.Local, which the caller keys by identity.
-func (s *keyState) stableLoc(loc *time.Location) bool {
+// stableLoc writes a time.Time's location by name, then the zone name and
+// offset in effect at sec (the instant, in seconds since the year 1), and
+// reports true; it reports false for time.Local, which the caller keys by
+// identity. time.Parse names every numeric offset "", so the offset is
+// what tells 10:00+01:00 from 11:00+02:00 (one instant, two wall times).
+func (s *keyState) stableLoc(loc *time.Location, sec int64) bool {
 	if loc == time.Local {
 		return false
 	}
 	s.byte(tagValue)
 	s.str(loc.String())
+	zone, off := time.Unix(sec-unixToInternal, 0).In(loc).Zone()
+	s.str(zone)
+	s.u64(uint64(int64(off)))
 	return true
 }
+
+// unixToInternal is the time package's offset from the year 1 to 1970, in
+// seconds.
+const unixToInternal int64 = (1969*365 + 1969/4 - 1969/100 + 1969/400) * 86400
 
 // shareable reports whether the key in s can be shared with other
 // processes: nothing in it is process-local.
@@ -178,4 +199,157 @@ func schemaOf(t reflect.Type) [32]byte {
 	var b strings.Builder
 	writeTypeName(&b, t, map[reflect.Type]bool{})
 	return sha256.Sum256([]byte(b.String()))
+}
+
+// Types whose names are not their own.
+//
+// reflect gives a type declared inside a function the same name as any
+// other type of that name in its package ("main.ID" for both of
+// func a() { type ID struct{ N int } } and func b() { type ID struct{ N
+// int } }), so a name alone can give two types one shared key. memo reads
+// every named type the program holds from the runtime's type links (the
+// table reflect.PointerTo and friends search): the compiler emits *T for
+// every named type T and links every pointer type, so the named types
+// are the Elem of those pointers, and others are reached through
+// composite types. A name held by two types is ambiguous, and so is a
+// named type the table does not reach (never expected: a miss rather than
+// a wrong hit). The table is the binary's: the same in every replica of a
+// build, and the same for every build of the same code.
+
+//go:linkname typelinks reflect.typelinks
+func typelinks() (sections []unsafe.Pointer, offset [][]int32)
+
+var (
+	namesOnce sync.Once
+	// typeNames maps the stable name of every named type in the program
+	// to the type, or to nil when two types share the name.
+	typeNames map[string]reflect.Type
+	// ambiguousTypes caches ambiguousType per type.
+	ambiguousTypes sync.Map // reflect.Type → bool
+)
+
+// programTypes builds typeNames from the runtime's type links.
+func programTypes() {
+	typeNames = map[string]reflect.Type{}
+	seen := map[reflect.Type]bool{}
+	var visit func(t reflect.Type)
+	visit = func(t reflect.Type) {
+		if seen[t] {
+			return
+		}
+		seen[t] = true
+		if t.Name() != "" && t.PkgPath() != "" {
+			name := stableName(t)
+			if prev, ok := typeNames[name]; ok && prev != t {
+				typeNames[name] = nil
+			} else if !ok {
+				typeNames[name] = t
+			}
+		}
+		switch t.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Chan:
+			visit(t.Elem())
+		case reflect.Map:
+			visit(t.Key())
+			visit(t.Elem())
+		case reflect.Struct:
+			for i := range t.NumField() {
+				visit(t.Field(i).Type)
+			}
+		case reflect.Func:
+			for i := range t.NumIn() {
+				visit(t.In(i))
+			}
+			for i := range t.NumOut() {
+				visit(t.Out(i))
+			}
+		}
+	}
+	sections, offsets := typelinks()
+	for i, base := range sections {
+		for _, off := range offsets[i] {
+			visit(typeAt(unsafe.Add(base, off)))
+		}
+	}
+}
+
+// typeAt returns the reflect.Type of the type descriptor at p: an
+// interface value with that type and no data, of which reflect.TypeOf
+// reads only the type.
+func typeAt(p unsafe.Pointer) reflect.Type {
+	var v any
+	(*[2]unsafe.Pointer)(unsafe.Pointer(&v))[0] = p
+	return reflect.TypeOf(v)
+}
+
+// ambiguousType reports whether t, or a named type in t's name (its
+// element, key, fields, parameters), has a name that another type of the
+// program shares, or that the program's type table does not hold.
+func ambiguousType(t reflect.Type) bool {
+	if a, ok := ambiguousTypes.Load(t); ok {
+		return a.(bool)
+	}
+	namesOnce.Do(programTypes)
+	a := ambiguousIn(t, map[reflect.Type]bool{})
+	ambiguousTypes.Store(t, a)
+	return a
+}
+
+func ambiguousIn(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if seen[t] {
+		return false
+	}
+	seen[t] = true
+	if t.Name() != "" {
+		if t.PkgPath() == "" {
+			return false // predeclared: int, string, error...
+		}
+		return typeNames[stableName(t)] != t
+	}
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Chan:
+		return ambiguousIn(t.Elem(), seen)
+	case reflect.Map:
+		return ambiguousIn(t.Key(), seen) || ambiguousIn(t.Elem(), seen)
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if ambiguousIn(t.Field(i).Type, seen) {
+				return true
+			}
+		}
+	case reflect.Func:
+		for i := range t.NumIn() {
+			if ambiguousIn(t.In(i), seen) {
+				return true
+			}
+		}
+		for i := range t.NumOut() {
+			if ambiguousIn(t.Out(i), seen) {
+				return true
+			}
+		}
+	case reflect.Interface:
+		for i := range t.NumMethod() {
+			if ambiguousIn(t.Method(i).Type, seen) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// loggedAmbiguous holds the types noteAmbiguous has logged.
+var loggedAmbiguous sync.Map // reflect.Type → struct{}
+
+// noteAmbiguous logs, once per type in the process, through the cache's
+// logger, that keys holding t stay local.
+func (c *Cache) noteAmbiguous(t reflect.Type) {
+	if c.logger == nil {
+		return
+	}
+	if _, done := loggedAmbiguous.LoadOrStore(t, struct{}{}); done {
+		return
+	}
+	c.logger.LogAttrs(context.Background(), slog.LevelWarn, "memo: calls not shared through the tier: another type of the program has the same name (a type declared inside a function?); give the type a name of its own at package level",
+		slog.String("cache", c.name), slog.String("type", stableName(t)))
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"reflect"
 	"runtime"
 	"slices"
@@ -34,9 +35,12 @@ import (
 //     encode exactly); Decorate then panics with that error.
 //   - memo keeps every other rule of the local cache: a hit in L1 never
 //     reaches the tier, and concurrent local callers of one key share one
-//     execution, so a binding sees at most one Load or Refresh per key at
-//     a time from one process (after a local invalidation, a new one may
-//     start while the old one is finishing).
+//     execution, so a binding sees at most one Load per key at a time
+//     from one process (after a local invalidation, a new one may start
+//     while the old one is finishing), and at most one Refresh (a refresh
+//     past its deadline may still be finishing). A Refresh may overlap a
+//     Load of its key: callers past the entry's TTL do not wait for a
+//     refresh in flight (see [WithRefreshAfter]).
 //   - A refresh ([WithRefreshAfter]) of a due entry calls Refresh from a
 //     goroutine of its own; the stale results of [WithStaleIfError] are
 //     the local cache's, and never reach the tier.
@@ -90,15 +94,23 @@ type TierKey struct {
 // TierBinding is one decorated function's connection to a [Tier]. Its
 // methods are called from many goroutines at once.
 type TierBinding interface {
-	// Load returns the results stored for key, with hit true. Otherwise it
-	// calls compute exactly once, from the calling goroutine, and returns
-	// hit false: compute runs the function (ctx is the context to run it
-	// under) and returns the results to store and whether they may be
-	// stored at all (never an error result or a panic, which propagates
-	// out of Load: release what is held in a defer). Load must not fail:
-	// when the store cannot be reached it calls compute. Results from the
-	// store must have the types of TierFunc.Results exactly.
-	Load(ctx context.Context, key TierKey, compute func(ctx context.Context) (results []any, store bool)) (results []any, hit bool)
+	// Load returns the results stored for key, with hit true, and ttl,
+	// how much longer they live in the store (0: unknown, or no TTL).
+	// memo keeps its local copy no longer than ttl when the function's
+	// results have a TTL (WithTTL, WithTTLFunc), so that a value never
+	// outlives the TTL it was given, wherever it is read from. Otherwise
+	// Load calls compute exactly once, from the calling goroutine, and
+	// returns hit false: compute runs the function (ctx is the context to
+	// run it under) and returns the results to store, the TTL memo gave
+	// them (WithTTL, or WithTTLFunc's for these results; 0: none, the
+	// tier's own default applies) and whether they may be stored at all
+	// (never an error result, a panic, which propagates out of Load:
+	// release what is held in a defer, or results WithCacheIf refused).
+	// memo decides store and ttl once per execution: the local cache
+	// stores by the same decision. Load must not fail: when the store
+	// cannot be reached it calls compute. Results from the store must
+	// have the types of TierFunc.Results exactly.
+	Load(ctx context.Context, key TierKey, compute TierCompute) (results []any, ttl time.Duration, hit bool)
 	// Refresh is Load for a refresh ([WithRefreshAfter]) of a local entry
 	// that is due: results in the store count only if they were created
 	// after since (another replica refreshed them since), and are then
@@ -113,23 +125,43 @@ type TierBinding interface {
 	// and it never writes an error or a panic. memo calls it from the
 	// refresh's own goroutine, never from a caller's, with since = now −
 	// the refresh interval (the local wall clock: replicas' clocks must
-	// agree to well within the interval), and at most once per key at a
-	// time from one process.
-	Refresh(ctx context.Context, key TierKey, since time.Time, compute func(ctx context.Context) (results []any, store bool)) (results []any, hit bool)
+	// agree to well within the interval), at most once per key at a time
+	// from one process (a refresh past its deadline may still be
+	// finishing), and under a context that ends at the refresh's deadline:
+	// a tier that keeps a lease alive while compute runs stops renewing it
+	// once ctx ends (a hung refresh must not hold the key for ever).
+	Refresh(ctx context.Context, key TierKey, since time.Time, compute TierCompute) (results []any, ttl time.Duration, hit bool)
 	// Invalidate removes key's entry from the store, fences fills in
-	// flight for it, and tells every other replica to Drop it locally. It
-	// returns an error when the store could not be reached.
+	// flight for it, and tells every other replica to Drop it locally.
+	// memo calls it before it removes its own local entry, so that no
+	// load of this process can store what it read before the delete. It
+	// returns an error when the store could not be reached; the tier then
+	// keeps retrying the invalidation on its own until it lands, and until
+	// then it must not serve key from the store to this process (a Load
+	// of key calls compute and stores nothing), so that the replica that
+	// invalidated never reads the old value back.
 	Invalidate(ctx context.Context, key TierKey) error
 	// Clear removes every entry of the function from the store (and from
 	// other replicas' local caches). It returns an error when the store
 	// could not be reached.
 	Clear(ctx context.Context) error
 	// MaxLocalAge bounds how long an entry lives in the local cache while
-	// the tier is on (the local TTL becomes at most this), so that an
-	// invalidation that did not arrive cannot keep an old value for ever.
-	// 0 means no bound.
+	// the tier is on: each local entry of the function is removed once it
+	// is that old, whatever its own TTL, so that an invalidation that did
+	// not arrive cannot keep an old value for ever. 0 means no bound. memo
+	// reads it once, at decoration.
 	MaxLocalAge() time.Duration
+	// Unbind tells the tier that the decorated function has been
+	// collected: the binding is used no more, and the tier may drop what
+	// it holds for it. memo calls it once, from a cleanup goroutine.
+	Unbind()
 }
+
+// TierCompute runs a tiered function for [TierBinding.Load] and
+// [TierBinding.Refresh]: it returns the results to store, the TTL memo
+// gave them (0: none) and whether they may be stored. It is called at most
+// once per Load or Refresh.
+type TierCompute = func(ctx context.Context) (results []any, ttl time.Duration, store bool)
 
 // WithTier shares a [Decorate]d function's results through t, a store that
 // every replica of a service reaches (see [Tier]). [WithName] is required
@@ -141,10 +173,20 @@ type TierBinding interface {
 // channel, a value past the key limit) stay in the local cache. Decorate
 // panics if t cannot store the function's result types.
 //
+// Entries keep their TTL in both tiers: the tier gets the TTL a result was
+// given (WithTTL, or WithTTLFunc's), and a local copy of a value read from
+// the tier expires when the value does there (for results with a TTL).
+// WithCacheIf and WithTTLFunc run once per execution, and both tiers follow
+// their decision. While the tier bounds local staleness
+// ([TierBinding.MaxLocalAge]), no local entry of the function outlives the
+// bound, stale-if-error window included, and a refresh interval at or past
+// it never refreshes; Decorate logs a Warn through WithLogger when the
+// bound cuts either.
+//
 // In the statistics, a local miss answered by the tier counts as the
 // execution of its local leader (TotalCalls, timed as the round trip), so
-// that Misses == TotalCalls + Coalesced still holds; the tier's own
-// statistics tell its hits from the function's runs.
+// that Misses == TotalCalls + Coalesced still holds, and in TierHits: the
+// function ran here Stats.LocalRuns() = TotalCalls - TierHits times.
 func WithTier(t Tier) Option {
 	return optionFunc(func(c *config) {
 		c.tier = t
@@ -216,8 +258,35 @@ func (w *wrapped) bindTier(cfg config, reflective bool) {
 		release()
 		panic(fmt.Errorf("memo: WithTier(%q): the tier's Bind returned no binding", cfg.name))
 	}
-	w.tier = &tierFunc{b: b, name: cfg.name, schema: f.Schema, maxAge: b.MaxLocalAge(), outcome: !reflective && t.NumOut() == 2, reflective: reflective}
-	c.addTier(w.tier)
+	w.tier = &tierFunc{b: b, name: cfg.name, schema: f.Schema, maxAge: max(b.MaxLocalAge(), 0), outcome: !reflective && t.NumOut() == 2, reflective: reflective}
+	w.warnAgeCap(cfg.name)
+	unregister := c.addTier(w.tier)
+	// A collected function unbinds: the tier and a shared cache's Clear
+	// forget it. The cleanup holds neither w nor c.
+	runtime.AddCleanup(w, func(b TierBinding) {
+		unregister()
+		b.Unbind()
+	}, b)
+}
+
+// warnAgeCap logs at Warn, through the function's logger, when the tier's
+// bound on a local entry's age cuts what the function's options ask for:
+// a refresh interval at or past the bound never refreshes (the entry is
+// gone first), and a stale-if-error window that would keep an entry past
+// the bound is cut there.
+func (w *wrapped) warnAgeCap(name string) {
+	l, maxAge, fo := w.c.logger, w.tier.maxAge, w.fo
+	if l == nil || maxAge <= 0 || fo == nil {
+		return
+	}
+	if fo.refresh >= maxAge {
+		l.Warn("memo: the tier's MaxLocalAge is not above WithRefreshAfter: local entries are removed before a refresh is due, and are read again from the tier instead",
+			"func", name, "refresh_after", fo.refresh, "max_local_age", maxAge)
+	}
+	if fo.stale > 0 && (w.c.ttl == 0 || w.c.ttl+fo.stale > maxAge) {
+		l.Warn("memo: the tier's MaxLocalAge caps WithStaleIfError: no local entry, stale or not, is kept past it",
+			"func", name, "stale_if_error", fo.stale, "ttl", w.c.ttl, "max_local_age", maxAge)
+	}
 }
 
 // tierKey returns the tier key of the stable key in s (its function
@@ -237,15 +306,97 @@ func (tf *tierFunc) tierKey(s *keyState) TierKey {
 	return k
 }
 
-// localTTL caps ttl (0: none) by the tier's bound on local staleness.
+// localTTL caps ttl (0: none), the TTL of an entry about to be stored
+// locally, by the tier's bound on a local entry's age. A result without a
+// TTL of a function whose entries are plain keeps 0: its entry gets the
+// bound from the call (call.ageCap), and is removed by the expiry timer,
+// so that a hit reads no clock.
 func (w *wrapped) localTTL(ttl time.Duration) time.Duration {
 	if w.tier == nil || w.tier.maxAge <= 0 {
 		return ttl
+	}
+	if ttl == 0 && (w.fo == nil || !w.fo.entries) {
+		return 0
 	}
 	if ttl == 0 || ttl > w.tier.maxAge {
 		return w.tier.maxAge
 	}
 	return ttl
+}
+
+// ageCap is the tier's bound on a local entry's age, 0 for none.
+func (w *wrapped) ageCap() time.Duration {
+	if w.tier == nil {
+		return 0
+	}
+	return w.tier.maxAge
+}
+
+// sweptTTL is the local TTL that bounds by maxAge the age of an entry only
+// the expiry timer removes (see Cache.store): maxAge less a margin for a
+// timer that fires late, an eighth of maxAge and at most a second.
+func sweptTTL(maxAge time.Duration) time.Duration {
+	return max(maxAge-min(maxAge/8, time.Second), 1)
+}
+
+// tierVerdict carries to the local store the decision an execution
+// through the tier took (see viaTier), so that WithCacheIf and
+// WithTTLFunc run once per execution and the local cache and the tier
+// agree. It is written and read by the execution's goroutine.
+type tierVerdict struct {
+	set, failed, store bool
+	ttl                time.Duration
+}
+
+// tierJudge returns w.judge, except for an execution whose decision tv
+// holds (tv may be nil).
+func (w *wrapped) tierJudge(tv *tierVerdict) verdict {
+	if tv == nil {
+		return w.judge
+	}
+	return func(val any) (bool, bool, time.Duration) {
+		if tv.set {
+			tv.set = false
+			return tv.failed, tv.store, tv.ttl
+		}
+		return w.judge(val)
+	}
+}
+
+// resultTTL reports whether w's results have a TTL (WithTTL or
+// WithTTLFunc): a local copy of a tier value then keeps to the value's
+// remaining TTL.
+func (w *wrapped) resultTTL() bool {
+	return w.c.ttl > 0 || (w.fo != nil && w.fo.ttlFunc != nil)
+}
+
+// hitTTL returns the local TTL of a value the tier returned with ttl to
+// live there, and whether to store it locally at all: a value whose
+// results have a TTL expires locally when it would in the tier (rounded
+// down, see roundTTL), and one the tier cannot date is not kept.
+func (w *wrapped) hitTTL(ttl time.Duration) (time.Duration, bool) {
+	if !w.resultTTL() {
+		return w.localTTL(0), true
+	}
+	if ttl <= 0 {
+		return 0, false
+	}
+	if w.c.ttl > 0 {
+		ttl = min(ttl, w.c.ttl)
+	}
+	return w.localTTL(roundTTL(ttl)), true
+}
+
+// roundTTL rounds d down to its three most significant bits, so that the
+// remaining TTLs of values read from a tier fall into few expiry lists
+// (one per distinct TTL, see Cache.linkExpiry), at the cost of at most a
+// quarter of a local copy's life.
+func roundTTL(d time.Duration) time.Duration {
+	n := bits.Len64(uint64(d))
+	if n <= 3 {
+		return d
+	}
+	return time.Duration(uint64(d) &^ (1<<(n-3) - 1))
 }
 
 // resultSetter is implemented by *outcome[R], to rebuild a typed result
@@ -258,6 +409,9 @@ type resultSetter interface{ setResult(v any) }
 // leader of a miss runs through viaTier with the tier's Load, which asks
 // the tier first, and a refresh through refreshTiered.
 func tierKeyOf(w *wrapped, s *keyState) *TierKey {
+	if w.tier != nil && s.ambiguous != nil {
+		w.c.noteAmbiguous(s.ambiguous)
+	}
 	if w.tier == nil || !s.shareable() {
 		return nil
 	}
@@ -268,37 +422,45 @@ func tierKeyOf(w *wrapped, s *keyState) *TierKey {
 // refreshTiered returns run wrapped so that a refresh of key (see
 // tierKeyOf) goes through the tier's Refresh: it takes a value another
 // replica refreshed less than d ago, or runs under the key's lease and
-// writes its result through to the tier.
+// writes its result through to the tier. The refresh stores locally by
+// the decision the tier's path took (cl.tv).
 func refreshTiered[T any](w *wrapped, cl *call, key TierKey, d time.Duration, run func(context.Context) T) func(context.Context) T {
-	load := func(ctx context.Context, key TierKey, compute func(context.Context) ([]any, bool)) ([]any, bool) {
+	load := func(ctx context.Context, key TierKey, compute TierCompute) ([]any, time.Duration, bool) {
 		return w.tier.b.Refresh(ctx, key, time.Now().Add(-d), compute)
 	}
-	return viaTier(w, load, key, run, cl)
+	cl.tv = new(tierVerdict)
+	return viaTier(w, load, key, run, cl, cl.tv)
 }
 
 // viaTier returns run wrapped to go through load (a binding's Load or
 // Refresh) for key. The execution's results go to the tier only if its
 // arguments still give key (see call.verify): cl is the execution, or nil
-// when it is the one the execution's context carries.
-func viaTier[T any](w *wrapped, load func(context.Context, TierKey, func(context.Context) ([]any, bool)) ([]any, bool), key TierKey, run func(context.Context) T, cl *call) func(context.Context) T {
+// when it is the one the execution's context carries. tv receives the
+// decision taken on the results (stored or not, for how long), which the
+// local store then follows (see tierJudge): WithCacheIf and WithTTLFunc
+// run once.
+func viaTier[T any](w *wrapped, load func(context.Context, TierKey, TierCompute) ([]any, time.Duration, bool), key TierKey, run func(context.Context) T, cl *call, tv *tierVerdict) func(context.Context) T {
 	return func(ctx context.Context) T {
 		var (
 			out T
 			ran bool
 		)
+		tv.set = false
 		lctx := ctx
 		if lctx == nil {
 			lctx = context.Background()
 		}
-		res, hit := load(lctx, key, func(cctx context.Context) ([]any, bool) {
+		res, left, hit := load(lctx, key, func(cctx context.Context) ([]any, time.Duration, bool) {
 			ran = true
 			if ctx == nil {
 				out = run(nil)
 			} else {
 				out = run(cctx)
 			}
-			res, ok := w.tierResults(any(out))
-			return res, ok && unmoved(cctx, cl)
+			failed, store, ttl := w.judgeRaw(any(out))
+			tv.failed, tv.store, tv.ttl, tv.set = failed, store, w.localTTL(ttl), true
+			res, ok := w.tierValues(any(out))
+			return res, ttl, ok && !failed && store && unmoved(cctx, cl)
 		})
 		if ran {
 			return out
@@ -306,6 +468,9 @@ func viaTier[T any](w *wrapped, load func(context.Context, TierKey, func(context
 		if !hit {
 			return run(ctx)
 		}
+		w.c.rec.TierHit() // Stats.TierHits: this execution did not run the function
+		tv.ttl, tv.store = w.hitTTL(left)
+		tv.failed, tv.set = false, true
 		return tierValue[T](w, res)
 	}
 }
@@ -320,32 +485,6 @@ func unmoved(ctx context.Context, cl *call) bool {
 		cl, _ = ctx.Value(flightKey{}).(*call)
 	}
 	return cl == nil || cl.verify == nil || cl.verify(cl.key)
-}
-
-// tierResults returns the results of one execution for the tier, and
-// whether they may be stored there: not an error, and not refused by
-// WithCacheIf or WithTTLFunc.
-func (w *wrapped) tierResults(val any) ([]any, bool) {
-	out, ok := w.tierValues(val)
-	return out, ok && w.tierAllows(val)
-}
-
-// tierAllows applies WithCacheIf, and WithTTLFunc's refusal (a TTL <= 0),
-// to the tier as to the local cache. A predicate that panics refuses.
-func (w *wrapped) tierAllows(val any) (ok bool) {
-	if w.fo == nil || (w.fo.cacheIf == nil && w.fo.ttlFunc == nil) {
-		return true
-	}
-	defer func() {
-		if recover() != nil {
-			ok = false
-		}
-	}()
-	res := results(val)
-	if w.fo.cacheIf != nil && !w.fo.cacheIf(res) {
-		return false
-	}
-	return w.fo.ttlFunc == nil || w.fo.ttlFunc(res) > 0
 }
 
 func (w *wrapped) tierValues(val any) ([]any, bool) {
@@ -415,12 +554,20 @@ func (w *wrapped) invalidateTier(ctx context.Context, s *keyState) error {
 }
 
 // InvalidateContext is [Invalidate] for functions decorated [WithTier]:
-// it also removes the entry from the tier and tells the other replicas to
-// drop their local copies, and returns an error (with removed telling
-// about the local cache) when the tier could not be reached within ctx or
-// its own time budget. For other functions it is Invalidate with a nil
-// error. Like Invalidate, it panics with a "memo:" message when args do not
-// fit fn's parameters.
+// it removes the entry from the tier first, which tells the other
+// replicas to drop their local copies, and then from the local cache, so
+// that no load of this process in flight stores what it read before the
+// tier's delete. Once it returns nil, no replica serves the old value
+// later than the tier's documented bound (for redistier, its
+// WithMaxLocalAge when an invalidation message is lost, a message's
+// delivery otherwise). It returns an error (with removed telling about
+// the local cache) when the tier could not be reached within ctx or its
+// own time budget: the tier then retries the invalidation in the
+// background until it lands, and this process does not read the key from
+// the tier meanwhile (its calls of the key run locally), so it never
+// serves the old value again. For other functions it is Invalidate with a
+// nil error. Like Invalidate, it panics with a "memo:" message when args
+// do not fit fn's parameters. Safe for concurrent use.
 func InvalidateContext(ctx context.Context, fn any, args ...any) (bool, error) {
 	w := lookupWrapped(fn)
 	if w == nil {
@@ -435,12 +582,22 @@ func InvalidateContext(ctx context.Context, fn any, args ...any) (bool, error) {
 	for _, in := range calls {
 		s := getState()
 		w.encode(s, in)
-		if w.c.remove(s.buf, hashKey(s.buf)) {
+		// The tier first, then the local entry: a load of this process
+		// that read the old value before the tier's delete is detached by
+		// the local removal (it stores nothing), and one that starts after
+		// it reads the tier after the delete. When the tier could not be
+		// reached, it retries on its own and keeps the key away from this
+		// process meanwhile (see TierBinding.Invalidate).
+		h := hashKey(s.buf)
+		// The tier's own message may drop the entry before remove does:
+		// removed tells whether there was a live one when the call began.
+		if n := w.c.index.get(s.buf, h); n != nil && live(n, w.c) {
 			removed = true
 		}
 		if err := w.invalidateTier(ctx, s); err != nil {
 			errs = append(errs, err)
 		}
+		w.c.remove(s.buf, h)
 		putState(s)
 	}
 	return removed, errors.Join(errs...)
@@ -459,8 +616,9 @@ type cacheTiers struct {
 	tiers []*tierFunc
 }
 
-// addTier records a tiered function of c, whose tier Clear clears.
-func (c *Cache) addTier(tf *tierFunc) {
+// addTier records a tiered function of c, whose tier Clear clears, and
+// returns the function that forgets it again (once it is collected).
+func (c *Cache) addTier(tf *tierFunc) (unregister func()) {
 	wp := weak.Make(c)
 	ct, loaded := tierCaches.LoadOrStore(wp, &cacheTiers{})
 	if !loaded {
@@ -474,6 +632,11 @@ func (c *Cache) addTier(tf *tierFunc) {
 	t.mu.Lock()
 	t.tiers = append(t.tiers, tf)
 	t.mu.Unlock()
+	return func() {
+		t.mu.Lock()
+		t.tiers = slices.DeleteFunc(t.tiers, func(x *tierFunc) bool { return x == tf })
+		t.mu.Unlock()
+	}
 }
 
 // clearTiers clears the tier entries of c's tiered functions, after a

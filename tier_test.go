@@ -1,9 +1,11 @@
 package memo
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -26,10 +28,14 @@ type fakeTier struct {
 	maxAge   time.Duration
 	bindErr  error
 	computes int
+	ttls     map[[32]byte]time.Duration // the TTL each stored value was given
+	unbinds  int
+	// beforeInvalidate, when set, runs in Invalidate before the delete.
+	beforeInvalidate func()
 }
 
 func newFakeTier() *fakeTier {
-	return &fakeTier{store: map[[32]byte][]any{}, created: map[[32]byte]time.Time{}}
+	return &fakeTier{store: map[[32]byte][]any{}, created: map[[32]byte]time.Time{}, ttls: map[[32]byte]time.Duration{}}
 }
 
 func (f *fakeTier) Bind(fn TierFunc) (TierBinding, error) {
@@ -39,45 +45,61 @@ func (f *fakeTier) Bind(fn TierFunc) (TierBinding, error) {
 	return f, f.bindErr
 }
 
-func (f *fakeTier) Load(ctx context.Context, key TierKey, compute func(context.Context) ([]any, bool)) ([]any, bool) {
+func (f *fakeTier) Load(ctx context.Context, key TierKey, compute TierCompute) ([]any, time.Duration, bool) {
 	f.mu.Lock()
 	f.loads = append(f.loads, key)
 	v, ok := f.store[key.Digest]
+	left := f.left(key.Digest)
 	f.mu.Unlock()
-	if ok {
-		return v, true
+	if ok && left > 0 { // an expired value is gone, as in Redis
+		return v, left, true
 	}
 	f.fill(ctx, key, compute)
-	return nil, false
+	return nil, 0, false
 }
 
-func (f *fakeTier) fill(ctx context.Context, key TierKey, compute func(context.Context) ([]any, bool)) {
-	res, store := compute(ctx)
+// left returns how long the value at d has to live: its TTL (the fake
+// tier's default is an hour) less its age. f.mu is held.
+func (f *fakeTier) left(d [32]byte) time.Duration {
+	ttl := f.ttls[d]
+	if ttl == 0 {
+		ttl = time.Hour
+	}
+	return ttl - time.Since(f.created[d])
+}
+
+func (f *fakeTier) fill(ctx context.Context, key TierKey, compute TierCompute) {
+	res, ttl, store := compute(ctx)
 	f.mu.Lock()
 	f.computes++
 	if store {
 		f.store[key.Digest] = res
 		f.created[key.Digest] = time.Now()
+		f.ttls[key.Digest] = ttl
 	}
 	f.mu.Unlock()
 }
 
 // Refresh takes a value created after since; it has no leases (one
 // process).
-func (f *fakeTier) Refresh(ctx context.Context, key TierKey, since time.Time, compute func(context.Context) ([]any, bool)) ([]any, bool) {
+func (f *fakeTier) Refresh(ctx context.Context, key TierKey, since time.Time, compute TierCompute) ([]any, time.Duration, bool) {
 	f.mu.Lock()
 	f.sinces = append(f.sinces, since)
 	v, ok := f.store[key.Digest]
 	ok = ok && f.created[key.Digest].After(since)
+	left := f.left(key.Digest)
 	f.mu.Unlock()
 	if ok {
-		return v, true
+		return v, left, true
 	}
 	f.fill(ctx, key, compute)
-	return nil, false
+	return nil, 0, false
 }
 
 func (f *fakeTier) Invalidate(ctx context.Context, key TierKey) error {
+	if f.beforeInvalidate != nil {
+		f.beforeInvalidate()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.store, key.Digest)
@@ -93,6 +115,12 @@ func (f *fakeTier) Clear(ctx context.Context) error {
 }
 
 func (f *fakeTier) MaxLocalAge() time.Duration { return f.maxAge }
+
+func (f *fakeTier) Unbind() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unbinds++
+}
 
 // fakeReplica is another replica's tier on f's store: a tier of its own
 // (a name is unique per tier in a process), sharing f's entries.
@@ -255,9 +283,9 @@ func TestTierBoundsLocalAge(t *testing.T) {
 		execs := 0
 		f := Decorate(func(k int) int { execs++; return k }, WithName("age"), WithTier(ft))
 		f(1)
-		time.Sleep(59 * time.Second)
+		time.Sleep(58 * time.Second)
 		f(1)
-		assert.Equal(t, 1, ft.loadCount(), "an L1 hit within the bound")
+		assert.Equal(t, 1, ft.loadCount(), "an L1 hit within the bound, less its margin for a late timer")
 		time.Sleep(2 * time.Second)
 		f(1)
 		assert.Equal(t, 2, ft.loadCount(), "past the bound the entry is gone from L1")
@@ -361,5 +389,120 @@ func TestTierMovedArgumentsNotShared(t *testing.T) {
 		CacheOf(f).flush() // L1 gone: the next call asks the tier
 		v, _ := f(base, &rcKeyed{ID: 1})
 		assert.Equal(t, 10, v, "the tier must not hold ID 2's result under ID 1")
+	})
+}
+
+// TestTierHitsApartFromRuns guards the debug page's "Executions" of a
+// tiered function, which counted the loads the tier answered as if the
+// function had run: Stats.TierHits counts those, and LocalRuns the times
+// the function ran here, for a miss and for a refresh, on the typed and
+// the reflective paths.
+func TestTierHitsApartFromRuns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ft := newFakeTier()
+		runs := 0
+		fn := func(k int) int { runs++; return k }
+		a := Func(fn, WithName("apart"), WithTier(ft), WithTTL(time.Minute), WithRefreshAfter(10*time.Second))
+		b := Decorate(fn, WithName("apart"), WithTier(ft.replica()), WithTTL(time.Minute), WithRefreshAfter(10*time.Second))
+		a(1) // runs, fills the tier
+		a(2)
+		b(1) // answered by the tier
+		b(2)
+		b(3) // runs
+		sa, sb := CacheOf(a).Stats(), CacheOf(b).Stats()
+		assert.Equal(t, 3, runs)
+		assert.Equal(t, [3]uint64{2, 0, 2}, [3]uint64{sa.TotalCalls, sa.TierHits, sa.LocalRuns()}, "a: calls, tier hits, local runs")
+		assert.Equal(t, [3]uint64{3, 2, 1}, [3]uint64{sb.TotalCalls, sb.TierHits, sb.LocalRuns()}, "b: calls, tier hits, local runs")
+
+		// A refresh of a's key 1 runs and writes the tier; b's refresh of
+		// it then finds that value, refreshed after its own interval began.
+		time.Sleep(11 * time.Second)
+		a(1)
+		synctest.Wait()
+		b(1)
+		synctest.Wait()
+		sa, sb = CacheOf(a).Stats(), CacheOf(b).Stats()
+		assert.Equal(t, 4, runs)
+		assert.Equal(t, [3]uint64{3, 0, 3}, [3]uint64{sa.TotalCalls, sa.TierHits, sa.LocalRuns()}, "a after its refresh")
+		assert.Equal(t, [3]uint64{4, 3, 1}, [3]uint64{sb.TotalCalls, sb.TierHits, sb.LocalRuns()}, "b after its refresh")
+		assert.Contains(t, sb.String(), "tier hits           3")
+	})
+}
+
+// TestTierInvalidatesBeforeLocal guards the order of InvalidateContext: it
+// dropped the local entry before the tier's delete, so a call in between
+// read the old value from the tier and put it back in L1, where it stayed
+// after InvalidateContext returned. The call here runs inside the tier's
+// Invalidate, before its delete.
+func TestTierInvalidatesBeforeLocal(t *testing.T) {
+	ft := newFakeTier()
+	version := 0
+	f := Decorate(func(k int) int { return version }, WithName("order"), WithTier(ft))
+	require.Equal(t, 0, f(1))
+	version = 1
+	ft.beforeInvalidate = func() { f(1) } // reads the tier's old value
+	removed, err := InvalidateContext(context.Background(), f, 1)
+	require.NoError(t, err)
+	assert.True(t, removed)
+	assert.Equal(t, 1, f(1), "the old value did not come back")
+}
+
+// TestTierDecidesOncePerExecution guards WithCacheIf and WithTTLFunc with
+// a tier: each ran twice per execution (for the tier, then for the local
+// cache), and a predicate that answered differently the second time put
+// in the tier a result the local cache refused. The tier now gets the
+// TTL WithTTLFunc gave.
+func TestTierDecidesOncePerExecution(t *testing.T) {
+	ft := newFakeTier()
+	ifs, ttls := 0, 0
+	f := Decorate(func(k int) int { return k }, WithName("once"), WithTier(ft),
+		WithCacheIf(func([]any) bool { ifs++; return ifs == 2 }), // refuses, then would accept
+		WithTTLFunc(func([]any) time.Duration { ttls++; return time.Minute }))
+	f(1)
+	assert.Equal(t, 1, ifs)
+	assert.Zero(t, ttls)
+	assert.Empty(t, ft.store, "a refused result is not in the tier")
+	assert.Zero(t, CacheOf(f).Len())
+	f(2)
+	assert.Equal(t, 2, ifs)
+	assert.Equal(t, 1, ttls)
+	require.Len(t, ft.store, 1)
+	for _, ttl := range ft.ttls {
+		assert.Equal(t, time.Minute, ttl, "the tier gets WithTTLFunc's TTL")
+	}
+}
+
+// TestTierAgeCapsStaleAndRefresh guards the local age bound against
+// WithStaleIfError and WithRefreshAfter: a stale window must not keep an
+// entry past MaxLocalAge (the old tier's flush cut a 10-minute window to
+// 27-29 s without a word), and both caps are logged at decoration.
+func TestTierAgeCapsStaleAndRefresh(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ft := newFakeTier()
+		ft.maxAge = time.Minute
+		var logs bytes.Buffer
+		fail := false
+		f := FuncErr(func(k int) (int, error) {
+			if fail {
+				return 0, errors.New("down")
+			}
+			return k, nil
+		}, WithName("capped"), WithTier(ft), WithTTL(30*time.Second), WithStaleIfError(10*time.Minute),
+			WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+		assert.Contains(t, logs.String(), "caps WithStaleIfError")
+		assert.NotContains(t, logs.String(), "WithRefreshAfter")
+		Decorate(func(k int) int { return k }, WithName("refreshed"), WithTier(ft), WithTTL(5*time.Minute),
+			WithRefreshAfter(2*time.Minute), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+		assert.Contains(t, logs.String(), "not above WithRefreshAfter")
+		_, err := f(1)
+		require.NoError(t, err)
+		fail = true
+		time.Sleep(45 * time.Second) // past the TTL, within the stale window and the bound
+		v, err := f(1)
+		assert.NoError(t, err, "stale within the bound")
+		assert.Equal(t, 1, v)
+		time.Sleep(20 * time.Second) // past the bound
+		_, err = f(1)
+		assert.Error(t, err, "no stale entry past MaxLocalAge")
 	})
 }

@@ -1,13 +1,24 @@
 // Package memohttp serves a debug page listing every live memo cache
 // ([memo.Caches]) with its figures: name, policy, size and capacity, hit
-// ratio, coalesced calls, evictions, expirations, execution-time
-// percentiles, every other counter of [stats.Stats] (misses led, abandoned
-// and Cache.Get misses, uncacheable calls, refreshes, stale results served,
-// rejected results) in a second line per cache, and the figures of the
-// shared tiers registered with [WithTier]. The page is server-rendered HTML, readable without
-// JavaScript, with a small inline SVG bar per hit ratio; the same figures
-// are served as JSON (a [Page]) to a request with ?format=json or an Accept
-// header naming application/json.
+// ratio, coalesced calls, evictions, expirations, the times the function
+// ran here apart from the executions a shared tier answered
+// ([stats.Stats.TierHits]), execution-time percentiles, every other
+// counter of [stats.Stats] (misses led, abandoned (and how many of those
+// had started their execution) and Cache.Get misses, uncacheable calls,
+// refreshes, stale results served and stale-if-error retries, rejected
+// results) in a second line per cache, and the figures of the shared tiers
+// registered with [WithTier] (every field of [stats.Tier]). The page is
+// server-rendered HTML, readable without JavaScript, with a small inline
+// SVG bar per hit ratio. The page never scrolls sideways: names and the
+// second lines wrap, and in a window 1200 px wide the tables fit, counts
+// of 11 digits included (a narrower window scrolls a table in its box).
+// The same figures are served as JSON (a [Page]) to a request with
+// ?format=json or an Accept header naming application/json.
+//
+// Names are shown as memo lists them (escaped for HTML and JSON). Should
+// the registry ever list one that is not valid UTF-8 (memo.WithName
+// refuses those), each invalid byte is shown as \xNN, and a name that
+// then equals one already on the page gets "#2", "#3", ...
 //
 // Mount the handler under any prefix; it uses relative links only and
 // answers every path it is given:
@@ -27,8 +38,10 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/memokit/memo"
 	"github.com/memokit/memo/stats"
@@ -55,23 +68,33 @@ type Cache struct {
 	Coalesced   uint64  `json:"coalesced"`   // misses served by another caller's execution
 	Evictions   uint64  `json:"evictions"`   // entries removed to make room
 	Expirations uint64  `json:"expirations"` // entries removed by their TTL
-	Executions  uint64  `json:"executions"`  // executions of the function
+	Executions  uint64  `json:"executions"`  // times the function ran in this process (stats.Stats.LocalRuns)
+	TierHits    uint64  `json:"tier_hits"`   // executions a shared tier answered without running the function
 	Failures    uint64  `json:"failures"`    // executions that failed or panicked
 	Abandoned   uint64  `json:"abandoned"`   // callers that left before a result
-	GetMisses   uint64  `json:"get_misses"`  // misses of Cache.Get (nothing runs)
-	Uncacheable uint64  `json:"uncacheable"` // calls whose key could not be kept
+	// AbandonedLeaders counts the abandoned callers that had started the
+	// execution they left (it went on, and counts in the executions).
+	AbandonedLeaders uint64 `json:"abandoned_leaders"`
+	GetMisses        uint64 `json:"get_misses"`  // misses of Cache.Get (nothing runs)
+	Uncacheable      uint64 `json:"uncacheable"` // calls whose key could not be kept
 	// Freshness (memo.WithRefreshAfter, WithStaleIfError, WithCacheIf,
 	// WithTTLFunc): background refreshes started, those whose function
 	// returned without an error, those that failed (started counts the
 	// ones still running too); callers given a stale result because the
-	// execution that would replace it failed; results not stored because
+	// execution that would replace it failed, or at once in the outage
+	// that failure starts; executions started in such an outage (one
+	// caller at a time, under a doubling back-off, retries the function
+	// while the others get the stale result); results not stored because
 	// the predicate or TTL function rejected them.
 	RefreshesStarted   uint64 `json:"refreshes_started"`
 	RefreshesSucceeded uint64 `json:"refreshes_succeeded"`
 	RefreshesFailed    uint64 `json:"refreshes_failed"`
 	StaleServed        uint64 `json:"stale_served"`
+	StaleRetries       uint64 `json:"stale_retries"`
 	Rejected           uint64 `json:"rejected"`
-	ExecTime           Timing `json:"exec_seconds"` // execution times
+	// ExecTime and ExecBuckets cover every execution, those a shared tier
+	// answered (timed as the round trip) included.
+	ExecTime Timing `json:"exec_seconds"`
 	// ExecBuckets counts executions per bucket of stats.Histogram: bucket
 	// i holds times up to 1µs·2^i (and over the previous bound); the last
 	// bucket, index stats.HistogramBuckets-1, has no upper bound.
@@ -90,17 +113,23 @@ type Timing struct {
 	P99 float64 `json:"p99"`
 }
 
-// Tier is one shared tier's figures on the page (see stats.Tier).
+// Tier is one shared tier's figures on the page; each field is the
+// stats.Tier field of its name.
 type Tier struct {
-	Name         string  `json:"name"`
-	Hits         uint64  `json:"hits"`
-	Misses       uint64  `json:"misses"`
-	HitRatio     float64 `json:"hit_ratio"`
-	Errors       uint64  `json:"errors"`
-	DecodeErrors uint64  `json:"decode_errors"`
-	LeaseWaits   uint64  `json:"lease_waits"`
-	BreakerOpens uint64  `json:"breaker_opens"`
-	BreakerOpen  bool    `json:"breaker_open"`
+	Name              string  `json:"name"`
+	Hits              uint64  `json:"hits"`
+	Misses            uint64  `json:"misses"`
+	HitRatio          float64 `json:"hit_ratio"`
+	Fills             uint64  `json:"fills"`
+	LocalRuns         uint64  `json:"local_runs"`
+	LeaseWaits        uint64  `json:"lease_waits"`
+	Errors            uint64  `json:"errors"`
+	DecodeErrors      uint64  `json:"decode_errors"`
+	Invalidations     uint64  `json:"invalidations"`
+	Resubscribes      uint64  `json:"resubscribes"`
+	GenerationFlushes uint64  `json:"generation_flushes"`
+	BreakerOpens      uint64  `json:"breaker_opens"`
+	BreakerOpen       bool    `json:"breaker_open"`
 }
 
 // An Option configures [Handler].
@@ -110,7 +139,7 @@ type optionFunc func(*handler)
 
 func (f optionFunc) apply(h *handler) { f(h) }
 
-// WithTier adds a shared tier to the page under name: figures is called on
+// WithTier adds a shared tier to the page under name (valid UTF-8): figures is called on
 // every request, from the request's goroutine, and must be safe for
 // concurrent use. Adapt a tier's own statistics to [stats.Tier] in it.
 func WithTier(name string, figures func() stats.Tier) Option {
@@ -131,8 +160,8 @@ type handler struct {
 // Handler returns the debug page's handler. It answers GET and HEAD on
 // any path with the page as HTML, or as a JSON [Page] when the query has
 // format=json or the Accept header names application/json; other methods
-// get 405. It panics if an option is nil or a tier's name or func is
-// missing. The handler is safe for concurrent use; each request takes
+// get 405. It panics if an option is nil, a tier's name or func is
+// missing, or a tier's name is not valid UTF-8. The handler is safe for concurrent use; each request takes
 // one Stats snapshot per cache.
 func Handler(opts ...Option) http.Handler {
 	h := &handler{}
@@ -146,6 +175,9 @@ func Handler(opts ...Option) http.Handler {
 		if t.name == "" || t.figures == nil {
 			panic("memohttp: WithTier needs a name and a figures func")
 		}
+		if !utf8.ValidString(t.name) {
+			panic(fmt.Sprintf("memohttp: WithTier(%q): the name must be valid UTF-8", t.name))
+		}
 	}
 	h.tiers = slices.Clone(h.tiers)
 	slices.SortStableFunc(h.tiers, func(a, b tierSource) int { return cmp.Compare(a.name, b.name) })
@@ -156,18 +188,50 @@ func Handler(opts ...Option) http.Handler {
 // memo.Caches lists, and the tiers given.
 func (h *handler) collect() Page {
 	p := Page{Caches: []Cache{}, Tiers: []Tier{}}
+	seen := map[string]bool{}
 	for name, c := range memo.Caches() {
-		p.Caches = append(p.Caches, cacheOf(name, c.Policy().String(), c.Stats()))
+		p.Caches = append(p.Caches, cacheOf(shownName(name, seen), c.Policy().String(), c.Stats()))
 	}
 	for _, t := range h.tiers {
-		s := t.figures()
-		p.Tiers = append(p.Tiers, Tier{
-			Name: t.name, Hits: s.Hits, Misses: s.Misses, HitRatio: s.HitRatio(),
-			Errors: s.Errors, DecodeErrors: s.DecodeErrors, LeaseWaits: s.LeaseWaits,
-			BreakerOpens: s.BreakerOpens, BreakerOpen: s.BreakerOpen,
-		})
+		p.Tiers = append(p.Tiers, tierOf(t.name, t.figures()))
 	}
 	return p
+}
+
+func tierOf(name string, s stats.Tier) Tier {
+	return Tier{
+		Name: name, Hits: s.Hits, Misses: s.Misses, HitRatio: s.HitRatio(),
+		Fills: s.Fills, LocalRuns: s.LocalRuns, LeaseWaits: s.LeaseWaits,
+		Errors: s.Errors, DecodeErrors: s.DecodeErrors,
+		Invalidations: s.Invalidations, Resubscribes: s.Resubscribes, GenerationFlushes: s.GenerationFlushes,
+		BreakerOpens: s.BreakerOpens, BreakerOpen: s.BreakerOpen,
+	}
+}
+
+// shownName returns the name the page shows for the cache listed as
+// name: name itself when it is valid UTF-8 and not in seen, else name
+// with each invalid byte written as \xNN and, if that is in seen, "#2",
+// "#3", ... appended. It adds the result to seen.
+func shownName(name string, seen map[string]bool) string {
+	v := name
+	if !utf8.ValidString(v) {
+		var b strings.Builder
+		for i := 0; i < len(name); {
+			r, n := utf8.DecodeRuneInString(name[i:])
+			if r == utf8.RuneError && n == 1 {
+				fmt.Fprintf(&b, `\x%02x`, name[i])
+			} else {
+				b.WriteString(name[i : i+n])
+			}
+			i += n
+		}
+		v = b.String()
+	}
+	for n, base := 2, v; seen[v]; n++ {
+		v = base + "#" + strconv.Itoa(n)
+	}
+	seen[v] = true
+	return v
 }
 
 func cacheOf(name, policy string, s stats.Stats) Cache {
@@ -176,10 +240,12 @@ func cacheOf(name, policy string, s stats.Stats) Cache {
 		Size: s.CurrentSize, Capacity: s.MaxSize, TTLSeconds: s.TTL.Seconds(),
 		Hits: s.Hits, Misses: s.Misses, HitRatio: s.HitRatio(),
 		Coalesced: s.Coalesced, Evictions: s.Evictions, Expirations: s.Expirations,
-		Executions: s.TotalCalls, Failures: s.Failures,
-		Led: s.Led, Abandoned: s.Abandoned, GetMisses: s.GetMisses, Uncacheable: s.Uncacheable,
+		Executions: s.LocalRuns(), TierHits: s.TierHits, Failures: s.Failures,
+		Led: s.Led, Abandoned: s.Abandoned, AbandonedLeaders: s.AbandonedLeaders,
+		GetMisses: s.GetMisses, Uncacheable: s.Uncacheable,
 		RefreshesStarted: s.RefreshesStarted, RefreshesSucceeded: s.RefreshesSucceeded,
-		RefreshesFailed: s.RefreshesFailed, StaleServed: s.StaleServed, Rejected: s.Rejected,
+		RefreshesFailed: s.RefreshesFailed, StaleServed: s.StaleServed, StaleRetries: s.StaleRetries,
+		Rejected: s.Rejected,
 		ExecTime: Timing{
 			Avg: s.AvgTime().Seconds(), Min: s.MinTime.Seconds(), Max: s.MaxTime.Seconds(),
 			P50: s.Quantile(0.5).Seconds(), P90: s.Quantile(0.9).Seconds(), P99: s.Quantile(0.99).Seconds(),
@@ -227,6 +293,28 @@ func wantsJSON(r *http.Request) bool {
 type view struct {
 	Page
 	Now string
+}
+
+// Tiered reports whether the page shows the Tier hits column: a tier is
+// registered, or a cache has tier hits.
+func (v view) Tiered() bool {
+	if len(v.Tiers) > 0 {
+		return true
+	}
+	for _, c := range v.Caches {
+		if c.TierHits > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Cols is the number of columns of the caches' table.
+func (v view) Cols() int {
+	if v.Tiered() {
+		return 12
+	}
+	return 11
 }
 
 //go:embed page.html

@@ -62,7 +62,8 @@ func find(t *testing.T, p Page, name string) Cache {
 func TestJSON(t *testing.T) {
 	users, square := demo(t)
 	h := Handler(WithTier("redis", func() stats.Tier {
-		return stats.Tier{Hits: 3, Misses: 1, Errors: 2, DecodeErrors: 1, LeaseWaits: 4, BreakerOpens: 1, BreakerOpen: true}
+		return stats.Tier{Hits: 3, Misses: 1, Errors: 2, DecodeErrors: 1, LeaseWaits: 4, BreakerOpens: 1, BreakerOpen: true,
+			Fills: 5, LocalRuns: 6, Invalidations: 7, Resubscribes: 8, GenerationFlushes: 9}
 	}))
 	for _, how := range []struct{ target, accept string }{
 		{"/?format=json", ""},
@@ -110,7 +111,8 @@ func TestJSON(t *testing.T) {
 		assert.Equal(t, s.Executions, sum, "the buckets count every execution")
 
 		assert.Equal(t, []Tier{{Name: "redis", Hits: 3, Misses: 1, HitRatio: 0.75, Errors: 2,
-			DecodeErrors: 1, LeaseWaits: 4, BreakerOpens: 1, BreakerOpen: true}}, p.Tiers)
+			DecodeErrors: 1, LeaseWaits: 4, BreakerOpens: 1, BreakerOpen: true,
+			Fills: 5, LocalRuns: 6, Invalidations: 7, Resubscribes: 8, GenerationFlushes: 9}}, p.Tiers)
 
 		// The field names, as documented.
 		var raw map[string][]map[string]any
@@ -118,10 +120,14 @@ func TestJSON(t *testing.T) {
 		require.Contains(t, raw, "caches")
 		require.Contains(t, raw, "tiers")
 		for _, k := range []string{"name", "policy", "size", "capacity", "ttl_seconds", "hits", "misses",
-			"hit_ratio", "led", "coalesced", "evictions", "expirations", "executions", "failures", "abandoned",
-			"get_misses", "uncacheable", "refreshes_started", "refreshes_succeeded", "refreshes_failed", "stale_served",
-			"rejected", "exec_seconds", "exec_buckets"} {
+			"hit_ratio", "led", "coalesced", "evictions", "expirations", "executions", "tier_hits", "failures", "abandoned",
+			"abandoned_leaders", "get_misses", "uncacheable", "refreshes_started", "refreshes_succeeded", "refreshes_failed",
+			"stale_served", "stale_retries", "rejected", "exec_seconds", "exec_buckets"} {
 			assert.Contains(t, raw["caches"][0], k)
+		}
+		for _, k := range []string{"name", "hits", "misses", "hit_ratio", "fills", "local_runs", "lease_waits",
+			"errors", "decode_errors", "invalidations", "resubscribes", "generation_flushes", "breaker_opens", "breaker_open"} {
+			assert.Contains(t, raw["tiers"][0], k)
 		}
 	}
 	square(9)
@@ -143,7 +149,7 @@ func TestHTML(t *testing.T) {
 	assert.NotContains(t, html, "<script", "no JavaScript")
 	assert.Contains(t, html, `<rect width="67" height="10" fill="#2e8b57"/>`, "users' 2/3 hit ratio as an SVG bar")
 	assert.Contains(t, html, "66.7%")
-	assert.Contains(t, html, "2 / 10")
+	assert.Contains(t, html, "2&nbsp;/ 10")
 	assert.Contains(t, html, `href="?format=json"`, "a relative link works under any prefix")
 	assert.Contains(t, html, ">l2<")
 	assert.Contains(t, html, "25.0%", "the tier's hit ratio")
@@ -193,7 +199,10 @@ func TestEveryCounter(t *testing.T) {
 			want[v.Type().Field(i).Name] = n
 		}
 	}
-	require.Len(t, want, 16)
+	require.Len(t, want, 19)
+	// Executions are TotalCalls less TierHits: the function's runs.
+	s.TotalCalls = 5000
+	want["TotalCalls"] = 5000 - s.TierHits
 	c := cacheOf("every-counter", "lru", s)
 
 	inJSON := map[uint64]bool{}

@@ -12,31 +12,39 @@
 // Every measurement carries one attribute, "memo.cache.name" (or
 // "memo.tier.name" for a tier); never one per key. The instruments:
 //
-//	memo.cache.hits                 counter          {hit}        lookups that found a live entry
-//	memo.cache.misses               counter          {miss}       lookups that did not
-//	memo.cache.led                  counter          {call}       misses whose caller ran the function (or started the execution it waited for)
-//	memo.cache.coalesced            counter          {call}       misses served by another caller's execution
-//	memo.cache.evictions            counter          {entry}      entries removed to make room
-//	memo.cache.expirations          counter          {entry}      entries removed by their TTL
-//	memo.cache.failures             counter          {execution}  executions that returned an error or panicked
-//	memo.cache.abandoned            counter          {call}       callers that left before their result
-//	memo.cache.get_misses           counter          {miss}       misses of Cache.Get (nothing runs)
-//	memo.cache.uncacheable          counter          {call}       calls whose key could not be kept
-//	memo.cache.refreshes.started    counter          {refresh}    background refreshes started (WithRefreshAfter)
-//	memo.cache.refreshes.succeeded  counter          {refresh}    refreshes whose function returned without an error
-//	memo.cache.refreshes.failed     counter          {refresh}    refreshes that returned an error or panicked
-//	memo.cache.stale_served         counter          {call}       callers given a stale result after a failed execution
-//	memo.cache.rejected             counter          {result}     results not stored by WithCacheIf or WithTTLFunc
-//	memo.cache.entry.count          updowncounter    {entry}      live entries
-//	memo.cache.entry.max            updowncounter    {entry}      capacity
-//	memo.cache.execution.duration   histogram        s            execution times
-//	memo.tier.hits                  counter          {hit}        lookups found in the tier
-//	memo.tier.misses                counter          {miss}       lookups not found (undecodable values included)
-//	memo.tier.errors                counter          {error}      tier operations that failed or timed out
-//	memo.tier.decode_errors         counter          {error}      values found that could not be decoded
-//	memo.tier.lease_waits           counter          {call}       callers that waited for another process's execution
-//	memo.tier.breaker.opens         counter          {open}       times the circuit breaker opened
-//	memo.tier.breaker.open          gauge            1            1 while the breaker is open, else 0
+//	memo.cache.hits                 counter        {hit}           lookups that found a live entry
+//	memo.cache.misses               counter        {miss}          lookups that did not
+//	memo.cache.led                  counter        {call}          misses whose caller ran the function (or started the execution it waited for)
+//	memo.cache.coalesced            counter        {call}          misses served by another caller's execution
+//	memo.cache.evictions            counter        {entry}         entries removed to make room
+//	memo.cache.expirations          counter        {entry}         entries removed by their TTL
+//	memo.cache.failures             counter        {execution}     executions that returned an error or panicked
+//	memo.cache.abandoned            counter        {call}          callers that left before their result
+//	memo.cache.abandoned_leaders    counter        {call}          abandoned callers that had started the execution they left
+//	memo.cache.get_misses           counter        {miss}          misses of Cache.Get (nothing runs)
+//	memo.cache.uncacheable          counter        {call}          calls whose key could not be kept
+//	memo.cache.refreshes.started    counter        {refresh}       background refreshes started (WithRefreshAfter)
+//	memo.cache.refreshes.succeeded  counter        {refresh}       refreshes whose function returned without an error
+//	memo.cache.refreshes.failed     counter        {refresh}       refreshes that returned an error or panicked
+//	memo.cache.stale_served         counter        {call}          callers given a stale result after a failed execution
+//	memo.cache.stale_retries        counter        {execution}     executions started in a stale-if-error outage (one caller at a time)
+//	memo.cache.rejected             counter        {result}        results not stored by WithCacheIf or WithTTLFunc
+//	memo.cache.tier_hits            counter        {execution}     executions a shared tier answered without running the function (WithTier)
+//	memo.cache.entry.count          updowncounter  {entry}         live entries
+//	memo.cache.entry.max            updowncounter  {entry}         capacity
+//	memo.cache.execution.duration   histogram      s               execution times
+//	memo.tier.hits                  counter        {hit}           lookups found in the tier
+//	memo.tier.misses                counter        {miss}          lookups not found (undecodable values included)
+//	memo.tier.errors                counter        {error}         tier operations that failed or timed out
+//	memo.tier.decode_errors         counter        {error}         values found that could not be decoded
+//	memo.tier.lease_waits           counter        {call}          callers that waited for another process's execution
+//	memo.tier.breaker.opens         counter        {open}          times the circuit breaker opened
+//	memo.tier.fills                 counter        {value}         values this process wrote to the tier after running the function
+//	memo.tier.local_runs            counter        {execution}     loads that ran the function without the tier (failing, breaker open, wait too long)
+//	memo.tier.invalidations         counter        {invalidation}  invalidations that reached the tier
+//	memo.tier.resubscribes          counter        {resubscribe}   invalidation feeds restored after a break (each flushed the local entries)
+//	memo.tier.generation_flushes    counter        {flush}         flushes of the local entries on a new generation
+//	memo.tier.breaker.open          gauge          1               1 while the breaker is open, else 0
 //
 // The names follow OpenTelemetry's naming rules: a namespace never doubles
 // as a metric's name (so the entry gauges are memo.cache.entry.count and
@@ -47,7 +55,9 @@
 // running; every measurement keeps the single cache attribute. Likewise
 // the four ways a miss ends (led, coalesced, abandoned, get_misses) are
 // instruments of their own, so that memo.cache.misses keeps its meaning;
-// misses minus the four is the number still in flight.
+// misses minus the four is the number still in flight. The histogram
+// counts every execution, those a shared tier answered included: the
+// function ran here its count minus memo.cache.tier_hits times.
 //
 // The counters are observable (asynchronous) instruments. OpenTelemetry has
 // no asynchronous histogram, so the execution-time histogram is a
@@ -61,14 +71,26 @@
 // never on memo's call path. A histogram is cumulative since Register:
 // [memo.Cache.ResetStats] does not reset it, and the series of a cache
 // that was collected stays in the SDK until the provider shuts down.
+//
+// A cache's name reaches the attribute as it is ([memo.WithName]
+// guarantees valid UTF-8). Should the registry ever list a name that is
+// not valid UTF-8, which an OTLP exporter cannot encode (the whole export
+// would fail), each invalid byte is written as \xNN, and a value that then
+// equals one already given in the collection gets "#2", "#3", ...: a name
+// never makes a collection or an export fail.
 package memootel
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"iter"
 	"math"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 	"weak"
 
 	"github.com/memokit/memo"
@@ -96,7 +118,8 @@ type tierSource struct {
 	figures func() stats.Tier
 }
 
-// WithTier adds a shared tier under name (the "memo.tier.name" attribute):
+// WithTier adds a shared tier under name (the "memo.tier.name" attribute;
+// valid UTF-8):
 // figures is called at every collection and must be safe for concurrent
 // use. Adapt a tier's own statistics to [stats.Tier] in it; a tier's
 // counters must only grow.
@@ -113,15 +136,21 @@ const (
 // exporter holds the instruments and the histogram's state.
 type exporter struct {
 	tiers []tierSource
+	// caches lists the caches to observe: memo.Caches, or others in tests.
+	caches iter.Seq2[string, *memo.Cache]
 
 	hits, misses, led, coalesced, evictions, expirations metric.Int64ObservableCounter
-	failures, abandoned, getMisses, uncacheable          metric.Int64ObservableCounter
+	failures, abandoned, abandonedLeaders, getMisses     metric.Int64ObservableCounter
+	uncacheable, staleRetries                            metric.Int64ObservableCounter
 	refStarted, refOK, refFailed, stale, rejected        metric.Int64ObservableCounter
+	tierHitsC                                            metric.Int64ObservableCounter
 	entries, maxEntries                                  metric.Int64ObservableUpDownCounter
 	duration                                             metric.Float64Histogram
 
 	tierHits, tierMisses, tierErrors, tierDecodeErrors metric.Int64ObservableCounter
 	tierLeaseWaits, tierBreakerOpens                   metric.Int64ObservableCounter
+	tierFills, tierLocalRuns, tierInvalidations        metric.Int64ObservableCounter
+	tierResubscribes, tierGenFlushes                   metric.Int64ObservableCounter
 	tierBreakerOpen                                    metric.Int64ObservableGauge
 
 	mu   sync.Mutex
@@ -139,10 +168,16 @@ type recorded struct {
 // registers the callback that observes them; Unregister the result to
 // stop. Register once per provider: a second registration would record
 // the histogram twice. It returns an error if an option is invalid (nil,
-// or a tier without a name or a figures func, or a name used twice) or if
+// or a tier without a name or a figures func, a name that is not valid
+// UTF-8, or a name used twice) or if
 // the provider fails to make an instrument. The callback takes one Stats
 // snapshot per cache and is safe for concurrent collections.
 func Register(mp metric.MeterProvider, opts ...Option) (metric.Registration, error) {
+	return register(mp, memo.Caches(), opts)
+}
+
+// register is Register observing the caches listed by caches.
+func register(mp metric.MeterProvider, caches iter.Seq2[string, *memo.Cache], opts []Option) (metric.Registration, error) {
 	if mp == nil {
 		return nil, errors.New("memootel: Register(nil): pass a MeterProvider")
 	}
@@ -158,13 +193,16 @@ func Register(mp metric.MeterProvider, opts ...Option) (metric.Registration, err
 		if t.name == "" || t.figures == nil {
 			return nil, errors.New("memootel: WithTier needs a name and a figures func")
 		}
+		if !utf8.ValidString(t.name) {
+			return nil, fmt.Errorf("memootel: WithTier(%q): the name must be valid UTF-8, as an attribute value", t.name)
+		}
 		if seen[t.name] {
 			return nil, errors.New("memootel: WithTier(" + t.name + "): the name is already used")
 		}
 		seen[t.name] = true
 	}
 	m := mp.Meter(ScopeName)
-	e := &exporter{tiers: cfg.tiers, last: map[string]recorded{}}
+	e := &exporter{tiers: cfg.tiers, caches: caches, last: map[string]recorded{}}
 	var errs []error
 	counter := func(name, unit, desc string) metric.Int64ObservableCounter {
 		c, err := m.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
@@ -179,13 +217,16 @@ func Register(mp metric.MeterProvider, opts ...Option) (metric.Registration, err
 	e.expirations = counter("memo.cache.expirations", "{entry}", "Entries removed because their TTL ran out.")
 	e.failures = counter("memo.cache.failures", "{execution}", "Executions that returned an error or panicked.")
 	e.abandoned = counter("memo.cache.abandoned", "{call}", "Misses whose caller stopped waiting before a result.")
+	e.abandonedLeaders = counter("memo.cache.abandoned_leaders", "{call}", "Abandoned misses whose caller had started the execution it left (the execution went on, and counts in the execution histogram).")
 	e.getMisses = counter("memo.cache.get_misses", "{miss}", "Misses of Cache.Get, lookups after which nothing runs.")
 	e.uncacheable = counter("memo.cache.uncacheable", "{call}", "Calls not stored because their key could not be kept.")
 	e.refStarted = counter("memo.cache.refreshes.started", "{refresh}", "Background refreshes started (WithRefreshAfter).")
 	e.refOK = counter("memo.cache.refreshes.succeeded", "{refresh}", "Background refreshes whose function returned without an error.")
 	e.refFailed = counter("memo.cache.refreshes.failed", "{refresh}", "Background refreshes whose function returned an error or panicked.")
 	e.stale = counter("memo.cache.stale_served", "{call}", "Callers given a stale result because the execution that would replace it failed (WithStaleIfError).")
+	e.staleRetries = counter("memo.cache.stale_retries", "{execution}", "Executions started in an outage of WithStaleIfError, by one caller at a time under a doubling back-off, while the others get the stale result.")
 	e.rejected = counter("memo.cache.rejected", "{result}", "Results not stored because WithCacheIf or WithTTLFunc rejected them.")
+	e.tierHitsC = counter("memo.cache.tier_hits", "{execution}", "Executions a shared tier answered without running the function (counted in the execution histogram too).")
 	var err error
 	e.entries, err = m.Int64ObservableUpDownCounter("memo.cache.entry.count", metric.WithUnit("{entry}"), metric.WithDescription("Live entries."))
 	errs = append(errs, err)
@@ -201,6 +242,11 @@ func Register(mp metric.MeterProvider, opts ...Option) (metric.Registration, err
 	e.tierDecodeErrors = counter("memo.tier.decode_errors", "{error}", "Values found in the shared tier that could not be decoded.")
 	e.tierLeaseWaits = counter("memo.tier.lease_waits", "{call}", "Callers that waited for another process's execution.")
 	e.tierBreakerOpens = counter("memo.tier.breaker.opens", "{open}", "Times the shared tier's circuit breaker opened.")
+	e.tierFills = counter("memo.tier.fills", "{value}", "Values this process wrote to the shared tier after running the function.")
+	e.tierLocalRuns = counter("memo.tier.local_runs", "{execution}", "Loads that ran the function without the shared tier (the tier failing, its breaker open, a wait too long).")
+	e.tierInvalidations = counter("memo.tier.invalidations", "{invalidation}", "Invalidations that reached the shared tier.")
+	e.tierResubscribes = counter("memo.tier.resubscribes", "{resubscribe}", "Times the shared tier's feed of invalidations was restored after a break; each flushed the local entries.")
+	e.tierGenFlushes = counter("memo.tier.generation_flushes", "{flush}", "Flushes of the local entries of the shared tier's functions on a generation this process did not know (another replica's Clear, a lost generation key).")
 	e.tierBreakerOpen, err = m.Int64ObservableGauge("memo.tier.breaker.open", metric.WithUnit("1"),
 		metric.WithDescription("1 while the shared tier's circuit breaker is open, else 0."))
 	errs = append(errs, err)
@@ -208,9 +254,10 @@ func Register(mp metric.MeterProvider, opts ...Option) (metric.Registration, err
 		return nil, err
 	}
 	return m.RegisterCallback(e.observe,
-		e.hits, e.misses, e.led, e.coalesced, e.evictions, e.expirations, e.failures, e.abandoned,
-		e.getMisses, e.uncacheable, e.refStarted, e.refOK, e.refFailed, e.stale, e.rejected, e.entries,
-		e.maxEntries, e.tierHits, e.tierMisses, e.tierErrors, e.tierDecodeErrors, e.tierLeaseWaits, e.tierBreakerOpens, e.tierBreakerOpen)
+		e.hits, e.misses, e.led, e.coalesced, e.evictions, e.expirations, e.failures, e.abandoned, e.abandonedLeaders,
+		e.getMisses, e.uncacheable, e.refStarted, e.refOK, e.refFailed, e.stale, e.staleRetries, e.rejected, e.tierHitsC, e.entries,
+		e.maxEntries, e.tierHits, e.tierMisses, e.tierErrors, e.tierDecodeErrors, e.tierLeaseWaits, e.tierBreakerOpens, e.tierBreakerOpen,
+		e.tierFills, e.tierLocalRuns, e.tierInvalidations, e.tierResubscribes, e.tierGenFlushes)
 }
 
 // bounds are the histogram's boundaries in seconds: stats.Histogram's
@@ -229,8 +276,8 @@ func (e *exporter) observe(ctx context.Context, o metric.Observer) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	listed := make(map[string]bool, len(e.last))
-	for name, c := range memo.Caches() {
-		listed[name] = true
+	for listedAs, c := range e.caches {
+		name := attrOf(listedAs, listed)
 		s := c.Stats()
 		at := metric.WithAttributeSet(attribute.NewSet(CacheKey.String(name)))
 		o.ObserveInt64(e.hits, i64(s.Hits), at)
@@ -241,13 +288,16 @@ func (e *exporter) observe(ctx context.Context, o metric.Observer) error {
 		o.ObserveInt64(e.expirations, i64(s.Expirations), at)
 		o.ObserveInt64(e.failures, i64(s.Failures), at)
 		o.ObserveInt64(e.abandoned, i64(s.Abandoned), at)
+		o.ObserveInt64(e.abandonedLeaders, i64(s.AbandonedLeaders), at)
 		o.ObserveInt64(e.getMisses, i64(s.GetMisses), at)
 		o.ObserveInt64(e.uncacheable, i64(s.Uncacheable), at)
 		o.ObserveInt64(e.refStarted, i64(s.RefreshesStarted), at)
 		o.ObserveInt64(e.refOK, i64(s.RefreshesSucceeded), at)
 		o.ObserveInt64(e.refFailed, i64(s.RefreshesFailed), at)
 		o.ObserveInt64(e.stale, i64(s.StaleServed), at)
+		o.ObserveInt64(e.staleRetries, i64(s.StaleRetries), at)
 		o.ObserveInt64(e.rejected, i64(s.Rejected), at)
+		o.ObserveInt64(e.tierHitsC, i64(s.TierHits), at)
 		o.ObserveInt64(e.entries, int64(s.CurrentSize), at)
 		o.ObserveInt64(e.maxEntries, int64(s.MaxSize), at)
 		e.record(ctx, name, c, s, metric.WithAttributeSet(attribute.NewSet(CacheKey.String(name))))
@@ -266,6 +316,11 @@ func (e *exporter) observe(ctx context.Context, o metric.Observer) error {
 		o.ObserveInt64(e.tierDecodeErrors, i64(s.DecodeErrors), at)
 		o.ObserveInt64(e.tierLeaseWaits, i64(s.LeaseWaits), at)
 		o.ObserveInt64(e.tierBreakerOpens, i64(s.BreakerOpens), at)
+		o.ObserveInt64(e.tierFills, i64(s.Fills), at)
+		o.ObserveInt64(e.tierLocalRuns, i64(s.LocalRuns), at)
+		o.ObserveInt64(e.tierInvalidations, i64(s.Invalidations), at)
+		o.ObserveInt64(e.tierResubscribes, i64(s.Resubscribes), at)
+		o.ObserveInt64(e.tierGenFlushes, i64(s.GenerationFlushes), at)
 		open := int64(0)
 		if s.BreakerOpen {
 			open = 1
@@ -334,4 +389,30 @@ func anyLess(a, b [stats.HistogramBuckets]uint64) bool {
 		}
 	}
 	return false
+}
+
+// attrOf returns the attribute value for the cache listed as name: name
+// itself when it is valid UTF-8 and not in seen, else name with each
+// invalid byte written as \xNN and, if that is in seen, "#2", "#3", ...
+// appended. It adds the value to seen.
+func attrOf(name string, seen map[string]bool) string {
+	v := name
+	if !utf8.ValidString(v) {
+		var b strings.Builder
+		for i := 0; i < len(name); {
+			r, n := utf8.DecodeRuneInString(name[i:])
+			if r == utf8.RuneError && n == 1 {
+				fmt.Fprintf(&b, `\x%02x`, name[i])
+			} else {
+				b.WriteString(name[i : i+n])
+			}
+			i += n
+		}
+		v = b.String()
+	}
+	for n, base := 2, v; seen[v]; n++ {
+		v = base + "#" + strconv.Itoa(n)
+	}
+	seen[v] = true
+	return v
 }

@@ -91,12 +91,15 @@ func (c collected) check(t *testing.T, mc *memo.Cache) {
 		"memo.cache.led": s.Led, "memo.cache.get_misses": s.GetMisses,
 		"memo.cache.evictions": s.Evictions, "memo.cache.expirations": s.Expirations,
 		"memo.cache.failures": s.Failures, "memo.cache.abandoned": s.Abandoned,
+		"memo.cache.abandoned_leaders":   s.AbandonedLeaders,
 		"memo.cache.uncacheable":         s.Uncacheable,
 		"memo.cache.refreshes.started":   s.RefreshesStarted,
 		"memo.cache.refreshes.succeeded": s.RefreshesSucceeded,
 		"memo.cache.refreshes.failed":    s.RefreshesFailed,
 		"memo.cache.stale_served":        s.StaleServed,
+		"memo.cache.stale_retries":       s.StaleRetries,
 		"memo.cache.rejected":            s.Rejected,
+		"memo.cache.tier_hits":           s.TierHits,
 		"memo.cache.entry.count":         uint64(s.CurrentSize), "memo.cache.entry.max": uint64(s.MaxSize),
 	}
 	// Every uint64 counter of stats.Stats has an instrument here but
@@ -154,7 +157,8 @@ func TestRegister(t *testing.T) {
 	g("a")
 
 	reg, err := memootel.Register(mp, memootel.WithTier("redis", func() stats.Tier {
-		return stats.Tier{Hits: 5, Misses: 2, Errors: 1, DecodeErrors: 1, LeaseWaits: 3, BreakerOpens: 2, BreakerOpen: true}
+		return stats.Tier{Hits: 5, Misses: 2, Errors: 1, DecodeErrors: 1, LeaseWaits: 3, BreakerOpens: 2, BreakerOpen: true,
+			Fills: 4, LocalRuns: 6, Invalidations: 7, Resubscribes: 8, GenerationFlushes: 9}
 	}))
 	require.NoError(t, err)
 
@@ -180,6 +184,8 @@ func TestRegister(t *testing.T) {
 	for name, want := range map[string]int64{
 		"memo.tier.hits": 5, "memo.tier.misses": 2, "memo.tier.errors": 1, "memo.tier.decode_errors": 1,
 		"memo.tier.lease_waits": 3, "memo.tier.breaker.opens": 2, "memo.tier.breaker.open": 1,
+		"memo.tier.fills": 4, "memo.tier.local_runs": 6, "memo.tier.invalidations": 7,
+		"memo.tier.resubscribes": 8, "memo.tier.generation_flushes": 9,
 	} {
 		got, ok := c.int64Of(t, name, tier)
 		assert.True(t, ok, name)
@@ -269,7 +275,9 @@ func TestRegisterErrors(t *testing.T) {
 // TTL 10s, refresh after 5s: at 0s and 1s two misses (the second's result
 // rejected by WithCacheIf), at 8s a hit whose refresh succeeds, at 15s a
 // hit whose refresh fails, at 26s (past the TTL, within the stale window)
-// a miss whose execution fails and serves the stale result.
+// a miss whose execution fails and serves the stale result, starting an
+// outage whose first back-off is the refresh interval (5s); at 32s a miss
+// that retries (a stale retry), fails too and is served the stale result.
 func TestFreshnessFigures(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := sdkmetric.NewManualReader()
@@ -307,26 +315,29 @@ func TestFreshnessFigures(t *testing.T) {
 		call(1)
 		time.Sleep(10 * time.Second)
 		call(1)
+		time.Sleep(5 * time.Second)
+		call(1)
 
 		c := collect(t, r)
 		mc := memo.CacheOf(f)
 		c.check(t, mc)
 		kv := memootel.CacheKey.String(mc.Name())
 		for name, want := range map[string]int64{
-			"memo.cache.hits": 2, "memo.cache.misses": 3, "memo.cache.led": 3, "memo.cache.get_misses": 0,
-			"memo.cache.failures":          2,
+			"memo.cache.hits": 2, "memo.cache.misses": 4, "memo.cache.led": 4, "memo.cache.get_misses": 0,
+			"memo.cache.failures":          3,
 			"memo.cache.refreshes.started": 2, "memo.cache.refreshes.succeeded": 1,
-			"memo.cache.refreshes.failed": 1, "memo.cache.stale_served": 1, "memo.cache.rejected": 1,
-			"memo.cache.entry.count": 1,
+			"memo.cache.refreshes.failed": 1, "memo.cache.stale_served": 2, "memo.cache.stale_retries": 1,
+			"memo.cache.rejected": 1, "memo.cache.abandoned_leaders": 0, "memo.cache.entry.count": 1,
 		} {
 			got, ok := c.int64Of(t, name, kv)
 			assert.True(t, ok, name)
 			assert.Equal(t, want, got, name)
 		}
-		assert.Equal(t, uint64(5), c.histogramOf(t, mc.Name()).Count)
+		assert.Equal(t, uint64(6), c.histogramOf(t, mc.Name()).Count)
 		for name, unit := range map[string]string{
 			"memo.cache.refreshes.started": "{refresh}", "memo.cache.refreshes.succeeded": "{refresh}",
 			"memo.cache.refreshes.failed": "{refresh}", "memo.cache.stale_served": "{call}",
+			"memo.cache.stale_retries": "{execution}", "memo.cache.abandoned_leaders": "{call}",
 			"memo.cache.rejected": "{result}", "memo.cache.entry.max": "{entry}",
 		} {
 			assert.Equal(t, unit, c[name].Unit, name)

@@ -19,13 +19,16 @@
 //	memo_cache_expirations_total             counter    entries removed by their TTL
 //	memo_cache_failures_total                counter    executions that returned an error or panicked
 //	memo_cache_abandoned_total               counter    callers that left before their result
+//	memo_cache_abandoned_leaders_total       counter    abandoned callers that had started the execution they left
 //	memo_cache_get_misses_total              counter    misses of Cache.Get (nothing runs)
 //	memo_cache_uncacheable_total             counter    calls whose key could not be kept
 //	memo_cache_refreshes_started_total       counter    background refreshes started (WithRefreshAfter)
 //	memo_cache_refreshes_succeeded_total     counter    refreshes whose function returned without an error
 //	memo_cache_refreshes_failed_total        counter    refreshes that returned an error or panicked
 //	memo_cache_stale_served_total            counter    callers given a stale result after a failed execution
+//	memo_cache_stale_retries_total           counter    executions started in a stale-if-error outage (one caller at a time)
 //	memo_cache_rejected_total                counter    results not stored by WithCacheIf or WithTTLFunc
+//	memo_cache_tier_hits_total               counter    executions a shared tier answered without running the function (WithTier)
 //	memo_cache_execution_duration_seconds    histogram  execution times (its _count counts executions)
 //	memo_cache_entries                       gauge      live entries
 //	memo_cache_max_entries                   gauge      capacity
@@ -35,6 +38,11 @@
 //	memo_tier_decode_errors_total            counter    values found that could not be decoded
 //	memo_tier_lease_waits_total              counter    callers that waited for another process's execution
 //	memo_tier_breaker_opens_total            counter    times the circuit breaker opened
+//	memo_tier_fills_total                    counter    values this process wrote to the tier after running the function
+//	memo_tier_local_runs_total               counter    loads that ran the function without the tier (failing, breaker open, wait too long)
+//	memo_tier_invalidations_total            counter    invalidations that reached the tier
+//	memo_tier_resubscribes_total             counter    invalidation feeds restored after a break (each flushed the local entries)
+//	memo_tier_generation_flushes_total       counter    flushes of the local entries on a new generation
 //	memo_tier_breaker_open                   gauge      1 while the breaker is open, else 0
 //
 // The three refresh counters are separate metrics rather than one with a
@@ -52,13 +60,31 @@
 //
 // (0 when no call runs, approximately: a scrape is not an atomic cut).
 //
+// The histogram's _count counts every execution, those a shared tier
+// answered included; the times the function ran in this process are
+//
+//	memo_cache_execution_duration_seconds_count - memo_cache_tier_hits_total
+//
+// A cache's name reaches the label as it is ([memo.WithName] guarantees
+// valid UTF-8; quotes, newlines and markup are escaped by the exposition
+// format). Should the registry ever list a name that is not valid UTF-8,
+// which a Prometheus label cannot carry and which would fail the whole
+// scrape, each invalid byte is written as \xNN, and a label that then
+// equals one already given in the scrape gets "#2", "#3", ...: a name
+// never makes a scrape fail.
+//
 // The histogram's buckets are stats.Histogram's: 1 µs to 2^26 µs (67 s),
 // doubling.
 package memoprom
 
 import (
 	"cmp"
+	"fmt"
+	"iter"
 	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/memokit/memo"
 	"github.com/memokit/memo/stats"
@@ -73,7 +99,7 @@ type optionFunc func(*collector)
 func (f optionFunc) apply(c *collector) { f(c) }
 
 // WithTier adds a shared tier to the collector under name (the "tier"
-// label): figures is called at every scrape, possibly concurrently, and
+// label; valid UTF-8): figures is called at every scrape, possibly concurrently, and
 // must be safe for that. Adapt a tier's own statistics to [stats.Tier] in
 // it; a tier's counters must only grow, as Prometheus counters do.
 func WithTier(name string, figures func() stats.Tier) Option {
@@ -100,13 +126,16 @@ var (
 	expirations = desc("memo_cache_expirations_total", "Entries removed because their TTL ran out.", cacheLabel)
 	failures    = desc("memo_cache_failures_total", "Executions that returned an error or panicked.", cacheLabel)
 	abandoned   = desc("memo_cache_abandoned_total", "Misses whose caller stopped waiting before a result.", cacheLabel)
+	abandonedL  = desc("memo_cache_abandoned_leaders_total", "Abandoned misses whose caller had started the execution it left (the execution went on, and counts in the execution histogram).", cacheLabel)
 	getMisses   = desc("memo_cache_get_misses_total", "Misses of Cache.Get, lookups after which nothing runs.", cacheLabel)
 	uncacheable = desc("memo_cache_uncacheable_total", "Calls not stored because their key could not be kept.", cacheLabel)
 	refStarted  = desc("memo_cache_refreshes_started_total", "Background refreshes started (WithRefreshAfter).", cacheLabel)
 	refOK       = desc("memo_cache_refreshes_succeeded_total", "Background refreshes whose function returned without an error.", cacheLabel)
 	refFailed   = desc("memo_cache_refreshes_failed_total", "Background refreshes whose function returned an error or panicked.", cacheLabel)
 	staleServed = desc("memo_cache_stale_served_total", "Callers given a stale result because the execution that would replace it failed (WithStaleIfError).", cacheLabel)
+	staleRetry  = desc("memo_cache_stale_retries_total", "Executions started in an outage of WithStaleIfError, by one caller at a time under a doubling back-off, while the others get the stale result.", cacheLabel)
 	rejected    = desc("memo_cache_rejected_total", "Results not stored because WithCacheIf or WithTTLFunc rejected them.", cacheLabel)
+	tierHitsC   = desc("memo_cache_tier_hits_total", "Executions a shared tier answered without running the function (counted in the execution histogram too).", cacheLabel)
 	duration    = desc("memo_cache_execution_duration_seconds", "Execution times of the cached function.", cacheLabel)
 	entries     = desc("memo_cache_entries", "Live entries.", cacheLabel)
 	maxEntries  = desc("memo_cache_max_entries", "The cache's capacity in entries.", cacheLabel)
@@ -118,10 +147,16 @@ var (
 	tierLeaseWaits   = desc("memo_tier_lease_waits_total", "Callers that waited for another process's execution.", tierLabel)
 	tierBreakerOpens = desc("memo_tier_breaker_opens_total", "Times the shared tier's circuit breaker opened.", tierLabel)
 	tierBreakerOpen  = desc("memo_tier_breaker_open", "1 while the shared tier's circuit breaker is open, else 0.", tierLabel)
+	tierFills        = desc("memo_tier_fills_total", "Values this process wrote to the shared tier after running the function.", tierLabel)
+	tierLocalRuns    = desc("memo_tier_local_runs_total", "Loads that ran the function without the shared tier (the tier failing, its breaker open, a wait too long).", tierLabel)
+	tierInvalidation = desc("memo_tier_invalidations_total", "Invalidations that reached the shared tier.", tierLabel)
+	tierResubscribes = desc("memo_tier_resubscribes_total", "Times the shared tier's feed of invalidations was restored after a break; each flushed the local entries.", tierLabel)
+	tierGenFlushes   = desc("memo_tier_generation_flushes_total", "Flushes of the local entries of the shared tier's functions on a generation this process did not know (another replica's Clear, a lost generation key).", tierLabel)
 
-	allDescs = []*prometheus.Desc{hits, misses, led, coalesced, evictions, expirations, failures, abandoned,
-		getMisses, uncacheable, refStarted, refOK, refFailed, staleServed, rejected, duration, entries, maxEntries, tierHits, tierMisses, tierErrors, tierDecodeErrors,
-		tierLeaseWaits, tierBreakerOpens, tierBreakerOpen}
+	allDescs = []*prometheus.Desc{hits, misses, led, coalesced, evictions, expirations, failures, abandoned, abandonedL,
+		getMisses, uncacheable, refStarted, refOK, refFailed, staleServed, staleRetry, rejected, tierHitsC, duration, entries, maxEntries,
+		tierHits, tierMisses, tierErrors, tierDecodeErrors, tierLeaseWaits, tierBreakerOpens, tierBreakerOpen,
+		tierFills, tierLocalRuns, tierInvalidation, tierResubscribes, tierGenFlushes}
 )
 
 func desc(name, help string, labels []string) *prometheus.Desc {
@@ -140,12 +175,25 @@ var bounds = func() []float64 {
 
 type collector struct {
 	tiers []tierSource
+	// caches lists the caches to report; nil for every cache memo.Caches
+	// lists (tests give others).
+	caches iter.Seq2[string, stats.Stats]
+}
+
+// liveCaches yields every cache memo.Caches lists, with a snapshot of its
+// statistics.
+func liveCaches(yield func(string, stats.Stats) bool) {
+	for name, c := range memo.Caches() {
+		if !yield(name, c.Stats()) {
+			return
+		}
+	}
 }
 
 // NewCollector returns a collector of every live memo cache and the tiers
 // given with [WithTier]. Register one per registry: two would report the
 // same series. It panics if an option is nil or a tier's name is empty,
-// repeated, or has no figures func. Collect takes one Stats snapshot per
+// not valid UTF-8, repeated, or has no figures func. Collect takes one Stats snapshot per
 // cache and is safe for concurrent use.
 func NewCollector(opts ...Option) prometheus.Collector {
 	c := &collector{}
@@ -159,6 +207,9 @@ func NewCollector(opts ...Option) prometheus.Collector {
 	for _, t := range c.tiers {
 		if t.name == "" || t.figures == nil {
 			panic("memoprom: WithTier needs a name and a figures func")
+		}
+		if !utf8.ValidString(t.name) {
+			panic(fmt.Sprintf("memoprom: WithTier(%q): the name must be valid UTF-8, as a label value", t.name))
 		}
 		if seen[t.name] {
 			panic("memoprom: WithTier(" + t.name + "): the name is already used")
@@ -179,8 +230,13 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect reports every cache memo.Caches lists now, and every tier.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	for name, mc := range memo.Caches() {
-		collectCache(ch, name, mc.Stats())
+	caches := c.caches
+	if caches == nil {
+		caches = liveCaches
+	}
+	seen := map[string]bool{}
+	for name, s := range caches {
+		collectCache(ch, labelOf(name, seen), s)
 	}
 	for _, t := range c.tiers {
 		collectTier(ch, t.name, t.figures())
@@ -204,13 +260,16 @@ func collectCache(ch chan<- prometheus.Metric, name string, s stats.Stats) {
 	counter(ch, expirations, s.Expirations, name)
 	counter(ch, failures, s.Failures, name)
 	counter(ch, abandoned, s.Abandoned, name)
+	counter(ch, abandonedL, s.AbandonedLeaders, name)
 	counter(ch, getMisses, s.GetMisses, name)
 	counter(ch, uncacheable, s.Uncacheable, name)
 	counter(ch, refStarted, s.RefreshesStarted, name)
 	counter(ch, refOK, s.RefreshesSucceeded, name)
 	counter(ch, refFailed, s.RefreshesFailed, name)
 	counter(ch, staleServed, s.StaleServed, name)
+	counter(ch, staleRetry, s.StaleRetries, name)
 	counter(ch, rejected, s.Rejected, name)
+	counter(ch, tierHitsC, s.TierHits, name)
 	gauge(ch, entries, float64(s.CurrentSize), name)
 	gauge(ch, maxEntries, float64(s.MaxSize), name)
 	buckets := make(map[float64]uint64, len(bounds))
@@ -229,9 +288,40 @@ func collectTier(ch chan<- prometheus.Metric, name string, t stats.Tier) {
 	counter(ch, tierDecodeErrors, t.DecodeErrors, name)
 	counter(ch, tierLeaseWaits, t.LeaseWaits, name)
 	counter(ch, tierBreakerOpens, t.BreakerOpens, name)
+	counter(ch, tierFills, t.Fills, name)
+	counter(ch, tierLocalRuns, t.LocalRuns, name)
+	counter(ch, tierInvalidation, t.Invalidations, name)
+	counter(ch, tierResubscribes, t.Resubscribes, name)
+	counter(ch, tierGenFlushes, t.GenerationFlushes, name)
 	open := 0.0
 	if t.BreakerOpen {
 		open = 1
 	}
 	gauge(ch, tierBreakerOpen, open, name)
+}
+
+// labelOf returns the label value for the cache listed as name: name
+// itself when it is valid UTF-8 and not in seen, else name with each
+// invalid byte written as \xNN and, if that is in seen, "#2", "#3", ...
+// appended. It adds the value to seen.
+func labelOf(name string, seen map[string]bool) string {
+	v := name
+	if !utf8.ValidString(v) {
+		var b strings.Builder
+		for i := 0; i < len(name); {
+			r, n := utf8.DecodeRuneInString(name[i:])
+			if r == utf8.RuneError && n == 1 {
+				fmt.Fprintf(&b, `\x%02x`, name[i])
+			} else {
+				b.WriteString(name[i : i+n])
+			}
+			i += n
+		}
+		v = b.String()
+	}
+	for n, base := 2, v; seen[v]; n++ {
+		v = base + "#" + strconv.Itoa(n)
+	}
+	seen[v] = true
+	return v
 }

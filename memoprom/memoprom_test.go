@@ -157,7 +157,8 @@ func TestCollector(t *testing.T) {
 		fresh := freshDemo(t)
 
 		c := memoprom.NewCollector(memoprom.WithTier("redis", func() stats.Tier {
-			return stats.Tier{Hits: 5, Misses: 2, Errors: 1, DecodeErrors: 1, LeaseWaits: 3, BreakerOpens: 2, BreakerOpen: true}
+			return stats.Tier{Hits: 5, Misses: 2, Errors: 1, DecodeErrors: 1, LeaseWaits: 3, BreakerOpens: 2, BreakerOpen: true,
+				Fills: 4, LocalRuns: 6, Invalidations: 7, Resubscribes: 8, GenerationFlushes: 9}
 		}))
 		// Per cache, in the scrape's order: fresh, sessions, shared, users.
 		want := family("memo_cache_hits_total", "Lookups that found a live entry.", 2, 1, 1, 2) +
@@ -168,13 +169,16 @@ func TestCollector(t *testing.T) {
 			family("memo_cache_expirations_total", "Entries removed because their TTL ran out.", 0, 0, 0, 0) +
 			family("memo_cache_failures_total", "Executions that returned an error or panicked.", 2, 0, 0, 0) +
 			family("memo_cache_abandoned_total", "Misses whose caller stopped waiting before a result.", 0, 0, 0, 0) +
+			family("memo_cache_abandoned_leaders_total", "Abandoned misses whose caller had started the execution it left (the execution went on, and counts in the execution histogram).", 0, 0, 0, 0) +
 			family("memo_cache_get_misses_total", "Misses of Cache.Get, lookups after which nothing runs.", 0, 0, 0, 1) +
 			family("memo_cache_uncacheable_total", "Calls not stored because their key could not be kept.", 0, 0, 0, 0) +
 			family("memo_cache_refreshes_started_total", "Background refreshes started (WithRefreshAfter).", 2, 0, 0, 0) +
 			family("memo_cache_refreshes_succeeded_total", "Background refreshes whose function returned without an error.", 1, 0, 0, 0) +
 			family("memo_cache_refreshes_failed_total", "Background refreshes whose function returned an error or panicked.", 1, 0, 0, 0) +
 			family("memo_cache_stale_served_total", "Callers given a stale result because the execution that would replace it failed (WithStaleIfError).", 1, 0, 0, 0) +
+			family("memo_cache_stale_retries_total", "Executions started in an outage of WithStaleIfError, by one caller at a time under a doubling back-off, while the others get the stale result.", 0, 0, 0, 0) +
 			family("memo_cache_rejected_total", "Results not stored because WithCacheIf or WithTTLFunc rejected them.", 1, 0, 0, 0) +
+			family("memo_cache_tier_hits_total", "Executions a shared tier answered without running the function (counted in the execution histogram too).", 0, 0, 0, 0) +
 			gaugeFamily("memo_cache_entries", "Live entries.", 1, 2, 2, 3) +
 			gaugeFamily("memo_cache_max_entries", "The cache's capacity in entries.", 10, 2, 10, 100) + `
 # HELP memo_cache_execution_duration_seconds Execution times of the cached function.
@@ -204,26 +208,42 @@ memo_tier_breaker_opens_total{tier="redis"} 2
 # HELP memo_tier_breaker_open 1 while the shared tier's circuit breaker is open, else 0.
 # TYPE memo_tier_breaker_open gauge
 memo_tier_breaker_open{tier="redis"} 1
+# HELP memo_tier_fills_total Values this process wrote to the shared tier after running the function.
+# TYPE memo_tier_fills_total counter
+memo_tier_fills_total{tier="redis"} 4
+# HELP memo_tier_local_runs_total Loads that ran the function without the shared tier (the tier failing, its breaker open, a wait too long).
+# TYPE memo_tier_local_runs_total counter
+memo_tier_local_runs_total{tier="redis"} 6
+# HELP memo_tier_invalidations_total Invalidations that reached the shared tier.
+# TYPE memo_tier_invalidations_total counter
+memo_tier_invalidations_total{tier="redis"} 7
+# HELP memo_tier_resubscribes_total Times the shared tier's feed of invalidations was restored after a break; each flushed the local entries.
+# TYPE memo_tier_resubscribes_total counter
+memo_tier_resubscribes_total{tier="redis"} 8
+# HELP memo_tier_generation_flushes_total Flushes of the local entries of the shared tier's functions on a generation this process did not know (another replica's Clear, a lost generation key).
+# TYPE memo_tier_generation_flushes_total counter
+memo_tier_generation_flushes_total{tier="redis"} 9
 `
 		names := []string{
 			"memo_cache_hits_total", "memo_cache_misses_total", "memo_cache_led_total", "memo_cache_coalesced_total",
 			"memo_cache_evictions_total", "memo_cache_expirations_total", "memo_cache_failures_total",
-			"memo_cache_abandoned_total", "memo_cache_get_misses_total", "memo_cache_uncacheable_total",
-			"memo_cache_refreshes_started_total", "memo_cache_refreshes_succeeded_total",
-			"memo_cache_refreshes_failed_total", "memo_cache_stale_served_total", "memo_cache_rejected_total",
+			"memo_cache_abandoned_total", "memo_cache_abandoned_leaders_total", "memo_cache_get_misses_total", "memo_cache_uncacheable_total",
+			"memo_cache_refreshes_started_total", "memo_cache_refreshes_succeeded_total", "memo_cache_refreshes_failed_total",
+			"memo_cache_stale_served_total", "memo_cache_stale_retries_total", "memo_cache_rejected_total", "memo_cache_tier_hits_total",
 			"memo_cache_entries", "memo_cache_max_entries", "memo_cache_execution_duration_seconds",
 			"memo_tier_hits_total", "memo_tier_misses_total", "memo_tier_errors_total",
 			"memo_tier_decode_errors_total", "memo_tier_lease_waits_total",
-			"memo_tier_breaker_opens_total", "memo_tier_breaker_open",
+			"memo_tier_breaker_opens_total", "memo_tier_breaker_open", "memo_tier_fills_total", "memo_tier_local_runs_total",
+			"memo_tier_invalidations_total", "memo_tier_resubscribes_total", "memo_tier_generation_flushes_total",
 		}
 		require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(want), names...))
 
-		// Every metric named, and no other: 25 families, 18 per cache: a
+		// Every metric named, and no other: 33 families, 21 per cache: a
 		// counter per uint64 counter of stats.Stats but TotalCalls (the
-		// histogram's _count), the histogram, the two gauges.
-		require.Len(t, names, 25)
-		require.Equal(t, 18, counters()-1+1+2, "a Stats counter is missing from the collector (and from this test)")
-		assert.Equal(t, 4*18+7, testutil.CollectAndCount(c))
+		// histogram's _count), the histogram, the two gauges; 12 per tier.
+		require.Len(t, names, 33)
+		require.Equal(t, 21, counters()-1+1+2, "a Stats counter is missing from the collector (and from this test)")
+		assert.Equal(t, 4*21+12, testutil.CollectAndCount(c))
 
 		// The histograms count every execution: _count == TotalCalls.
 		for _, mc := range []*memo.Cache{users, memo.CacheOf(sessions), shared, fresh} {

@@ -1,6 +1,7 @@
 package redistier
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,20 +25,32 @@ type binding struct {
 	genKey string
 	logger *slog.Logger
 	gen    atomic.Pointer[string] // the current generation; nil: unknown, read it first
+	known  atomic.Pointer[string] // the last generation this process used; nil: none yet
+	clears atomic.Uint64          // Clear messages received (see readGeneration)
 	// pendingClear is set by a Clear that did not reach Redis: it is
 	// retried before the function uses Redis again, so that values from
 	// before the Clear are never read after Redis comes back.
 	pendingClear atomic.Bool
+	// pending holds the invalidations that did not reach Redis, by
+	// digest: the tier retries them (Tier.retryLoop), and until one lands
+	// its key is not read from Redis by this process (see Load).
+	pendingMu sync.Mutex
+	pending   map[[32]byte]memo.TierKey
 }
+
+// maxPending bounds the invalidations a binding keeps for retry: past it,
+// the function's whole generation is dropped instead (a pending Clear), so
+// that everything misses rather than anything going stale.
+const maxPending = 1 << 16
 
 // The Lua scripts. KEYS[1] is a value key, KEYS[2] its lease; both carry
 // the same hash tag, so they live in one Cluster slot.
 var (
-	// acquire returns {1, value} for a value, {2} when the caller now
-	// holds the lease, or {0, pttl} with the lease's remaining time.
+	// acquire returns {1, value, pttl} for a value, {2} when the caller
+	// now holds the lease, or {0, pttl} with the lease's remaining time.
 	acquireScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
-if v then return {1, v} end
+if v then return {1, v, redis.call('PTTL', KEYS[1])} end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
 return {0, redis.call('PTTL', KEYS[2])}`)
 	// refresh is acquire for a refresh: a value counts only if its
@@ -51,7 +65,7 @@ if v and #v >= 20 then
   for i = 1, 8 do
     local a, b = string.byte(v, 12 + i), string.byte(ARGV[3], i)
     if a ~= b then
-      if a > b then return {1, v} end
+      if a > b then return {1, v, redis.call('PTTL', KEYS[1])} end
       break
     end
   end
@@ -66,7 +80,9 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 redis.call('DEL', KEYS[2])
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1`)
-	// release gives up the caller's lease without a value.
+	// release gives up the caller's lease without a value; the message
+	// (ARGV[3]) says whether the waiters retry the lease (the holder left)
+	// or run on their own (its execution failed or was not storable).
 	releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
@@ -76,6 +92,17 @@ return 1`)
 	renewScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('PEXPIRE', KEYS[1], ARGV[2])`)
+	// generation returns the function's generation, starting a fresh,
+	// random one (ARGV[1]) when the key is missing (never written, or
+	// evicted): values stored under a generation that was lost must all
+	// miss, so the new one is published as a Clear (ARGV[3]), which every
+	// replica flushes for.
+	generationScript = redis.NewScript(`
+local g = redis.call('GET', KEYS[1])
+if g then return g end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return ARGV[1]`)
 	// invalidate deletes a value and its lease and tells the replicas.
 	invalidateScript = redis.NewScript(`
 redis.call('DEL', KEYS[1], KEYS[2])
@@ -83,12 +110,17 @@ redis.call('PUBLISH', ARGV[1], ARGV[2])
 return 1`)
 )
 
-// MaxLocalAge implements [memo.TierBinding]: 0, since the tier bounds the
-// age of local entries itself, by flushing them (see Tier.ageLoop).
-func (b *binding) MaxLocalAge() time.Duration { return 0 }
+// MaxLocalAge implements [memo.TierBinding]: the tier's WithMaxLocalAge.
+func (b *binding) MaxLocalAge() time.Duration { return b.t.o.maxLocalAge }
+
+// Unbind implements [memo.TierBinding]: the tier forgets the function.
+func (b *binding) Unbind() { b.t.unbind(b) }
 
 // generation returns the function's current generation, reading it when
-// unknown. ok is false when Redis could not tell.
+// unknown. ok is false when Redis could not tell. A generation key that is
+// missing (evicted, or never written) is never read as a default: the
+// read starts a fresh generation, so that values stored under the lost
+// one all miss (see generationScript).
 func (b *binding) generation(ctx context.Context) (string, bool) {
 	if b.pendingClear.Load() {
 		if b.Clear(ctx) != nil {
@@ -98,20 +130,58 @@ func (b *binding) generation(ctx context.Context) (string, bool) {
 	if g := b.gen.Load(); g != nil {
 		return *g, true
 	}
-	var g string
-	err := b.t.do(ctx, func(ctx context.Context) error {
-		var err error
-		g, err = b.t.rdb.Get(ctx, b.genKey).Result()
-		if errors.Is(err, redis.Nil) {
-			g, err = "0", nil
+	return b.readGeneration(ctx)
+}
+
+// readGeneration reads the generation from Redis (creating it when it is
+// missing) and makes it current; a generation that differs from the one
+// this process knew flushes the function's local entries.
+func (b *binding) readGeneration(ctx context.Context) (string, bool) {
+	t := b.t
+	for range 3 {
+		// A Clear's message that arrives during the read may name a
+		// later generation than the one read: read again.
+		epoch := b.clears.Load()
+		fresh := newGeneration()
+		var g string
+		err := t.do(ctx, func(ctx context.Context) error {
+			// A plain GET first (a script is a write, which CLIENT PAUSE
+			// WRITE holds back); the script only when the key is missing.
+			var err error
+			g, err = t.rdb.Get(ctx, b.genKey).Result()
+			if errors.Is(err, redis.Nil) {
+				g, err = generationScript.Run(ctx, t.rdb, []string{b.genKey}, fresh, t.channel, message(msgClear, b.base, fresh, nil)).Text()
+			}
+			return err
+		})
+		if err != nil {
+			return "", false
 		}
-		return err
-	})
-	if err != nil {
-		return "", false
+		if b.clears.Load() == epoch {
+			b.setGeneration(g)
+			return g, true
+		}
 	}
-	b.gen.CompareAndSwap(nil, &g)
-	return *b.gen.Load(), true
+	return "", false
+}
+
+// setGeneration makes g the function's generation, and flushes its local
+// entries when this process knew another one: they may hold values of a
+// generation that was dropped.
+func (b *binding) setGeneration(g string) {
+	old := b.known.Swap(&g)
+	b.gen.Store(&g)
+	if old != nil && *old != g {
+		b.t.st.generationFlushes.Add(1)
+		b.f.Flush()
+	}
+}
+
+// newGeneration returns a random generation.
+func newGeneration() string {
+	var r [8]byte
+	_, _ = rand.Read(r[:])
+	return hex.EncodeToString(r[:])
 }
 
 // keys returns the value key, the lease key and the generation-and-digest
@@ -121,8 +191,13 @@ func (b *binding) keys(gen string, key memo.TierKey) (vk, lk, rest string) {
 	return b.base + ":" + rest + ":v", b.base + ":" + rest + ":l", rest
 }
 
-// ttl returns how long values live in Redis.
-func (b *binding) ttl() time.Duration {
+// ttl returns how long a value lives in Redis: the TTL memo gave its
+// results (WithTTL, WithTTLFunc), or the tier's WithTTL for results
+// without one.
+func (b *binding) ttl(given time.Duration) time.Duration {
+	if given > 0 {
+		return given
+	}
 	if b.f.TTL > 0 {
 		return b.f.TTL
 	}
@@ -130,30 +205,52 @@ func (b *binding) ttl() time.Duration {
 }
 
 // Load implements [memo.TierBinding]: see the package documentation.
-func (b *binding) Load(ctx context.Context, key memo.TierKey, compute func(context.Context) ([]any, bool)) ([]any, bool) {
+func (b *binding) Load(ctx context.Context, key memo.TierKey, compute memo.TierCompute) ([]any, time.Duration, bool) {
 	return b.load(ctx, key, nil, compute)
 }
 
 // Refresh implements [memo.TierBinding]: Load with the refresh script,
 // which takes only a value created after since, and otherwise the lease
 // (see the package documentation).
-func (b *binding) Refresh(ctx context.Context, key memo.TierKey, since time.Time, compute func(context.Context) ([]any, bool)) ([]any, bool) {
+func (b *binding) Refresh(ctx context.Context, key memo.TierKey, since time.Time, compute memo.TierCompute) ([]any, time.Duration, bool) {
 	var s [8]byte
 	binary.BigEndian.PutUint64(s[:], uint64(max(since.UnixNano(), 0)))
 	b.t.st.refreshes.Add(1)
 	return b.load(ctx, key, s[:], compute)
 }
 
+// isPending reports whether an invalidation of key has not reached Redis
+// yet: the key is then local to this process.
+func (b *binding) isPending(key memo.TierKey) bool {
+	b.pendingMu.Lock()
+	defer b.pendingMu.Unlock()
+	_, ok := b.pending[key.Digest]
+	return ok
+}
+
+// remaining turns a PTTL reply to a read sent at start into how long the
+// value has left from now: less the time since start, and a millisecond
+// for PTTL's rounding, so that a local copy never outlives the value in
+// Redis. 0 when the value has no TTL, the reply is not one, or nothing is
+// left.
+func remaining(v any, start time.Time) time.Duration {
+	ms, ok := v.(int64)
+	if !ok {
+		return 0
+	}
+	return max(time.Duration(ms-1)*time.Millisecond-time.Since(start), 0)
+}
+
 // load is Load, or Refresh when since is not nil (8 bytes, big-endian
 // Unix nanoseconds).
-func (b *binding) load(ctx context.Context, key memo.TierKey, since []byte, compute func(context.Context) ([]any, bool)) ([]any, bool) {
+func (b *binding) load(ctx context.Context, key memo.TierKey, since []byte, compute memo.TierCompute) ([]any, time.Duration, bool) {
 	t := b.t
-	local := func() ([]any, bool) {
+	local := func() ([]any, time.Duration, bool) {
 		t.st.localRuns.Add(1)
 		compute(ctx)
-		return nil, false
+		return nil, 0, false
 	}
-	if t.isClosed() || !t.synced(ctx) {
+	if t.isClosed() || b.isPending(key) || !t.synced(ctx) {
 		return local()
 	}
 	gen, ok := b.generation(ctx)
@@ -163,21 +260,34 @@ func (b *binding) load(ctx context.Context, key memo.TierKey, since []byte, comp
 	vk, lk, rest := b.keys(gen, key)
 
 	if since == nil {
-		// The common case first: a plain GET. (A refresh expects an old
+		// The common case first: a plain read. (A refresh expects an old
 		// value there, and goes to its script at once.)
-		var raw []byte
+		var (
+			get  *redis.StringCmd
+			left *redis.DurationCmd
+		)
+		start := time.Now()
 		err := t.do(ctx, func(ctx context.Context) error {
-			var err error
-			raw, err = t.rdb.Get(ctx, vk).Bytes()
+			// GET and then PTTL in one round trip. Not MULTI/EXEC or a
+			// script, which CLIENT PAUSE WRITE (and a read-only replica)
+			// would refuse: a write between the two (an invalidation) is
+			// also published, and drops the local copy.
+			_, err := t.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				get = p.Get(ctx, vk)
+				left = p.PTTL(ctx, vk)
+				return nil
+			})
 			return err
 		})
 		switch {
-		case err == nil:
-			if res, ok := b.decode(vk, raw); ok {
-				return res, true
+		case err != nil && !errors.Is(err, redis.Nil):
+			return local()
+		case get.Err() == nil:
+			if res, ok := b.decode(vk, []byte(get.Val())); ok {
+				return res, remaining(int64(left.Val()/time.Millisecond), start), true
 			}
-		case errors.Is(err, redis.Nil):
-		default:
+			// Garbage at the key: nobody can fill it while it stands, so
+			// run locally (the next invalidation or the TTL clears it).
 			return local()
 		}
 		t.st.misses.Add(1)
@@ -185,39 +295,44 @@ func (b *binding) load(ctx context.Context, key memo.TierKey, since []byte, comp
 
 	tok := token()
 	deadline := time.Now().Add(t.o.maxWait)
+	var start time.Time
 	waited := false
 	for {
-		ch := t.waitChan(vk) // before acquiring, so that no wake is missed
+		w := t.waitChan(vk) // before acquiring, so that no wake is missed
 		var reply []any
+		start = time.Now()
 		err := t.do(ctx, func(ctx context.Context) error {
 			var err error
 			if since != nil {
-				reply, err = refreshScript.Run(ctx, t.rdb, []string{vk, lk}, tok, t.o.lease.Milliseconds(), string(since)).Slice()
+				reply, err = refreshScript.Run(ctx, t.rdb, []string{vk, lk}, tok, millis(t.o.lease), string(since)).Slice()
 			} else {
-				reply, err = acquireScript.Run(ctx, t.rdb, []string{vk, lk}, tok, t.o.lease.Milliseconds()).Slice()
+				reply, err = acquireScript.Run(ctx, t.rdb, []string{vk, lk}, tok, millis(t.o.lease)).Slice()
 			}
 			return err
 		})
 		if err != nil || len(reply) == 0 {
-			t.dropWait(vk, ch)
+			t.dropWait(vk, w)
 			return local()
 		}
 		switch reply[0] {
 		case int64(1):
-			t.dropWait(vk, ch)
+			t.dropWait(vk, w)
 			s, _ := reply[1].(string)
+			var left time.Duration
+			if len(reply) > 2 {
+				left = remaining(reply[2], start)
+			}
 			if res, ok := b.decode(vk, []byte(s)); ok {
 				if since != nil {
 					t.st.refreshHits.Add(1)
 				}
-				return res, true
+				return res, left, true
 			}
-			// Garbage at the key: nobody can fill it while it stands, so
-			// run locally (the next invalidation or the TTL clears it).
 			return local()
 		case int64(2):
-			t.dropWait(vk, ch)
-			return nil, b.lead(ctx, key, vk, lk, rest, tok, compute)
+			t.dropWait(vk, w)
+			b.lead(ctx, key, vk, lk, rest, tok, compute)
+			return nil, 0, false
 		}
 		if !waited {
 			waited = true
@@ -230,55 +345,82 @@ func (b *binding) load(ctx context.Context, key memo.TierKey, since []byte, comp
 		// lease to expire (the holder died), whichever comes first.
 		left := time.Until(deadline)
 		if left <= 0 || ctx.Err() != nil {
-			t.dropWait(vk, ch)
+			t.dropWait(vk, w)
 			return local()
 		}
 		wait := min(left, 200*time.Millisecond)
 		if len(reply) > 1 {
-			if pttl, ok := reply[1].(int64); ok && pttl >= 0 && time.Duration(pttl+1)*time.Millisecond < wait {
-				wait = time.Duration(pttl+1) * time.Millisecond
+			if p, ok := reply[1].(int64); ok && p >= 0 && time.Duration(p+1)*time.Millisecond < wait {
+				wait = time.Duration(p+1) * time.Millisecond
 			}
 		}
-		sleepCtx(ctx, wait, ch)
+		sleepCtx(ctx, wait, w.ch)
+		if w.failed.Load() || t.isClosed() {
+			// The holder's execution ended without a value to share (it
+			// failed, or its result was not storable): every waiter runs
+			// on its own at once rather than one after another under the
+			// lease. A closed tier no longer waits on Redis.
+			t.dropWait(vk, w)
+			if w.failed.Load() {
+				t.st.failedWakes.Add(1)
+			}
+			return local()
+		}
 	}
 }
 
-// lead runs compute as the holder of the lease and fills the value. It
-// reports false: the results come from compute.
-func (b *binding) lead(ctx context.Context, key memo.TierKey, vk, lk, rest, tok string, compute func(context.Context) ([]any, bool)) bool {
+// millis converts d to the milliseconds Redis takes for PX, saturating
+// (see saturate).
+func millis(d time.Duration) int64 { return max(d.Milliseconds(), 1) }
+
+// lead runs compute as the holder of the lease and fills the value.
+func (b *binding) lead(ctx context.Context, key memo.TierKey, vk, lk, rest, tok string, compute memo.TierCompute) {
 	t := b.t
 	stop := make(chan struct{})
 	heartbeat := make(chan struct{})
-	go func() { // keep the lease while the function runs
+	go func() { // keep the lease while the function runs, and ctx lives
 		defer close(heartbeat)
-		tick := time.NewTicker(t.o.lease / 3)
+		tick := time.NewTicker(max(t.o.lease/3, time.Millisecond))
 		defer tick.Stop()
 		for {
 			select {
 			case <-stop:
 				return
+			case <-ctx.Done():
+				// A hung execution whose context ended (a refresh past its
+				// deadline, callers that all left) must not hold the key
+				// for ever: the lease runs out, and another replica takes
+				// over.
+				return
 			case <-tick.C:
 				_ = t.do(context.Background(), func(ctx context.Context) error {
-					return renewScript.Run(ctx, t.rdb, []string{lk}, tok, t.o.lease.Milliseconds()).Err()
+					return renewScript.Run(ctx, t.rdb, []string{lk}, tok, millis(t.o.lease)).Err()
 				})
 			}
 		}
 	}()
-	filled := false
+	filled, returned := false, false
 	defer func() {
 		close(stop)
 		<-heartbeat
 		if !filled {
-			// An error, a panic, an encoding failure: give the lease up
-			// so that a waiter takes over at once.
+			// An error, a refused result, a panic, an encoding failure:
+			// give the lease up. When the execution returned (failed, or
+			// refused), the waiters run on their own at once; when it
+			// panicked, one of them takes the lease over.
+			kind := byte(msgRelease)
+			if returned {
+				kind = msgFailed
+			}
 			_ = t.do(context.WithoutCancel(ctx), func(ctx context.Context) error {
-				return releaseScript.Run(ctx, t.rdb, []string{lk}, tok, t.channel, message(msgRelease, b.base, rest, nil)).Err()
+				return releaseScript.Run(ctx, t.rdb, []string{lk}, tok, t.channel, message(kind, b.base, rest, nil)).Err()
 			})
 		}
 	}()
-	res, store := compute(ctx)
+	res, ttl, store := compute(ctx)
+	returned = true
 	if !store {
-		return false
+		return
 	}
 	val, err := t.o.codec.Encode(appendHeader(nil, t.o.codec.ID(), b.f.Schema, time.Now()), res)
 	if err != nil || len(val) > t.o.maxValue {
@@ -289,16 +431,16 @@ func (b *binding) lead(ctx context.Context, key memo.TierKey, vk, lk, rest, tok 
 		if b.logger != nil {
 			b.logger.Warn("memo: redistier: result not stored", "func", b.f.Name, "err", err)
 		}
-		return false
+		return
 	}
 	var n int64
 	err = t.do(context.WithoutCancel(ctx), func(ctx context.Context) error {
 		var err error
-		n, err = fillScript.Run(ctx, t.rdb, []string{vk, lk}, tok, val, b.ttl().Milliseconds(), t.channel, message(msgFill, b.base, rest, nil)).Int64()
+		n, err = fillScript.Run(ctx, t.rdb, []string{vk, lk}, tok, val, millis(b.ttl(ttl)), t.channel, message(msgFill, b.base, rest, nil)).Int64()
 		return err
 	})
 	if err != nil {
-		return false
+		return
 	}
 	filled = true
 	if n == 1 {
@@ -306,7 +448,6 @@ func (b *binding) lead(ctx context.Context, key memo.TierKey, vk, lk, rest, tok 
 	} else {
 		t.st.fenced.Add(1)
 	}
-	return false
 }
 
 // decode opens the value at vk; a value that does not decode is counted
@@ -342,29 +483,99 @@ func (b *binding) decode(vk string, raw []byte) (res []any, ok bool) {
 
 // Invalidate implements [memo.TierBinding]: it deletes the value and the
 // lease (fencing a fill in flight) and publishes the key, so that every
-// replica drops it locally.
+// replica drops it locally. When Redis cannot be reached, it returns the
+// error and keeps the invalidation for the tier to retry until it lands
+// (Tier.retryLoop); meanwhile this process does not read the key from
+// Redis (Load runs it locally and writes nothing).
 func (b *binding) Invalidate(ctx context.Context, key memo.TierKey) error {
-	t := b.t
-	if t.isClosed() {
+	if b.t.isClosed() {
 		return errors.New("memo: redistier: the tier is closed")
 	}
-	// The generation is read afresh, not taken from memory: a Clear
-	// whose message has not arrived yet must not make this invalidation
-	// miss a fill in flight under the new generation.
-	b.gen.Store(nil)
-	gen, ok := b.generation(ctx)
-	if !ok {
-		return fmt.Errorf("memo: redistier: Redis unreachable, %q not invalidated there", b.f.Name)
+	if err := b.invalidate(ctx, key); err != nil {
+		b.addPending(key)
+		return err
 	}
-	vk, lk, rest := b.keys(gen, key)
-	err := t.do(ctx, func(ctx context.Context) error {
-		return invalidateScript.Run(ctx, t.rdb, []string{vk, lk}, t.channel, message(msgInvalidate, b.base, rest, key.Args)).Err()
-	})
-	if err != nil {
-		return fmt.Errorf("memo: redistier: invalidating %q: %w", b.f.Name, err)
-	}
-	t.st.invalidations.Add(1)
 	return nil
+}
+
+// invalidate runs one invalidation of key in Redis.
+func (b *binding) invalidate(ctx context.Context, key memo.TierKey) error {
+	t := b.t
+	// The generation is read afresh, not taken from memory, before the
+	// delete and again after it: a Clear (or a generation restarted after
+	// its key was lost) whose message has not arrived yet must not make
+	// this invalidation miss a fill under the new generation.
+	var last string
+	for range 4 {
+		gen, ok := b.readGeneration(ctx)
+		if !ok {
+			return fmt.Errorf("memo: redistier: Redis unreachable, %q not invalidated there", b.f.Name)
+		}
+		if gen == last {
+			t.st.invalidations.Add(1)
+			return nil
+		}
+		vk, lk, rest := b.keys(gen, key)
+		err := t.do(ctx, func(ctx context.Context) error {
+			return invalidateScript.Run(ctx, t.rdb, []string{vk, lk}, t.channel, message(msgInvalidate, b.base, rest, key.Args)).Err()
+		})
+		if err != nil {
+			return fmt.Errorf("memo: redistier: invalidating %q: %w", b.f.Name, err)
+		}
+		last = gen
+	}
+	return fmt.Errorf("memo: redistier: invalidating %q: the generation kept changing", b.f.Name)
+}
+
+// addPending keeps key for the tier to retry; past maxPending keys the
+// function's whole generation is dropped instead.
+func (b *binding) addPending(key memo.TierKey) {
+	b.pendingMu.Lock()
+	if b.pending == nil {
+		b.pending = make(map[[32]byte]memo.TierKey)
+	}
+	if len(b.pending) < maxPending {
+		b.pending[key.Digest] = key
+	} else {
+		b.pendingClear.Store(true)
+		b.gen.Store(nil)
+	}
+	b.pendingMu.Unlock()
+	b.t.st.invalidationsPending.Add(1)
+	if b.logger != nil {
+		b.logger.Warn("memo: redistier: an invalidation did not reach Redis; retrying in the background, and the key stays local to this process meanwhile", "func", b.f.Name)
+	}
+	b.t.kickRetry()
+}
+
+// retryPending retries the binding's pending invalidations (and Clear),
+// and reports whether any is left.
+func (b *binding) retryPending(ctx context.Context) bool {
+	if b.pendingClear.Load() && b.Clear(ctx) != nil {
+		return true
+	}
+	b.pendingMu.Lock()
+	keys := make([]memo.TierKey, 0, len(b.pending))
+	for _, k := range b.pending {
+		keys = append(keys, k)
+	}
+	b.pendingMu.Unlock()
+	left := false
+	for _, k := range keys {
+		if err := b.invalidate(ctx, k); err != nil {
+			left = true
+			break // Redis is failing: wait for the next round
+		}
+		b.pendingMu.Lock()
+		if cur, ok := b.pending[k.Digest]; ok && bytes.Equal(cur.Args, k.Args) {
+			delete(b.pending, k.Digest)
+		}
+		b.pendingMu.Unlock()
+		b.t.st.invalidationsRetried.Add(1)
+	}
+	b.pendingMu.Lock()
+	defer b.pendingMu.Unlock()
+	return left || len(b.pending) > 0 || b.pendingClear.Load()
 }
 
 // Clear implements [memo.TierBinding]: the function moves to a new,
@@ -374,9 +585,7 @@ func (b *binding) Clear(ctx context.Context) error {
 	if t.isClosed() {
 		return errors.New("memo: redistier: the tier is closed")
 	}
-	var r [8]byte
-	_, _ = rand.Read(r[:])
-	gen := hex.EncodeToString(r[:])
+	gen := newGeneration()
 	err := t.do(ctx, func(ctx context.Context) error {
 		_, err := t.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, b.genKey, gen, 0)
@@ -391,10 +600,17 @@ func (b *binding) Clear(ctx context.Context) error {
 		if b.logger != nil {
 			b.logger.Warn("memo: redistier: Clear did not reach Redis", "func", b.f.Name, "err", err)
 		}
+		t.kickRetry()
 		return fmt.Errorf("memo: redistier: clearing %q: %w", b.f.Name, err)
 	}
+	b.known.Store(&gen)
 	b.gen.Store(&gen)
 	b.pendingClear.Store(false)
+	// Pending invalidations are covered: the generation they were for
+	// is gone.
+	b.pendingMu.Lock()
+	clear(b.pending)
+	b.pendingMu.Unlock()
 	t.st.clears.Add(1)
 	return nil
 }

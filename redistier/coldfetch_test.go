@@ -39,15 +39,21 @@ func newGatedReplica(t *testing.T, opts ...Option) *gatedReplica {
 	return r
 }
 
-// next returns the kind of the next message r handled.
+// next returns the kind of the next message r handled, other than a new
+// generation's (the first load of a function starts its generation, and
+// publishes it as a Clear: see generationScript).
 func (r *gatedReplica) next(t *testing.T) byte {
 	t.Helper()
-	select {
-	case k := <-r.msgs:
-		return k
-	case <-time.After(hangAfter):
-		t.Fatal("hung waiting for a message")
-		return 0
+	for {
+		select {
+		case k := <-r.msgs:
+			if k != msgClear {
+				return k
+			}
+		case <-time.After(hangAfter):
+			t.Fatal("hung waiting for a message")
+			return 0
+		}
 	}
 }
 

@@ -40,12 +40,19 @@ func defaults() options {
 		maxValue:        1 << 20,
 		breakerFailures: 5,
 		breakerTimeout:  2 * time.Second,
-		codec:           JSON,
+		codec:           Binary,
 	}
 }
 
+// maxDuration is where the duration options saturate: a century, which
+// Redis's PX, timers and deadlines all take.
+const maxDuration = 100 * 365 * 24 * time.Hour
+
 func (o *options) validate() error {
 	errs := o.errs
+	for _, d := range []*time.Duration{&o.budget, &o.lease, &o.maxWait, &o.maxLocalAge, &o.ttl, &o.breakerTimeout} {
+		*d = min(*d, maxDuration)
+	}
 	if o.prefix == "" || strings.ContainsAny(o.prefix, "{}") {
 		errs = append(errs, fmt.Errorf("memo: redistier.WithPrefix(%q): the prefix must be non-empty and hold no braces (Redis Cluster hash tags)", o.prefix))
 	}
@@ -91,13 +98,19 @@ func WithLease(d time.Duration) Option { return func(o *options) { o.lease = d }
 // (default 10 s) before it runs the function locally, without writing.
 func WithMaxWait(d time.Duration) Option { return func(o *options) { o.maxWait = d } }
 
-// WithMaxLocalAge bounds how long a tiered function's entry lives in the
-// local cache (default 30 s; 0: no bound). It is the longest a replica can
-// serve a value that another replica invalidated when the invalidation's
-// message was lost and the subscription did not visibly break. The tier
-// flushes its functions' local entries that often (each tier at a
-// slightly different period, up to a tenth less), so local hits pay
-// nothing for the bound; the next call of each key rereads Redis.
+// WithMaxLocalAge bounds the age of each local (L1) entry of a tiered
+// function (default 30 s; 0: no bound; durations saturate at a century).
+// It is the longest a replica can serve a value that another replica
+// invalidated when the invalidation's message was lost and the
+// subscription did not visibly break. Each entry is removed once it is
+// that old, whatever its own TTL, and the rest of L1 keeps its hits; for
+// a result without a TTL of its own the cache's expiry timer removes the
+// entry (an eighth of the bound early, at most a second, so that a late
+// timer stays within it), and a hit reads no clock. It caps
+// memo.WithStaleIfError (no entry, stale or not, is kept past it) and
+// refresh-ahead (an interval at or past it never refreshes: the entry is
+// read again from Redis instead); memo logs a Warn at decoration when it
+// does.
 func WithMaxLocalAge(d time.Duration) Option { return func(o *options) { o.maxLocalAge = d } }
 
 // WithTTL sets the time values live in Redis (default 1 h) for functions
@@ -110,14 +123,18 @@ func WithTTL(d time.Duration) Option { return func(o *options) { o.ttl = d } }
 func WithMaxValueBytes(n int) Option { return func(o *options) { o.maxValue = n } }
 
 // WithBreakerFailures sets how many consecutive failed operations open the
-// circuit breaker (default 5).
+// circuit breaker (default 5): failures at that many moments a budget
+// apart (operations that started within a budget of each other and failed
+// count once), not counting requests that never reached Redis (see the
+// package documentation).
 func WithBreakerFailures(n int) Option { return func(o *options) { o.breakerFailures = n } }
 
 // WithBreakerTimeout sets how long the breaker stays open before one call
 // probes Redis again (default 2 s).
 func WithBreakerTimeout(d time.Duration) Option { return func(o *options) { o.breakerTimeout = d } }
 
-// WithCodec replaces the codec of results (default [JSON]).
+// WithCodec replaces the codec of results (default [Binary], memo's own;
+// [JSON], [Msgpack] and [Gob] are for interoperability).
 func WithCodec(c Codec) Option { return func(o *options) { o.codec = c } }
 
 // WithLogger logs the breaker's transitions and undecodable values to l

@@ -40,25 +40,49 @@
 // replica's own stale L1 entry; nothing stale is written to Redis.
 //
 // Invalidation: [memo.InvalidateContext] deletes the value and the lease
-// and publishes the key; every replica drops its L1 copy on receipt.
+// and publishes the key, and then memo drops the local entry; every
+// replica drops its L1 copy on receipt. An invalidation that cannot reach
+// Redis returns its error and is retried in the background until it lands
+// (every 50 ms at first, doubling to 2 s); meanwhile the key is local-only
+// in the process that invalidated (its loads run the function and neither
+// read nor write Redis), so that process never serves the old value.
 // [memo.Cache.Clear] of a tiered function moves the function to a new
 // generation (a random number stored at one key that every value key
-// contains), so no SCAN is needed. A load waits (within the budget) for
-// the tier's first subscription before it reads Redis, so that what it
-// stores in L1 was read while invalidations could reach it; a load that
-// could not wait runs locally, and the first subscription flushes what
-// such loads stored. A fill message only wakes waiters: it drops nothing.
-// A replica whose subscription broke flushes its tiered L1 entries when
-// it resubscribes, and while a tier is
-// on, L1 entries live at most [WithMaxLocalAge] (default 30 s): the tier
-// flushes them that often.
+// contains), so no SCAN is needed. A generation key that is missing
+// (evicted under allkeys-lru, or flushed) is never read as a default: the
+// read starts a fresh random generation and publishes it as a Clear, so
+// that everything misses rather than anything going stale. A load waits
+// (within the budget) for the tier's first subscription before it reads
+// Redis, so that what it stores in L1 was read while invalidations could
+// reach it; a load that could not wait runs locally, and the first
+// subscription flushes what such loads stored. A fill message only wakes
+// waiters: it drops nothing. A replica whose subscription broke flushes
+// its tiered L1 entries when it resubscribes.
+//
+// The staleness bound: once InvalidateContext returns nil, no other
+// replica serves the old value later than the message's delivery or, when
+// the message is lost without the subscription breaking, [WithMaxLocalAge]
+// (default 30 s), which bounds the age of each L1 entry.
+//
+// TTLs: the Redis copy of a result gets the TTL memo gave it (WithTTL, or
+// WithTTLFunc's), the tier's [WithTTL] for results without one; a value
+// read from Redis carries its remaining TTL into L1, so that it expires
+// there when it does in Redis.
+//
+// A lease holder whose execution fails (or whose result is not storable)
+// wakes every waiter in every replica at once, and each runs the function
+// on its own; one that panics or whose callers left releases the lease
+// for a waiter to take over.
 //
 // Failure: every Redis operation runs under a budget ([WithBudget], default
 // 50 ms), so a call that finds Redis down, slow, paused, out of memory or
 // restarting runs the function locally in about the budget plus the
 // function's own time; a circuit breaker (sony/gobreaker) stops paying
 // the budget while Redis keeps failing, and probes it again after
-// [WithBreakerTimeout]. A value that does not decode (garbage, truncated,
+// [WithBreakerTimeout]. The breaker counts Redis failing to answer over
+// at least a budget, not requests that never reached it (this process
+// stalled), and New warms the connection pool before the tier is ready.
+// A value that does not decode (garbage, truncated,
 // another schema or codec) is a miss and a counted error, never a panic or
 // a wrong value.
 //
@@ -76,7 +100,11 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,15 +127,24 @@ type Tier struct {
 	logger  *slog.Logger // the first bound function's logger, for the breaker
 
 	mu      sync.Mutex
-	funcs   map[string][]*binding    // by base key (one name may be bound more than once)
-	waiters map[string]chan struct{} // by value key: closed on a fill or release
+	funcs   map[string][]*binding // by base key (one name may be bound more than once)
+	waiters map[string]*waiter    // by value key: woken on a fill, release or invalidation
 	closed  bool
 
-	pubsub *redis.PubSub
-	done   chan struct{} // closed when the subscriber has stopped
-	stop   chan struct{} // closed by Close: stops the age loop
-	aged   chan struct{} // closed when the age loop has stopped
-	ready  chan struct{} // closed at the first subscription
+	pubsub  *redis.PubSub
+	done    chan struct{} // closed when the subscriber has stopped
+	stop    chan struct{} // closed by Close: stops the retry loop
+	retried chan struct{} // closed when the retry loop has stopped
+	retry   chan struct{} // a pending invalidation wakes the retry loop
+	ready   chan struct{} // closed at the first subscription
+	// warmed is closed when warmPool is done; stopWarm cuts it short.
+	warmed   chan struct{}
+	stopWarm context.CancelFunc
+	// failMoments counts the moments, a budget apart, at which operations
+	// failed since Redis last answered, and lastFail is when the last
+	// counted one started (Unix nanoseconds): the breaker opens on
+	// failures at several moments, not on many at one.
+	failMoments, lastFail atomic.Int64
 	// unsynced is set by a load that ran before the first subscription
 	// (without waiting for it): its result may have missed an
 	// invalidation, so the first subscription flushes.
@@ -121,9 +158,11 @@ type Tier struct {
 // redis.FailoverOptions, redis.UniversalOptions): without it go-redis
 // ignores the context deadlines that bound each operation. client stays
 // the caller's: Close does not close it. New subscribes to the tier's
-// channel in a goroutine of its own, which Close stops; it does not wait
-// for Redis, which may be down (the tier then fails open): the first loads
-// wait for the subscription, within the budget (see [Tier.Ready]).
+// channel, warms the client's connection pool (up to 16 connections) and
+// retries failed invalidations in goroutines of its own, which Close
+// stops; it does not wait for Redis, which may be down (the tier then
+// fails open): the first loads wait for the subscription and the warm
+// pool, within the budget (see [Tier.Ready]).
 func New(client redis.UniversalClient, opts ...Option) (*Tier, error) {
 	if client == nil {
 		return nil, errors.New("memo: redistier.New(nil): pass a go-redis client")
@@ -143,60 +182,104 @@ func New(client redis.UniversalClient, opts ...Option) (*Tier, error) {
 		o:       o,
 		channel: o.prefix + ":events",
 		funcs:   make(map[string][]*binding),
-		waiters: make(map[string]chan struct{}),
+		waiters: make(map[string]*waiter),
 		done:    make(chan struct{}),
 		ready:   make(chan struct{}),
 		stop:    make(chan struct{}),
-		aged:    make(chan struct{}),
+		retried: make(chan struct{}),
+		retry:   make(chan struct{}, 1),
 		logger:  o.logger,
 	}
 	t.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        "redistier",
 		MaxRequests: 1,
 		Timeout:     o.breakerTimeout,
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= uint32(o.breakerFailures) },
+		// N failures in a row, at N moments a budget apart: a stall of
+		// this process (a GC, CPU starvation, a burst at start) fails
+		// every operation in flight at once, and counts once.
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			return c.ConsecutiveFailures >= uint32(o.breakerFailures) && t.failMoments.Load() >= int64(o.breakerFailures)
+		},
 		IsSuccessful: func(err error) bool {
 			return err == nil || errors.Is(err, redis.Nil) || isReply(err)
 		},
+		IsExcluded:    unsent,
 		OnStateChange: t.breakerChanged,
 	})
 	t.pubsub = client.Subscribe(context.Background(), t.channel)
-	go t.subscribe()
-	go t.ageLoop()
+	wctx, cancel := context.WithTimeout(context.Background(), max(o.budget, time.Second))
+	t.warmed, t.stopWarm = make(chan struct{}), cancel
+	go func() {
+		defer close(t.warmed)
+		defer cancel()
+		t.warmPool(wctx)
+	}()
+	go t.subscribe(t.warmed)
+	go t.retryLoop()
 	return t, nil
 }
 
-// ageLoop flushes the bound functions' local entries every
-// WithMaxLocalAge (less up to a tenth, so that replicas do not all reread
-// Redis at once): no local entry outlives the bound, and the hit path pays
-// nothing for it (a per-entry TTL would cost a clock read on every hit).
-func (t *Tier) ageLoop() {
-	defer close(t.aged)
-	if t.o.maxLocalAge <= 0 {
-		<-t.stop
-		return
-	}
-	var r [1]byte
-	_, _ = rand.Read(r[:])
-	tick := time.NewTicker(t.o.maxLocalAge - t.o.maxLocalAge/10*time.Duration(r[0])/255)
-	defer tick.Stop()
+// retryLoop retries the invalidations (and Clears) that did not reach
+// Redis, until each lands or the tier closes: every 50 ms at first,
+// doubling up to 2 s while Redis keeps failing.
+func (t *Tier) retryLoop() {
+	defer close(t.retried)
+	const first, most = 50 * time.Millisecond, 2 * time.Second
+	backoff := first
+	var tick <-chan time.Time
 	for {
 		select {
 		case <-t.stop:
 			return
-		case <-tick.C:
-			t.mu.Lock()
-			var funcs []*binding
-			for _, bs := range t.funcs {
-				funcs = append(funcs, bs...)
-			}
-			t.mu.Unlock()
-			for _, b := range funcs {
-				b.f.Flush()
-			}
-			t.st.ageFlushes.Add(1)
+		case <-t.retry:
+		case <-tick:
 		}
+		tick = nil
+		t.mu.Lock()
+		var funcs []*binding
+		for _, bs := range t.funcs {
+			funcs = append(funcs, bs...)
+		}
+		t.mu.Unlock()
+		left := false
+		for _, b := range funcs {
+			if b.retryPending(context.Background()) {
+				left = true
+			}
+		}
+		if !left {
+			backoff = first
+			continue
+		}
+		tick = time.After(backoff)
+		backoff = min(2*backoff, most)
 	}
+}
+
+// kickRetry wakes the retry loop.
+func (t *Tier) kickRetry() {
+	select {
+	case t.retry <- struct{}{}:
+	default:
+	}
+}
+
+// warmPool opens connections ahead of the first loads, so that a replica
+// that starts during a burst does not pay for dialling under the budget
+// (where a slow dial would count as a failure and open the breaker): it
+// pings Redis from as many goroutines as a burst of leaders may use,
+// bounded by the client's pool, within ctx (a budget, at least a second;
+// Close cancels it). Errors are ignored: loads find out.
+func (t *Tier) warmPool(ctx context.Context) {
+	n := 16
+	if c, ok := t.rdb.(*redis.Client); ok && c.Options().PoolSize > 0 {
+		n = min(n, c.Options().PoolSize)
+	}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { _ = t.rdb.Ping(ctx).Err() })
+	}
+	wg.Wait()
 }
 
 // contextTimeouts reports whether client honours context deadlines.
@@ -223,9 +306,33 @@ func isReply(err error) bool {
 	return !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)
 }
 
-// Close stops the tier's subscription and waits for its goroutine. Calls
-// of functions bound to a closed tier run locally without Redis. Close
-// does not close the client. It is safe to call more than once.
+// unsent reports whether err is a deadline that passed before the request
+// reached Redis: a write that timed out (on a socket Redis does not read
+// from, writes succeed until its buffers fill: such a timeout means this
+// process was stalled past the budget, by a GC, CPU starvation or a burst
+// of work at start), or a context deadline met before any I/O (waiting
+// for a connection of the pool). The call still runs locally, but the
+// breaker does not count it: it counts Redis failing to answer (refused
+// or dropped connections, reads that time out), not this process being
+// slow to ask.
+func unsent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Op == "write" && op.Timeout()
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return false // a read or dial timeout: Redis did not answer
+	}
+	return errors.Is(err, context.DeadlineExceeded)
+}
+
+// Close stops the tier's subscription and its retries and waits for their
+// goroutines. Calls of functions bound to a closed tier run locally
+// without Redis, and loads waiting on another process's lease stop
+// waiting and run locally. Invalidations still pending are dropped (the
+// writing process calls locally from then on). Close does not close the
+// client. It is safe to call more than once.
 func (t *Tier) Close() error {
 	t.mu.Lock()
 	if t.closed {
@@ -233,13 +340,15 @@ func (t *Tier) Close() error {
 		return nil
 	}
 	t.closed = true
-	for k, ch := range t.waiters {
-		close(ch)
+	for k, w := range t.waiters {
+		close(w.ch)
 		delete(t.waiters, k)
 	}
 	t.mu.Unlock()
 	close(t.stop)
-	<-t.aged
+	t.stopWarm()
+	<-t.warmed
+	<-t.retried
 	err := t.pubsub.Close()
 	<-t.done
 	return err
@@ -253,8 +362,15 @@ func (t *Tier) isClosed() bool {
 
 // Bind implements [memo.Tier]: memo calls it once for each function
 // decorated with WithTier(t). It fails when the codec cannot encode one of
-// the result types exactly.
+// the result types exactly, or when the name holds a brace ({ or }),
+// which Redis Cluster would read as a hash tag.
 func (t *Tier) Bind(f memo.TierFunc) (memo.TierBinding, error) {
+	if strings.ContainsAny(f.Name, "{}") {
+		// A brace would make Redis Cluster hash a value and its lease by
+		// a tag in the name rather than the digest, putting them in
+		// different slots (every script would fail with CROSSSLOT).
+		return nil, fmt.Errorf("memo: redistier: the name %q holds a brace, which Redis Cluster reads as a hash tag: a value and its lease would land in different slots; use a name without { and }", f.Name)
+	}
 	for _, rt := range f.Results {
 		if err := checkType(t.o.codec, rt); err != nil {
 			return nil, err
@@ -273,6 +389,18 @@ func (t *Tier) Bind(f memo.TierFunc) (memo.TierBinding, error) {
 	}
 	t.mu.Unlock()
 	return b, nil
+}
+
+// unbind forgets b, a function that has been collected.
+func (t *Tier) unbind(b *binding) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	bs := slices.DeleteFunc(t.funcs[b.base], func(x *binding) bool { return x == b })
+	if len(bs) == 0 {
+		delete(t.funcs, b.base)
+	} else {
+		t.funcs[b.base] = bs
+	}
 }
 
 // breakerChanged logs and counts the breaker's transitions.
@@ -295,10 +423,22 @@ func (t *Tier) do(ctx context.Context, op func(ctx context.Context) error) error
 	_, err := t.cb.Execute(func() (struct{}, error) {
 		octx, cancel := context.WithTimeout(ctx, t.o.budget)
 		defer cancel()
+		start := time.Now().UnixNano()
 		opErr = op(octx)
 		if opErr != nil && ctx.Err() != nil {
 			// The caller left: not Redis's failure.
 			return struct{}{}, nil
+		}
+		switch {
+		case opErr == nil || errors.Is(opErr, redis.Nil) || isReply(opErr):
+			t.failMoments.Store(0)
+			t.lastFail.Store(0)
+		case !unsent(opErr):
+			// Operations that started within a budget of the last
+			// counted failure fail for the same reason: one moment.
+			if last := t.lastFail.Load(); (last == 0 || start-last >= int64(t.o.budget)) && t.lastFail.CompareAndSwap(last, start) {
+				t.failMoments.Add(1)
+			}
 		}
 		return struct{}{}, opErr
 	})
@@ -312,39 +452,51 @@ func (t *Tier) do(ctx context.Context, op func(ctx context.Context) error) error
 	return opErr
 }
 
-// waitChan returns the channel closed at the next fill, release or
-// invalidation of the value key vk.
-func (t *Tier) waitChan(vk string) chan struct{} {
+// A waiter is what the loads waiting on one value key in this process
+// share: ch is closed at the key's next fill, release or invalidation,
+// and failed is set first when the lease holder's execution ended without
+// a value to share.
+type waiter struct {
+	ch     chan struct{}
+	failed atomic.Bool
+}
+
+// waitChan returns the waiter of the value key vk.
+func (t *Tier) waitChan(vk string) *waiter {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	ch := t.waiters[vk]
-	if ch == nil {
-		ch = make(chan struct{})
+	w := t.waiters[vk]
+	if w == nil {
+		w = &waiter{ch: make(chan struct{})}
 		if t.closed {
-			close(ch)
-			return ch
+			close(w.ch)
+			return w
 		}
-		t.waiters[vk] = ch
+		t.waiters[vk] = w
 	}
-	return ch
+	return w
 }
 
-// wake closes the wait channel of the value key vk.
-func (t *Tier) wake(vk string) {
+// wake wakes the waiters of the value key vk; failed tells them that the
+// holder's execution had no value to share.
+func (t *Tier) wake(vk string, failed bool) {
 	t.mu.Lock()
-	ch := t.waiters[vk]
+	w := t.waiters[vk]
 	delete(t.waiters, vk)
 	t.mu.Unlock()
-	if ch != nil {
-		close(ch)
+	if w != nil {
+		if failed {
+			w.failed.Store(true)
+		}
+		close(w.ch)
 	}
 }
 
-// dropWait forgets vk's channel if nobody else waits: a channel made by a
-// waiter that got its value another way would stay in the map.
-func (t *Tier) dropWait(vk string, ch chan struct{}) {
+// dropWait forgets vk's waiter if nobody else waits: a waiter made by a
+// load that got its value another way would stay in the map.
+func (t *Tier) dropWait(vk string, w *waiter) {
 	t.mu.Lock()
-	if t.waiters[vk] == ch {
+	if t.waiters[vk] == w {
 		delete(t.waiters, vk)
 	}
 	t.mu.Unlock()
@@ -353,7 +505,8 @@ func (t *Tier) dropWait(vk string, ch chan struct{}) {
 // Message kinds on the channel.
 const (
 	msgFill       = 'f' // a value was written: waiters read it
-	msgRelease    = 'r' // a lease was given up without a value: waiters retry
+	msgRelease    = 'r' // a lease was given up without a value (its holder panicked or left): waiters retry
+	msgFailed     = 'x' // the holder's execution ended without a value to share: waiters run on their own
 	msgInvalidate = 'i' // a value was deleted: replicas drop it locally
 	msgClear      = 'c' // a function moved to a new generation
 )
@@ -391,7 +544,7 @@ func parseMessage(m string) (kind byte, base, rest, args string, ok bool) {
 // subscribe receives the tier's channel until Close. Each (re)subscription
 // flushes the tiered local entries and forgets the generations, since
 // messages may have been lost while the subscription was down.
-func (t *Tier) subscribe() {
+func (t *Tier) subscribe(warmed <-chan struct{}) {
 	defer close(t.done)
 	if g := t.o.subscribeGate; g != nil {
 		select {
@@ -415,6 +568,10 @@ func (t *Tier) subscribe() {
 				// of a process that called at once (a cold fetch by two
 				// replicas left neither with an L1 entry).
 				first = false
+				select { // a warm pool first (see warmPool)
+				case <-warmed:
+				case <-t.stop:
+				}
 				t.resync(t.unsynced.Load())
 				close(t.ready)
 			} else {
@@ -437,7 +594,7 @@ func (t *Tier) resync(flush bool) {
 		funcs = append(funcs, bs...)
 	}
 	waiters := t.waiters
-	t.waiters = make(map[string]chan struct{})
+	t.waiters = make(map[string]*waiter)
 	t.mu.Unlock()
 	for _, b := range funcs {
 		b.gen.Store(nil)
@@ -445,8 +602,8 @@ func (t *Tier) resync(flush bool) {
 			b.f.Flush()
 		}
 	}
-	for _, ch := range waiters {
-		close(ch)
+	for _, w := range waiters {
+		close(w.ch)
 	}
 }
 
@@ -460,17 +617,26 @@ func (t *Tier) handle(payload string) {
 	t.mu.Unlock()
 	switch kind {
 	case msgFill, msgRelease:
-		t.wake(base + ":" + rest + ":v")
+		t.wake(base+":"+rest+":v", false)
+	case msgFailed:
+		t.wake(base+":"+rest+":v", true)
 	case msgInvalidate:
-		t.wake(base + ":" + rest + ":v")
+		t.wake(base+":"+rest+":v", false)
 		for _, b := range bs {
 			b.f.Drop([]byte(args))
 		}
 	case msgClear:
+		// A new generation (a Clear, or one started after the key was
+		// lost): unless this process already moved to it, flush and
+		// reread it from Redis at the next load. The message's generation
+		// is not taken as current: a read may have seen a later one.
 		for _, b := range bs {
-			g := rest
-			b.gen.Store(&g)
-			b.f.Flush()
+			b.clears.Add(1)
+			if k := b.known.Load(); k != nil && *k != rest {
+				b.gen.Store(nil)
+				t.st.generationFlushes.Add(1)
+				b.f.Flush()
+			}
 		}
 	}
 	if t.o.handled != nil {
@@ -479,11 +645,13 @@ func (t *Tier) handle(payload string) {
 }
 
 // synced reports whether the tier's subscription is in place, waiting
-// for the first one within one budget (under the breaker, so that a Redis
-// that is down at start costs the budget only until the breaker opens).
-// A load starts only once it is: a value it stores in L1 was read while
-// invalidations could reach it. When it reports false, the load runs
-// locally, and the first subscription flushes what such loads stored.
+// for the first one within one budget. A load starts only once it is: a
+// value it stores in L1 was read while invalidations could reach it. When
+// it reports false, the load runs locally, and the first subscription
+// flushes what such loads stored. Waiting is set-up, not a Redis failure,
+// so it does not count against the breaker; a wait that times out pings
+// Redis under the breaker instead, so that a Redis that is down at start
+// opens it (and later loads skip the wait).
 func (t *Tier) synced(ctx context.Context) bool {
 	select {
 	case <-t.ready:
@@ -493,18 +661,18 @@ func (t *Tier) synced(ctx context.Context) bool {
 	if t.o.waiting != nil {
 		t.o.waiting("subscription")
 	}
-	err := t.do(ctx, func(ctx context.Context) error {
+	if t.cb.State() != gobreaker.StateOpen {
+		tm := time.NewTimer(t.o.budget)
 		select {
 		case <-t.ready:
-			return nil
+			tm.Stop()
+			return true
 		case <-t.stop:
-			return errClosed
 		case <-ctx.Done():
-			return ctx.Err()
+		case <-tm.C:
+			_ = t.do(ctx, func(ctx context.Context) error { return t.rdb.Ping(ctx).Err() })
 		}
-	})
-	if err == nil {
-		return true
+		tm.Stop()
 	}
 	// Set before the local run starts: a subscription that comes after
 	// this flushes; one that came before saw no flag, but then the local
@@ -512,9 +680,6 @@ func (t *Tier) synced(ctx context.Context) bool {
 	t.unsynced.Store(true)
 	return false
 }
-
-// errClosed is what a wait returns when the tier closes.
-var errClosed = errors.New("memo: redistier: the tier is closed")
 
 // token returns a random lease token.
 func token() string {
@@ -526,31 +691,36 @@ func token() string {
 // Stats are a tier's counters since New. Every field counts events in
 // this process.
 type Stats struct {
-	Hits          uint64 // L2 hits: values read and decoded
-	Misses        uint64 // L2 misses: no value at the key
-	Fills         uint64 // values written by this process's lease holders
-	Fenced        uint64 // fills refused because the lease was gone (an invalidation, or an expired lease)
-	LeaseWaits    uint64 // loads that waited for another process's lease
-	LocalRuns     uint64 // loads that ran the function without the tier (Redis failing, the breaker open, a wait too long)
-	Errors        uint64 // Redis operations that failed (timeouts, connection errors, error replies)
-	DecodeErrors  uint64 // values at a key that did not decode: treated as misses
-	EncodeErrors  uint64 // results that did not encode, or were over the size limit: not written
-	Skipped       uint64 // operations not tried because the breaker was open
-	BreakerOpened uint64 // times the breaker opened
-	BreakerState  string // "closed", "half-open" or "open"
-	Invalidations uint64 // InvalidateContext calls that reached Redis
-	Clears        uint64 // Clear calls that reached Redis
-	Received      uint64 // messages received from the channel
-	Resubscribes  uint64 // subscriptions restored after a break (each flushed the tiered local entries)
-	AgeFlushes    uint64 // flushes of the tiered local entries by WithMaxLocalAge
-	Refreshes     uint64 // refreshes (memo.WithRefreshAfter) that asked Redis
-	RefreshHits   uint64 // refreshes answered by a value another replica refreshed (no execution here)
+	Hits              uint64 // L2 hits: values read and decoded
+	Misses            uint64 // L2 misses: no value at the key
+	Fills             uint64 // values written by this process's lease holders
+	Fenced            uint64 // fills refused because the lease was gone (an invalidation, or an expired lease)
+	LeaseWaits        uint64 // loads that waited for another process's lease
+	LocalRuns         uint64 // loads that ran the function without the tier (Redis failing, the breaker open, a wait too long)
+	Errors            uint64 // Redis operations that failed (timeouts, connection errors, error replies)
+	DecodeErrors      uint64 // values at a key that did not decode: treated as misses
+	EncodeErrors      uint64 // results that did not encode, or were over the size limit: not written
+	Skipped           uint64 // operations not tried because the breaker was open
+	BreakerOpened     uint64 // times the breaker opened
+	BreakerState      string // "closed", "half-open" or "open"
+	Invalidations     uint64 // InvalidateContext calls that reached Redis
+	Clears            uint64 // Clear calls that reached Redis
+	Received          uint64 // messages received from the channel
+	Resubscribes      uint64 // subscriptions restored after a break (each flushed the tiered local entries)
+	GenerationFlushes uint64 // local flushes of a function because its generation changed (another replica's Clear, a lost generation key)
+	FailedWakes       uint64 // loads that stopped waiting because the lease holder's execution had no value to share (they ran on their own)
+	// InvalidationsPending counts invalidations that did not reach Redis
+	// and were kept for retry; InvalidationsRetried those that landed on
+	// a retry.
+	InvalidationsPending, InvalidationsRetried uint64
+	Refreshes                                  uint64 // refreshes (memo.WithRefreshAfter) that asked Redis
+	RefreshHits                                uint64 // refreshes answered by a value another replica refreshed (no execution here)
 }
 
 type counters struct {
 	hits, misses, fills, fenced, leaseWaits, localRuns, errors, decodeErrors,
-	encodeErrors, skipped, breakerOpened, invalidations, clears, received, resubscribes, ageFlushes,
-	refreshes, refreshHits atomic.Uint64
+	encodeErrors, skipped, breakerOpened, invalidations, clears, received, resubscribes, generationFlushes, failedWakes,
+	invalidationsPending, invalidationsRetried, refreshes, refreshHits atomic.Uint64
 }
 
 // Stats returns a snapshot of the tier's counters.
@@ -562,7 +732,8 @@ func (t *Tier) Stats() Stats {
 		DecodeErrors: s.decodeErrors.Load(), EncodeErrors: s.encodeErrors.Load(), Skipped: s.skipped.Load(),
 		BreakerOpened: s.breakerOpened.Load(), BreakerState: t.cb.State().String(),
 		Invalidations: s.invalidations.Load(), Clears: s.clears.Load(), Received: s.received.Load(),
-		Resubscribes: s.resubscribes.Load(), AgeFlushes: s.ageFlushes.Load(),
+		Resubscribes: s.resubscribes.Load(), GenerationFlushes: s.generationFlushes.Load(), FailedWakes: s.failedWakes.Load(),
+		InvalidationsPending: s.invalidationsPending.Load(), InvalidationsRetried: s.invalidationsRetried.Load(),
 		Refreshes: s.refreshes.Load(), RefreshHits: s.refreshHits.Load(),
 	}
 }
@@ -575,6 +746,8 @@ func (t *Tier) Figures() stats.Tier {
 	return stats.Tier{
 		Hits: s.Hits, Misses: s.Misses, Errors: s.Errors, DecodeErrors: s.DecodeErrors,
 		LeaseWaits: s.LeaseWaits, BreakerOpens: s.BreakerOpened, BreakerOpen: s.BreakerState == gobreaker.StateOpen.String(),
+		Fills: s.Fills, LocalRuns: s.LocalRuns, Invalidations: s.Invalidations,
+		Resubscribes: s.Resubscribes, GenerationFlushes: s.GenerationFlushes,
 	}
 }
 

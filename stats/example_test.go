@@ -53,11 +53,13 @@ func ExampleStats_String() {
 	// coalesced           1
 	// abandoned           0
 	// get misses          0
+	// abandoned leaders   0
 	// hit ratio           20.00%
 	// evictions           0
 	// expirations         0
 	// uncacheable         0
 	// calls               3
+	// tier hits           0
 	// failures            1
 	// avg time            2ms
 	// min time            1ms
@@ -69,6 +71,7 @@ func ExampleStats_String() {
 	// refreshes succeeded 0
 	// refreshes failed    0
 	// stale served        0
+	// stale retries       0
 	// rejected            0
 	// size                3/100
 	// ttl                 none

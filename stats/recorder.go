@@ -115,6 +115,7 @@ type Recorder struct {
 	mu       sync.Mutex
 	calls    uint64
 	failures uint64
+	tierHits uint64
 	total    time.Duration
 	min, max time.Duration
 	hist     *Histogram // made by the first execution, so that unused recorders stay small
@@ -146,6 +147,14 @@ func (r *Recorder) Led(n uint64) { r.endsOf().led.Add(n) }
 // runs.
 func (r *Recorder) GetMissed(n uint64) { r.endsOf().getMisses.Add(n) }
 
+// AbandonedLeader records n of the Abandoned misses whose caller had
+// started the execution it left.
+func (r *Recorder) AbandonedLeader(n uint64) { r.endsOf().abandonedLeaders.Add(n) }
+
+// StaleRetried records n retries of a function in an outage
+// (stale-if-error): executions started while a stale result was served.
+func (r *Recorder) StaleRetried(n uint64) { r.endsOf().staleRetries.Add(n) }
+
 // Uncacheable records n calls whose key can never hit again, so that their
 // results were not stored.
 func (r *Recorder) Uncacheable(n uint64) { r.endsOf().uncacheable.Add(n) }
@@ -156,6 +165,7 @@ type ends struct {
 	abandoned, uncacheable, led, getMisses atomic.Uint64
 	refreshes, refreshOK, refreshErr       atomic.Uint64
 	stale, rejected                        atomic.Uint64
+	abandonedLeaders, staleRetries         atomic.Uint64
 }
 
 // endsOf returns r's ends, making them on first use.
@@ -185,6 +195,15 @@ func (r *Recorder) StaleServed(n uint64) { r.endsOf().stale.Add(n) }
 // Rejected records n results that a store predicate or TTL function chose
 // not to store.
 func (r *Recorder) Rejected(n uint64) { r.endsOf().rejected.Add(n) }
+
+// TierHit records one execution answered by a shared tier without
+// running the function (Stats.TierHits); the execution itself is recorded
+// by Execution, as any other.
+func (r *Recorder) TierHit() {
+	r.mu.Lock()
+	r.tierHits++
+	r.mu.Unlock()
+}
 
 // Execution records one execution of the cached function that took d:
 // TotalCalls grows by one, TotalTime by d, MinTime and MaxTime take d into
@@ -238,10 +257,13 @@ func (r *Recorder) Snapshot() Stats {
 		s.RefreshesFailed = e.refreshErr.Load()
 		s.StaleServed = e.stale.Load()
 		s.Rejected = e.rejected.Load()
+		s.AbandonedLeaders = e.abandonedLeaders.Load()
+		s.StaleRetries = e.staleRetries.Load()
 	}
 	r.mu.Lock()
 	s.TotalCalls = r.calls
 	s.Failures = r.failures
+	s.TierHits = r.tierHits
 	s.TotalTime = r.total
 	s.MinTime = r.min
 	s.MaxTime = r.max
@@ -270,9 +292,11 @@ func (r *Recorder) Reset() {
 		e.refreshErr.Store(0)
 		e.stale.Store(0)
 		e.rejected.Store(0)
+		e.abandonedLeaders.Store(0)
+		e.staleRetries.Store(0)
 	}
 	r.mu.Lock()
-	r.calls, r.failures = 0, 0
+	r.calls, r.failures, r.tierHits = 0, 0, 0
 	r.total, r.min, r.max = 0, 0, 0
 	if r.hist != nil {
 		*r.hist = Histogram{}

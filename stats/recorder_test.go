@@ -227,3 +227,19 @@ func TestRecorderFreshCounters(t *testing.T) {
 	s = r.Snapshot()
 	assert.Equal(t, [5]uint64{}, [5]uint64{s.RefreshesStarted, s.RefreshesSucceeded, s.RefreshesFailed, s.StaleServed, s.Rejected})
 }
+
+func TestTierHits(t *testing.T) {
+	t.Parallel()
+	var r Recorder
+	r.Execution(time.Millisecond, false)
+	r.TierHit()
+	r.Execution(time.Microsecond, false)
+	r.Execution(time.Millisecond, false)
+	s := r.Snapshot()
+	assert.Equal(t, uint64(3), s.TotalCalls)
+	assert.Equal(t, uint64(1), s.TierHits)
+	assert.Equal(t, uint64(2), s.LocalRuns())
+	assert.Zero(t, Stats{TierHits: 2, TotalCalls: 1}.LocalRuns(), "a hit counted before its execution")
+	r.Reset()
+	assert.Zero(t, r.Snapshot().TierHits)
+}

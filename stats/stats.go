@@ -12,19 +12,53 @@ import (
 // Stats is a point-in-time snapshot of one cache's statistics. It is a plain
 // value: copying it is cheap and its methods never touch the cache, so it is
 // safe to read from any goroutine.
+//
+// The counters obey these identities once no call, refresh or retry is in
+// flight (a snapshot taken while some run is not an atomic cut: see
+// Recorder.Snapshot):
+//
+//	Hits + Misses == lookups (calls of memoized functions, and Cache.Get)
+//	Misses == Led + Coalesced + Abandoned + GetMisses        (Pending() == 0)
+//	TotalCalls == Led + AbandonedLeaders + RefreshesStarted + samples
+//	RefreshesStarted == RefreshesSucceeded + RefreshesFailed
+//	ExecTimes.Count() == TotalCalls
+//
+// where samples are those given to Cache.UpdateProfiling. From the second
+// and third,
+//
+//	Misses == TotalCalls - RefreshesStarted + Coalesced + GetMisses
+//	          + (Abandoned - AbandonedLeaders) - samples
+//
+// so that with no caller leaving early and no samples,
+// Misses == TotalCalls - RefreshesStarted + Coalesced + GetMisses. And
+// Failures <= TotalCalls, AbandonedLeaders <= Abandoned, StaleServed <= Led
+// + Coalesced (a caller served stale is one of those misses), StaleRetries
+// <= Led + AbandonedLeaders (a retry is a miss's execution) and CurrentSize
+// <= MaxSize. Stored or rejected results, stale results, TTL expiry,
+// eviction and invalidation do not change these sums. Cache.Clear and
+// Cache.ResetStats zero every counter: made while calls are in flight, they
+// split those calls' counts, and the identities hold again from a reset
+// made with none in flight.
 type Stats struct {
 	// Hits and Misses count lookups; every lookup is one or the other.
-	// Callers that waited for an in-flight call are misses.
+	// Callers that waited for an in-flight call are misses. A call that
+	// finds an entry due for a refresh (WithRefreshAfter) is a hit if it is
+	// served that entry, and a miss if the entry went before it was (an
+	// eviction or invalidation at that instant: it then runs the function
+	// as any miss).
 	//
 	// Every miss ends in exactly one way (Led, Coalesced, Abandoned,
 	// GetMisses): see [Stats.Pending] for the invariant.
 	Hits, Misses uint64
-	// Coalesced counts misses served by another caller's execution: they
-	// waited for it, or found the entry it stored just before (a caller
-	// that stopped waiting, its context done, is not counted).
+	// Coalesced counts misses served without running the function
+	// themselves: by another caller's execution (they waited for it, or
+	// found the entry it stored just before), or, in an outage of
+	// WithStaleIfError, by the stale result at once while another caller
+	// retries (see StaleRetries). A caller that stopped waiting, its
+	// context done, is not counted.
 	Coalesced uint64
 	// Evictions counts entries removed to make room; Expirations counts
-	// entries removed because their TTL ran out.
+	// entries removed because their TTL (and stale window) ran out.
 	Evictions, Expirations uint64
 	// TotalCalls counts executions of the function (timing samples).
 	TotalCalls uint64
@@ -49,12 +83,14 @@ type Stats struct {
 	ExecTimes Histogram
 	// RefreshesStarted counts background re-executions started by
 	// WithRefreshAfter; RefreshesSucceeded those whose function returned
-	// without an error (the result replaced the entry unless the entry was
-	// invalidated meanwhile or the result was rejected), RefreshesFailed
-	// those that returned an error or panicked (the old entry was kept).
+	// without an error (the result replaced the entry unless something
+	// newer was stored, the entry was invalidated or evicted meanwhile, or
+	// the result was rejected), RefreshesFailed those that returned an
+	// error or panicked, or ran out of time (the old entry was kept).
 	RefreshesStarted, RefreshesSucceeded, RefreshesFailed uint64
-	// StaleServed counts callers that got an expired entry's result because
-	// the execution that would have replaced it failed (WithStaleIfError).
+	// StaleServed counts callers that got an expired entry's result
+	// because the execution that would have replaced it failed, or, in the
+	// outage that such a failure starts, at once (WithStaleIfError).
 	StaleServed uint64
 	// Rejected counts results that WithCacheIf's predicate or WithTTLFunc's
 	// function chose not to store; they were still returned to the callers.
@@ -68,6 +104,37 @@ type Stats struct {
 	// GetMisses counts the misses of Cache.Get: lookups after which
 	// nothing runs.
 	GetMisses uint64
+	// AbandonedLeaders counts the Abandoned misses whose caller had
+	// started the execution it left: that execution went on (for the
+	// callers still waiting, or, with none, until its cancelled function
+	// returned) and counts in TotalCalls, as no Led miss does for it.
+	AbandonedLeaders uint64
+	// StaleRetries counts the executions started in an outage of
+	// WithStaleIfError: while an entry's stale result is served, at most
+	// one caller at a time, and no more often than a doubling back-off,
+	// runs the function again (the others get the stale result at once).
+	// Each is also a miss's execution (Led, or AbandonedLeaders).
+	StaleRetries uint64
+	// TierHits counts the executions of a function decorated WithTier
+	// that the shared tier answered without running the function: a
+	// local miss whose result another replica had stored, or a refresh
+	// that found a value another replica had refreshed. They are in
+	// TotalCalls and ExecTimes (timed as the round trip to the tier), so
+	// that Misses == TotalCalls + Coalesced keeps holding; the function
+	// ran here TotalCalls - TierHits times ([Stats.LocalRuns]). 0 without
+	// a tier.
+	TierHits uint64
+}
+
+// LocalRuns returns the executions that ran the function in this process
+// rather than being answered by a shared tier: TotalCalls - TierHits
+// (samples given to Cache.UpdateProfiling included), or 0 in a snapshot
+// taken while a tier's answer is counted and its execution not yet.
+func (s Stats) LocalRuns() uint64 {
+	if s.TierHits > s.TotalCalls {
+		return 0
+	}
+	return s.TotalCalls - s.TierHits
 }
 
 // Quantile estimates the q-quantile of the execution times (q = 0.5 for
@@ -89,19 +156,18 @@ func (s Stats) Quantile(q float64) time.Duration {
 // Pending returns the misses that had not ended when the statistics were
 // taken. Every miss ends in exactly one of four ways: its caller ran the
 // function, or started the execution it got its result from (Led), was
-// served by another caller's execution or by the entry it had just stored
-// (Coalesced), left before a result (Abandoned), or was a lookup of
-// Cache.Get (GetMisses). So
+// served by another caller's execution, by the entry it had just stored or
+// by a stale result in an outage (Coalesced), left before a result
+// (Abandoned), or was a lookup of Cache.Get (GetMisses). So
 //
 //	Misses == Led + Coalesced + Abandoned + GetMisses + Pending()
 //
 // and Pending is 0 once no call is in flight. Uncacheable is not part of
 // the sum: such a call is a miss that runs the function itself (Led) or
 // left first (Abandoned), and a Cache.Set counts there too. Nor is
-// TotalCalls: it also counts executions whose callers all left, samples
-// given to Cache.UpdateProfiling, and work done in the background; with no
-// caller leaving early, every result storable and no such samples,
-// Misses == TotalCalls + Coalesced (+ GetMisses).
+// TotalCalls: see [Stats] for how it relates to the misses (with no caller
+// leaving early and no samples given to Cache.UpdateProfiling,
+// Misses == TotalCalls - RefreshesStarted + Coalesced + GetMisses).
 //
 // A snapshot taken while calls run is not an atomic cut (see
 // Recorder.Snapshot), so Pending is then approximate, and may even be
@@ -141,9 +207,9 @@ func (s Stats) AvgTime() time.Duration {
 //
 // The counters Coalesced, Evictions, Expirations, Failures, Abandoned,
 // Uncacheable, Led, GetMisses, RefreshesStarted, RefreshesSucceeded,
-// RefreshesFailed, StaleServed and Rejected, and the ExecTimes histogram,
-// have no key in get_stats() and are not in the map; read them from the
-// fields.
+// RefreshesFailed, StaleServed, Rejected, AbandonedLeaders, StaleRetries
+// and TierHits, and the ExecTimes histogram, have no key in get_stats() and
+// are not in the map; read them from the fields.
 func (s Stats) Map() map[string]any {
 	ttl := "None"
 	if s.TTL > 0 {
@@ -185,11 +251,13 @@ func (s Stats) String() string {
 		{"coalesced", fmt.Sprint(s.Coalesced)},
 		{"abandoned", fmt.Sprint(s.Abandoned)},
 		{"get misses", fmt.Sprint(s.GetMisses)},
+		{"abandoned leaders", fmt.Sprint(s.AbandonedLeaders)},
 		{"hit ratio", fmt.Sprintf("%.2f%%", 100*s.HitRatio())},
 		{"evictions", fmt.Sprint(s.Evictions)},
 		{"expirations", fmt.Sprint(s.Expirations)},
 		{"uncacheable", fmt.Sprint(s.Uncacheable)},
 		{"calls", fmt.Sprint(s.TotalCalls)},
+		{"tier hits", fmt.Sprint(s.TierHits)},
 		{"failures", fmt.Sprint(s.Failures)},
 		{"avg time", s.AvgTime().String()},
 		{"min time", s.MinTime.String()},
@@ -201,6 +269,7 @@ func (s Stats) String() string {
 		{"refreshes succeeded", fmt.Sprint(s.RefreshesSucceeded)},
 		{"refreshes failed", fmt.Sprint(s.RefreshesFailed)},
 		{"stale served", fmt.Sprint(s.StaleServed)},
+		{"stale retries", fmt.Sprint(s.StaleRetries)},
 		{"rejected", fmt.Sprint(s.Rejected)},
 		{"size", fmt.Sprintf("%d/%d", s.CurrentSize, s.MaxSize)},
 		{"ttl", ttl},

@@ -109,6 +109,7 @@ func TestString(t *testing.T) {
 		CurrentSize: 3, MaxSize: 100, TTL: time.Minute,
 		Abandoned: 4, Uncacheable: 5, Led: 11, GetMisses: 2, // Misses == Led + Coalesced + Abandoned + GetMisses
 		RefreshesStarted: 9, RefreshesSucceeded: 7, RefreshesFailed: 1, StaleServed: 6, Rejected: 8,
+		AbandonedLeaders: 3, StaleRetries: 2,
 	}
 	s.ExecTimes.Counts[bucketOf(1200*time.Microsecond)] = 1
 	want := "" +
@@ -118,11 +119,13 @@ func TestString(t *testing.T) {
 		"coalesced           1\n" +
 		"abandoned           4\n" +
 		"get misses          2\n" +
+		"abandoned leaders   3\n" +
 		"hit ratio           14.29%\n" +
 		"evictions           2\n" +
 		"expirations         0\n" +
 		"uncacheable         5\n" +
 		"calls               1\n" +
+		"tier hits           0\n" +
 		"failures            0\n" +
 		"avg time            1.2ms\n" +
 		"min time            1.2ms\n" +
@@ -134,6 +137,7 @@ func TestString(t *testing.T) {
 		"refreshes succeeded 7\n" +
 		"refreshes failed    1\n" +
 		"stale served        6\n" +
+		"stale retries       2\n" +
 		"rejected            8\n" +
 		"size                3/100\n" +
 		"ttl                 1m0s"
@@ -161,7 +165,7 @@ func TestStringShowsEveryCounter(t *testing.T) {
 			want[v.Type().Field(i).Name] = fmt.Sprint(n)
 		}
 	}
-	require.Len(t, want, 16, "the uint64 counters of Stats")
+	require.Len(t, want, 19, "the uint64 counters of Stats")
 	out := s.String()
 	for field, n := range want {
 		assert.Regexp(t, `(?m) `+n+`$`, out, field)
@@ -180,6 +184,8 @@ func TestPending(t *testing.T) {
 	r.Abandoned(2)
 	r.Uncacheable(1) // a Set, or a call already counted as Led: not a term
 	r.GetMissed(2)
+	r.AbandonedLeader(1) // one of the Abandoned: not a term
+	r.StaleRetried(1)    // an execution's, not a miss's: not a term
 	s := r.Snapshot()
 	assert.EqualValues(t, 3, s.Led)
 	assert.EqualValues(t, 2, s.GetMisses)

@@ -25,6 +25,26 @@ type Tier struct {
 	// BreakerOpen reports whether the breaker is open now: while it is,
 	// calls bypass the tier.
 	BreakerOpen bool
+	// Fills counts values this process wrote to the tier after running
+	// the function (it held the key's lease).
+	Fills uint64
+	// LocalRuns counts loads that ran the function without the tier: the
+	// tier failing, its breaker open, or a wait for another process too
+	// long. Their results stayed local.
+	LocalRuns uint64
+	// Invalidations counts invalidations (memo.InvalidateContext) that
+	// reached the tier.
+	Invalidations uint64
+	// Resubscribes counts the times the tier's feed of other processes'
+	// invalidations was restored after a break; each flushed the local
+	// entries of the tier's functions, as invalidations may have been
+	// missed.
+	Resubscribes uint64
+	// GenerationFlushes counts flushes of the local entries of the tier's
+	// functions because their generation changed under this process
+	// (another replica's Clear, or a generation key that was lost and
+	// started anew): they may hold values of a dropped generation.
+	GenerationFlushes uint64
 }
 
 // HitRatio returns Hits / (Hits + Misses), or 0 when there were no lookups.

@@ -6,11 +6,15 @@
 //	curl -s 127.0.0.1:8080/metrics | grep memo_
 //
 // The caches: "users" (a context-aware lookup with a TTL, refreshed ahead
-// of expiry and served stale when its "database" fails), "prices" (LFU,
-// smaller than its key space, so it evicts; prices not set yet are not
-// stored), and "geo", one cache shared by two functions through
-// memo.WithCache. A simulated shared tier,
-// "l2 (simulated)", shows how a tier's figures are wired in with WithTier.
+// of expiry and served stale when its "database" fails, shared through a
+// simulated tier with a second replica of itself in the same process,
+// listed as "users#2"), "prices" (LFU, smaller than its key space, so it
+// evicts; prices not set yet are not stored), and "geo", one cache shared
+// by two functions through memo.WithCache. The simulated tier,
+// "l2 (simulated)", is a memo.Tier in memory standing in for a Redis one
+// (redistier): users' local misses ask it first, so the page shows the
+// function's runs apart from the executions the tier answered, and how a
+// tier's figures are wired in with WithTier.
 package main
 
 import (
@@ -59,10 +63,11 @@ func main() {
 // demo holds the three demo caches' functions and the simulated tier.
 type demo struct {
 	user    func(context.Context, int) (string, error)
+	userB   func(context.Context, int) (string, error) // another replica's
 	price   func(int) float64
 	country func(int) string
 	city    func(int) string
-	tier    struct{ hits, misses, errors atomic.Uint64 }
+	tier    *simTier
 }
 
 // work sleeps for a random time in [lo, hi): the demo's stand-in for I/O.
@@ -76,26 +81,23 @@ var errDatabase = errors.New("database unavailable")
 // newDemo makes the demo's caches; users keeps its entries for ttl and
 // refreshes them after refresh.
 func newDemo(ttl, refresh time.Duration) *demo {
-	d := &demo{}
-	d.user = memo.FuncCtx(func(ctx context.Context, id int) (string, error) {
-		// Most misses are found in the (simulated) shared tier, the rest
-		// go to the "database".
-		if rand.N(10) < 6 {
-			d.tier.hits.Add(1)
-			work(200*time.Microsecond, time.Millisecond)
-		} else {
-			d.tier.misses.Add(1)
-			if rand.N(100) == 0 {
-				d.tier.errors.Add(1)
-			}
-			work(2*time.Millisecond, 12*time.Millisecond)
-			if rand.N(20) == 0 {
-				return "", errDatabase
-			}
+	d := &demo{tier: newSimTier()}
+	lookupUser := func(ctx context.Context, id int) (string, error) {
+		// The "database": slow, and now and then down.
+		work(2*time.Millisecond, 12*time.Millisecond)
+		if rand.N(20) == 0 {
+			return "", errDatabase
 		}
 		return fmt.Sprintf("user-%d", id), nil
-	}, memo.WithName("users"), memo.WithMaxSize(300), memo.WithTTL(ttl),
-		memo.WithRefreshAfter(refresh), memo.WithStaleIfError(time.Minute))
+	}
+	// Two replicas of the service, each with its local cache of users,
+	// sharing results through the tier: one name, so one key space there.
+	// (Each replica's tier is a handle of its own on the shared store, as
+	// each process has its own redistier.Tier.)
+	d.user = memo.FuncCtx(lookupUser, memo.WithName("users"), memo.WithMaxSize(300), memo.WithTTL(ttl),
+		memo.WithRefreshAfter(refresh), memo.WithStaleIfError(time.Minute), memo.WithTier(d.tier))
+	d.userB = memo.FuncCtx(lookupUser, memo.WithName("users"), memo.WithMaxSize(300), memo.WithTTL(ttl),
+		memo.WithRefreshAfter(refresh), memo.WithStaleIfError(time.Minute), memo.WithTier(&simReplica{d.tier}))
 
 	d.price = memo.Func(func(sku int) float64 {
 		work(100*time.Microsecond, 2*time.Millisecond)
@@ -118,16 +120,109 @@ func newDemo(ttl, refresh time.Duration) *demo {
 	return d
 }
 
-// tierStats adapts the simulated tier's counters to stats.Tier, as a real
-// tier's Stats would be adapted.
-func (d *demo) tierStats() stats.Tier {
-	return stats.Tier{Hits: d.tier.hits.Load(), Misses: d.tier.misses.Load(), Errors: d.tier.errors.Load()}
+// simTier is a shared tier in memory (a memo.Tier), standing in for a
+// Redis one: it keeps every value a load stored, answers a load from it
+// after a short round trip, and fails one operation in a hundred, after
+// which memo runs the function locally.
+type simTier struct {
+	mu     sync.Mutex
+	values map[[32]byte]simValue
+
+	hits, misses, fills, localRuns, errors atomic.Uint64
+}
+
+type simValue struct {
+	results []any
+	stored  time.Time
+	expires time.Time // zero: never
+}
+
+func newSimTier() *simTier { return &simTier{values: map[[32]byte]simValue{}} }
+
+// simReplica is another process's handle on a simTier's store.
+type simReplica struct{ *simTier }
+
+func (t *simTier) Bind(memo.TierFunc) (memo.TierBinding, error) { return t, nil }
+
+func (t *simTier) Load(ctx context.Context, key memo.TierKey, compute memo.TierCompute) ([]any, time.Duration, bool) {
+	return t.load(ctx, key, time.Time{}, compute)
+}
+
+func (t *simTier) Refresh(ctx context.Context, key memo.TierKey, since time.Time, compute memo.TierCompute) ([]any, time.Duration, bool) {
+	return t.load(ctx, key, since, compute)
+}
+
+// load answers with a value stored after since, or runs compute and
+// stores what it returns.
+func (t *simTier) load(ctx context.Context, key memo.TierKey, since time.Time, compute memo.TierCompute) ([]any, time.Duration, bool) {
+	work(200*time.Microsecond, time.Millisecond) // the round trip
+	if rand.N(100) == 0 {
+		t.errors.Add(1)
+		t.localRuns.Add(1)
+		res, _, _ := compute(ctx) // memo's function runs, without the tier
+		return res, 0, false
+	}
+	t.mu.Lock()
+	v, ok := t.values[key.Digest]
+	t.mu.Unlock()
+	now := time.Now()
+	live := v.expires.IsZero() || now.Before(v.expires)
+	if ok && live && v.stored.After(since) {
+		t.hits.Add(1)
+		var left time.Duration // the TTL travels: memo's local copy expires with this one
+		if !v.expires.IsZero() {
+			left = v.expires.Sub(now)
+		}
+		return v.results, left, true
+	}
+	t.misses.Add(1)
+	res, ttl, store := compute(ctx)
+	if store {
+		v := simValue{results: res, stored: time.Now()}
+		if ttl > 0 {
+			v.expires = v.stored.Add(ttl)
+		}
+		t.mu.Lock()
+		t.values[key.Digest] = v
+		t.mu.Unlock()
+		t.fills.Add(1)
+	}
+	return nil, 0, false
+}
+
+func (t *simTier) Invalidate(_ context.Context, key memo.TierKey) error {
+	t.mu.Lock()
+	delete(t.values, key.Digest)
+	t.mu.Unlock()
+	return nil
+}
+
+func (t *simTier) Clear(context.Context) error {
+	t.mu.Lock()
+	clear(t.values)
+	t.mu.Unlock()
+	return nil
+}
+
+func (t *simTier) MaxLocalAge() time.Duration { return 0 }
+
+func (t *simTier) Unbind() {}
+
+// figures adapts the simulated tier's counters to stats.Tier, as
+// redistier's Tier.Figures does a real tier's.
+func (t *simTier) figures() stats.Tier {
+	return stats.Tier{Hits: t.hits.Load(), Misses: t.misses.Load(), Fills: t.fills.Load(),
+		LocalRuns: t.localRuns.Load(), Errors: t.errors.Load()}
 }
 
 // call makes one request's worth of cached calls with skewed keys.
 func (d *demo) call(z *rand.Zipf) {
 	ctx := context.Background()
-	_, _ = d.user(ctx, int(z.Uint64()%2000))
+	user := d.user
+	if rand.N(2) == 0 {
+		user = d.userB // the load balancer's pick
+	}
+	_, _ = user(ctx, int(z.Uint64()%2000))
 	d.price(rand.N(400))
 	d.country(rand.N(120))
 	d.city(rand.N(120))
@@ -171,11 +266,11 @@ func (d *demo) keepLoading() (stop func()) {
 func (d *demo) mux() *http.ServeMux {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		memoprom.NewCollector(memoprom.WithTier("l2 (simulated)", d.tierStats)),
+		memoprom.NewCollector(memoprom.WithTier("l2 (simulated)", d.tier.figures)),
 		collectors.NewGoCollector(),
 	)
 	mux := http.NewServeMux()
-	mux.Handle("/debug/memo", memohttp.Handler(memohttp.WithTier("l2 (simulated)", d.tierStats)))
+	mux.Handle("/debug/memo", memohttp.Handler(memohttp.WithTier("l2 (simulated)", d.tier.figures)))
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	return mux
 }
