@@ -80,7 +80,7 @@ func newCluster(t testing.TB, args ...string) *redistest.Cluster {
 func clusterFlush(t testing.TB, c *redistest.Cluster) {
 	t.Helper()
 	require.NoError(t, c.Do("FLUSHALL"))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangAfter)
 	defer cancel()
 	require.NoError(t, c.Drain(ctx))
 }
