@@ -445,6 +445,6 @@ func TestClusterGenerationLossResurrectsNothing(t *testing.T) {
 	late := newTier(t, c.Front())
 	fl := memo.Decorate(func(k string) string { r.execs.Add(1); return r.want(k) }, memo.WithName(t.Name()), memo.WithTier(late))
 	if got := fl("k"); got != r.want("k") {
-		t.Error(fmt.Sprintf("generation key %s lost after a Clear: a new replica read %q, the value stored before the Clear (want %q): the missing generation key read as \"0\", the old generation", gens[0], got, r.want("k")))
+		t.Errorf("generation key %s lost after a Clear: a new replica read %q, the value stored before the Clear (want %q): the missing generation key read as \"0\", the old generation", gens[0], got, r.want("k"))
 	}
 }
