@@ -26,7 +26,10 @@ type binding struct {
 	logger *slog.Logger
 	gen    atomic.Pointer[string] // the current generation; nil: unknown, read it first
 	known  atomic.Pointer[string] // the last generation this process used; nil: none yet
-	clears atomic.Uint64          // Clear messages received (see readGeneration)
+	clears atomic.Uint64          // Clear messages received and Clears made here (see readGeneration)
+	// genMu makes a generation read's check of clears and its
+	// setGeneration one step against Clear's own update.
+	genMu sync.Mutex
 	// pendingClear is set by a Clear that did not reach Redis: it is
 	// retried before the function uses Redis again, so that values from
 	// before the Clear are never read after Redis comes back.
@@ -139,8 +142,9 @@ func (b *binding) generation(ctx context.Context) (string, bool) {
 func (b *binding) readGeneration(ctx context.Context) (string, bool) {
 	t := b.t
 	for range 3 {
-		// A Clear's message that arrives during the read may name a
-		// later generation than the one read: read again.
+		// A Clear's message that arrives during the read, or a Clear
+		// made here meanwhile, may name a later generation than the one
+		// read: read again.
 		epoch := b.clears.Load()
 		fresh := newGeneration()
 		var g string
@@ -157,10 +161,13 @@ func (b *binding) readGeneration(ctx context.Context) (string, bool) {
 		if err != nil {
 			return "", false
 		}
+		b.genMu.Lock()
 		if b.clears.Load() == epoch {
 			b.setGeneration(g)
+			b.genMu.Unlock()
 			return g, true
 		}
+		b.genMu.Unlock()
 	}
 	return "", false
 }
@@ -603,8 +610,13 @@ func (b *binding) Clear(ctx context.Context) error {
 		t.kickRetry()
 		return fmt.Errorf("memo: redistier: clearing %q: %w", b.f.Name, err)
 	}
+	// A generation read in flight may have read the generation before
+	// this one: it reads again rather than make that one current.
+	b.genMu.Lock()
+	b.clears.Add(1)
 	b.known.Store(&gen)
 	b.gen.Store(&gen)
+	b.genMu.Unlock()
 	b.pendingClear.Store(false)
 	// Pending invalidations are covered: the generation they were for
 	// is gone.
