@@ -31,7 +31,7 @@ func TestBinaryLocalTimeThroughPromotedMarshalOtherTZ(t *testing.T) {
 	defer func() { time.Local = saved }()
 
 	time.Local = paris // the writing process: TZ=Europe/Paris
-	orig := reviewStamp{Time: time.Date(2026, 1, 1, 10, 0, 0, 0, time.Local)}
+	orig := reviewStamp{Time: time.Date(2026, 1, 1, 10, 0, 0, 0, time.Local), seq: 0}
 	plain := orig.Time
 	types := []reflect.Type{reflect.TypeFor[reviewStamp](), reflect.TypeFor[time.Time]()}
 	require.NoError(t, Binary.Check(types[0]))
