@@ -396,11 +396,12 @@ func (c *Cache) size() int {
 // Clear removes every entry and resets every statistic. Executions in
 // flight will not store their results, and callers that arrive after Clear
 // start new executions. For functions decorated [WithTier], Clear also
-// clears their entries in the tier (see [TierBinding].Clear), after the
-// local ones.
+// clears their entries in the tier (see [TierBinding].Clear), before the
+// local ones, so that no load of this process stores what it read from
+// the tier before the tier's Clear.
 func (c *Cache) Clear() {
 	c.check()
-	defer c.clearTiers()
+	c.clearTiers()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dropAll()

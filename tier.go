@@ -639,8 +639,9 @@ func (c *Cache) addTier(tf *tierFunc) (unregister func()) {
 	}
 }
 
-// clearTiers clears the tier entries of c's tiered functions, after a
-// Clear. Errors are the tier's to count and log: Clear has no error result.
+// clearTiers clears the tier entries of c's tiered functions, for a
+// Clear, before it clears the local ones. Errors are the tier's to count
+// and log: Clear has no error result.
 func (c *Cache) clearTiers() {
 	if tieredCaches.Load() == 0 {
 		return

@@ -1,7 +1,6 @@
 package redistier
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -9,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,7 +26,10 @@ type binding struct {
 	logger *slog.Logger
 	gen    atomic.Pointer[string] // the current generation; nil: unknown, read it first
 	known  atomic.Pointer[string] // the last generation this process used; nil: none yet
-	clears atomic.Uint64          // Clear messages received (see readGeneration)
+	clears atomic.Uint64          // Clear messages received and Clears made here (see readGeneration)
+	// genMu makes a generation read's check of clears and its
+	// setGeneration one step against Clear's own update.
+	genMu sync.Mutex
 	// pendingClear is set by a Clear that did not reach Redis: it is
 	// retried before the function uses Redis again, so that values from
 	// before the Clear are never read after Redis comes back.
@@ -34,8 +37,17 @@ type binding struct {
 	// pending holds the invalidations that did not reach Redis, by
 	// digest: the tier retries them (Tier.retryLoop), and until one lands
 	// its key is not read from Redis by this process (see Load).
-	pendingMu sync.Mutex
-	pending   map[[32]byte]memo.TierKey
+	pendingMu  sync.Mutex
+	pending    map[[32]byte]pendingKey
+	pendingSeq uint64 // the last pendingKey.seq given
+}
+
+// pendingKey is an invalidation kept for retry; seq orders the failures,
+// so that a retry or a Clear that landed removes only the failures that
+// came before it, never a later one of the same key.
+type pendingKey struct {
+	key memo.TierKey
+	seq uint64
 }
 
 // maxPending bounds the invalidations a binding keeps for retry: past it,
@@ -139,8 +151,9 @@ func (b *binding) generation(ctx context.Context) (string, bool) {
 func (b *binding) readGeneration(ctx context.Context) (string, bool) {
 	t := b.t
 	for range 3 {
-		// A Clear's message that arrives during the read may name a
-		// later generation than the one read: read again.
+		// A Clear's message that arrives during the read, or a Clear
+		// made here meanwhile, may name a later generation than the one
+		// read: read again.
 		epoch := b.clears.Load()
 		fresh := newGeneration()
 		var g string
@@ -157,10 +170,13 @@ func (b *binding) readGeneration(ctx context.Context) (string, bool) {
 		if err != nil {
 			return "", false
 		}
+		b.genMu.Lock()
 		if b.clears.Load() == epoch {
 			b.setGeneration(g)
+			b.genMu.Unlock()
 			return g, true
 		}
+		b.genMu.Unlock()
 	}
 	return "", false
 }
@@ -532,10 +548,11 @@ func (b *binding) invalidate(ctx context.Context, key memo.TierKey) error {
 func (b *binding) addPending(key memo.TierKey) {
 	b.pendingMu.Lock()
 	if b.pending == nil {
-		b.pending = make(map[[32]byte]memo.TierKey)
+		b.pending = make(map[[32]byte]pendingKey)
 	}
-	if len(b.pending) < maxPending {
-		b.pending[key.Digest] = key
+	if _, ok := b.pending[key.Digest]; ok || len(b.pending) < maxPending {
+		b.pendingSeq++
+		b.pending[key.Digest] = pendingKey{key, b.pendingSeq}
 	} else {
 		b.pendingClear.Store(true)
 		b.gen.Store(nil)
@@ -555,20 +572,22 @@ func (b *binding) retryPending(ctx context.Context) bool {
 		return true
 	}
 	b.pendingMu.Lock()
-	keys := make([]memo.TierKey, 0, len(b.pending))
+	keys := make([]pendingKey, 0, len(b.pending))
 	for _, k := range b.pending {
 		keys = append(keys, k)
 	}
 	b.pendingMu.Unlock()
 	left := false
 	for _, k := range keys {
-		if err := b.invalidate(ctx, k); err != nil {
+		if err := b.invalidate(ctx, k.key); err != nil {
 			left = true
 			break // Redis is failing: wait for the next round
 		}
 		b.pendingMu.Lock()
-		if cur, ok := b.pending[k.Digest]; ok && bytes.Equal(cur.Args, k.Args) {
-			delete(b.pending, k.Digest)
+		// A failure of the key after the one retried (its seq is later)
+		// is retried on its own.
+		if cur, ok := b.pending[k.key.Digest]; ok && cur.seq == k.seq {
+			delete(b.pending, k.key.Digest)
 		}
 		b.pendingMu.Unlock()
 		b.t.st.invalidationsRetried.Add(1)
@@ -586,6 +605,9 @@ func (b *binding) Clear(ctx context.Context) error {
 		return errors.New("memo: redistier: the tier is closed")
 	}
 	gen := newGeneration()
+	b.pendingMu.Lock()
+	upto := b.pendingSeq // the failures the new generation covers
+	b.pendingMu.Unlock()
 	err := t.do(ctx, func(ctx context.Context) error {
 		_, err := t.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, b.genKey, gen, 0)
@@ -603,13 +625,19 @@ func (b *binding) Clear(ctx context.Context) error {
 		t.kickRetry()
 		return fmt.Errorf("memo: redistier: clearing %q: %w", b.f.Name, err)
 	}
+	// A generation read in flight may have read the generation before
+	// this one: it reads again rather than make that one current.
+	b.genMu.Lock()
+	b.clears.Add(1)
 	b.known.Store(&gen)
 	b.gen.Store(&gen)
+	b.genMu.Unlock()
 	b.pendingClear.Store(false)
-	// Pending invalidations are covered: the generation they were for
-	// is gone.
+	// Pending invalidations that failed before the Clear are covered:
+	// the generation they were for is gone. One that failed since may be
+	// of a value filled under the new generation: it is retried.
 	b.pendingMu.Lock()
-	clear(b.pending)
+	maps.DeleteFunc(b.pending, func(_ [32]byte, k pendingKey) bool { return k.seq <= upto })
 	b.pendingMu.Unlock()
 	t.st.clears.Add(1)
 	return nil

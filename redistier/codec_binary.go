@@ -521,7 +521,11 @@ func marshalExact(t reflect.Type, q unsafe.Pointer, fields func(*encState, unsaf
 	if fields == nil {
 		return b, v.Elem().Interface() == back.Elem().Interface()
 	}
-	want, got := encState{canonical: true}, encState{canonical: true}
+	// portable: a time.Time in time.Local is not compared here, as
+	// UnmarshalBinary brings back this process's Local, which another
+	// process's differs from; such a value goes field by field, whose
+	// decoding checks the zone.
+	want, got := encState{canonical: true, portable: true}, encState{canonical: true, portable: true}
 	if fields(&want, q) != nil || fields(&got, back.UnsafePointer()) != nil {
 		return nil, false
 	}

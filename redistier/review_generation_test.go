@@ -1,0 +1,118 @@
+package redistier
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/memokit/memo"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// genReadGate holds back, once armed, the reply of a GET of a generation
+// key: the GET has read Redis when reached is closed, and its reply goes
+// back to the tier when release is closed.
+type genReadGate struct {
+	armed            atomic.Bool
+	reached, release chan struct{}
+}
+
+func (g *genReadGate) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (g *genReadGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, c redis.Cmder) error {
+		err := next(ctx, c)
+		if a := c.Args(); strings.EqualFold(c.Name(), "get") && len(a) > 1 && strings.HasSuffix(a[1].(string), ":gen") && g.armed.CompareAndSwap(true, false) {
+			close(g.reached)
+			<-g.release
+		}
+		return err
+	}
+}
+func (g *genReadGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestClearNotUndoneByGenerationReadInFlight: a replica's first call of a
+// function reads the generation (G0) while the replica's Cache.Clear moves
+// the function to G1. The read's reply, arriving after Clear returned and
+// before the Clear's own message is handled, made G0 current again
+// (setGeneration), so calls made after Clear returned read the values of
+// G0, from before the Clear, until the message arrived. The subscription
+// is held (in the handler of a message of no function) to keep the
+// message back.
+func TestClearNotUndoneByGenerationReadInFlight(t *testing.T) {
+	flushAll(t)
+	var version atomic.Int64
+	version.Store(1)
+	fn := func(k int) int64 { return version.Load() }
+
+	// Replica A: its generation reads can be held, and its subscription.
+	c := srv.Client()
+	gate := &genReadGate{reached: make(chan struct{}), release: make(chan struct{})}
+	c.AddHook(gate)
+	msgs := make(chan byte, 64)
+	var hold atomic.Bool
+	holding, unhold := make(chan struct{}), make(chan struct{})
+	var unholdOnce, releaseOnce sync.Once
+	unholdSub := func() { unholdOnce.Do(func() { close(unhold) }) }
+	releaseGet := func() { releaseOnce.Do(func() { close(gate.release) }) }
+	tierA, err := New(c, WithBudget(5*time.Second), withHandled(func(k byte) {
+		msgs <- k
+		if k == msgFill && hold.CompareAndSwap(true, false) {
+			close(holding)
+			<-unhold
+		}
+	}))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		unholdSub()
+		releaseGet()
+		_ = tierA.Close()
+		_ = c.Close()
+	})
+	<-tierA.Ready()
+	waitFor := func(kind byte) {
+		t.Helper()
+		for {
+			select {
+			case k := <-msgs:
+				if k == kind {
+					return
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no %q message within 10s", kind)
+			}
+		}
+	}
+
+	// Replica B computes the value under G0.
+	b := memo.Decorate(fn, memo.WithName(t.Name()), memo.WithTier(newTier(t, srv)))
+	require.Equal(t, int64(1), b(1))
+	waitFor(msgClear) // G0 started
+	waitFor(msgFill)  // B's fill
+
+	hold.Store(true)
+	require.NoError(t, c.Publish(context.Background(), tierA.channel, message(msgFill, "review", "x", nil)).Err())
+	<-holding
+
+	cache, err := memo.New(memo.WithMaxSize(100))
+	require.NoError(t, err)
+	a := memo.Decorate(fn, memo.WithName(t.Name()), memo.WithTier(tierA), memo.WithCache(cache))
+	gate.armed.Store(true)
+	first := make(chan int64)
+	go func() { first <- a(1) }() // A's first call: it reads the generation (G0)
+	<-gate.reached
+
+	version.Store(2) // the data changed: Clear drops every result
+	cache.Clear()
+	releaseGet()
+	<-first // concurrent with Clear: either value is fine for it
+
+	assert.Equal(t, int64(2), a(1), "a call made after Cache.Clear returned got a result from before it")
+	unholdSub()
+}
