@@ -38,12 +38,12 @@ import (
 	"mime"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/memokit/memo"
+	"github.com/memokit/memo/internal/names"
 	"github.com/memokit/memo/stats"
 )
 
@@ -212,27 +212,7 @@ func tierOf(name string, s stats.Tier) Tier {
 // name: name itself when it is valid UTF-8 and not in seen, else name
 // with each invalid byte written as \xNN and, if that is in seen, "#2",
 // "#3", ... appended. It adds the result to seen.
-func shownName(name string, seen map[string]bool) string {
-	v := name
-	if !utf8.ValidString(v) {
-		var b strings.Builder
-		for i := 0; i < len(name); {
-			r, n := utf8.DecodeRuneInString(name[i:])
-			if r == utf8.RuneError && n == 1 {
-				fmt.Fprintf(&b, `\x%02x`, name[i])
-			} else {
-				b.WriteString(name[i : i+n])
-			}
-			i += n
-		}
-		v = b.String()
-	}
-	for n, base := 2, v; seen[v]; n++ {
-		v = base + "#" + strconv.Itoa(n)
-	}
-	seen[v] = true
-	return v
-}
+func shownName(name string, seen map[string]bool) string { return names.Shown(name, seen) }
 
 func cacheOf(name, policy string, s stats.Stats) Cache {
 	return Cache{

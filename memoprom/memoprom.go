@@ -82,11 +82,10 @@ import (
 	"fmt"
 	"iter"
 	"slices"
-	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/memokit/memo"
+	"github.com/memokit/memo/internal/names"
 	"github.com/memokit/memo/stats"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -304,24 +303,4 @@ func collectTier(ch chan<- prometheus.Metric, name string, t stats.Tier) {
 // itself when it is valid UTF-8 and not in seen, else name with each
 // invalid byte written as \xNN and, if that is in seen, "#2", "#3", ...
 // appended. It adds the value to seen.
-func labelOf(name string, seen map[string]bool) string {
-	v := name
-	if !utf8.ValidString(v) {
-		var b strings.Builder
-		for i := 0; i < len(name); {
-			r, n := utf8.DecodeRuneInString(name[i:])
-			if r == utf8.RuneError && n == 1 {
-				fmt.Fprintf(&b, `\x%02x`, name[i])
-			} else {
-				b.WriteString(name[i : i+n])
-			}
-			i += n
-		}
-		v = b.String()
-	}
-	for n, base := 2, v; seen[v]; n++ {
-		v = base + "#" + strconv.Itoa(n)
-	}
-	seen[v] = true
-	return v
-}
+func labelOf(name string, seen map[string]bool) string { return names.Shown(name, seen) }
