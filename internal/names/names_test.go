@@ -11,7 +11,7 @@ func TestShown(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{"a\"b\nc", "a\"b\nc"}, // valid names are kept as they are
 		{"x\xffy", `x\xffy`},
-		{`x\xffy`, `x\xffy#2`}, // a valid name equal to an escaped one
+		{`x\xffy`, `x\xffy#2`},   // a valid name equal to an escaped one
 		{"\xe2\x82", `\xe2\x82`}, // a cut rune: each byte
 		{"€\xe2", "€" + `\xe2`},
 		{"x\xffy", `x\xffy#3`},
