@@ -285,6 +285,14 @@ func (c *Cache) newFresh(n *node, ttl time.Duration, fl *call, now int64) *fresh
 	if ttl > 0 {
 		fx.ttlEnd = addTime(now, ttl)
 	}
+	if fl != nil && fl.ageCap > 0 {
+		// The tier's bound on a local copy's age ends its hits too, read
+		// by the lookup itself rather than left to the expiry timer (which
+		// may run late); a refresh due at or past it never starts.
+		if end := addTime(now, fl.ageCap); fx.ttlEnd == 0 || fx.ttlEnd > end {
+			fx.ttlEnd = end
+		}
+	}
 	var fo *freshOpts
 	if fl != nil {
 		fo = fl.fo

@@ -513,3 +513,23 @@ func TestTierAgeCapsStaleAndRefresh(t *testing.T) {
 		assert.Error(t, err, "no stale entry past MaxLocalAge")
 	})
 }
+
+// TestFreshEntryHitsEndAtAgeCap guards a tiered entry with freshness data
+// (WithRefreshAfter, WithStaleIfError, WithTTLFunc) whose TTL is longer
+// than the tier's local age bound, or absent: its lookups went on hitting
+// until the expiry timer removed it, so a late timer served it past the
+// bound. The bound now ends its hits in the lookup itself, and a refresh
+// due at or past it never starts.
+func TestFreshEntryHitsEndAtAgeCap(t *testing.T) {
+	c := MustNew(WithMaxSize(10))
+	const bound = 30 * time.Second
+	fl := &call{fo: &freshOpts{refresh: time.Minute, entries: true}, ageCap: bound}
+	for _, ttl := range []time.Duration{0, time.Hour} {
+		c.mu.Lock()
+		fx := c.newFresh(newNode("k", 1), ttl, fl, 1000)
+		c.mu.Unlock()
+		assert.Equal(t, 1000+int64(bound), fx.ttlEnd, "TTL %v: hits end at the bound", ttl)
+		assert.Zero(t, fx.refreshAt, "TTL %v: a refresh due past the bound never starts", ttl)
+		assert.LessOrEqual(t, fx.removeAt, 1000+int64(bound), "TTL %v: removed by the bound", ttl)
+	}
+}
