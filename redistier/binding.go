@@ -40,6 +40,10 @@ type binding struct {
 	pendingMu  sync.Mutex
 	pending    map[[32]byte]pendingKey
 	pendingSeq uint64 // the last pendingKey.seq given
+	// clearSeq is the pendingSeq of the last overflow past maxPending
+	// (guarded by pendingMu): a Clear that landed covers it only if it took
+	// its sequence after it.
+	clearSeq uint64
 }
 
 // pendingKey is an invalidation kept for retry; seq orders the failures,
@@ -554,6 +558,8 @@ func (b *binding) addPending(key memo.TierKey) {
 		b.pendingSeq++
 		b.pending[key.Digest] = pendingKey{key, b.pendingSeq}
 	} else {
+		b.pendingSeq++
+		b.clearSeq = b.pendingSeq
 		b.pendingClear.Store(true)
 		b.gen.Store(nil)
 	}
@@ -632,11 +638,14 @@ func (b *binding) Clear(ctx context.Context) error {
 	b.known.Store(&gen)
 	b.gen.Store(&gen)
 	b.genMu.Unlock()
-	b.pendingClear.Store(false)
 	// Pending invalidations that failed before the Clear are covered:
 	// the generation they were for is gone. One that failed since may be
-	// of a value filled under the new generation: it is retried.
+	// of a value filled under the new generation: it is retried, and so
+	// is an overflow since (a pending Clear of its own).
 	b.pendingMu.Lock()
+	if b.clearSeq <= upto {
+		b.pendingClear.Store(false)
+	}
 	maps.DeleteFunc(b.pending, func(_ [32]byte, k pendingKey) bool { return k.seq <= upto })
 	b.pendingMu.Unlock()
 	t.st.clears.Add(1)
