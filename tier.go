@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -186,7 +187,9 @@ type TierCompute = func(ctx context.Context) (results []any, ttl time.Duration, 
 // In the statistics, a local miss answered by the tier counts as the
 // execution of its local leader (TotalCalls, timed as the round trip), so
 // that Misses == TotalCalls + Coalesced still holds, and in TierHits: the
-// function ran here Stats.LocalRuns() = TotalCalls - TierHits times.
+// function ran here [stats.Stats.LocalRuns] = TotalCalls - TierHits times
+// (not to be confused with the tier's own LocalRuns, the loads that ran
+// the function without the tier: Redis failing, its breaker open).
 func WithTier(t Tier) Option {
 	return optionFunc(func(c *config) {
 		c.tier = t
@@ -252,7 +255,7 @@ func (w *wrapped) bindTier(cfg config, reflective bool) {
 	b, err := cfg.tier.Bind(f)
 	if err != nil {
 		release()
-		panic(fmt.Errorf("memo: WithTier(%q): %w", cfg.name, err))
+		panic(&bindError{cfg.name, err})
 	}
 	if b == nil {
 		release()
@@ -705,3 +708,17 @@ type tierNameRef struct {
 // releaseTierName frees a collected function's name, unless another
 // function has claimed it since.
 func releaseTierName(r tierNameRef) { tierNames.CompareAndDelete(r.k, r.wp) }
+
+// bindError is the panic of a Decorate whose tier refused to bind the
+// function: it names the function and says the tier's reason once (a
+// reason that starts "memo: " loses that prefix), and unwraps to it.
+type bindError struct {
+	name string
+	err  error
+}
+
+func (e *bindError) Error() string {
+	return fmt.Sprintf("memo: WithTier(%q): %s", e.name, strings.TrimPrefix(e.err.Error(), "memo: "))
+}
+
+func (e *bindError) Unwrap() error { return e.err }

@@ -148,7 +148,7 @@ func TestTierOptionErrors(t *testing.T) {
 	_, err := New(WithMaxSize(1), WithName("x"), WithTier(ft))
 	assert.ErrorContains(t, err, "WithTier applies to Decorate")
 	ft.bindErr = errors.New("memo: cannot store chan int")
-	assert.PanicsWithError(t, `memo: WithTier("x"): memo: cannot store chan int`,
+	assert.PanicsWithError(t, `memo: WithTier("x"): cannot store chan int`,
 		func() { Decorate(func(int) chan int { return nil }, WithName("x"), WithTier(ft)) })
 }
 

@@ -336,7 +336,7 @@ func TestBracesInNamesAreRefused(t *testing.T) {
 	needRedis(t)
 	a := newTier(t, srv)
 	for _, name := range []string{"users{x}", "a{", "b}"} {
-		assert.PanicsWithError(t, `memo: WithTier("`+name+`"): memo: redistier: the name "`+name+`" holds a brace, which Redis Cluster reads as a hash tag: a value and its lease would land in different slots; use a name without { and }`,
+		assert.PanicsWithError(t, `memo: WithTier("`+name+`"): redistier: the name "`+name+`" holds a brace, which Redis Cluster reads as a hash tag: a value and its lease would land in different slots; use a name without { and }`,
 			func() { memo.Decorate(func(k int) int { return k }, memo.WithName(name), memo.WithTier(a)) })
 	}
 }

@@ -129,7 +129,10 @@ type Stats struct {
 // LocalRuns returns the executions that ran the function in this process
 // rather than being answered by a shared tier: TotalCalls - TierHits
 // (samples given to Cache.UpdateProfiling included), or 0 in a snapshot
-// taken while a tier's answer is counted and its execution not yet.
+// taken while a tier's answer is counted and its execution not yet. The
+// tier's own [Tier].LocalRuns counts something narrower: the loads that
+// ran the function without the tier, because it failed or its breaker was
+// open.
 func (s Stats) LocalRuns() uint64 {
 	if s.TierHits > s.TotalCalls {
 		return 0
