@@ -3,10 +3,8 @@ package redistier
 import (
 	"context"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/memokit/memo"
 	"github.com/redis/go-redis/v9"
@@ -50,43 +48,7 @@ func TestClearLeavesNoOldValueLocally(t *testing.T) {
 	c := srv.Client()
 	gate := &clearGate{reached: make(chan struct{}), release: make(chan struct{})}
 	c.AddHook(gate)
-	msgs := make(chan byte, 64)
-	var hold atomic.Bool
-	holding, unhold := make(chan struct{}), make(chan struct{})
-	var unholdOnce sync.Once
-	release := func() { unholdOnce.Do(func() { close(unhold) }) }
-	tier, err := New(c, WithBudget(5*time.Second), withHandled(func(k byte) {
-		msgs <- k
-		if k == msgFill && hold.CompareAndSwap(true, false) {
-			close(holding)
-			<-unhold
-		}
-	}))
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		release()
-		_ = tier.Close()
-		_ = c.Close()
-	})
-	<-tier.Ready()
-	// waitFor reads the tier's messages until it has seen each kind. On a
-	// Cluster, messages published through different nodes may arrive in
-	// either order.
-	waitFor := func(kinds ...byte) {
-		t.Helper()
-		want := map[byte]bool{}
-		for _, k := range kinds {
-			want[k] = true
-		}
-		for len(want) > 0 {
-			select {
-			case k := <-msgs:
-				delete(want, k)
-			case <-time.After(hangAfter): // a liveness watchdog, not a speed bound
-				t.Fatalf("no message of kinds %q after %v", kinds, hangAfter)
-			}
-		}
-	}
+	tier := newTappedTier(t, c)
 
 	cache, err := memo.New(memo.WithMaxSize(100))
 	require.NoError(t, err)
@@ -94,13 +56,10 @@ func TestClearLeavesNoOldValueLocally(t *testing.T) {
 	version.Store(1)
 	f := memo.Decorate(func(k int) int64 { return version.Load() }, memo.WithName(t.Name()), memo.WithTier(tier), memo.WithCache(cache))
 	require.Equal(t, int64(1), f(1))
-	waitFor(msgClear, msgFill) // the function's first generation (published when it started) and the first fill
+	tier.waitFor(t, msgClear, msgFill) // the function's first generation (published when it started) and the first fill
 
-	// Hold the subscription: a message for no function, whose handler
-	// blocks until Clear has returned.
-	hold.Store(true)
-	require.NoError(t, c.Publish(context.Background(), tier.channel, message(msgFill, "review", "x", nil)).Err())
-	<-holding
+	// Hold the subscription until Clear has returned.
+	tier.hold(t, c)
 
 	version.Store(2) // the data changed: Clear drops every result
 	gate.armed.Store(true)
@@ -113,8 +72,8 @@ func TestClearLeavesNoOldValueLocally(t *testing.T) {
 	f(1)           // a call concurrent with Clear: either value is fine for it
 	close(gate.release)
 	<-cleared
-	release()
-	waitFor(msgClear) // this process's own Clear message has been handled
+	tier.release()
+	tier.waitFor(t, msgClear) // this process's own Clear message has been handled
 
 	assert.Equal(t, int64(2), f(1), "a call made after Cache.Clear returned got a result from before it")
 }

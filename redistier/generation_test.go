@@ -6,7 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/memokit/memo"
 	"github.com/redis/go-redis/v9"
@@ -55,54 +54,17 @@ func TestClearNotUndoneByGenerationReadInFlight(t *testing.T) {
 	c := srv.Client()
 	gate := &genReadGate{reached: make(chan struct{}), release: make(chan struct{})}
 	c.AddHook(gate)
-	msgs := make(chan byte, 64)
-	var hold atomic.Bool
-	holding, unhold := make(chan struct{}), make(chan struct{})
-	var unholdOnce, releaseOnce sync.Once
-	unholdSub := func() { unholdOnce.Do(func() { close(unhold) }) }
+	var releaseOnce sync.Once
 	releaseGet := func() { releaseOnce.Do(func() { close(gate.release) }) }
-	tierA, err := New(c, WithBudget(5*time.Second), withHandled(func(k byte) {
-		msgs <- k
-		if k == msgFill && hold.CompareAndSwap(true, false) {
-			close(holding)
-			<-unhold
-		}
-	}))
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		unholdSub()
-		releaseGet()
-		_ = tierA.Close()
-		_ = c.Close()
-	})
-	<-tierA.Ready()
-	// waitFor reads the tier's messages until it has seen each kind. On a
-	// Cluster, messages published through different nodes may arrive in
-	// either order.
-	waitFor := func(kinds ...byte) {
-		t.Helper()
-		want := map[byte]bool{}
-		for _, k := range kinds {
-			want[k] = true
-		}
-		for len(want) > 0 {
-			select {
-			case k := <-msgs:
-				delete(want, k)
-			case <-time.After(hangAfter): // a liveness watchdog, not a speed bound
-				t.Fatalf("no message of kinds %q after %v", kinds, hangAfter)
-			}
-		}
-	}
+	tierA := newTappedTier(t, c)
+	t.Cleanup(releaseGet) // before the tier's cleanup
 
 	// Replica B computes the value under G0.
 	b := memo.Decorate(fn, memo.WithName(t.Name()), memo.WithTier(newTier(t, srv)))
 	require.Equal(t, int64(1), b(1))
-	waitFor(msgClear, msgFill) // the function's first generation (published when it started) and the first fill
+	tierA.waitFor(t, msgClear, msgFill) // the function's first generation (published when it started) and the first fill
 
-	hold.Store(true)
-	require.NoError(t, c.Publish(context.Background(), tierA.channel, message(msgFill, "review", "x", nil)).Err())
-	<-holding
+	tierA.hold(t, c)
 
 	cache, err := memo.New(memo.WithMaxSize(100))
 	require.NoError(t, err)
@@ -118,5 +80,5 @@ func TestClearNotUndoneByGenerationReadInFlight(t *testing.T) {
 	<-first // concurrent with Clear: either value is fine for it
 
 	assert.Equal(t, int64(2), a(1), "a call made after Cache.Clear returned got a result from before it")
-	unholdSub()
+	tierA.release()
 }
