@@ -264,7 +264,7 @@ func (w *wrapped) call(args []reflect.Value) []reflect.Value {
 		}
 		if len(k) <= maxKeyLen { // else the encoder below finds it too long
 			h := hashKey(k)
-			v, ok := w.c.lookup(k, h)
+			v, ok := w.c.e.lookup(k, h)
 			if ok {
 				return v.([]reflect.Value)
 			}
@@ -276,7 +276,7 @@ func (w *wrapped) call(args []reflect.Value) []reflect.Value {
 	s := getState()
 	w.encode(s, args)
 	h := hashKey(s.buf)
-	v, ok := w.c.lookup(s.buf, h)
+	v, ok := w.c.e.lookup(s.buf, h)
 	if ok {
 		putState(s)
 		return v.([]reflect.Value)
@@ -382,10 +382,10 @@ func (w *wrapped) judgeRaw(val any) (failed, store bool, ttl time.Duration) {
 	if failed {
 		store, ttl = w.errorTTL > 0, w.errorTTL
 	} else {
-		store, ttl = true, w.c.ttl
+		store, ttl = true, w.c.e.ttl
 	}
 	if store && w.fo != nil {
-		store, ttl = w.fo.decide(w.c, val, failed, ttl)
+		store, ttl = w.fo.decide(&w.c.e, val, failed, ttl)
 	}
 	return failed, store, ttl
 }
@@ -576,7 +576,7 @@ func Invalidate(fn any, args ...any) bool {
 	for _, in := range calls {
 		s := getState()
 		w.encode(s, in)
-		if w.c.remove(s.buf, hashKey(s.buf)) {
+		if w.c.e.remove(s.buf, hashKey(s.buf)) {
 			removed = true
 		}
 		_ = w.invalidateTier(context.Background(), s) // InvalidateContext reports the error

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/memokit/memo/internal/goid"
 	"github.com/stretchr/testify/assert"
 )
 
@@ -11,9 +12,9 @@ import (
 // the same time.
 func TestCurG(t *testing.T) {
 	t.Parallel()
-	me := curG()
+	me := goid.Current()
 	assert.NotZero(t, me)
-	assert.Equal(t, me, curG())
+	assert.Equal(t, me, goid.Current())
 	const n = 16
 	ids := make([]uintptr, n)
 	var started, release sync.WaitGroup
@@ -22,10 +23,10 @@ func TestCurG(t *testing.T) {
 	var done sync.WaitGroup
 	for i := range ids {
 		done.Go(func() {
-			ids[i] = curG()
+			ids[i] = goid.Current()
 			started.Done()
 			release.Wait() // all alive at once
-			assert.Equal(t, ids[i], curG())
+			assert.Equal(t, ids[i], goid.Current())
 		})
 	}
 	started.Wait()

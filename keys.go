@@ -21,23 +21,23 @@ func uncacheable[T any](w *wrapped, s *keyState, ctx context.Context, run func(c
 	putState(s)
 	w.c.noteUncacheable(long)
 	if ctx != nil && ctx.Err() != nil {
-		w.c.rec.Abandoned(1)
+		w.c.e.rec.Abandoned(1)
 		return cancelled(ctx)
 	}
-	return runAlone(w, tally{&w.c.rec, false}, ctx, run) // timed, and counted as Led
+	return runAlone(w, tally{&w.c.e.rec, false}, ctx, run) // timed, and counted as Led
 }
 
 // noteUncacheable counts a call or Set that is not stored because its key
 // can never hit again, and logs it through the cache's logger.
 func (c *Cache) noteUncacheable(tooLong bool) {
-	c.rec.Uncacheable(1)
-	if c.logger == nil {
+	c.e.rec.Uncacheable(1)
+	if c.e.logger == nil {
 		return
 	}
 	reason := "an argument holds a value memo cannot identify (a func in an unexported field, or nesting deeper than 1000)"
 	if tooLong {
 		reason = "its key is longer than 4 MiB"
 	}
-	c.logger.LogAttrs(context.Background(), slog.LevelWarn, "memo: call not cached: its key can never hit again",
-		slog.String("cache", c.name), slog.String("reason", reason))
+	c.e.logger.LogAttrs(context.Background(), slog.LevelWarn, "memo: call not cached: its key can never hit again",
+		slog.String("cache", c.e.name), slog.String("reason", reason))
 }

@@ -344,12 +344,12 @@ var loggedAmbiguous sync.Map // reflect.Type → struct{}
 // noteAmbiguous logs, once per type in the process, through the cache's
 // logger, that keys holding t stay local.
 func (c *Cache) noteAmbiguous(t reflect.Type) {
-	if c.logger == nil {
+	if c.e.logger == nil {
 		return
 	}
 	if _, done := loggedAmbiguous.LoadOrStore(t, struct{}{}); done {
 		return
 	}
-	c.logger.LogAttrs(context.Background(), slog.LevelWarn, "memo: calls not shared through the tier: another type of the program has the same name (a type declared inside a function?); give the type a name of its own at package level",
-		slog.String("cache", c.name), slog.String("type", stableName(t)))
+	c.e.logger.LogAttrs(context.Background(), slog.LevelWarn, "memo: calls not shared through the tier: another type of the program has the same name (a type declared inside a function?); give the type a name of its own at package level",
+		slog.String("cache", c.e.name), slog.String("type", stableName(t)))
 }

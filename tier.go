@@ -233,18 +233,18 @@ func (w *wrapped) bindTier(cfg config, reflective bool) {
 		Name:    cfg.name,
 		Schema:  schemaOf(t),
 		Results: results,
-		TTL:     c.ttl,
-		Logger:  c.logger,
+		TTL:     c.e.ttl,
+		Logger:  c.e.logger,
 		Drop: func(args []byte) {
 			if c := wc.Value(); c != nil {
 				k := binary.LittleEndian.AppendUint64(make([]byte, 0, 8+len(args)), fid)
 				k = append(k, args...)
-				c.remove(k, hashKey(k))
+				c.e.remove(k, hashKey(k))
 			}
 		},
 		Flush: func() {
 			if c := wc.Value(); c != nil {
-				c.flush()
+				c.e.flush()
 			}
 		},
 	}
@@ -278,7 +278,7 @@ func (w *wrapped) bindTier(cfg config, reflective bool) {
 // gone first), and a stale-if-error window that would keep an entry past
 // the bound is cut there.
 func (w *wrapped) warnAgeCap(name string) {
-	l, maxAge, fo := w.c.logger, w.tier.maxAge, w.fo
+	l, maxAge, fo := w.c.e.logger, w.tier.maxAge, w.fo
 	if l == nil || maxAge <= 0 || fo == nil {
 		return
 	}
@@ -286,9 +286,9 @@ func (w *wrapped) warnAgeCap(name string) {
 		l.Warn("memo: the tier's MaxLocalAge is not above WithRefreshAfter: local entries are removed before a refresh is due, and are read again from the tier instead",
 			"func", name, "refresh_after", fo.refresh, "max_local_age", maxAge)
 	}
-	if fo.stale > 0 && (w.c.ttl == 0 || w.c.ttl+fo.stale > maxAge) {
+	if fo.stale > 0 && (w.c.e.ttl == 0 || w.c.e.ttl+fo.stale > maxAge) {
 		l.Warn("memo: the tier's MaxLocalAge caps WithStaleIfError: no local entry, stale or not, is kept past it",
-			"func", name, "stale_if_error", fo.stale, "ttl", w.c.ttl, "max_local_age", maxAge)
+			"func", name, "stale_if_error", fo.stale, "ttl", w.c.e.ttl, "max_local_age", maxAge)
 	}
 }
 
@@ -335,13 +335,6 @@ func (w *wrapped) ageCap() time.Duration {
 	return w.tier.maxAge
 }
 
-// sweptTTL is the local TTL that bounds by maxAge the age of an entry only
-// the expiry timer removes (see Cache.store): maxAge less a margin for a
-// timer that fires late, an eighth of maxAge and at most a second.
-func sweptTTL(maxAge time.Duration) time.Duration {
-	return max(maxAge-min(maxAge/8, time.Second), 1)
-}
-
 // tierVerdict carries to the local store the decision an execution
 // through the tier took (see viaTier), so that WithCacheIf and
 // WithTTLFunc run once per execution and the local cache and the tier
@@ -370,7 +363,7 @@ func (w *wrapped) tierJudge(tv *tierVerdict) verdict {
 // WithTTLFunc): a local copy of a tier value then keeps to the value's
 // remaining TTL.
 func (w *wrapped) resultTTL() bool {
-	return w.c.ttl > 0 || (w.fo != nil && w.fo.ttlFunc != nil)
+	return w.c.e.ttl > 0 || (w.fo != nil && w.fo.ttlFunc != nil)
 }
 
 // hitTTL returns the local TTL of a value the tier returned with ttl to
@@ -384,8 +377,8 @@ func (w *wrapped) hitTTL(ttl time.Duration) (time.Duration, bool) {
 	if ttl <= 0 {
 		return 0, false
 	}
-	if w.c.ttl > 0 {
-		ttl = min(ttl, w.c.ttl)
+	if w.c.e.ttl > 0 {
+		ttl = min(ttl, w.c.e.ttl)
 	}
 	return w.localTTL(roundTTL(ttl)), true
 }
@@ -426,13 +419,12 @@ func tierKeyOf(w *wrapped, s *keyState) *TierKey {
 // tierKeyOf) goes through the tier's Refresh: it takes a value another
 // replica refreshed less than d ago, or runs under the key's lease and
 // writes its result through to the tier. The refresh stores locally by
-// the decision the tier's path took (cl.tv).
-func refreshTiered[T any](w *wrapped, cl *call, key TierKey, d time.Duration, run func(context.Context) T) func(context.Context) T {
+// the decision the tier's path took, which it leaves in tv.
+func refreshTiered[T any](w *wrapped, cl *call, tv *tierVerdict, key TierKey, d time.Duration, run func(context.Context) T) func(context.Context) T {
 	load := func(ctx context.Context, key TierKey, compute TierCompute) ([]any, time.Duration, bool) {
 		return w.tier.b.Refresh(ctx, key, time.Now().Add(-d), compute)
 	}
-	cl.tv = new(tierVerdict)
-	return viaTier(w, load, key, run, cl, cl.tv)
+	return viaTier(w, load, key, run, cl, tv)
 }
 
 // viaTier returns run wrapped to go through load (a binding's Load or
@@ -471,7 +463,7 @@ func viaTier[T any](w *wrapped, load func(context.Context, TierKey, TierCompute)
 		if !hit {
 			return run(ctx)
 		}
-		w.c.rec.TierHit() // Stats.TierHits: this execution did not run the function
+		w.c.e.rec.TierHit() // Stats.TierHits: this execution did not run the function
 		tv.ttl, tv.store = w.hitTTL(left)
 		tv.failed, tv.set = false, true
 		return tierValue[T](w, res)
@@ -594,13 +586,13 @@ func InvalidateContext(ctx context.Context, fn any, args ...any) (bool, error) {
 		h := hashKey(s.buf)
 		// The tier's own message may drop the entry before remove does:
 		// removed tells whether there was a live one when the call began.
-		if n := w.c.index.get(s.buf, h); n != nil && live(n, w.c) {
+		if n := w.c.e.index.get(s.buf, h); n != nil && live(n, &w.c.e) {
 			removed = true
 		}
 		if err := w.invalidateTier(ctx, s); err != nil {
 			errs = append(errs, err)
 		}
-		w.c.remove(s.buf, h)
+		w.c.e.remove(s.buf, h)
 		putState(s)
 	}
 	return removed, errors.Join(errs...)

@@ -200,7 +200,7 @@ func do1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Contex
 			// A short string: looked up from where it lies (see
 			// index.getString); the key is made only on a miss.
 			h := hashFidString(w.fid, str)
-			v, ok := w.c.lookupString(w.fid, str, h)
+			v, ok := w.c.e.lookupString(w.fid, str, h)
 			if ok {
 				return as[T](v)
 			}
@@ -213,7 +213,7 @@ func do1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Contex
 		k := binary.LittleEndian.AppendUint64(arr[:0], w.fid)
 		if k, ok := appendBasic(k, a); ok {
 			h := hashKey(k)
-			v, ok := w.c.lookup(k, h)
+			v, ok := w.c.e.lookup(k, h)
 			if ok {
 				return as[T](v)
 			}
@@ -231,7 +231,7 @@ func slow1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Cont
 	w.encodeTyped(s, reflect.ValueOf(pa).Elem())
 	unbox(&w.boxes[0], pa)
 	h := hashKey(s.buf)
-	v, ok := w.c.lookup(s.buf, h)
+	v, ok := w.c.e.lookup(s.buf, h)
 	if ok {
 		putState(s)
 		return as[T](v)
@@ -304,7 +304,7 @@ func do2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(contex
 		}
 		if ok {
 			h := hashKey(k)
-			v, ok := w.c.lookup(k, h)
+			v, ok := w.c.e.lookup(k, h)
 			if ok {
 				return as[T](v)
 			}
@@ -323,7 +323,7 @@ func slow2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(cont
 	unbox(&w.boxes[0], pa)
 	unbox(&w.boxes[1], pb)
 	h := hashKey(s.buf)
-	v, ok := w.c.lookup(s.buf, h)
+	v, ok := w.c.e.lookup(s.buf, h)
 	if ok {
 		putState(s)
 		return as[T](v)

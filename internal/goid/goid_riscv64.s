@@ -1,7 +1,7 @@
 #include "textflag.h"
 
-// func curG() uintptr
-TEXT ·curG(SB), NOSPLIT, $0-8
+// func Current() uintptr
+TEXT ·Current(SB), NOSPLIT, $0-8
 	MOV	g, X10
 	MOV	X10, ret+0(FP)
 	RET

@@ -2,8 +2,8 @@
 
 #include "textflag.h"
 
-// func curG() uintptr
-TEXT ·curG(SB), NOSPLIT, $0-8
+// func Current() uintptr
+TEXT ·Current(SB), NOSPLIT, $0-8
 	MOVD	g, R3
 	MOVD	R3, ret+0(FP)
 	RET
