@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/memokit/memo/internal/engine"
+	"github.com/memokit/memo/internal/keys"
 	"github.com/memokit/memo/stats"
 )
 
@@ -38,7 +40,7 @@ import (
 type Cache struct {
 	// e is the engine: the entries, the policy, the executions in flight.
 	// It comes first, so that a *Cache and its engine share an address.
-	e      core
+	e      engine.Core
 	listed string // the name Caches lists it under
 }
 
@@ -75,7 +77,7 @@ func newFor(opts []Option, skip int) (*Cache, error) {
 
 func newCache(cfg config) *Cache {
 	c := &Cache{}
-	c.e.init(cfg.maxSize, cfg.ttl, cfg.policy, cfg.name, cfg.logger, newFreshState(cfg.fresh.jitter))
+	c.e.Init(cfg.maxSize, cfg.ttl, cfg.policy, cfg.name, cfg.logger, engine.NewFreshState(cfg.fresh.jitter))
 	c.listed = listCache(c, cmp.Or(cfg.name, cfg.symbol))
 	return c
 }
@@ -83,7 +85,7 @@ func newCache(cfg config) *Cache {
 // check panics, saying how to get a cache, if c is nil or the zero Cache.
 // It is small enough to inline; the panic is apart.
 func (c *Cache) check() {
-	if c == nil || c.e.maxSize <= 0 {
+	if c == nil || c.e.MaxSize <= 0 {
 		unusable(c)
 	}
 }
@@ -97,15 +99,15 @@ func unusable(c *Cache) {
 }
 
 // encodeKey encodes a key given to Get, Set or Delete.
-func encodeKey(s *keyState, key any) {
-	s.u64(0) // the namespace of keys that no decorated function uses (their numbers start at 1)
+func encodeKey(s *keys.State, key any) {
+	s.U64(0) // the namespace of keys that no decorated function uses (their numbers start at 1)
 	// As encodeInterface(s, reflect.ValueOf(&key).Elem()), without taking
 	// key's address: that moved key to the heap, one allocation per Get.
 	if key == nil {
-		s.uvarint(0)
+		s.Uvarint(0)
 		return
 	}
-	encodeDynamic(s, reflect.ValueOf(key))
+	keys.EncodeDynamic(s, reflect.ValueOf(key))
 }
 
 // Get returns the value stored for key, or an error that is [ErrNotFound]
@@ -119,19 +121,19 @@ func (c *Cache) Get(key any) (any, error) {
 		ok bool
 	)
 	var arr [64]byte
-	if k, basic := appendDynamicBasic(binary.LittleEndian.AppendUint64(arr[:0], 0), key); basic {
-		v, ok = c.e.lookup(k, hashKey(k))
+	if k, basic := keys.AppendDynamicBasic(binary.LittleEndian.AppendUint64(arr[:0], 0), key); basic {
+		v, ok = c.e.Lookup(k, engine.HashKey(k))
 	} else {
-		s := getState()
+		s := keys.GetState()
 		encodeKey(s, key)
-		v, ok = c.e.lookup(s.buf, hashKey(s.buf))
-		putState(s)
+		v, ok = c.e.Lookup(s.Buf, engine.HashKey(s.Buf))
+		keys.PutState(s)
 	}
 	if !ok {
-		if v == refreshDue { // not a key of Get's (they are never refreshed)
-			c.e.rec.Miss(0)
+		if v == engine.RefreshDue { // not a key of Get's (they are never refreshed)
+			c.e.Rec.Miss(0)
 		}
-		c.e.rec.GetMissed(1)
+		c.e.Rec.GetMissed(1)
 		return nil, ErrNotFound
 	}
 	return v, nil
@@ -144,14 +146,14 @@ func (c *Cache) Get(key any) (any, error) {
 // identify, see the README) is not stored and counts in Stats.Uncacheable.
 func (c *Cache) Set(key, value any) {
 	c.check()
-	s := getState()
-	defer putState(s)
+	s := keys.GetState()
+	defer keys.PutState(s)
 	encodeKey(s, key)
-	if s.never {
-		c.noteUncacheable(s.tooLong) // no Get could find it
+	if s.Never {
+		c.noteUncacheable(s.TooLong) // no Get could find it
 		return
 	}
-	c.e.store(string(s.buf), hashKey(s.buf), value, c.e.ttl, s.refs, nil)
+	c.e.Store(string(s.Buf), engine.HashKey(s.Buf), value, c.e.Ttl, s.Refs, nil)
 }
 
 // Delete removes the entry for key and reports whether there was one.
@@ -159,20 +161,20 @@ func (c *Cache) Set(key, value any) {
 // functions sharing the cache: use [Invalidate] for those.
 func (c *Cache) Delete(key any) bool {
 	c.check()
-	s := getState()
-	defer putState(s)
+	s := keys.GetState()
+	defer keys.PutState(s)
 	encodeKey(s, key)
-	return c.e.remove(s.buf, hashKey(s.buf))
+	return c.e.Remove(s.Buf, engine.HashKey(s.Buf))
 }
 
 // Len returns the number of live entries: never more than the maximum size,
 // and never counting an expired entry.
 func (c *Cache) Len() int {
 	c.check()
-	c.e.mu.Lock()
-	defer c.e.mu.Unlock()
-	c.e.sweep(c.e.now())
-	return c.e.size()
+	c.e.Mu.Lock()
+	defer c.e.Mu.Unlock()
+	c.e.Sweep(c.e.Now())
+	return c.e.Size()
 }
 
 // Clear removes every entry and resets every statistic. Executions in
@@ -184,36 +186,36 @@ func (c *Cache) Len() int {
 func (c *Cache) Clear() {
 	c.check()
 	c.clearTiers()
-	c.e.mu.Lock()
-	defer c.e.mu.Unlock()
-	c.e.dropAll()
-	c.e.resetStats()
+	c.e.Mu.Lock()
+	defer c.e.Mu.Unlock()
+	c.e.DropAll()
+	c.e.ResetStats()
 }
 
 // ResetStats zeroes the statistics and keeps the entries.
 func (c *Cache) ResetStats() {
 	c.check()
-	c.e.mu.Lock()
-	defer c.e.mu.Unlock()
-	c.e.resetStats()
+	c.e.Mu.Lock()
+	defer c.e.Mu.Unlock()
+	c.e.ResetStats()
 }
 
 // Stats returns a snapshot of the statistics. Counters updated by other
 // goroutines during the call may or may not be included.
 func (c *Cache) Stats() stats.Stats {
 	c.check()
-	c.e.mu.Lock()
-	c.e.sweep(c.e.now())
-	size := c.e.size()
+	c.e.Mu.Lock()
+	c.e.Sweep(c.e.Now())
+	size := c.e.Size()
 	// Under c.mu, so that no drain is moving hits from the stripes to
 	// c.hits: read outside it, hits already made could be missed.
-	hits := c.e.hits.Load() + c.e.reads.pendingHits()
-	c.e.mu.Unlock()
-	st := c.e.rec.Snapshot()
+	hits := c.e.Hits.Load() + c.e.Reads.PendingHits()
+	c.e.Mu.Unlock()
+	st := c.e.Rec.Snapshot()
 	st.Hits += hits
 	st.CurrentSize = size
-	st.MaxSize = c.e.maxSize
-	st.TTL = c.e.ttl
+	st.MaxSize = c.e.MaxSize
+	st.TTL = c.e.Ttl
 	return st
 }
 
@@ -222,5 +224,5 @@ func (c *Cache) Stats() stats.Stats {
 // themselves; use it to time work done around a cache made by [New].
 func (c *Cache) UpdateProfiling(d time.Duration) {
 	c.check()
-	c.e.rec.Execution(d, false)
+	c.e.Rec.Execution(d, false)
 }

@@ -140,7 +140,7 @@ func (c *Cache) Name() string {
 // Policy returns c's eviction policy.
 func (c *Cache) Policy() policies.Kind {
 	c.check()
-	return c.e.kind
+	return c.e.Kind
 }
 
 // symbolOf returns the symbol of the function fn, shortened as [Caches]

@@ -13,6 +13,9 @@ import (
 	"time"
 	"unsafe"
 	"weak"
+
+	"github.com/memokit/memo/internal/engine"
+	"github.com/memokit/memo/internal/keys"
 )
 
 var (
@@ -117,18 +120,18 @@ type wrapped struct {
 	// copies of detach.go do not take (see mayReadThrough): an execution
 	// that may outlive its callers then re-encodes its key when it ends.
 	recheck bool
-	errOut  int       // index of the trailing error result, or -1
-	encs    []encoder // one per key parameter (the parameters but the contexts)
-	shape   *argShape // nil for the common shapes with nothing to copy
+	errOut  int            // index of the trailing error result, or -1
+	encs    []keys.Encoder // one per key parameter (the parameters but the contexts)
+	shape   *argShape      // nil for the common shapes with nothing to copy
 	// basic holds the kinds of the parameters after the context when all
 	// are of Go's basic kinds, which call keys in a stack buffer; else nil.
 	basic    []reflect.Kind
 	key      func([]any) any
 	errorTTL time.Duration
-	zeros    []reflect.Value // zero results, for callers whose context ended
-	boxes    *[2]sync.Pool   // the typed paths' argument copies (see box); nil for Decorate
-	fo       *freshOpts      // freshness options (fresh.go), or nil
-	tier     *tierFunc       // the function's WithTier, or nil (tier.go)
+	zeros    []reflect.Value   // zero results, for callers whose context ended
+	boxes    *[2]sync.Pool     // the typed paths' argument copies (see box); nil for Decorate
+	fo       *engine.FreshOpts // freshness options (fresh.go), or nil
+	tier     *tierFunc         // the function's WithTier, or nil (tier.go)
 }
 
 func newWrapped(v reflect.Value, cfg config) *wrapped {
@@ -164,20 +167,20 @@ func newWrapped(v reflect.Value, cfg config) *wrapped {
 			continue
 		}
 		params = append(params, i)
-		w.encs = append(w.encs, encoderOf(t.In(i)))
+		w.encs = append(w.encs, keys.EncoderOf(t.In(i)))
 	}
-	var copiers []copier
+	var copiers []keys.Copier
 	alone := false // exactly one argument needs a copier
 	w.recheck = w.key != nil
 	for i, p := range params {
-		if !w.recheck && mayReadThrough(t.In(p), w.deref, nil) {
+		if !w.recheck && keys.MayReadThrough(t.In(p), w.deref, nil) {
 			w.recheck = true
 		}
 		// With WithKey the key may read anything: the arguments are
 		// copied as the default key would take them.
-		if c := copierOf(t.In(p), w.deref); c != nil {
+		if c := keys.CopierOf(t.In(p), w.deref); c != nil {
 			if copiers == nil {
-				copiers = make([]copier, len(params))
+				copiers = make([]keys.Copier, len(params))
 				alone = true
 			} else {
 				alone = false
@@ -189,7 +192,7 @@ func newWrapped(v reflect.Value, cfg config) *wrapped {
 	// that the hit path handles: no context, or one leading context.
 	if contexts := t.NumIn() - len(params); contexts == 0 || contexts == 1 && w.ctxAt == 0 {
 		w.skip = int16(contexts)
-		w.basic = basicKinds(t, w.ctxAt == 0)
+		w.basic = keys.BasicKinds(t, w.ctxAt == 0)
 		params = nil
 	}
 	if params != nil || copiers != nil {
@@ -208,7 +211,7 @@ type argShape struct {
 	params []int // nil when the key parameters are args[skip:]
 	// copiers holds, per key parameter, the argument's copier (nil where
 	// there is nothing to copy); nil when no argument needs one.
-	copiers []copier
+	copiers []keys.Copier
 	alone   bool // one argument alone has a copier (see copyState.alone)
 }
 
@@ -222,7 +225,7 @@ func (w *wrapped) param(i int) int {
 
 // copiers returns the copiers of the key parameters, or nil when no
 // argument needs copying.
-func (w *wrapped) copiers() []copier {
+func (w *wrapped) copiers() []keys.Copier {
 	if w.shape == nil {
 		return nil
 	}
@@ -230,17 +233,17 @@ func (w *wrapped) copiers() []copier {
 }
 
 // encode appends the key of a call with args (the contexts included).
-func (w *wrapped) encode(s *keyState, args []reflect.Value) {
-	s.deref = w.deref
-	s.stable = w.tier != nil
-	s.u64(w.fid)
+func (w *wrapped) encode(s *keys.State, args []reflect.Value) {
+	s.Deref = w.deref
+	s.Stable = w.tier != nil
+	s.U64(w.fid)
 	if w.key != nil {
 		in := make([]any, len(w.encs))
 		for i := range in {
 			in[i] = args[w.param(i)].Interface()
 		}
 		k := w.key(in)
-		encodeInterface(s, reflect.ValueOf(&k).Elem())
+		keys.EncodeInterface(s, reflect.ValueOf(&k).Elem())
 		return
 	}
 	if w.skip >= 0 { // the common shapes: the loop the hit path always had
@@ -260,32 +263,32 @@ func (w *wrapped) call(args []reflect.Value) []reflect.Value {
 		var arr [64]byte
 		k := binary.LittleEndian.AppendUint64(arr[:0], w.fid)
 		for i, kind := range w.basic {
-			k = appendKind(k, kind, args[len(args)-len(w.basic)+i])
+			k = keys.AppendKind(k, kind, args[len(args)-len(w.basic)+i])
 		}
-		if len(k) <= maxKeyLen { // else the encoder below finds it too long
-			h := hashKey(k)
-			v, ok := w.c.e.lookup(k, h)
+		if len(k) <= keys.MaxKeyLen { // else the encoder below finds it too long
+			h := engine.HashKey(k)
+			v, ok := w.c.e.Lookup(k, h)
 			if ok {
 				return v.([]reflect.Value)
 			}
-			s := getState()
-			s.buf = append(s.buf, k...)
-			return w.miss(s, h, v == refreshDue, args)
+			s := keys.GetState()
+			s.Buf = append(s.Buf, k...)
+			return w.miss(s, h, v == engine.RefreshDue, args)
 		}
 	}
-	s := getState()
+	s := keys.GetState()
 	w.encode(s, args)
-	h := hashKey(s.buf)
-	v, ok := w.c.e.lookup(s.buf, h)
+	h := engine.HashKey(s.Buf)
+	v, ok := w.c.e.Lookup(s.Buf, h)
 	if ok {
-		putState(s)
+		keys.PutState(s)
 		return v.([]reflect.Value)
 	}
-	return w.miss(s, h, v == refreshDue, args)
+	return w.miss(s, h, v == engine.RefreshDue, args)
 }
 
 // miss runs or joins the execution for a call whose key, in s, missed.
-func (w *wrapped) miss(s *keyState, h uint64, due bool, args []reflect.Value) []reflect.Value {
+func (w *wrapped) miss(s *keys.State, h uint64, due bool, args []reflect.Value) []reflect.Value {
 	var ctx context.Context
 	var own func()
 	if w.ctx {
@@ -332,10 +335,10 @@ func (w *wrapped) miss(s *keyState, h uint64, due bool, args []reflect.Value) []
 // outlived its callers checks that none changed what its key was
 // computed from (see call.verify).
 func (w *wrapped) sameKey(key string, args []reflect.Value) bool {
-	s := getState()
-	defer putState(s)
+	s := keys.GetState()
+	defer keys.PutState(s)
 	w.encode(s, args)
-	return !s.never && string(s.buf) == key
+	return !s.Never && string(s.Buf) == key
 }
 
 // own returns args with a copy of every argument that shares memory its
@@ -343,7 +346,7 @@ func (w *wrapped) sameKey(key string, args []reflect.Value) bool {
 func (w *wrapped) own(args []reflect.Value) []reflect.Value {
 	out := slices.Clone(args)
 	// One for all, so that arguments sharing memory still do.
-	st := copyState{alone: w.shape.alone}
+	st := keys.CopyState{Alone: w.shape.alone}
 	for i, c := range w.copiers() {
 		if c == nil {
 			continue
@@ -382,10 +385,10 @@ func (w *wrapped) judgeRaw(val any) (failed, store bool, ttl time.Duration) {
 	if failed {
 		store, ttl = w.errorTTL > 0, w.errorTTL
 	} else {
-		store, ttl = true, w.c.e.ttl
+		store, ttl = true, w.c.e.Ttl
 	}
 	if store && w.fo != nil {
-		store, ttl = w.fo.decide(&w.c.e, val, failed, ttl)
+		store, ttl = w.fo.Decide(&w.c.e, val, failed, ttl)
 	}
 	return failed, store, ttl
 }
@@ -574,13 +577,13 @@ func Invalidate(fn any, args ...any) bool {
 	}
 	removed := false
 	for _, in := range calls {
-		s := getState()
+		s := keys.GetState()
 		w.encode(s, in)
-		if w.c.e.remove(s.buf, hashKey(s.buf)) {
+		if w.c.e.Remove(s.Buf, engine.HashKey(s.Buf)) {
 			removed = true
 		}
 		_ = w.invalidateTier(context.Background(), s) // InvalidateContext reports the error
-		putState(s)
+		keys.PutState(s)
 	}
 	return removed
 }

@@ -5,7 +5,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/memokit/memo/internal/engine"
 	"github.com/memokit/memo/internal/goid"
+	"github.com/memokit/memo/internal/keys"
 	"github.com/memokit/memo/stats"
 )
 
@@ -17,14 +19,14 @@ import (
 
 // result returns what a caller that did not run the execution cl gets:
 // the value, or a panic with *PanicError.
-func result(cl *call) any {
+func result(cl *engine.Call) any {
 	switch {
-	case cl.panicked:
-		panic(&PanicError{Value: cl.pval, Stack: cl.stack})
-	case cl.goexit:
+	case cl.Panicked:
+		panic(&PanicError{Value: cl.Pval, Stack: cl.Stack})
+	case cl.Goexit:
 		panic(&PanicError{Value: errGoexit})
 	}
-	return cl.val
+	return cl.Val
 }
 
 // miss is the miss path of every memoized call, Decorate's and the typed
@@ -53,37 +55,37 @@ func result(cl *call) any {
 // join serves that entry (or a newer one), and a miss otherwise (the entry
 // went meanwhile: evicted, invalidated, or past its TTL). A call whose key
 // can never hit again runs on its own (see uncacheable).
-func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Context, run func(context.Context) T, own func(), detach func() (func(context.Context) T, func(string) bool), verify func(string) bool, cancelled func(context.Context) T) T {
+func miss[T any](w *wrapped, s *keys.State, h uint64, due bool, ctx context.Context, run func(context.Context) T, own func(), detach func() (func(context.Context) T, func(string) bool), verify func(string) bool, cancelled func(context.Context) T) T {
 	c := w.c
-	if s.never {
+	if s.Never {
 		return uncacheable(w, s, ctx, run, cancelled)
 	}
 	if ctx != nil && ctx.Err() != nil {
-		putState(s)
+		keys.PutState(s)
 		if due {
-			c.e.rec.Miss(h) // the caller gets no result
+			c.e.Rec.Miss(h) // the caller gets no result
 		}
-		c.e.rec.Abandoned(1)
+		c.e.Rec.Abandoned(1)
 		return cancelled(ctx)
 	}
-	var outer *call
+	var outer *engine.Call
 	if ctx != nil {
-		outer, _ = ctx.Value(flightKey{}).(*call)
+		outer, _ = ctx.Value(engine.FlightKey{}).(*engine.Call)
 	}
-	n, cl, r := c.e.join(s.buf, h, goid.Current(), outer, ctx == nil, w.fo)
+	n, cl, r := c.e.Join(s.Buf, h, goid.Current(), outer, ctx == nil, w.fo)
 	if due {
-		if r == found || r == late {
-			c.e.hit(n, h)
+		if r == engine.Found || r == engine.Late {
+			c.e.Hit(n, h)
 		} else {
-			c.e.rec.Miss(h)
+			c.e.Rec.Miss(h)
 			due = false
 		}
 	}
-	t := tally{&c.e.rec, due}
-	if (r == leading || r == late) && cl != nil {
-		cl.fo, cl.ageCap = w.fo, w.ageCap()
-		if len(s.refs) > 0 {
-			cl.refs = slices.Clone(s.refs)
+	t := tally{&c.e.Rec, due}
+	if (r == engine.Leading || r == engine.Late) && cl != nil {
+		cl.Fo, cl.AgeCap = w.fo, w.ageCap()
+		if len(s.Refs) > 0 {
+			cl.Refs = slices.Clone(s.Refs)
 		}
 	}
 	// The leader asks the shared tier first (tier.go); a joiner may start
@@ -91,95 +93,95 @@ func miss[T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Contex
 	// tier's Refresh (startRefresh), and a re-entrant call must not wait
 	// on its own lease.
 	var tk *TierKey
-	if w.tier != nil && r != found && r != stale && r != reentrant {
+	if w.tier != nil && r != engine.Found && r != engine.Stale && r != engine.Reentrant {
 		tk = tierKeyOf(w, s)
 	}
 	plain := run
 	judge := w.judge
-	if tk != nil && r != late {
+	if tk != nil && r != engine.Late {
 		// The tier's path decides once whether and how long to store
 		// (WithCacheIf, WithTTLFunc), for the tier and for the local cache.
 		tv := new(tierVerdict)
 		run = viaTier(w, w.tier.b.Load, *tk, run, nil, tv)
 		judge = w.tierJudge(tv)
 	}
-	putState(s)
+	keys.PutState(s)
 	for {
 		switch r {
-		case found, late, stale:
+		case engine.Found, engine.Late, engine.Stale:
 			t.coalesced() // stored by an execution that ended meanwhile, or stale in an outage
 			switch {
-			case r == late && cl != nil:
+			case r == engine.Late && cl != nil:
 				startRefresh(w, cl, ctx, plain, detach, verify, tk)
-			case r == stale:
-				c.e.rec.StaleServed(1)
+			case r == engine.Stale:
+				c.e.Rec.StaleServed(1)
 			}
-			return as[T](n.Value.value())
-		case reentrant:
-			if c.e.logger != nil {
-				c.e.logger.Warn("memo: a call from inside an execution for its own key runs on its own, without joining it",
-					"cache", c.e.name, "func", w.typ.String())
+			return as[T](n.Value.Value())
+		case engine.Reentrant:
+			if c.e.Logger != nil {
+				c.e.Logger.Warn("memo: a call from inside an execution for its own key runs on its own, without joining it",
+					"cache", c.e.Name, "func", w.typ.String())
 			}
 			return runAlone(w, t, ctx, run)
 		}
 		if ctx == nil {
-			if r == joining {
-				<-cl.done
-				if cl.moved { // the execution ran on arguments changed since (see call.verify)
+			if r == engine.Joining {
+				<-cl.Done
+				if cl.Moved { // the execution ran on arguments changed since (see call.verify)
 					prev := cl
-					n, cl, r = c.e.join(unsafeBytes(prev.key), prev.h, goid.Current(), outer, true, w.fo)
-					if (r == leading || r == late) && cl != nil {
-						cl.fo, cl.refs, cl.ageCap = w.fo, prev.refs, w.ageCap()
+					n, cl, r = c.e.Join(engine.UnsafeBytes(prev.Key), prev.H, goid.Current(), outer, true, w.fo)
+					if (r == engine.Leading || r == engine.Late) && cl != nil {
+						cl.Fo, cl.Refs, cl.AgeCap = w.fo, prev.Refs, w.ageCap()
 					}
 					continue
 				}
 				t.coalesced()
-				c.e.staleServed(cl)
+				c.e.StaleServed(cl)
 				return as[T](result(cl))
 			}
 			t.led()
-			c.e.execute(cl, judge, func() any { return run(nil) })
-			if cl.panicked {
-				panic(cl.pval)
+			c.e.Execute(cl, judge, func() any { return run(nil) })
+			if cl.Panicked {
+				panic(cl.Pval)
 			}
-			c.e.staleServed(cl)
-			return as[T](cl.val)
+			c.e.StaleServed(cl)
+			return as[T](cl.Val)
 		}
-		if r == leading {
+		if r == engine.Leading {
 			if ctx.Done() != nil { // the leader may leave: see own and verify
 				if own != nil {
 					own()
 					own = nil
 				}
-				cl.verify = verify
+				cl.Verify = verify
 			}
-			runCtx := cl.start(ctx)
-			go c.e.run(cl, judge, func() any { return run(runCtx) })
+			runCtx := cl.Start(ctx)
+			go c.e.Run(cl, judge, func() any { return run(runCtx) })
 		}
 		select {
-		case <-cl.done:
+		case <-cl.Done:
 		case <-ctx.Done():
-			c.e.leave(cl)
-			t.abandoned(r == leading)
+			c.e.Leave(cl)
+			t.abandoned(r == engine.Leading)
 			return cancelled(ctx)
 		}
-		if r == joining && cl.startsOver(ctx) {
+		if r == engine.Joining && cl.StartsOver(ctx) {
 			prev := cl
-			n, cl, r = c.e.join(unsafeBytes(prev.key), prev.h, goid.Current(), outer, false, w.fo)
-			if (r == leading || r == late) && cl != nil {
-				cl.fo, cl.refs, cl.ageCap = w.fo, prev.refs, w.ageCap()
+			n, cl, r = c.e.Join(engine.UnsafeBytes(prev.Key), prev.H, goid.Current(), outer, false, w.fo)
+			if (r == engine.Leading || r == engine.Late) && cl != nil {
+				cl.Fo, cl.Refs, cl.AgeCap = w.fo, prev.Refs, w.ageCap()
 			}
 			continue
 		}
-		if r == leading {
+		if r == engine.Leading {
 			t.led()
-			if cl.panicked {
-				panic(cl.pval)
+			if cl.Panicked {
+				panic(cl.Pval)
 			}
 		} else {
 			t.coalesced()
 		}
-		c.e.staleServed(cl)
+		c.e.StaleServed(cl)
 		return as[T](result(cl))
 	}
 }
@@ -228,13 +230,13 @@ func runAlone[T any](w *wrapped, t tally, ctx context.Context, run func(context.
 	normal := false
 	defer func() {
 		if !normal { // a panic or runtime.Goexit, which go on unwinding
-			c.e.rec.Execution(time.Since(start), true)
+			c.e.Rec.Execution(time.Since(start), true)
 		}
 	}()
 	v := run(ctx)
 	normal = true
 	failed, _, _ := w.judge(v)
-	c.e.rec.Execution(time.Since(start), failed)
+	c.e.Rec.Execution(time.Since(start), failed)
 	return v
 }
 

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/memokit/memo/internal/engine"
 )
 
 // Freshness and result policies: refresh-ahead (WithRefreshAfter),
@@ -145,7 +147,7 @@ func (c *config) freshErrs(forDecorate bool) []error {
 	var errs []error
 	ttl := c.ttl
 	if c.cache != nil {
-		ttl = c.cache.e.ttl
+		ttl = c.cache.e.Ttl
 	}
 	hasTTL := ttl > 0 || f.ttlFunc != nil
 	if f.refreshSet {
@@ -186,13 +188,13 @@ func (c *config) freshErrs(forDecorate bool) []error {
 	return errs
 }
 
-func (f *freshConfig) opts() *freshOpts {
+func (f *freshConfig) opts() *engine.FreshOpts {
 	if f.refresh <= 0 && f.stale <= 0 && f.ttlFunc == nil && f.cacheIf == nil {
 		return nil
 	}
-	return &freshOpts{
-		refresh: f.refresh, stale: f.stale, ttlFunc: f.ttlFunc, cacheIf: f.cacheIf,
-		entries: f.refresh > 0 || f.stale > 0 || f.ttlFunc != nil,
+	return &engine.FreshOpts{
+		Refresh: f.refresh, Stale: f.stale, TtlFunc: f.ttlFunc, CacheIf: f.cacheIf,
+		Entries: f.refresh > 0 || f.stale > 0 || f.ttlFunc != nil,
 	}
 }
 
@@ -206,26 +208,26 @@ func (f *freshConfig) opts() *freshOpts {
 // key (WithTier): the refresh then goes through the tier's Refresh (see
 // refreshTiered), under that context, so that a refresh that hangs gives
 // the key's lease up when its time is up.
-func startRefresh[T any](w *wrapped, cl *call, ctx context.Context, run func(context.Context) T, detach func() (func(context.Context) T, func(string) bool), verify func(string) bool, tk *TierKey) {
+func startRefresh[T any](w *wrapped, cl *engine.Call, ctx context.Context, run func(context.Context) T, detach func() (func(context.Context) T, func(string) bool), verify func(string) bool, tk *TierKey) {
 	if detach != nil {
 		run, verify = detach() // now, while the caller's memory is still the call's
 	}
-	cl.verify = verify  // the refresh outlives its caller (see call.verify)
+	cl.Verify = verify  // the refresh outlives its caller (see call.verify)
 	var tv *tierVerdict // the decision the tier's path takes (see viaTier)
 	if tk != nil {
 		tv = new(tierVerdict)
-		run = refreshTiered(w, cl, tv, *tk, w.fo.refresh, run)
+		run = refreshTiered(w, cl, tv, *tk, w.fo.Refresh, run)
 	}
 	// A function without a context ignores rctx, but a tier's Refresh
 	// does not: its lease must not outlive the refresh's time.
-	rctx := cl.startRefresh(ctx, &w.c.e)
-	w.c.e.rec.RefreshStarted()
-	go w.c.e.refresh(cl, w.tierJudge(tv), func() any { return run(rctx) })
+	rctx := cl.StartRefresh(ctx, &w.c.e)
+	w.c.e.Rec.RefreshStarted()
+	go w.c.e.Refresh(cl, w.tierJudge(tv), func() any { return run(rctx) })
 }
 
 // refreshes reports whether w's entries are refreshed ahead of their TTL
 // (WithRefreshAfter): then a miss prepares a copy of its arguments for the
 // refresh it may start (see startRefresh).
-func (w *wrapped) refreshes() bool { return w.fo != nil && w.fo.refresh > 0 }
+func (w *wrapped) refreshes() bool { return w.fo != nil && w.fo.Refresh > 0 }
 
 func (o outcome[R]) Results() []any { return []any{o.val, o.err} }

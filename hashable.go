@@ -1,6 +1,10 @@
 package memo
 
-import "reflect"
+import (
+	"reflect"
+
+	"github.com/memokit/memo/internal/keys"
+)
 
 // CacheKeyer is implemented by types that define their own key: two values
 // of such a type share a cache entry when their CacheKey results are equal
@@ -40,13 +44,13 @@ type hashable struct{ enc string }
 // MakeHashable is safe for concurrent use. It never hangs or overflows the
 // stack, and allocates little beyond the 4 MiB key limit, whatever v holds.
 func MakeHashable(v any) any {
-	s := getState()
-	defer putState(s)
-	encodeInterface(s, reflect.ValueOf(&v).Elem())
-	if s.opaque {
+	s := keys.GetState()
+	defer keys.PutState(s)
+	keys.EncodeInterface(s, reflect.ValueOf(&v).Elem())
+	if s.Opaque {
 		return wrapEncoded(v, wrapperKey(s))
 	}
-	return hashable{string(s.buf)}
+	return hashable{string(s.Buf)}
 }
 
 // IsIterable reports whether v is a slice or an array, the values keyed

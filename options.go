@@ -235,7 +235,7 @@ func newConfig(opts []Option, forDecorate bool) (config, error) {
 		switch {
 		case c.cache == nil:
 			errs = append(errs, errors.New("memo: WithCache(nil): pass a cache made by New or MustNew"))
-		case !c.cache.e.made():
+		case !c.cache.e.Made():
 			errs = append(errs, errors.New("memo: WithCache(&Cache{}): the zero Cache is not usable; make the shared cache with New or MustNew"))
 		}
 		if c.maxSizeSet || c.policySet || c.ttlSet {

@@ -17,6 +17,9 @@ import (
 	"sync/atomic"
 	"time"
 	"weak"
+
+	"github.com/memokit/memo/internal/engine"
+	"github.com/memokit/memo/internal/keys"
 )
 
 // Tier is a second-level store shared by the processes (replicas) that run
@@ -231,20 +234,20 @@ func (w *wrapped) bindTier(cfg config, reflective bool) {
 	fid := w.fid
 	f := TierFunc{
 		Name:    cfg.name,
-		Schema:  schemaOf(t),
+		Schema:  keys.SchemaOf(t),
 		Results: results,
-		TTL:     c.e.ttl,
-		Logger:  c.e.logger,
+		TTL:     c.e.Ttl,
+		Logger:  c.e.Logger,
 		Drop: func(args []byte) {
 			if c := wc.Value(); c != nil {
 				k := binary.LittleEndian.AppendUint64(make([]byte, 0, 8+len(args)), fid)
 				k = append(k, args...)
-				c.e.remove(k, hashKey(k))
+				c.e.Remove(k, engine.HashKey(k))
 			}
 		},
 		Flush: func() {
 			if c := wc.Value(); c != nil {
-				c.e.flush()
+				c.e.Flush()
 			}
 		},
 	}
@@ -278,24 +281,24 @@ func (w *wrapped) bindTier(cfg config, reflective bool) {
 // gone first), and a stale-if-error window that would keep an entry past
 // the bound is cut there.
 func (w *wrapped) warnAgeCap(name string) {
-	l, maxAge, fo := w.c.e.logger, w.tier.maxAge, w.fo
+	l, maxAge, fo := w.c.e.Logger, w.tier.maxAge, w.fo
 	if l == nil || maxAge <= 0 || fo == nil {
 		return
 	}
-	if fo.refresh >= maxAge {
+	if fo.Refresh >= maxAge {
 		l.Warn("memo: the tier's MaxLocalAge is not above WithRefreshAfter: local entries are removed before a refresh is due, and are read again from the tier instead",
-			"func", name, "refresh_after", fo.refresh, "max_local_age", maxAge)
+			"func", name, "refresh_after", fo.Refresh, "max_local_age", maxAge)
 	}
-	if fo.stale > 0 && (w.c.e.ttl == 0 || w.c.e.ttl+fo.stale > maxAge) {
+	if fo.Stale > 0 && (w.c.e.Ttl == 0 || w.c.e.Ttl+fo.Stale > maxAge) {
 		l.Warn("memo: the tier's MaxLocalAge caps WithStaleIfError: no local entry, stale or not, is kept past it",
-			"func", name, "stale_if_error", fo.stale, "ttl", w.c.e.ttl, "max_local_age", maxAge)
+			"func", name, "stale_if_error", fo.Stale, "ttl", w.c.e.Ttl, "max_local_age", maxAge)
 	}
 }
 
 // tierKey returns the tier key of the stable key in s (its function
 // number, 8 bytes, left out).
-func (tf *tierFunc) tierKey(s *keyState) TierKey {
-	args := bytes.Clone(s.buf[8:])
+func (tf *tierFunc) tierKey(s *keys.State) TierKey {
+	args := bytes.Clone(s.Buf[8:])
 	h := sha256.New()
 	var n [binary.MaxVarintLen64]byte
 	h.Write([]byte("memo/tier/1\x00"))
@@ -318,7 +321,7 @@ func (w *wrapped) localTTL(ttl time.Duration) time.Duration {
 	if w.tier == nil || w.tier.maxAge <= 0 {
 		return ttl
 	}
-	if ttl == 0 && (w.fo == nil || !w.fo.entries) {
+	if ttl == 0 && (w.fo == nil || !w.fo.Entries) {
 		return 0
 	}
 	if ttl == 0 || ttl > w.tier.maxAge {
@@ -346,7 +349,7 @@ type tierVerdict struct {
 
 // tierJudge returns w.judge, except for an execution whose decision tv
 // holds (tv may be nil).
-func (w *wrapped) tierJudge(tv *tierVerdict) verdict {
+func (w *wrapped) tierJudge(tv *tierVerdict) engine.Verdict {
 	if tv == nil {
 		return w.judge
 	}
@@ -363,7 +366,7 @@ func (w *wrapped) tierJudge(tv *tierVerdict) verdict {
 // WithTTLFunc): a local copy of a tier value then keeps to the value's
 // remaining TTL.
 func (w *wrapped) resultTTL() bool {
-	return w.c.e.ttl > 0 || (w.fo != nil && w.fo.ttlFunc != nil)
+	return w.c.e.Ttl > 0 || (w.fo != nil && w.fo.TtlFunc != nil)
 }
 
 // hitTTL returns the local TTL of a value the tier returned with ttl to
@@ -377,8 +380,8 @@ func (w *wrapped) hitTTL(ttl time.Duration) (time.Duration, bool) {
 	if ttl <= 0 {
 		return 0, false
 	}
-	if w.c.e.ttl > 0 {
-		ttl = min(ttl, w.c.e.ttl)
+	if w.c.e.Ttl > 0 {
+		ttl = min(ttl, w.c.e.Ttl)
 	}
 	return w.localTTL(roundTTL(ttl)), true
 }
@@ -404,11 +407,11 @@ type resultSetter interface{ setResult(v any) }
 // call then stays local). The miss path's hook for a tier: the local
 // leader of a miss runs through viaTier with the tier's Load, which asks
 // the tier first, and a refresh through refreshTiered.
-func tierKeyOf(w *wrapped, s *keyState) *TierKey {
-	if w.tier != nil && s.ambiguous != nil {
-		w.c.noteAmbiguous(s.ambiguous)
+func tierKeyOf(w *wrapped, s *keys.State) *TierKey {
+	if w.tier != nil && s.Ambiguous != nil {
+		w.c.noteAmbiguous(s.Ambiguous)
 	}
-	if w.tier == nil || !s.shareable() {
+	if w.tier == nil || !s.Shareable() {
 		return nil
 	}
 	k := w.tier.tierKey(s)
@@ -420,7 +423,7 @@ func tierKeyOf(w *wrapped, s *keyState) *TierKey {
 // replica refreshed less than d ago, or runs under the key's lease and
 // writes its result through to the tier. The refresh stores locally by
 // the decision the tier's path took, which it leaves in tv.
-func refreshTiered[T any](w *wrapped, cl *call, tv *tierVerdict, key TierKey, d time.Duration, run func(context.Context) T) func(context.Context) T {
+func refreshTiered[T any](w *wrapped, cl *engine.Call, tv *tierVerdict, key TierKey, d time.Duration, run func(context.Context) T) func(context.Context) T {
 	load := func(ctx context.Context, key TierKey, compute TierCompute) ([]any, time.Duration, bool) {
 		return w.tier.b.Refresh(ctx, key, time.Now().Add(-d), compute)
 	}
@@ -434,7 +437,7 @@ func refreshTiered[T any](w *wrapped, cl *call, tv *tierVerdict, key TierKey, d 
 // decision taken on the results (stored or not, for how long), which the
 // local store then follows (see tierJudge): WithCacheIf and WithTTLFunc
 // run once.
-func viaTier[T any](w *wrapped, load func(context.Context, TierKey, TierCompute) ([]any, time.Duration, bool), key TierKey, run func(context.Context) T, cl *call, tv *tierVerdict) func(context.Context) T {
+func viaTier[T any](w *wrapped, load func(context.Context, TierKey, TierCompute) ([]any, time.Duration, bool), key TierKey, run func(context.Context) T, cl *engine.Call, tv *tierVerdict) func(context.Context) T {
 	return func(ctx context.Context) T {
 		var (
 			out T
@@ -463,7 +466,7 @@ func viaTier[T any](w *wrapped, load func(context.Context, TierKey, TierCompute)
 		if !hit {
 			return run(ctx)
 		}
-		w.c.e.rec.TierHit() // Stats.TierHits: this execution did not run the function
+		w.c.e.Rec.TierHit() // Stats.TierHits: this execution did not run the function
 		tv.ttl, tv.store = w.hitTTL(left)
 		tv.failed, tv.set = false, true
 		return tierValue[T](w, res)
@@ -475,11 +478,11 @@ func viaTier[T any](w *wrapped, load func(context.Context, TierKey, TierCompute)
 // still give its key. A caller that left may have changed what the key was
 // computed from (see call.verify); execute checks the same before storing
 // locally, but the tier is written before execute sees the results.
-func unmoved(ctx context.Context, cl *call) bool {
+func unmoved(ctx context.Context, cl *engine.Call) bool {
 	if cl == nil && ctx != nil {
-		cl, _ = ctx.Value(flightKey{}).(*call)
+		cl, _ = ctx.Value(engine.FlightKey{}).(*engine.Call)
 	}
-	return cl == nil || cl.verify == nil || cl.verify(cl.key)
+	return cl == nil || cl.Verify == nil || cl.Verify(cl.Key)
 }
 
 func (w *wrapped) tierValues(val any) ([]any, bool) {
@@ -541,8 +544,8 @@ func (o outcome[R]) result() any { return o.val }
 func (o *outcome[R]) setResult(v any) { o.val = as[R](v) }
 
 // invalidateTier removes the entry of the stable key in s from w's tier.
-func (w *wrapped) invalidateTier(ctx context.Context, s *keyState) error {
-	if w.tier == nil || !s.shareable() {
+func (w *wrapped) invalidateTier(ctx context.Context, s *keys.State) error {
+	if w.tier == nil || !s.Shareable() {
 		return nil
 	}
 	return w.tier.b.Invalidate(ctx, w.tier.tierKey(s))
@@ -575,7 +578,7 @@ func InvalidateContext(ctx context.Context, fn any, args ...any) (bool, error) {
 	removed := false
 	var errs []error
 	for _, in := range calls {
-		s := getState()
+		s := keys.GetState()
 		w.encode(s, in)
 		// The tier first, then the local entry: a load of this process
 		// that read the old value before the tier's delete is detached by
@@ -583,17 +586,17 @@ func InvalidateContext(ctx context.Context, fn any, args ...any) (bool, error) {
 		// it reads the tier after the delete. When the tier could not be
 		// reached, it retries on its own and keeps the key away from this
 		// process meanwhile (see TierBinding.Invalidate).
-		h := hashKey(s.buf)
+		h := engine.HashKey(s.Buf)
 		// The tier's own message may drop the entry before remove does:
 		// removed tells whether there was a live one when the call began.
-		if n := w.c.e.index.get(s.buf, h); n != nil && live(n, &w.c.e) {
+		if n := w.c.e.Index.Get(s.Buf, h); n != nil && engine.Live(n, &w.c.e) {
 			removed = true
 		}
 		if err := w.invalidateTier(ctx, s); err != nil {
 			errs = append(errs, err)
 		}
-		w.c.e.remove(s.buf, h)
-		putState(s)
+		w.c.e.Remove(s.Buf, h)
+		keys.PutState(s)
 	}
 	return removed, errors.Join(errs...)
 }
@@ -714,3 +717,19 @@ func (e *bindError) Error() string {
 }
 
 func (e *bindError) Unwrap() error { return e.err }
+
+// loggedAmbiguous holds the types noteAmbiguous has logged.
+var loggedAmbiguous sync.Map
+
+// noteAmbiguous logs, once per type in the process, through the cache's
+// logger, that keys holding t stay local.
+func (c *Cache) noteAmbiguous(t reflect.Type) {
+	if c.e.Logger == nil {
+		return
+	}
+	if _, done := loggedAmbiguous.LoadOrStore(t, struct{}{}); done {
+		return
+	}
+	c.e.Logger.LogAttrs(context.Background(), slog.LevelWarn, "memo: calls not shared through the tier: another type of the program has the same name (a type declared inside a function?); give the type a name of its own at package level",
+		slog.String("cache", c.e.Name), slog.String("type", keys.StableName(t)))
+}

@@ -8,6 +8,9 @@ import (
 	"math"
 	"reflect"
 	"sync"
+
+	"github.com/memokit/memo/internal/engine"
+	"github.com/memokit/memo/internal/keys"
 )
 
 // Typed fast paths.
@@ -199,44 +202,44 @@ func do1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Contex
 		if str, ok := shortString(a); ok {
 			// A short string: looked up from where it lies (see
 			// index.getString); the key is made only on a miss.
-			h := hashFidString(w.fid, str)
-			v, ok := w.c.e.lookupString(w.fid, str, h)
+			h := engine.HashFidString(w.fid, str)
+			v, ok := w.c.e.LookupString(w.fid, str, h)
 			if ok {
 				return as[T](v)
 			}
-			s := getState()
-			s.buf = binary.LittleEndian.AppendUint64(s.buf, w.fid)
-			s.buf = append(append(s.buf, byte(len(str))), str...)
-			return miss(w, s, h, v == refreshDue, ctx, func(ctx context.Context) T { return run(ctx, a) }, nil, nil, nil, cancelledOutcome[T])
+			s := keys.GetState()
+			s.Buf = binary.LittleEndian.AppendUint64(s.Buf, w.fid)
+			s.Buf = append(append(s.Buf, byte(len(str))), str...)
+			return miss(w, s, h, v == engine.RefreshDue, ctx, func(ctx context.Context) T { return run(ctx, a) }, nil, nil, nil, cancelledOutcome[T])
 		}
 		var arr [64]byte
 		k := binary.LittleEndian.AppendUint64(arr[:0], w.fid)
 		if k, ok := appendBasic(k, a); ok {
-			h := hashKey(k)
-			v, ok := w.c.e.lookup(k, h)
+			h := engine.HashKey(k)
+			v, ok := w.c.e.Lookup(k, h)
 			if ok {
 				return as[T](v)
 			}
-			s := getState()
-			s.buf = append(s.buf, k...)
-			return miss(w, s, h, v == refreshDue, ctx, func(ctx context.Context) T { return run(ctx, a) }, nil, nil, nil, cancelledOutcome[T])
+			s := keys.GetState()
+			s.Buf = append(s.Buf, k...)
+			return miss(w, s, h, v == engine.RefreshDue, ctx, func(ctx context.Context) T { return run(ctx, a) }, nil, nil, nil, cancelledOutcome[T])
 		}
 	}
 	return slow1(w, a, ctx, run)
 }
 
 func slow1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Context, A) T) T {
-	s := getState()
+	s := keys.GetState()
 	pa := box(&w.boxes[0], a)
 	w.encodeTyped(s, reflect.ValueOf(pa).Elem())
 	unbox(&w.boxes[0], pa)
-	h := hashKey(s.buf)
-	v, ok := w.c.e.lookup(s.buf, h)
+	h := engine.HashKey(s.Buf)
+	v, ok := w.c.e.Lookup(s.Buf, h)
 	if ok {
-		putState(s)
+		keys.PutState(s)
 		return as[T](v)
 	}
-	return miss1(w, s, h, v == refreshDue, ctx, run, a)
+	return miss1(w, s, h, v == engine.RefreshDue, ctx, run, a)
 }
 
 // miss1 is slow1's miss, apart so that a is copied to the heap (for the
@@ -244,17 +247,17 @@ func slow1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Cont
 // own gives it a copy of a (see detach.go); so may a refresh: detach gives
 // it one of its own. Where a holds nothing to copy (w.copiers is nil,
 // decided once per function) neither is made.
-func miss1[A, T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Context, run func(context.Context, A) T, a A) T {
+func miss1[A, T any](w *wrapped, s *keys.State, h uint64, due bool, ctx context.Context, run func(context.Context, A) T, a A) T {
 	var own func()
 	var detach func() (func(context.Context) T, func(string) bool)
 	if cs := w.copiers(); cs != nil {
 		if ctx != nil {
-			own = func() { ownValue(cs[0], &a) }
+			own = func() { keys.OwnValue(cs[0], &a) }
 		}
 		if w.refreshes() {
 			detach = func() (func(context.Context) T, func(string) bool) {
 				a := a
-				ownValue(cs[0], &a)
+				keys.OwnValue(cs[0], &a)
 				return func(ctx context.Context) T { return run(ctx, a) }, verify1(w, &a)
 			}
 		}
@@ -269,10 +272,10 @@ func verify1[A any](w *wrapped, a *A) func(string) bool {
 		return nil
 	}
 	return func(key string) bool {
-		s := getState()
-		defer putState(s)
+		s := keys.GetState()
+		defer keys.PutState(s)
 		w.encodeTyped(s, reflect.ValueOf(a).Elem())
-		return !s.never && string(s.buf) == key
+		return !s.Never && string(s.Buf) == key
 	}
 }
 
@@ -303,45 +306,45 @@ func do2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(contex
 			k, ok = appendBasic(k, b)
 		}
 		if ok {
-			h := hashKey(k)
-			v, ok := w.c.e.lookup(k, h)
+			h := engine.HashKey(k)
+			v, ok := w.c.e.Lookup(k, h)
 			if ok {
 				return as[T](v)
 			}
-			s := getState()
-			s.buf = append(s.buf, k...)
-			return miss(w, s, h, v == refreshDue, ctx, func(ctx context.Context) T { return run(ctx, a, b) }, nil, nil, nil, cancelledOutcome[T])
+			s := keys.GetState()
+			s.Buf = append(s.Buf, k...)
+			return miss(w, s, h, v == engine.RefreshDue, ctx, func(ctx context.Context) T { return run(ctx, a, b) }, nil, nil, nil, cancelledOutcome[T])
 		}
 	}
 	return slow2(w, a, b, ctx, run)
 }
 
 func slow2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(context.Context, A, B) T) T {
-	s := getState()
+	s := keys.GetState()
 	pa, pb := box(&w.boxes[0], a), box(&w.boxes[1], b)
 	w.encodeTyped(s, reflect.ValueOf(pa).Elem(), reflect.ValueOf(pb).Elem())
 	unbox(&w.boxes[0], pa)
 	unbox(&w.boxes[1], pb)
-	h := hashKey(s.buf)
-	v, ok := w.c.e.lookup(s.buf, h)
+	h := engine.HashKey(s.Buf)
+	v, ok := w.c.e.Lookup(s.Buf, h)
 	if ok {
-		putState(s)
+		keys.PutState(s)
 		return as[T](v)
 	}
-	return miss2(w, s, h, v == refreshDue, ctx, run, a, b)
+	return miss2(w, s, h, v == engine.RefreshDue, ctx, run, a, b)
 }
 
-func miss2[A, B, T any](w *wrapped, s *keyState, h uint64, due bool, ctx context.Context, run func(context.Context, A, B) T, a A, b B) T {
+func miss2[A, B, T any](w *wrapped, s *keys.State, h uint64, due bool, ctx context.Context, run func(context.Context, A, B) T, a A, b B) T {
 	var own func()
 	var detach func() (func(context.Context) T, func(string) bool)
 	if cs := w.copiers(); cs != nil {
 		if ctx != nil {
-			own = func() { ownValues2(cs[0], cs[1], &a, &b) }
+			own = func() { keys.OwnValues2(cs[0], cs[1], &a, &b) }
 		}
 		if w.refreshes() {
 			detach = func() (func(context.Context) T, func(string) bool) {
 				a, b := a, b
-				ownValues2(cs[0], cs[1], &a, &b)
+				keys.OwnValues2(cs[0], cs[1], &a, &b)
 				return func(ctx context.Context) T { return run(ctx, a, b) }, verify2(w, &a, &b)
 			}
 		}
@@ -355,20 +358,20 @@ func verify2[A, B any](w *wrapped, a *A, b *B) func(string) bool {
 		return nil
 	}
 	return func(key string) bool {
-		s := getState()
-		defer putState(s)
+		s := keys.GetState()
+		defer keys.PutState(s)
 		w.encodeTyped(s, reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem())
-		return !s.never && string(s.buf) == key
+		return !s.Never && string(s.Buf) == key
 	}
 }
 
 // encodeTyped encodes the arguments of a typed function (the context
 // left out) as Decorate does.
-func (w *wrapped) encodeTyped(s *keyState, args ...reflect.Value) {
+func (w *wrapped) encodeTyped(s *keys.State, args ...reflect.Value) {
 	if w.key == nil {
-		s.deref = w.deref
-		s.stable = w.tier != nil
-		s.u64(w.fid)
+		s.Deref = w.deref
+		s.Stable = w.tier != nil
+		s.U64(w.fid)
 		for i, a := range args {
 			w.encs[i](s, a)
 		}
@@ -425,7 +428,7 @@ func appendBasic[A any](b []byte, a A) ([]byte, bool) {
 	case *uint32:
 		return binary.LittleEndian.AppendUint64(b, uint64(*p)), true
 	case *string:
-		if len(b)+len(*p) > maxKeyLen {
+		if len(b)+len(*p) > keys.MaxKeyLen {
 			// The reflective encoder finds the key too long, as str does:
 			// b holds what it would have written before this string.
 			return b, false

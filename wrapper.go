@@ -8,6 +8,7 @@ import (
 	"sync"
 	"weak"
 
+	"github.com/memokit/memo/internal/keys"
 	"github.com/mitchellh/hashstructure/v2"
 )
 
@@ -34,9 +35,9 @@ type wrapBox struct {
 
 // NewHashableWrapper wraps v. It is safe for concurrent use.
 func NewHashableWrapper(v any) HashableWrapper {
-	s := getState()
-	defer putState(s)
-	encodeInterface(s, reflect.ValueOf(&v).Elem())
+	s := keys.GetState()
+	defer keys.PutState(s)
+	keys.EncodeInterface(s, reflect.ValueOf(&v).Elem())
 	return wrapEncoded(v, wrapperKey(s))
 }
 
@@ -44,14 +45,14 @@ func NewHashableWrapper(v any) HashableWrapper {
 // value whose key can never equal another's (see keyState.never) gets a
 // short key of its own: 8 bytes 0xff, which no encoding starts with (type
 // ids are small), and a fresh nonce.
-func wrapperKey(s *keyState) string {
-	if !s.never {
-		return string(s.buf)
+func wrapperKey(s *keys.State) string {
+	if !s.Never {
+		return string(s.Buf)
 	}
 	var b [17]byte
-	binary.LittleEndian.PutUint64(b[:], neverFID)
-	b[8] = tagNonce
-	binary.LittleEndian.PutUint64(b[9:], nonces.Add(1))
+	binary.LittleEndian.PutUint64(b[:], keys.NeverFID)
+	b[8] = keys.TagNonce
+	binary.LittleEndian.PutUint64(b[9:], keys.Nonces.Add(1))
 	return string(b[:])
 }
 
@@ -168,7 +169,7 @@ func rawWalkable(v reflect.Value, budget *int, depth int) bool {
 		v = v.Elem()
 	}
 	*budget--
-	if *budget < 0 || depth > maxDepth {
+	if *budget < 0 || depth > keys.MaxDepth {
 		return false
 	}
 	if !v.IsValid() {
@@ -206,7 +207,7 @@ func rawWalkable(v reflect.Value, budget *int, depth int) bool {
 		return true
 	case reflect.Struct:
 		t := v.Type()
-		if t == timeType || t.Implements(structHashableType) || reflect.PointerTo(t).Implements(structHashableType) {
+		if t == keys.TimeType || t.Implements(structHashableType) || reflect.PointerTo(t).Implements(structHashableType) {
 			return true // hashstructure calls Hash (recovered) or MarshalBinary
 		}
 		for i := range t.NumField() {

@@ -1,4 +1,4 @@
-package memo
+package keys
 
 import (
 	"bytes"
@@ -32,16 +32,16 @@ const (
 	tagIdentity byte = 2 // a Go object's identity id follows (never reused)
 	tagForeign  byte = 3 // the raw address of memory the Go runtime does not manage
 	tagBackref  byte = 4 // a container met again on its own path (a cycle): its identity follows
-	tagNonce    byte = 5 // a value that cannot be identified: a fresh number, never equal to another key
+	TagNonce    byte = 5 // a value that cannot be identified: a fresh number, never equal to another key
 )
 
-// maxDepth bounds the nesting the encoder follows, so that no argument can
+// MaxDepth bounds the nesting the encoder follows, so that no argument can
 // overflow the stack. A deeper container gets a nonce: such a value equals
 // nothing, not even itself (a miss), since keying it by identity would
 // return a stale result after the caller changed it in place.
-const maxDepth = 1000
+const MaxDepth = 1000
 
-// maxKeyLen bounds the work and memory of one key. A value that shares
+// MaxKeyLen bounds the work and memory of one key. A value that shares
 // sub-values (x := []any{y, y}; y := []any{z, z}; ...; or a []string of
 // many copies of one long string) can be exponentially larger as a tree
 // than in memory. No string, byte slice or container is appended once the
@@ -52,7 +52,7 @@ const maxDepth = 1000
 // O(maxKeyLen) memory and time linear in the value's memory and the key's
 // length, never more: past shareFrom bytes, a part met again is copied
 // rather than walked again (see keyState.shared).
-const maxKeyLen = 4 << 20
+const MaxKeyLen = 4 << 20
 
 // shareFrom and shareMin decide which containers a key records for reuse
 // (see keyState.shared): once the key has passed shareFrom bytes, each
@@ -63,42 +63,42 @@ const (
 	shareMin  = 256
 )
 
-// neverFID replaces the function number (the first 8 bytes) of a key that
+// NeverFID replaces the function number (the first 8 bytes) of a key that
 // can never hit again (see keyState.never): no function gets that number
 // and Cache keys have 0, so such a key matches no stored entry, even where
 // its remaining bytes are cut short.
-const neverFID = ^uint64(0)
+const NeverFID = ^uint64(0)
 
-// An encoder appends the encoding of v, whose type is the one the encoder
+// An Encoder appends the encoding of v, whose type is the one the encoder
 // was built for.
-type encoder func(s *keyState, v reflect.Value)
+type Encoder func(s *State, v reflect.Value)
 
-// keyState is the scratch space of one key encoding. States are pooled.
-type keyState struct {
-	buf  []byte
+// State is the scratch space of one key encoding. States are pooled.
+type State struct {
+	Buf  []byte
 	path []visit          // containers being encoded, for cycle detection
-	refs []unsafe.Pointer // Go objects keyed by identity in this key
-	// deref makes pointers key by the value they point to (WithDeref).
-	deref bool
-	// opaque is set when part of the key is an identity that stands for a
+	Refs []unsafe.Pointer // Go objects keyed by identity in this key
+	// Deref makes pointers key by the value they point to (WithDeref).
+	Deref bool
+	// Opaque is set when part of the key is an identity that stands for a
 	// value rather than a pointer: a cycle, a func, a too-deep container.
-	opaque bool
+	Opaque bool
 	// cyclic is set when a container was met again on its own path.
 	cyclic bool
-	// never is set when the key can never hit again: it grew past
+	// Never is set when the key can never hit again: it grew past
 	// maxKeyLen (tooLong is set too), or holds a value memo cannot identify
 	// (a func in an unexported field, a value nested past maxDepth). Its
 	// bytes are then no key; a call with it runs and stores nothing.
-	never, tooLong bool
+	Never, TooLong bool
 	// depth counts the interface values being encoded.
 	depth int
-	// stable writes type names instead of process-local type ids, for
+	// Stable writes type names instead of process-local type ids, for
 	// keys shared across processes (stable.go); local is set when the key
 	// holds something process-local all the same (an identity, a nonce).
-	stable, local bool
-	// ambiguous is the first type in a stable key whose name another type
+	Stable, local bool
+	// Ambiguous is the first type in a stable key whose name another type
 	// shares (stable.go), for the log.
-	ambiguous reflect.Type
+	Ambiguous reflect.Type
 	// sortScratch holds map entry offsets while sorting, and mapScratch a
 	// map's encoded pairs while they are rewritten in order.
 	sortScratch []mapEntry
@@ -155,32 +155,32 @@ type span struct {
 	height, dheight int
 }
 
-var statePool = sync.Pool{New: func() any { return &keyState{buf: make([]byte, 0, 128)} }}
+var statePool = sync.Pool{New: func() any { return &State{Buf: make([]byte, 0, 128)} }}
 
-func getState() *keyState {
-	s := statePool.Get().(*keyState)
+func GetState() *State {
+	s := statePool.Get().(*State)
 	return s
 }
 
-func putState(s *keyState) {
-	if cap(s.buf) > 64<<10 || cap(s.mapScratch) > 64<<10 {
+func PutState(s *State) {
+	if cap(s.Buf) > 64<<10 || cap(s.mapScratch) > 64<<10 {
 		return // let oversized buffers go
 	}
-	s.buf = s.buf[:0]
+	s.Buf = s.Buf[:0]
 	// Drop every pointer the state ever held, not only those up to the
 	// lengths (0 after a balanced encoding): a pooled state must not keep
 	// an earlier key's objects alive.
 	clear(s.path[:cap(s.path)])
 	s.path = s.path[:0]
-	clear(s.refs[:cap(s.refs)])
-	s.refs = s.refs[:0]
-	s.deref = false
-	s.opaque = false
+	clear(s.Refs[:cap(s.Refs)])
+	s.Refs = s.Refs[:0]
+	s.Deref = false
+	s.Opaque = false
 	s.cyclic = false
-	s.never, s.tooLong = false, false
+	s.Never, s.TooLong = false, false
 	s.depth = 0
-	s.stable, s.local = false, false
-	s.ambiguous = nil
+	s.Stable, s.local = false, false
+	s.Ambiguous = nil
 	s.sortScratch = s.sortScratch[:0]
 	s.shared = nil
 	clear(s.sharedLog[:cap(s.sharedLog)])
@@ -190,84 +190,84 @@ func putState(s *keyState) {
 	statePool.Put(s)
 }
 
-func (s *keyState) byte(b byte) { s.buf = append(s.buf, b) }
+func (s *State) byte(b byte) { s.Buf = append(s.Buf, b) }
 
-func (s *keyState) uvarint(n uint64) {
+func (s *State) Uvarint(n uint64) {
 	if n < 0x80 { // the common case (short lengths, small type ids), inlined
-		s.buf = append(s.buf, byte(n))
+		s.Buf = append(s.Buf, byte(n))
 		return
 	}
-	s.buf = binary.AppendUvarint(s.buf, n)
+	s.Buf = binary.AppendUvarint(s.Buf, n)
 }
 
-func (s *keyState) u64(n uint64) { s.buf = binary.LittleEndian.AppendUint64(s.buf, n) }
+func (s *State) U64(n uint64) { s.Buf = binary.LittleEndian.AppendUint64(s.Buf, n) }
 
-func (s *keyState) str(v string) {
-	if len(s.buf)+len(v) > maxKeyLen {
+func (s *State) str(v string) {
+	if len(s.Buf)+len(v) > MaxKeyLen {
 		s.overflow()
 		return
 	}
-	s.uvarint(uint64(len(v)))
-	s.buf = append(s.buf, v...)
+	s.Uvarint(uint64(len(v)))
+	s.Buf = append(s.Buf, v...)
 }
 
 // bytes appends b as a byte slice's value: its length and its bytes.
-func (s *keyState) bytes(b []byte) {
-	if len(s.buf)+len(b) > maxKeyLen {
+func (s *State) bytes(b []byte) {
+	if len(s.Buf)+len(b) > MaxKeyLen {
 		s.overflow()
 		return
 	}
 	s.byte(tagValue)
-	s.uvarint(uint64(len(b)))
-	s.buf = append(s.buf, b...)
+	s.Uvarint(uint64(len(b)))
+	s.Buf = append(s.Buf, b...)
 }
 
 // past reports whether the key can no longer hit, having marked it so if
 // it has grown past maxKeyLen. Loops over elements check it before each
 // one, so that elements that encode larger than they are in memory cannot
 // build a key much longer than the limit.
-func (s *keyState) past() bool {
-	if len(s.buf) > maxKeyLen {
+func (s *State) past() bool {
+	if len(s.Buf) > MaxKeyLen {
 		s.overflow()
 	}
-	return s.never
+	return s.Never
 }
 
 // overflow marks the key as past maxKeyLen, with a nonce the first time.
-func (s *keyState) overflow() {
-	if !s.never {
-		s.tooLong = true
+func (s *State) overflow() {
+	if !s.Never {
+		s.TooLong = true
 		s.nonce()
 	}
 }
 
 // identity appends the identity of the object at p (which is not nil).
-func (s *keyState) identity(p unsafe.Pointer) {
+func (s *State) identity(p unsafe.Pointer) {
 	s.local = true
 	id, ok := identityOf(p)
 	if !ok {
 		s.byte(tagForeign)
-		s.u64(uint64(uintptr(p)))
+		s.U64(uint64(uintptr(p)))
 		return
 	}
 	s.byte(tagIdentity)
-	s.u64(id)
-	s.refs = append(s.refs, p)
+	s.U64(id)
+	s.Refs = append(s.Refs, p)
 }
 
 // enter records container (p, n, t) on the path. It reports false, having
 // written a back-reference when the container is already on the path, or a
 // nonce when the path is too deep or the key too long; the caller must then
 // not descend.
-func (s *keyState) enter(p unsafe.Pointer, n int, t reflect.Type) bool {
-	if s.never {
+func (s *State) enter(p unsafe.Pointer, n int, t reflect.Type) bool {
+	if s.Never {
 		return false // the key is lost already: do no more work on it
 	}
-	if len(s.buf) > maxKeyLen {
+	if len(s.Buf) > MaxKeyLen {
 		s.overflow()
 		return false
 	}
-	if len(s.path) >= maxDepth {
+	if len(s.path) >= MaxDepth {
 		s.nonce()
 		return false
 	}
@@ -280,11 +280,11 @@ func (s *keyState) enter(p unsafe.Pointer, n int, t reflect.Type) bool {
 		}
 	}
 	if cyclic {
-		s.opaque = true
+		s.Opaque = true
 		s.cyclic = true
 		s.backrefs++
 		s.byte(tagBackref)
-		s.uvarint(uint64(n))
+		s.Uvarint(uint64(n))
 		s.identity(p)
 		return false
 	}
@@ -296,9 +296,9 @@ func (s *keyState) enter(p unsafe.Pointer, n int, t reflect.Type) bool {
 }
 
 // push opens container pl on the path.
-func (s *keyState) push(pl place) {
+func (s *State) push(pl place) {
 	s.path = append(s.path, visit{
-		p: pl.p, n: pl.n, t: pl.t, start: len(s.buf), backrefs: s.backrefs, depth: s.depth,
+		p: pl.p, n: pl.n, t: pl.t, start: len(s.Buf), backrefs: s.backrefs, depth: s.depth,
 		log: len(s.sharedLog), hiPath: s.hiPath, hiDepth: s.hiDepth,
 	})
 	s.hiPath, s.hiDepth = len(s.path), s.depth
@@ -311,16 +311,16 @@ func (s *keyState) push(pl place) {
 // result may reuse), the walk wrote no back-reference (none left the
 // container, so the walk did not depend on the path above it) and no
 // nonce, and its bytes are where they will stay.
-func (s *keyState) leave() {
+func (s *State) leave() {
 	v := &s.path[len(s.path)-1]
-	if s.shared != nil || len(s.buf) > shareFrom || s.share > 0 {
+	if s.shared != nil || len(s.Buf) > shareFrom || s.share > 0 {
 		s.record(v)
 	}
 	s.hiPath, s.hiDepth = max(s.hiPath, v.hiPath), max(s.hiDepth, v.hiDepth)
 	s.path = s.path[:len(s.path)-1]
 }
 
-func (s *keyState) record(v *visit) {
+func (s *State) record(v *visit) {
 	if s.share < 0 {
 		return
 	}
@@ -333,8 +333,8 @@ func (s *keyState) record(v *visit) {
 		clear(s.sharedLog[v.log:])
 		s.sharedLog = s.sharedLog[:v.log]
 	}
-	if v.p == nil || s.never || s.keyers > 0 || s.backrefs != v.backrefs ||
-		len(s.buf)-v.start < shareMin && s.share == 0 {
+	if v.p == nil || s.Never || s.keyers > 0 || s.backrefs != v.backrefs ||
+		len(s.Buf)-v.start < shareMin && s.share == 0 {
 		return
 	}
 	if s.shared == nil {
@@ -345,7 +345,7 @@ func (s *keyState) record(v *visit) {
 		return
 	}
 	s.shared[pl] = span{
-		start: v.start, end: len(s.buf),
+		start: v.start, end: len(s.Buf),
 		height: s.hiPath - (len(s.path) - 1), dheight: s.hiDepth - v.depth,
 	}
 	s.sharedLog = append(s.sharedLog, pl)
@@ -357,41 +357,41 @@ func (s *keyState) record(v *visit) {
 // below where it started, and those checks pass here too. The container's
 // walk depends on nothing else: not on the path above it (it met no
 // container on it), nor on buf (past maxKeyLen the key is lost either way).
-func (s *keyState) reuse(pl place) bool {
+func (s *State) reuse(pl place) bool {
 	r, ok := s.shared[pl]
-	if !ok || len(s.path)+r.height > maxDepth || s.depth+r.dheight > maxDepth {
+	if !ok || len(s.path)+r.height > MaxDepth || s.depth+r.dheight > MaxDepth {
 		return false
 	}
-	if len(s.buf)+r.end-r.start > maxKeyLen {
+	if len(s.Buf)+r.end-r.start > MaxKeyLen {
 		s.overflow()
 		return true
 	}
-	s.buf = append(s.buf, s.buf[r.start:r.end]...)
+	s.Buf = append(s.Buf, s.Buf[r.start:r.end]...)
 	s.hiPath, s.hiDepth = max(s.hiPath, len(s.path)+r.height), max(s.hiDepth, s.depth+r.dheight)
 	return true
 }
 
 // nonce appends a number no other key contains, and marks the key as one
 // that can never hit again.
-func (s *keyState) nonce() {
-	s.opaque = true
+func (s *State) nonce() {
+	s.Opaque = true
 	s.local = true
-	if !s.never {
-		s.never = true
-		if len(s.buf) >= 8 {
-			binary.LittleEndian.PutUint64(s.buf, neverFID)
+	if !s.Never {
+		s.Never = true
+		if len(s.Buf) >= 8 {
+			binary.LittleEndian.PutUint64(s.Buf, NeverFID)
 		}
 	}
-	s.byte(tagNonce)
-	s.u64(nonces.Add(1))
+	s.byte(TagNonce)
+	s.U64(Nonces.Add(1))
 }
 
-var nonces atomic.Uint64
+var Nonces atomic.Uint64
 
 // typeInfo is what the encoder cache holds for one type.
 type typeInfo struct {
 	id  uint64 // small and unique per type, written before interface values
-	enc encoder
+	enc Encoder
 }
 
 var (
@@ -408,10 +408,10 @@ func infoOf(t reflect.Type) *typeInfo {
 	}
 	var (
 		wg sync.WaitGroup
-		f  encoder
+		f  Encoder
 	)
 	wg.Add(1)
-	ti := &typeInfo{id: typeIDs.Add(1) + nonceTypeID, enc: func(s *keyState, v reflect.Value) {
+	ti := &typeInfo{id: typeIDs.Add(1) + nonceTypeID, enc: func(s *State, v reflect.Value) {
 		wg.Wait()
 		f(s, v)
 	}}
@@ -428,15 +428,15 @@ func infoOf(t reflect.Type) *typeInfo {
 	return built
 }
 
-func encoderOf(t reflect.Type) encoder { return infoOf(t).enc }
+func EncoderOf(t reflect.Type) Encoder { return infoOf(t).enc }
 
 var (
-	keyerType = reflect.TypeFor[CacheKeyer]()
-	timeType  = reflect.TypeFor[time.Time]()
+	keyerType = reflect.TypeFor[keyer]()
+	TimeType  = reflect.TypeFor[time.Time]()
 )
 
-func newEncoder(t reflect.Type) encoder {
-	if t == timeType {
+func newEncoder(t reflect.Type) Encoder {
+	if t == TimeType {
 		return encodeTime
 	}
 	// An interface type that includes CacheKey is keyed as any interface:
@@ -455,10 +455,10 @@ func newEncoder(t reflect.Type) encoder {
 	return generic
 }
 
-func newKindEncoder(t reflect.Type) encoder {
+func newKindEncoder(t reflect.Type) Encoder {
 	switch t.Kind() {
 	case reflect.Bool:
-		return func(s *keyState, v reflect.Value) {
+		return func(s *State, v reflect.Value) {
 			if v.Bool() {
 				s.byte(1)
 			} else {
@@ -466,33 +466,33 @@ func newKindEncoder(t reflect.Type) encoder {
 			}
 		}
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return func(s *keyState, v reflect.Value) { s.u64(uint64(v.Int())) }
+		return func(s *State, v reflect.Value) { s.U64(uint64(v.Int())) }
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return func(s *keyState, v reflect.Value) { s.u64(v.Uint()) }
+		return func(s *State, v reflect.Value) { s.U64(v.Uint()) }
 	case reflect.Float32:
-		return func(s *keyState, v reflect.Value) { s.float32(float32(v.Float())) }
+		return func(s *State, v reflect.Value) { s.float32(float32(v.Float())) }
 	case reflect.Float64:
-		return func(s *keyState, v reflect.Value) { s.float64(v.Float()) }
+		return func(s *State, v reflect.Value) { s.float64(v.Float()) }
 	case reflect.Complex64:
-		return func(s *keyState, v reflect.Value) {
+		return func(s *State, v reflect.Value) {
 			c := v.Complex()
 			s.float32(float32(real(c)))
 			s.float32(float32(imag(c)))
 		}
 	case reflect.Complex128:
-		return func(s *keyState, v reflect.Value) {
+		return func(s *State, v reflect.Value) {
 			c := v.Complex()
 			s.float64(real(c))
 			s.float64(imag(c))
 		}
 	case reflect.String:
-		return func(s *keyState, v reflect.Value) { s.str(v.String()) }
+		return func(s *State, v reflect.Value) { s.str(v.String()) }
 	case reflect.Interface:
-		return encodeInterface
+		return EncodeInterface
 	case reflect.Pointer:
 		return pointerEncoder(t)
 	case reflect.UnsafePointer, reflect.Chan:
-		return func(s *keyState, v reflect.Value) {
+		return func(s *State, v reflect.Value) {
 			p := v.UnsafePointer()
 			if p == nil {
 				s.byte(tagNil)
@@ -518,40 +518,40 @@ func newKindEncoder(t reflect.Type) encoder {
 
 // float64 appends f's bits, with every NaN as one value. -0.0 and +0.0 keep
 // their distinct bits.
-func (s *keyState) float64(f float64) {
+func (s *State) float64(f float64) {
 	if f != f {
 		f = math.NaN()
 	}
-	s.u64(math.Float64bits(f))
+	s.U64(math.Float64bits(f))
 }
 
-func (s *keyState) float32(f float32) {
+func (s *State) float32(f float32) {
 	if f != f {
 		f = float32(math.NaN())
 	}
-	s.buf = binary.LittleEndian.AppendUint32(s.buf, math.Float32bits(f))
+	s.Buf = binary.LittleEndian.AppendUint32(s.Buf, math.Float32bits(f))
 }
 
-// encodeInterface writes the dynamic type's id and then its value, or
+// EncodeInterface writes the dynamic type's id and then its value, or
 // tagNil for a nil interface.
-func encodeInterface(s *keyState, v reflect.Value) {
+func EncodeInterface(s *State, v reflect.Value) {
 	if v.IsNil() {
-		s.uvarint(0)
+		s.Uvarint(0)
 		return
 	}
-	encodeDynamic(s, v.Elem())
+	EncodeDynamic(s, v.Elem())
 }
 
-// encodeDynamic writes v prefixed by the id of its type.
-func encodeDynamic(s *keyState, v reflect.Value) {
+// EncodeDynamic writes v prefixed by the id of its type.
+func EncodeDynamic(s *State, v reflect.Value) {
 	// Interfaces are the one way to nest without a container that enter
 	// sees (type B struct{ V any }; x = B{x} ...): count them too.
-	if s.never {
+	if s.Never {
 		return
 	}
-	if s.depth >= maxDepth || len(s.buf) > maxKeyLen {
-		s.uvarint(nonceTypeID)
-		if len(s.buf) > maxKeyLen {
+	if s.depth >= MaxDepth || len(s.Buf) > MaxKeyLen {
+		s.Uvarint(nonceTypeID)
+		if len(s.Buf) > MaxKeyLen {
 			s.overflow()
 		} else {
 			s.nonce()
@@ -559,10 +559,10 @@ func encodeDynamic(s *keyState, v reflect.Value) {
 		return
 	}
 	ti := infoOf(v.Type())
-	if s.stable {
+	if s.Stable {
 		s.stableType(v.Type())
 	} else {
-		s.uvarint(ti.id)
+		s.Uvarint(ti.id)
 	}
 	s.depth++
 	s.hiDepth = max(s.hiDepth, s.depth)
@@ -574,23 +574,23 @@ func encodeDynamic(s *keyState, v reflect.Value) {
 // says a nonce follows instead of a value.
 const nonceTypeID = 1
 
-func pointerEncoder(t reflect.Type) encoder {
-	var elem encoder
+func pointerEncoder(t reflect.Type) Encoder {
+	var elem Encoder
 	var once sync.Once
-	return func(s *keyState, v reflect.Value) {
+	return func(s *State, v reflect.Value) {
 		p := v.UnsafePointer()
 		if p == nil {
 			s.byte(tagNil)
 			return
 		}
-		if !s.deref {
+		if !s.Deref {
 			s.identity(p)
 			return
 		}
 		if !s.enter(p, 0, t) {
 			return
 		}
-		once.Do(func() { elem = encoderOf(t.Elem()) })
+		once.Do(func() { elem = EncoderOf(t.Elem()) })
 		s.byte(tagValue)
 		elem(s, v.Elem())
 		s.leave()
@@ -601,12 +601,12 @@ func pointerEncoder(t reflect.Type) encoder {
 // captured variables. A func read from an unexported field cannot be reached
 // without unsafe tricks, so it gets a key no other call has: a miss, never a
 // wrong hit.
-func encodeFunc(s *keyState, v reflect.Value) {
+func encodeFunc(s *State, v reflect.Value) {
 	if v.IsNil() {
 		s.byte(tagNil)
 		return
 	}
-	s.opaque = true
+	s.Opaque = true
 	var p unsafe.Pointer
 	switch {
 	case v.CanInterface():
@@ -621,9 +621,9 @@ func encodeFunc(s *keyState, v reflect.Value) {
 	s.identity(p)
 }
 
-func sliceEncoder(t reflect.Type) encoder {
+func sliceEncoder(t reflect.Type) Encoder {
 	if et := t.Elem(); et.Kind() == reflect.Uint8 && !et.Implements(keyerType) {
-		return func(s *keyState, v reflect.Value) {
+		return func(s *State, v reflect.Value) {
 			if v.IsNil() {
 				s.byte(tagNil)
 				return
@@ -635,25 +635,25 @@ func sliceEncoder(t reflect.Type) encoder {
 		// The encoding of the general case below, without reflect per
 		// element; strings cannot lead back to the slice, so there is no
 		// cycle to watch for.
-		return func(s *keyState, v reflect.Value) {
+		return func(s *State, v reflect.Value) {
 			if v.IsNil() {
 				s.byte(tagNil)
 				return
 			}
 			s.byte(tagValue)
-			s.uvarint(uint64(v.Len()))
+			s.Uvarint(uint64(v.Len()))
 			for _, e := range unsafe.Slice((*string)(v.UnsafePointer()), v.Len()) {
-				if s.never {
+				if s.Never {
 					break
 				}
 				s.str(e)
 			}
 		}
 	}
-	var elem encoder
+	var elem Encoder
 	var once sync.Once
 	zero := t.Elem().Size() == 0
-	return func(s *keyState, v reflect.Value) {
+	return func(s *State, v reflect.Value) {
 		if v.IsNil() {
 			s.byte(tagNil)
 			return
@@ -662,9 +662,9 @@ func sliceEncoder(t reflect.Type) encoder {
 		if n > 0 && !s.enter(v.UnsafePointer(), n, t) {
 			return
 		}
-		once.Do(func() { elem = encoderOf(t.Elem()) })
+		once.Do(func() { elem = EncoderOf(t.Elem()) })
 		s.byte(tagValue)
-		s.uvarint(uint64(n))
+		s.Uvarint(uint64(n))
 		if zero {
 			zeroSizeElems(s, n, func(i int) { elem(s, v.Index(i)) })
 		} else {
@@ -682,13 +682,13 @@ func sliceEncoder(t reflect.Type) encoder {
 	}
 }
 
-func arrayEncoder(t reflect.Type) encoder {
-	var elem encoder
+func arrayEncoder(t reflect.Type) Encoder {
+	var elem Encoder
 	var once sync.Once
 	n := t.Len()
 	zero := t.Elem().Size() == 0
-	return func(s *keyState, v reflect.Value) {
-		once.Do(func() { elem = encoderOf(t.Elem()) })
+	return func(s *State, v reflect.Value) {
+		once.Do(func() { elem = EncoderOf(t.Elem()) })
 		if zero {
 			zeroSizeElems(s, n, func(i int) { elem(s, v.Index(i)) })
 			return
@@ -708,17 +708,17 @@ func arrayEncoder(t reflect.Type) encoder {
 // a key could ever spell out: when the first one encodes as nothing, so do
 // all the others (zero-size values are all alike) and they are skipped;
 // otherwise the key limit stops the loop.
-func zeroSizeElems(s *keyState, n int, enc func(i int)) {
+func zeroSizeElems(s *State, n int, enc func(i int)) {
 	if n == 0 {
 		return
 	}
-	start := len(s.buf)
+	start := len(s.Buf)
 	enc(0)
-	if len(s.buf) == start {
+	if len(s.Buf) == start {
 		return
 	}
-	for i := 1; i < n && !s.never; i++ {
-		if len(s.buf) > maxKeyLen {
+	for i := 1; i < n && !s.Never; i++ {
+		if len(s.Buf) > MaxKeyLen {
 			s.overflow()
 			return
 		}
@@ -731,10 +731,10 @@ type mapEntry struct{ k, v, end int }
 
 // mapEncoder writes the pairs sorted by their encoded bytes, so the encoding
 // does not depend on iteration order.
-func mapEncoder(t reflect.Type) encoder {
-	var kenc, venc encoder
+func mapEncoder(t reflect.Type) Encoder {
+	var kenc, venc Encoder
 	var once sync.Once
-	return func(s *keyState, v reflect.Value) {
+	return func(s *State, v reflect.Value) {
 		if v.IsNil() {
 			s.byte(tagNil)
 			return
@@ -742,11 +742,11 @@ func mapEncoder(t reflect.Type) encoder {
 		if !s.enter(v.UnsafePointer(), 0, t) {
 			return
 		}
-		once.Do(func() { kenc, venc = encoderOf(t.Key()), encoderOf(t.Elem()) })
+		once.Do(func() { kenc, venc = EncoderOf(t.Key()), EncoderOf(t.Elem()) })
 		s.byte(tagValue)
 		n := v.Len()
-		s.uvarint(uint64(n))
-		start := len(s.buf)
+		s.Uvarint(uint64(n))
+		start := len(s.Buf)
 		mark := len(s.sortScratch)
 		it := v.MapRange()
 		if v.CanInterface() {
@@ -757,19 +757,19 @@ func mapEncoder(t reflect.Type) encoder {
 			for !s.past() && it.Next() {
 				kv.SetIterKey(it)
 				vv.SetIterValue(it)
-				k := len(s.buf)
+				k := len(s.Buf)
 				kenc(s, kv)
-				val := len(s.buf)
+				val := len(s.Buf)
 				venc(s, vv)
-				s.sortScratch = append(s.sortScratch, mapEntry{k, val, len(s.buf)})
+				s.sortScratch = append(s.sortScratch, mapEntry{k, val, len(s.Buf)})
 			}
 		} else {
 			for !s.past() && it.Next() {
-				k := len(s.buf)
+				k := len(s.Buf)
 				kenc(s, it.Key())
-				val := len(s.buf)
+				val := len(s.Buf)
 				venc(s, it.Value())
-				s.sortScratch = append(s.sortScratch, mapEntry{k, val, len(s.buf)})
+				s.sortScratch = append(s.sortScratch, mapEntry{k, val, len(s.Buf)})
 			}
 		}
 		if s.past() {
@@ -780,7 +780,7 @@ func mapEncoder(t reflect.Type) encoder {
 			return
 		}
 		entries := s.sortScratch[mark:]
-		buf := s.buf
+		buf := s.Buf
 		slices.SortFunc(entries, func(a, b mapEntry) int {
 			if c := bytes.Compare(buf[a.k:a.v], buf[b.k:b.v]); c != 0 {
 				return c
@@ -788,11 +788,11 @@ func mapEncoder(t reflect.Type) encoder {
 			return bytes.Compare(buf[a.v:a.end], buf[b.v:b.end])
 		})
 		// Nested maps finish with the scratch before this one uses it.
-		s.mapScratch = append(s.mapScratch[:0], s.buf[start:]...)
+		s.mapScratch = append(s.mapScratch[:0], s.Buf[start:]...)
 		region := s.mapScratch
-		s.buf = s.buf[:start]
+		s.Buf = s.Buf[:start]
 		for _, e := range entries {
-			s.buf = append(s.buf, region[e.k-start:e.end-start]...)
+			s.Buf = append(s.Buf, region[e.k-start:e.end-start]...)
 		}
 		s.sortScratch = s.sortScratch[:mark]
 		s.leave()
@@ -808,7 +808,7 @@ func ignoredField(f reflect.StructField) bool {
 	return h == "ignore" || h == "-"
 }
 
-func structEncoder(t reflect.Type) encoder {
+func structEncoder(t reflect.Type) Encoder {
 	type field struct {
 		index int
 		t     reflect.Type
@@ -821,12 +821,12 @@ func structEncoder(t reflect.Type) encoder {
 		}
 		fields = append(fields, field{i, f.Type})
 	}
-	encs := make([]encoder, len(fields))
+	encs := make([]Encoder, len(fields))
 	var once sync.Once
-	return func(s *keyState, v reflect.Value) {
+	return func(s *State, v reflect.Value) {
 		once.Do(func() {
 			for i, f := range fields {
-				encs[i] = encoderOf(f.t)
+				encs[i] = EncoderOf(f.t)
 			}
 		})
 		for i, f := range fields {
@@ -838,9 +838,9 @@ func structEncoder(t reflect.Type) encoder {
 // keyerEncoder keys values of a CacheKeyer type by their CacheKey(). Values
 // that cannot be reached as an interface (unexported fields) are keyed by
 // their structure, which is finer: a possible miss, never a wrong hit.
-func keyerEncoder(t reflect.Type, structural encoder) encoder {
-	return func(s *keyState, v reflect.Value) {
-		if s.never {
+func keyerEncoder(t reflect.Type, structural Encoder) Encoder {
+	return func(s *State, v reflect.Value) {
+		if s.Never {
 			return // the key is lost already: call no CacheKey
 		}
 		if (t.Kind() == reflect.Pointer || t.Kind() == reflect.Interface) && v.IsNil() {
@@ -849,11 +849,11 @@ func keyerEncoder(t reflect.Type, structural encoder) encoder {
 		}
 		k, ok := callCacheKey(v)
 		if !ok {
-			s.byte(tagNonce + 1)
+			s.byte(TagNonce + 1)
 			structural(s, v)
 			return
 		}
-		if len(s.path) >= maxDepth {
+		if len(s.path) >= MaxDepth {
 			// In place of the value marker, so that the nonce cannot read
 			// as a type id after it.
 			s.nonce()
@@ -861,17 +861,17 @@ func keyerEncoder(t reflect.Type, structural encoder) encoder {
 		}
 		s.byte(tagValue)
 		if k == nil {
-			s.uvarint(0)
+			s.Uvarint(0)
 			return
 		}
 		kv := reflect.ValueOf(k)
 		if kv.Type() == t {
 			// CacheKey returned its own type: key it by its structure
 			// rather than call CacheKey forever.
-			if s.stable {
+			if s.Stable {
 				s.stableType(t)
 			} else {
-				s.uvarint(infoOf(t).id)
+				s.Uvarint(infoOf(t).id)
 			}
 			s.hiPath = max(s.hiPath, len(s.path)+1) // the check above, as for a push
 			s.keyers++
@@ -881,7 +881,7 @@ func keyerEncoder(t reflect.Type, structural encoder) encoder {
 		}
 		s.keyers++
 		s.push(place{t: t})
-		encodeDynamic(s, kv)
+		EncodeDynamic(s, kv)
 		s.leave()
 		s.keyers--
 	}
@@ -901,7 +901,7 @@ func callCacheKey(v reflect.Value) (k any, ok bool) {
 			k, ok = nil, false
 		}
 	}()
-	return v.Interface().(CacheKeyer).CacheKey(), true
+	return v.Interface().(keyer).CacheKey(), true
 }
 
 // wallToInternal mirrors the time package's offset between the wall clock
@@ -911,30 +911,30 @@ const wallToInternal int64 = (1884*365 + 1884/4 - 1884/100 + 1884/400) * 86400
 // encodeTime keys a time.Time by its instant and its location, ignoring the
 // monotonic reading. It reads the fields with reflect, which works for
 // unexported fields too.
-func encodeTime(s *keyState, v reflect.Value) {
+func encodeTime(s *State, v reflect.Value) {
 	wall := v.Field(0).Uint()
 	ext := v.Field(1).Int()
 	sec := ext
 	if wall&(1<<63) != 0 {
 		sec = wallToInternal + int64(wall<<1>>31)
 	}
-	s.u64(uint64(sec))
-	s.buf = binary.LittleEndian.AppendUint32(s.buf, uint32(wall&(1<<30-1)))
+	s.U64(uint64(sec))
+	s.Buf = binary.LittleEndian.AppendUint32(s.Buf, uint32(wall&(1<<30-1)))
 	loc := v.Field(2).UnsafePointer()
 	if loc == nil || loc == unsafe.Pointer(time.UTC) {
 		s.byte(tagNil)
 		return
 	}
-	if s.stable && s.stableLoc((*time.Location)(loc), sec) {
+	if s.Stable && s.stableLoc((*time.Location)(loc), sec) {
 		return
 	}
 	s.identity(loc)
 }
 
-// basicKinds returns the kinds of t's parameters (after a leading context
+// BasicKinds returns the kinds of t's parameters (after a leading context
 // when ctx is set) if every one is a basic kind that appendKind encodes
 // exactly as the parameter's encoder would, and nil otherwise.
-func basicKinds(t reflect.Type, ctx bool) []reflect.Kind {
+func BasicKinds(t reflect.Type, ctx bool) []reflect.Kind {
 	var kinds []reflect.Kind
 	for i := range t.NumIn() {
 		if i == 0 && ctx {
@@ -959,9 +959,9 @@ func basicKinds(t reflect.Type, ctx bool) []reflect.Kind {
 	return kinds
 }
 
-// appendKind appends v's encoding for a basic kind, byte-for-byte as
+// AppendKind appends v's encoding for a basic kind, byte-for-byte as
 // newKindEncoder's encoder for that kind, without a keyState.
-func appendKind(b []byte, k reflect.Kind, v reflect.Value) []byte {
+func AppendKind(b []byte, k reflect.Kind, v reflect.Value) []byte {
 	switch k {
 	case reflect.Bool:
 		if v.Bool() {
@@ -996,10 +996,10 @@ var basicIDs = struct{ int, int64, uint64, string, bool, float64 uint64 }{
 	infoOf(reflect.TypeFor[float64]()).id,
 }
 
-// appendDynamicBasic appends the encoding of key as an interface value,
+// AppendDynamicBasic appends the encoding of key as an interface value,
 // byte-for-byte as encodeDynamic does, when its dynamic type is one of the
 // common basic types, without reflection; it reports false otherwise.
-func appendDynamicBasic(b []byte, key any) ([]byte, bool) {
+func AppendDynamicBasic(b []byte, key any) ([]byte, bool) {
 	switch v := key.(type) {
 	case int:
 		b = binary.AppendUvarint(b, basicIDs.int)
@@ -1029,3 +1029,7 @@ func appendDynamicBasic(b []byte, key any) ([]byte, bool) {
 	}
 	return b, false
 }
+
+// keyer is memo.CacheKeyer's method set: a type has it exactly when it
+// implements that interface (this package knows nothing of memo's API).
+type keyer interface{ CacheKey() any }

@@ -1,4 +1,4 @@
-package memo
+package engine
 
 import (
 	"encoding/binary"
@@ -47,9 +47,9 @@ func newTable(size int) *table {
 	return &table{slots: make([]atomic.Pointer[node], size), mask: uint64(size - 1)}
 }
 
-// get returns the entry for key k with hash h, or nil. Safe for any
+// Get returns the entry for key k with hash h, or nil. Safe for any
 // goroutine.
-func (x *index) get(k []byte, h uint64) *node {
+func (x *index) Get(k []byte, h uint64) *node {
 	t := x.t.Load()
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		n := t.slots[i].Load()
@@ -187,7 +187,7 @@ var (
 	keyHashSeed16 = maphash.Comparable(keyHashSeed, 16) | 1
 )
 
-// hashKey hashes an encoded key for the index: a 16-byte key (a function
+// HashKey hashes an encoded key for the index: a 16-byte key (a function
 // number and one 8-byte argument, the commonest) with hashSeeded's two
 // multiply-mixes (2 ns), any other with the runtime's map hash (hash/maphash,
 // AES-based where the processor has it: 3.6 ns at 20 bytes where the
@@ -195,7 +195,7 @@ var (
 // shards; it decides nothing about equality (the index compares whole
 // keys), and nothing about eviction (W-TinyLFU counts by hashSeeded with a
 // fixed seed, the same in every process).
-func hashKey(k []byte) uint64 {
+func HashKey(k []byte) uint64 {
 	if len(k) >= 9 && len(k) < 9+128 && int(k[8]) == len(k)-9 {
 		// The shape of a typed function's string argument (a function
 		// number, the string's length in one byte, its bytes), checked
@@ -203,7 +203,7 @@ func hashKey(k []byte) uint64 {
 		// hashFidString gives the same hash from the string where it
 		// lies (see index.getString). (Any other key of this shape is
 		// hashed so too: the hash is a function of the bytes alone.)
-		return hashFidString(binary.LittleEndian.Uint64(k), unsafe.String(unsafe.SliceData(k[9:]), len(k)-9))
+		return HashFidString(binary.LittleEndian.Uint64(k), unsafe.String(unsafe.SliceData(k[9:]), len(k)-9))
 	}
 	if len(k) == 16 {
 		return hashSeeded(keyHashSeed16, k)
@@ -211,9 +211,9 @@ func hashKey(k []byte) uint64 {
 	return maphash.Bytes(keyHashSeed, k)
 }
 
-// hashFidString is hashKey of the key fid, byte(len(s)), s, for len(s) <
+// HashFidString is hashKey of the key fid, byte(len(s)), s, for len(s) <
 // 128, computed without making the key.
-func hashFidString(fid uint64, s string) uint64 {
+func HashFidString(fid uint64, s string) uint64 {
 	return mix(maphash.String(keyHashSeed, s)^fid, 0x9e3779b97f4a7c15)
 }
 
@@ -249,11 +249,11 @@ func mix(a, b uint64) uint64 {
 }
 
 func hashString(k string) uint64 {
-	return hashKey(unsafeBytes(k))
+	return HashKey(UnsafeBytes(k))
 }
 
-// unsafeBytes views s as bytes, which the caller must not modify.
-func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+// UnsafeBytes views s as bytes, which the caller must not modify.
+func UnsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // keyEqual reports whether n's key is k. A short key lies right after the
 // node, in the cache line the lookup has just read. Keys of 8 to 24 bytes

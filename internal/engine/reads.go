@@ -1,4 +1,4 @@
-package memo
+package engine
 
 import (
 	"runtime"
@@ -200,8 +200,8 @@ func (b *readBuffer) takeHits() {
 	}
 }
 
-// pendingHits returns the hits counted in the stripes and not yet drained.
-func (b *readBuffer) pendingHits() uint64 {
+// PendingHits returns the hits counted in the stripes and not yet drained.
+func (b *readBuffer) PendingHits() uint64 {
 	var hits uint64
 	for i := range b.n.Load() {
 		st := b.stripe(i)

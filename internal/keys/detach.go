@@ -1,4 +1,4 @@
-package memo
+package keys
 
 import (
 	"reflect"
@@ -29,22 +29,22 @@ import (
 // shared the same way in the copy, so copying costs at most the memory the
 // arguments reach, never more, and terminates on cycles.
 
-// A copier returns a copy of v, which is addressable and not read-only,
+// A Copier returns a copy of v, which is addressable and not read-only,
 // that shares none of the memory the key encodes by value with v. It
 // returns v itself when there is nothing to copy. The result is not
 // read-only, so it can be Set into a destination.
-type copier func(st *copyState, v reflect.Value) reflect.Value
+type Copier func(st *CopyState, v reflect.Value) reflect.Value
 
-// copyState is the scratch space of one copy.
-type copyState struct {
+// CopyState is the scratch space of one copy.
+type CopyState struct {
 	// seen maps the containers already copied to their copies, for shared
 	// memory and cycles; made on first use.
 	seen  map[copyVisit]reflect.Value
 	depth int
-	// alone is set while the value at the root of the copy is the only
+	// Alone is set while the value at the root of the copy is the only
 	// one copied: a slice there is reached once and need not be recorded.
 	// Arrays and structs clear it, as their parts share the root's depth.
-	alone bool
+	Alone bool
 }
 
 type copyVisit struct {
@@ -53,12 +53,12 @@ type copyVisit struct {
 	t reflect.Type
 }
 
-func (st *copyState) lookup(k copyVisit) (reflect.Value, bool) {
+func (st *CopyState) lookup(k copyVisit) (reflect.Value, bool) {
 	v, ok := st.seen[k]
 	return v, ok
 }
 
-func (st *copyState) record(k copyVisit, v reflect.Value) {
+func (st *CopyState) record(k copyVisit, v reflect.Value) {
 	if st.seen == nil {
 		st.seen = make(map[copyVisit]reflect.Value)
 	}
@@ -72,29 +72,29 @@ type copierKey struct {
 
 var copierCache sync.Map // copierKey → copier
 
-// copierOf returns the copier of t, or nil when a value of type t shares
+// CopierOf returns the copier of t, or nil when a value of type t shares
 // nothing with its caller that the key encodes by value (ints, strings,
 // pointers keyed by identity, structs of those). Built once per type, as
 // the key encoders are; a recursive type gets a placeholder first.
-func copierOf(t reflect.Type, deref bool) copier {
+func CopierOf(t reflect.Type, deref bool) Copier {
 	if !needsCopy(t, deref) {
 		return nil
 	}
 	k := copierKey{t, deref}
 	if c, ok := copierCache.Load(k); ok {
-		return c.(copier)
+		return c.(Copier)
 	}
 	var (
 		wg sync.WaitGroup
-		f  copier
+		f  Copier
 	)
 	wg.Add(1)
-	placeholder := copier(func(st *copyState, v reflect.Value) reflect.Value {
+	placeholder := Copier(func(st *CopyState, v reflect.Value) reflect.Value {
 		wg.Wait()
 		return f(st, v)
 	})
 	if c, loaded := copierCache.LoadOrStore(k, placeholder); loaded {
-		return c.(copier)
+		return c.(Copier)
 	}
 	f = newCopier(t, deref)
 	wg.Done()
@@ -113,7 +113,7 @@ func needsCopy(t reflect.Type, deref bool) bool {
 	case reflect.Array:
 		return t.Len() > 0 && needsCopy(t.Elem(), deref)
 	case reflect.Struct:
-		if t == timeType {
+		if t == TimeType {
 			return false
 		}
 		for i := range t.NumField() {
@@ -125,7 +125,7 @@ func needsCopy(t reflect.Type, deref bool) bool {
 	return false
 }
 
-func newCopier(t reflect.Type, deref bool) copier {
+func newCopier(t reflect.Type, deref bool) Copier {
 	switch t.Kind() {
 	case reflect.Slice:
 		return sliceCopier(t, deref)
@@ -159,23 +159,23 @@ func writable(v reflect.Value) reflect.Value {
 // each, where a copy counts them together: so twice maxDepth, or a copy
 // would stop short of memory the key still takes by value ([]any nested
 // 700 deep is 1,400 levels here).
-const maxCopyDepth = 2 * maxDepth
+const maxCopyDepth = 2 * MaxDepth
 
-func sliceCopier(t reflect.Type, deref bool) copier {
-	var elem copier
+func sliceCopier(t reflect.Type, deref bool) Copier {
+	var elem Copier
 	var once sync.Once
 	// A slice whose elements hold nothing to copy can hold no container:
 	// it cannot be met twice on one path, and is only worth remembering
 	// when something around it may refer to it again (anything but the
 	// root of the only value copied).
 	leaf := !needsCopy(t.Elem(), deref)
-	return func(st *copyState, v reflect.Value) reflect.Value {
+	return func(st *CopyState, v reflect.Value) reflect.Value {
 		if v.IsNil() || st.depth >= maxCopyDepth {
 			return v
 		}
 		n := v.Len()
 		k := copyVisit{v.UnsafePointer(), n, t}
-		track := !leaf || st.depth > 0 || !st.alone
+		track := !leaf || st.depth > 0 || !st.Alone
 		if track {
 			if c, ok := st.lookup(k); ok {
 				return c
@@ -189,7 +189,7 @@ func sliceCopier(t reflect.Type, deref bool) copier {
 			reflect.Copy(out, v)
 			return out
 		}
-		once.Do(func() { elem = copierOf(t.Elem(), deref) })
+		once.Do(func() { elem = CopierOf(t.Elem(), deref) })
 		st.depth++
 		for i := range n {
 			out.Index(i).Set(elem(st, v.Index(i)))
@@ -199,12 +199,12 @@ func sliceCopier(t reflect.Type, deref bool) copier {
 	}
 }
 
-func arrayCopier(t reflect.Type, deref bool) copier {
-	var elem copier
+func arrayCopier(t reflect.Type, deref bool) Copier {
+	var elem Copier
 	var once sync.Once
-	return func(st *copyState, v reflect.Value) reflect.Value {
-		once.Do(func() { elem = copierOf(t.Elem(), deref) })
-		st.alone = false // its elements may share memory
+	return func(st *CopyState, v reflect.Value) reflect.Value {
+		once.Do(func() { elem = CopierOf(t.Elem(), deref) })
+		st.Alone = false // its elements may share memory
 		out := reflect.New(t).Elem()
 		out.Set(v)
 		for i := range t.Len() {
@@ -214,10 +214,10 @@ func arrayCopier(t reflect.Type, deref bool) copier {
 	}
 }
 
-func mapCopier(t reflect.Type, deref bool) copier {
-	var kc, ec copier
+func mapCopier(t reflect.Type, deref bool) Copier {
+	var kc, ec Copier
 	var once sync.Once
-	return func(st *copyState, v reflect.Value) reflect.Value {
+	return func(st *CopyState, v reflect.Value) reflect.Value {
 		if v.IsNil() || st.depth >= maxCopyDepth {
 			return v
 		}
@@ -225,7 +225,7 @@ func mapCopier(t reflect.Type, deref bool) copier {
 		if c, ok := st.lookup(k); ok {
 			return c
 		}
-		once.Do(func() { kc, ec = copierOf(t.Key(), deref), copierOf(t.Elem(), deref) })
+		once.Do(func() { kc, ec = CopierOf(t.Key(), deref), CopierOf(t.Elem(), deref) })
 		out := reflect.MakeMapWithSize(t, v.Len())
 		st.record(k, out)
 		st.depth++
@@ -247,13 +247,13 @@ func mapCopier(t reflect.Type, deref bool) copier {
 	}
 }
 
-func interfaceCopier(t reflect.Type, deref bool) copier {
-	return func(st *copyState, v reflect.Value) reflect.Value {
+func interfaceCopier(t reflect.Type, deref bool) Copier {
+	return func(st *CopyState, v reflect.Value) reflect.Value {
 		if v.IsNil() || st.depth >= maxCopyDepth {
 			return v
 		}
 		e := v.Elem()
-		c := copierOf(e.Type(), deref)
+		c := CopierOf(e.Type(), deref)
 		if c == nil {
 			return v // Go never changes a value inside an interface in place
 		}
@@ -279,10 +279,10 @@ func interfaceCopier(t reflect.Type, deref bool) copier {
 
 // pointerCopier copies the object a pointer points to (WithDeref only:
 // without it pointers are keyed by identity and need no copy).
-func pointerCopier(t reflect.Type, deref bool) copier {
-	var elem copier
+func pointerCopier(t reflect.Type, deref bool) Copier {
+	var elem Copier
 	var once sync.Once
-	return func(st *copyState, v reflect.Value) reflect.Value {
+	return func(st *CopyState, v reflect.Value) reflect.Value {
 		if v.IsNil() || st.depth >= maxCopyDepth {
 			return v
 		}
@@ -290,7 +290,7 @@ func pointerCopier(t reflect.Type, deref bool) copier {
 		if c, ok := st.lookup(k); ok {
 			return c
 		}
-		once.Do(func() { elem = copierOf(t.Elem(), deref) })
+		once.Do(func() { elem = CopierOf(t.Elem(), deref) })
 		out := reflect.New(t.Elem())
 		st.record(k, out)
 		src := writable(v.Elem())
@@ -305,7 +305,7 @@ func pointerCopier(t reflect.Type, deref bool) copier {
 	}
 }
 
-func structCopier(t reflect.Type, deref bool) copier {
+func structCopier(t reflect.Type, deref bool) Copier {
 	type field struct {
 		off uintptr
 		t   reflect.Type
@@ -317,15 +317,15 @@ func structCopier(t reflect.Type, deref bool) copier {
 			fields = append(fields, field{f.Offset, f.Type})
 		}
 	}
-	copiers := make([]copier, len(fields))
+	copiers := make([]Copier, len(fields))
 	var once sync.Once
-	return func(st *copyState, v reflect.Value) reflect.Value {
+	return func(st *CopyState, v reflect.Value) reflect.Value {
 		once.Do(func() {
 			for i, f := range fields {
-				copiers[i] = copierOf(f.t, deref)
+				copiers[i] = CopierOf(f.t, deref)
 			}
 		})
-		st.alone = false // its fields may share memory
+		st.Alone = false // its fields may share memory
 		out := reflect.New(t)
 		out.Elem().Set(v) // every field, those left out of the key too
 		src, dst := v.Addr().UnsafePointer(), out.UnsafePointer()
@@ -337,18 +337,18 @@ func structCopier(t reflect.Type, deref bool) copier {
 	}
 }
 
-// ownValue replaces *p by a copy made by c (see copier); c is not nil.
-func ownValue[A any](c copier, p *A) {
-	st := copyState{alone: true}
+// OwnValue replaces *p by a copy made by c (see copier); c is not nil.
+func OwnValue[A any](c Copier, p *A) {
+	st := CopyState{Alone: true}
 	v := reflect.ValueOf(p).Elem()
 	v.Set(c(&st, v))
 }
 
-// ownValues2 replaces *a and *b by copies made by ca and cb (either may be
+// OwnValues2 replaces *a and *b by copies made by ca and cb (either may be
 // nil: that value is kept), in one copy, so that memory the two share is
 // shared by their copies too.
-func ownValues2[A, B any](ca, cb copier, a *A, b *B) {
-	st := copyState{alone: ca == nil || cb == nil}
+func OwnValues2[A, B any](ca, cb Copier, a *A, b *B) {
+	st := CopyState{Alone: ca == nil || cb == nil}
 	if ca != nil {
 		v := reflect.ValueOf(a).Elem()
 		v.Set(ca(&st, v))
@@ -359,13 +359,13 @@ func ownValues2[A, B any](ca, cb copier, a *A, b *B) {
 	}
 }
 
-// mayReadThrough reports whether the key of a value of type t may be
+// MayReadThrough reports whether the key of a value of type t may be
 // computed from memory that its copy (see copier) does not take: a
 // CacheKeyer's CacheKey may read anything, a pointer's included, and an
 // interface may hold one. Such keys are checked again when an execution
 // that may have outlived its callers ends (see call.verify). seen guards
 // recursive types.
-func mayReadThrough(t reflect.Type, deref bool, seen map[reflect.Type]bool) bool {
+func MayReadThrough(t reflect.Type, deref bool, seen map[reflect.Type]bool) bool {
 	if t.Implements(keyerType) {
 		return true
 	}
@@ -389,12 +389,12 @@ func mayReadThrough(t reflect.Type, deref bool, seen map[reflect.Type]bool) bool
 	seen[t] = true
 	switch t.Kind() {
 	case reflect.Pointer, reflect.Slice, reflect.Array:
-		return mayReadThrough(t.Elem(), deref, seen)
+		return MayReadThrough(t.Elem(), deref, seen)
 	case reflect.Map:
-		return mayReadThrough(t.Key(), deref, seen) || mayReadThrough(t.Elem(), deref, seen)
+		return MayReadThrough(t.Key(), deref, seen) || MayReadThrough(t.Elem(), deref, seen)
 	}
 	for i := range t.NumField() { // a struct
-		if f := t.Field(i); !ignoredField(f) && mayReadThrough(f.Type, deref, seen) {
+		if f := t.Field(i); !ignoredField(f) && MayReadThrough(f.Type, deref, seen) {
 			return true
 		}
 	}

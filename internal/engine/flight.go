@@ -1,4 +1,4 @@
-package memo
+package engine
 
 import (
 	"context"
@@ -11,27 +11,27 @@ import (
 	"github.com/memokit/memo/internal/goid"
 )
 
-// call is one execution in flight. Its table is the shard of its key, and
+// Call is one execution in flight. Its table is the shard of its key, and
 // its waiters count and table membership change under that shard's lock.
 // Every other field is written by the execution before done is closed,
 // or by its leader before the execution starts.
-type call struct {
-	key  string
-	h    uint64
-	refs []unsafe.Pointer // objects the key refers to by identity
-	done chan struct{}
+type Call struct {
+	Key  string
+	H    uint64
+	Refs []unsafe.Pointer // objects the key refers to by identity
+	Done chan struct{}
 
-	val      any // the results
-	panicked bool
-	pval     any // the panic value
-	stack    []byte
-	goexit   bool
+	Val      any // the results
+	Panicked bool
+	Pval     any // the panic value
+	Stack    []byte
+	Goexit   bool
 
-	fo    *freshOpts // the function's freshness options (fresh.go), or nil
+	Fo    *FreshOpts // the function's freshness options (fresh.go), or nil
 	stale bool       // val is a stale result served for a failure
-	// ageCap is the tier's bound on the age of the entry stored (see
+	// AgeCap is the tier's bound on the age of the entry stored (see
 	// TierBinding.MaxLocalAge), 0 for none: the entry is removed by then.
-	ageCap time.Duration
+	AgeCap time.Duration
 	// base is, for a refresh (fresh.go), the entry it refreshes: its
 	// result is stored only over that very entry (nothing newer stored,
 	// nothing invalidated since). until is when the refresh's time is up
@@ -48,7 +48,7 @@ type call struct {
 	// outer is the execution in whose context this one was started, if
 	// any: with the contexts' values, the chain of executions a context
 	// function runs inside (see inside).
-	outer *call
+	outer *Call
 	// ctx is the execution's context (context functions only), and
 	// deadline the deadline it carries, that of the caller that started it.
 	ctx      context.Context
@@ -56,14 +56,14 @@ type call struct {
 	// expired is set when the execution failed with a deadline error once
 	// its context's deadline had passed: waiters with time left start over.
 	expired bool
-	// verify, when not nil, re-encodes the key from the arguments the
+	// Verify, when not nil, re-encodes the key from the arguments the
 	// execution ran on and reports whether it is still key: set for an
 	// execution that may outlive its callers when its key may be read
 	// through memory that no copy protects (WithKey, a CacheKeyer pointer;
 	// see wrapped.recheck). moved is set when it was not: the result belongs
 	// to other arguments, is not stored, and every waiter starts over.
-	verify func(key string) bool
-	moved  bool
+	Verify func(key string) bool
+	Moved  bool
 
 	// waiters counts the callers waiting that may still leave (context
 	// callers); when the last one leaves, cancel stops the execution.
@@ -71,13 +71,13 @@ type call struct {
 	cancel  context.CancelFunc
 }
 
-// flightKey is the context key under which an execution's context holds
+// FlightKey is the context key under which an execution's context holds
 // its *call.
-type flightKey struct{}
+type FlightKey struct{}
 
 // inside reports whether cl is outer or an execution outer was started
 // inside of: a caller whose context carries outer is running inside cl.
-func inside(outer, cl *call) bool {
+func inside(outer, cl *Call) bool {
 	for p := outer; p != nil; p = p.outer {
 		if p == cl {
 			return true
@@ -90,15 +90,15 @@ func inside(outer, cl *call) bool {
 type role int
 
 const (
-	found     role = iota // a live entry was found: its value is the result
-	late                  // an entry due for a refresh was found: its value is the result, and cl, if not nil, the refresh to start (fresh.go)
-	stale                 // an entry in an outage (fresh.go's serveStale) was found: its stale value is the result, at once
-	leading               // the caller must run a new execution
-	joining               // the caller waits on an execution in flight
-	reentrant             // the caller is inside the execution in flight for its key
+	Found     role = iota // a live entry was found: its value is the result
+	Late                  // an entry due for a refresh was found: its value is the result, and cl, if not nil, the refresh to start (fresh.go)
+	Stale                 // an entry in an outage (fresh.go's serveStale) was found: its stale value is the result, at once
+	Leading               // the caller must run a new execution
+	Joining               // the caller waits on an execution in flight
+	Reentrant             // the caller is inside the execution in flight for its key
 )
 
-// join returns the entry stored for the encoded key k, or the execution
+// Join returns the entry stored for the encoded key k, or the execution
 // in flight for it, which the caller then waits on, or a new execution
 // that the caller must run. me is the caller's goroutine (curG) and outer
 // the execution its context says it runs inside, if any: a caller that runs
@@ -110,20 +110,20 @@ const (
 // Each call of join is a miss already counted by lookup, or a lookup of an
 // entry due for a refresh, which its caller counts by what join made of it
 // (see miss).
-func (c *core) join(k []byte, h uint64, me uintptr, outer *call, lead bool, fo *freshOpts) (n *node, cl *call, r role) {
+func (c *Core) Join(k []byte, h uint64, me uintptr, outer *Call, lead bool, fo *FreshOpts) (n *node, cl *Call, r role) {
 	sh := c.shardOf(h)
 	sh.mu.Lock()
 	// Stores insert under the shard's lock, so a caller sees the entry or
 	// the execution that will store it.
 	retry := false
-	if n = c.index.get(k, h); n != nil {
-		if live(n, c) {
+	if n = c.Index.Get(k, h); n != nil {
+		if Live(n, c) {
 			sh.mu.Unlock()
-			return n, nil, found
+			return n, nil, Found
 		}
 		// A refresh due: a hit, and a refresh to start unless one runs; or
 		// an outage: the stale value at once, or a retry to lead.
-		if cl, r, retry = c.joinLate(sh, n, k, h, me, outer, fo); r != leading {
+		if cl, r, retry = c.joinLate(sh, n, k, h, me, outer, fo); r != Leading {
 			sh.mu.Unlock()
 			return n, cl, r
 		}
@@ -131,35 +131,35 @@ func (c *core) join(k []byte, h uint64, me uintptr, outer *call, lead bool, fo *
 	if cl = sh.calls[string(k)]; cl != nil {
 		if cl.g.Load() == me || inside(outer, cl) {
 			sh.mu.Unlock()
-			return nil, cl, reentrant
+			return nil, cl, Reentrant
 		}
 		cl.waiters++
 		sh.mu.Unlock()
-		return nil, cl, joining
+		return nil, cl, Joining
 	}
-	cl = &call{key: string(k), h: h, done: make(chan struct{}), waiters: 1, outer: outer}
+	cl = &Call{Key: string(k), H: h, Done: make(chan struct{}), waiters: 1, outer: outer}
 	if lead {
 		cl.g.Store(me)
 	}
-	sh.calls[cl.key] = cl
+	sh.calls[cl.Key] = cl
 	sh.mu.Unlock()
 	if retry {
-		c.rec.StaleRetried(1)
+		c.Rec.StaleRetried(1)
 	}
-	return nil, cl, leading
+	return nil, cl, Leading
 }
 
-// leave is called by a waiter that stops waiting (its context ended). When
+// Leave is called by a waiter that stops waiting (its context ended). When
 // no waiter is left, the execution's context is cancelled and the execution
 // is detached, so that later callers start afresh and its result is not
 // stored.
-func (c *core) leave(cl *call) {
-	sh := c.shardOf(cl.h)
+func (c *Core) Leave(cl *Call) {
+	sh := c.shardOf(cl.H)
 	sh.mu.Lock()
 	cl.waiters--
 	last := cl.waiters == 0
-	if last && sh.calls[cl.key] == cl {
-		delete(sh.calls, cl.key)
+	if last && sh.calls[cl.Key] == cl {
+		delete(sh.calls, cl.Key)
 	}
 	sh.mu.Unlock()
 	if last && cl.cancel != nil {
@@ -169,76 +169,76 @@ func (c *core) leave(cl *call) {
 
 // forget detaches cl from its shard's table (calls, or refreshes for a
 // refresh) if it is still there.
-func (c *core) forget(cl *call) {
-	sh := c.shardOf(cl.h)
+func (c *Core) forget(cl *Call) {
+	sh := c.shardOf(cl.H)
 	sh.mu.Lock()
 	sh.detach(cl)
 	sh.mu.Unlock()
 }
 
 // detach takes cl out of sh's table, if it is still there. sh.mu is held.
-func (sh *shard) detach(cl *call) {
+func (sh *shard) detach(cl *Call) {
 	m := sh.calls
 	if cl.base != nil {
 		m = sh.refreshes
 	}
-	if m[cl.key] == cl {
-		delete(m, cl.key)
+	if m[cl.Key] == cl {
+		delete(m, cl.Key)
 	}
 }
 
-// A verdict tells execute whether to store a result, and for how long.
-type verdict func(val any) (failed, store bool, ttl time.Duration)
+// A Verdict tells execute whether to store a result, and for how long.
+type Verdict func(val any) (failed, store bool, ttl time.Duration)
 
-// execute runs f as the execution of cl: it times it, stores its result if
+// Execute runs f as the execution of cl: it times it, stores its result if
 // judge says so and cl is still current, and wakes the waiters. A panic in
 // f is recovered into cl (the caller re-panics); runtime.Goexit is recorded
 // and goes on unwinding the goroutine.
-func (c *core) execute(cl *call, judge verdict, f func() any) {
+func (c *Core) Execute(cl *Call, judge Verdict, f func() any) {
 	start := time.Now()
 	normal, recovered := false, false
 	defer func() {
 		if !normal && !recovered {
-			cl.goexit = true
+			cl.Goexit = true
 		}
 		if !normal {
-			c.rec.Execution(time.Since(start), true)
+			c.Rec.Execution(time.Since(start), true)
 			c.forget(cl)
 		}
-		if cl.panicked {
+		if cl.Panicked {
 			c.serveStale(cl)
 		}
 		if cl.cancel != nil {
 			cl.cancel()
 		}
-		close(cl.done)
+		close(cl.Done)
 	}()
 	func() {
 		defer func() {
 			if !normal {
 				if r := recover(); r != nil {
-					cl.panicked, cl.pval, cl.stack = true, r, debug.Stack()
+					cl.Panicked, cl.Pval, cl.Stack = true, r, debug.Stack()
 				}
 			}
 		}()
-		cl.val = f()
+		cl.Val = f()
 		normal = true
 	}()
 	if !normal {
 		recovered = true
 		return
 	}
-	if cl.verify != nil && !cl.verify(cl.key) {
+	if cl.Verify != nil && !cl.Verify(cl.Key) {
 		// A caller that left changed what the key was computed from: the
 		// result is another call's. Nothing is stored, no stale result is
 		// served, and the waiters start over (see startsOver).
-		cl.moved = true
-		c.rec.Execution(time.Since(start), false)
+		cl.Moved = true
+		c.Rec.Execution(time.Since(start), false)
 		c.forget(cl)
 		return
 	}
-	failed, store, ttl := judge(cl.val)
-	c.rec.Execution(time.Since(start), failed)
+	failed, store, ttl := judge(cl.Val)
+	c.Rec.Execution(time.Since(start), failed)
 	if failed && cl.ctx != nil && cl.ctx.Err() != nil {
 		// The execution's context ended (its starter's deadline passed, or
 		// every caller left): its error most likely says so, and nothing
@@ -255,16 +255,16 @@ func (c *core) execute(cl *call, judge verdict, f func() any) {
 	if !failed && !store {
 		c.dropStale(cl) // the function answers: an outage's stale entry is over
 	}
-	if !store || !c.store(cl.key, cl.h, cl.val, ttl, cl.refs, cl) {
+	if !store || !c.Store(cl.Key, cl.H, cl.Val, ttl, cl.Refs, cl) {
 		c.forget(cl)
 	}
 }
 
-// start makes the context of cl's execution, started by a caller with
+// Start makes the context of cl's execution, started by a caller with
 // ctx: it keeps ctx's values and its deadline, is cancelled by cl.cancel
 // (when the last caller leaves, or the execution ends), and carries cl, so
 // that calls made inside the execution can tell (see join).
-func (cl *call) start(ctx context.Context) context.Context {
+func (cl *Call) Start(ctx context.Context) context.Context {
 	base := context.WithoutCancel(ctx)
 	if d, ok := ctx.Deadline(); ok {
 		cl.deadline = d
@@ -272,21 +272,21 @@ func (cl *call) start(ctx context.Context) context.Context {
 	} else {
 		cl.ctx, cl.cancel = context.WithCancel(base)
 	}
-	return context.WithValue(cl.ctx, flightKey{}, cl)
+	return context.WithValue(cl.ctx, FlightKey{}, cl)
 }
 
-// run runs cl's execution on the calling goroutine, a new one.
-func (c *core) run(cl *call, judge verdict, f func() any) {
+// Run runs cl's execution on the calling goroutine, a new one.
+func (c *Core) Run(cl *Call, judge Verdict, f func() any) {
 	cl.g.Store(goid.Current())
-	c.execute(cl, judge, f)
+	c.Execute(cl, judge, f)
 }
 
-// startsOver reports whether a waiter with ctx, woken by the end of cl,
+// StartsOver reports whether a waiter with ctx, woken by the end of cl,
 // must start (or join) a fresh execution rather than take cl's result: cl
 // failed on the deadline of the caller that started it, which was not the
 // waiter's own (the waiter's context is live and ends later, if at all).
-func (cl *call) startsOver(ctx context.Context) bool {
-	if cl.moved && ctx.Err() == nil {
+func (cl *Call) StartsOver(ctx context.Context) bool {
+	if cl.Moved && ctx.Err() == nil {
 		return true // its result is for arguments that are not the waiter's
 	}
 	if !cl.expired || ctx.Err() != nil {

@@ -1,4 +1,4 @@
-package memo
+package engine
 
 import (
 	"context"
@@ -13,14 +13,14 @@ import (
 	"github.com/memokit/memo/internal/goid"
 )
 
-// freshOpts is what a decorated function keeps of the options above; nil
+// FreshOpts is what a decorated function keeps of the options above; nil
 // when none is given.
-type freshOpts struct {
-	refresh, stale time.Duration
-	ttlFunc        func([]any) time.Duration
-	cacheIf        func([]any) bool
-	// entries says whether the function's entries need a freshX.
-	entries bool
+type FreshOpts struct {
+	Refresh, Stale time.Duration
+	TtlFunc        func([]any) time.Duration
+	CacheIf        func([]any) bool
+	// Entries says whether the function's entries need a freshX.
+	Entries bool
 }
 
 // freshState is a cache's part of this: the expiry heap of its freshX
@@ -36,7 +36,7 @@ type heapItem struct {
 	n  *node
 }
 
-func newFreshState(jitter float64) *freshState {
+func NewFreshState(jitter float64) *freshState {
 	if jitter <= 0 {
 		return nil
 	}
@@ -47,9 +47,9 @@ func newFreshState(jitter float64) *freshState {
 }
 
 // seedJitter makes the cache's jitter draw from a fixed seed (for tests).
-func (c *core) seedJitter(seed uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (c *Core) seedJitter(seed uint64) {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
 	c.fresh.rng = rand.New(rand.NewPCG(seed, seed))
 }
 
@@ -82,13 +82,13 @@ func plainExpiry(t int64) int64 { return (t - 1) | 1 }
 
 // freshEntry reports whether an entry stored with ttl by fl needs a freshX.
 // c.mu is held.
-func (c *core) freshEntry(ttl time.Duration, fl *call) bool {
-	return (fl != nil && fl.fo != nil && fl.fo.entries) || (ttl > 0 && c.fresh != nil && c.fresh.jitter > 0)
+func (c *Core) freshEntry(ttl time.Duration, fl *Call) bool {
+	return (fl != nil && fl.Fo != nil && fl.Fo.Entries) || (ttl > 0 && c.fresh != nil && c.fresh.jitter > 0)
 }
 
 // newFresh gives n a freshX for a result stored now with ttl by fl (see
 // freshEntry). c.mu is held.
-func (c *core) newFresh(n *node, ttl time.Duration, fl *call, now int64) *freshX {
+func (c *Core) newFresh(n *node, ttl time.Duration, fl *Call, now int64) *freshX {
 	if ttl > 0 && c.fresh != nil && c.fresh.jitter > 0 {
 		// Uniform in [ttl×(1−f), ttl]: subtract up to f of it.
 		ttl -= time.Duration(c.fresh.rng.Float64() * c.fresh.jitter * float64(ttl))
@@ -97,30 +97,30 @@ func (c *core) newFresh(n *node, ttl time.Duration, fl *call, now int64) *freshX
 	if ttl > 0 {
 		fx.ttlEnd = addTime(now, ttl)
 	}
-	if fl != nil && fl.ageCap > 0 {
+	if fl != nil && fl.AgeCap > 0 {
 		// The tier's bound on a local copy's age ends its hits too, read
 		// by the lookup itself rather than left to the expiry timer (which
 		// may run late); a refresh due at or past it never starts.
-		if end := addTime(now, fl.ageCap); fx.ttlEnd == 0 || fx.ttlEnd > end {
+		if end := addTime(now, fl.AgeCap); fx.ttlEnd == 0 || fx.ttlEnd > end {
 			fx.ttlEnd = end
 		}
 	}
-	var fo *freshOpts
+	var fo *FreshOpts
 	if fl != nil {
-		fo = fl.fo
+		fo = fl.Fo
 	}
-	if fo != nil && fo.refresh > 0 {
-		fx.refreshAt = addTime(now, fo.refresh)
+	if fo != nil && fo.Refresh > 0 {
+		fx.refreshAt = addTime(now, fo.Refresh)
 		if fx.ttlEnd != 0 && fx.refreshAt >= fx.ttlEnd { // a TTL from WithTTLFunc below the interval
 			fx.refreshAt = 0
 		}
 	}
 	fx.removeAt = fx.ttlEnd
-	if fo != nil && fo.stale > 0 && fx.ttlEnd != 0 {
-		fx.removeAt = addTime(fx.ttlEnd, fo.stale)
+	if fo != nil && fo.Stale > 0 && fx.ttlEnd != 0 {
+		fx.removeAt = addTime(fx.ttlEnd, fo.Stale)
 	}
-	if fl != nil && fl.ageCap > 0 { // the tier's bound on a local copy's age, stale window included
-		if end := addTime(now, fl.ageCap); fx.removeAt == 0 || fx.removeAt > end {
+	if fl != nil && fl.AgeCap > 0 { // the tier's bound on a local copy's age, stale window included
+		if end := addTime(now, fl.AgeCap); fx.removeAt == 0 || fx.removeAt > end {
 			fx.removeAt = end
 		}
 	}
@@ -145,7 +145,7 @@ func addTime(t int64, d time.Duration) int64 {
 
 // linkFresh puts n, just stored, in the expiry heap if it expires. c.mu is
 // held.
-func (c *core) linkFresh(n *node, fx *freshX) {
+func (c *Core) linkFresh(n *node, fx *freshX) {
 	if fx.removeAt == 0 {
 		return
 	}
@@ -159,7 +159,7 @@ func (c *core) linkFresh(n *node, fx *freshX) {
 }
 
 // unlinkFresh takes n out of the expiry heap. c.mu is held.
-func (c *core) unlinkFresh(n *node) {
+func (c *Core) unlinkFresh(n *node) {
 	fx := freshOf(n)
 	i := fx.hidx
 	if i < 0 {
@@ -220,7 +220,7 @@ func (fs *freshState) swap(i, j int) {
 
 // sweepFresh removes the freshX entries whose time is up and returns how
 // many. c.mu is held.
-func (c *core) sweepFresh(now int64) uint64 {
+func (c *Core) sweepFresh(now int64) uint64 {
 	if c.fresh == nil {
 		return 0
 	}
@@ -234,7 +234,7 @@ func (c *core) sweepFresh(now int64) uint64 {
 
 // nextFresh returns when the next freshX entry is to be removed; 0: none.
 // c.mu is held.
-func (c *core) nextFresh() int64 {
+func (c *Core) nextFresh() int64 {
 	if c.fresh == nil || len(c.fresh.heap) == 0 {
 		return 0
 	}
@@ -243,15 +243,15 @@ func (c *core) nextFresh() int64 {
 
 // alive reports whether n is still an entry to hit (for a freshX: its TTL
 // has not ended, whether a refresh is due or not).
-func alive(n *node, c *core) bool {
-	if live(n, c) {
+func alive(n *node, c *Core) bool {
+	if Live(n, c) {
 		return true
 	}
 	if !tagged(n) {
 		return false
 	}
 	end := freshOf(n).ttlEnd
-	return end == 0 || c.now() < end
+	return end == 0 || c.Now() < end
 }
 
 // late handles a lookup of an entry that is not live: a freshX whose
@@ -262,9 +262,9 @@ func alive(n *node, c *core) bool {
 // lock-free until it removes. Counting the due lookup in join rather than
 // here keeps a caller whose entry is evicted or invalidated between the
 // two a miss, as the execution it then runs is a miss's.
-func (c *core) late(n *node) (due bool) {
+func (c *Core) late(n *node) (due bool) {
 	if tagged(n) {
-		fx, now := freshOf(n), c.now()
+		fx, now := freshOf(n), c.Now()
 		if fx.ttlEnd == 0 || now < fx.ttlEnd {
 			return true
 		}
@@ -285,89 +285,89 @@ func (c *core) late(n *node) (due bool) {
 // otherwise: the caller goes on as any miss, with retry set when it is to
 // lead the outage's next retry. me and outer are the caller's, as join's;
 // fo is the caller's function's options. sh.mu is held.
-func (c *core) joinLate(sh *shard, n *node, k []byte, h uint64, me uintptr, outer *call, fo *freshOpts) (cl *call, r role, retry bool) {
+func (c *Core) joinLate(sh *shard, n *node, k []byte, h uint64, me uintptr, outer *Call, fo *FreshOpts) (cl *Call, r role, retry bool) {
 	if !tagged(n) || fo == nil {
-		return nil, leading, false
+		return nil, Leading, false
 	}
-	fx, now := freshOf(n), c.now()
+	fx, now := freshOf(n), c.Now()
 	if fx.ttlEnd == 0 || now < fx.ttlEnd {
 		if fx.refreshAt == 0 {
-			return nil, leading, false
+			return nil, Leading, false
 		}
 		if sh.calls[string(k)] != nil {
-			return nil, late, false // an execution in flight will store a newer result
+			return nil, Late, false // an execution in flight will store a newer result
 		}
 		if rf := sh.refreshes[string(k)]; rf != nil && now < rf.until {
-			return nil, late, false // one refresh at a time
+			return nil, Late, false // one refresh at a time
 		}
-		cl = &call{key: string(k), h: h, done: make(chan struct{}), base: n, until: addTime(now, fo.refreshLimit(fx))}
+		cl = &Call{Key: string(k), H: h, Done: make(chan struct{}), base: n, until: addTime(now, fo.refreshLimit(fx))}
 		if sh.refreshes == nil {
-			sh.refreshes = make(map[string]*call)
+			sh.refreshes = make(map[string]*Call)
 		}
-		sh.refreshes[cl.key] = cl
-		return cl, late, false
+		sh.refreshes[cl.Key] = cl
+		return cl, Late, false
 	}
 	if fx.retryAt == 0 || now >= fx.removeAt {
-		return nil, leading, false // no outage, or its window has ended
+		return nil, Leading, false // no outage, or its window has ended
 	}
 	if fl := sh.calls[string(k)]; fl != nil {
 		if fl.g.Load() == me || inside(outer, fl) {
-			return nil, leading, false // join makes it reentrant
+			return nil, Leading, false // join makes it reentrant
 		}
-		return nil, stale, false // the retry in flight serves nobody
+		return nil, Stale, false // the retry in flight serves nobody
 	}
 	if now < fx.retryAt {
-		return nil, stale, false
+		return nil, Stale, false
 	}
 	fx.backoff = min(2*fx.backoff, time.Duration(fx.removeAt-fx.ttlEnd))
 	fx.retryAt = addTime(now, fx.backoff)
-	return nil, leading, true
+	return nil, Leading, true
 }
 
 // refreshLimit returns how long a refresh of fx's entry may run: the
 // longer of the entry's TTL and twice the refresh interval (see
 // WithRefreshAfter).
-func (fo *freshOpts) refreshLimit(fx *freshX) time.Duration {
-	d := 2 * fo.refresh
+func (fo *FreshOpts) refreshLimit(fx *freshX) time.Duration {
+	d := 2 * fo.Refresh
 	if fx.ttlEnd != 0 && fx.refreshAt != math.MaxInt64 {
-		d = max(d, time.Duration(fx.ttlEnd-(fx.refreshAt-int64(fo.refresh))))
+		d = max(d, time.Duration(fx.ttlEnd-(fx.refreshAt-int64(fo.Refresh))))
 	}
 	return d
 }
 
-// startRefresh makes the context of cl, a refresh started by a caller with
+// StartRefresh makes the context of cl, a refresh started by a caller with
 // ctx (nil for a function without one): as call.start's, but its deadline
 // is cl.until (on c's clock) when that comes first.
-func (cl *call) startRefresh(ctx context.Context, c *core) context.Context {
+func (cl *Call) StartRefresh(ctx context.Context, c *Core) context.Context {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	dl := time.Now().Add(time.Duration(cl.until - c.now()))
+	dl := time.Now().Add(time.Duration(cl.until - c.Now()))
 	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
 		dl = d
 	}
 	cl.deadline = dl
 	cl.ctx, cl.cancel = context.WithDeadline(context.WithoutCancel(ctx), dl)
-	return context.WithValue(cl.ctx, flightKey{}, cl)
+	return context.WithValue(cl.ctx, FlightKey{}, cl)
 }
 
-// refresh executes cl, a refresh (see startRefresh); judge decides on its
+// Refresh executes cl, a refresh (see startRefresh); judge decides on its
 // results as for any execution.
-func (c *core) refresh(cl *call, judge verdict, f func() any) {
+func (c *Core) Refresh(cl *Call, judge Verdict, f func() any) {
 	// A call for its own key from inside the refresh can tell (see join).
 	cl.g.Store(goid.Current())
 	failed := true // until the function returns normally
 	defer func() {
 		if failed {
-			c.rec.RefreshFailed()
-			if c.logger != nil {
-				c.logger.Warn("memo: a refresh failed; the old entry is kept until its TTL", slog.String("cache", c.name), slog.Any("error", failure(cl)))
+			c.Rec.RefreshFailed()
+			if c.Logger != nil {
+				c.Logger.Warn("memo: a refresh failed; the old entry is kept until its TTL", slog.String("cache", c.Name), slog.Any("error", failure(cl)))
 			}
 		} else {
-			c.rec.RefreshSucceeded()
+			c.Rec.RefreshSucceeded()
 		}
 	}()
-	c.execute(cl, func(val any) (bool, bool, time.Duration) {
+	c.Execute(cl, func(val any) (bool, bool, time.Duration) {
 		fail, store, ttl := judge(val)
 		failed = fail
 		if fail {
@@ -382,13 +382,13 @@ func (c *core) refresh(cl *call, judge verdict, f func() any) {
 
 // dropFor removes cl's entry, the one it refreshed, if it is still there,
 // and detaches cl.
-func (c *core) dropFor(cl *call) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	sh := c.shardOf(cl.h)
+func (c *Core) dropFor(cl *Call) {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	sh := c.shardOf(cl.H)
 	sh.mu.Lock()
 	sh.detach(cl)
-	n := c.index.get(unsafeBytes(cl.key), cl.h)
+	n := c.Index.Get(UnsafeBytes(cl.Key), cl.H)
 	sh.mu.Unlock()
 	if n != nil && n == cl.base {
 		c.removeNode(n)
@@ -400,18 +400,18 @@ func (c *core) dropFor(cl *call) {
 // but its result is not stored (WithCacheIf or WithTTLFunc rejected it),
 // so the function answers and the stale result is not to be served any
 // more. It counts as an expiry.
-func (c *core) dropStale(cl *call) {
-	if cl.base != nil || cl.fo == nil || cl.fo.stale <= 0 {
+func (c *Core) dropStale(cl *Call) {
+	if cl.base != nil || cl.Fo == nil || cl.Fo.Stale <= 0 {
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := c.index.get(unsafeBytes(cl.key), cl.h)
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	n := c.Index.Get(UnsafeBytes(cl.Key), cl.H)
 	if n == nil || n.Value.x() == nil || !tagged(n) || alive(n, c) {
 		return
 	}
 	c.removeNode(n)
-	c.rec.Expired(1)
+	c.Rec.Expired(1)
 }
 
 // serveStale gives cl, an execution that failed, the result of its key's
@@ -427,30 +427,30 @@ func (c *core) dropStale(cl *call) {
 // WithRefreshAfter), doubles at each retry, and never exceeds the window
 // (see join). A failure because every caller left (the execution's
 // context cancelled) says nothing of the function and starts no outage.
-func (c *core) serveStale(cl *call) bool {
-	if cl.fo == nil || cl.fo.stale <= 0 || cl.base != nil {
+func (c *Core) serveStale(cl *Call) bool {
+	if cl.Fo == nil || cl.Fo.Stale <= 0 || cl.base != nil {
 		return false
 	}
-	n := c.index.get(unsafeBytes(cl.key), cl.h)
+	n := c.Index.Get(UnsafeBytes(cl.Key), cl.H)
 	if n == nil || n.Value.x() == nil || !tagged(n) {
 		return false
 	}
 	fx := freshOf(n)
-	now := c.now()
+	now := c.Now()
 	if fx.removeAt <= fx.ttlEnd || now < fx.ttlEnd || now >= fx.removeAt {
 		return false // not in its stale window (a refresh that failed before the TTL ended)
 	}
-	if c.logger != nil {
+	if c.Logger != nil {
 		msg, attr := "memo: an execution failed; serving the stale result", slog.Any("error", failure(cl))
-		c.logger.Warn(msg, slog.String("cache", c.name), attr)
+		c.Logger.Warn(msg, slog.String("cache", c.Name), attr)
 	}
-	cl.val, cl.stale = n.Value.value(), true
-	cl.panicked, cl.pval, cl.stack = false, nil, nil
+	cl.Val, cl.stale = n.Value.Value(), true
+	cl.Panicked, cl.Pval, cl.Stack = false, nil, nil
 	if cl.ctx == nil || !errors.Is(cl.ctx.Err(), context.Canceled) {
-		sh := c.shardOf(cl.h)
+		sh := c.shardOf(cl.H)
 		sh.mu.Lock()
 		if fx.retryAt == 0 { // the outage starts
-			fx.backoff = cl.fo.retryBase(fx)
+			fx.backoff = cl.Fo.retryBase(fx)
 		}
 		fx.retryAt = addTime(now, fx.backoff)
 		sh.mu.Unlock()
@@ -460,8 +460,8 @@ func (c *core) serveStale(cl *call) bool {
 
 // retryBase returns the first back-off of an outage of fx's entry: the
 // refresh interval, or 1 s without one, at most the stale window.
-func (fo *freshOpts) retryBase(fx *freshX) time.Duration {
-	d := fo.refresh
+func (fo *FreshOpts) retryBase(fx *freshX) time.Duration {
+	d := fo.Refresh
 	if d <= 0 {
 		d = time.Second
 	}
@@ -469,11 +469,11 @@ func (fo *freshOpts) retryBase(fx *freshX) time.Duration {
 }
 
 // failure returns what made cl fail, for the log.
-func failure(cl *call) any {
-	if cl.panicked {
-		return cl.pval
+func failure(cl *Call) any {
+	if cl.Panicked {
+		return cl.Pval
 	}
-	switch v := cl.val.(type) {
+	switch v := cl.Val.(type) {
 	case []reflect.Value:
 		if len(v) > 0 {
 			return v[len(v)-1].Interface()
@@ -482,36 +482,36 @@ func failure(cl *call) any {
 		r := v.Results()
 		return r[len(r)-1]
 	}
-	return cl.val
+	return cl.Val
 }
 
-// decide applies WithCacheIf and WithTTLFunc to results that would be
+// Decide applies WithCacheIf and WithTTLFunc to results that would be
 // stored for ttl, and returns whether to store them and for how long.
-func (fo *freshOpts) decide(c *core, val any, failed bool, ttl time.Duration) (store bool, d time.Duration) {
+func (fo *FreshOpts) Decide(c *Core, val any, failed bool, ttl time.Duration) (store bool, d time.Duration) {
 	defer func() {
 		if r := recover(); r != nil {
-			if c.logger != nil {
-				c.logger.Error("memo: WithCacheIf or WithTTLFunc panicked; the result is not stored", slog.String("cache", c.name), slog.Any("panic", r))
+			if c.Logger != nil {
+				c.Logger.Error("memo: WithCacheIf or WithTTLFunc panicked; the result is not stored", slog.String("cache", c.Name), slog.Any("panic", r))
 			}
 			store, d = false, 0
-			c.rec.Rejected(1)
+			c.Rec.Rejected(1)
 		}
 	}()
 	var res []any
-	if fo.cacheIf != nil {
+	if fo.CacheIf != nil {
 		res = results(val)
-		if !fo.cacheIf(res) {
-			c.rec.Rejected(1)
+		if !fo.CacheIf(res) {
+			c.Rec.Rejected(1)
 			return false, 0
 		}
 	}
-	if fo.ttlFunc != nil && !failed {
+	if fo.TtlFunc != nil && !failed {
 		if res == nil {
 			res = results(val)
 		}
-		t := fo.ttlFunc(res)
+		t := fo.TtlFunc(res)
 		if t <= 0 {
-			c.rec.Rejected(1)
+			c.Rec.Rejected(1)
 			return false, 0
 		}
 		if ttl > 0 {
@@ -539,9 +539,9 @@ func results(val any) []any {
 	return []any{val}
 }
 
-// staleServed counts a caller that got cl's result, if that was stale.
-func (c *core) staleServed(cl *call) {
+// StaleServed counts a caller that got cl's result, if that was stale.
+func (c *Core) StaleServed(cl *Call) {
 	if cl.stale {
-		c.rec.StaleServed(1)
+		c.Rec.StaleServed(1)
 	}
 }

@@ -1,4 +1,4 @@
-package memo
+package keys
 
 import (
 	"reflect"
@@ -22,7 +22,7 @@ import (
 // CacheKeyer, and nests at most maxFlatDepth levels.
 
 // A flatEncoder appends the encoding of the value at p.
-type flatEncoder func(s *keyState, p unsafe.Pointer)
+type flatEncoder func(s *State, p unsafe.Pointer)
 
 const maxFlatDepth = 6
 
@@ -34,12 +34,12 @@ type sliceHeader struct {
 
 // newFlatEncoder returns the flat encoder of t, or nil if t is not flat.
 func newFlatEncoder(t reflect.Type, depth int) flatEncoder {
-	if depth > maxFlatDepth || t == timeType || t.Implements(keyerType) {
+	if depth > maxFlatDepth || t == TimeType || t.Implements(keyerType) {
 		return nil
 	}
 	switch t.Kind() {
 	case reflect.Bool:
-		return func(s *keyState, p unsafe.Pointer) {
+		return func(s *State, p unsafe.Pointer) {
 			if *(*bool)(p) {
 				s.byte(1)
 			} else {
@@ -47,45 +47,45 @@ func newFlatEncoder(t reflect.Type, depth int) flatEncoder {
 			}
 		}
 	case reflect.Int:
-		return func(s *keyState, p unsafe.Pointer) { s.u64(uint64(*(*int)(p))) }
+		return func(s *State, p unsafe.Pointer) { s.U64(uint64(*(*int)(p))) }
 	case reflect.Int8:
-		return func(s *keyState, p unsafe.Pointer) { s.u64(uint64(*(*int8)(p))) }
+		return func(s *State, p unsafe.Pointer) { s.U64(uint64(*(*int8)(p))) }
 	case reflect.Int16:
-		return func(s *keyState, p unsafe.Pointer) { s.u64(uint64(*(*int16)(p))) }
+		return func(s *State, p unsafe.Pointer) { s.U64(uint64(*(*int16)(p))) }
 	case reflect.Int32:
-		return func(s *keyState, p unsafe.Pointer) { s.u64(uint64(*(*int32)(p))) }
+		return func(s *State, p unsafe.Pointer) { s.U64(uint64(*(*int32)(p))) }
 	case reflect.Int64:
-		return func(s *keyState, p unsafe.Pointer) { s.u64(uint64(*(*int64)(p))) }
+		return func(s *State, p unsafe.Pointer) { s.U64(uint64(*(*int64)(p))) }
 	case reflect.Uint:
-		return func(s *keyState, p unsafe.Pointer) { s.u64(uint64(*(*uint)(p))) }
+		return func(s *State, p unsafe.Pointer) { s.U64(uint64(*(*uint)(p))) }
 	case reflect.Uint8:
-		return func(s *keyState, p unsafe.Pointer) { s.u64(uint64(*(*uint8)(p))) }
+		return func(s *State, p unsafe.Pointer) { s.U64(uint64(*(*uint8)(p))) }
 	case reflect.Uint16:
-		return func(s *keyState, p unsafe.Pointer) { s.u64(uint64(*(*uint16)(p))) }
+		return func(s *State, p unsafe.Pointer) { s.U64(uint64(*(*uint16)(p))) }
 	case reflect.Uint32:
-		return func(s *keyState, p unsafe.Pointer) { s.u64(uint64(*(*uint32)(p))) }
+		return func(s *State, p unsafe.Pointer) { s.U64(uint64(*(*uint32)(p))) }
 	case reflect.Uint64:
-		return func(s *keyState, p unsafe.Pointer) { s.u64(*(*uint64)(p)) }
+		return func(s *State, p unsafe.Pointer) { s.U64(*(*uint64)(p)) }
 	case reflect.Uintptr:
-		return func(s *keyState, p unsafe.Pointer) { s.u64(uint64(*(*uintptr)(p))) }
+		return func(s *State, p unsafe.Pointer) { s.U64(uint64(*(*uintptr)(p))) }
 	case reflect.Float32:
-		return func(s *keyState, p unsafe.Pointer) { s.float32(*(*float32)(p)) }
+		return func(s *State, p unsafe.Pointer) { s.float32(*(*float32)(p)) }
 	case reflect.Float64:
-		return func(s *keyState, p unsafe.Pointer) { s.float64(*(*float64)(p)) }
+		return func(s *State, p unsafe.Pointer) { s.float64(*(*float64)(p)) }
 	case reflect.Complex64:
-		return func(s *keyState, p unsafe.Pointer) {
+		return func(s *State, p unsafe.Pointer) {
 			c := *(*complex64)(p)
 			s.float32(real(c))
 			s.float32(imag(c))
 		}
 	case reflect.Complex128:
-		return func(s *keyState, p unsafe.Pointer) {
+		return func(s *State, p unsafe.Pointer) {
 			c := *(*complex128)(p)
 			s.float64(real(c))
 			s.float64(imag(c))
 		}
 	case reflect.String:
-		return func(s *keyState, p unsafe.Pointer) { s.str(*(*string)(p)) }
+		return func(s *State, p unsafe.Pointer) { s.str(*(*string)(p)) }
 	case reflect.Array:
 		return flatArray(t, depth)
 	case reflect.Struct:
@@ -103,12 +103,12 @@ func flatArray(t reflect.Type, depth int) flatEncoder {
 	}
 	n, size := t.Len(), t.Elem().Size()
 	if size == 0 {
-		return func(*keyState, unsafe.Pointer) {} // as flatSlice's
+		return func(*State, unsafe.Pointer) {} // as flatSlice's
 	}
 	least, fixed := flatLen(t.Elem())
 	need := satMul(n, least)
-	return func(s *keyState, p unsafe.Pointer) {
-		if len(s.buf)+need > maxKeyLen {
+	return func(s *State, p unsafe.Pointer) {
+		if len(s.Buf)+need > MaxKeyLen {
 			s.overflow() // as arrayEncoder's loop would find
 			return
 		}
@@ -153,7 +153,7 @@ func flatLen(t reflect.Type) (least int, fixed bool) {
 				continue
 			}
 			m, fx := flatLen(f.Type)
-			least = min(least+m, maxKeyLen+1)
+			least = min(least+m, MaxKeyLen+1)
 			fixed = fixed && fx
 		}
 		return least, fixed
@@ -163,10 +163,10 @@ func flatLen(t reflect.Type) (least int, fixed bool) {
 
 // satMul returns n*m, or maxKeyLen+1 if that is more, for n, m >= 0.
 func satMul(n, m int) int {
-	if m != 0 && n > (maxKeyLen+1)/m {
-		return maxKeyLen + 1
+	if m != 0 && n > (MaxKeyLen+1)/m {
+		return MaxKeyLen + 1
 	}
-	return min(n*m, maxKeyLen+1)
+	return min(n*m, MaxKeyLen+1)
 }
 
 func flatStruct(t reflect.Type, depth int) flatEncoder {
@@ -186,7 +186,7 @@ func flatStruct(t reflect.Type, depth int) flatEncoder {
 		}
 		fields = append(fields, field{f.Offset, enc})
 	}
-	return func(s *keyState, p unsafe.Pointer) {
+	return func(s *State, p unsafe.Pointer) {
 		for _, f := range fields {
 			f.enc(s, unsafe.Add(p, f.off))
 		}
@@ -199,7 +199,7 @@ func flatStruct(t reflect.Type, depth int) flatEncoder {
 func flatSlice(t reflect.Type, depth int) flatEncoder {
 	et := t.Elem()
 	if et.Kind() == reflect.Uint8 && !et.Implements(keyerType) {
-		return func(s *keyState, p unsafe.Pointer) {
+		return func(s *State, p unsafe.Pointer) {
 			h := (*sliceHeader)(p)
 			if h.data == nil {
 				s.byte(tagNil)
@@ -209,16 +209,16 @@ func flatSlice(t reflect.Type, depth int) flatEncoder {
 		}
 	}
 	if et.Kind() == reflect.String && !et.Implements(keyerType) {
-		return func(s *keyState, p unsafe.Pointer) {
+		return func(s *State, p unsafe.Pointer) {
 			h := (*sliceHeader)(p)
 			if h.data == nil {
 				s.byte(tagNil)
 				return
 			}
 			s.byte(tagValue)
-			s.uvarint(uint64(h.len))
+			s.Uvarint(uint64(h.len))
 			for _, e := range unsafe.Slice((*string)(h.data), h.len) {
-				if s.never {
+				if s.Never {
 					break
 				}
 				s.str(e)
@@ -234,17 +234,17 @@ func flatSlice(t reflect.Type, depth int) flatEncoder {
 	if size == 0 {
 		// A flat zero-size value encodes as nothing, and a slice of them
 		// can be longer than any key: write what the loop would.
-		return func(s *keyState, p unsafe.Pointer) {
+		return func(s *State, p unsafe.Pointer) {
 			h := (*sliceHeader)(p)
 			if h.data == nil {
 				s.byte(tagNil)
 				return
 			}
 			s.byte(tagValue)
-			s.uvarint(uint64(h.len))
+			s.Uvarint(uint64(h.len))
 		}
 	}
-	return func(s *keyState, p unsafe.Pointer) {
+	return func(s *State, p unsafe.Pointer) {
 		h := (*sliceHeader)(p)
 		if h.data == nil {
 			s.byte(tagNil)
@@ -255,8 +255,8 @@ func flatSlice(t reflect.Type, depth int) flatEncoder {
 			return
 		}
 		s.byte(tagValue)
-		s.uvarint(uint64(n))
-		if n > 0 && least > 0 && (n > maxKeyLen || len(s.buf)+n*least > maxKeyLen) {
+		s.Uvarint(uint64(n))
+		if n > 0 && least > 0 && (n > MaxKeyLen || len(s.Buf)+n*least > MaxKeyLen) {
 			s.overflow() // as sliceEncoder's loop would find
 			s.leave()
 			return
@@ -275,8 +275,8 @@ func flatSlice(t reflect.Type, depth int) flatEncoder {
 
 // withFlat returns an encoder that uses flat when v's address can be had
 // and generic otherwise.
-func withFlat(flat flatEncoder, generic encoder) encoder {
-	return func(s *keyState, v reflect.Value) {
+func withFlat(flat flatEncoder, generic Encoder) Encoder {
+	return func(s *State, v reflect.Value) {
 		if p := addressOf(v); p != nil {
 			flat(s, p)
 			return

@@ -1,4 +1,4 @@
-package memo
+package engine
 
 import (
 	"log/slog"
@@ -16,26 +16,26 @@ import (
 	"github.com/memokit/memo/stats"
 )
 
-// core is a cache's engine (see Cache).
-type core struct {
+// Core is a cache's engine (see Cache).
+type Core struct {
 	// What every hit reads comes first and is written rarely; the fields
 	// written on misses and drains (mu, hits, rec) come after it.
-	index   index                   // key → entry, read without locks
-	reads   readBuffer              // uses recorded by hits
+	Index   index                   // key → entry, read without locks
+	Reads   readBuffer              // uses recorded by hits
 	shards  atomic.Pointer[[]shard] // executions in flight, by key hash; made by the first miss
-	maxSize int
-	ttl     time.Duration
-	kind    policies.Kind // the eviction policy (kept for tests and debugging)
+	MaxSize int
+	Ttl     time.Duration
+	Kind    policies.Kind // the eviction policy (kept for tests and debugging)
 	// addFirst: the policy decides admission (W-TinyLFU), so a new entry is
 	// added before evicting, and the victim may be the new entry itself.
 	addFirst bool
-	name     string       // WithName's, or "" (see Caches)
-	logger   *slog.Logger // WithLogger's, or nil: no logging
+	Name     string       // WithName's, or "" (see Caches)
+	Logger   *slog.Logger // WithLogger's, or nil: no logging
 	epoch    time.Time    // expiry times are durations since epoch (monotonic)
 
-	// mu guards the policy, the expiry lists and the timer. Lock order: mu,
+	// Mu guards the policy, the expiry lists and the timer. Lock order: mu,
 	// then a shard's mu, then a read stripe's mu.
-	mu      sync.Mutex
+	Mu      sync.Mutex
 	policy  policies.Policy[item] // made by the first store
 	expiry  []*expList
 	timer   *time.Timer
@@ -43,8 +43,8 @@ type core struct {
 	watched *watchSet   // made by the first entry whose key refers to an object
 	fresh   *freshState // the expiry heap and jitter (fresh.go); nil until needed
 
-	hits atomic.Uint64 // hits moved out of the read stripes by drains
-	rec  stats.Recorder
+	Hits atomic.Uint64 // hits moved out of the read stripes by drains
+	Rec  stats.Recorder
 }
 
 type node = policies.Node[item]
@@ -107,8 +107,8 @@ func (n *item) x() *extra {
 	return x
 }
 
-// value returns the value stored.
-func (n *item) value() any {
+// Value returns the value stored.
+func (n *item) Value() any {
 	if x, ok := n.val.(*extra); ok {
 		return x.val
 	}
@@ -145,7 +145,7 @@ func ext(n *node) *extra {
 // setExt makes x n's extra, holding n's value. c.mu is held, and n is not
 // published yet.
 func setExt(n *node, x *extra) {
-	x.val = n.Value.value()
+	x.val = n.Value.Value()
 	n.Value.val = x
 }
 
@@ -154,16 +154,16 @@ func setExt(n *node, x *extra) {
 // latter map is made by the shard's first refresh.
 type shard struct {
 	mu        sync.Mutex
-	calls     map[string]*call
-	refreshes map[string]*call
+	calls     map[string]*Call
+	refreshes map[string]*Call
 	_         [64 - 24]byte
 }
 
-// init readies a new engine: at most maxSize entries of the policy kind,
+// Init readies a new engine: at most maxSize entries of the policy kind,
 // expiring after ttl (0: never); name and logger are the cache's for its
 // log lines (logger nil: no logging); fresh is its jitter, or nil.
-func (c *core) init(maxSize int, ttl time.Duration, kind policies.Kind, name string, logger *slog.Logger, fresh *freshState) {
-	c.maxSize, c.ttl, c.kind, c.name, c.logger = maxSize, ttl, kind, name, logger
+func (c *Core) Init(maxSize int, ttl time.Duration, kind policies.Kind, name string, logger *slog.Logger, fresh *freshState) {
+	c.MaxSize, c.Ttl, c.Kind, c.Name, c.Logger = maxSize, ttl, kind, name, logger
 	c.epoch = time.Now()
 	c.fresh = fresh
 	// W-TinyLFU weighs the candidate against the victim once both are
@@ -172,24 +172,24 @@ func (c *core) init(maxSize int, ttl time.Duration, kind policies.Kind, name str
 	// Nothing else is made until it is needed (shards, index table, read
 	// stripes, cleanups), so that a cache that is never used, such as that
 	// of a method value made per instance, costs a few hundred bytes.
-	c.index.init()
-	c.reads.sampleMask = sampleRate - 1
+	c.Index.init()
+	c.Reads.sampleMask = sampleRate - 1
 	if c.addFirst {
-		c.reads.sampleMask = 0 // W-TinyLFU's sketch needs every use
+		c.Reads.sampleMask = 0 // W-TinyLFU's sketch needs every use
 	} else {
-		c.reads.record()
+		c.Reads.record()
 	}
 }
 
-// made reports whether c was made by newCache: the zero Cache has no
+// Made reports whether c was made by newCache: the zero Cache has no
 // maximum size.
-func (c *core) made() bool { return c.maxSize > 0 }
+func (c *Core) Made() bool { return c.MaxSize > 0 }
 
 // weak returns a weak pointer to c (for the few that need one, not kept
 // in c, which would cost every cache 8 bytes).
-func (c *core) weak() weak.Pointer[core] { return weak.Make(c) }
+func (c *Core) weak() weak.Pointer[Core] { return weak.Make(c) }
 
-func (c *core) shardOf(h uint64) *shard {
+func (c *Core) shardOf(h uint64) *shard {
 	sh := c.shards.Load()
 	if sh == nil {
 		sh = c.makeShards()
@@ -198,7 +198,7 @@ func (c *core) shardOf(h uint64) *shard {
 }
 
 // shardList returns the shards, or nil before the first miss.
-func (c *core) shardList() []shard {
+func (c *Core) shardList() []shard {
 	if sh := c.shards.Load(); sh != nil {
 		return *sh
 	}
@@ -206,14 +206,14 @@ func (c *core) shardList() []shard {
 }
 
 // makeShards makes the shards on the first call that needs them.
-func (c *core) makeShards() *[]shard {
+func (c *Core) makeShards() *[]shard {
 	n := 1
 	for n < 4*runtime.GOMAXPROCS(0) && n < 64 {
 		n *= 2
 	}
 	s := make([]shard, n)
 	for i := range s {
-		s[i].calls = make(map[string]*call)
+		s[i].calls = make(map[string]*Call)
 	}
 	if !c.shards.CompareAndSwap(nil, &s) {
 		return c.shards.Load()
@@ -221,37 +221,37 @@ func (c *core) makeShards() *[]shard {
 	return &s
 }
 
-// now returns the time since the cache's epoch, in nanoseconds, as used
+// Now returns the time since the cache's epoch, in nanoseconds, as used
 // for expiry. It is at least 1.
-func (c *core) now() int64 { return int64(time.Since(c.epoch)) | 1 }
+func (c *Core) Now() int64 { return int64(time.Since(c.epoch)) | 1 }
 
-// size returns the number of entries. c.mu is held.
-func (c *core) size() int {
+// Size returns the number of entries. c.mu is held.
+func (c *Core) Size() int {
 	if c.policy == nil {
 		return 0
 	}
 	return c.policy.Len()
 }
 
-// flush removes every entry, as Clear, but keeps the statistics and the
+// Flush removes every entry, as Clear, but keeps the statistics and the
 // shared tiers' entries.
-func (c *core) flush() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.dropAll()
+func (c *Core) Flush() {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	c.DropAll()
 }
 
-// dropAll removes every entry and detaches the executions in flight. c.mu
+// DropAll removes every entry and detaches the executions in flight. c.mu
 // is held.
-func (c *core) dropAll() {
-	c.hits.Add(c.reads.reset()) // counted, kept by flush
+func (c *Core) DropAll() {
+	c.Hits.Add(c.Reads.reset()) // counted, kept by flush
 	if c.addFirst {
-		c.reads.pause() // as a new cache, until half full again
+		c.Reads.pause() // as a new cache, until half full again
 	}
 	if c.watched != nil {
 		c.watched.stopAll()
 	}
-	c.index.clear()
+	c.Index.clear()
 	shards := c.shardList()
 	for i := range shards {
 		sh := &shards[i]
@@ -271,73 +271,73 @@ func (c *core) dropAll() {
 	// bubble and is cleared from outside (ClearAll in another test).
 }
 
-func (c *core) resetStats() {
-	c.reads.takeHits()
-	c.hits.Store(0)
-	c.rec.Reset()
+func (c *Core) ResetStats() {
+	c.Reads.takeHits()
+	c.Hits.Store(0)
+	c.Rec.Reset()
 }
 
-// refreshDue is what lookup returns, with false, for an entry due for a
+// RefreshDue is what lookup returns, with false, for an entry due for a
 // refresh, which it has not counted: the miss path serves it and counts
 // the call (fresh.go).
-var refreshDue any = new(byte)
+var RefreshDue any = new(byte)
 
-// lookup returns the value stored under the encoded key k with hash h and
+// Lookup returns the value stored under the encoded key k with hash h and
 // counts a hit or a miss. An expired entry is removed and is a miss.
-func (c *core) lookup(k []byte, h uint64) (any, bool) {
-	return c.found(c.index.get(k, h), h)
+func (c *Core) Lookup(k []byte, h uint64) (any, bool) {
+	return c.found(c.Index.Get(k, h), h)
 }
 
-// lookupString is lookup of the key fid, byte(len(s)), s (len(s) < 128;
+// LookupString is lookup of the key fid, byte(len(s)), s (len(s) < 128;
 // h = hashFidString(fid, s)), without making the key (see index.getString).
-func (c *core) lookupString(fid uint64, s string, h uint64) (any, bool) {
-	return c.found(c.index.getString(fid, s, h), h)
+func (c *Core) LookupString(fid uint64, s string, h uint64) (any, bool) {
+	return c.found(c.Index.getString(fid, s, h), h)
 }
 
 // found is lookup's answer for n, the entry of the key of hash h, or nil.
-func (c *core) found(n *node, h uint64) (any, bool) {
+func (c *Core) found(n *node, h uint64) (any, bool) {
 	if n != nil {
 		// live and value in one look at val: an entry that never expires
 		// holds its value there, one with a TTL its extra.
 		v := n.Value.val
 		x, timed := v.(*extra)
-		if timed && (x.expires <= 0 || c.now() < x.expires) {
+		if timed && (x.expires <= 0 || c.Now() < x.expires) {
 			v, timed = x.val, false
 		}
 		if !timed {
-			c.hit(n, h)
+			c.Hit(n, h)
 			return v, true
 		}
 	}
 	if n != nil && c.late(n) {
-		return refreshDue, false // the miss path serves the entry and counts the call (see miss)
+		return RefreshDue, false // the miss path serves the entry and counts the call (see miss)
 	}
-	c.rec.Miss(h)
+	c.Rec.Miss(h)
 	return nil, false
 }
 
-// hit records a use of n for the policy and counts a hit.
-func (c *core) hit(n *node, h uint64) {
-	if c.reads.add(n, h) {
+// Hit records a use of n for the policy and counts a hit.
+func (c *Core) Hit(n *node, h uint64) {
+	if c.Reads.add(n, h) {
 		c.tryDrain()
 	}
 }
 
 // tryDrain applies the buffered uses to the policy unless another
 // goroutine holds the lock (it drains them itself, or the next write does).
-func (c *core) tryDrain() {
-	if c.mu.TryLock() {
+func (c *Core) tryDrain() {
+	if c.Mu.TryLock() {
 		c.drainReads()
-		c.mu.Unlock()
+		c.Mu.Unlock()
 	}
 }
 
 // drainReads applies buffered uses to the policy, in order. c.mu is held.
-func (c *core) drainReads() {
-	c.hits.Add(c.reads.drain(c.policy))
+func (c *Core) drainReads() {
+	c.Hits.Add(c.Reads.drain(c.policy))
 }
 
-// store inserts or replaces the entry for key (an encoded key with hash h)
+// Store inserts or replaces the entry for key (an encoded key with hash h)
 // with val, expiring after ttl (0: never). refs are the Go objects the key
 // refers to by identity: the entry is dropped when one is collected. When fl
 // is not nil, the value is the result of that execution, and it is stored
@@ -345,15 +345,15 @@ func (c *core) drainReads() {
 // since it started), or, for a refresh, if the entry it refreshes is still
 // the key's (nothing stored, removed or cleared since); store reports
 // whether it stored.
-func (c *core) store(key string, h uint64, val any, ttl time.Duration, refs []unsafe.Pointer, fl *call) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.now()
+func (c *Core) Store(key string, h uint64, val any, ttl time.Duration, refs []unsafe.Pointer, fl *Call) bool {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	now := c.Now()
 	if c.policy == nil {
-		c.policy = policies.NewSized(c.kind, c.maxSize, nodeHash)
+		c.policy = policies.NewSized(c.Kind, c.MaxSize, nodeHash)
 	}
 	c.drainReads()
-	c.sweep(now)
+	c.Sweep(now)
 	var expires int64
 	if ttl > 0 {
 		expires = now + int64(ttl)
@@ -366,7 +366,7 @@ func (c *core) store(key string, h uint64, val any, ttl time.Duration, refs []un
 	if fl != nil {
 		current := sh.calls[key] == fl
 		if fl.base != nil {
-			current = c.index.get(unsafeBytes(key), h) == fl.base
+			current = c.Index.Get(UnsafeBytes(key), h) == fl.base
 		}
 		sh.detach(fl)
 		if !current {
@@ -380,30 +380,30 @@ func (c *core) store(key string, h uint64, val any, ttl time.Duration, refs []un
 		fx = c.newFresh(n, ttl, fl, now)
 	} else if expires != 0 {
 		ext(n).expires = plainExpiry(expires)
-	} else if fl != nil && fl.ageCap > 0 {
+	} else if fl != nil && fl.AgeCap > 0 {
 		// The tier's bound on a local copy's age, for a result that has
 		// no TTL: the expiry timer removes the entry, and a hit pays
 		// nothing for it (see sweptTTL).
-		ttl = sweptTTL(fl.ageCap)
+		ttl = sweptTTL(fl.AgeCap)
 		ext(n).expires = -plainExpiry(addTime(now, ttl))
 	}
-	if old := c.index.get(unsafeBytes(key), h); old != nil {
+	if old := c.Index.Get(UnsafeBytes(key), h); old != nil {
 		// Entries are immutable for lock-free readers: the new node takes
 		// the old one's place, and setting counts as a use.
-		c.index.replace(old, n)
+		c.Index.replace(old, n)
 		c.policy.Replace(old, n)
 		c.policy.Touch(n)
 		c.unlinkExpiry(old)
 	} else if c.addFirst {
 		// The policy admits: n goes in, and the loser of its admission
 		// (perhaps n itself) goes out.
-		c.reads.init() // before the first entry, which the first hit finds
-		c.index.insert(n, h)
+		c.Reads.init() // before the first entry, which the first hit finds
+		c.Index.insert(n, h)
 		c.policy.Add(n)
-		if 2*c.policy.Len() >= c.maxSize && !c.reads.recording() {
-			c.reads.record()
+		if 2*c.policy.Len() >= c.MaxSize && !c.Reads.recording() {
+			c.Reads.record()
 		}
-		if !c.evictTo(c.maxSize, n) {
+		if !c.evictTo(c.MaxSize, n) {
 			c.watch(n, refs)
 		} else {
 			n = nil // rejected: nothing to expire
@@ -412,9 +412,9 @@ func (c *core) store(key string, h uint64, val any, ttl time.Duration, refs []un
 		// Make room before adding n, as the original does: added first, a
 		// new LFU entry (count 1) is its own victim whenever every other
 		// entry has been used more than once.
-		c.evictTo(c.maxSize-1, nil)
-		c.reads.init() // before the first entry, which the first hit finds
-		c.index.insert(n, h)
+		c.evictTo(c.MaxSize-1, nil)
+		c.Reads.init() // before the first entry, which the first hit finds
+		c.Index.insert(n, h)
 		c.policy.Add(n)
 		c.watch(n, refs)
 	}
@@ -433,7 +433,7 @@ func (c *core) store(key string, h uint64, val any, ttl time.Duration, refs []un
 // evictTo evicts the policy's victims until at most size entries remain,
 // and reports whether one of them was added (an entry just added that the
 // policy did not admit). c.mu is held.
-func (c *core) evictTo(size int, added *node) bool {
+func (c *Core) evictTo(size int, added *node) bool {
 	var evicted uint64
 	rejected := false
 	for c.policy.Len() > size {
@@ -443,7 +443,7 @@ func (c *core) evictTo(size int, added *node) bool {
 		evicted++
 	}
 	if evicted > 0 {
-		c.rec.Evicted(evicted)
+		c.Rec.Evicted(evicted)
 	}
 	return rejected
 }
@@ -452,11 +452,11 @@ func (c *core) evictTo(size int, added *node) bool {
 // mix with a fixed seed, so that a replay gives the same hit ratio in every
 // process (the index's hash is seeded per process). The policy's random
 // admission answers hash flooding of its sketch.
-func nodeHash(n *node) uint64 { return hashSeeded(0, unsafeBytes(keyOf(n))) }
+func nodeHash(n *node) uint64 { return hashSeeded(0, UnsafeBytes(keyOf(n))) }
 
 // watch registers cleanups that drop n when an object its key refers to
 // by identity is collected. c.mu is held.
-func (c *core) watch(n *node, refs []unsafe.Pointer) {
+func (c *Core) watch(n *node, refs []unsafe.Pointer) {
 	if len(refs) == 0 {
 		return
 	}
@@ -473,7 +473,7 @@ func (c *core) watch(n *node, refs []unsafe.Pointer) {
 }
 
 type dropArg struct {
-	c   weak.Pointer[core]
+	c   weak.Pointer[Core]
 	key string
 }
 
@@ -485,9 +485,9 @@ func dropEntry(a dropArg) {
 	if c == nil {
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if n := c.index.get(unsafeBytes(a.key), hashString(a.key)); n != nil {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	if n := c.Index.Get(UnsafeBytes(a.key), hashString(a.key)); n != nil {
 		c.removeNode(n)
 	}
 }
@@ -501,7 +501,7 @@ type watchSet struct {
 	m  map[string][]runtime.Cleanup
 }
 
-func newWatchSet(c *core) *watchSet {
+func newWatchSet(c *Core) *watchSet {
 	w := &watchSet{}
 	runtime.AddCleanup(c, (*watchSet).stopAll, w)
 	return w
@@ -537,24 +537,24 @@ func (w *watchSet) stopAll() {
 	w.mu.Unlock()
 }
 
-// remove deletes the entry for the encoded key k, and detaches any
+// Remove deletes the entry for the encoded key k, and detaches any
 // execution in flight for it so that it does not store its result.
-func (c *core) remove(k []byte, h uint64) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (c *Core) Remove(k []byte, h uint64) bool {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
 	c.drainReads()
 	sh := c.shardOf(h)
 	sh.mu.Lock()
 	delete(sh.calls, string(k))
 	sh.mu.Unlock()
-	n := c.index.get(k, h)
+	n := c.Index.Get(k, h)
 	if n == nil {
 		return false
 	}
 	expired := !alive(n, c)
 	c.removeNode(n)
 	if expired {
-		c.rec.Expired(1)
+		c.Rec.Expired(1)
 		return false
 	}
 	return true
@@ -562,8 +562,8 @@ func (c *core) remove(k []byte, h uint64) bool {
 
 // removeNode unlinks n from its shard, the policy and the expiry lists.
 // c.mu is held.
-func (c *core) removeNode(n *node) {
-	c.index.remove(n)
+func (c *Core) removeNode(n *node) {
+	c.Index.remove(n)
 	c.policy.Remove(n)
 	c.unlinkExpiry(n)
 	if c.watched != nil {
@@ -573,12 +573,12 @@ func (c *core) removeNode(n *node) {
 
 // expireNode removes n, found expired by a lookup, unless it has been
 // replaced or removed since.
-func (c *core) expireNode(n *node) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if k := keyOf(n); c.index.get(unsafeBytes(k), hashString(k)) == n && !live(n, c) {
+func (c *Core) expireNode(n *node) {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	if k := keyOf(n); c.Index.Get(UnsafeBytes(k), hashString(k)) == n && !Live(n, c) {
 		c.removeNode(n)
-		c.rec.Expired(1)
+		c.Rec.Expired(1)
 	}
 }
 
@@ -590,7 +590,7 @@ type expList struct {
 	head, tail *node
 }
 
-func (c *core) linkExpiry(n *node, ttl time.Duration) {
+func (c *Core) linkExpiry(n *node, ttl time.Duration) {
 	var l *expList
 	for _, e := range c.expiry {
 		if e.ttl == ttl {
@@ -612,7 +612,7 @@ func (c *core) linkExpiry(n *node, ttl time.Duration) {
 	l.tail = n
 }
 
-func (c *core) unlinkExpiry(n *node) {
+func (c *Core) unlinkExpiry(n *node) {
 	x := n.Value.x()
 	if x != nil && tagged(n) {
 		c.unlinkFresh(n)
@@ -635,8 +635,8 @@ func (c *core) unlinkExpiry(n *node) {
 	x.exp, x.expPrev, x.expNext = nil, nil, nil
 }
 
-// sweep removes every entry that has expired by now. c.mu is held.
-func (c *core) sweep(now int64) {
+// Sweep removes every entry that has expired by now. c.mu is held.
+func (c *Core) Sweep(now int64) {
 	var expired uint64
 	for _, l := range c.expiry {
 		for l.head != nil && l.head.Value.x().at() <= now {
@@ -646,14 +646,14 @@ func (c *core) sweep(now int64) {
 	}
 	expired += c.sweepFresh(now)
 	if expired > 0 {
-		c.rec.Expired(expired)
+		c.Rec.Expired(expired)
 	}
 }
 
 // schedule arms the timer for the earliest expiry, so that expired entries
 // are freed even when nobody uses the cache. The timer does not keep the
 // cache alive; it starts no goroutine until it fires.
-func (c *core) schedule(now int64) {
+func (c *Core) schedule(now int64) {
 	var next int64
 	for _, l := range c.expiry {
 		if l.head != nil && (next == 0 || l.head.Value.x().at() < next) {
@@ -685,20 +685,20 @@ func (c *core) schedule(now int64) {
 	}
 }
 
-func (c *core) onTimer() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.now()
+func (c *Core) onTimer() {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	now := c.Now()
 	c.timerAt = 0
 	c.drainReads()
-	c.sweep(now)
+	c.Sweep(now)
 	c.schedule(now)
 }
 
-// live reports whether n has not expired.
-func live(n *node, c *core) bool {
+// Live reports whether n has not expired.
+func Live(n *node, c *Core) bool {
 	exp := n.Value.expires()
-	return exp == 0 || c.now() < exp
+	return exp == 0 || c.Now() < exp
 }
 
 // newNode allocates an entry, its key right after it (see item): the bytes
@@ -741,4 +741,3 @@ func inlineNode[K [16]byte | [32]byte | [48]byte](key string, val any) *node {
 func sweptTTL(maxAge time.Duration) time.Duration {
 	return max(maxAge-min(maxAge/8, time.Second), 1)
 }
-

@@ -1,9 +1,7 @@
-package memo
+package keys
 
 import (
-	"context"
 	"crypto/sha256"
-	"log/slog"
 	"reflect"
 	"strconv"
 	"strings"
@@ -43,20 +41,20 @@ var stableTypes sync.Map // reflect.Type → string
 // with. Which names are shared is read from the program's own type table
 // (ambiguousType), so every replica of a build decides alike, whatever
 // order it meets the types in.
-func (s *keyState) stableType(t reflect.Type) {
+func (s *State) stableType(t reflect.Type) {
 	if ambiguousType(t) {
 		s.local = true
-		if s.ambiguous == nil {
-			s.ambiguous = t
+		if s.Ambiguous == nil {
+			s.Ambiguous = t
 		}
-		s.uvarint(nonceTypeID)
+		s.Uvarint(nonceTypeID)
 		s.byte(tagIdentity)
-		s.uvarint(infoOf(t).id)
+		s.Uvarint(infoOf(t).id)
 		return
 	}
-	name := stableName(t)
-	s.uvarint(uint64(len(name)) + 2)
-	s.buf = append(s.buf, name...)
+	name := StableName(t)
+	s.Uvarint(uint64(len(name)) + 2)
+	s.Buf = append(s.Buf, name...)
 }
 
 // stableLoc writes a time.Time's location by name, then the zone name and
@@ -64,7 +62,7 @@ func (s *keyState) stableType(t reflect.Type) {
 // reports true; it reports false for time.Local, which the caller keys by
 // identity. time.Parse names every numeric offset "", so the offset is
 // what tells 10:00+01:00 from 11:00+02:00 (one instant, two wall times).
-func (s *keyState) stableLoc(loc *time.Location, sec int64) bool {
+func (s *State) stableLoc(loc *time.Location, sec int64) bool {
 	if loc == time.Local {
 		return false
 	}
@@ -72,7 +70,7 @@ func (s *keyState) stableLoc(loc *time.Location, sec int64) bool {
 	s.str(loc.String())
 	zone, off := time.Unix(sec-unixToInternal, 0).In(loc).Zone()
 	s.str(zone)
-	s.u64(uint64(int64(off)))
+	s.U64(uint64(int64(off)))
 	return true
 }
 
@@ -80,14 +78,14 @@ func (s *keyState) stableLoc(loc *time.Location, sec int64) bool {
 // seconds.
 const unixToInternal int64 = (1969*365 + 1969/4 - 1969/100 + 1969/400) * 86400
 
-// shareable reports whether the key in s can be shared with other
+// Shareable reports whether the key in s can be shared with other
 // processes: nothing in it is process-local.
-func (s *keyState) shareable() bool { return !s.local }
+func (s *State) Shareable() bool { return !s.local }
 
-// stableName returns t's name as written in Go source, with every defined
+// StableName returns t's name as written in Go source, with every defined
 // type qualified by its full package path: "[]example.com/shop.Item",
 // "map[string]int". It is the same in every build of the same code.
-func stableName(t reflect.Type) string {
+func StableName(t reflect.Type) string {
 	if n, ok := stableTypes.Load(t); ok {
 		return n.(string)
 	}
@@ -191,11 +189,11 @@ func writeTypeName(b *strings.Builder, t reflect.Type, expand map[reflect.Type]b
 	}
 }
 
-// schemaOf returns the fingerprint of a function type: SHA-256 of its
+// SchemaOf returns the fingerprint of a function type: SHA-256 of its
 // signature with the structure of every defined type in it written out,
 // so that a deploy that changes a parameter or result type (a field added,
 // renamed or retyped) never shares entries with the old code.
-func schemaOf(t reflect.Type) [32]byte {
+func SchemaOf(t reflect.Type) [32]byte {
 	var b strings.Builder
 	writeTypeName(&b, t, map[reflect.Type]bool{})
 	return sha256.Sum256([]byte(b.String()))
@@ -239,7 +237,7 @@ func programTypes() {
 		}
 		seen[t] = true
 		if t.Name() != "" && t.PkgPath() != "" {
-			name := stableName(t)
+			name := StableName(t)
 			if prev, ok := typeNames[name]; ok && prev != t {
 				typeNames[name] = nil
 			} else if !ok {
@@ -304,7 +302,7 @@ func ambiguousIn(t reflect.Type, seen map[reflect.Type]bool) bool {
 		if t.PkgPath() == "" {
 			return false // predeclared: int, string, error...
 		}
-		return typeNames[stableName(t)] != t
+		return typeNames[StableName(t)] != t
 	}
 	switch t.Kind() {
 	case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Chan:
@@ -338,18 +336,4 @@ func ambiguousIn(t reflect.Type, seen map[reflect.Type]bool) bool {
 	return false
 }
 
-// loggedAmbiguous holds the types noteAmbiguous has logged.
-var loggedAmbiguous sync.Map // reflect.Type → struct{}
-
-// noteAmbiguous logs, once per type in the process, through the cache's
-// logger, that keys holding t stay local.
-func (c *Cache) noteAmbiguous(t reflect.Type) {
-	if c.e.logger == nil {
-		return
-	}
-	if _, done := loggedAmbiguous.LoadOrStore(t, struct{}{}); done {
-		return
-	}
-	c.e.logger.LogAttrs(context.Background(), slog.LevelWarn, "memo: calls not shared through the tier: another type of the program has the same name (a type declared inside a function?); give the type a name of its own at package level",
-		slog.String("cache", c.e.name), slog.String("type", stableName(t)))
-}
+// reflect.Type → struct{}
