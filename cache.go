@@ -9,6 +9,7 @@ import (
 
 	"github.com/memokit/memo/internal/engine"
 	"github.com/memokit/memo/internal/keys"
+	"github.com/memokit/memo/policies"
 	"github.com/memokit/memo/stats"
 )
 
@@ -225,4 +226,16 @@ func (c *Cache) Stats() stats.Stats {
 func (c *Cache) UpdateProfiling(d time.Duration) {
 	c.check()
 	c.e.Rec.Execution(d, false)
+}
+
+// Name returns the name c is listed under in [Caches].
+func (c *Cache) Name() string {
+	c.check()
+	return c.listed
+}
+
+// Policy returns c's eviction policy.
+func (c *Cache) Policy() policies.Kind {
+	c.check()
+	return c.e.Kind
 }

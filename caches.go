@@ -10,8 +10,6 @@ import (
 	"strings"
 	"sync"
 	"weak"
-
-	"github.com/memokit/memo/policies"
 )
 
 // The registry of live caches, for [Caches]. It holds caches weakly: an
@@ -131,18 +129,6 @@ func Caches() iter.Seq2[string, *Cache] {
 	}
 }
 
-// Name returns the name c is listed under in [Caches].
-func (c *Cache) Name() string {
-	c.check()
-	return c.listed
-}
-
-// Policy returns c's eviction policy.
-func (c *Cache) Policy() policies.Kind {
-	c.check()
-	return c.e.Kind
-}
-
 // symbolOf returns the symbol of the function fn, shortened as [Caches]
 // documents.
 func symbolOf(fn reflect.Value) string {
@@ -175,4 +161,31 @@ func shortSymbol(s string) string {
 		s = s[i+1:]
 	}
 	return s
+}
+
+// CacheOf returns the cache behind fn, a function returned by [Decorate]
+// or a typed constructor such as [Func] (or any copy of it: a variable, an
+// interface, a struct field), and nil for anything else: the methods of a
+// nil *Cache panic, so check for nil when fn may not be memoized. CacheOf is
+// safe for concurrent use.
+func CacheOf(fn any) *Cache {
+	if w := lookupWrapped(fn); w != nil {
+		return w.c
+	}
+	return nil
+}
+
+// ClearAll clears the cache of every live decorated function in the process
+// (see [Cache.Clear]). It is meant for tests that run one after another:
+// tests that run in parallel clear each other's caches with it, so give
+// each such test a cache of its own ([WithCache], or a Decorate of its own)
+// or clear one function's cache with CacheOf(f).Clear() (see the example).
+// ClearAll is safe for concurrent use.
+func ClearAll() {
+	registry.Range(func(_, r any) bool {
+		if w := r.(registered).w.Value(); w != nil {
+			w.c.Clear()
+		}
+		return true
+	})
 }

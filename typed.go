@@ -210,7 +210,7 @@ func do1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Contex
 			s := keys.GetState()
 			s.Buf = binary.LittleEndian.AppendUint64(s.Buf, w.fid)
 			s.Buf = append(append(s.Buf, byte(len(str))), str...)
-			return miss(w, s, h, v == engine.RefreshDue, ctx, func(ctx context.Context) T { return run(ctx, a) }, nil, nil, nil, cancelledOutcome[T])
+			return miss(w, s, h, v == engine.RefreshDue, request[T]{ctx: ctx, run: func(ctx context.Context) T { return run(ctx, a) }, cancelled: cancelledOutcome[T]})
 		}
 		var arr [64]byte
 		k := binary.LittleEndian.AppendUint64(arr[:0], w.fid)
@@ -222,7 +222,7 @@ func do1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Contex
 			}
 			s := keys.GetState()
 			s.Buf = append(s.Buf, k...)
-			return miss(w, s, h, v == engine.RefreshDue, ctx, func(ctx context.Context) T { return run(ctx, a) }, nil, nil, nil, cancelledOutcome[T])
+			return miss(w, s, h, v == engine.RefreshDue, request[T]{ctx: ctx, run: func(ctx context.Context) T { return run(ctx, a) }, cancelled: cancelledOutcome[T]})
 		}
 	}
 	return slow1(w, a, ctx, run)
@@ -262,7 +262,7 @@ func miss1[A, T any](w *wrapped, s *keys.State, h uint64, due bool, ctx context.
 			}
 		}
 	}
-	return miss(w, s, h, due, ctx, func(ctx context.Context) T { return run(ctx, a) }, own, detach, verify1(w, &a), cancelledOutcome[T])
+	return miss(w, s, h, due, request[T]{ctx: ctx, run: func(ctx context.Context) T { return run(ctx, a) }, own: own, detach: detach, verify: verify1(w, &a), cancelled: cancelledOutcome[T]})
 }
 
 // verify1 returns the verify of an execution that runs on *a (see
@@ -313,7 +313,7 @@ func do2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(contex
 			}
 			s := keys.GetState()
 			s.Buf = append(s.Buf, k...)
-			return miss(w, s, h, v == engine.RefreshDue, ctx, func(ctx context.Context) T { return run(ctx, a, b) }, nil, nil, nil, cancelledOutcome[T])
+			return miss(w, s, h, v == engine.RefreshDue, request[T]{ctx: ctx, run: func(ctx context.Context) T { return run(ctx, a, b) }, cancelled: cancelledOutcome[T]})
 		}
 	}
 	return slow2(w, a, b, ctx, run)
@@ -349,7 +349,7 @@ func miss2[A, B, T any](w *wrapped, s *keys.State, h uint64, due bool, ctx conte
 			}
 		}
 	}
-	return miss(w, s, h, due, ctx, func(ctx context.Context) T { return run(ctx, a, b) }, own, detach, verify2(w, &a, &b), cancelledOutcome[T])
+	return miss(w, s, h, due, request[T]{ctx: ctx, run: func(ctx context.Context) T { return run(ctx, a, b) }, own: own, detach: detach, verify: verify2(w, &a, &b), cancelled: cancelledOutcome[T]})
 }
 
 // verify2 is verify1 for two arguments.

@@ -47,21 +47,22 @@ type Core struct {
 	Rec  stats.Recorder
 }
 
-type node = policies.Node[item]
+// Node is a cache entry: the policy's node holding an item.
+type Node = policies.Node[item]
 
 // item is what the cache keeps for one entry. The key lives right after
-// the node, in the same allocation (see newNode): its bytes when it is
+// the Node, in the same allocation (see newNode): its bytes when it is
 // short, else its string header. The key, the value and the expiry time
 // never change once the entry is in the index (a Set of an existing key
-// makes a new node), so lookups read them without a lock; the rest of an
+// makes a new Node), so lookups read them without a lock; the rest of an
 // extra is written under Cache.mu.
 type item struct {
 	// val is the value, or, for an entry with a TTL, an *extra holding it
 	// (no value stored by memo is an *extra, which is unexported). Entries
-	// that never expire so pay nothing for expiry, and a node is 48 bytes.
+	// that never expire so pay nothing for expiry, and a Node is 48 bytes.
 	val any
-	// klen is the key's length, its bytes right after the node; keyOut
-	// set: a string header right after the node holds the key.
+	// klen is the key's length, its bytes right after the Node; keyOut
+	// set: a string header right after the Node holds the key.
 	klen int
 }
 
@@ -69,15 +70,15 @@ type item struct {
 // highest bit of an int (keys are at most maxKeyLen bytes, far below it).
 const keyOut = 1 << (strconv.IntSize - 2)
 
-// nodeSize is the size of a node, where its key starts.
-const nodeSize = unsafe.Sizeof(node{})
+// nodeSize is the size of a Node, where its key starts.
+const nodeSize = unsafe.Sizeof(Node{})
 
 // keyAt returns where n's key, or its string header, lies.
-func keyAt(n *node) unsafe.Pointer { return unsafe.Add(unsafe.Pointer(n), nodeSize) }
+func keyAt(n *Node) unsafe.Pointer { return unsafe.Add(unsafe.Pointer(n), nodeSize) }
 
 // keyOf returns n's encoded key. It shares n's memory: do not keep it
 // beyond n (strings.Clone it).
-func keyOf(n *node) string {
+func keyOf(n *Node) string {
 	kl := n.Value.klen
 	switch {
 	case kl&keyOut != 0:
@@ -89,7 +90,7 @@ func keyOf(n *node) string {
 }
 
 // extra holds what only entries with a TTL need, so that the others stay
-// small. A node that has one holds it in its val.
+// small. A Node that has one holds it in its val.
 type extra struct {
 	val any // the entry's value
 	// expires is when the entry expires, since Cache.epoch; set before
@@ -98,7 +99,7 @@ type extra struct {
 	// clock.
 	expires          int64
 	exp              *expList // the expiry list holding the entry
-	expPrev, expNext *node
+	expPrev, expNext *Node
 }
 
 // x returns n's extra, or nil for an entry that never expires.
@@ -133,7 +134,7 @@ func (x *extra) at() int64 {
 
 // ext returns n's extra, making it if needed. c.mu is held, and n is not
 // published yet.
-func ext(n *node) *extra {
+func ext(n *Node) *extra {
 	x := n.Value.x()
 	if x == nil {
 		x = &extra{val: n.Value.val}
@@ -144,7 +145,7 @@ func ext(n *node) *extra {
 
 // setExt makes x n's extra, holding n's value. c.mu is held, and n is not
 // published yet.
-func setExt(n *node, x *extra) {
+func setExt(n *Node, x *extra) {
 	x.val = n.Value.Value()
 	n.Value.val = x
 }
@@ -295,7 +296,7 @@ func (c *Core) LookupString(fid uint64, s string, h uint64) (any, bool) {
 }
 
 // found is lookup's answer for n, the entry of the key of hash h, or nil.
-func (c *Core) found(n *node, h uint64) (any, bool) {
+func (c *Core) found(n *Node, h uint64) (any, bool) {
 	if n != nil {
 		// live and value in one look at val: an entry that never expires
 		// holds its value there, one with a TTL its extra.
@@ -317,7 +318,7 @@ func (c *Core) found(n *node, h uint64) (any, bool) {
 }
 
 // Hit records a use of n for the policy and counts a hit.
-func (c *Core) Hit(n *node, h uint64) {
+func (c *Core) Hit(n *Node, h uint64) {
 	if c.Reads.add(n, h) {
 		c.tryDrain()
 	}
@@ -388,7 +389,7 @@ func (c *Core) Store(key string, h uint64, val any, ttl time.Duration, refs []un
 		ext(n).expires = -plainExpiry(addTime(now, ttl))
 	}
 	if old := c.Index.Get(UnsafeBytes(key), h); old != nil {
-		// Entries are immutable for lock-free readers: the new node takes
+		// Entries are immutable for lock-free readers: the new Node takes
 		// the old one's place, and setting counts as a use.
 		c.Index.replace(old, n)
 		c.policy.Replace(old, n)
@@ -433,7 +434,7 @@ func (c *Core) Store(key string, h uint64, val any, ttl time.Duration, refs []un
 // evictTo evicts the policy's victims until at most size entries remain,
 // and reports whether one of them was added (an entry just added that the
 // policy did not admit). c.mu is held.
-func (c *Core) evictTo(size int, added *node) bool {
+func (c *Core) evictTo(size int, added *Node) bool {
 	var evicted uint64
 	rejected := false
 	for c.policy.Len() > size {
@@ -452,16 +453,16 @@ func (c *Core) evictTo(size int, added *node) bool {
 // mix with a fixed seed, so that a replay gives the same hit ratio in every
 // process (the index's hash is seeded per process). The policy's random
 // admission answers hash flooding of its sketch.
-func nodeHash(n *node) uint64 { return hashSeeded(0, UnsafeBytes(keyOf(n))) }
+func nodeHash(n *Node) uint64 { return hashSeeded(0, UnsafeBytes(keyOf(n))) }
 
 // watch registers cleanups that drop n when an object its key refers to
 // by identity is collected. c.mu is held.
-func (c *Core) watch(n *node, refs []unsafe.Pointer) {
+func (c *Core) watch(n *Node, refs []unsafe.Pointer) {
 	if len(refs) == 0 {
 		return
 	}
-	// A copy of the key: a short key lives in the node's allocation, and a
-	// cleanup's argument must not keep the node, and so its value (which
+	// A copy of the key: a short key lives in the Node's allocation, and a
+	// cleanup's argument must not keep the Node, and so its value (which
 	// may refer to the very object watched), alive.
 	key := strings.Clone(keyOf(n))
 	if c.watched == nil {
@@ -562,7 +563,7 @@ func (c *Core) Remove(k []byte, h uint64) bool {
 
 // removeNode unlinks n from its shard, the policy and the expiry lists.
 // c.mu is held.
-func (c *Core) removeNode(n *node) {
+func (c *Core) removeNode(n *Node) {
 	c.Index.remove(n)
 	c.policy.Remove(n)
 	c.unlinkExpiry(n)
@@ -573,7 +574,7 @@ func (c *Core) removeNode(n *node) {
 
 // expireNode removes n, found expired by a lookup, unless it has been
 // replaced or removed since.
-func (c *Core) expireNode(n *node) {
+func (c *Core) expireNode(n *Node) {
 	c.Mu.Lock()
 	defer c.Mu.Unlock()
 	if k := keyOf(n); c.Index.Get(UnsafeBytes(k), hashString(k)) == n && !Live(n, c) {
@@ -587,10 +588,10 @@ func (c *Core) expireNode(n *node) {
 // per TTL keeps expiry O(1).
 type expList struct {
 	ttl        time.Duration
-	head, tail *node
+	head, tail *Node
 }
 
-func (c *Core) linkExpiry(n *node, ttl time.Duration) {
+func (c *Core) linkExpiry(n *Node, ttl time.Duration) {
 	var l *expList
 	for _, e := range c.expiry {
 		if e.ttl == ttl {
@@ -612,7 +613,7 @@ func (c *Core) linkExpiry(n *node, ttl time.Duration) {
 	l.tail = n
 }
 
-func (c *Core) unlinkExpiry(n *node) {
+func (c *Core) unlinkExpiry(n *Node) {
 	x := n.Value.x()
 	if x != nil && tagged(n) {
 		c.unlinkFresh(n)
@@ -696,7 +697,7 @@ func (c *Core) onTimer() {
 }
 
 // Live reports whether n has not expired.
-func Live(n *node, c *Core) bool {
+func Live(n *Node, c *Core) bool {
 	exp := n.Value.expires()
 	return exp == 0 || c.Now() < exp
 }
@@ -704,10 +705,10 @@ func Live(n *node, c *Core) bool {
 // newNode allocates an entry, its key right after it (see item): the bytes
 // of a key of up to 48 bytes (a function number and an int or a short
 // string argument), so that a lookup compares it in the cache line it
-// reads the node from; a longer key's string header. The allocation is 64
+// reads the Node from; a longer key's string header. The allocation is 64
 // bytes for keys of up to 16 bytes or longer than 48, 80 up to 32, 96 up to
 // 48.
-func newNode(key string, val any) *node {
+func newNode(key string, val any) *Node {
 	switch {
 	case len(key) <= 16:
 		return inlineNode[[16]byte](key, val)
@@ -717,17 +718,17 @@ func newNode(key string, val any) *node {
 		return inlineNode[[48]byte](key, val)
 	}
 	nk := &struct {
-		n node
+		n Node
 		k string
 	}{k: key}
 	nk.n.Value = item{val: val, klen: len(key) | keyOut}
 	return &nk.n
 }
 
-// inlineNode allocates a node followed by a K-sized array holding key.
-func inlineNode[K [16]byte | [32]byte | [48]byte](key string, val any) *node {
+// inlineNode allocates a Node followed by a K-sized array holding key.
+func inlineNode[K [16]byte | [32]byte | [48]byte](key string, val any) *Node {
 	nk := &struct {
-		n node
+		n Node
 		k K
 	}{}
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(&nk.k)), len(key)), key)

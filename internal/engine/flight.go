@@ -39,7 +39,7 @@ type Call struct {
 	// keeps another refresh of its key from starting. Both are set when
 	// the call is made and never change; nil and 0 for other executions,
 	// which live in their shard's calls, refreshes in its refreshes.
-	base  *node
+	base  *Node
 	until int64
 
 	// g is the goroutine that runs the execution (curG), 0 until it is
@@ -86,11 +86,11 @@ func inside(outer, cl *Call) bool {
 	return false
 }
 
-// A role says what join made of a call.
-type role int
+// A Role says what Join made of a call.
+type Role int
 
 const (
-	Found     role = iota // a live entry was found: its value is the result
+	Found     Role = iota // a live entry was found: its value is the result
 	Late                  // an entry due for a refresh was found: its value is the result, and cl, if not nil, the refresh to start (fresh.go)
 	Stale                 // an entry in an outage (fresh.go's serveStale) was found: its stale value is the result, at once
 	Leading               // the caller must run a new execution
@@ -110,7 +110,7 @@ const (
 // Each call of join is a miss already counted by lookup, or a lookup of an
 // entry due for a refresh, which its caller counts by what join made of it
 // (see miss).
-func (c *Core) Join(k []byte, h uint64, me uintptr, outer *Call, lead bool, fo *FreshOpts) (n *node, cl *Call, r role) {
+func (c *Core) Join(k []byte, h uint64, me uintptr, outer *Call, lead bool, fo *FreshOpts) (n *Node, cl *Call, r Role) {
 	sh := c.shardOf(h)
 	sh.mu.Lock()
 	// Stores insert under the shard's lock, so a caller sees the entry or

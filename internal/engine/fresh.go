@@ -33,7 +33,7 @@ type freshState struct {
 
 type heapItem struct {
 	at int64 // fx.removeAt
-	n  *node
+	n  *Node
 }
 
 func NewFreshState(jitter float64) *freshState {
@@ -72,9 +72,9 @@ type freshX struct {
 
 // tagged reports whether n's extra is a freshX (see the top of this file).
 // n has an extra.
-func tagged(n *node) bool { return n.Value.x().expires&1 == 0 }
+func tagged(n *Node) bool { return n.Value.x().expires&1 == 0 }
 
-func freshOf(n *node) *freshX { return (*freshX)(unsafe.Pointer(n.Value.x())) }
+func freshOf(n *Node) *freshX { return (*freshX)(unsafe.Pointer(n.Value.x())) }
 
 // plainExpiry makes a plain entry's expiry time odd, without making it
 // later.
@@ -88,7 +88,7 @@ func (c *Core) freshEntry(ttl time.Duration, fl *Call) bool {
 
 // newFresh gives n a freshX for a result stored now with ttl by fl (see
 // freshEntry). c.mu is held.
-func (c *Core) newFresh(n *node, ttl time.Duration, fl *Call, now int64) *freshX {
+func (c *Core) newFresh(n *Node, ttl time.Duration, fl *Call, now int64) *freshX {
 	if ttl > 0 && c.fresh != nil && c.fresh.jitter > 0 {
 		// Uniform in [ttl×(1−f), ttl]: subtract up to f of it.
 		ttl -= time.Duration(c.fresh.rng.Float64() * c.fresh.jitter * float64(ttl))
@@ -145,7 +145,7 @@ func addTime(t int64, d time.Duration) int64 {
 
 // linkFresh puts n, just stored, in the expiry heap if it expires. c.mu is
 // held.
-func (c *Core) linkFresh(n *node, fx *freshX) {
+func (c *Core) linkFresh(n *Node, fx *freshX) {
 	if fx.removeAt == 0 {
 		return
 	}
@@ -159,7 +159,7 @@ func (c *Core) linkFresh(n *node, fx *freshX) {
 }
 
 // unlinkFresh takes n out of the expiry heap. c.mu is held.
-func (c *Core) unlinkFresh(n *node) {
+func (c *Core) unlinkFresh(n *Node) {
 	fx := freshOf(n)
 	i := fx.hidx
 	if i < 0 {
@@ -243,7 +243,7 @@ func (c *Core) nextFresh() int64 {
 
 // alive reports whether n is still an entry to hit (for a freshX: its TTL
 // has not ended, whether a refresh is due or not).
-func alive(n *node, c *Core) bool {
+func alive(n *Node, c *Core) bool {
 	if Live(n, c) {
 		return true
 	}
@@ -262,7 +262,7 @@ func alive(n *node, c *Core) bool {
 // lock-free until it removes. Counting the due lookup in join rather than
 // here keeps a caller whose entry is evicted or invalidated between the
 // two a miss, as the execution it then runs is a miss's.
-func (c *Core) late(n *node) (due bool) {
+func (c *Core) late(n *Node) (due bool) {
 	if tagged(n) {
 		fx, now := freshOf(n), c.Now()
 		if fx.ttlEnd == 0 || now < fx.ttlEnd {
@@ -285,7 +285,7 @@ func (c *Core) late(n *node) (due bool) {
 // otherwise: the caller goes on as any miss, with retry set when it is to
 // lead the outage's next retry. me and outer are the caller's, as join's;
 // fo is the caller's function's options. sh.mu is held.
-func (c *Core) joinLate(sh *shard, n *node, k []byte, h uint64, me uintptr, outer *Call, fo *FreshOpts) (cl *Call, r role, retry bool) {
+func (c *Core) joinLate(sh *shard, n *Node, k []byte, h uint64, me uintptr, outer *Call, fo *FreshOpts) (cl *Call, r Role, retry bool) {
 	if !tagged(n) || fo == nil {
 		return nil, Leading, false
 	}

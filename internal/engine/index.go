@@ -11,10 +11,10 @@ import (
 // index maps encoded keys to entries. Reads take no lock: open addressing
 // with linear probing over a table of atomic slots, which readers load and
 // probe. Writes come from one goroutine at a time (the cache's writers hold
-// Cache.mu): a writer inserts by storing a new node into a free slot,
-// replaces an entry by storing its new node into its slot, deletes by
+// Cache.mu): a writer inserts by storing a new Node into a free slot,
+// replaces an entry by storing its new Node into its slot, deletes by
 // storing a tombstone, and grows by filling a new table and publishing it.
-// A published node is never modified where readers look (key, hash, value,
+// A published Node is never modified where readers look (key, hash, value,
 // expiry), so a reader sees a whole entry or none.
 //
 // Compared with a Go map behind a RWMutex, a hit costs no atomic
@@ -25,14 +25,14 @@ type index struct {
 }
 
 type table struct {
-	slots []atomic.Pointer[node]
+	slots []atomic.Pointer[Node]
 	mask  uint64
 	live  int // entries; written by the writer only
 	used  int // entries and tombstones; written by the writer only
 }
 
 // tombstone marks a deleted slot, so that probes go on past it.
-var tombstone = new(node)
+var tombstone = new(Node)
 
 const minTable = 16
 
@@ -44,12 +44,12 @@ var emptyTable = newTable(1)
 func (x *index) init() { x.t.Store(emptyTable) }
 
 func newTable(size int) *table {
-	return &table{slots: make([]atomic.Pointer[node], size), mask: uint64(size - 1)}
+	return &table{slots: make([]atomic.Pointer[Node], size), mask: uint64(size - 1)}
 }
 
 // Get returns the entry for key k with hash h, or nil. Safe for any
 // goroutine.
-func (x *index) Get(k []byte, h uint64) *node {
+func (x *index) Get(k []byte, h uint64) *Node {
 	t := x.t.Load()
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		n := t.slots[i].Load()
@@ -67,7 +67,7 @@ func (x *index) Get(k []byte, h uint64) *node {
 // with fid and s where they lie: the key is not made, and a lookup does not
 // read bytes it has just written (which stalls the load until the stores
 // retire).
-func (x *index) getString(fid uint64, s string, h uint64) *node {
+func (x *index) getString(fid uint64, s string, h uint64) *Node {
 	t := x.t.Load()
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		n := t.slots[i].Load()
@@ -81,7 +81,7 @@ func (x *index) getString(fid uint64, s string, h uint64) *node {
 }
 
 // keyEqualFidString reports whether n's key is fid, byte(len(s)), s.
-func keyEqualFidString(n *node, fid uint64, s string) bool {
+func keyEqualFidString(n *Node, fid uint64, s string) bool {
 	kl := n.Value.klen
 	var k string
 	switch {
@@ -96,7 +96,7 @@ func keyEqualFidString(n *node, fid uint64, s string) bool {
 }
 
 // slot returns the slot holding n in t, or nil. Writer only.
-func (t *table) slot(n *node) *atomic.Pointer[node] {
+func (t *table) slot(n *Node) *atomic.Pointer[Node] {
 	for i := hashString(keyOf(n)) & t.mask; ; i = (i + 1) & t.mask {
 		s := t.slots[i].Load()
 		if s == n {
@@ -109,7 +109,7 @@ func (t *table) slot(n *node) *atomic.Pointer[node] {
 }
 
 // insert adds n, whose key is not in the index. Writer only.
-func (x *index) insert(n *node, h uint64) {
+func (x *index) insert(n *Node, h uint64) {
 	t := x.t.Load()
 	if (t.used+1)*4 > len(t.slots)*3 {
 		t = x.rebuild(t, t.live+1)
@@ -153,14 +153,14 @@ func (x *index) rebuild(t *table, live int) *table {
 }
 
 // replace puts n, an entry with old's key, in old's place. Writer only.
-func (x *index) replace(old, n *node) {
+func (x *index) replace(old, n *Node) {
 	if s := x.t.Load().slot(old); s != nil {
 		s.Store(n)
 	}
 }
 
 // remove deletes n and reports whether it was in the index. Writer only.
-func (x *index) remove(n *node) bool {
+func (x *index) remove(n *Node) bool {
 	t := x.t.Load()
 	s := t.slot(n)
 	if s == nil {
@@ -256,12 +256,12 @@ func hashString(k string) uint64 {
 func UnsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // keyEqual reports whether n's key is k. A short key lies right after the
-// node, in the cache line the lookup has just read. Keys of 8 to 24 bytes
+// Node, in the cache line the lookup has just read. Keys of 8 to 24 bytes
 // (a function number and an int, or a short string argument) are compared
 // as three 8-byte words, overlapping where the key is shorter, with no
 // branch on the length: memequal's branches on length and alignment
 // mispredicted on keys of mixed lengths.
-func keyEqual(n *node, k []byte) bool {
+func keyEqual(n *Node, k []byte) bool {
 	kl := n.Value.klen
 	if kl != len(k) {
 		return kl&keyOut != 0 && *(*string)(keyAt(n)) == string(k)

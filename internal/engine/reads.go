@@ -77,7 +77,7 @@ type readStripe struct {
 	// with one atomic operation instead of mu's two; moved to Cache.hits
 	// by drains too.
 	counted atomic.Uint64
-	buf     [stripeSize]*node
+	buf     [stripeSize]*Node
 	_       [cacheLine - stripeBytes%cacheLine]byte
 }
 
@@ -99,7 +99,7 @@ func (b *readBuffer) stripe(i uint32) *readStripe {
 
 // add records a use of n and counts a hit. It reports whether the stripe
 // is full, so the caller should drain.
-func (b *readBuffer) add(n *node, h uint64) bool {
+func (b *readBuffer) add(n *Node, h uint64) bool {
 	k := b.n.Load()
 	st := b.first.Load()
 	if k > 1 {
@@ -142,7 +142,7 @@ func (b *readBuffer) add(n *node, h uint64) bool {
 func (b *readBuffer) drain(p policies.Policy[item]) uint64 {
 	var (
 		hits uint64
-		buf  [stripeSize]*node // a stripe's uses, applied after its lock
+		buf  [stripeSize]*Node // a stripe's uses, applied after its lock
 	)
 	k := b.n.Load()
 	for i := range k {
