@@ -210,6 +210,19 @@ func (f *flight[T]) await(cl *engine.Call, r engine.Role) (v T, again bool) {
 		c.StaleServed(cl)
 		return as[T](cl.Val), false
 	}
+	if r == engine.Leading && ctx.Done() == nil {
+		// The leader can never leave (nothing cancels its context, which
+		// has no deadline): it runs the execution on its own goroutine, as
+		// a caller without a context does, rather than start one.
+		f.t.led()
+		runCtx, run := cl.StartInline(ctx), f.rq.run
+		c.Run(cl, f.judge, func() any { return run(runCtx) })
+		if cl.Panicked {
+			panic(cl.Pval)
+		}
+		c.StaleServed(cl)
+		return as[T](cl.Val), false
+	}
 	if r == engine.Leading {
 		if ctx.Done() != nil { // the leader may leave: see request.own and verify
 			if f.rq.own != nil {

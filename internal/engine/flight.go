@@ -275,7 +275,17 @@ func (cl *Call) Start(ctx context.Context) context.Context {
 	return context.WithValue(cl.ctx, FlightKey{}, cl)
 }
 
-// Run runs cl's execution on the calling goroutine, a new one.
+// StartInline makes the context of cl's execution when its leader runs it
+// on its own goroutine (see Run) with ctx, which nothing can cancel
+// (ctx.Done() is nil): ctx itself, carrying cl, so that calls made inside
+// the execution can tell (see Join).
+func (cl *Call) StartInline(ctx context.Context) context.Context {
+	cl.ctx = ctx
+	return context.WithValue(ctx, FlightKey{}, cl)
+}
+
+// Run runs cl's execution on the calling goroutine: a new one, or its
+// leader's own when the leader cannot leave (see StartInline).
 func (c *Core) Run(cl *Call, judge Verdict, f func() any) {
 	cl.g.Store(goid.Current())
 	c.Execute(cl, judge, f)
