@@ -3,99 +3,11 @@ package engine
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"runtime/debug"
-	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/memokit/memo/internal/goid"
-)
-
-// Call is one execution in flight. Its table is the shard of its key, and
-// its waiters count and table membership change under that shard's lock.
-// Every other field is written by the execution before done is closed,
-// or by its leader before the execution starts.
-type Call struct {
-	Key  string
-	H    uint64
-	Refs []unsafe.Pointer // objects the key refers to by identity
-	Done chan struct{}
-
-	Val      any // the results
-	Panicked bool
-	Pval     any // the panic value
-	Stack    []byte
-	Goexit   bool
-
-	Fo    *FreshOpts // the function's freshness options (fresh.go), or nil
-	stale bool       // val is a stale result served for a failure
-	// AgeCap is the tier's bound on the age of the entry stored (see
-	// TierBinding.MaxLocalAge), 0 for none: the entry is removed by then.
-	AgeCap time.Duration
-	// base is, for a refresh (fresh.go), the entry it refreshes: its
-	// result is stored only over that very entry (nothing newer stored,
-	// nothing invalidated since). until is when the refresh's time is up
-	// (its context's deadline, on the cache's clock): then it no longer
-	// keeps another refresh of its key from starting. Both are set when
-	// the call is made and never change; nil and 0 for other executions,
-	// which live in their shard's calls, refreshes in its refreshes.
-	base  *Node
-	until int64
-
-	// g is the goroutine that runs the execution (curG), 0 until it is
-	// known, so that a call made on it for the same key does not wait.
-	g atomic.Uintptr
-	// outer is the execution in whose context this one was started, if
-	// any: with the contexts' values, the chain of executions a context
-	// function runs inside (see inside).
-	outer *Call
-	// ctx is the execution's context (context functions only), and
-	// deadline the deadline it carries, that of the caller that started it.
-	ctx      context.Context
-	deadline time.Time
-	// expired is set when the execution failed with a deadline error once
-	// its context's deadline had passed: waiters with time left start over.
-	expired bool
-	// Verify, when not nil, re-encodes the key from the arguments the
-	// execution ran on and reports whether it is still key: set for an
-	// execution that may outlive its callers when its key may be read
-	// through memory that no copy protects (WithKey, a CacheKeyer pointer;
-	// see wrapped.recheck). moved is set when it was not: the result belongs
-	// to other arguments, is not stored, and every waiter starts over.
-	Verify func(key string) bool
-	Moved  bool
-
-	// waiters counts the callers waiting that may still leave (context
-	// callers); when the last one leaves, cancel stops the execution.
-	waiters int
-	cancel  context.CancelFunc
-}
-
-// FlightKey is the context key under which an execution's context holds
-// its *call.
-type FlightKey struct{}
-
-// inside reports whether cl is outer or an execution outer was started
-// inside of: a caller whose context carries outer is running inside cl.
-func inside(outer, cl *Call) bool {
-	for p := outer; p != nil; p = p.outer {
-		if p == cl {
-			return true
-		}
-	}
-	return false
-}
-
-// A Role says what Join made of a call.
-type Role int
-
-const (
-	Found     Role = iota // a live entry was found: its value is the result
-	Late                  // an entry due for a refresh was found: its value is the result, and cl, if not nil, the refresh to start (fresh.go)
-	Stale                 // an entry in an outage (fresh.go's serveStale) was found: its stale value is the result, at once
-	Leading               // the caller must run a new execution
-	Joining               // the caller waits on an execution in flight
-	Reentrant             // the caller is inside the execution in flight for its key
 )
 
 // Join returns the entry stored for the encoded key k, or the execution
@@ -176,20 +88,6 @@ func (c *Core) forget(cl *Call) {
 	sh.mu.Unlock()
 }
 
-// detach takes cl out of sh's table, if it is still there. sh.mu is held.
-func (sh *shard) detach(cl *Call) {
-	m := sh.calls
-	if cl.base != nil {
-		m = sh.refreshes
-	}
-	if m[cl.Key] == cl {
-		delete(m, cl.Key)
-	}
-}
-
-// A Verdict tells execute whether to store a result, and for how long.
-type Verdict func(val any) (failed, store bool, ttl time.Duration)
-
 // Execute runs f as the execution of cl: it times it, stores its result if
 // judge says so and cl is still current, and wakes the waiters. A panic in
 // f is recovered into cl (the caller re-panics); runtime.Goexit is recorded
@@ -260,30 +158,6 @@ func (c *Core) Execute(cl *Call, judge Verdict, f func() any) {
 	}
 }
 
-// Start makes the context of cl's execution, started by a caller with
-// ctx: it keeps ctx's values and its deadline, is cancelled by cl.cancel
-// (when the last caller leaves, or the execution ends), and carries cl, so
-// that calls made inside the execution can tell (see join).
-func (cl *Call) Start(ctx context.Context) context.Context {
-	base := context.WithoutCancel(ctx)
-	if d, ok := ctx.Deadline(); ok {
-		cl.deadline = d
-		cl.ctx, cl.cancel = context.WithDeadline(base, d)
-	} else {
-		cl.ctx, cl.cancel = context.WithCancel(base)
-	}
-	return context.WithValue(cl.ctx, FlightKey{}, cl)
-}
-
-// StartInline makes the context of cl's execution when its leader runs it
-// on its own goroutine (see Run) with ctx, which nothing can cancel
-// (ctx.Done() is nil): ctx itself, carrying cl, so that calls made inside
-// the execution can tell (see Join).
-func (cl *Call) StartInline(ctx context.Context) context.Context {
-	cl.ctx = ctx
-	return context.WithValue(ctx, FlightKey{}, cl)
-}
-
 // Run runs cl's execution on the calling goroutine: a new one, or its
 // leader's own when the leader cannot leave (see StartInline).
 func (c *Core) Run(cl *Call, judge Verdict, f func() any) {
@@ -291,17 +165,217 @@ func (c *Core) Run(cl *Call, judge Verdict, f func() any) {
 	c.Execute(cl, judge, f)
 }
 
-// StartsOver reports whether a waiter with ctx, woken by the end of cl,
-// must start (or join) a fresh execution rather than take cl's result: cl
-// failed on the deadline of the caller that started it, which was not the
-// waiter's own (the waiter's context is live and ends later, if at all).
-func (cl *Call) StartsOver(ctx context.Context) bool {
-	if cl.Moved && ctx.Err() == nil {
-		return true // its result is for arguments that are not the waiter's
+// joinLate is join's case of an entry n that is not live. It returns late
+// when a refresh of n is due (the hit serves n's value), with a new
+// refresh registered in sh.refreshes (cl) when none is in flight for the
+// key, nor an execution (the caller then starts it); stale when n is in an
+// outage (see serveStale) and the caller is to get its stale value at once:
+// a retry is in flight, or its back-off has not passed; and leading
+// otherwise: the caller goes on as any miss, with retry set when it is to
+// lead the outage's next retry. me and outer are the caller's, as join's;
+// fo is the caller's function's options. sh.mu is held.
+func (c *Core) joinLate(sh *shard, n *Node, k []byte, h uint64, me uintptr, outer *Call, fo *FreshOpts) (cl *Call, r Role, retry bool) {
+	if !tagged(n) || fo == nil {
+		return nil, Leading, false
 	}
-	if !cl.expired || ctx.Err() != nil {
+	fx, now := freshOf(n), c.Now()
+	if fx.ttlEnd == 0 || now < fx.ttlEnd {
+		if fx.refreshAt == 0 {
+			return nil, Leading, false
+		}
+		if sh.calls[string(k)] != nil {
+			return nil, Late, false // an execution in flight will store a newer result
+		}
+		if rf := sh.refreshes[string(k)]; rf != nil && now < rf.until {
+			return nil, Late, false // one refresh at a time
+		}
+		cl = &Call{Key: string(k), H: h, Done: make(chan struct{}), base: n, until: addTime(now, fo.refreshLimit(fx))}
+		if sh.refreshes == nil {
+			sh.refreshes = make(map[string]*Call)
+		}
+		sh.refreshes[cl.Key] = cl
+		return cl, Late, false
+	}
+	if fx.retryAt == 0 || now >= fx.removeAt {
+		return nil, Leading, false // no outage, or its window has ended
+	}
+	if fl := sh.calls[string(k)]; fl != nil {
+		if fl.g.Load() == me || inside(outer, fl) {
+			return nil, Leading, false // join makes it reentrant
+		}
+		return nil, Stale, false // the retry in flight serves nobody
+	}
+	if now < fx.retryAt {
+		return nil, Stale, false
+	}
+	fx.backoff = min(2*fx.backoff, time.Duration(fx.removeAt-fx.ttlEnd))
+	fx.retryAt = addTime(now, fx.backoff)
+	return nil, Leading, true
+}
+
+// StartRefresh makes the context of cl, a refresh started by a caller with
+// ctx (nil for a function without one): as call.start's, but its deadline
+// is cl.until (on c's clock) when that comes first.
+func (cl *Call) StartRefresh(ctx context.Context, c *Core) context.Context {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	dl := time.Now().Add(time.Duration(cl.until - c.Now()))
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
+	}
+	cl.deadline = dl
+	cl.ctx, cl.cancel = context.WithDeadline(context.WithoutCancel(ctx), dl)
+	return context.WithValue(cl.ctx, FlightKey{}, cl)
+}
+
+// Refresh executes cl, a refresh (see startRefresh); judge decides on its
+// results as for any execution.
+func (c *Core) Refresh(cl *Call, judge Verdict, f func() any) {
+	// A call for its own key from inside the refresh can tell (see join).
+	cl.g.Store(goid.Current())
+	failed := true // until the function returns normally
+	defer func() {
+		if failed {
+			c.Rec.RefreshFailed()
+			if c.Logger != nil {
+				c.Logger.Warn("memo: a refresh failed; the old entry is kept until its TTL", slog.String("cache", c.Name), slog.Any("error", failure(cl)))
+			}
+		} else {
+			c.Rec.RefreshSucceeded()
+		}
+	}()
+	c.Execute(cl, func(val any) (bool, bool, time.Duration) {
+		fail, store, ttl := judge(val)
+		failed = fail
+		if fail {
+			return true, false, 0 // the old entry stays until its TTL
+		}
+		if !store { // rejected: the old result is not to be served either
+			c.dropFor(cl)
+		}
+		return false, store, ttl
+	}, f)
+}
+
+// dropFor removes cl's entry, the one it refreshed, if it is still there,
+// and detaches cl.
+func (c *Core) dropFor(cl *Call) {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	sh := c.shardOf(cl.H)
+	sh.mu.Lock()
+	sh.detach(cl)
+	n := c.Index.Get(UnsafeBytes(cl.Key), cl.H)
+	sh.mu.Unlock()
+	if n != nil && n == cl.base {
+		c.removeNode(n)
+	}
+}
+
+// dropStale removes the entry of cl's key if it is past its TTL, kept for
+// stale-if-error: cl, an execution (not a refresh) for that key, succeeded
+// but its result is not stored (WithCacheIf or WithTTLFunc rejected it),
+// so the function answers and the stale result is not to be served any
+// more. It counts as an expiry.
+func (c *Core) dropStale(cl *Call) {
+	if cl.base != nil || cl.Fo == nil || cl.Fo.Stale <= 0 {
+		return
+	}
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	n := c.Index.Get(UnsafeBytes(cl.Key), cl.H)
+	if n == nil || n.Value.x() == nil || !tagged(n) || alive(n, c) {
+		return
+	}
+	c.removeNode(n)
+	c.Rec.Expired(1)
+}
+
+// serveStale gives cl, an execution that failed, the result of its key's
+// entry if that is kept for stale-if-error, its TTL has ended and its
+// window has not, and reports whether it did. A refresh serves nobody, and
+// is never given one.
+//
+// The entry is then in an outage: until its window ends or a result
+// replaces it, callers get its stale value at once, without waiting, and
+// one of them at a time runs the function again (a retry, counted in
+// Stats.StaleRetries), no sooner than a back-off after the last failure or
+// retry; the back-off starts at the refresh interval (1 s without
+// WithRefreshAfter), doubles at each retry, and never exceeds the window
+// (see join). A failure because every caller left (the execution's
+// context cancelled) says nothing of the function and starts no outage.
+func (c *Core) serveStale(cl *Call) bool {
+	if cl.Fo == nil || cl.Fo.Stale <= 0 || cl.base != nil {
 		return false
 	}
-	d, ok := ctx.Deadline()
-	return !ok || d.After(cl.deadline)
+	n := c.Index.Get(UnsafeBytes(cl.Key), cl.H)
+	if n == nil || n.Value.x() == nil || !tagged(n) {
+		return false
+	}
+	fx := freshOf(n)
+	now := c.Now()
+	if fx.removeAt <= fx.ttlEnd || now < fx.ttlEnd || now >= fx.removeAt {
+		return false // not in its stale window (a refresh that failed before the TTL ended)
+	}
+	if c.Logger != nil {
+		msg, attr := "memo: an execution failed; serving the stale result", slog.Any("error", failure(cl))
+		c.Logger.Warn(msg, slog.String("cache", c.Name), attr)
+	}
+	cl.Val, cl.stale = n.Value.Value(), true
+	cl.Panicked, cl.Pval, cl.Stack = false, nil, nil
+	if cl.ctx == nil || !errors.Is(cl.ctx.Err(), context.Canceled) {
+		sh := c.shardOf(cl.H)
+		sh.mu.Lock()
+		if fx.retryAt == 0 { // the outage starts
+			fx.backoff = cl.Fo.retryBase(fx)
+		}
+		fx.retryAt = addTime(now, fx.backoff)
+		sh.mu.Unlock()
+	}
+	return true
+}
+
+// Decide applies WithCacheIf and WithTTLFunc to results that would be
+// stored for ttl, and returns whether to store them and for how long.
+func (fo *FreshOpts) Decide(c *Core, val any, failed bool, ttl time.Duration) (store bool, d time.Duration) {
+	defer func() {
+		if r := recover(); r != nil {
+			if c.Logger != nil {
+				c.Logger.Error("memo: WithCacheIf or WithTTLFunc panicked; the result is not stored", slog.String("cache", c.Name), slog.Any("panic", r))
+			}
+			store, d = false, 0
+			c.Rec.Rejected(1)
+		}
+	}()
+	var res []any
+	if fo.CacheIf != nil {
+		res = results(val)
+		if !fo.CacheIf(res) {
+			c.Rec.Rejected(1)
+			return false, 0
+		}
+	}
+	if fo.TtlFunc != nil && !failed {
+		if res == nil {
+			res = results(val)
+		}
+		t := fo.TtlFunc(res)
+		if t <= 0 {
+			c.Rec.Rejected(1)
+			return false, 0
+		}
+		if ttl > 0 {
+			t = min(t, ttl)
+		}
+		ttl = t
+	}
+	return true, ttl
+}
+
+// StaleServed counts a caller that got cl's result, if that was stale.
+func (c *Core) StaleServed(cl *Call) {
+	if cl.stale {
+		c.Rec.StaleServed(1)
+	}
 }

@@ -31,32 +31,6 @@ import (
 // stableTypes caches the stable name of each type.
 var stableTypes sync.Map // reflect.Type → string
 
-// stableType writes t where a type id goes in a stable key: the uvarint
-// 2+len(name), then the name (0 and 1 are the nil and nonce ids). A type
-// whose name another type of the program shares (types declared inside
-// functions: two `type ID struct{ N int }` in two functions are both
-// "main.ID") cannot be told apart by name: its key is marked local (never
-// shared, still cached in this process) and holds the process-local type
-// id after the nonce id and tagIdentity, which no name encoding starts
-// with. Which names are shared is read from the program's own type table
-// (ambiguousType), so every replica of a build decides alike, whatever
-// order it meets the types in.
-func (s *State) stableType(t reflect.Type) {
-	if ambiguousType(t) {
-		s.local = true
-		if s.Ambiguous == nil {
-			s.Ambiguous = t
-		}
-		s.Uvarint(nonceTypeID)
-		s.byte(tagIdentity)
-		s.Uvarint(infoOf(t).id)
-		return
-	}
-	name := StableName(t)
-	s.Uvarint(uint64(len(name)) + 2)
-	s.Buf = append(s.Buf, name...)
-}
-
 // stableLoc writes a time.Time's location by name, then the zone name and
 // offset in effect at sec (the instant, in seconds since the year 1), and
 // reports true; it reports false for time.Local, which the caller keys by

@@ -1,0 +1,226 @@
+package engine
+
+import (
+	"context"
+	"math"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// Call is one execution in flight. Its table is the shard of its key, and
+// its waiters count and table membership change under that shard's lock.
+// Every other field is written by the execution before done is closed,
+// or by its leader before the execution starts.
+type Call struct {
+	Key  string
+	H    uint64
+	Refs []unsafe.Pointer // objects the key refers to by identity
+	Done chan struct{}
+
+	Val      any // the results
+	Panicked bool
+	Pval     any // the panic value
+	Stack    []byte
+	Goexit   bool
+
+	Fo    *FreshOpts // the function's freshness options (fresh.go), or nil
+	stale bool       // val is a stale result served for a failure
+	// AgeCap is the tier's bound on the age of the entry stored (see
+	// TierBinding.MaxLocalAge), 0 for none: the entry is removed by then.
+	AgeCap time.Duration
+	// base is, for a refresh (fresh.go), the entry it refreshes: its
+	// result is stored only over that very entry (nothing newer stored,
+	// nothing invalidated since). until is when the refresh's time is up
+	// (its context's deadline, on the cache's clock): then it no longer
+	// keeps another refresh of its key from starting. Both are set when
+	// the call is made and never change; nil and 0 for other executions,
+	// which live in their shard's calls, refreshes in its refreshes.
+	base  *Node
+	until int64
+
+	// g is the goroutine that runs the execution (curG), 0 until it is
+	// known, so that a call made on it for the same key does not wait.
+	g atomic.Uintptr
+	// outer is the execution in whose context this one was started, if
+	// any: with the contexts' values, the chain of executions a context
+	// function runs inside (see inside).
+	outer *Call
+	// ctx is the execution's context (context functions only), and
+	// deadline the deadline it carries, that of the caller that started it.
+	ctx      context.Context
+	deadline time.Time
+	// expired is set when the execution failed with a deadline error once
+	// its context's deadline had passed: waiters with time left start over.
+	expired bool
+	// Verify, when not nil, re-encodes the key from the arguments the
+	// execution ran on and reports whether it is still key: set for an
+	// execution that may outlive its callers when its key may be read
+	// through memory that no copy protects (WithKey, a CacheKeyer pointer;
+	// see wrapped.recheck). moved is set when it was not: the result belongs
+	// to other arguments, is not stored, and every waiter starts over.
+	Verify func(key string) bool
+	Moved  bool
+
+	// waiters counts the callers waiting that may still leave (context
+	// callers); when the last one leaves, cancel stops the execution.
+	waiters int
+	cancel  context.CancelFunc
+}
+
+// FlightKey is the context key under which an execution's context holds
+// its *call.
+type FlightKey struct{}
+
+// inside reports whether cl is outer or an execution outer was started
+// inside of: a caller whose context carries outer is running inside cl.
+func inside(outer, cl *Call) bool {
+	for p := outer; p != nil; p = p.outer {
+		if p == cl {
+			return true
+		}
+	}
+	return false
+}
+
+// A Role says what Join made of a call.
+type Role int
+
+const (
+	Found     Role = iota // a live entry was found: its value is the result
+	Late                  // an entry due for a refresh was found: its value is the result, and cl, if not nil, the refresh to start (fresh.go)
+	Stale                 // an entry in an outage (fresh.go's serveStale) was found: its stale value is the result, at once
+	Leading               // the caller must run a new execution
+	Joining               // the caller waits on an execution in flight
+	Reentrant             // the caller is inside the execution in flight for its key
+)
+
+// detach takes cl out of sh's table, if it is still there. sh.mu is held.
+func (sh *shard) detach(cl *Call) {
+	m := sh.calls
+	if cl.base != nil {
+		m = sh.refreshes
+	}
+	if m[cl.Key] == cl {
+		delete(m, cl.Key)
+	}
+}
+
+// A Verdict tells execute whether to store a result, and for how long.
+type Verdict func(val any) (failed, store bool, ttl time.Duration)
+
+// Start makes the context of cl's execution, started by a caller with
+// ctx: it keeps ctx's values and its deadline, is cancelled by cl.cancel
+// (when the last caller leaves, or the execution ends), and carries cl, so
+// that calls made inside the execution can tell (see join).
+func (cl *Call) Start(ctx context.Context) context.Context {
+	base := context.WithoutCancel(ctx)
+	if d, ok := ctx.Deadline(); ok {
+		cl.deadline = d
+		cl.ctx, cl.cancel = context.WithDeadline(base, d)
+	} else {
+		cl.ctx, cl.cancel = context.WithCancel(base)
+	}
+	return context.WithValue(cl.ctx, FlightKey{}, cl)
+}
+
+// StartInline makes the context of cl's execution when its leader runs it
+// on its own goroutine (see Run) with ctx, which nothing can cancel
+// (ctx.Done() is nil): ctx itself, carrying cl, so that calls made inside
+// the execution can tell (see Join).
+func (cl *Call) StartInline(ctx context.Context) context.Context {
+	cl.ctx = ctx
+	return context.WithValue(ctx, FlightKey{}, cl)
+}
+
+// StartsOver reports whether a waiter with ctx, woken by the end of cl,
+// must start (or join) a fresh execution rather than take cl's result: cl
+// failed on the deadline of the caller that started it, which was not the
+// waiter's own (the waiter's context is live and ends later, if at all).
+func (cl *Call) StartsOver(ctx context.Context) bool {
+	if cl.Moved && ctx.Err() == nil {
+		return true // its result is for arguments that are not the waiter's
+	}
+	if !cl.expired || ctx.Err() != nil {
+		return false
+	}
+	d, ok := ctx.Deadline()
+	return !ok || d.After(cl.deadline)
+}
+
+// shard holds the executions in flight for part of the key space: those
+// callers join (calls), and refreshes (fresh.go), which nobody joins; the
+// latter map is made by the shard's first refresh.
+type shard struct {
+	mu        sync.Mutex
+	calls     map[string]*Call
+	refreshes map[string]*Call
+	_         [64 - 24]byte
+}
+
+// FreshOpts is what a decorated function keeps of the options above; nil
+// when none is given.
+type FreshOpts struct {
+	Refresh, Stale time.Duration
+	TtlFunc        func([]any) time.Duration
+	CacheIf        func([]any) bool
+	// Entries says whether the function's entries need a freshX.
+	Entries bool
+}
+
+// refreshLimit returns how long a refresh of fx's entry may run: the
+// longer of the entry's TTL and twice the refresh interval (see
+// WithRefreshAfter).
+func (fo *FreshOpts) refreshLimit(fx *freshX) time.Duration {
+	d := 2 * fo.Refresh
+	if fx.ttlEnd != 0 && fx.refreshAt != math.MaxInt64 {
+		d = max(d, time.Duration(fx.ttlEnd-(fx.refreshAt-int64(fo.Refresh))))
+	}
+	return d
+}
+
+// retryBase returns the first back-off of an outage of fx's entry: the
+// refresh interval, or 1 s without one, at most the stale window.
+func (fo *FreshOpts) retryBase(fx *freshX) time.Duration {
+	d := fo.Refresh
+	if d <= 0 {
+		d = time.Second
+	}
+	return min(d, time.Duration(fx.removeAt-fx.ttlEnd))
+}
+
+// failure returns what made cl fail, for the log.
+func failure(cl *Call) any {
+	if cl.Panicked {
+		return cl.Pval
+	}
+	switch v := cl.Val.(type) {
+	case []reflect.Value:
+		if len(v) > 0 {
+			return v[len(v)-1].Interface()
+		}
+	case interface{ Results() []any }:
+		r := v.Results()
+		return r[len(r)-1]
+	}
+	return cl.Val
+}
+
+// results returns a stored value as the function's results, in order:
+// Decorate's []reflect.Value, a typed function's outcome (value, error), or
+// a Func's one result.
+func results(val any) []any {
+	switch v := val.(type) {
+	case []reflect.Value:
+		out := make([]any, len(v))
+		for i, r := range v {
+			out[i] = r.Interface()
+		}
+		return out
+	case interface{ Results() []any }:
+		return v.Results()
+	}
+	return []any{val}
+}

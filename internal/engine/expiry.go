@@ -1,0 +1,290 @@
+package engine
+
+import (
+	"runtime"
+	"strings"
+	"time"
+	"unsafe"
+	"weak"
+)
+
+// evictTo evicts the policy's victims until at most size entries remain,
+// and reports whether one of them was added (an entry just added that the
+// policy did not admit). c.mu is held.
+func (c *Core) evictTo(size int, added *Node) bool {
+	var evicted uint64
+	rejected := false
+	for c.policy.Len() > size {
+		v := c.policy.Victim()
+		rejected = rejected || v == added
+		c.removeNode(v)
+		evicted++
+	}
+	if evicted > 0 {
+		c.Rec.Evicted(evicted)
+	}
+	return rejected
+}
+
+// watch registers cleanups that drop n when an object its key refers to
+// by identity is collected. c.mu is held.
+func (c *Core) watch(n *Node, refs []unsafe.Pointer) {
+	if len(refs) == 0 {
+		return
+	}
+	// A copy of the key: a short key lives in the Node's allocation, and a
+	// cleanup's argument must not keep the Node, and so its value (which
+	// may refer to the very object watched), alive.
+	key := strings.Clone(keyOf(n))
+	if c.watched == nil {
+		c.watched = newWatchSet(c)
+	}
+	for _, p := range refs {
+		c.watched.add(key, runtime.AddCleanup((*byte)(p), dropEntry, dropArg{c.weak(), key}))
+	}
+}
+
+type dropArg struct {
+	c   weak.Pointer[Core]
+	key string
+}
+
+// dropEntry removes an entry whose key referred to a collected object. Its
+// key can never match again (identity ids are never reused); this only
+// frees the memory.
+func dropEntry(a dropArg) {
+	c := a.c.Value()
+	if c == nil {
+		return
+	}
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	if n := c.Index.Get(UnsafeBytes(a.key), hashString(a.key)); n != nil {
+		c.removeNode(n)
+	}
+}
+
+// removeNode unlinks n from its shard, the policy and the expiry lists.
+// c.mu is held.
+func (c *Core) removeNode(n *Node) {
+	c.Index.remove(n)
+	c.policy.Remove(n)
+	c.unlinkExpiry(n)
+	if c.watched != nil {
+		c.watched.stop(keyOf(n))
+	}
+}
+
+// expireNode removes n, found expired by a lookup, unless it has been
+// replaced or removed since.
+func (c *Core) expireNode(n *Node) {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	if k := keyOf(n); c.Index.Get(UnsafeBytes(k), hashString(k)) == n && !Live(n, c) {
+		c.removeNode(n)
+		c.Rec.Expired(1)
+	}
+}
+
+func (c *Core) linkExpiry(n *Node, ttl time.Duration) {
+	var l *expList
+	for _, e := range c.expiry {
+		if e.ttl == ttl {
+			l = e
+			break
+		}
+	}
+	if l == nil {
+		l = &expList{ttl: ttl}
+		c.expiry = append(c.expiry, l)
+	}
+	x := ext(n)
+	x.exp, x.expPrev, x.expNext = l, l.tail, nil
+	if l.tail != nil {
+		l.tail.Value.x().expNext = n
+	} else {
+		l.head = n
+	}
+	l.tail = n
+}
+
+func (c *Core) unlinkExpiry(n *Node) {
+	x := n.Value.x()
+	if x != nil && tagged(n) {
+		c.unlinkFresh(n)
+		return
+	}
+	if x == nil || x.exp == nil {
+		return
+	}
+	l := x.exp
+	if x.expPrev != nil {
+		x.expPrev.Value.x().expNext = x.expNext
+	} else {
+		l.head = x.expNext
+	}
+	if x.expNext != nil {
+		x.expNext.Value.x().expPrev = x.expPrev
+	} else {
+		l.tail = x.expPrev
+	}
+	x.exp, x.expPrev, x.expNext = nil, nil, nil
+}
+
+// Sweep removes every entry that has expired by now. c.mu is held.
+func (c *Core) Sweep(now int64) {
+	var expired uint64
+	for _, l := range c.expiry {
+		for l.head != nil && l.head.Value.x().at() <= now {
+			c.removeNode(l.head)
+			expired++
+		}
+	}
+	expired += c.sweepFresh(now)
+	if expired > 0 {
+		c.Rec.Expired(expired)
+	}
+}
+
+// schedule arms the timer for the earliest expiry, so that expired entries
+// are freed even when nobody uses the cache. The timer does not keep the
+// cache alive; it starts no goroutine until it fires.
+func (c *Core) schedule(now int64) {
+	var next int64
+	for _, l := range c.expiry {
+		if l.head != nil && (next == 0 || l.head.Value.x().at() < next) {
+			next = l.head.Value.x().at()
+		}
+	}
+	if f := c.nextFresh(); f != 0 && (next == 0 || f < next) {
+		next = f
+	}
+	if next == 0 || (c.timerAt != 0 && c.timerAt <= next) {
+		return
+	}
+	c.timerAt = next
+	d := time.Duration(next - now)
+	if c.timer == nil {
+		// The timer holds the cache weakly: a dropped cache is collected
+		// with its entries, and its pending timer then fires into nothing.
+		// (It is not stopped by a cleanup: cleanups run outside any
+		// testing/synctest bubble, and stopping a bubble's timer from
+		// outside it is a fatal error.)
+		self := c.weak()
+		c.timer = time.AfterFunc(d, func() {
+			if c := self.Value(); c != nil {
+				c.onTimer()
+			}
+		})
+	} else {
+		c.timer.Reset(d)
+	}
+}
+
+func (c *Core) onTimer() {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	now := c.Now()
+	c.timerAt = 0
+	c.drainReads()
+	c.Sweep(now)
+	c.schedule(now)
+}
+
+// linkFresh puts n, just stored, in the expiry heap if it expires. c.mu is
+// held.
+func (c *Core) linkFresh(n *Node, fx *freshX) {
+	if fx.removeAt == 0 {
+		return
+	}
+	if c.fresh == nil {
+		c.fresh = new(freshState)
+	}
+	fs := c.fresh
+	fx.hidx = len(fs.heap)
+	fs.heap = append(fs.heap, heapItem{fx.removeAt, n})
+	fs.up(fx.hidx)
+}
+
+// unlinkFresh takes n out of the expiry heap. c.mu is held.
+func (c *Core) unlinkFresh(n *Node) {
+	fx := freshOf(n)
+	i := fx.hidx
+	if i < 0 {
+		return
+	}
+	fx.hidx = -1
+	fs := c.fresh
+	last := len(fs.heap) - 1
+	if i != last {
+		fs.heap[i] = fs.heap[last]
+		freshOf(fs.heap[i].n).hidx = i
+	}
+	fs.heap[last] = heapItem{}
+	fs.heap = fs.heap[:last]
+	if i != last {
+		fs.down(i)
+		fs.up(i)
+	}
+}
+
+func (fs *freshState) up(i int) {
+	h := fs.heap
+	for i > 0 {
+		p := (i - 1) / 2
+		if h[p].at <= h[i].at {
+			break
+		}
+		fs.swap(i, p)
+		i = p
+	}
+}
+
+func (fs *freshState) down(i int) {
+	h := fs.heap
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			return
+		}
+		m := l
+		if r := l + 1; r < len(h) && h[r].at < h[l].at {
+			m = r
+		}
+		if h[i].at <= h[m].at {
+			return
+		}
+		fs.swap(i, m)
+		i = m
+	}
+}
+
+func (fs *freshState) swap(i, j int) {
+	h := fs.heap
+	h[i], h[j] = h[j], h[i]
+	freshOf(h[i].n).hidx = i
+	freshOf(h[j].n).hidx = j
+}
+
+// sweepFresh removes the freshX entries whose time is up and returns how
+// many. c.mu is held.
+func (c *Core) sweepFresh(now int64) uint64 {
+	if c.fresh == nil {
+		return 0
+	}
+	var n uint64
+	for len(c.fresh.heap) > 0 && c.fresh.heap[0].at <= now {
+		c.removeNode(c.fresh.heap[0].n)
+		n++
+	}
+	return n
+}
+
+// nextFresh returns when the next freshX entry is to be removed; 0: none.
+// c.mu is held.
+func (c *Core) nextFresh() int64 {
+	if c.fresh == nil || len(c.fresh.heap) == 0 {
+		return 0
+	}
+	return c.fresh.heap[0].at
+}
