@@ -1,11 +1,17 @@
 package memo
 
 import (
-	"cmp"
+	"context"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"reflect"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/memokit/memo/internal/engine"
 	"github.com/memokit/memo/internal/keys"
@@ -43,44 +49,6 @@ type Cache struct {
 	// It comes first, so that a *Cache and its engine share an address.
 	e      engine.Core
 	listed string // the name Caches lists it under
-}
-
-// New returns a cache configured by opts. [WithMaxSize] is required;
-// [WithPolicy] and [WithTTL] are optional. Options that only make sense
-// for [Decorate] are an error here. Every error starts "memo:" and says
-// what to fix. The cache starts no goroutine; with a TTL it arms one timer
-// for its earliest expiry.
-func New(opts ...Option) (*Cache, error) {
-	return newFor(opts, 1)
-}
-
-// MustNew is like [New] but panics on an invalid option.
-func MustNew(opts ...Option) *Cache {
-	c, err := newFor(opts, 1)
-	if err != nil {
-		panic(err)
-	}
-	return c
-}
-
-// newFor is New for the function skip frames above newFor's caller, whose
-// symbol names the cache when opts do not (see [Caches]).
-func newFor(opts []Option, skip int) (*Cache, error) {
-	cfg, err := newConfig(opts, false)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.name == "" {
-		cfg.symbol = callerSymbol(skip + 1)
-	}
-	return newCache(cfg), nil
-}
-
-func newCache(cfg config) *Cache {
-	c := &Cache{}
-	c.e.Init(cfg.maxSize, cfg.ttl, cfg.policy, cfg.name, cfg.logger, engine.NewFreshState(cfg.fresh.jitter))
-	c.listed = listCache(c, cmp.Or(cfg.name, cfg.symbol))
-	return c
 }
 
 // check panics, saying how to get a cache, if c is nil or the zero Cache.
@@ -238,4 +206,76 @@ func (c *Cache) Name() string {
 func (c *Cache) Policy() policies.Kind {
 	c.check()
 	return c.e.Kind
+}
+
+type cacheTiers struct {
+	mu    sync.Mutex
+	tiers []*TierBinding // pointers: compared by identity, a binding may not be comparable
+}
+
+// addTier records a tiered function of c, whose tier Clear clears, and
+// returns the function that forgets it again (once it is collected).
+func (c *Cache) addTier(b TierBinding) (unregister func()) {
+	p := &b
+	wp := weak.Make(c)
+	ct, loaded := tierCaches.LoadOrStore(wp, &cacheTiers{})
+	if !loaded {
+		tieredCaches.Add(1)
+		runtime.AddCleanup(c, func(wp weak.Pointer[Cache]) {
+			tierCaches.Delete(wp)
+			tieredCaches.Add(-1)
+		}, wp)
+	}
+	t := ct.(*cacheTiers)
+	t.mu.Lock()
+	t.tiers = append(t.tiers, p)
+	t.mu.Unlock()
+	return func() {
+		t.mu.Lock()
+		t.tiers = slices.DeleteFunc(t.tiers, func(x *TierBinding) bool { return x == p })
+		t.mu.Unlock()
+	}
+}
+
+// clearTiers clears the tier entries of c's tiered functions, for a
+// Clear, before it clears the local ones. Errors are the tier's to count
+// and log: Clear has no error result.
+func (c *Cache) clearTiers() {
+	if tieredCaches.Load() == 0 {
+		return
+	}
+	ct, ok := tierCaches.Load(weak.Make(c))
+	if !ok {
+		return
+	}
+	t := ct.(*cacheTiers)
+	t.mu.Lock()
+	tiers := slices.Clone(t.tiers)
+	t.mu.Unlock()
+	for _, b := range tiers {
+		_ = (*b).Clear(context.Background())
+	}
+}
+
+// tierCaches maps each cache with tiered functions (by weak pointer, so
+// that it does not keep the cache alive) to their tiers, for Clear; kept
+// out of the Cache so that caches without a tier pay nothing for it.
+var (
+	tierCaches   sync.Map // weak.Pointer[Cache] → *cacheTiers
+	tieredCaches atomic.Int64
+)
+
+// noteUncacheable counts a call or Set that is not stored because its key
+// can never hit again, and logs it through the cache's logger.
+func (c *Cache) noteUncacheable(tooLong bool) {
+	c.e.Rec.Uncacheable(1)
+	if c.e.Logger == nil {
+		return
+	}
+	reason := "an argument holds a value memo cannot identify (a func in an unexported field, or nesting deeper than 1000)"
+	if tooLong {
+		reason = "its key is longer than 4 MiB"
+	}
+	c.e.Logger.LogAttrs(context.Background(), slog.LevelWarn, "memo: call not cached: its key can never hit again",
+		slog.String("cache", c.e.Name), slog.String("reason", reason))
 }

@@ -6,17 +6,9 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/memokit/memo/internal/engine"
 	"github.com/memokit/memo/internal/keys"
-)
-
-var (
-	contextType = reflect.TypeFor[context.Context]()
-	errorType   = reflect.TypeFor[error]()
 )
 
 // Decorate returns a memoized version of fn, a function of any signature,
@@ -91,141 +83,6 @@ func Decorate[F any](fn F, opts ...Option) F {
 	out := reflect.MakeFunc(v.Type(), w.call)
 	register(out, w)
 	return out.Interface().(F)
-}
-
-// funcIDs numbers decorated functions; each function's keys start with its
-// number, so functions that share a cache never see each other's entries.
-var funcIDs atomic.Uint64
-
-// wrapped is what a decorated function runs.
-type wrapped struct {
-	c   *Cache
-	fid uint64
-	fn  reflect.Value
-	typ reflect.Type
-	// ctx is set when a parameter is a context.Context, ctxAt is the index
-	// of the first one (which governs waiting and cancellation), or -1.
-	// When the only context leads, or there is none, skip is the number of
-	// leading contexts (the key parameters are args[skip:]); else -1, and
-	// shape lists them (see param).
-	ctx   bool
-	deref bool
-	ctxAt int16
-	skip  int16
-	// recheck is set when a key may be computed from memory that the
-	// copies of detach.go do not take (see mayReadThrough): an execution
-	// that may outlive its callers then re-encodes its key when it ends.
-	recheck bool
-	errOut  int            // index of the trailing error result, or -1
-	encs    []keys.Encoder // one per key parameter (the parameters but the contexts)
-	shape   *argShape      // nil for the common shapes with nothing to copy
-	// basic holds the kinds of the parameters after the context when all
-	// are of Go's basic kinds, which call keys in a stack buffer; else nil.
-	basic    []reflect.Kind
-	key      func([]any) any
-	errorTTL time.Duration
-	zeros    []reflect.Value   // zero results, for callers whose context ended
-	boxes    *[2]sync.Pool     // the typed paths' argument copies (see box); nil for Decorate
-	fo       *engine.FreshOpts // freshness options (fresh.go), or nil
-	tier     *tierFunc         // the function's WithTier, or nil (tier.go)
-}
-
-func newWrapped(v reflect.Value, cfg config) *wrapped {
-	t := v.Type()
-	w := &wrapped{
-		c:        cfg.cache,
-		fid:      funcIDs.Add(1),
-		fn:       v,
-		typ:      t,
-		ctxAt:    -1,
-		skip:     -1,
-		errOut:   -1,
-		key:      cfg.key,
-		deref:    cfg.deref,
-		errorTTL: cfg.errorTTL,
-		fo:       cfg.fresh.opts(),
-	}
-	if w.c == nil {
-		if cfg.name == "" {
-			cfg.symbol = symbolOf(v)
-		}
-		w.c = newCache(cfg)
-	}
-	if n := t.NumOut(); n > 0 && t.Out(n-1) == errorType {
-		w.errOut = n - 1
-	}
-	var params []int
-	for i := range t.NumIn() {
-		if t.In(i) == contextType {
-			if !w.ctx {
-				w.ctx, w.ctxAt = true, int16(i)
-			}
-			continue
-		}
-		params = append(params, i)
-		w.encs = append(w.encs, keys.EncoderOf(t.In(i)))
-	}
-	var copiers []keys.Copier
-	alone := false // exactly one argument needs a copier
-	w.recheck = w.key != nil
-	for i, p := range params {
-		if !w.recheck && keys.MayReadThrough(t.In(p), w.deref, nil) {
-			w.recheck = true
-		}
-		// With WithKey the key may read anything: the arguments are
-		// copied as the default key would take them.
-		if c := keys.CopierOf(t.In(p), w.deref); c != nil {
-			if copiers == nil {
-				copiers = make([]keys.Copier, len(params))
-				alone = true
-			} else {
-				alone = false
-			}
-			copiers[i] = c
-		}
-	}
-	// Keys of basic arguments are built in a stack buffer for the shapes
-	// that the hit path handles: no context, or one leading context.
-	if contexts := t.NumIn() - len(params); contexts == 0 || contexts == 1 && w.ctxAt == 0 {
-		w.skip = int16(contexts)
-		w.basic = keys.BasicKinds(t, w.ctxAt == 0)
-		params = nil
-	}
-	if params != nil || copiers != nil {
-		w.shape = &argShape{params, copiers, alone}
-	}
-	for i := range t.NumOut() {
-		w.zeros = append(w.zeros, reflect.Zero(t.Out(i)))
-	}
-	return w
-}
-
-// argShape is what the uncommon shapes of a function need: the indexes of
-// the key parameters when contexts are not only leading, and how an
-// execution gets its own copy of each argument (see detach.go).
-type argShape struct {
-	params []int // nil when the key parameters are args[skip:]
-	// copiers holds, per key parameter, the argument's copier (nil where
-	// there is nothing to copy); nil when no argument needs one.
-	copiers []keys.Copier
-	alone   bool // one argument alone has a copier (see copyState.alone)
-}
-
-// param returns the index in the arguments of the i-th key parameter.
-func (w *wrapped) param(i int) int {
-	if w.skip >= 0 {
-		return i + int(w.skip)
-	}
-	return w.shape.params[i]
-}
-
-// copiers returns the copiers of the key parameters, or nil when no
-// argument needs copying.
-func (w *wrapped) copiers() []keys.Copier {
-	if w.shape == nil {
-		return nil
-	}
-	return w.shape.copiers
 }
 
 // encode appends the key of a call with args (the contexts included).
@@ -363,47 +220,6 @@ func (w *wrapped) invoke(args []reflect.Value) []reflect.Value {
 		return w.fn.CallSlice(args)
 	}
 	return w.fn.Call(args)
-}
-
-// judge decides whether results are stored, and for how long: results
-// with a non-nil error only with WithErrorTTL. It takes the results of
-// Decorate ([]reflect.Value) and of the typed paths (see failer).
-func (w *wrapped) judge(val any) (failed, store bool, ttl time.Duration) {
-	failed, store, ttl = w.judgeRaw(val)
-	return failed, store, w.localTTL(ttl)
-}
-
-// judgeRaw is judge before the tier's bound on a local entry's age: ttl
-// is the TTL the results were given (0: none), which the tier's copy
-// keeps.
-func (w *wrapped) judgeRaw(val any) (failed, store bool, ttl time.Duration) {
-	failed = w.failure(val) != nil
-	if failed {
-		store, ttl = w.errorTTL > 0, w.errorTTL
-	} else {
-		store, ttl = true, w.c.e.Ttl
-	}
-	if store && w.fo != nil {
-		store, ttl = w.fo.Decide(&w.c.e, val, failed, ttl)
-	}
-	return failed, store, ttl
-}
-
-// failure returns the error of results, or nil.
-func (w *wrapped) failure(val any) error {
-	if w.errOut < 0 {
-		return nil
-	}
-	switch v := val.(type) {
-	case []reflect.Value:
-		err, _ := v[w.errOut].Interface().(error)
-		return err
-	case failer:
-		return v.failure()
-	case error: // a typed Func returning only an error (nil is stored as nil)
-		return v
-	}
-	return nil
 }
 
 // cancelled returns zero results with ctx's error as the error result.

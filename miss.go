@@ -310,12 +310,20 @@ func runAlone[T any](w *wrapped, t tally, ctx context.Context, run func(context.
 	return v
 }
 
-// as converts a stored result back to T. A nil interface result (a nil
-// error or any) is stored as a nil any, which v.(T) would reject.
-func as[T any](v any) T {
-	if v == nil {
-		var zero T
-		return zero
+// uncacheable runs a call whose key, in s, can never hit again (see
+// keys.State.Never: past the key limit, or holding a value memo cannot
+// identify), which would only evict useful entries and hold its key: it
+// runs the function, in the caller's goroutine and with the caller's
+// context, joins no execution, stores nothing, and counts in
+// Stats.Uncacheable (and, as every miss, in Led or Abandoned). It takes
+// ownership of s.
+func uncacheable[T any](w *wrapped, s *keys.State, ctx context.Context, run func(context.Context) T, cancelled func(context.Context) T) T {
+	long := s.TooLong
+	keys.PutState(s)
+	w.c.noteUncacheable(long)
+	if ctx != nil && ctx.Err() != nil {
+		w.c.e.Rec.Abandoned(1)
+		return cancelled(ctx)
 	}
-	return v.(T)
+	return runAlone(w, tally{&w.c.e.Rec, false}, ctx, run) // timed, and counted as Led
 }

@@ -123,3 +123,30 @@ func lookupWrapped(fn any) *wrapped {
 	// fn holds the closure, which holds the wrapped: it is alive.
 	return r.w.Value()
 }
+
+// CacheOf returns the cache behind fn, a function returned by [Decorate]
+// or a typed constructor such as [Func] (or any copy of it: a variable, an
+// interface, a struct field), and nil for anything else: the methods of a
+// nil *Cache panic, so check for nil when fn may not be memoized. CacheOf is
+// safe for concurrent use.
+func CacheOf(fn any) *Cache {
+	if w := lookupWrapped(fn); w != nil {
+		return w.c
+	}
+	return nil
+}
+
+// ClearAll clears the cache of every live decorated function in the process
+// (see [Cache.Clear]). It is meant for tests that run one after another:
+// tests that run in parallel clear each other's caches with it, so give
+// each such test a cache of its own ([WithCache], or a Decorate of its own)
+// or clear one function's cache with CacheOf(f).Clear() (see the example).
+// ClearAll is safe for concurrent use.
+func ClearAll() {
+	registry.Range(func(_, r any) bool {
+		if w := r.(registered).w.Value(); w != nil {
+			w.c.Clear()
+		}
+		return true
+	})
+}

@@ -2,7 +2,6 @@ package memo
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"reflect"
 	"time"
@@ -152,40 +151,5 @@ type TierBinding interface {
 // gave them (0: none) and whether they may be stored. It is called at most
 // once per Load or Refresh.
 type TierCompute = func(ctx context.Context) (results []any, ttl time.Duration, store bool)
-
-// WithTier shares a [Decorate]d function's results through t, a store that
-// every replica of a service reaches (see [Tier]). [WithName] is required
-// with it: the name, with a fingerprint of the function's types, keys the
-// function's entries in t, so one name must mean one function in every
-// replica, or replicas read each other's results; Decorate panics when a
-// live function of the process already has the name in t (see WithName). Calls whose keys hold something that only has
-// meaning inside one process (a pointer keyed by identity, a func, a
-// channel, a value past the key limit) stay in the local cache. Decorate
-// panics if t cannot store the function's result types.
-//
-// Entries keep their TTL in both tiers: the tier gets the TTL a result was
-// given (WithTTL, or WithTTLFunc's), and a local copy of a value read from
-// the tier expires when the value does there (for results with a TTL).
-// WithCacheIf and WithTTLFunc run once per execution, and both tiers follow
-// their decision. While the tier bounds local staleness
-// ([TierBinding.MaxLocalAge]), no local entry of the function outlives the
-// bound, stale-if-error window included, and a refresh interval at or past
-// it never refreshes; Decorate logs a Warn through WithLogger when the
-// bound cuts either.
-//
-// In the statistics, a local miss answered by the tier counts as the
-// execution of its local leader (TotalCalls, timed as the round trip), so
-// that Misses == TotalCalls + Coalesced still holds, and in TierHits: the
-// function ran here [stats.Stats.LocalRuns] = TotalCalls - TierHits times
-// (not to be confused with the tier's own LocalRuns, the loads that ran
-// the function without the tier: Redis failing, its breaker open).
-func WithTier(t Tier) Option {
-	return optionFunc(func(c *config) {
-		c.tier = t
-		if t == nil {
-			c.errs = append(c.errs, errors.New("memo: WithTier(nil): pass a tier, for example one made by redistier.New"))
-		}
-	})
-}
 
 // tierName → weak.Pointer[wrapped]

@@ -10,28 +10,14 @@ import (
 	"math/bits"
 	"reflect"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"weak"
 
 	"github.com/memokit/memo/internal/engine"
 	"github.com/memokit/memo/internal/keys"
 )
-
-// tierFunc is what a wrapped function keeps of its tier.
-type tierFunc struct {
-	b       TierBinding
-	name    string
-	schema  [32]byte
-	maxAge  time.Duration
-	outcome bool // the typed results are outcome[R] (FuncErr, FuncCtx, ...)
-	// reflective is set for Decorate's functions, whose results are
-	// []reflect.Value.
-	reflective bool
-}
 
 // bindTier binds w to cfg's tier; it panics with a memo: error when the
 // tier refuses the function. reflective tells a Decorate'd function.
@@ -85,7 +71,7 @@ func (w *wrapped) bindTier(cfg config, reflective bool) {
 	}
 	w.tier = &tierFunc{b: b, name: cfg.name, schema: f.Schema, maxAge: max(b.MaxLocalAge(), 0), outcome: !reflective && t.NumOut() == 2, reflective: reflective}
 	w.warnAgeCap(cfg.name)
-	unregister := c.addTier(w.tier)
+	unregister := c.addTier(w.tier.b)
 	// A collected function unbinds: the tier and a shared cache's Clear
 	// forget it. The cleanup holds neither w nor c.
 	runtime.AddCleanup(w, func(b TierBinding) {
@@ -129,24 +115,6 @@ func (tf *tierFunc) tierKey(s *keys.State) TierKey {
 	h.Sum(k.Digest[:0])
 	k.Args = args
 	return k
-}
-
-// localTTL caps ttl (0: none), the TTL of an entry about to be stored
-// locally, by the tier's bound on a local entry's age. A result without a
-// TTL of a function whose entries are plain keeps 0: its entry gets the
-// bound from the call (call.ageCap), and is removed by the expiry timer,
-// so that a hit reads no clock.
-func (w *wrapped) localTTL(ttl time.Duration) time.Duration {
-	if w.tier == nil || w.tier.maxAge <= 0 {
-		return ttl
-	}
-	if ttl == 0 && (w.fo == nil || !w.fo.Entries) {
-		return 0
-	}
-	if ttl == 0 || ttl > w.tier.maxAge {
-		return w.tier.maxAge
-	}
-	return ttl
 }
 
 // ageCap is the tier's bound on a local entry's age, 0 for none.
@@ -358,58 +326,6 @@ func tierValue[T any](w *wrapped, res []any) T {
 	return as[T](res[0])
 }
 
-func (o outcome[R]) result() any { return o.val }
-
-func (o *outcome[R]) setResult(v any) { o.val = as[R](v) }
-
-type cacheTiers struct {
-	mu    sync.Mutex
-	tiers []*tierFunc
-}
-
-// addTier records a tiered function of c, whose tier Clear clears, and
-// returns the function that forgets it again (once it is collected).
-func (c *Cache) addTier(tf *tierFunc) (unregister func()) {
-	wp := weak.Make(c)
-	ct, loaded := tierCaches.LoadOrStore(wp, &cacheTiers{})
-	if !loaded {
-		tieredCaches.Add(1)
-		runtime.AddCleanup(c, func(wp weak.Pointer[Cache]) {
-			tierCaches.Delete(wp)
-			tieredCaches.Add(-1)
-		}, wp)
-	}
-	t := ct.(*cacheTiers)
-	t.mu.Lock()
-	t.tiers = append(t.tiers, tf)
-	t.mu.Unlock()
-	return func() {
-		t.mu.Lock()
-		t.tiers = slices.DeleteFunc(t.tiers, func(x *tierFunc) bool { return x == tf })
-		t.mu.Unlock()
-	}
-}
-
-// clearTiers clears the tier entries of c's tiered functions, for a
-// Clear, before it clears the local ones. Errors are the tier's to count
-// and log: Clear has no error result.
-func (c *Cache) clearTiers() {
-	if tieredCaches.Load() == 0 {
-		return
-	}
-	ct, ok := tierCaches.Load(weak.Make(c))
-	if !ok {
-		return
-	}
-	t := ct.(*cacheTiers)
-	t.mu.Lock()
-	tiers := slices.Clone(t.tiers)
-	t.mu.Unlock()
-	for _, tf := range tiers {
-		_ = tf.b.Clear(context.Background())
-	}
-}
-
 // tierNames holds the name of every live tiered function, per tier: a
 // name identifies a function's results in its tier (in every replica), so
 // two live functions of one process bound to one tier under one name
@@ -486,11 +402,3 @@ func (c *Cache) noteAmbiguous(t reflect.Type) {
 	c.e.Logger.LogAttrs(context.Background(), slog.LevelWarn, "memo: calls not shared through the tier: another type of the program has the same name (a type declared inside a function?); give the type a name of its own at package level",
 		slog.String("cache", c.e.Name), slog.String("type", keys.StableName(t)))
 }
-
-// tierCaches maps each cache with tiered functions (by weak pointer, so
-// that it does not keep the cache alive) to their tiers, for Clear; kept
-// out of the Cache so that caches without a tier pay nothing for it.
-var (
-	tierCaches   sync.Map // weak.Pointer[Cache] → *cacheTiers
-	tieredCaches atomic.Int64
-)

@@ -133,17 +133,6 @@ func Func2Ctx[A, B, R any](fn func(context.Context, A, B) (R, error), opts ...Op
 	return f
 }
 
-// outcome is what the typed paths store for functions with an error.
-type outcome[R any] struct {
-	val R
-	err error
-}
-
-func (o outcome[R]) failure() error { return o.err }
-
-// failer is implemented by stored results that can carry an error.
-type failer interface{ failure() error }
-
 // newTyped validates and wraps fn for the typed constructor name; ctxForm
 // tells whether the constructor is a context one (FuncCtx, Func2Ctx).
 func newTyped(fn any, opts []Option, name string, ctxForm bool) *wrapped {
@@ -383,18 +372,6 @@ func (w *wrapped) encodeTyped(s *keys.State, args ...reflect.Value) {
 	}
 	w.encode(s, append(in, args...))
 }
-
-// cancelledOutcome returns the zero result with ctx's error, for T an
-// outcome (the context forms always have an error result).
-func cancelledOutcome[T any](ctx context.Context) T {
-	var t T
-	if p, ok := any(&t).(interface{ setErr(error) }); ok {
-		p.setErr(ctx.Err())
-	}
-	return t
-}
-
-func (o *outcome[R]) setErr(err error) { o.err = err }
 
 // appendBasic appends the key encoding of a when its type is one of Go's
 // basic types, byte-for-byte as the reflective encoder does, and reports

@@ -153,6 +153,18 @@ func sweptTTL(maxAge time.Duration) time.Duration {
 	return max(maxAge-min(maxAge/8, time.Second), 1)
 }
 
+// Freshness data. Entries stored by a function with WithRefreshAfter, WithStaleIfError or
+// WithTTLFunc, or by a cache with WithTTLJitter, carry a freshX instead of
+// the plain extra: when they were stored, when they expire, when a refresh
+// is due and when they are finally removed. They are told apart from plain
+// entries without a lock by the low bit of extra.expires (even for a
+// freshX, odd for the others), and their hit path is the plain one: a
+// freshX's expires is the first moment anything must happen (a refresh is
+// due or the TTL ends), so until then a hit costs what any hit costs, and
+// after it the lookup takes the slow path that handles it (late). Because
+// their expiry times are arbitrary (jittered, per result), they expire
+// through a min-heap rather than the per-TTL FIFO lists.
+//
 // freshX is the extra of an entry with freshness data. Every field is set
 // before the entry is published and never changes, but hidx (under
 // Cache.mu) and the outage's retryAt and backoff (under the key's shard's
