@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/memokit/memo/internal/goid"
 )
 
 // Call is one execution in flight. Its table is the shard of its key, and
@@ -124,6 +126,18 @@ func (cl *Call) Start(ctx context.Context) context.Context {
 		cl.ctx, cl.cancel = context.WithCancel(base)
 	}
 	return context.WithValue(cl.ctx, FlightKey{}, cl)
+}
+
+// Attach makes ctx the context of cl's execution when that runs elsewhere
+// (a batch, whose one function call serves many keys): deadline is the
+// deadline ctx carries (zero for none), and release is called, in place of
+// cancelling a context of cl's own, when cl's last caller leaves (see
+// Leave) and when cl ends; it may be called twice and must be idempotent.
+// The goroutine that calls Attach is the one that runs the execution: a
+// call for cl's key made on it does not wait on cl (see Join).
+func (cl *Call) Attach(ctx context.Context, deadline time.Time, release func()) {
+	cl.ctx, cl.deadline, cl.cancel = ctx, deadline, release
+	cl.g.Store(goid.Current())
 }
 
 // StartInline makes the context of cl's execution when its leader runs it

@@ -103,13 +103,7 @@ func (c *Core) Execute(cl *Call, judge Verdict, f func() any) {
 			c.Rec.Execution(time.Since(start), true)
 			c.forget(cl)
 		}
-		if cl.Panicked {
-			c.serveStale(cl)
-		}
-		if cl.cancel != nil {
-			cl.cancel()
-		}
-		close(cl.Done)
+		c.wake(cl)
 	}()
 	func() {
 		defer func() {
@@ -126,17 +120,59 @@ func (c *Core) Execute(cl *Call, judge Verdict, f func() any) {
 		recovered = true
 		return
 	}
+	c.finish(cl, judge, time.Since(start), true)
+}
+
+// Complete ends cl, an execution run elsewhere (by a batch, whose one
+// function call serves many keys, and which counts that call's execution
+// itself), with its result val: it stores val if judge says so and cl is
+// still current, and wakes the waiters, as Execute does after f returns.
+func (c *Core) Complete(cl *Call, judge Verdict, val any) {
+	cl.Val = val
+	c.finish(cl, judge, 0, false)
+	c.wake(cl)
+}
+
+// Fail ends cl, an execution run elsewhere (see Complete), with a panic:
+// its waiters get pval and stack (the root makes them a *PanicError).
+func (c *Core) Fail(cl *Call, pval any, stack []byte) {
+	cl.Panicked, cl.Pval, cl.Stack = true, pval, stack
+	c.forget(cl)
+	c.wake(cl)
+}
+
+// wake ends cl for its waiters: a panicked execution may serve a stale
+// result (see serveStale), the execution's context is released, and done
+// is closed.
+func (c *Core) wake(cl *Call) {
+	if cl.Panicked {
+		c.serveStale(cl)
+	}
+	if cl.cancel != nil {
+		cl.cancel()
+	}
+	close(cl.Done)
+}
+
+// finish decides on cl's result, which its execution returned after took:
+// it counts the execution when count is set, stores the result if judge
+// says so and cl is still current, or detaches cl.
+func (c *Core) finish(cl *Call, judge Verdict, took time.Duration, count bool) {
 	if cl.Verify != nil && !cl.Verify(cl.Key) {
 		// A caller that left changed what the key was computed from: the
 		// result is another call's. Nothing is stored, no stale result is
-		// served, and the waiters start over (see startsOver).
+		// served, and the waiters start over (see StartsOver).
 		cl.Moved = true
-		c.Rec.Execution(time.Since(start), false)
+		if count {
+			c.Rec.Execution(took, false)
+		}
 		c.forget(cl)
 		return
 	}
 	failed, store, ttl := judge(cl.Val)
-	c.Rec.Execution(time.Since(start), failed)
+	if count {
+		c.Rec.Execution(took, failed)
+	}
 	if failed && cl.ctx != nil && cl.ctx.Err() != nil {
 		// The execution's context ended (its starter's deadline passed, or
 		// every caller left): its error most likely says so, and nothing
