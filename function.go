@@ -19,8 +19,11 @@ var funcIDs atomic.Uint64
 type wrapped struct {
 	c   *Cache
 	fid uint64
-	fn  reflect.Value
-	typ reflect.Type
+	// judgeFn is judge as a func value, made once: a method value made on
+	// each miss would cost an allocation.
+	judgeFn engine.Verdict
+	fn      reflect.Value
+	typ     reflect.Type
 	// ctx is set when a parameter is a context.Context, ctxAt is the index
 	// of the first one (which governs waiting and cancellation), or -1.
 	// When the only context leads, or there is none, skip is the number of
@@ -63,6 +66,7 @@ func newWrapped(v reflect.Value, cfg config) *wrapped {
 		errorTTL: cfg.errorTTL,
 		fo:       cfg.fresh.opts(),
 	}
+	w.judgeFn = w.judge
 	if w.c == nil {
 		if cfg.name == "" {
 			cfg.symbol = symbolOf(v)

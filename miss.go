@@ -109,7 +109,7 @@ func miss[T any](w *wrapped, s *keys.State, h uint64, due bool, rq request[T]) T
 		tk = tierKeyOf(w, s)
 	}
 	keys.PutState(s)
-	f := flight[T]{w: w, rq: rq, t: tally{&c.Rec, due}, outer: outer, plain: rq.run, judge: w.judge, tk: tk}
+	f := flight[T]{w: w, rq: rq, t: tally{&c.Rec, due}, outer: outer, plain: rq.run, judge: w.judgeFn, tk: tk}
 	if tk != nil && r != engine.Late {
 		// The tier's path decides once whether and how long to store
 		// (WithCacheIf, WithTTLFunc), for the tier and for the local cache.

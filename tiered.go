@@ -138,7 +138,7 @@ type tierVerdict struct {
 // holds (tv may be nil).
 func (w *wrapped) tierJudge(tv *tierVerdict) engine.Verdict {
 	if tv == nil {
-		return w.judge
+		return w.judgeFn
 	}
 	return func(val any) (bool, bool, time.Duration) {
 		if tv.set {

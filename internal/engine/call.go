@@ -20,6 +20,10 @@ type Call struct {
 	Key  string
 	H    uint64
 	Refs []unsafe.Pointer // objects the key refers to by identity
+	// Done is closed when the execution ends. A leader without a context
+	// (Join's lead), which runs the execution on its own goroutine, does
+	// not need it: the first caller that joins makes it, under the shard's
+	// lock; it stays nil when nobody joins.
 	Done chan struct{}
 
 	Val      any // the results
@@ -237,4 +241,24 @@ func results(val any) []any {
 		return v.Results()
 	}
 	return []any{val}
+}
+
+// inlineKey is the most of a key newCall keeps in the Call's own
+// allocation (a function number and an 8-byte argument, or a short string).
+const inlineKey = 24
+
+// newCall returns a Call for the encoded key k. A short key is kept in the
+// same allocation as the Call (it is never stored beyond the Call: an
+// entry copies keys this short into its own allocation, see newNode).
+func newCall(k []byte) *Call {
+	if len(k) <= inlineKey && len(k) > 0 {
+		ck := &struct {
+			cl Call
+			kb [inlineKey]byte
+		}{}
+		copy(ck.kb[:], k)
+		ck.cl.Key = unsafe.String(&ck.kb[0], len(k))
+		return &ck.cl
+	}
+	return &Call{Key: string(k)}
 }

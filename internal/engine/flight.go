@@ -46,12 +46,18 @@ func (c *Core) Join(k []byte, h uint64, me uintptr, outer *Call, lead bool, fo *
 			return nil, cl, Reentrant
 		}
 		cl.waiters++
+		if cl.Done == nil { // its leader runs it on its own goroutine and was alone so far
+			cl.Done = make(chan struct{})
+		}
 		sh.mu.Unlock()
 		return nil, cl, Joining
 	}
-	cl = &Call{Key: string(k), H: h, Done: make(chan struct{}), waiters: 1, outer: outer}
+	cl = newCall(k)
+	cl.H, cl.waiters, cl.outer = h, 1, outer
 	if lead {
-		cl.g.Store(me)
+		cl.g.Store(me) // Done is made by the first caller that joins (most never are)
+	} else {
+		cl.Done = make(chan struct{})
 	}
 	sh.calls[cl.Key] = cl
 	sh.mu.Unlock()
@@ -151,7 +157,11 @@ func (c *Core) wake(cl *Call) {
 	if cl.cancel != nil {
 		cl.cancel()
 	}
-	close(cl.Done)
+	// cl is out of its shard's table (Store or forget took it out, under
+	// the shard's lock), so no caller can join it and make Done any more.
+	if cl.Done != nil {
+		close(cl.Done)
+	}
 }
 
 // finish decides on cl's result, which its execution returned after took:
