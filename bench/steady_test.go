@@ -18,13 +18,13 @@ import (
 // The steady state: a memoizer spends its life full, with a mix of hits and
 // misses. BenchmarkSteady measures memo there, each case beside a
 // hand-written memo over otter v2 in the same binary, named
-// Steady/<workload>/<impl> with impl "memo" or "otter" (and "floor" for the
-// reflect.MakeFunc floor under Decorate), so that benchstat can set them
-// side by side once the impl is cut from the names (README.md, "The
-// steady state"):
+// Steady/<workload>/<impl> with impl "memo" or "otter" (and "floor" and
+// "floor-hit" for the reflect.MakeFunc floors under Decorate), so that
+// benchstat can set them side by side once the impl is cut from the names
+// (README.md, "The steady state"):
 //
-//	grep /otter steady.txt | sed 's,/otter,,' > otter.txt
-//	grep /memo steady.txt | sed 's,/memo,,' > memo.txt
+//	grep -E '^BenchmarkSteady/[^/]*/otter[-[:space:]]' steady.txt | sed 's,/otter,,' > otter.txt
+//	grep -E '^BenchmarkSteady/[^/]*/memo[-[:space:]]' steady.txt | sed 's,/memo,,' > memo.txt
 //	benchstat otter.txt memo.txt
 //
 // Each case reports its hit ratio as "hit%": the share of timed calls in
@@ -201,7 +201,11 @@ func makeFuncCall(fn func(int) int) func(int) int {
 //     a precomputed sequence of 2^20.
 //   - zipf-int-lru: the same with memo.WithPolicy(policies.LRU).
 //   - zipf-int-decorate: the same through memo.Decorate; "floor" is a
-//     reflect.MakeFunc wrapper that calls the function and caches nothing.
+//     reflect.MakeFunc wrapper that calls the function and caches nothing,
+//     "floor-hit" one that returns results prepared once (makeFuncFloor),
+//     the least any Decorate hit can cost. Neither is a cache, and their
+//     hit% says only that "floor" always runs the function (0) and
+//     "floor-hit" never does (100).
 //   - zipf-string: the same keys as decimal strings, built beforehand,
 //     through memo.FuncCtx (func(ctx, string) (string, error)) with
 //     context.Background().
@@ -244,6 +248,10 @@ func BenchmarkSteady(b *testing.B) {
 	b.Run("zipf-int-decorate/floor", func(b *testing.B) {
 		fn, runs := counted()
 		steadyInt(b, zipfInts(), makeFuncCall(fn), runs)
+	})
+	b.Run("zipf-int-decorate/floor-hit", func(b *testing.B) {
+		fn, runs := counted()
+		steadyInt(b, zipfInts(), makeFuncFloor(fn, 7), runs)
 	})
 
 	b.Run("zipf-string/otter", func(b *testing.B) {
