@@ -137,12 +137,28 @@ func (cl *Call) Start(ctx context.Context) context.Context {
 // deadline ctx carries (zero for none), and release is called, in place of
 // cancelling a context of cl's own, when cl's last caller leaves (see
 // Leave) and when cl ends; it may be called twice and must be idempotent.
-// The goroutine that calls Attach is the one that runs the execution: a
-// call for cl's key made on it does not wait on cl (see Join).
+// Its leader calls it before it waits, as it would Start.
 func (cl *Call) Attach(ctx context.Context, deadline time.Time, release func()) {
 	cl.ctx, cl.deadline, cl.cancel = ctx, deadline, release
-	cl.g.Store(goid.Current())
 }
+
+// Bind sets the context of cl's execution, attached earlier (see Attach)
+// with none, when the execution starts: a batch's merged context and the
+// deadline it carries (zero for none).
+func (cl *Call) Bind(ctx context.Context, deadline time.Time) {
+	cl.ctx, cl.deadline = ctx, deadline
+}
+
+// Until returns when cl, a refresh, must end at the latest (see
+// StartRefresh), on the wall clock.
+func (cl *Call) Until(c *Core) time.Time {
+	return time.Now().Add(time.Duration(cl.until - c.Now()))
+}
+
+// RunsHere records the calling goroutine as the one that runs cl's
+// execution (a batch's goroutine): a call for cl's key made on it does not
+// wait on cl (see Join).
+func (cl *Call) RunsHere() { cl.g.Store(goid.Current()) }
 
 // StartInline makes the context of cl's execution when its leader runs it
 // on its own goroutine (see Run) with ctx, which nothing can cancel

@@ -281,27 +281,53 @@ func (c *Core) Refresh(cl *Call, judge Verdict, f func() any) {
 	// A call for its own key from inside the refresh can tell (see join).
 	cl.g.Store(goid.Current())
 	failed := true // until the function returns normally
-	defer func() {
-		if failed {
-			c.Rec.RefreshFailed()
-			if c.Logger != nil {
-				c.Logger.Warn("memo: a refresh failed; the old entry is kept until its TTL", slog.String("cache", c.Name), slog.Any("error", failure(cl)))
-			}
-		} else {
-			c.Rec.RefreshSucceeded()
-		}
-	}()
-	c.Execute(cl, func(val any) (bool, bool, time.Duration) {
+	defer c.endRefresh(cl, &failed)
+	c.Execute(cl, c.refreshJudge(cl, judge, &failed), f)
+}
+
+// CompleteRefresh ends cl, a refresh run elsewhere (a batch's), with its
+// result val, as Refresh does when its function returns val.
+func (c *Core) CompleteRefresh(cl *Call, judge Verdict, val any) {
+	failed := true
+	defer c.endRefresh(cl, &failed)
+	c.Complete(cl, c.refreshJudge(cl, judge, &failed), val)
+}
+
+// FailRefresh ends cl, a refresh run elsewhere, with a panic (see Fail):
+// the old entry stays until its TTL.
+func (c *Core) FailRefresh(cl *Call, pval any, stack []byte) {
+	failed := true
+	defer c.endRefresh(cl, &failed)
+	c.Fail(cl, pval, stack)
+}
+
+// refreshJudge is judge for cl, a refresh: a failure keeps the old entry
+// until its TTL, and a result judge rejects removes it (it is not to be
+// served either). It sets *failed to whether the result failed.
+func (c *Core) refreshJudge(cl *Call, judge Verdict, failed *bool) Verdict {
+	return func(val any) (bool, bool, time.Duration) {
 		fail, store, ttl := judge(val)
-		failed = fail
+		*failed = fail
 		if fail {
 			return true, false, 0 // the old entry stays until its TTL
 		}
-		if !store { // rejected: the old result is not to be served either
+		if !store {
 			c.dropFor(cl)
 		}
 		return false, store, ttl
-	}, f)
+	}
+}
+
+// endRefresh counts cl, a refresh that ended, as failed or succeeded.
+func (c *Core) endRefresh(cl *Call, failed *bool) {
+	if *failed {
+		c.Rec.RefreshFailed()
+		if c.Logger != nil {
+			c.Logger.Warn("memo: a refresh failed; the old entry is kept until its TTL", slog.String("cache", c.Name), slog.Any("error", failure(cl)))
+		}
+		return
+	}
+	c.Rec.RefreshSucceeded()
 }
 
 // dropFor removes cl's entry, the one it refreshed, if it is still there,

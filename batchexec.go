@@ -1,0 +1,670 @@
+package memo
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"reflect"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/memokit/memo/internal/engine"
+	"github.com/memokit/memo/internal/goid"
+	"github.com/memokit/memo/internal/keys"
+)
+
+// The machinery of Batch (batch.go): each key of a batch call is an entry
+// of its own, looked up, joined and stored through the engine as the key of
+// a FuncCtx call would be; the keys a call leads are computed by fn calls
+// (batchRun) that end each key's execution (engine.Core.Complete).
+
+// batchFunc is a memoized batch function's state. Its entries are those of
+// the single-key function that w describes, func(context.Context, K) (V,
+// error): a key is keyed as that function's argument and its result stored
+// as that function's outcome, so that Single, Invalidate and CacheOf see
+// them as a FuncCtx's.
+type batchFunc[K comparable, V any] struct {
+	w        *wrapped
+	fn       func(context.Context, []K) (map[K]V, error)
+	maxBatch int                // the most keys one fn call gets; 0: no limit
+	window   *batchWindow[K, V] // merges the misses of concurrent calls; nil: none
+	refresh  *batchWindow[K, V] // merges due refreshes (WithRefreshAfter); nil: none
+}
+
+// keyed is one key of a batch call on its way: its encoded key and hash
+// until it is joined, then what Join made of it.
+type keyed[K comparable] struct {
+	k   K
+	s   *keys.State // the encoded key, owned, until joined
+	h   uint64
+	due bool // the lookup found an entry due for a refresh (see miss)
+	n   *engine.Node
+	cl  *engine.Call
+	r   engine.Role
+}
+
+// lookup encodes k and looks it up as a FuncCtx call of the single-key
+// function would (see do1): on a hit it returns the stored outcome and
+// true; else the encoded key in a keys.State the caller owns, its hash,
+// and whether an entry was due for a refresh.
+func (b *batchFunc[K, V]) lookup(k K) (o outcome[V], hit bool, s *keys.State, h uint64, due bool) {
+	w := b.w
+	if w.key == nil && !w.deref {
+		if str, ok := shortString(k); ok {
+			h = engine.HashFidString(w.fid, str)
+			v, ok := w.c.e.LookupString(w.fid, str, h)
+			if ok {
+				return as[outcome[V]](v), true, nil, 0, false
+			}
+			s = keys.GetState()
+			s.U64(w.fid)
+			s.Buf = append(append(s.Buf, byte(len(str))), str...)
+			return o, false, s, h, v == engine.RefreshDue
+		}
+		var arr [64]byte
+		if kb, ok := appendBasic(binary.LittleEndian.AppendUint64(arr[:0], w.fid), k); ok {
+			h = engine.HashKey(kb)
+			v, ok := w.c.e.Lookup(kb, h)
+			if ok {
+				return as[outcome[V]](v), true, nil, 0, false
+			}
+			s = keys.GetState()
+			s.Buf = append(s.Buf, kb...)
+			return o, false, s, h, v == engine.RefreshDue
+		}
+	}
+	s = keys.GetState()
+	pk := box(&w.boxes[0], k)
+	w.encodeTyped(s, reflect.ValueOf(pk).Elem())
+	unbox(&w.boxes[0], pk)
+	h = engine.HashKey(s.Buf)
+	v, ok := w.c.e.Lookup(s.Buf, h)
+	if ok {
+		keys.PutState(s)
+		return as[outcome[V]](v), true, nil, 0, false
+	}
+	return o, false, s, h, v == engine.RefreshDue
+}
+
+// errAbsent is the outcome's error of a key the batch function left out of
+// its map: the key is absent from Batch's result, and Single's ErrNotFound.
+// Like any error it is stored only with WithErrorTTL: a negative entry.
+var errAbsent error = absentError{}
+
+type absentError struct{}
+
+func (absentError) Error() string {
+	return "memo: key not found: the batch function returned no value for it"
+}
+
+func (absentError) Is(target error) bool { return target == ErrNotFound }
+
+// batchResult gathers a batch call's results.
+type batchResult[K comparable, V any] struct {
+	vals map[K]V
+	errs KeyErrors[K]
+}
+
+// put records key k's outcome: a value, an absent key (nothing), or an
+// error.
+func (r *batchResult[K, V]) put(k K, o outcome[V]) {
+	switch {
+	case o.err == nil:
+		r.vals[k] = o.val
+	case o.err == errAbsent:
+	default:
+		r.fail(k, o.err)
+	}
+}
+
+func (r *batchResult[K, V]) fail(k K, err error) {
+	if r.errs == nil {
+		r.errs = make(KeyErrors[K])
+	}
+	r.errs[k] = err
+}
+
+// err is the call's error: nil when no key failed.
+func (r *batchResult[K, V]) err() error {
+	if len(r.errs) == 0 {
+		return nil
+	}
+	return r.errs
+}
+
+// outcomeOf is key k's outcome in fn's answer (m, err): a per-key error
+// (KeyErrors), a value, an absent key, or the whole call's error.
+func outcomeOf[K comparable, V any](k K, m map[K]V, err error) outcome[V] {
+	if err != nil {
+		var ke KeyErrors[K]
+		if !errors.As(err, &ke) {
+			return outcome[V]{err: err}
+		}
+		if e, failed := ke[k]; failed && e != nil {
+			return outcome[V]{err: e}
+		}
+	}
+	if v, ok := m[k]; ok {
+		return outcome[V]{val: v}
+	}
+	return outcome[V]{err: errAbsent}
+}
+
+// call is one Batch call: the keys in ks (duplicates collapse) served from
+// the cache, joined from executions in flight, or computed by fn (see
+// Batch).
+func (b *batchFunc[K, V]) call(ctx context.Context, ks []K) (map[K]V, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	res := batchResult[K, V]{vals: make(map[K]V, len(ks))}
+	var seen map[K]struct{}
+	if len(ks) > 1 {
+		seen = make(map[K]struct{}, len(ks))
+	}
+	var pend []keyed[K]
+	n := 0
+	for _, k := range ks {
+		if seen != nil {
+			if _, dup := seen[k]; dup {
+				continue
+			}
+			seen[k] = struct{}{}
+		}
+		n++
+		o, hit, s, h, due := b.lookup(k)
+		if hit {
+			res.put(k, o)
+			continue
+		}
+		pend = append(pend, keyed[K]{k: k, s: s, h: h, due: due})
+	}
+	joined, err := b.resolve(ctx, pend, &res)
+	b.w.c.e.Rec.Batch(n, n-len(pend), joined)
+	if err != nil {
+		return nil, err
+	}
+	return res.vals, res.err()
+}
+
+// one is Single's call: one key, its result as FuncCtx's would be.
+func (b *batchFunc[K, V]) one(ctx context.Context, k K) (V, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	o, hit, s, h, due := b.lookup(k)
+	if hit {
+		if o.err == errAbsent {
+			return o.val, ErrNotFound
+		}
+		return o.val, o.err
+	}
+	res := batchResult[K, V]{vals: make(map[K]V, 1)}
+	if _, err := b.resolve(ctx, []keyed[K]{{k: k, s: s, h: h, due: due}}, &res); err != nil {
+		var zero V
+		return zero, err
+	}
+	if e := res.errs[k]; e != nil {
+		var zero V
+		return zero, e
+	}
+	v, ok := res.vals[k]
+	if !ok {
+		return v, errAbsent
+	}
+	return v, nil
+}
+
+// resolve joins every key of pend (whose lookups missed, and which it takes
+// ownership of), has fn compute those this call leads, waits for the rest,
+// and records every outcome in res. It returns how many keys it joined
+// from executions in flight, and ctx's error if the caller's context ends
+// first (the caller leaves every execution it waited on).
+func (b *batchFunc[K, V]) resolve(ctx context.Context, pend []keyed[K], res *batchResult[K, V]) (joined int, err error) {
+	w := b.w
+	c := &w.c.e
+	outer, _ := ctx.Value(engine.FlightKey{}).(*engine.Call)
+	for len(pend) > 0 {
+		if ctx.Err() != nil {
+			for i := range pend {
+				keys.PutState(pend[i].s)
+				c.Rec.Abandoned(1)
+			}
+			return joined, ctx.Err()
+		}
+		var lead, refresh, wait []*keyed[K]
+		var alone []K
+		for i := range pend {
+			p := &pend[i]
+			t := tally{&c.Rec, false}
+			if p.s.Never {
+				alone = append(alone, p.k) // no entry can ever hold it
+				keys.PutState(p.s)
+				t.led()
+				continue
+			}
+			p.n, p.cl, p.r = c.Join(p.s.Buf, p.h, goid.Current(), outer, false, w.fo)
+			if p.due {
+				if p.r == engine.Found || p.r == engine.Late {
+					c.Hit(p.n, p.h)
+					t.hit = true
+				} else {
+					c.Rec.Miss(p.h)
+				}
+			}
+			if p.cl != nil && (p.r == engine.Leading || p.r == engine.Late) {
+				var refs []unsafe.Pointer
+				if len(p.s.Refs) > 0 {
+					refs = slices.Clone(p.s.Refs)
+				}
+				w.prepare(p.cl, refs)
+			}
+			keys.PutState(p.s)
+			p.s = nil
+			switch p.r {
+			case engine.Found, engine.Late, engine.Stale:
+				t.coalesced()
+				res.put(p.k, as[outcome[V]](p.n.Value.Value()))
+				if p.r == engine.Late && p.cl != nil {
+					refresh = append(refresh, p)
+				} else if p.r == engine.Stale {
+					c.Rec.StaleServed(1)
+				}
+			case engine.Reentrant:
+				alone = append(alone, p.k) // inside its own execution: computed alone
+				t.led()
+			case engine.Leading:
+				lead = append(lead, p)
+				wait = append(wait, p)
+			case engine.Joining:
+				wait = append(wait, p)
+				joined++
+			}
+		}
+		if len(refresh) > 0 {
+			b.startRefresh(ctx, refresh)
+		}
+		var g *batchGroup[K, V]
+		if len(lead) > 0 || len(alone) > 0 {
+			g = b.lead(ctx, lead, alone)
+		}
+		var again []keyed[K]
+		for i, p := range wait {
+			select {
+			case <-p.cl.Done:
+			case <-ctx.Done():
+				for _, q := range wait[i:] {
+					c.Leave(q.cl)
+					tally{&c.Rec, false}.abandoned(q.r == engine.Leading)
+				}
+				if g != nil && len(alone) > 0 {
+					g.release()
+				}
+				return joined, ctx.Err()
+			}
+			cl := p.cl
+			if p.r == engine.Joining && cl.StartsOver(ctx) {
+				// Its execution ended on the deadline of a caller that was
+				// not this one: join afresh.
+				s := keys.GetState()
+				s.Buf = append(s.Buf, cl.Key...)
+				again = append(again, keyed[K]{k: p.k, s: s, h: cl.H})
+				joined--
+				continue
+			}
+			if p.r == engine.Leading {
+				c.Rec.Led(1)
+			} else {
+				c.Rec.Coalesced(1)
+			}
+			switch {
+			case cl.Panicked:
+				res.fail(p.k, &PanicError{Value: cl.Pval, Stack: cl.Stack})
+			case cl.Goexit:
+				res.fail(p.k, &PanicError{Value: errGoexit})
+			default:
+				res.put(p.k, as[outcome[V]](cl.Val))
+			}
+			c.StaleServed(cl)
+		}
+		if len(alone) > 0 {
+			select {
+			case <-g.done:
+			case <-ctx.Done():
+				g.release()
+				return joined, ctx.Err()
+			}
+			for _, k := range alone {
+				res.put(k, g.alone[k])
+			}
+		}
+		pend = again
+	}
+	return joined, nil
+}
+
+// lead hands the keys this call leads (their calls made by Join) and the
+// keys it computes alone to fn: through the window when there is one, else
+// in fn calls of their own at once. It returns the group that computes them.
+func (b *batchFunc[K, V]) lead(ctx context.Context, lead []*keyed[K], alone []K) *batchGroup[K, V] {
+	if b.window != nil && len(alone) == 0 {
+		return b.window.add(ctx, lead)
+	}
+	g := newBatchGroup(b, false)
+	g.add(ctx, lead, alone)
+	g.dispatch()
+	return g
+}
+
+// startRefresh starts the refreshes of due (each with its refresh call,
+// made by Join): in the background, merged by the refresh window with the
+// refreshes other calls start meanwhile, in one fn call (or as few as
+// WithMaxBatch allows).
+func (b *batchFunc[K, V]) startRefresh(ctx context.Context, due []*keyed[K]) {
+	c := &b.w.c.e
+	for range due {
+		c.Rec.RefreshStarted()
+	}
+	b.refresh.add(ctx, due)
+}
+
+// A batchGroup is keys that go to fn together: those one call leads, or
+// those of several calls within a window (or due refreshes). Its context
+// keeps its callers' values and the latest of their deadlines, and is
+// cancelled when every caller of every key in it has gone (or its fn
+// calls have ended).
+type batchGroup[K comparable, V any] struct {
+	b       *batchFunc[K, V]
+	refresh bool // its calls are refreshes
+	keys    []K
+	calls   []*engine.Call // calls[i] for keys[i]; nil for a key computed alone
+	ctxs    []context.Context
+	// deadline is the latest of the callers' deadlines; none is set when
+	// a caller has none.
+	deadline time.Time
+	none     bool
+	// live counts the calls whose callers have not all left, and the
+	// callers of alone keys that have not left: at 0 the context is
+	// cancelled.
+	live   atomic.Int64
+	mu     sync.Mutex
+	cancel context.CancelFunc // the merged context's, once dispatched
+	gone   bool               // live reached 0 before dispatch
+	runs   atomic.Int64       // fn calls not ended
+	alone  map[K]outcome[V]   // results of the alone keys (under mu), read after done
+	done   chan struct{}      // closed when every fn call has ended
+}
+
+func newBatchGroup[K comparable, V any](b *batchFunc[K, V], refresh bool) *batchGroup[K, V] {
+	return &batchGroup[K, V]{b: b, refresh: refresh, done: make(chan struct{})}
+}
+
+// add puts a caller's keys in g: lead, the keys it leads (their calls made
+// by Join), and alone, keys it computes with them that are never stored.
+// g is not dispatched yet.
+func (g *batchGroup[K, V]) add(ctx context.Context, lead []*keyed[K], alone []K) {
+	c := &g.b.w.c.e
+	g.ctxs = append(g.ctxs, ctx)
+	d, ok := ctx.Deadline()
+	for _, p := range lead {
+		g.keys = append(g.keys, p.k)
+		g.calls = append(g.calls, p.cl)
+		g.live.Add(1)
+		r := &releaser[K, V]{g: g}
+		p.cl.Attach(nil, time.Time{}, r.release)
+		if g.refresh { // a refresh ends by its own time at the latest
+			if u := p.cl.Until(c); !ok || u.Before(d) {
+				d, ok = u, true
+			}
+		}
+	}
+	for _, k := range alone {
+		g.keys = append(g.keys, k)
+		g.calls = append(g.calls, nil)
+	}
+	if len(alone) > 0 {
+		g.live.Add(1) // released by the caller (see release), or by the end
+	}
+	switch {
+	case !ok:
+		g.none = true
+	case d.After(g.deadline):
+		g.deadline = d
+	}
+}
+
+// releaser releases one call of a group once (see engine.Call.Attach).
+type releaser[K comparable, V any] struct {
+	g    *batchGroup[K, V]
+	once atomic.Bool
+}
+
+func (r *releaser[K, V]) release() {
+	if r.once.CompareAndSwap(false, true) {
+		r.g.release()
+	}
+}
+
+// release drops one hold on g's context (see live): the last one cancels it.
+func (g *batchGroup[K, V]) release() {
+	if g.live.Add(-1) != 0 {
+		return
+	}
+	g.mu.Lock()
+	cancel := g.cancel
+	g.gone = cancel == nil
+	g.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// dispatch starts g's fn calls: one, or as many as WithMaxBatch needs, each
+// in a goroutine of its own, under g's merged context.
+func (g *batchGroup[K, V]) dispatch() {
+	var ctx context.Context = &mergedContext{Context: context.Background(), callers: g.ctxs}
+	var cancel context.CancelFunc
+	var deadline time.Time
+	if !g.none && !g.deadline.IsZero() {
+		deadline = g.deadline
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
+	}
+	for _, cl := range g.calls {
+		if cl != nil {
+			ctx = context.WithValue(ctx, engine.FlightKey{}, cl) // calls made inside can tell (see Join)
+			break
+		}
+	}
+	for _, cl := range g.calls {
+		if cl != nil {
+			cl.Bind(ctx, deadline)
+		}
+	}
+	g.mu.Lock()
+	g.cancel = cancel
+	gone := g.gone
+	g.mu.Unlock()
+	if gone {
+		cancel()
+	}
+	n := len(g.keys)
+	step := n
+	if m := g.b.maxBatch; m > 0 && m < n {
+		step = m
+	}
+	g.runs.Store(int64((n + step - 1) / step))
+	for lo := 0; lo < n; lo += step {
+		go g.run(ctx, lo, min(lo+step, n))
+	}
+}
+
+// run is one fn call, for g's keys lo to hi: it ends each key's call with
+// the key's outcome (a panic or runtime.Goexit in fn with a *PanicError for
+// every key), and counts one execution.
+func (g *batchGroup[K, V]) run(ctx context.Context, lo, hi int) {
+	ks, calls := g.keys[lo:hi], g.calls[lo:hi]
+	for _, cl := range calls {
+		if cl != nil {
+			cl.RunsHere()
+		}
+	}
+	c := &g.b.w.c.e
+	judge := g.b.w.judgeFn
+	ended := false
+	fail := func(pval any, stack []byte) {
+		for i, k := range ks {
+			switch cl := calls[i]; {
+			case cl == nil:
+				g.setAlone(k, outcome[V]{err: &PanicError{Value: pval, Stack: stack}})
+			case g.refresh:
+				c.FailRefresh(cl, pval, stack)
+			default:
+				c.Fail(cl, pval, stack)
+			}
+		}
+	}
+	start := time.Now()
+	defer func() {
+		if !ended { // runtime.Goexit in fn
+			c.Rec.Execution(time.Since(start), true)
+			fail(errGoexit, nil)
+		}
+		if g.runs.Add(-1) == 0 {
+			close(g.done)
+			g.mu.Lock()
+			cancel := g.cancel
+			g.mu.Unlock()
+			cancel()
+		}
+	}()
+	var (
+		m        map[K]V
+		err      error
+		panicked bool
+		pval     any
+		stack    []byte
+	)
+	func() {
+		normal := false
+		defer func() {
+			if !normal {
+				if r := recover(); r != nil {
+					panicked, pval, stack = true, r, debug.Stack()
+				}
+			}
+		}()
+		m, err = g.b.fn(ctx, slices.Clone(ks))
+		normal = true
+	}()
+	if panicked {
+		c.Rec.Execution(time.Since(start), true)
+		fail(pval, stack)
+		ended = true
+		return
+	}
+	var ke KeyErrors[K]
+	c.Rec.Execution(time.Since(start), err != nil && !errors.As(err, &ke))
+	for i, k := range ks {
+		o := outcomeOf(k, m, err)
+		switch cl := calls[i]; {
+		case cl == nil:
+			g.setAlone(k, o)
+		case g.refresh:
+			c.CompleteRefresh(cl, judge, o)
+		default:
+			c.Complete(cl, judge, o)
+		}
+	}
+	ended = true
+}
+
+func (g *batchGroup[K, V]) setAlone(k K, o outcome[V]) {
+	g.mu.Lock()
+	if g.alone == nil {
+		g.alone = make(map[K]outcome[V])
+	}
+	g.alone[k] = o
+	g.mu.Unlock()
+}
+
+// mergedContext is a batch group's context before its cancellation: the
+// values of its callers' contexts, the first that has one winning.
+type mergedContext struct {
+	context.Context
+	callers []context.Context
+}
+
+func (m *mergedContext) Value(key any) any {
+	for _, c := range m.callers {
+		if v := c.Value(key); v != nil {
+			return v
+		}
+	}
+	return nil
+}
+
+// batchWindow merges the keys that concurrent calls lead into one group
+// (WithBatchWindow), or due refreshes.
+type batchWindow[K comparable, V any] struct {
+	b       *batchFunc[K, V]
+	maxWait time.Duration
+	maxKeys int  // 0: no limit
+	refresh bool // a refresh window: always waits maxWait (nobody waits on it)
+	mu      sync.Mutex
+	open    *batchGroup[K, V] // the group taking keys, nil when none
+}
+
+// add puts a call's led keys in the open group, opening one when none is.
+// The group is dispatched when maxKeys keys are in it, or maxWait after it
+// opened; but a call that finds no other call in its group once it has let
+// the others run (runtime.Gosched) dispatches at once: no call waits when
+// no other is pending.
+func (wd *batchWindow[K, V]) add(ctx context.Context, lead []*keyed[K]) *batchGroup[K, V] {
+	wd.mu.Lock()
+	g := wd.open
+	opened := g == nil
+	if opened {
+		g = newBatchGroup(wd.b, wd.refresh)
+		wd.open = g
+	}
+	g.add(ctx, lead, nil)
+	if wd.maxKeys > 0 && len(g.keys) >= wd.maxKeys {
+		wd.open = nil
+		wd.mu.Unlock()
+		g.dispatch()
+		return g
+	}
+	wd.mu.Unlock()
+	if !opened {
+		return g
+	}
+	if !wd.refresh {
+		runtime.Gosched()
+		wd.mu.Lock()
+		if wd.open == g && len(g.ctxs) == 1 {
+			wd.open = nil
+			wd.mu.Unlock()
+			g.dispatch()
+			return g
+		}
+		wd.mu.Unlock()
+	}
+	time.AfterFunc(wd.maxWait, func() {
+		wd.mu.Lock()
+		if wd.open != g {
+			wd.mu.Unlock()
+			return // dispatched full
+		}
+		wd.open = nil
+		wd.mu.Unlock()
+		g.dispatch()
+	})
+	return g
+}
