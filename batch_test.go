@@ -15,6 +15,20 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// hangAfter bounds every wait of the batch tests that run outside a
+// synctest bubble: a call that has not returned by then is a hang (a
+// waiter never woken), reported as a failure rather than a test binary
+// killed by -timeout. It is a liveness bound, not a speed bound.
+const hangAfter = 2 * time.Minute
+
+// live returns a context that ends after hangAfter, for the calls of a
+// test outside a bubble.
+func live(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), hangAfter)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // loads records the calls of a batch function: the keys of each call, in
 // order of the calls' start.
 type loads struct {
@@ -87,6 +101,7 @@ func TestBatchRunsEachKeyOnce(t *testing.T) {
 		time.Sleep(time.Millisecond) // a slow source widens the overlap
 		return recording(&l)(ctx, keys)
 	}, memo.WithMaxSize(2000))
+	ctx := live(t)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for g := range 64 {
@@ -96,7 +111,7 @@ func TestBatchRunsEachKeyOnce(t *testing.T) {
 				keys[i] = (g*37 + i*7) % 1000 // overlapping windows of the 1,000 keys
 			}
 			<-start
-			got, err := f(context.Background(), keys)
+			got, err := f(ctx, keys)
 			if !assert.NoError(t, err) {
 				return
 			}
@@ -121,7 +136,7 @@ func TestBatchAndSingleShareEntries(t *testing.T) {
 	var l loads
 	f := memo.Batch(recording(&l))
 	one := memo.Single(f)
-	ctx := context.Background()
+	ctx := live(t)
 
 	got, err := f(ctx, []int{1, 2, 3})
 	require.NoError(t, err)
@@ -149,7 +164,7 @@ func TestBatchAndSingleShareEntries(t *testing.T) {
 func TestBatchCallsFnOnceForTheMisses(t *testing.T) {
 	var l loads
 	f := memo.Batch(recording(&l))
-	ctx := context.Background()
+	ctx := live(t)
 	_, err := f(ctx, span(0, 10))
 	require.NoError(t, err)
 	got, err := f(ctx, span(0, 20))
@@ -279,7 +294,7 @@ func TestBatchErrorFailsOnlyItsKeys(t *testing.T) {
 		}
 		return values(keys...), nil
 	})
-	ctx := context.Background()
+	ctx := live(t)
 	_, err := f(ctx, []int{1, 2})
 	require.NoError(t, err)
 	down = true
@@ -316,7 +331,7 @@ func TestBatchKeyErrorsFailSomeKeys(t *testing.T) {
 		}
 		return m, fmt.Errorf("loading: %w", ke) // wrapped: found with errors.As
 	})
-	ctx := context.Background()
+	ctx := live(t)
 	got, err := f(ctx, []int{1, 2, 3, 4})
 	assert.Equal(t, values(2, 4), got)
 	var ke memo.KeyErrors[int]
@@ -391,7 +406,7 @@ func TestBatchPanicFailsEveryWaitingKey(t *testing.T) {
 func TestBatchMaxBatchSplits(t *testing.T) {
 	var l loads
 	f := memo.Batch(recording(&l), memo.WithMaxBatch(10))
-	got, err := f(context.Background(), span(0, 95))
+	got, err := f(live(t), span(0, 95))
 	require.NoError(t, err)
 	assert.Equal(t, values(span(0, 95)...), got)
 	calls := l.snapshot()
@@ -409,7 +424,7 @@ func TestBatchMaxBatchSplits(t *testing.T) {
 func TestBatchDuplicatesCollapse(t *testing.T) {
 	var l loads
 	f := memo.Batch(recording(&l))
-	got, err := f(context.Background(), []int{5, 1, 5, 1, 1, 2})
+	got, err := f(live(t), []int{5, 1, 5, 1, 1, 2})
 	require.NoError(t, err)
 	assert.Equal(t, values(1, 2, 5), got)
 	assert.Equal(t, map[int]int{1: 1, 2: 1, 5: 1}, l.perKey(), "fn is asked for each key once")
@@ -478,7 +493,7 @@ func TestBatchInvalidateDropsOneKey(t *testing.T) {
 	var l loads
 	f := memo.Batch(recording(&l))
 	one := memo.Single(f)
-	ctx := context.Background()
+	ctx := live(t)
 	_, err := f(ctx, []int{1, 2, 3})
 	require.NoError(t, err)
 	assert.True(t, memo.Invalidate(f, 2))
