@@ -522,13 +522,14 @@ func TestBatchCacheOptions(t *testing.T) {
 		s := c.Stats()
 		assert.Equal(t, time.Minute, s.TTL)
 		assert.Equal(t, 100, s.MaxSize)
-		var listed *memo.Cache
+		listedAs := ""
 		for name, lc := range memo.Caches() {
-			if name == "batch-users" {
-				listed = lc
+			if lc == c {
+				listedAs = name
 			}
 		}
-		assert.Same(t, c, listed, "Caches lists it by its name")
+		// "#2" and on while a cache of an earlier run (-count) is live.
+		assert.Regexp(t, `^batch-users(#\d+)?$`, listedAs, "Caches lists it by its name")
 
 		time.Sleep(time.Minute + time.Millisecond)
 		_, err = f(context.Background(), []int{1})
@@ -550,7 +551,7 @@ func TestBatchCacheIsNamedByItsFunction(t *testing.T) {
 	c := memo.CacheOf(f)
 	for name, lc := range memo.Caches() {
 		if lc == c {
-			assert.Equal(t, "memo_test.loadUsers", name)
+			assert.Regexp(t, `^memo_test\.loadUsers(#\d+)?$`, name)
 			return
 		}
 	}
