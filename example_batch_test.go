@@ -32,8 +32,8 @@ func ExampleBatch() {
 	fmt.Println(got)
 	// Output:
 	// loading [1 2]
-	// loading [3 9]
 	// map[1:ada 2:grace]
+	// loading [3 9]
 	// map[2:grace 3:edsger]
 }
 
