@@ -192,16 +192,24 @@ func (e KeyErrors[K]) Unwrap() []error {
 		if err == nil {
 			continue
 		}
-		comparable := reflect.TypeOf(err).Comparable()
-		if comparable && slices.ContainsFunc(out, func(o error) bool {
-			return reflect.TypeOf(o).Comparable() && o == err
-		}) {
+		if slices.ContainsFunc(out, func(o error) bool { return sameError(o, err) }) {
 			continue
 		}
 		out = append(out, err)
 	}
 	slices.SortFunc(out, func(a, b error) int { return cmp.Compare(a.Error(), b.Error()) })
 	return out
+}
+
+// sameError reports whether a and b are ==, and false where == would
+// panic (a comparable type holding an uncomparable value).
+func sameError(a, b error) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a == b
 }
 
 // WithBatchWindow makes a function memoized by [Batch] gather misses:

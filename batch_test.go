@@ -789,3 +789,21 @@ func TestBatchStatistics(t *testing.T) {
 		assert.EqualValues(t, 2, s.BatchKeys.Counts[3], "the calls of 5 keys, in the bucket up to 8")
 	})
 }
+
+// uncomparableErr is an error whose == panics when it holds a slice.
+type uncomparableErr struct{ v any }
+
+func (e uncomparableErr) Error() string { return fmt.Sprint(e.v) }
+
+// KeyErrors lists each distinct error once through Unwrap, so that
+// errors.Is finds any key's error, and never panics on errors that ==
+// cannot compare; its text names the failed keys in order.
+func TestKeyErrors(t *testing.T) {
+	errA, errB := errors.New("a"), errors.New("b")
+	odd := uncomparableErr{[]int{1}}
+	ke := memo.KeyErrors[int]{1: errA, 2: errA, 3: errB, 4: odd, 5: odd, 6: nil}
+	assert.ErrorIs(t, ke, errA)
+	assert.ErrorIs(t, ke, errB)
+	assert.Len(t, ke.Unwrap(), 4, "errA and errB once, the two uncomparable values apart")
+	assert.Equal(t, "memo: 5 keys failed; 1: a; 2: a; 3: b; and 2 more", ke.Error())
+}
