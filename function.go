@@ -68,7 +68,7 @@ func newWrapped(v reflect.Value, cfg config) *wrapped {
 	}
 	w.judgeFn = w.judge
 	if w.c == nil {
-		if cfg.name == "" {
+		if cfg.name == "" && cfg.symbol == "" { // Batch names its cache by the user's fn
 			cfg.symbol = symbolOf(v)
 		}
 		w.c = newCache(cfg)

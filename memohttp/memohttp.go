@@ -6,7 +6,9 @@
 // counter of [stats.Stats] (misses led, abandoned (and how many of those
 // had started their execution) and Cache.Get misses, uncacheable calls,
 // refreshes, stale results served and stale-if-error retries, rejected
-// results) in a second line per cache, and the figures of the shared tiers
+// results, and for a batch function (memo.Batch) its batch calls, keys
+// asked, keys served from the cache and keys joined) in a second line per
+// cache, and the figures of the shared tiers
 // registered with [WithTier] (every field of [stats.Tier]). The page is
 // server-rendered HTML, readable without JavaScript, with a small inline
 // SVG bar per hit ratio. The page never scrolls sideways: names and the
@@ -99,6 +101,17 @@ type Cache struct {
 	// i holds times up to 1µs·2^i (and over the previous bound); the last
 	// bucket, index stats.HistogramBuckets-1, has no upper bound.
 	ExecBuckets []uint64 `json:"exec_buckets"`
+	// Batch functions (memo.Batch): calls, distinct keys they asked in
+	// all, keys served from the cache, keys that joined another call's
+	// execution, all 0 for other functions; and the calls per bucket of
+	// stats.SizeHistogram (bucket i holds calls of up to 2^i keys, and
+	// over the previous bound; the last has no upper bound), left out for
+	// other functions.
+	BatchCalls      uint64   `json:"batch_calls"`
+	BatchKeys       uint64   `json:"batch_keys"`
+	BatchCached     uint64   `json:"batch_cached_keys"`
+	BatchJoined     uint64   `json:"batch_joined_keys"`
+	BatchKeyBuckets []uint64 `json:"batch_key_buckets,omitempty"`
 }
 
 // Timing summarises execution times, in seconds; all are 0 before the
@@ -215,7 +228,7 @@ func tierOf(name string, s stats.Tier) Tier {
 func shownName(name string, seen map[string]bool) string { return names.Shown(name, seen) }
 
 func cacheOf(name, policy string, s stats.Stats) Cache {
-	return Cache{
+	c := Cache{
 		Name: name, Policy: policy,
 		Size: s.CurrentSize, Capacity: s.MaxSize, TTLSeconds: s.TTL.Seconds(),
 		Hits: s.Hits, Misses: s.Misses, HitRatio: s.HitRatio(),
@@ -231,7 +244,25 @@ func cacheOf(name, policy string, s stats.Stats) Cache {
 			P50: s.Quantile(0.5).Seconds(), P90: s.Quantile(0.9).Seconds(), P99: s.Quantile(0.99).Seconds(),
 		},
 		ExecBuckets: s.ExecTimes.Counts[:],
+		BatchCalls:  s.BatchCalls, BatchKeys: s.BatchKeys.Sum,
+		BatchCached: s.BatchCached, BatchJoined: s.BatchJoined,
 	}
+	if isBatch(c) {
+		c.BatchKeyBuckets = s.BatchKeys.Counts[:]
+	}
+	return c
+}
+
+// isBatch reports whether c's figures are a batch function's: a batch
+// counter above 0.
+func isBatch(c Cache) bool { return c.BatchCalls > 0 || c.BatchCached > 0 || c.BatchJoined > 0 }
+
+// perCall returns keys/calls with one decimal, "–" for no calls.
+func perCall(keys, calls uint64) string {
+	if calls == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f", float64(keys)/float64(calls))
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -304,6 +335,8 @@ var page = template.Must(template.New("page.html").Funcs(template.FuncMap{
 	"pct":      func(r float64) string { return fmt.Sprintf("%.1f%%", 100*r) },
 	"bar":      func(r float64) int { return int(r*100 + 0.5) },
 	"duration": seconds,
+	"isBatch":  isBatch,
+	"perCall":  perCall,
 }).ParseFS(files, "page.html"))
 
 // seconds formats a time in seconds as a Duration with three significant

@@ -199,7 +199,7 @@ func TestEveryCounter(t *testing.T) {
 			want[v.Type().Field(i).Name] = n
 		}
 	}
-	require.Len(t, want, 19)
+	require.Len(t, want, 22)
 	// Executions are TotalCalls less TierHits: the function's runs.
 	s.TotalCalls = 5000
 	want["TotalCalls"] = 5000 - s.TierHits
@@ -219,4 +219,29 @@ func TestEveryCounter(t *testing.T) {
 		assert.True(t, inJSON[n], "%s is not in the JSON's Cache", field)
 		assert.Contains(t, html, ">"+strconv.FormatUint(n, 10)+"<", "%s is not on the HTML page", field)
 	}
+}
+
+// TestBatchFigures: a batch function's figures are in the JSON (the keys
+// per call as buckets too) and on the second line of its row; a function
+// that is not a batch function has no batch buckets and no batch text.
+func TestBatchFigures(t *testing.T) {
+	t.Parallel()
+	var s stats.Stats
+	s.BatchKeys.Counts[0], s.BatchKeys.Counts[7] = 1, 2
+	s.BatchKeys.Sum, s.BatchCalls = 201, 3
+	s.BatchCached, s.BatchJoined = 180, 7
+	batch, plain := cacheOf("users", "lru", s), cacheOf("plain", "lru", stats.Stats{Hits: 1})
+	assert.Equal(t, []uint64{1, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0}, batch.BatchKeyBuckets)
+	raw, err := json.Marshal(plain)
+	require.NoError(t, err)
+	assert.NotContains(t, string(raw), "batch_key_buckets")
+	raw, err = json.Marshal(batch)
+	require.NoError(t, err)
+	assert.Contains(t, string(raw), `"batch_calls":3,"batch_keys":201,"batch_cached_keys":180,"batch_joined_keys":7,"batch_key_buckets":[1,`)
+
+	var b strings.Builder
+	require.NoError(t, page.Execute(&b, view{Page: Page{Caches: []Cache{batch, plain}}}))
+	html := b.String()
+	assert.Contains(t, html, "batch calls <b>3</b>, keys <b>201</b> (<b>67.0</b> per call), served from the cache <b>180</b>, joined <b>7</b>")
+	assert.Equal(t, 1, strings.Count(html, "batch calls <b>"), "no batch text for the plain function")
 }

@@ -33,6 +33,11 @@
 //	memo.cache.entry.count          updowncounter  {entry}         live entries
 //	memo.cache.entry.max            updowncounter  {entry}         capacity
 //	memo.cache.execution.duration   histogram      s               execution times
+//	memo.cache.batch.calls          counter        {call}          calls of a batch function (memo.Batch)
+//	memo.cache.batch.keys           counter        {key}           distinct keys asked by those calls, in all
+//	memo.cache.batch.cached_keys    counter        {key}           keys of batch calls served from the cache
+//	memo.cache.batch.joined_keys    counter        {key}           keys of batch calls that joined another call's execution
+//	memo.cache.batch.size           histogram      {key}           distinct keys per batch call
 //	memo.tier.hits                  counter        {hit}           lookups found in the tier
 //	memo.tier.misses                counter        {miss}          lookups not found (undecodable values included)
 //	memo.tier.errors                counter        {error}         tier operations that failed or timed out
@@ -71,6 +76,15 @@
 // never on memo's call path. A histogram is cumulative since Register:
 // [memo.Cache.ResetStats] does not reset it, and the series of a cache
 // that was collected stays in the SDK until the provider shuts down.
+//
+// The batch instruments are observed only for a cache whose batch
+// counters are not all 0 (a function memoized by memo.Batch, once called).
+// The batch size histogram is fed as the execution-time one is, from
+// stats.SizeHistogram's buckets (boundaries 1, 2, 4, ..., 2^15 keys): its
+// buckets and count are exact, and each call is recorded at its bucket's
+// upper bound (the last bucket's at its lower bound plus one), so that its
+// sum is an upper estimate; memo.cache.batch.keys / memo.cache.batch.calls
+// is the exact mean.
 //
 // A cache's name reaches the attribute as it is ([memo.WithName]
 // guarantees valid UTF-8). Should the registry ever list a name that is
@@ -145,6 +159,8 @@ type exporter struct {
 	tierHitsC                                            metric.Int64ObservableCounter
 	entries, maxEntries                                  metric.Int64ObservableUpDownCounter
 	duration                                             metric.Float64Histogram
+	batchCalls, batchKeys, batchCached, batchJoined      metric.Int64ObservableCounter
+	batchSize                                            metric.Int64Histogram
 
 	tierHits, tierMisses, tierErrors, tierDecodeErrors metric.Int64ObservableCounter
 	tierLeaseWaits, tierBreakerOpens                   metric.Int64ObservableCounter
@@ -152,8 +168,16 @@ type exporter struct {
 	tierResubscribes, tierGenFlushes                   metric.Int64ObservableCounter
 	tierBreakerOpen                                    metric.Int64ObservableGauge
 
-	mu   sync.Mutex
-	last map[string]recorded // a cache's histogram as last recorded, by name
+	mu        sync.Mutex
+	last      map[string]recorded      // a cache's histogram as last recorded, by name
+	lastSizes map[string]recordedSizes // a cache's batch size histogram as last recorded, by name
+}
+
+// recordedSizes is a cache's batch size histogram as the callback last
+// recorded it.
+type recordedSizes struct {
+	counts [stats.SizeBuckets]uint64
+	cache  weak.Pointer[memo.Cache]
 }
 
 // recorded is a cache's histogram as the callback last recorded it.
@@ -201,7 +225,7 @@ func register(mp metric.MeterProvider, caches iter.Seq2[string, *memo.Cache], op
 		seen[t.name] = true
 	}
 	m := mp.Meter(ScopeName)
-	e := &exporter{tiers: cfg.tiers, caches: caches, last: map[string]recorded{}}
+	e := &exporter{tiers: cfg.tiers, caches: caches, last: map[string]recorded{}, lastSizes: map[string]recordedSizes{}}
 	var errs []error
 	counter := func(name, unit, desc string) metric.Int64ObservableCounter {
 		c, err := m.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
@@ -235,6 +259,14 @@ func register(mp metric.MeterProvider, caches iter.Seq2[string, *memo.Cache], op
 		metric.WithDescription("Execution times of the cached function."),
 		metric.WithExplicitBucketBoundaries(bounds...))
 	errs = append(errs, err)
+	e.batchCalls = counter("memo.cache.batch.calls", "{call}", "Calls of a batch function (memo.Batch).")
+	e.batchKeys = counter("memo.cache.batch.keys", "{key}", "Distinct keys asked by the calls of a batch function, in all.")
+	e.batchCached = counter("memo.cache.batch.cached_keys", "{key}", "Keys of batch calls served from the cache.")
+	e.batchJoined = counter("memo.cache.batch.joined_keys", "{key}", "Keys of batch calls that joined an execution another call had started.")
+	e.batchSize, err = m.Int64Histogram("memo.cache.batch.size", metric.WithUnit("{key}"),
+		metric.WithDescription("Distinct keys per call of a batch function (memo.Batch)."),
+		metric.WithExplicitBucketBoundaries(sizeBounds...))
+	errs = append(errs, err)
 	e.tierHits = counter("memo.tier.hits", "{hit}", "Lookups found in the shared tier.")
 	e.tierMisses = counter("memo.tier.misses", "{miss}", "Lookups not found in the shared tier, undecodable values included.")
 	e.tierErrors = counter("memo.tier.errors", "{error}", "Shared-tier operations that failed or ran out of time.")
@@ -256,7 +288,8 @@ func register(mp metric.MeterProvider, caches iter.Seq2[string, *memo.Cache], op
 		e.hits, e.misses, e.led, e.coalesced, e.evictions, e.expirations, e.failures, e.abandoned, e.abandonedLeaders,
 		e.getMisses, e.uncacheable, e.refStarted, e.refOK, e.refFailed, e.stale, e.staleRetries, e.rejected, e.tierHitsC, e.entries,
 		e.maxEntries, e.tierHits, e.tierMisses, e.tierErrors, e.tierDecodeErrors, e.tierLeaseWaits, e.tierBreakerOpens, e.tierBreakerOpen,
-		e.tierFills, e.tierLocalRuns, e.tierInvalidations, e.tierResubscribes, e.tierGenFlushes)
+		e.tierFills, e.tierLocalRuns, e.tierInvalidations, e.tierResubscribes, e.tierGenFlushes,
+		e.batchCalls, e.batchKeys, e.batchCached, e.batchJoined)
 }
 
 // bounds are the histogram's boundaries in seconds: stats.Histogram's
@@ -269,6 +302,20 @@ var bounds = func() []float64 {
 	return b
 }()
 
+// sizeBounds are the batch size histogram's boundaries:
+// stats.SizeHistogram's finite upper bounds.
+var sizeBounds = func() []float64 {
+	b := make([]float64, stats.SizeBuckets-1)
+	for i := range b {
+		b[i] = float64(stats.SizeUpperBound(i))
+	}
+	return b
+}()
+
+// statsOf takes a cache's statistics; tests that need figures no cache
+// has yet replace it.
+var statsOf = (*memo.Cache).Stats
+
 func i64(v uint64) int64 { return int64(min(v, math.MaxInt64)) }
 
 func (e *exporter) observe(ctx context.Context, o metric.Observer) error {
@@ -277,7 +324,7 @@ func (e *exporter) observe(ctx context.Context, o metric.Observer) error {
 	listed := make(map[string]bool, len(e.last))
 	for listedAs, c := range e.caches {
 		name := attrOf(listedAs, listed)
-		s := c.Stats()
+		s := statsOf(c)
 		at := metric.WithAttributeSet(attribute.NewSet(CacheKey.String(name)))
 		o.ObserveInt64(e.hits, i64(s.Hits), at)
 		o.ObserveInt64(e.misses, i64(s.Misses), at)
@@ -300,10 +347,22 @@ func (e *exporter) observe(ctx context.Context, o metric.Observer) error {
 		o.ObserveInt64(e.entries, int64(s.CurrentSize), at)
 		o.ObserveInt64(e.maxEntries, int64(s.MaxSize), at)
 		e.record(ctx, name, c, s, metric.WithAttributeSet(attribute.NewSet(CacheKey.String(name))))
+		if s.BatchCalls > 0 || s.BatchCached > 0 || s.BatchJoined > 0 {
+			o.ObserveInt64(e.batchCalls, i64(s.BatchCalls), at)
+			o.ObserveInt64(e.batchKeys, i64(s.BatchKeys.Sum), at)
+			o.ObserveInt64(e.batchCached, i64(s.BatchCached), at)
+			o.ObserveInt64(e.batchJoined, i64(s.BatchJoined), at)
+			e.recordSizes(ctx, name, c, s, metric.WithAttributeSet(attribute.NewSet(CacheKey.String(name))))
+		}
 	}
 	for name := range e.last {
 		if !listed[name] {
 			delete(e.last, name) // collected: forget it
+		}
+	}
+	for name := range e.lastSizes {
+		if !listed[name] {
+			delete(e.lastSizes, name)
 		}
 	}
 	for _, t := range e.tiers {
@@ -334,7 +393,7 @@ func (e *exporter) observe(ctx context.Context, o metric.Observer) error {
 func (e *exporter) record(ctx context.Context, name string, c *memo.Cache, s stats.Stats, at metric.RecordOption) {
 	prev := e.last[name]
 	cur := recorded{counts: s.ExecTimes.Counts, total: s.TotalTime, cache: weak.Make(c)}
-	if prev.cache != cur.cache || s.TotalTime < prev.total || anyLess(cur.counts, prev.counts) {
+	if prev.cache != cur.cache || s.TotalTime < prev.total || anyLess(cur.counts[:], prev.counts[:]) {
 		prev = recorded{} // a new cache under the name, or its statistics were reset
 	}
 	e.last[name] = cur
@@ -381,7 +440,27 @@ func (e *exporter) record(ctx context.Context, name string, c *memo.Cache, s sta
 	}
 }
 
-func anyLess(a, b [stats.HistogramBuckets]uint64) bool {
+// recordSizes feeds the batch size histogram the calls of c since the
+// last collection, each at its bucket's upper bound. e.mu is held.
+func (e *exporter) recordSizes(ctx context.Context, name string, c *memo.Cache, s stats.Stats, at metric.RecordOption) {
+	prev := e.lastSizes[name]
+	cur := recordedSizes{counts: s.BatchKeys.Counts, cache: weak.Make(c)}
+	if prev.cache != cur.cache || anyLess(cur.counts[:], prev.counts[:]) {
+		prev = recordedSizes{} // a new cache under the name, or its statistics were reset
+	}
+	e.lastSizes[name] = cur
+	for i := range cur.counts {
+		v := int64(1) << min(i, stats.SizeBuckets-2)
+		if i == stats.SizeBuckets-1 {
+			v++ // past the last finite bound
+		}
+		for range cur.counts[i] - prev.counts[i] {
+			e.batchSize.Record(ctx, v, at)
+		}
+	}
+}
+
+func anyLess(a, b []uint64) bool {
 	for i := range a {
 		if a[i] < b[i] {
 			return true

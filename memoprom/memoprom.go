@@ -31,6 +31,9 @@
 //	memo_cache_tier_hits_total               counter    executions a shared tier answered without running the function (WithTier)
 //	memo_cache_execution_duration_seconds    histogram  execution times (its _count counts executions)
 //	memo_cache_entries                       gauge      live entries
+//	memo_cache_batch_keys                    histogram  distinct keys per call of a batch function (memo.Batch; its _count counts the calls)
+//	memo_cache_batch_cached_keys_total       counter    keys of batch calls served from the cache
+//	memo_cache_batch_joined_keys_total       counter    keys of batch calls that joined another call's execution
 //	memo_cache_max_entries                   gauge      capacity
 //	memo_tier_hits_total                     counter    lookups found in the tier
 //	memo_tier_misses_total                   counter    lookups not found (undecodable values included)
@@ -73,8 +76,12 @@
 // equals one already given in the scrape gets "#2", "#3", ...: a name
 // never makes a scrape fail.
 //
-// The histogram's buckets are stats.Histogram's: 1 µs to 2^26 µs (67 s),
-// doubling.
+// The execution histogram's buckets are stats.Histogram's: 1 µs to 2^26
+// µs (67 s), doubling. The three batch metrics are reported only for a
+// cache whose batch counters are not all 0 (a function memoized by
+// memo.Batch, once called), so that other caches carry no empty batch
+// series; the keys histogram's buckets are stats.SizeHistogram's: 1 to
+// 2^15 keys, doubling, and its _sum is the keys asked in all.
 package memoprom
 
 import (
@@ -138,6 +145,9 @@ var (
 	duration    = desc("memo_cache_execution_duration_seconds", "Execution times of the cached function.", cacheLabel)
 	entries     = desc("memo_cache_entries", "Live entries.", cacheLabel)
 	maxEntries  = desc("memo_cache_max_entries", "The cache's capacity in entries.", cacheLabel)
+	batchKeys   = desc("memo_cache_batch_keys", "Distinct keys per call of a batch function (memo.Batch); the _count counts the calls.", cacheLabel)
+	batchCached = desc("memo_cache_batch_cached_keys_total", "Keys of batch calls served from the cache.", cacheLabel)
+	batchJoined = desc("memo_cache_batch_joined_keys_total", "Keys of batch calls that joined an execution another call had started.", cacheLabel)
 
 	tierHits         = desc("memo_tier_hits_total", "Lookups found in the shared tier.", tierLabel)
 	tierMisses       = desc("memo_tier_misses_total", "Lookups not found in the shared tier, undecodable values included.", tierLabel)
@@ -154,6 +164,7 @@ var (
 
 	allDescs = []*prometheus.Desc{hits, misses, led, coalesced, evictions, expirations, failures, abandoned, abandonedL,
 		getMisses, uncacheable, refStarted, refOK, refFailed, staleServed, staleRetry, rejected, tierHitsC, duration, entries, maxEntries,
+		batchKeys, batchCached, batchJoined,
 		tierHits, tierMisses, tierErrors, tierDecodeErrors, tierLeaseWaits, tierBreakerOpens, tierBreakerOpen,
 		tierFills, tierLocalRuns, tierInvalidation, tierResubscribes, tierGenFlushes}
 )
@@ -168,6 +179,16 @@ var bounds = func() []float64 {
 	b := make([]float64, stats.HistogramBuckets-1)
 	for i := range b {
 		b[i] = stats.UpperBound(i).Seconds()
+	}
+	return b
+}()
+
+// sizeBounds are the batch keys histogram's upper bounds (the last,
+// unbounded bucket is Prometheus' implicit +Inf).
+var sizeBounds = func() []float64 {
+	b := make([]float64, stats.SizeBuckets-1)
+	for i := range b {
+		b[i] = float64(stats.SizeUpperBound(i))
 	}
 	return b
 }()
@@ -278,6 +299,22 @@ func collectCache(ch chan<- prometheus.Metric, name string, s stats.Stats) {
 		buckets[b] = cum
 	}
 	ch <- prometheus.MustNewConstHistogram(duration, s.ExecTimes.Count(), s.TotalTime.Seconds(), buckets, name)
+	if s.BatchCalls > 0 || s.BatchCached > 0 || s.BatchJoined > 0 {
+		collectBatch(ch, name, s)
+	}
+}
+
+// collectBatch reports a batch function's counters.
+func collectBatch(ch chan<- prometheus.Metric, name string, s stats.Stats) {
+	buckets := make(map[float64]uint64, len(sizeBounds))
+	var cum uint64
+	for i, b := range sizeBounds {
+		cum += s.BatchKeys.Counts[i]
+		buckets[b] = cum
+	}
+	ch <- prometheus.MustNewConstHistogram(batchKeys, s.BatchKeys.Count(), float64(s.BatchKeys.Sum), buckets, name)
+	counter(ch, batchCached, s.BatchCached, name)
+	counter(ch, batchJoined, s.BatchJoined, name)
 }
 
 func collectTier(ch chan<- prometheus.Metric, name string, t stats.Tier) {

@@ -1,6 +1,7 @@
 package memoprom
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -11,6 +12,7 @@ import (
 	"github.com/memokit/memo/stats"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -72,17 +74,19 @@ func TestTierNameNotUTF8(t *testing.T) {
 
 // TestEveryCounterReported: each uint64 counter of stats.Stats, given a
 // value of its own, is reported by a metric of its own (TotalCalls is the
-// histogram's _count, from ExecTimes, so it is left out). A counter left
+// execution histogram's _count, from ExecTimes, and BatchCalls the batch
+// keys histogram's, from BatchKeys, so they are left out). A counter left
 // off the collector, or reported under another's metric, fails here.
 func TestEveryCounterReported(t *testing.T) {
 	var s stats.Stats
 	v := reflect.ValueOf(&s).Elem()
 	want := map[float64]string{}
 	for i := range v.NumField() {
-		if f := v.Field(i); f.Kind() == reflect.Uint64 && v.Type().Field(i).Name != "TotalCalls" {
+		name := v.Type().Field(i).Name
+		if f := v.Field(i); f.Kind() == reflect.Uint64 && name != "TotalCalls" && name != "BatchCalls" {
 			n := uint64(1000 + 17*i)
 			f.SetUint(n)
-			want[float64(n)] = v.Type().Field(i).Name
+			want[float64(n)] = name
 		}
 	}
 	c := &collector{caches: func(yield func(string, stats.Stats) bool) { yield("every-counter", s) }}
@@ -103,4 +107,48 @@ func TestEveryCounterReported(t *testing.T) {
 	}
 	assert.Equal(t, "memo_cache_abandoned_leaders_total", got[float64(s.AbandonedLeaders)])
 	assert.Equal(t, "memo_cache_stale_retries_total", got[float64(s.StaleRetries)])
+}
+
+// TestCollectorBatch: a batch function's statistics are reported as the
+// keys-per-call histogram (its _count is BatchCalls, its _sum the keys)
+// and two counters, and a cache with no batch counters has no batch
+// series.
+func TestCollectorBatch(t *testing.T) {
+	var batch stats.Stats
+	batch.BatchKeys.Counts[0] = 1 // a call of 1 key
+	batch.BatchKeys.Counts[7] = 2 // two of 100
+	batch.BatchKeys.Sum = 201
+	batch.BatchCalls = 3
+	batch.BatchCached, batch.BatchJoined = 180, 7
+	c := &collector{caches: func(yield func(string, stats.Stats) bool) {
+		_ = yield("users", batch) && yield("plain", stats.Stats{Hits: 1})
+	}}
+	want := `
+# HELP memo_cache_batch_cached_keys_total Keys of batch calls served from the cache.
+# TYPE memo_cache_batch_cached_keys_total counter
+memo_cache_batch_cached_keys_total{cache="users"} 180
+# HELP memo_cache_batch_joined_keys_total Keys of batch calls that joined an execution another call had started.
+# TYPE memo_cache_batch_joined_keys_total counter
+memo_cache_batch_joined_keys_total{cache="users"} 7
+# HELP memo_cache_batch_keys Distinct keys per call of a batch function (memo.Batch); the _count counts the calls.
+# TYPE memo_cache_batch_keys histogram
+`
+	cum := uint64(0)
+	for i := range stats.SizeBuckets - 1 {
+		cum += batch.BatchKeys.Counts[i]
+		want += fmt.Sprintf("memo_cache_batch_keys_bucket{cache=\"users\",le=\"%d\"} %d\n", stats.SizeUpperBound(i), cum)
+	}
+	want += `memo_cache_batch_keys_bucket{cache="users",le="+Inf"} 3
+memo_cache_batch_keys_sum{cache="users"} 201
+memo_cache_batch_keys_count{cache="users"} 3
+`
+	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(want),
+		"memo_cache_batch_keys", "memo_cache_batch_cached_keys_total", "memo_cache_batch_joined_keys_total"))
+	problems, err := testutil.CollectAndLint(c)
+	require.NoError(t, err)
+	assert.Empty(t, problems, "promlint")
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(c))
+	_, err = reg.Gather()
+	require.NoError(t, err, "the pedantic registry checks the batch metrics against Describe")
 }

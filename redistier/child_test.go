@@ -60,6 +60,8 @@ func runChild(mode string) int {
 	<-tier.Ready()
 	var execs atomic.Int64
 	switch mode {
+	case "batch": // batch_test.go
+		batchChild(tier, name)
 	case "stampede":
 		f := memo.Decorate(func(k int) string {
 			execs.Add(1)

@@ -97,3 +97,62 @@ func (h Histogram) quantile(q float64) (time.Duration, bool) {
 	}
 	return UpperBound(HistogramBuckets - 2), true
 }
+
+// SizeBuckets is the number of buckets of a [SizeHistogram]: upper bounds
+// of 1, 2, 4, ..., 2^15 (32,768) keys, and one last bucket for larger
+// calls.
+const SizeBuckets = 17
+
+// SizeHistogram counts sizes (the keys of each call of a batch function,
+// Stats.BatchKeys) in fixed exponential buckets: bucket i holds the sizes
+// n with SizeUpperBound(i-1) < n <= SizeUpperBound(i), bucket 0 the sizes
+// 0 and 1, and the last bucket those over 2^15. Sum is the total of the
+// sizes counted, so that Sum / Count() is their mean. It is a plain value;
+// its zero value is an empty histogram, and histograms add bucket by
+// bucket.
+type SizeHistogram struct {
+	// Counts holds the number of calls per bucket (not cumulative).
+	Counts [SizeBuckets]uint64
+	// Sum is the sum of the sizes counted.
+	Sum uint64
+}
+
+// SizeUpperBound returns the inclusive upper bound of bucket i of a
+// [SizeHistogram]: 1 << i for i < SizeBuckets-1, and the largest uint64
+// for the last bucket, which has no bound. It panics if i is out of range.
+func SizeUpperBound(i int) uint64 {
+	switch {
+	case i < 0 || i >= SizeBuckets:
+		panic("stats: SizeUpperBound: bucket out of range")
+	case i == SizeBuckets-1:
+		return 1<<64 - 1
+	}
+	return 1 << i
+}
+
+// sizeBucketOf returns the bucket of n.
+func sizeBucketOf(n uint64) int {
+	if n <= 1 {
+		return 0
+	}
+	// n <= 1<<i  ⇔  bits.Len64(n-1) <= i.
+	return min(bits.Len64(n-1), SizeBuckets-1)
+}
+
+// Count returns the number of sizes counted: the sum of the buckets.
+func (h SizeHistogram) Count() uint64 {
+	var n uint64
+	for _, c := range h.Counts {
+		n += c
+	}
+	return n
+}
+
+// Mean returns Sum / Count(), or 0 for an empty histogram.
+func (h SizeHistogram) Mean() float64 {
+	n := h.Count()
+	if n == 0 {
+		return 0
+	}
+	return float64(h.Sum) / float64(n)
+}

@@ -113,3 +113,61 @@ func TestTierHitRatio(t *testing.T) {
 	assert.Zero(t, Tier{}.HitRatio())
 	assert.Equal(t, 0.75, Tier{Hits: 3, Misses: 1}.HitRatio())
 }
+
+func TestSizeUpperBound(t *testing.T) {
+	t.Parallel()
+	assert.EqualValues(t, 1, SizeUpperBound(0))
+	assert.EqualValues(t, 2, SizeUpperBound(1))
+	assert.EqualValues(t, 1<<15, SizeUpperBound(SizeBuckets-2))
+	assert.EqualValues(t, uint64(1<<64-1), SizeUpperBound(SizeBuckets-1))
+	assert.Panics(t, func() { SizeUpperBound(-1) })
+	assert.Panics(t, func() { SizeUpperBound(SizeBuckets) })
+}
+
+// Each size lands in the bucket whose bounds hold it: above the previous
+// bucket's upper bound and at most its own.
+func TestSizeBucketOf(t *testing.T) {
+	t.Parallel()
+	for _, n := range []uint64{0, 1, 2, 3, 4, 5, 100, 1 << 15, 1<<15 + 1, 1 << 40} {
+		i := sizeBucketOf(n)
+		assert.LessOrEqual(t, n, SizeUpperBound(i), "n=%d", n)
+		if i > 0 {
+			assert.Greater(t, n, SizeUpperBound(i-1), "n=%d", n)
+		}
+	}
+	assert.Equal(t, SizeBuckets-1, sizeBucketOf(1<<40))
+}
+
+// The recorder's batch counters: BatchCall fills the keys histogram (and
+// so BatchCalls), BatchCached and BatchJoined add up, and Reset zeroes
+// them all.
+func TestRecorderBatchCounters(t *testing.T) {
+	t.Parallel()
+	var r Recorder
+	assert.Zero(t, r.Snapshot().BatchCalls)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			r.BatchCall(100)
+			r.BatchCall(1)
+			r.BatchCached(90)
+			r.BatchJoined(3)
+		})
+	}
+	wg.Wait()
+	s := r.Snapshot()
+	assert.EqualValues(t, 16, s.BatchCalls)
+	assert.EqualValues(t, 16, s.BatchKeys.Count())
+	assert.EqualValues(t, 808, s.BatchKeys.Sum)
+	assert.EqualValues(t, 8, s.BatchKeys.Counts[0])
+	assert.EqualValues(t, 8, s.BatchKeys.Counts[7], "100 keys: the bucket up to 128")
+	assert.InDelta(t, 50.5, s.BatchKeys.Mean(), 1e-9)
+	assert.EqualValues(t, 720, s.BatchCached)
+	assert.EqualValues(t, 24, s.BatchJoined)
+	r.Reset()
+	s = r.Snapshot()
+	assert.Zero(t, s.BatchCalls)
+	assert.Zero(t, s.BatchKeys)
+	assert.Zero(t, s.BatchCached+s.BatchJoined)
+	assert.Zero(t, SizeHistogram{}.Mean())
+}

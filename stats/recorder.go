@@ -110,7 +110,8 @@ type Recorder struct {
 	coalesced   atomic.Uint64
 	evictions   atomic.Uint64
 	expirations atomic.Uint64
-	ends        atomic.Pointer[ends] // made by the first miss that ends, or refresh
+	ends        atomic.Pointer[ends]          // made by the first miss that ends, or refresh
+	batch       atomic.Pointer[batchCounters] // made by the first batch call
 
 	mu       sync.Mutex
 	calls    uint64
@@ -176,6 +177,39 @@ func (r *Recorder) endsOf() *ends {
 	r.ends.CompareAndSwap(nil, new(ends))
 	return r.ends.Load()
 }
+
+// batchCounters holds the batch statistics apart, so that the recorder of
+// a function that is not a batch function stays small.
+type batchCounters struct {
+	keys           [SizeBuckets]atomic.Uint64
+	sum            atomic.Uint64
+	cached, joined atomic.Uint64
+}
+
+// batchOf returns r's batch counters, making them on first use.
+func (r *Recorder) batchOf() *batchCounters {
+	if b := r.batch.Load(); b != nil {
+		return b
+	}
+	r.batch.CompareAndSwap(nil, new(batchCounters))
+	return r.batch.Load()
+}
+
+// BatchCall records one call of a batch function with keys distinct keys
+// (Stats.BatchCalls and Stats.BatchKeys).
+func (r *Recorder) BatchCall(keys int) {
+	b := r.batchOf()
+	n := uint64(max(keys, 0))
+	b.keys[sizeBucketOf(n)].Add(1)
+	b.sum.Add(n)
+}
+
+// BatchCached records n keys of batch calls served from the cache.
+func (r *Recorder) BatchCached(n uint64) { r.batchOf().cached.Add(n) }
+
+// BatchJoined records n keys of batch calls that joined another call's
+// execution.
+func (r *Recorder) BatchJoined(n uint64) { r.batchOf().joined.Add(n) }
 
 // RefreshStarted records one background refresh started.
 func (r *Recorder) RefreshStarted() { r.endsOf().refreshes.Add(1) }
@@ -260,6 +294,15 @@ func (r *Recorder) Snapshot() Stats {
 		s.AbandonedLeaders = e.abandonedLeaders.Load()
 		s.StaleRetries = e.staleRetries.Load()
 	}
+	if b := r.batch.Load(); b != nil {
+		for i := range b.keys {
+			s.BatchKeys.Counts[i] = b.keys[i].Load()
+		}
+		s.BatchKeys.Sum = b.sum.Load()
+		s.BatchCalls = s.BatchKeys.Count()
+		s.BatchCached = b.cached.Load()
+		s.BatchJoined = b.joined.Load()
+	}
 	r.mu.Lock()
 	s.TotalCalls = r.calls
 	s.Failures = r.failures
@@ -294,6 +337,14 @@ func (r *Recorder) Reset() {
 		e.rejected.Store(0)
 		e.abandonedLeaders.Store(0)
 		e.staleRetries.Store(0)
+	}
+	if b := r.batch.Load(); b != nil {
+		for i := range b.keys {
+			b.keys[i].Store(0)
+		}
+		b.sum.Store(0)
+		b.cached.Store(0)
+		b.joined.Store(0)
 	}
 	r.mu.Lock()
 	r.calls, r.failures, r.tierHits = 0, 0, 0

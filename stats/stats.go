@@ -124,6 +124,22 @@ type Stats struct {
 	// ran here TotalCalls - TierHits times ([Stats.LocalRuns]). 0 without
 	// a tier.
 	TierHits uint64
+	// BatchCalls counts the calls of a function memoized by memo.Batch,
+	// and of its memo.Single form (a call of one key); 0 for other
+	// functions. Each key of such a call is also one lookup in Hits or
+	// Misses, and each call of the batch function one execution in
+	// TotalCalls.
+	BatchCalls uint64
+	// BatchKeys is the distribution of the distinct keys per batch call:
+	// its Count() equals BatchCalls and its Sum is the keys asked in all.
+	BatchKeys SizeHistogram
+	// BatchCached counts the keys of batch calls served from the cache
+	// without waiting (they are Hits as well).
+	BatchCached uint64
+	// BatchJoined counts the keys of batch calls that joined an execution
+	// another call had started, of the batch or its Single form, or a
+	// refresh (they are Coalesced misses as well, when served).
+	BatchJoined uint64
 }
 
 // LocalRuns returns the executions that ran the function in this process
@@ -210,8 +226,9 @@ func (s Stats) AvgTime() time.Duration {
 //
 // The counters Coalesced, Evictions, Expirations, Failures, Abandoned,
 // Uncacheable, Led, GetMisses, RefreshesStarted, RefreshesSucceeded,
-// RefreshesFailed, StaleServed, Rejected, AbandonedLeaders, StaleRetries
-// and TierHits, and the ExecTimes histogram, have no key in get_stats() and
+// RefreshesFailed, StaleServed, Rejected, AbandonedLeaders, StaleRetries,
+// TierHits, BatchCalls, BatchCached and BatchJoined, and the ExecTimes and
+// BatchKeys histograms, have no key in get_stats() and
 // are not in the map; read them from the fields.
 func (s Stats) Map() map[string]any {
 	ttl := "None"
@@ -241,13 +258,15 @@ func seconds(d time.Duration) string {
 // fixed order, labels padded so the values line up: the counters (the four
 // ways a miss ends, Led, Coalesced, Abandoned and GetMisses, right under
 // misses), the derived hit ratio and average time, and ExecTimes as its
-// p50, p90 and p99 estimates ([Stats.Quantile]). It has no trailing newline.
+// p50, p90 and p99 estimates ([Stats.Quantile]), and, for a batch
+// function's statistics (any batch counter above 0), the batch counters
+// with the mean keys per call. It has no trailing newline.
 func (s Stats) String() string {
 	ttl := "none"
 	if s.TTL > 0 {
 		ttl = s.TTL.String()
 	}
-	rows := [...]struct{ label, value string }{
+	rows := []struct{ label, value string }{
 		{"hits", fmt.Sprint(s.Hits)},
 		{"misses", fmt.Sprint(s.Misses)},
 		{"led", fmt.Sprint(s.Led)},
@@ -274,9 +293,19 @@ func (s Stats) String() string {
 		{"stale served", fmt.Sprint(s.StaleServed)},
 		{"stale retries", fmt.Sprint(s.StaleRetries)},
 		{"rejected", fmt.Sprint(s.Rejected)},
+	}
+	if s.BatchCalls > 0 || s.BatchCached > 0 || s.BatchJoined > 0 {
+		rows = append(rows, []struct{ label, value string }{
+			{"batch calls", fmt.Sprint(s.BatchCalls)},
+			{"batch keys/call", fmt.Sprintf("%.1f", s.BatchKeys.Mean())},
+			{"batch cached", fmt.Sprint(s.BatchCached)},
+			{"batch joined", fmt.Sprint(s.BatchJoined)},
+		}...)
+	}
+	rows = append(rows, []struct{ label, value string }{
 		{"size", fmt.Sprintf("%d/%d", s.CurrentSize, s.MaxSize)},
 		{"ttl", ttl},
-	}
+	}...)
 	width := 0
 	for _, r := range rows {
 		width = max(width, len(r.label))

@@ -110,8 +110,10 @@ func TestString(t *testing.T) {
 		Abandoned: 4, Uncacheable: 5, Led: 11, GetMisses: 2, // Misses == Led + Coalesced + Abandoned + GetMisses
 		RefreshesStarted: 9, RefreshesSucceeded: 7, RefreshesFailed: 1, StaleServed: 6, Rejected: 8,
 		AbandonedLeaders: 3, StaleRetries: 2,
+		BatchCalls: 2, BatchCached: 5, BatchJoined: 1,
 	}
 	s.ExecTimes.Counts[bucketOf(1200*time.Microsecond)] = 1
+	s.BatchKeys.Counts[sizeBucketOf(3)], s.BatchKeys.Sum = 2, 7
 	want := "" +
 		"hits                3\n" +
 		"misses              18\n" +
@@ -139,6 +141,10 @@ func TestString(t *testing.T) {
 		"stale served        6\n" +
 		"stale retries       2\n" +
 		"rejected            8\n" +
+		"batch calls         2\n" +
+		"batch keys/call     3.5\n" +
+		"batch cached        5\n" +
+		"batch joined        1\n" +
 		"size                3/100\n" +
 		"ttl                 1m0s"
 	assert.Equal(t, want, s.String())
@@ -149,6 +155,7 @@ func TestString(t *testing.T) {
 	assert.Contains(t, zero, "avg time            0s\n")
 	assert.Contains(t, zero, "p99 time            0s\n")
 	assert.Contains(t, zero, "ttl                 none")
+	assert.NotContains(t, zero, "batch", "no batch rows for a function that is not a batch function")
 }
 
 // TestStringShowsEveryCounter: a counter added to Stats without a row in
@@ -165,7 +172,7 @@ func TestStringShowsEveryCounter(t *testing.T) {
 			want[v.Type().Field(i).Name] = fmt.Sprint(n)
 		}
 	}
-	require.Len(t, want, 19, "the uint64 counters of Stats")
+	require.Len(t, want, 22, "the uint64 counters of Stats")
 	out := s.String()
 	for field, n := range want {
 		assert.Regexp(t, `(?m) `+n+`$`, out, field)

@@ -1,0 +1,406 @@
+package memo
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Batch memoizes fn, a function that loads many keys at once, key by key.
+//
+// Each key is an entry of its own, keyed exactly as a single argument of
+// type K is keyed by [FuncCtx] (memo's key rules), so that a key loaded by
+// one call is a hit for every later call that asks for it, in any batch,
+// and for the single-key form that [Single] makes. A call of the returned
+// function:
+//
+//   - serves the keys whose entries are in the cache;
+//   - joins the keys that another execution is already loading (another
+//     call of the batch function or of its Single form, a refresh, and with
+//     [WithTier] another replica), and waits for those keys only;
+//   - calls fn once for the rest (split into several calls by
+//     [WithMaxBatch], and merged with other callers' misses by
+//     [WithBatchWindow]).
+//
+// Keys that are == collapse into one: fn never sees a key twice in one
+// call, and the result holds it once. The result map holds the keys that
+// have a value; it is never nil. fn's input slice is fn's own: it may keep
+// or change it.
+//
+// # What fn returns
+//
+// fn returns a value for each key it found, in its map. A key that fn
+// leaves out of its map is absent: it is not in the result, [Single]
+// reports it as [ErrNotFound], and nothing is stored for it, so the next
+// call asks fn again. With [WithErrorTTL](d) the absence is stored like an
+// error: for d, calls find the key absent without asking fn (a negative
+// entry). Values in fn's map for keys it was not asked are ignored.
+//
+// A non-nil error from fn fails every key of that call of fn, and only
+// those: keys the caller was served from the cache, or joined from another
+// execution that succeeded, still have their values. To fail some keys
+// only, fn returns its map of the keys that succeeded together with a
+// [KeyErrors] holding an error for each key that failed (wrapped or not:
+// it is found with errors.As); a key in both the map and the KeyErrors has
+// failed. Errors are not stored unless [WithErrorTTL].
+//
+// The returned function reports failed keys in a [KeyErrors] of its own:
+// its map holds every key that has a value, and its error, when not nil,
+// is a KeyErrors with an error for each key that failed (errors.Is and
+// errors.As see through it to each key's error). A caller with only
+// absent or successful keys gets a nil error.
+//
+// A panic in fn is recovered: every key of that call of fn fails with a
+// *[PanicError] holding the panic value and the stack (in the KeyErrors;
+// [Single] returns it as its error), for every caller waiting on any of
+// those keys; runtime.Goexit in fn fails them with a *PanicError too.
+// Nobody hangs, nothing is stored, and the batch function stays usable.
+//
+// # Contexts
+//
+// Every caller leaves on its own context: when ctx ends before all of its
+// keys are answered, the call returns nil and ctx.Err() at once, while the
+// executions it led or joined go on for the other callers waiting on them.
+// fn runs in a goroutine of its own, under a context that keeps the values
+// of its callers and the latest deadline among theirs, and that is
+// cancelled only when every caller waiting on any key of that execution
+// has gone. A caller whose key's execution ends with a deadline error that
+// was not its own (another caller's deadline passed) while its own context
+// is live starts, or joins, a fresh execution for that key, as [FuncCtx]
+// callers do. A nil ctx stands for context.Background().
+//
+// # Options
+//
+// Batch takes the options of [FuncCtx] ([WithMaxSize], [WithPolicy],
+// [WithTTL], [WithCache], [WithErrorTTL], [WithDeref], [WithName],
+// [WithLogger], [WithTier], [WithRefreshAfter] and the other freshness
+// options), which mean for each key what they mean for a single-key
+// function, and [WithBatchWindow] and [WithMaxBatch]. With
+// [WithRefreshAfter], keys that fall due close together are refreshed by
+// one background call of fn rather than one per key. [CacheOf],
+// [Invalidate] (Invalidate(batchFn, key) drops that key's entry),
+// [InvalidateContext], [ClearAll], [Caches] and the statistics work on the
+// returned function as on any memoized function; the statistics count each
+// key as one lookup (a hit or a miss) and each call of fn as one
+// execution.
+//
+// Batch panics, with a message that starts "memo:", on a nil fn, an
+// invalid option, or a K that is context.Context. The returned function is
+// safe for concurrent use.
+func Batch[K comparable, V any](fn func(context.Context, []K) (map[K]V, error), opts ...Option) func(context.Context, []K) (map[K]V, error) {
+	if fn == nil {
+		panic(errors.New("memo: Batch(nil): pass the batch function to memoize"))
+	}
+	if reflect.TypeFor[K]() == contextType {
+		panic(errors.New("memo: Batch cannot key by context.Context: a context is never part of a key; make K the type of the keys fn loads"))
+	}
+	bc, rest := splitBatchOptions(opts)
+	if err := bc.validate(); err != nil {
+		panic(err)
+	}
+	b := &placeholderBatch[K, V]{fn: fn, cfg: bc}
+	b.single = FuncCtx(b.loadOne, append([]Option{withSymbol(symbolOf(reflect.ValueOf(fn)))}, rest...)...)
+	w := lookupWrapped(b.single)
+	f := b.call
+	register(reflect.ValueOf(f), w)
+	return f
+}
+
+// Single returns the single-key form of batch, a function returned by
+// [Batch]: single(ctx, k) is batch(ctx, []K{k}) for one key, over the same
+// entries, so that each form hits the entries the other stored and joins
+// the executions the other started. A key that batch's fn leaves out is
+// an error that errors.Is(err, [ErrNotFound]); a key that failed returns
+// its own error (not the [KeyErrors] around it), a *[PanicError] if fn
+// panicked. When ctx ends first, single returns ctx.Err().
+//
+// [CacheOf], [Invalidate] (Invalidate(single, k)) and [InvalidateContext]
+// work on the returned function as on batch. Single panics, with a message
+// that starts "memo:", if batch is nil or was not returned by Batch (a
+// plain batch function has no entries to share: memoize it with Batch
+// first). The returned function is safe for concurrent use.
+func Single[K comparable, V any](batch func(context.Context, []K) (map[K]V, error)) func(context.Context, K) (V, error) {
+	if batch == nil {
+		panic(errors.New("memo: Single(nil): pass a function returned by Batch"))
+	}
+	w := lookupWrapped(batch)
+	if w == nil || w.typ.NumIn() != 2 || w.typ.In(1) != reflect.TypeFor[K]() {
+		panic(fmt.Errorf("memo: Single: %T is not a function returned by Batch; memoize the batch function with Batch first, then pass Batch's result to Single", batch))
+	}
+	f := func(ctx context.Context, k K) (V, error) {
+		var zero V
+		m, err := batch(ctx, []K{k})
+		if err != nil {
+			var ke KeyErrors[K]
+			if errors.As(err, &ke) && ke[k] != nil {
+				return zero, ke[k]
+			}
+			return zero, err
+		}
+		v, ok := m[k]
+		if !ok {
+			return zero, ErrNotFound
+		}
+		return v, nil
+	}
+	register(reflect.ValueOf(f), w)
+	return f
+}
+
+// KeyErrors maps keys of a batch to the error each failed with. A batch
+// function memoized by [Batch] returns one, with its partial results, to
+// fail some keys only; the memoized function returns one to report the
+// keys that failed for its caller. A nil error in it means the key did not
+// fail. It is a plain map: not safe for concurrent writes.
+type KeyErrors[K comparable] map[K]error
+
+// Error lists the failed keys, sorted by their text, the first three with
+// their errors.
+func (e KeyErrors[K]) Error() string {
+	type kv struct{ k, err string }
+	var all []kv
+	for k, err := range e {
+		if err != nil {
+			all = append(all, kv{fmt.Sprint(k), err.Error()})
+		}
+	}
+	slices.SortFunc(all, func(a, b kv) int { return cmp.Compare(a.k, b.k) })
+	var b strings.Builder
+	fmt.Fprintf(&b, "memo: %d keys failed", len(all))
+	for i, e := range all {
+		if i == 3 {
+			fmt.Fprintf(&b, "; and %d more", len(all)-3)
+			break
+		}
+		fmt.Fprintf(&b, "; %s: %s", e.k, e.err)
+	}
+	return b.String()
+}
+
+// Unwrap returns the keys' distinct errors (those that compare equal once),
+// so that errors.Is and errors.As find any key's error through e.
+func (e KeyErrors[K]) Unwrap() []error {
+	var out []error
+	for _, err := range e {
+		if err == nil {
+			continue
+		}
+		if slices.ContainsFunc(out, func(o error) bool { return sameError(o, err) }) {
+			continue
+		}
+		out = append(out, err)
+	}
+	slices.SortFunc(out, func(a, b error) int { return cmp.Compare(a.Error(), b.Error()) })
+	return out
+}
+
+// sameError reports whether a and b are ==, and false where == would
+// panic (a comparable type holding an uncomparable value).
+func sameError(a, b error) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a == b
+}
+
+// WithBatchWindow makes a function memoized by [Batch] gather misses:
+// the keys that concurrent callers miss within maxWait of the first of
+// them (or until maxKeys keys are gathered, whichever comes first) go to
+// one call of fn. maxWait must be positive (at least a microsecond);
+// maxKeys must not be negative, and 0 means no bound but maxWait (and
+// [WithMaxBatch]). The window opens only when another call of fn is
+// already running for this batch function: a call that finds none calls
+// fn at once, so that no caller waits for a window when it is alone, and
+// the keys missed meanwhile are gathered for the next call. A caller whose
+// context ends while its keys are gathered leaves at once; its keys that
+// no other caller wants are dropped from the gathered call.
+//
+// Without this option no caller waits for another: each call's misses go
+// to a call of fn of their own. WithBatchWindow applies to Batch only:
+// [Decorate], [New] and the typed functions reject it.
+func WithBatchWindow(maxWait time.Duration, maxKeys int) Option {
+	return batchOption(func(c *batchConfig) {
+		c.window, c.windowKeys, c.windowSet = maxWait, maxKeys, true
+	})
+}
+
+// WithMaxBatch bounds the keys that one call of a [Batch] function's fn
+// is given to n (n >= 1): a call that misses more keys calls fn several
+// times, concurrently, with at most n keys each (and a [WithBatchWindow]
+// that gathers n keys calls fn at once). The default is no bound.
+// WithMaxBatch applies to Batch only: [Decorate], [New] and the typed
+// functions reject it.
+func WithMaxBatch(n int) Option {
+	return batchOption(func(c *batchConfig) { c.maxBatch, c.maxBatchSet = n, true })
+}
+
+// batchConfig holds the options only Batch takes.
+type batchConfig struct {
+	window      time.Duration
+	windowKeys  int
+	windowSet   bool
+	maxBatch    int
+	maxBatchSet bool
+}
+
+// batchOption is an Option only Batch takes: Batch applies it to its
+// batchConfig, and anything else that meets it reports the mistake.
+type batchOption func(*batchConfig)
+
+func (o batchOption) apply(c *config) {
+	c.errs = append(c.errs, errors.New("memo: WithBatchWindow and WithMaxBatch apply to functions memoized by Batch, not to Decorate, New or the typed functions"))
+}
+
+// splitBatchOptions applies the batch options of opts and returns the
+// others.
+func splitBatchOptions(opts []Option) (batchConfig, []Option) {
+	var bc batchConfig
+	rest := make([]Option, 0, len(opts))
+	for _, o := range opts {
+		if b, ok := o.(batchOption); ok {
+			b(&bc)
+			continue
+		}
+		rest = append(rest, o)
+	}
+	return bc, rest
+}
+
+func (c batchConfig) validate() error {
+	var errs []error
+	if c.windowSet && c.window < time.Microsecond {
+		errs = append(errs, fmt.Errorf("memo: WithBatchWindow(%v, %d): the wait must be at least 1µs (a time.Duration counts nanoseconds)", c.window, c.windowKeys))
+	}
+	if c.windowSet && c.windowKeys < 0 {
+		errs = append(errs, fmt.Errorf("memo: WithBatchWindow(%v, %d): maxKeys must not be negative (0 for no bound)", c.window, c.windowKeys))
+	}
+	if c.maxBatchSet && c.maxBatch < 1 {
+		errs = append(errs, fmt.Errorf("memo: WithMaxBatch(%d): fn must be given at least one key", c.maxBatch))
+	}
+	return errors.Join(errs...)
+}
+
+// withSymbol names the cache, in Caches, by the user's function rather
+// than by the closure that wraps it.
+func withSymbol(s string) Option {
+	return optionFunc(func(c *config) { c.symbol = s })
+}
+
+// errAbsent is what the placeholder's per-key function returns for a key
+// fn left out: an error, so that nothing is stored for it unless
+// WithErrorTTL asks for negative entries.
+var errAbsent = fmt.Errorf("%w: the batch function returned no value for the key", ErrNotFound)
+
+// placeholderBatch is the TEMPORARY reference implementation of Batch
+// (issue 21, phase 1), to be replaced by the engine's multi-key path once
+// the engine has moved to internal/engine (issue 19). It is correct but
+// simple: each key is loaded through one memoized single-key function
+// (FuncCtx) whose body calls fn with that key alone, so that entries,
+// coalescing, contexts, invalidation, statistics and the tier are
+// FuncCtx's. It does not batch: fn is called once per missed key, and
+// WithBatchWindow and WithMaxBatch have nothing to merge or split.
+type placeholderBatch[K comparable, V any] struct {
+	fn     func(context.Context, []K) (map[K]V, error)
+	cfg    batchConfig
+	single func(context.Context, K) (V, error)
+}
+
+// loadOne is the body of the per-key function: fn for one key.
+func (b *placeholderBatch[K, V]) loadOne(ctx context.Context, k K) (V, error) {
+	var zero V
+	vals, err := b.fn(ctx, []K{k})
+	if err != nil {
+		var ke KeyErrors[K]
+		if !errors.As(err, &ke) {
+			return zero, err
+		}
+		if ke[k] != nil {
+			return zero, ke[k]
+		}
+	}
+	v, ok := vals[k]
+	if !ok {
+		return zero, errAbsent
+	}
+	return v, nil
+}
+
+// call is the memoized batch function: every distinct key through the
+// per-key function, concurrently.
+func (b *placeholderBatch[K, V]) call(ctx context.Context, keys []K) (map[K]V, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	seen := make(map[K]struct{}, len(keys))
+	out := make(map[K]V, len(keys))
+	var (
+		mu   sync.Mutex
+		errs KeyErrors[K]
+		wg   sync.WaitGroup
+	)
+	for _, k := range keys {
+		if _, dup := seen[k]; dup {
+			continue
+		}
+		seen[k] = struct{}{}
+		wg.Go(func() {
+			var (
+				v      V
+				err    error
+				normal bool
+			)
+			// The deferred record also runs for a panic or runtime.Goexit
+			// that reaches this goroutine from the per-key function.
+			defer func() {
+				if !normal {
+					err = panicError(recover())
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					out[k] = v
+				case errors.Is(err, errAbsent):
+				default:
+					if errs == nil {
+						errs = KeyErrors[K]{}
+					}
+					errs[k] = err
+				}
+			}()
+			v, err = b.single(ctx, k)
+			normal = true
+		})
+	}
+	wg.Wait()
+	if len(errs) == 0 {
+		return out, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return out, errs
+}
+
+// panicError turns a recovered value into the *PanicError a batch key
+// fails with: as it is when the per-key function's waiter path made one,
+// or holding the panic value (nil: runtime.Goexit).
+func panicError(r any) *PanicError {
+	switch r := r.(type) {
+	case *PanicError:
+		return r
+	case nil:
+		return &PanicError{Value: errGoexit}
+	default:
+		return &PanicError{Value: r, Stack: debug.Stack()}
+	}
+}
