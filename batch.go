@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"runtime/debug"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -105,11 +103,21 @@ func Batch[K comparable, V any](fn func(context.Context, []K) (map[K]V, error), 
 	if err := bc.validate(); err != nil {
 		panic(err)
 	}
-	b := &placeholderBatch[K, V]{fn: fn, cfg: bc}
-	b.single = FuncCtx(b.loadOne, append([]Option{withSymbol(symbolOf(reflect.ValueOf(fn)))}, rest...)...)
-	w := lookupWrapped(b.single)
+	b := &batchFunc[K, V]{fn: fn, maxBatch: bc.maxBatch}
+	// The per-key function gives the batch function its keys, entries and
+	// options (a FuncCtx of func(ctx, K) (V, error)); with a tier, calls
+	// go through it, one key at a time (see batchFunc.call).
+	single := FuncCtx(b.loadOne, append([]Option{withSymbol(symbolOf(reflect.ValueOf(fn)))}, rest...)...)
+	b.w, b.single = lookupWrapped(single), single
+	b.w.batch = b
+	if bc.windowSet {
+		b.window = &batchWindow[K, V]{b: b, maxWait: bc.window, maxKeys: bc.windowKeys}
+	}
+	if b.w.refreshes() {
+		b.refresh = &batchWindow[K, V]{b: b, maxWait: refreshWindow, refresh: true}
+	}
 	f := b.call
-	register(reflect.ValueOf(f), w)
+	register(reflect.ValueOf(f), b.w)
 	return f
 }
 
@@ -134,22 +142,11 @@ func Single[K comparable, V any](batch func(context.Context, []K) (map[K]V, erro
 	if w == nil || w.typ.NumIn() != 2 || w.typ.In(1) != reflect.TypeFor[K]() {
 		panic(fmt.Errorf("memo: Single: %T is not a function returned by Batch; memoize the batch function with Batch first, then pass Batch's result to Single", batch))
 	}
-	f := func(ctx context.Context, k K) (V, error) {
-		var zero V
-		m, err := batch(ctx, []K{k})
-		if err != nil {
-			var ke KeyErrors[K]
-			if errors.As(err, &ke) && ke[k] != nil {
-				return zero, ke[k]
-			}
-			return zero, err
-		}
-		v, ok := m[k]
-		if !ok {
-			return zero, ErrNotFound
-		}
-		return v, nil
+	b, ok := w.batch.(*batchFunc[K, V])
+	if !ok {
+		panic(fmt.Errorf("memo: Single: %T is not a function returned by Batch; memoize the batch function with Batch first, then pass Batch's result to Single", batch))
 	}
+	f := b.one
 	register(reflect.ValueOf(f), w)
 	return f
 }
@@ -293,114 +290,4 @@ func (c batchConfig) validate() error {
 // than by the closure that wraps it.
 func withSymbol(s string) Option {
 	return optionFunc(func(c *config) { c.symbol = s })
-}
-
-// errAbsent is what the placeholder's per-key function returns for a key
-// fn left out: an error, so that nothing is stored for it unless
-// WithErrorTTL asks for negative entries.
-var errAbsent = fmt.Errorf("%w: the batch function returned no value for the key", ErrNotFound)
-
-// placeholderBatch is the TEMPORARY reference implementation of Batch
-// (issue 21, phase 1), to be replaced by the engine's multi-key path once
-// the engine has moved to internal/engine (issue 19). It is correct but
-// simple: each key is loaded through one memoized single-key function
-// (FuncCtx) whose body calls fn with that key alone, so that entries,
-// coalescing, contexts, invalidation, statistics and the tier are
-// FuncCtx's. It does not batch: fn is called once per missed key, and
-// WithBatchWindow and WithMaxBatch have nothing to merge or split.
-type placeholderBatch[K comparable, V any] struct {
-	fn     func(context.Context, []K) (map[K]V, error)
-	cfg    batchConfig
-	single func(context.Context, K) (V, error)
-}
-
-// loadOne is the body of the per-key function: fn for one key.
-func (b *placeholderBatch[K, V]) loadOne(ctx context.Context, k K) (V, error) {
-	var zero V
-	vals, err := b.fn(ctx, []K{k})
-	if err != nil {
-		var ke KeyErrors[K]
-		if !errors.As(err, &ke) {
-			return zero, err
-		}
-		if ke[k] != nil {
-			return zero, ke[k]
-		}
-	}
-	v, ok := vals[k]
-	if !ok {
-		return zero, errAbsent
-	}
-	return v, nil
-}
-
-// call is the memoized batch function: every distinct key through the
-// per-key function, concurrently.
-func (b *placeholderBatch[K, V]) call(ctx context.Context, keys []K) (map[K]V, error) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	seen := make(map[K]struct{}, len(keys))
-	out := make(map[K]V, len(keys))
-	var (
-		mu   sync.Mutex
-		errs KeyErrors[K]
-		wg   sync.WaitGroup
-	)
-	for _, k := range keys {
-		if _, dup := seen[k]; dup {
-			continue
-		}
-		seen[k] = struct{}{}
-		wg.Go(func() {
-			var (
-				v      V
-				err    error
-				normal bool
-			)
-			// The deferred record also runs for a panic or runtime.Goexit
-			// that reaches this goroutine from the per-key function.
-			defer func() {
-				if !normal {
-					err = panicError(recover())
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case err == nil:
-					out[k] = v
-				case errors.Is(err, errAbsent):
-				default:
-					if errs == nil {
-						errs = KeyErrors[K]{}
-					}
-					errs[k] = err
-				}
-			}()
-			v, err = b.single(ctx, k)
-			normal = true
-		})
-	}
-	wg.Wait()
-	if len(errs) == 0 {
-		return out, nil
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return out, errs
-}
-
-// panicError turns a recovered value into the *PanicError a batch key
-// fails with: as it is when the per-key function's waiter path made one,
-// or holding the panic value (nil: runtime.Goexit).
-func panicError(r any) *PanicError {
-	switch r := r.(type) {
-	case *PanicError:
-		return r
-	case nil:
-		return &PanicError{Value: errGoexit}
-	default:
-		return &PanicError{Value: r, Stack: debug.Stack()}
-	}
 }

@@ -30,7 +30,9 @@ import (
 // them as a FuncCtx's.
 type batchFunc[K comparable, V any] struct {
 	w        *wrapped
+	single   func(context.Context, K) (V, error) // the per-key function (see Batch)
 	fn       func(context.Context, []K) (map[K]V, error)
+	inflight atomic.Int64       // fn calls running (see batchWindow.add)
 	maxBatch int                // the most keys one fn call gets; 0: no limit
 	window   *batchWindow[K, V] // merges the misses of concurrent calls; nil: none
 	refresh  *batchWindow[K, V] // merges due refreshes (WithRefreshAfter); nil: none
@@ -162,6 +164,9 @@ func (b *batchFunc[K, V]) call(ctx context.Context, ks []K) (map[K]V, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	if b.w.tier != nil {
+		return b.viaSingle(ctx, ks)
+	}
 	res := batchResult[K, V]{vals: make(map[K]V, len(ks))}
 	var seen map[K]struct{}
 	if len(ks) > 1 {
@@ -185,7 +190,10 @@ func (b *batchFunc[K, V]) call(ctx context.Context, ks []K) (map[K]V, error) {
 		pend = append(pend, keyed[K]{k: k, s: s, h: h, due: due})
 	}
 	joined, err := b.resolve(ctx, pend, &res)
-	b.w.c.e.Rec.Batch(n, n-len(pend), joined)
+	rec := &b.w.c.e.Rec
+	rec.BatchCall(n)
+	rec.BatchCached(uint64(n - len(pend)))
+	rec.BatchJoined(uint64(joined))
 	if err != nil {
 		return nil, err
 	}
@@ -196,6 +204,13 @@ func (b *batchFunc[K, V]) call(ctx context.Context, ks []K) (map[K]V, error) {
 func (b *batchFunc[K, V]) one(ctx context.Context, k K) (V, error) {
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	if b.w.tier != nil {
+		v, err := b.single(ctx, k)
+		if errors.Is(err, errAbsent) {
+			err = ErrNotFound
+		}
+		return v, err
 	}
 	o, hit, s, h, due := b.lookup(k)
 	if hit {
@@ -382,7 +397,8 @@ type batchGroup[K comparable, V any] struct {
 	b       *batchFunc[K, V]
 	refresh bool // its calls are refreshes
 	keys    []K
-	calls   []*engine.Call // calls[i] for keys[i]; nil for a key computed alone
+	calls   []*engine.Call    // calls[i] for keys[i]; nil for a key computed alone
+	rels    []*releaser[K, V] // rels[i] releases calls[i]
 	ctxs    []context.Context
 	// deadline is the latest of the callers' deadlines; none is set when
 	// a caller has none.
@@ -416,6 +432,7 @@ func (g *batchGroup[K, V]) add(ctx context.Context, lead []*keyed[K], alone []K)
 		g.calls = append(g.calls, p.cl)
 		g.live.Add(1)
 		r := &releaser[K, V]{g: g}
+		g.rels = append(g.rels, r)
 		p.cl.Attach(nil, time.Time{}, r.release)
 		if g.refresh { // a refresh ends by its own time at the latest
 			if u := p.cl.Until(c); !ok || u.Before(d) {
@@ -426,6 +443,7 @@ func (g *batchGroup[K, V]) add(ctx context.Context, lead []*keyed[K], alone []K)
 	for _, k := range alone {
 		g.keys = append(g.keys, k)
 		g.calls = append(g.calls, nil)
+		g.rels = append(g.rels, nil)
 	}
 	if len(alone) > 0 {
 		g.live.Add(1) // released by the caller (see release), or by the end
@@ -467,6 +485,7 @@ func (g *batchGroup[K, V]) release() {
 // dispatch starts g's fn calls: one, or as many as WithMaxBatch needs, each
 // in a goroutine of its own, under g's merged context.
 func (g *batchGroup[K, V]) dispatch() {
+	g.dropLeft()
 	var ctx context.Context = &mergedContext{Context: context.Background(), callers: g.ctxs}
 	var cancel context.CancelFunc
 	var deadline time.Time
@@ -499,7 +518,14 @@ func (g *batchGroup[K, V]) dispatch() {
 	if m := g.b.maxBatch; m > 0 && m < n {
 		step = m
 	}
-	g.runs.Store(int64((n + step - 1) / step))
+	if n == 0 {
+		close(g.done)
+		cancel()
+		return
+	}
+	runs := (n + step - 1) / step
+	g.runs.Store(int64(runs))
+	g.b.inflight.Add(int64(runs))
 	for lo := 0; lo < n; lo += step {
 		go g.run(ctx, lo, min(lo+step, n))
 	}
@@ -536,6 +562,7 @@ func (g *batchGroup[K, V]) run(ctx context.Context, lo, hi int) {
 			c.Rec.Execution(time.Since(start), true)
 			fail(errGoexit, nil)
 		}
+		g.b.inflight.Add(-1)
 		if g.runs.Add(-1) == 0 {
 			close(g.done)
 			g.mu.Lock()
@@ -585,6 +612,26 @@ func (g *batchGroup[K, V]) run(ctx context.Context, lo, hi int) {
 	ended = true
 }
 
+// dropLeft takes out of g, before its fn calls start, the keys whose
+// callers have all left while they waited in the window: nobody wants
+// them (their calls, detached by Leave, end with the cancellation).
+func (g *batchGroup[K, V]) dropLeft() {
+	c := &g.b.w.c.e
+	j := 0
+	for i, k := range g.keys {
+		if r := g.rels[i]; r != nil && r.once.Load() {
+			c.Complete(g.calls[i], g.b.w.judgeFn, outcome[V]{err: context.Canceled})
+			continue
+		}
+		g.keys[j], g.calls[j], g.rels[j] = k, g.calls[i], g.rels[i]
+		j++
+	}
+	clear(g.keys[j:])
+	clear(g.calls[j:])
+	clear(g.rels[j:])
+	g.keys, g.calls, g.rels = g.keys[:j], g.calls[:j], g.rels[:j]
+}
+
 func (g *batchGroup[K, V]) setAlone(k K, o outcome[V]) {
 	g.mu.Lock()
 	if g.alone == nil {
@@ -623,9 +670,9 @@ type batchWindow[K comparable, V any] struct {
 
 // add puts a call's led keys in the open group, opening one when none is.
 // The group is dispatched when maxKeys keys are in it, or maxWait after it
-// opened; but a call that finds no other call in its group once it has let
-// the others run (runtime.Gosched) dispatches at once: no call waits when
-// no other is pending.
+// opened; but a call that opens it while no call of fn is running, and is
+// still alone in it once it has let the others run (runtime.Gosched),
+// dispatches at once: no call waits when no other is pending.
 func (wd *batchWindow[K, V]) add(ctx context.Context, lead []*keyed[K]) *batchGroup[K, V] {
 	wd.mu.Lock()
 	g := wd.open
@@ -645,10 +692,12 @@ func (wd *batchWindow[K, V]) add(ctx context.Context, lead []*keyed[K]) *batchGr
 	if !opened {
 		return g
 	}
-	if !wd.refresh {
+	if !wd.refresh && wd.b.inflight.Load() == 0 {
+		// No call of fn is running: this call is alone unless others
+		// arrive while it lets them run.
 		runtime.Gosched()
 		wd.mu.Lock()
-		if wd.open == g && len(g.ctxs) == 1 {
+		if wd.open == g && len(g.ctxs) == 1 && wd.b.inflight.Load() == 0 {
 			wd.open = nil
 			wd.mu.Unlock()
 			g.dispatch()
@@ -667,4 +716,66 @@ func (wd *batchWindow[K, V]) add(ctx context.Context, lead []*keyed[K]) *batchGr
 		g.dispatch()
 	})
 	return g
+}
+
+// refreshWindow is how long due refreshes of a batch function wait for
+// others to go to fn with them (see batchFunc.startRefresh): refreshes run
+// in the background, so nobody waits for it.
+const refreshWindow = time.Millisecond
+
+// loadOne is the per-key function: fn for one key.
+func (b *batchFunc[K, V]) loadOne(ctx context.Context, k K) (V, error) {
+	m, err := b.fn(ctx, []K{k})
+	o := outcomeOf(k, m, err)
+	return o.val, o.err
+}
+
+// viaSingle is a batch call of a function with a tier: each distinct key
+// through the per-key function, concurrently, so that each goes through
+// the tier's lease as a FuncCtx call's does. fn is then called with one key
+// at a time.
+func (b *batchFunc[K, V]) viaSingle(ctx context.Context, ks []K) (map[K]V, error) {
+	res := batchResult[K, V]{vals: make(map[K]V, len(ks))}
+	seen := make(map[K]struct{}, len(ks))
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	for _, k := range ks {
+		if _, dup := seen[k]; dup {
+			continue
+		}
+		seen[k] = struct{}{}
+		wg.Go(func() {
+			var (
+				v      V
+				err    error
+				normal bool
+			)
+			defer func() {
+				if !normal { // a *PanicError from the per-key path, or runtime.Goexit
+					r := recover()
+					pe, ok := r.(*PanicError)
+					if !ok {
+						pe = &PanicError{Value: r}
+						if r == nil {
+							pe.Value = errGoexit
+						}
+					}
+					err = pe
+				}
+				mu.Lock()
+				res.put(k, outcome[V]{v, err})
+				mu.Unlock()
+			}()
+			v, err = b.single(ctx, k)
+			normal = true
+		})
+	}
+	wg.Wait()
+	b.w.c.e.Rec.BatchCall(len(seen))
+	if err := ctx.Err(); err != nil && len(res.errs) > 0 {
+		return nil, err
+	}
+	return res.vals, res.err()
 }

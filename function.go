@@ -22,6 +22,9 @@ type wrapped struct {
 	// judgeFn is judge as a func value, made once: a method value made on
 	// each miss would cost an allocation.
 	judgeFn engine.Verdict
+	// batch is the *batchFunc of a function Batch returned (whose per-key
+	// function w describes), for Single; nil for any other.
+	batch any
 	fn      reflect.Value
 	typ     reflect.Type
 	// ctx is set when a parameter is a context.Context, ctxAt is the index
