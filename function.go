@@ -25,8 +25,8 @@ type wrapped struct {
 	// batch is the *batchFunc of a function Batch returned (whose per-key
 	// function w describes), for Single; nil for any other.
 	batch any
-	fn      reflect.Value
-	typ     reflect.Type
+	fn    reflect.Value
+	typ   reflect.Type
 	// ctx is set when a parameter is a context.Context, ctxAt is the index
 	// of the first one (which governs waiting and cancellation), or -1.
 	// When the only context leads, or there is none, skip is the number of
