@@ -48,6 +48,7 @@ type keyed[K comparable] struct {
 	n   *engine.Node
 	cl  *engine.Call
 	r   engine.Role
+	tk  *TierKey // the key's tier key when it is led through a tier
 }
 
 // lookup encodes k and looks it up as a FuncCtx call of the single-key
@@ -164,9 +165,6 @@ func (b *batchFunc[K, V]) call(ctx context.Context, ks []K) (map[K]V, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if b.w.tier != nil {
-		return b.viaSingle(ctx, ks)
-	}
 	res := batchResult[K, V]{vals: make(map[K]V, len(ks))}
 	var seen map[K]struct{}
 	if len(ks) > 1 {
@@ -204,13 +202,6 @@ func (b *batchFunc[K, V]) call(ctx context.Context, ks []K) (map[K]V, error) {
 func (b *batchFunc[K, V]) one(ctx context.Context, k K) (V, error) {
 	if ctx == nil {
 		ctx = context.Background()
-	}
-	if b.w.tier != nil {
-		v, err := b.single(ctx, k)
-		if errors.Is(err, errAbsent) {
-			err = ErrNotFound
-		}
-		return v, err
 	}
 	o, hit, s, h, due := b.lookup(k)
 	if hit {
@@ -278,6 +269,9 @@ func (b *batchFunc[K, V]) resolve(ctx context.Context, pend []keyed[K], res *bat
 					refs = slices.Clone(p.s.Refs)
 				}
 				w.prepare(p.cl, refs)
+			}
+			if w.tier != nil && p.r == engine.Leading {
+				p.tk = tierKeyOf(w, p.s)
 			}
 			keys.PutState(p.s)
 			p.s = nil
@@ -367,6 +361,12 @@ func (b *batchFunc[K, V]) resolve(ctx context.Context, pend []keyed[K], res *bat
 // keys it computes alone to fn: through the window when there is one, else
 // in fn calls of their own at once. It returns the group that computes them.
 func (b *batchFunc[K, V]) lead(ctx context.Context, lead []*keyed[K], alone []K) *batchGroup[K, V] {
+	if b.w.tier != nil {
+		lead = b.viaTier(ctx, lead)
+		if len(lead) == 0 && len(alone) == 0 {
+			return nil
+		}
+	}
 	if b.window != nil && len(alone) == 0 {
 		return b.window.add(ctx, lead)
 	}
@@ -730,52 +730,175 @@ func (b *batchFunc[K, V]) loadOne(ctx context.Context, k K) (V, error) {
 	return o.val, o.err
 }
 
-// viaSingle is a batch call of a function with a tier: each distinct key
-// through the per-key function, concurrently, so that each goes through
-// the tier's lease as a FuncCtx call's does. fn is then called with one key
-// at a time.
-func (b *batchFunc[K, V]) viaSingle(ctx context.Context, ks []K) (map[K]V, error) {
-	res := batchResult[K, V]{vals: make(map[K]V, len(ks))}
-	seen := make(map[K]struct{}, len(ks))
-	var (
-		mu sync.Mutex
-		wg sync.WaitGroup
-	)
-	for _, k := range ks {
-		if _, dup := seen[k]; dup {
-			continue
+// viaTier starts the keys of lead that have a tier key through the tier,
+// each as a FuncCtx call's execution would go (its own goroutine, the
+// tier's Load under the key's cross-process lease), but the function runs
+// for all of them at once: the keys whose Load asks to compute gather in a
+// tierGroup that calls fn once. It returns the keys left to lead locally
+// (those without a tier key).
+func (b *batchFunc[K, V]) viaTier(ctx context.Context, lead []*keyed[K]) (local []*keyed[K]) {
+	w := b.w
+	c := &w.c.e
+	var tiered []*keyed[K]
+	for _, p := range lead {
+		if p.tk == nil {
+			local = append(local, p)
+		} else {
+			tiered = append(tiered, p)
 		}
-		seen[k] = struct{}{}
-		wg.Go(func() {
-			var (
-				v      V
-				err    error
-				normal bool
-			)
-			defer func() {
-				if !normal { // a *PanicError from the per-key path, or runtime.Goexit
-					r := recover()
-					pe, ok := r.(*PanicError)
-					if !ok {
-						pe = &PanicError{Value: r}
-						if r == nil {
-							pe.Value = errGoexit
-						}
-					}
-					err = pe
-				}
-				mu.Lock()
-				res.put(k, outcome[V]{v, err})
-				mu.Unlock()
-			}()
-			v, err = b.single(ctx, k)
-			normal = true
+	}
+	if len(tiered) == 0 {
+		return local
+	}
+	tg := &tierGroup[K, V]{b: b, total: len(tiered)}
+	for _, p := range tiered {
+		k, cl := p.k, p.cl
+		tv := new(tierVerdict)
+		run := func(ctx context.Context) outcome[V] { return tg.compute(ctx, k) }
+		tierRun := viaTier(w, w.tier.b.Load, *p.tk, run, cl, tv)
+		runCtx := cl.Start(ctx)
+		go c.Run(cl, w.tierJudge(tv), func() any {
+			defer tg.settled(k)
+			return tierRun(runCtx)
 		})
 	}
-	wg.Wait()
-	b.w.c.e.Rec.BatchCall(len(seen))
-	if err := ctx.Err(); err != nil && len(res.errs) > 0 {
-		return nil, err
+	return local
+}
+
+// tierGroupWindow bounds how long the keys of a tiered batch call that
+// must be computed wait for the rest of its keys (each either asks to
+// compute or is settled by the tier) before fn is called for those that
+// asked: a key may wait on another replica's lease meanwhile.
+const tierGroupWindow = 2 * time.Millisecond
+
+// A tierGroup gathers the keys of one batch call whose tier Loads ask to
+// compute them (see batchFunc.viaTier) into as few fn calls as it can.
+type tierGroup[K comparable, V any] struct {
+	b     *batchFunc[K, V]
+	total int // keys in the group
+	mu    sync.Mutex
+	asked []tierAsk[K, V] // keys that asked, not yet given to fn
+	all   map[K]bool      // every key that asked
+	known int             // keys that asked or settled without asking
+	timer *time.Timer
+}
+
+// A tierAsk is one key's compute waiting for its outcome.
+type tierAsk[K comparable, V any] struct {
+	k   K
+	ctx context.Context
+	out chan outcome[V]
+}
+
+// compute is key k's TierCompute run: it waits for the fn call the group
+// makes for k and returns k's outcome.
+func (tg *tierGroup[K, V]) compute(ctx context.Context, k K) outcome[V] {
+	a := tierAsk[K, V]{k: k, ctx: ctx, out: make(chan outcome[V], 1)}
+	tg.mu.Lock()
+	tg.asked = append(tg.asked, a)
+	if tg.all == nil {
+		tg.all = make(map[K]bool)
 	}
-	return res.vals, res.err()
+	tg.all[k] = true
+	tg.known++
+	tg.flushLocked()
+	tg.mu.Unlock()
+	return <-a.out
+}
+
+// settled records that k's Load has returned.
+func (tg *tierGroup[K, V]) settled(k K) {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	if tg.all[k] {
+		return // counted when it asked
+	}
+	tg.known++
+	tg.flushLocked()
+}
+
+// flushLocked calls fn for the keys that asked when every key is known
+// (asked or settled), or arms the window that calls it then. tg.mu is held.
+func (tg *tierGroup[K, V]) flushLocked() {
+	if len(tg.asked) == 0 {
+		return
+	}
+	if tg.known < tg.total {
+		if tg.timer == nil {
+			tg.timer = time.AfterFunc(tierGroupWindow, func() {
+				tg.mu.Lock()
+				tg.timer = nil
+				tg.flushNow()
+				tg.mu.Unlock()
+			})
+		}
+		return
+	}
+	if tg.timer != nil {
+		tg.timer.Stop()
+		tg.timer = nil
+	}
+	tg.flushNow()
+}
+
+// flushNow calls fn, in a goroutine, for the keys that asked so far.
+// tg.mu is held.
+func (tg *tierGroup[K, V]) flushNow() {
+	asked := tg.asked
+	if len(asked) == 0 {
+		return
+	}
+	tg.asked = nil
+	go tg.b.computeAsked(asked)
+}
+
+// computeAsked is one fn call for the keys a tierGroup gathered, under a
+// context that keeps their contexts' values and the latest deadline; each
+// key's outcome goes to its compute (a panic: a *PanicError for each).
+func (b *batchFunc[K, V]) computeAsked(asked []tierAsk[K, V]) {
+	ks := make([]K, len(asked))
+	ctxs := make([]context.Context, len(asked))
+	var latest time.Time
+	none := false
+	for i, a := range asked {
+		ks[i], ctxs[i] = a.k, a.ctx
+		if d, ok := a.ctx.Deadline(); !ok {
+			none = true
+		} else if d.After(latest) {
+			latest = d
+		}
+	}
+	var ctx context.Context = &mergedContext{Context: context.Background(), callers: ctxs}
+	var cancel context.CancelFunc
+	if none {
+		ctx, cancel = context.WithCancel(ctx)
+	} else {
+		ctx, cancel = context.WithDeadline(ctx, latest)
+	}
+	defer cancel()
+	var (
+		m      map[K]V
+		err    error
+		normal bool
+	)
+	defer func() {
+		if !normal {
+			r := recover()
+			pe := &PanicError{Value: r, Stack: debug.Stack()}
+			if r == nil {
+				pe.Value = errGoexit
+			}
+			for _, a := range asked {
+				a.out <- outcome[V]{err: pe}
+			}
+			if r != nil {
+				return
+			}
+		}
+	}()
+	m, err = b.fn(ctx, ks)
+	normal = true
+	for _, a := range asked {
+		a.out <- outcomeOf(a.k, m, err)
+	}
 }
