@@ -166,18 +166,22 @@ func (b *batchFunc[K, V]) call(ctx context.Context, ks []K) (map[K]V, error) {
 		ctx = context.Background()
 	}
 	res := batchResult[K, V]{vals: make(map[K]V, len(ks))}
-	var seen map[K]struct{}
-	if len(ks) > 1 {
-		seen = make(map[K]struct{}, len(ks))
-	}
-	var pend []keyed[K]
-	n := 0
+	var (
+		pend    []keyed[K]
+		pending map[K]struct{} // the keys in pend, once there are many
+		n       int            // distinct keys
+	)
 	for _, k := range ks {
-		if seen != nil {
-			if _, dup := seen[k]; dup {
-				continue
-			}
-			seen[k] = struct{}{}
+		// Duplicates collapse: a key served already is in res.vals (or
+		// res.errs); a key on its way is in pend.
+		if _, dup := res.vals[k]; dup {
+			continue
+		}
+		if _, dup := res.errs[k]; dup {
+			continue
+		}
+		if pendingHas(pend, pending, k) {
+			continue
 		}
 		n++
 		o, hit, s, h, due := b.lookup(k)
@@ -186,6 +190,14 @@ func (b *batchFunc[K, V]) call(ctx context.Context, ks []K) (map[K]V, error) {
 			continue
 		}
 		pend = append(pend, keyed[K]{k: k, s: s, h: h, due: due})
+		if pending != nil {
+			pending[k] = struct{}{}
+		} else if len(pend) > 16 {
+			pending = make(map[K]struct{}, len(ks))
+			for _, p := range pend {
+				pending[p.k] = struct{}{}
+			}
+		}
 	}
 	joined, err := b.resolve(ctx, pend, &res)
 	rec := &b.w.c.e.Rec
@@ -372,7 +384,14 @@ func (b *batchFunc[K, V]) lead(ctx context.Context, lead []*keyed[K], alone []K)
 	}
 	g := newBatchGroup(b, false)
 	g.add(ctx, lead, alone)
-	g.dispatch()
+	if ctx.Done() == nil && (b.maxBatch == 0 || len(g.keys) <= b.maxBatch) {
+		// The caller can never leave (nothing cancels its context): it
+		// calls fn itself, as a FuncCtx leader does, rather than start a
+		// goroutine and a context of the execution's own.
+		g.runInline(ctx)
+	} else {
+		g.dispatch()
+	}
 	return g
 }
 
@@ -398,7 +417,6 @@ type batchGroup[K comparable, V any] struct {
 	refresh bool // its calls are refreshes
 	keys    []K
 	calls   []*engine.Call    // calls[i] for keys[i]; nil for a key computed alone
-	rels    []*releaser[K, V] // rels[i] releases calls[i]
 	ctxs    []context.Context
 	// deadline is the latest of the callers' deadlines; none is set when
 	// a caller has none.
@@ -410,6 +428,7 @@ type batchGroup[K comparable, V any] struct {
 	live   atomic.Int64
 	mu     sync.Mutex
 	cancel context.CancelFunc // the merged context's, once dispatched
+	rel    func(*engine.Call) // releaseCall, made once
 	gone   bool               // live reached 0 before dispatch
 	runs   atomic.Int64       // fn calls not ended
 	alone  map[K]outcome[V]   // results of the alone keys (under mu), read after done
@@ -417,7 +436,9 @@ type batchGroup[K comparable, V any] struct {
 }
 
 func newBatchGroup[K comparable, V any](b *batchFunc[K, V], refresh bool) *batchGroup[K, V] {
-	return &batchGroup[K, V]{b: b, refresh: refresh, done: make(chan struct{})}
+	g := &batchGroup[K, V]{b: b, refresh: refresh, done: make(chan struct{})}
+	g.rel = g.releaseCall
+	return g
 }
 
 // add puts a caller's keys in g: lead, the keys it leads (their calls made
@@ -431,9 +452,7 @@ func (g *batchGroup[K, V]) add(ctx context.Context, lead []*keyed[K], alone []K)
 		g.keys = append(g.keys, p.k)
 		g.calls = append(g.calls, p.cl)
 		g.live.Add(1)
-		r := &releaser[K, V]{g: g}
-		g.rels = append(g.rels, r)
-		p.cl.Attach(nil, time.Time{}, r.release)
+		p.cl.Attach(g.rel)
 		if g.refresh { // a refresh ends by its own time at the latest
 			if u := p.cl.Until(c); !ok || u.Before(d) {
 				d, ok = u, true
@@ -443,7 +462,6 @@ func (g *batchGroup[K, V]) add(ctx context.Context, lead []*keyed[K], alone []K)
 	for _, k := range alone {
 		g.keys = append(g.keys, k)
 		g.calls = append(g.calls, nil)
-		g.rels = append(g.rels, nil)
 	}
 	if len(alone) > 0 {
 		g.live.Add(1) // released by the caller (see release), or by the end
@@ -456,17 +474,9 @@ func (g *batchGroup[K, V]) add(ctx context.Context, lead []*keyed[K], alone []K)
 	}
 }
 
-// releaser releases one call of a group once (see engine.Call.Attach).
-type releaser[K comparable, V any] struct {
-	g    *batchGroup[K, V]
-	once atomic.Bool
-}
-
-func (r *releaser[K, V]) release() {
-	if r.once.CompareAndSwap(false, true) {
-		r.g.release()
-	}
-}
+// releaseCall is g's calls' release (see engine.Call.Attach): a call
+// whose callers have all left, or that ended, drops its hold.
+func (g *batchGroup[K, V]) releaseCall(*engine.Call) { g.release() }
 
 // release drops one hold on g's context (see live): the last one cancels it.
 func (g *batchGroup[K, V]) release() {
@@ -531,6 +541,25 @@ func (g *batchGroup[K, V]) dispatch() {
 	}
 }
 
+// runInline makes g's one fn call on the calling goroutine, under ctx,
+// which nothing can cancel (see batchFunc.lead).
+func (g *batchGroup[K, V]) runInline(ctx context.Context) {
+	for _, cl := range g.calls {
+		if cl != nil {
+			ctx = context.WithValue(ctx, engine.FlightKey{}, cl) // calls made inside can tell (see Join)
+			break
+		}
+	}
+	for _, cl := range g.calls {
+		if cl != nil {
+			cl.Bind(ctx, time.Time{})
+		}
+	}
+	g.runs.Store(1)
+	g.b.inflight.Add(1)
+	g.run(ctx, 0, len(g.keys))
+}
+
 // run is one fn call, for g's keys lo to hi: it ends each key's call with
 // the key's outcome (a panic or runtime.Goexit in fn with a *PanicError for
 // every key), and counts one execution.
@@ -568,7 +597,9 @@ func (g *batchGroup[K, V]) run(ctx context.Context, lo, hi int) {
 			g.mu.Lock()
 			cancel := g.cancel
 			g.mu.Unlock()
-			cancel()
+			if cancel != nil {
+				cancel()
+			}
 		}
 	}()
 	var (
@@ -619,17 +650,16 @@ func (g *batchGroup[K, V]) dropLeft() {
 	c := &g.b.w.c.e
 	j := 0
 	for i, k := range g.keys {
-		if r := g.rels[i]; r != nil && r.once.Load() {
-			c.Complete(g.calls[i], g.b.w.judgeFn, outcome[V]{err: context.Canceled})
+		if cl := g.calls[i]; cl != nil && cl.Released() {
+			c.Complete(cl, g.b.w.judgeFn, outcome[V]{err: context.Canceled})
 			continue
 		}
-		g.keys[j], g.calls[j], g.rels[j] = k, g.calls[i], g.rels[i]
+		g.keys[j], g.calls[j] = k, g.calls[i]
 		j++
 	}
 	clear(g.keys[j:])
 	clear(g.calls[j:])
-	clear(g.rels[j:])
-	g.keys, g.calls, g.rels = g.keys[:j], g.calls[:j], g.rels[:j]
+	g.keys, g.calls = g.keys[:j], g.calls[:j]
 }
 
 func (g *batchGroup[K, V]) setAlone(k K, o outcome[V]) {
@@ -901,4 +931,19 @@ func (b *batchFunc[K, V]) computeAsked(asked []tierAsk[K, V]) {
 	for _, a := range asked {
 		a.out <- outcomeOf(a.k, m, err)
 	}
+}
+
+// pendingHas reports whether k is in pend (or in set, pend's keys once
+// made).
+func pendingHas[K comparable](pend []keyed[K], set map[K]struct{}, k K) bool {
+	if set != nil {
+		_, ok := set[k]
+		return ok
+	}
+	for i := range pend {
+		if pend[i].k == k {
+			return true
+		}
+	}
+	return false
 }

@@ -74,6 +74,9 @@ type Call struct {
 	// callers); when the last one leaves, cancel stops the execution.
 	waiters int
 	cancel  context.CancelFunc
+	// release and released: see Attach.
+	release  func(*Call)
+	released atomic.Bool
 }
 
 // FlightKey is the context key under which an execution's context holds
@@ -132,14 +135,29 @@ func (cl *Call) Start(ctx context.Context) context.Context {
 	return context.WithValue(cl.ctx, FlightKey{}, cl)
 }
 
-// Attach makes ctx the context of cl's execution when that runs elsewhere
-// (a batch, whose one function call serves many keys): deadline is the
-// deadline ctx carries (zero for none), and release is called, in place of
-// cancelling a context of cl's own, when cl's last caller leaves (see
-// Leave) and when cl ends; it may be called twice and must be idempotent.
-// Its leader calls it before it waits, as it would Start.
-func (cl *Call) Attach(ctx context.Context, deadline time.Time, release func()) {
-	cl.ctx, cl.deadline, cl.cancel = ctx, deadline, release
+// Attach readies cl, an execution that runs elsewhere (a batch, whose one
+// function call serves many keys): release is called, in place of
+// cancelling a context of cl's own, once, when cl's last caller leaves (see
+// Leave) or cl ends, whichever comes first. Its leader calls it before it
+// waits, as it would Start; Bind gives the execution its context later.
+func (cl *Call) Attach(release func(*Call)) {
+	cl.release = release
+}
+
+// Released reports whether cl's release (see Attach) has been called.
+func (cl *Call) Released() bool { return cl.released.Load() }
+
+// cancelOrRelease is called when cl's last caller leaves and when cl ends:
+// it cancels cl's context, or calls its release the first time.
+func (cl *Call) cancelOrRelease() {
+	switch {
+	case cl.release != nil:
+		if cl.released.CompareAndSwap(false, true) {
+			cl.release(cl)
+		}
+	case cl.cancel != nil:
+		cl.cancel()
+	}
 }
 
 // Bind sets the context of cl's execution, attached earlier (see Attach)

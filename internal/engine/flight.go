@@ -80,8 +80,8 @@ func (c *Core) Leave(cl *Call) {
 		delete(sh.calls, cl.Key)
 	}
 	sh.mu.Unlock()
-	if last && cl.cancel != nil {
-		cl.cancel()
+	if last {
+		cl.cancelOrRelease()
 	}
 }
 
@@ -154,9 +154,7 @@ func (c *Core) wake(cl *Call) {
 	if cl.Panicked {
 		c.serveStale(cl)
 	}
-	if cl.cancel != nil {
-		cl.cancel()
-	}
+	cl.cancelOrRelease()
 	// cl is out of its shard's table (Store or forget took it out, under
 	// the shard's lock), so no caller can join it and make Done any more.
 	if cl.Done != nil {
