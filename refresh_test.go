@@ -1,4 +1,4 @@
-package memo
+package memo_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/memokit/memo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -24,7 +25,7 @@ func TestRefreshThatHangsDoesNotPinItsKey(t *testing.T) {
 		var calls atomic.Int32
 		var refreshEnded atomic.Int64 // when the refresh's context ended, ns since start
 		start := time.Now()
-		f := FuncCtx(func(ctx context.Context, k int) (int, error) {
+		f := memo.FuncCtx(func(ctx context.Context, k int) (int, error) {
 			n := calls.Add(1)
 			if n == 2 { // the refresh
 				<-ctx.Done()
@@ -33,7 +34,7 @@ func TestRefreshThatHangsDoesNotPinItsKey(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 			return int(n), nil
-		}, WithTTL(300*time.Millisecond), WithRefreshAfter(50*time.Millisecond))
+		}, memo.WithTTL(300*time.Millisecond), memo.WithRefreshAfter(50*time.Millisecond))
 		v, err := f(context.Background(), 1)
 		require.NoError(t, err)
 		require.Equal(t, 1, v)
@@ -81,7 +82,7 @@ func TestRefreshThatHangsDoesNotPinItsKey(t *testing.T) {
 
 		time.Sleep(time.Second) // the refresh's own deadline has passed
 		synctest.Wait()
-		st := CacheOf(f).Stats()
+		st := memo.CacheOf(f).Stats()
 		assert.EqualValues(t, 1, st.RefreshesStarted)
 		assert.EqualValues(t, 1, st.RefreshesFailed, "the refresh ran out of time")
 		if e := time.Duration(refreshEnded.Load()); assert.NotZero(t, e, "the refresh never ended") {
@@ -101,13 +102,13 @@ func TestRefreshPastItsDeadlineGivesWay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var calls atomic.Int32
 		release := make(chan struct{})
-		f := Func(func(k int) int {
+		f := memo.Func(func(k int) int {
 			n := calls.Add(1)
 			if n == 2 {
 				<-release // ignores everything
 			}
 			return int(n)
-		}, WithTTL(300*time.Millisecond), WithRefreshAfter(50*time.Millisecond))
+		}, memo.WithTTL(300*time.Millisecond), memo.WithRefreshAfter(50*time.Millisecond))
 		require.Equal(t, 1, f(1))
 		time.Sleep(60 * time.Millisecond)
 		require.Equal(t, 1, f(1)) // starts the refresh that hangs (until 360 ms)
@@ -127,12 +128,12 @@ func TestRefreshPastItsDeadlineGivesWay(t *testing.T) {
 		assert.Equal(t, 3, f(1))
 		synctest.Wait()
 		assert.Equal(t, 4, f(1), "a second refresh ran and stored")
-		assert.EqualValues(t, 2, CacheOf(f).Stats().RefreshesStarted)
+		assert.EqualValues(t, 2, memo.CacheOf(f).Stats().RefreshesStarted)
 
 		close(release)
 		synctest.Wait()
 		assert.Equal(t, 4, f(1), "the first refresh's late result is not stored")
-		st := CacheOf(f).Stats()
+		st := memo.CacheOf(f).Stats()
 		assert.Equal(t, st.RefreshesStarted, st.RefreshesSucceeded+st.RefreshesFailed)
 		assert.Equal(t, st.Misses, st.TotalCalls-st.RefreshesStarted+st.Coalesced)
 	})

@@ -1,10 +1,7 @@
 package memo
 
 import (
-	"bytes"
 	"context"
-	"log/slog"
-	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -13,10 +10,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// Regression tests for issue 8, items 3, 4 and 7b: bounded keys, calls
-// that are never stored, HashableWrapper's hash, containers of CacheKeyer
-// elements.
 
 // bdCost runs f once and returns its wall time and the bytes it allocated.
 func bdCost(f func()) (time.Duration, uint64) {
@@ -117,167 +110,6 @@ func TestKeyLongStringNotStored(t *testing.T) {
 	assert.Equal(t, 0, CacheOf(d).Len())
 }
 
-type bdWithFunc struct {
-	N int
-	f func() int
-}
-
-// Calls whose keys can never hit again do not evict useful entries: 60 of
-// them left 40 of 100 entries.
-func TestUncacheableCallsEvictNothing(t *testing.T) {
-	var buf bytes.Buffer
-	logger := slog.New(slog.NewTextHandler(&buf, nil))
-	var calls int
-	f := Decorate(func(k int, v bdWithFunc) int { calls++; return k + v.N }, WithMaxSize(100), WithLogger(logger), WithName("bd"))
-	for k := range 100 {
-		require.Equal(t, k, f(k, bdWithFunc{}))
-	}
-	odd := bdWithFunc{N: 1, f: func() int { return 1 }} // a func in an unexported field
-	for range 60 {
-		require.Equal(t, 1001, f(1000, odd))
-	}
-	assert.Equal(t, 160, calls, "each uncacheable call runs the function")
-	for k := range 100 {
-		require.Equal(t, k, f(k, bdWithFunc{}))
-	}
-	assert.Equal(t, 160, calls, "the 100 useful entries are all still there")
-	st := CacheOf(f).Stats()
-	assert.Equal(t, uint64(60), st.Uncacheable)
-	assert.Equal(t, uint64(0), st.Evictions)
-	assert.Equal(t, 100, st.CurrentSize)
-	assert.Contains(t, buf.String(), "call not cached")
-	assert.Contains(t, buf.String(), "cache=bd")
-	assert.Equal(t, 60, strings.Count(buf.String(), "call not cached"))
-}
-
-// The typed paths and Cache.Set do the same.
-func TestUncacheableTypedAndSet(t *testing.T) {
-	var calls int
-	// The typed paths can address their argument and key its func by
-	// identity; a key past the limit can never hit there either.
-	f := FuncErr(func(xs []string) (int, error) { calls++; return len(xs), nil })
-	xs := bdShared(8)
-	for range 3 {
-		v, err := f(xs)
-		require.NoError(t, err)
-		require.Equal(t, 8, v)
-	}
-	assert.Equal(t, 3, calls)
-	assert.Equal(t, uint64(3), CacheOf(f).Stats().Uncacheable)
-	assert.Equal(t, 0, CacheOf(f).Len())
-
-	c := MustNew(WithMaxSize(10))
-	odd := bdWithFunc{N: 3, f: func() int { return 1 }}
-	c.Set(odd, 1)
-	_, err := c.Get(odd)
-	assert.ErrorIs(t, err, ErrNotFound)
-	assert.Equal(t, 0, c.Len())
-	assert.Equal(t, uint64(1), c.Stats().Uncacheable)
-}
-
-// 200 calls with multi-MiB keys do not grow the heap (they kept 796 MiB).
-func TestUncacheableKeysNotKept(t *testing.T) {
-	f := Decorate(func(xs []string) int { return len(xs) }, WithMaxSize(1000))
-	grown := lkGrowth(func() {
-		for i := range 200 {
-			xs := []string{strings.Repeat("z", 4*lkMiB), string(rune('a' + i%26))}
-			require.Equal(t, 2, f(xs))
-		}
-	})
-	assert.Less(t, grown, int64(16*lkMiB))
-	assert.Equal(t, uint64(200), CacheOf(f).Stats().Uncacheable)
-}
-
-type bdNode struct {
-	ID       int
-	Parent   *bdNode
-	Children []*bdNode
-}
-
-func (n *bdNode) CacheKey() any { return n.ID }
-
-type bdRing struct {
-	ID   int
-	Prev *bdRing `memo:"-"`
-}
-
-type bdDAG struct {
-	ID   int
-	L, R *bdDAG
-}
-
-func (d *bdDAG) CacheKey() any { return d.ID }
-
-type bdPanicHash struct{ N int }
-
-func (bdPanicHash) Hash() (uint64, error) { panic("boom") }
-
-// NewHashableWrapper and Hash never crash, hang or panic, whatever the
-// value: cycles behind CacheKey or an ignored field overflowed the stack, a
-// 60-level DAG behind CacheKey ran for over 20 s, a Hash method's panic
-// escaped.
-func TestWrapperHashNeverCrashes(t *testing.T) {
-	root := &bdNode{ID: 1}
-	root.Children = []*bdNode{{ID: 2, Parent: root}}
-	ring := &bdRing{ID: 7}
-	ring.Prev = ring
-	dag := &bdDAG{ID: 0}
-	for i := 1; i <= 60; i++ {
-		dag = &bdDAG{ID: i, L: dag, R: dag}
-	}
-	cases := map[string]any{
-		"cycle behind CacheKey":   root,
-		"cycle behind memo:\"-\"": ring,
-		"60-level DAG":            dag,
-		"Hash panics":             bdPanicHash{5},
-	}
-	for name, v := range cases {
-		// A hang shows as go test's -timeout, with every goroutine.
-		w := NewHashableWrapper(v)
-		assert.Equal(t, w, NewHashableWrapper(v), name)
-		assert.Equal(t, w.Hash(), NewHashableWrapper(v).Hash(), name)
-		assert.Equal(t, v, w.Value(), name)
-	}
-	// Equal by CacheKey: the same wrapper, whatever the structure.
-	assert.Equal(t, NewHashableWrapper(&bdNode{ID: 1}), NewHashableWrapper(root))
-	assert.NotEqual(t, NewHashableWrapper(&bdNode{ID: 2}), NewHashableWrapper(root))
-}
-
-// The raw walk refuses what hashstructure cannot walk within its budget
-// and accepts small acyclic values.
-func TestRawWalkable(t *testing.T) {
-	walk := func(v any, budget int) bool { return rawWalkable(reflect.ValueOf(v), &budget, 0) }
-	ring := &bdRing{ID: 1}
-	ring.Prev = ring
-	assert.False(t, walk(ring, 1<<20))
-	type P *P
-	var p P
-	p = &p
-	assert.False(t, walk(p, 1<<20), "a pointer to itself")
-	dag := &bdDAG{}
-	for i := 1; i <= 60; i++ {
-		dag = &bdDAG{ID: i, L: dag, R: dag}
-	}
-	assert.False(t, walk(dag, 1<<20))
-	assert.True(t, walk(struct {
-		A int
-		S []string
-		M map[string]int
-	}{1, []string{"a"}, map[string]int{"b": 2}}, 100))
-	assert.False(t, walk(make([]int, 1000), 100))
-}
-
-// hashstructure's hash is used when it is safe: equal values of a plain
-// struct hash alike, and differently from a different value.
-func TestWrapperHashPlainValues(t *testing.T) {
-	type q struct {
-		A int
-		B string
-	}
-	assert.Equal(t, NewHashableWrapper(q{1, "x"}).Hash(), NewHashableWrapper(q{1, "x"}).Hash())
-	assert.NotEqual(t, NewHashableWrapper(q{1, "x"}).Hash(), NewHashableWrapper(q{2, "x"}).Hash())
-}
-
 // bdB is a byte-kind CacheKeyer: B('a') and B('A') are one key.
 type bdB byte
 
@@ -299,10 +131,6 @@ func TestContainersOfCacheKeyers(t *testing.T) {
 	assert.Equal(t, 2, f([]bdB{'A', 'B'}))
 	assert.Equal(t, 1, calls)
 }
-
-type bdZeroKeyer struct{}
-
-func (bdZeroKeyer) CacheKey() any { return "k" }
 
 // bdSmall encodes larger than it is in memory: 4 bytes, 32 in a key.
 type bdSmall struct{ A, B, C, D int8 }

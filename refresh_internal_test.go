@@ -14,10 +14,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Review of the call semantics: an execution that outlives its callers
-// must not store, or hand its waiters, a result computed from arguments a
-// caller changed after leaving, also where no copy can protect them: a key
-// made by WithKey from a pointee, or by the CacheKey method of a pointer.
+// An execution that outlives its callers must not store, or hand its
+// waiters, a result computed from arguments a caller changed after leaving,
+// also where no copy can protect them: a key made by WithKey from a
+// pointee, or by the CacheKey method of a pointer. (rcKeyed and rcRelease
+// are shared with flight_internal_test.go and tier_internal_test.go.)
 
 type rcReq struct{ ID int }
 
@@ -28,7 +29,7 @@ func (p *rcKeyed) CacheKey() any { return p.ID }
 // A refresh outlives the hit that started it. The hit's caller reuses its
 // request, which WithKey keyed by a pointee: the refresh must not store
 // the result of the new ID under the old one.
-func TestRegressionRefreshAfterCallerReusedKeyedPointee(t *testing.T) {
+func TestRefreshAfterCallerReusedKeyedPointee(t *testing.T) {
 	// Each case returns the memoized call, and the argument it is called
 	// with, whose ID its setter changes in place.
 	type maker func(release <-chan struct{}) (call func() int, fresh func(id int) int, set func(id int))
@@ -86,58 +87,11 @@ func TestRegressionRefreshAfterCallerReusedKeyedPointee(t *testing.T) {
 	}
 }
 
-// A leader with a context leaves and reuses the object whose CacheKey made
-// the key; a waiter with the old key stays. The waiter must get the result
-// for its own key, and nothing else may be stored under it.
-func TestRegressionLeaderLeftAndReusedCacheKeyerPointer(t *testing.T) {
-	fs := map[string]func(context.Context, *rcKeyed) (int, error){
-		"FuncCtx": FuncCtx(func(ctx context.Context, p *rcKeyed) (int, error) {
-			<-ctx.Value(rcRelease{}).(chan struct{})
-			return p.ID * 10, nil
-		}),
-		"Decorate": Decorate(func(ctx context.Context, p *rcKeyed) (int, error) {
-			<-ctx.Value(rcRelease{}).(chan struct{})
-			return p.ID * 10, nil
-		}),
-	}
-	anyF := Decorate(func(ctx context.Context, p any) (int, error) {
-		<-ctx.Value(rcRelease{}).(chan struct{})
-		return p.(*rcKeyed).ID * 10, nil
-	})
-	fs["DecorateAny"] = func(ctx context.Context, p *rcKeyed) (int, error) { return anyF(ctx, p) }
-	caches := map[string]*Cache{"FuncCtx": CacheOf(fs["FuncCtx"]), "Decorate": CacheOf(fs["Decorate"]), "DecorateAny": CacheOf(anyF)}
-	for name, f := range fs {
-		t.Run(name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				release := make(chan struct{})
-				base := context.WithValue(context.Background(), rcRelease{}, release)
-				ctx, cancel := context.WithCancel(base)
-				p := &rcKeyed{ID: 1}
-				left := make(chan error)
-				go func() { _, err := f(ctx, p); left <- err }()
-				synctest.Wait()
-				got := make(chan int)
-				go func() { v, _ := f(base, &rcKeyed{ID: 1}); got <- v }()
-				synctest.Wait()
-				cancel()
-				assert.ErrorIs(t, <-left, context.Canceled)
-				p.ID = 2 // reused once the call returned
-				close(release)
-				assert.Equal(t, 10, <-got, "the waiter got the result for ID 2")
-				v, err := f(base, &rcKeyed{ID: 1})
-				assert.NoError(t, err)
-				assert.Equal(t, 10, v, "a result for ID 2 was stored under ID 1")
-				rfAssertSettled(t, caches[name].Stats())
-			})
-		})
-	}
-}
-
 type rcRelease struct{}
 
 // A caller without a context that joined a refresh (its entry's TTL ended
 // while the refresh ran) whose arguments were changed starts over too.
-func TestRegressionJoinerOfMovedRefreshStartsOver(t *testing.T) {
+func TestJoinerOfMovedRefreshStartsOver(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
 		var calls atomic.Int32

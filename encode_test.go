@@ -1,9 +1,10 @@
-package memo
+package memo_test
 
 import (
 	"context"
 	"testing"
 
+	"github.com/memokit/memo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -11,36 +12,38 @@ import (
 // rvShape is an interface type that embeds CacheKeyer, so reflect says the
 // interface type itself implements CacheKeyer.
 type rvShape interface {
-	CacheKeyer
+	memo.CacheKeyer
 	Area() float64
 }
 
 type rvCircle struct{ R float64 }
 
 func (c rvCircle) CacheKey() any { return c.R }
+
 func (c rvCircle) Area() float64 { return 3 * c.R * c.R }
 
 type rvSquare struct{ S float64 }
 
 func (s rvSquare) CacheKey() any { return s.S }
+
 func (s rvSquare) Area() float64 { return s.S * s.S }
 
 // A parameter of an interface type that embeds CacheKeyer loses the dynamic
 // type: rvCircle{1} and rvSquare{1} have equal CacheKey results but different
 // dynamic types, so the SPEC's interface rule says they are different keys
 // (and func(any) does keep them apart).
-func TestRegressionKeyerInterfaceParamKeepsDynamicType(t *testing.T) {
-	area := Decorate(func(s rvShape) float64 { return s.Area() })
+func TestKeyerInterfaceParamKeepsDynamicType(t *testing.T) {
+	area := memo.Decorate(func(s rvShape) float64 { return s.Area() })
 	require.Equal(t, 3.0, area(rvCircle{1}))
 	assert.Equal(t, 1.0, area(rvSquare{1}), "wrong hit: the square got the circle's area")
 
 	// The same through a plain CacheKeyer parameter and a struct field.
 	type holder struct{ S rvShape }
-	areaH := Decorate(func(h holder) float64 { return h.S.Area() })
+	areaH := memo.Decorate(func(h holder) float64 { return h.S.Area() })
 	require.Equal(t, 3.0, areaH(holder{rvCircle{1}}))
 	assert.Equal(t, 1.0, areaH(holder{rvSquare{1}}), "wrong hit through a struct field")
 
-	name := Decorate(func(k CacheKeyer) string {
+	name := memo.Decorate(func(k memo.CacheKeyer) string {
 		switch k.(type) {
 		case rvCircle:
 			return "circle"
@@ -51,7 +54,7 @@ func TestRegressionKeyerInterfaceParamKeepsDynamicType(t *testing.T) {
 	assert.Equal(t, "square", name(rvSquare{1}), "wrong hit through a CacheKeyer parameter")
 
 	// Control: with a parameter of type any the two are apart.
-	areaAny := Decorate(func(s any) float64 { return s.(rvShape).Area() })
+	areaAny := memo.Decorate(func(s any) float64 { return s.(rvShape).Area() })
 	require.Equal(t, 3.0, areaAny(rvCircle{1}))
 	assert.Equal(t, 1.0, areaAny(rvSquare{1}))
 }
@@ -59,16 +62,16 @@ func TestRegressionKeyerInterfaceParamKeepsDynamicType(t *testing.T) {
 // Func and Func2 accept a first argument of type context.Context, but
 // newWrapped then treats it as a leading context (w.ctx) while the typed path
 // still passes it as a keyed argument: the encoders are off by one.
-func TestRegressionFuncWithContextArgument(t *testing.T) {
+func TestFuncWithContextArgument(t *testing.T) {
 	// The non-context constructors refuse a leading context at decoration
 	// time (it used to crash every call): FuncCtx is the one to use.
 	assert.PanicsWithError(t,
 		"memo: Func cannot memoize func(context.Context) int: its parameter 1 is a context.Context, which Func would make part of the key, so that no call would ever hit; use Decorate, which leaves a context.Context in any position out of the key",
-		func() { Func(func(ctx context.Context) int { return 1 }) })
-	assert.Panics(t, func() { Func2(func(ctx context.Context, x int) int { return x }) })
-	assert.Panics(t, func() { FuncErr(func(ctx context.Context) (int, error) { return 1, nil }) })
-	assert.Panics(t, func() { Func2Err(func(ctx context.Context, x int) (int, error) { return x, nil }) })
-	g := Func2Ctx(func(ctx context.Context, x, y int) (int, error) { return x + y, nil })
+		func() { memo.Func(func(ctx context.Context) int { return 1 }) })
+	assert.Panics(t, func() { memo.Func2(func(ctx context.Context, x int) int { return x }) })
+	assert.Panics(t, func() { memo.FuncErr(func(ctx context.Context) (int, error) { return 1, nil }) })
+	assert.Panics(t, func() { memo.Func2Err(func(ctx context.Context, x int) (int, error) { return x, nil }) })
+	g := memo.Func2Ctx(func(ctx context.Context, x, y int) (int, error) { return x + y, nil })
 	v, err := g(context.Background(), 2, 3)
 	assert.NoError(t, err)
 	assert.Equal(t, 5, v)
@@ -77,11 +80,40 @@ func TestRegressionFuncWithContextArgument(t *testing.T) {
 // Invalidate with a single argument that fits both the variadic slice type
 // and its element type is read as the slice: Invalidate(f, nil) drops f()'s
 // entry instead of f(nil)'s, which stays stale.
-func TestRegressionInvalidateVariadicSingleNil(t *testing.T) {
+func TestInvalidateVariadicSingleNil(t *testing.T) {
 	calls := 0
-	f := Decorate(func(xs ...*int) int { calls++; return calls })
+	f := memo.Decorate(func(xs ...*int) int { calls++; return calls })
 	require.Equal(t, 1, f(nil)) // xs = []*int{nil}
 	require.Equal(t, 2, f())    // xs = nil
-	assert.True(t, Invalidate(f, nil))
+	assert.True(t, memo.Invalidate(f, nil))
 	assert.Equal(t, 3, f(nil), "f(nil) still served its pre-Invalidate result")
+}
+
+// TestNamespacesApart: Cache.Get/Set keys (namespace 0) never meet a
+// decorated or typed function's keys on a shared cache, for every basic key
+// path (appendDynamicBasic, appendKind, appendBasic).
+func TestNamespacesApart(t *testing.T) {
+	c := memo.MustNew(memo.WithMaxSize(100))
+	d := memo.Decorate(func(i int) string { return "decorated" }, memo.WithCache(c))
+	ty := memo.Func(func(i int) string { return "typed" }, memo.WithCache(c))
+	assert.Equal(t, "decorated", d(5))
+	assert.Equal(t, "typed", ty(5))
+	_, err := c.Get(5)
+	require.ErrorIs(t, err, memo.ErrNotFound)
+	c.Set(5, "set")
+	v, err := c.Get(5)
+	require.NoError(t, err)
+	assert.Equal(t, "set", v)
+	assert.Equal(t, "decorated", d(5))
+	assert.Equal(t, "typed", ty(5))
+	// The basic Get and the reflective Delete/Set build the same key.
+	for _, k := range []any{int(1), int64(1), uint64(1), "1", true, 1.5} {
+		c.Set(k, k)
+	}
+	for _, k := range []any{int(1), int64(1), uint64(1), "1", true, 1.5} {
+		got, err := c.Get(k)
+		require.NoError(t, err)
+		assert.Equal(t, k, got)
+		assert.True(t, c.Delete(k))
+	}
 }
