@@ -418,17 +418,6 @@ func TestKeyContextNotInKey(t *testing.T) {
 	assert.NotEqual(t, c2.key("a", ctx1), c2.key("b", ctx1))
 }
 
-// TestKeyFuncIsWrapper checks that MakeHashable keys funcs by identity
-// through a HashableWrapper.
-func TestKeyFuncIsWrapper(t *testing.T) {
-	t.Parallel()
-	f := func() {}
-	h := MakeHashable(f)
-	require.IsType(t, HashableWrapper{}, h)
-	assert.True(t, h == MakeHashable(f))
-	assert.Equal(t, reflect.ValueOf(f).Pointer(), reflect.ValueOf(h.(HashableWrapper).Value()).Pointer())
-}
-
 func TestKeyDeref(t *testing.T) {
 	t.Parallel()
 	deref := []Option{WithDeref()}
@@ -619,28 +608,6 @@ func TestIsIterable(t *testing.T) {
 	}
 	for _, tc := range cases {
 		assert.Equal(t, tc.want, IsIterable(tc.v), "IsIterable(%T)", tc.v)
-	}
-}
-
-func TestIsMapping(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		v    any
-		want bool
-	}{
-		{nil, false},
-		{1, false},
-		{"ab", false},
-		{[]int{1}, false},
-		{[2]int{}, false},
-		{map[string]int{}, true},
-		{map[string]int(nil), true},
-		{map[any]any{1: 2}, true},
-		{&map[string]int{}, false},
-		{struct{ M map[int]int }{}, false},
-	}
-	for _, tc := range cases {
-		assert.Equal(t, tc.want, IsMapping(tc.v), "IsMapping(%T)", tc.v)
 	}
 }
 

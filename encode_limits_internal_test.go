@@ -90,48 +90,6 @@ func TestKeyBoundedBySharing(t *testing.T) {
 	}
 }
 
-// A string argument past the limit is never stored on any path, the basic
-// fast paths too: they key as the reflective encoder does.
-func TestKeyLongStringNotStored(t *testing.T) {
-	long := strings.Repeat("y", maxKeyLen+1)
-	fits := long[:maxKeyLen-100]
-	var calls int
-	f := Func(func(s string) int { calls++; return len(s) })
-	d := Decorate(func(s string, i int) int { calls++; return len(s) + i })
-	for range 2 {
-		assert.Equal(t, len(long), f(long))
-		assert.Equal(t, len(long)+1, d(long, 1))
-		assert.Equal(t, len(fits), f(fits))
-	}
-	assert.Equal(t, 5, calls, "the fitting key is stored and hits")
-	assert.Equal(t, uint64(2), CacheOf(f).Stats().Uncacheable)
-	assert.Equal(t, uint64(2), CacheOf(d).Stats().Uncacheable)
-	assert.Equal(t, 1, CacheOf(f).Len())
-	assert.Equal(t, 0, CacheOf(d).Len())
-}
-
-// bdB is a byte-kind CacheKeyer: B('a') and B('A') are one key.
-type bdB byte
-
-func (b bdB) CacheKey() any { return strings.ToLower(string(rune(b))) }
-
-// Containers of CacheKeyer elements use CacheKey, as B and [1]B do: a
-// []B was keyed by its raw bytes.
-func TestContainersOfCacheKeyers(t *testing.T) {
-	assert.Equal(t, MakeHashable(bdB('a')), MakeHashable(bdB('A')))
-	assert.Equal(t, MakeHashable([1]bdB{'a'}), MakeHashable([1]bdB{'A'}))
-	assert.Equal(t, MakeHashable([]bdB{'a', 'b'}), MakeHashable([]bdB{'A', 'B'}))
-	assert.NotEqual(t, MakeHashable([]bdB{'a', 'b'}), MakeHashable([]bdB{'a', 'c'}))
-	assert.Equal(t, MakeHashable(map[int][]bdB{1: {'x'}}), MakeHashable(map[int][]bdB{1: {'X'}}))
-	type s struct{ Bs []bdB }
-	assert.Equal(t, MakeHashable(s{[]bdB{'q'}}), MakeHashable(s{[]bdB{'Q'}}))
-	var calls int
-	f := Func(func(bs []bdB) int { calls++; return len(bs) })
-	assert.Equal(t, 2, f([]bdB{'a', 'b'}))
-	assert.Equal(t, 2, f([]bdB{'A', 'B'}))
-	assert.Equal(t, 1, calls)
-}
-
 // bdSmall encodes larger than it is in memory: 4 bytes, 32 in a key.
 type bdSmall struct{ A, B, C, D int8 }
 
@@ -204,52 +162,6 @@ func TestKeyBoundedPerElement(t *testing.T) {
 		assert.Equal(t, st.Misses, st.Uncacheable)
 	}
 	assert.IsType(t, HashableWrapper{}, MakeHashable(xs), "a key past the limit equals no other")
-}
-
-// bdOpaqueXs is bdOpaque with only its slice.
-type bdOpaqueXs struct {
-	p  *int
-	xs []int8
-}
-
-// Right at the limit, the flat and the reflective encoders agree: a slice
-// of int8 whose key just fits is stored and hits on both, one element more
-// is stored on neither.
-func TestKeyPerElementLimitExact(t *testing.T) {
-	// Before the elements, the flat key has 8 bytes of function number, a
-	// tag and a 3-byte length (12 bytes); the reflective one has the nil
-	// pointer's tag too (13). Each element takes 8 bytes.
-	fits := (maxKeyLen - 13) / 8
-	require.Equal(t, fits, (maxKeyLen-12)/8, "the same length fits both")
-	for _, tc := range []struct {
-		name string
-		n    int
-		kept bool
-	}{{"fits", fits, true}, {"one more", fits + 1, false}} {
-		var calls int
-		flat := Func(func(xs []int8) int { calls++; return len(xs) })
-		refl := Decorate(func(o bdOpaqueXs) int {
-			calls++
-			if o.p != nil {
-				return *o.p
-			}
-			return len(o.xs)
-		})
-		xs := make([]int8, tc.n)
-		for range 2 {
-			assert.Equal(t, tc.n, flat(xs))
-			assert.Equal(t, tc.n, refl(bdOpaqueXs{xs: xs}))
-		}
-		if tc.kept {
-			assert.Equal(t, 2, calls, "%s: the second calls hit", tc.name)
-			assert.Equal(t, 1, CacheOf(flat).Len())
-			assert.Equal(t, 1, CacheOf(refl).Len())
-		} else {
-			assert.Equal(t, 4, calls, "%s: never stored", tc.name)
-			assert.Equal(t, uint64(2), CacheOf(flat).Stats().Uncacheable)
-			assert.Equal(t, uint64(2), CacheOf(refl).Stats().Uncacheable)
-		}
-	}
 }
 
 // Two string arguments that each fit the limit but not together make a

@@ -2,6 +2,8 @@ package memo_test
 
 import (
 	"context"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/memokit/memo"
@@ -115,5 +117,104 @@ func TestNamespacesApart(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, k, got)
 		assert.True(t, c.Delete(k))
+	}
+}
+
+// TestKeyFuncIsWrapper checks that MakeHashable keys funcs by identity
+// through a HashableWrapper.
+func TestKeyFuncIsWrapper(t *testing.T) {
+	t.Parallel()
+	f := func() {}
+	h := memo.MakeHashable(f)
+	require.IsType(t, memo.HashableWrapper{}, h)
+	assert.True(t, h == memo.MakeHashable(f))
+	assert.Equal(t, reflect.ValueOf(f).Pointer(), reflect.ValueOf(h.(memo.HashableWrapper).Value()).Pointer())
+}
+
+// bdB is a byte-kind CacheKeyer: B('a') and B('A') are one key.
+type bdB byte
+
+func (b bdB) CacheKey() any { return strings.ToLower(string(rune(b))) }
+
+// Containers of CacheKeyer elements use CacheKey, as B and [1]B do: a
+// []B was keyed by its raw bytes.
+func TestContainersOfCacheKeyers(t *testing.T) {
+	assert.Equal(t, memo.MakeHashable(bdB('a')), memo.MakeHashable(bdB('A')))
+	assert.Equal(t, memo.MakeHashable([1]bdB{'a'}), memo.MakeHashable([1]bdB{'A'}))
+	assert.Equal(t, memo.MakeHashable([]bdB{'a', 'b'}), memo.MakeHashable([]bdB{'A', 'B'}))
+	assert.NotEqual(t, memo.MakeHashable([]bdB{'a', 'b'}), memo.MakeHashable([]bdB{'a', 'c'}))
+	assert.Equal(t, memo.MakeHashable(map[int][]bdB{1: {'x'}}), memo.MakeHashable(map[int][]bdB{1: {'X'}}))
+	type s struct{ Bs []bdB }
+	assert.Equal(t, memo.MakeHashable(s{[]bdB{'q'}}), memo.MakeHashable(s{[]bdB{'Q'}}))
+	var calls int
+	f := memo.Func(func(bs []bdB) int { calls++; return len(bs) })
+	assert.Equal(t, 2, f([]bdB{'a', 'b'}))
+	assert.Equal(t, 2, f([]bdB{'A', 'B'}))
+	assert.Equal(t, 1, calls)
+}
+
+// A string argument past the limit is never stored on any path, the basic
+// fast paths too: they key as the reflective encoder does.
+func TestKeyLongStringNotStored(t *testing.T) {
+	long := strings.Repeat("y", memo.ExportMaxKeyLen+1)
+	fits := long[:memo.ExportMaxKeyLen-100]
+	var calls int
+	f := memo.Func(func(s string) int { calls++; return len(s) })
+	d := memo.Decorate(func(s string, i int) int { calls++; return len(s) + i })
+	for range 2 {
+		assert.Equal(t, len(long), f(long))
+		assert.Equal(t, len(long)+1, d(long, 1))
+		assert.Equal(t, len(fits), f(fits))
+	}
+	assert.Equal(t, 5, calls, "the fitting key is stored and hits")
+	assert.Equal(t, uint64(2), memo.CacheOf(f).Stats().Uncacheable)
+	assert.Equal(t, uint64(2), memo.CacheOf(d).Stats().Uncacheable)
+	assert.Equal(t, 1, memo.CacheOf(f).Len())
+	assert.Equal(t, 0, memo.CacheOf(d).Len())
+}
+
+// bdOpaqueXs is bdOpaque with only its slice.
+type bdOpaqueXs struct {
+	p  *int
+	xs []int8
+}
+
+// Right at the limit, the flat and the reflective encoders agree: a slice
+// of int8 whose key just fits is stored and hits on both, one element more
+// is stored on neither.
+func TestKeyPerElementLimitExact(t *testing.T) {
+	// Before the elements, the flat key has 8 bytes of function number, a
+	// tag and a 3-byte length (12 bytes); the reflective one has the nil
+	// pointer's tag too (13). Each element takes 8 bytes.
+	fits := (memo.ExportMaxKeyLen - 13) / 8
+	require.Equal(t, fits, (memo.ExportMaxKeyLen-12)/8, "the same length fits both")
+	for _, tc := range []struct {
+		name string
+		n    int
+		kept bool
+	}{{"fits", fits, true}, {"one more", fits + 1, false}} {
+		var calls int
+		flat := memo.Func(func(xs []int8) int { calls++; return len(xs) })
+		refl := memo.Decorate(func(o bdOpaqueXs) int {
+			calls++
+			if o.p != nil {
+				return *o.p
+			}
+			return len(o.xs)
+		})
+		xs := make([]int8, tc.n)
+		for range 2 {
+			assert.Equal(t, tc.n, flat(xs))
+			assert.Equal(t, tc.n, refl(bdOpaqueXs{xs: xs}))
+		}
+		if tc.kept {
+			assert.Equal(t, 2, calls, "%s: the second calls hit", tc.name)
+			assert.Equal(t, 1, memo.CacheOf(flat).Len())
+			assert.Equal(t, 1, memo.CacheOf(refl).Len())
+		} else {
+			assert.Equal(t, 4, calls, "%s: never stored", tc.name)
+			assert.Equal(t, uint64(2), memo.CacheOf(flat).Stats().Uncacheable)
+			assert.Equal(t, uint64(2), memo.CacheOf(refl).Stats().Uncacheable)
+		}
 	}
 }

@@ -24,3 +24,25 @@ func TestHashableMakeHashableComparable(t *testing.T) {
 	assert.Equal(t, "map", m[memo.MakeHashable(map[string]int{"a": 1})])
 	assert.Equal(t, "nan", m[memo.MakeHashable(-math.NaN())])
 }
+
+func TestIsMapping(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		v    any
+		want bool
+	}{
+		{nil, false},
+		{1, false},
+		{"ab", false},
+		{[]int{1}, false},
+		{[2]int{}, false},
+		{map[string]int{}, true},
+		{map[string]int(nil), true},
+		{map[any]any{1: 2}, true},
+		{&map[string]int{}, false},
+		{struct{ M map[int]int }{}, false},
+	}
+	for _, tc := range cases {
+		assert.Equal(t, tc.want, memo.IsMapping(tc.v), "IsMapping(%T)", tc.v)
+	}
+}

@@ -1,10 +1,7 @@
 package memo
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"log/slog"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -114,37 +111,5 @@ func TestJoinerOfMovedRefreshStartsOver(t *testing.T) {
 		assert.Equal(t, 10, <-got, "the joiner got the result for ID 2")
 		assert.Equal(t, int32(3), calls.Load(), "the joiner ran the function for its own arguments")
 		assert.Equal(t, 10, f(&rcReq{ID: 1}))
-	})
-}
-
-// A refresh that fails while its entry is still within its TTL is not a
-// stale-if-error case: nothing stale is served, and the failure logged is
-// the refresh's own error, not the old result's (nil) one.
-func TestRefreshFailingWithinTTLIsNotStale(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var buf bytes.Buffer
-		var calls atomic.Int32
-		f := FuncErr(func(k int) (int, error) {
-			if calls.Add(1) > 1 {
-				return 0, errors.New("backend down")
-			}
-			return k, nil
-		}, WithTTL(time.Minute), WithRefreshAfter(10*time.Second), WithStaleIfError(time.Hour),
-			WithLogger(slog.New(slog.NewTextHandler(&buf, nil))))
-		v, err := f(7)
-		require.NoError(t, err)
-		require.Equal(t, 7, v)
-		time.Sleep(11 * time.Second)
-		v, err = f(7) // a hit that starts the refresh, which fails
-		require.NoError(t, err)
-		require.Equal(t, 7, v)
-		synctest.Wait()
-		st := CacheOf(f).Stats()
-		assert.EqualValues(t, 1, st.RefreshesFailed)
-		assert.Zero(t, st.StaleServed)
-		log := buf.String()
-		assert.Contains(t, log, "refresh failed")
-		assert.Contains(t, log, "backend down", "the refresh's own error is logged")
-		assert.NotContains(t, log, "serving the stale result", "the entry was not stale")
 	})
 }

@@ -1,7 +1,10 @@
 package memo_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -136,5 +139,37 @@ func TestRefreshPastItsDeadlineGivesWay(t *testing.T) {
 		st := memo.CacheOf(f).Stats()
 		assert.Equal(t, st.RefreshesStarted, st.RefreshesSucceeded+st.RefreshesFailed)
 		assert.Equal(t, st.Misses, st.TotalCalls-st.RefreshesStarted+st.Coalesced)
+	})
+}
+
+// A refresh that fails while its entry is still within its TTL is not a
+// stale-if-error case: nothing stale is served, and the failure logged is
+// the refresh's own error, not the old result's (nil) one.
+func TestRefreshFailingWithinTTLIsNotStale(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		var calls atomic.Int32
+		f := memo.FuncErr(func(k int) (int, error) {
+			if calls.Add(1) > 1 {
+				return 0, errors.New("backend down")
+			}
+			return k, nil
+		}, memo.WithTTL(time.Minute), memo.WithRefreshAfter(10*time.Second), memo.WithStaleIfError(time.Hour),
+			memo.WithLogger(slog.New(slog.NewTextHandler(&buf, nil))))
+		v, err := f(7)
+		require.NoError(t, err)
+		require.Equal(t, 7, v)
+		time.Sleep(11 * time.Second)
+		v, err = f(7) // a hit that starts the refresh, which fails
+		require.NoError(t, err)
+		require.Equal(t, 7, v)
+		synctest.Wait()
+		st := memo.CacheOf(f).Stats()
+		assert.EqualValues(t, 1, st.RefreshesFailed)
+		assert.Zero(t, st.StaleServed)
+		log := buf.String()
+		assert.Contains(t, log, "refresh failed")
+		assert.Contains(t, log, "backend down", "the refresh's own error is logged")
+		assert.NotContains(t, log, "serving the stale result", "the entry was not stale")
 	})
 }

@@ -132,23 +132,6 @@ func TestLeakRecursiveHelper(t *testing.T) {
 	assert.True(t, dtGCUntil(forgotten), "the registry keeps entries of collected functions")
 }
 
-// A copy of a decorated function keeps it, and its registry entry, alive.
-func TestRegistryCopyKeepsFunction(t *testing.T) {
-	var calls int
-	f := Decorate(func(k int) int { calls++; return k })
-	var held any = f
-	f = nil
-	runtime.GC()
-	runtime.GC()
-	g := held.(func(int) int)
-	require.NotNil(t, CacheOf(g))
-	assert.Equal(t, 1, g(1))
-	assert.Equal(t, 1, g(1))
-	assert.Equal(t, 1, calls)
-	assert.True(t, Invalidate(g, 1))
-	ClearAll()
-}
-
 // A decorated function costs at most 1 KiB before its first call (it cost
 // 7.6 KiB), and what it makes on use is made by its first call.
 func TestFootprintBeforeFirstCall(t *testing.T) {

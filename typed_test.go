@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/memokit/memo"
@@ -63,4 +64,87 @@ func TestTypedErrorResultNotStored(t *testing.T) {
 	st := memo.CacheOf(f).Stats()
 	assert.Equal(t, uint64(2), st.Failures)
 	assert.Equal(t, 1, st.CurrentSize)
+}
+
+func TestTypedWithKey(t *testing.T) {
+	t.Parallel()
+	var execs atomic.Int32
+	byLen := memo.WithKey(func(args []any) any {
+		return len(args[0].(string))
+	})
+	f := memo.Func(func(s string) string { execs.Add(1); return s }, byLen)
+	assert.Equal(t, "ab", f("ab"))
+	assert.Equal(t, "ab", f("cd"), "same length, same key")
+	assert.Equal(t, "abc", f("abc"))
+	assert.EqualValues(t, 2, execs.Load())
+	assert.True(t, memo.Invalidate(f, "zz"))
+	assert.Equal(t, 1, memo.CacheOf(f).Len())
+
+	// The context is left out of the key function's arguments.
+	var gotArgs []any
+	g := memo.FuncCtx(func(_ context.Context, s string) (int, error) { return len(s), nil },
+		memo.WithKey(func(args []any) any { gotArgs = args; return args[0].(string)[:1] }))
+	n, err := g(context.Background(), "hello")
+	require.NoError(t, err)
+	assert.Equal(t, 5, n)
+	n, err = g(context.Background(), "hi")
+	require.NoError(t, err)
+	assert.Equal(t, 5, n, "keyed by the first letter")
+	assert.Equal(t, []any{"hi"}, gotArgs)
+
+	h := memo.Func2(func(a, b int) int { return a + b },
+		memo.WithKey(func(args []any) any { return args[0].(int) * args[1].(int) }))
+	assert.Equal(t, 5, h(2, 3))
+	assert.Equal(t, 5, h(3, 2), "same product")
+	assert.Equal(t, 8, h(1, 7), "another product")
+	assert.True(t, memo.Invalidate(h, 6, 1))
+}
+
+func TestTypedWithDeref(t *testing.T) {
+	t.Parallel()
+	var execs atomic.Int32
+	f := memo.Func(func(p *int) int { execs.Add(1); return *p }, memo.WithDeref())
+	x, y, z := 1, 1, 2
+	assert.Equal(t, 1, f(&x))
+	assert.Equal(t, 1, f(&y), "keyed by the pointee")
+	assert.Equal(t, 2, f(&z))
+	assert.EqualValues(t, 2, execs.Load())
+	one := 1
+	assert.True(t, memo.Invalidate(f, &one))
+
+	// Without WithDeref pointers are keyed by identity.
+	execs.Store(0)
+	g := memo.Func(func(p *int) int { execs.Add(1); return *p })
+	g(&x)
+	g(&y)
+	g(&x)
+	assert.EqualValues(t, 2, execs.Load())
+	assert.False(t, memo.Invalidate(g, &one))
+	assert.True(t, memo.Invalidate(g, &x))
+}
+
+func TestTypedWithCacheSharedWithDecorate(t *testing.T) {
+	t.Parallel()
+	c := memo.MustNew(memo.WithMaxSize(100))
+	var tExecs, dExecs atomic.Int32
+	tf := memo.Func(func(x int) int { tExecs.Add(1); return x + 1 }, memo.WithCache(c))
+	df := memo.Decorate(func(x int) int { dExecs.Add(1); return x + 2 }, memo.WithCache(c))
+	tf2 := memo.Func(func(x int) int { return x + 3 }, memo.WithCache(c))
+	assert.Same(t, c, memo.CacheOf(tf))
+	assert.Same(t, c, memo.CacheOf(df))
+	for range 2 {
+		assert.Equal(t, 2, tf(1))
+		assert.Equal(t, 3, df(1))
+		assert.Equal(t, 4, tf2(1))
+	}
+	assert.EqualValues(t, 1, tExecs.Load())
+	assert.EqualValues(t, 1, dExecs.Load())
+	assert.Equal(t, 3, c.Len(), "the entries stay apart")
+	assert.True(t, memo.Invalidate(tf, 1))
+	assert.False(t, memo.Invalidate(tf, 1))
+	assert.Equal(t, 3, df(1))
+	assert.EqualValues(t, 1, dExecs.Load(), "the decorated func's entry is still there")
+	assert.True(t, memo.Invalidate(df, 1))
+	assert.True(t, memo.Invalidate(tf2, 1))
+	assert.Zero(t, c.Len())
 }

@@ -157,17 +157,6 @@ func TestRawWalkable(t *testing.T) {
 	assert.False(t, walk(make([]int, 1000), 100))
 }
 
-// hashstructure's hash is used when it is safe: equal values of a plain
-// struct hash alike, and differently from a different value.
-func TestWrapperHashPlainValues(t *testing.T) {
-	type q struct {
-		A int
-		B string
-	}
-	assert.Equal(t, NewHashableWrapper(q{1, "x"}).Hash(), NewHashableWrapper(q{1, "x"}).Hash())
-	assert.NotEqual(t, NewHashableWrapper(q{1, "x"}).Hash(), NewHashableWrapper(q{2, "x"}).Hash())
-}
-
 // rvDoc keys itself by a wrapper of its func, as the original's users wrap
 // unhashable members.
 type rvDoc struct{ F func() }
