@@ -476,6 +476,9 @@ type rfShape struct {
 // The same for the other shapes whose memory a key takes by value: maps,
 // structs, interfaces, nested slices, two-argument typed functions, and
 // pointees under WithDeref.
+//
+// Guards the call-semantics bugs reported in issues 8 (items 1, 5, 6) and 9
+// (items 1, 2).
 func TestExecutionOwnsEveryArgumentShape(t *testing.T) {
 	t.Parallel()
 	type rec struct {
@@ -609,6 +612,9 @@ func TestExecutionOwnsEveryArgumentShape(t *testing.T) {
 
 // A leader that cannot leave (a context that never ends) needs no copy:
 // the function gets the caller's own slice.
+//
+// Guards the call-semantics bugs reported in issues 8 (items 1, 5, 6) and 9
+// (items 1, 2).
 func TestContextLeaderThatCannotLeaveIsNotCopied(t *testing.T) {
 	t.Parallel()
 	buf := []int{1, 2}

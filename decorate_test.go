@@ -272,6 +272,8 @@ func TestDecorateStartsNoGoroutine(t *testing.T) {
 }
 
 // A copy of a decorated function keeps it, and its registry entry, alive.
+//
+// Guards the reported leaks of issue 8 (item 2: memory that must be freed).
 func TestRegistryCopyKeepsFunction(t *testing.T) {
 	var calls int
 	f := memo.Decorate(func(k int) int { calls++; return k })

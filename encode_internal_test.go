@@ -616,6 +616,8 @@ type lkBig struct{ b [lkMiB]byte }
 // A pooled key state must not keep objects of earlier keys alive: with one
 // processor, a 1 MiB object used once as a []*lkBig argument stayed alive
 // (and its entry stayed) while other decorated functions were called.
+//
+// Guards the reported leaks of issue 8 (item 2: memory that must be freed).
 func TestLeakPooledKeyState(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	f := Decorate(func(xs []*lkBig) int { return len(xs) + int(xs[0].b[0]) })
@@ -641,6 +643,8 @@ func TestLeakPooledKeyState(t *testing.T) {
 }
 
 // putState drops every pointer the state held, beyond its lengths too.
+//
+// Guards the reported leaks of issue 8 (item 2: memory that must be freed).
 func TestPutStateClearsPointers(t *testing.T) {
 	s := getState()
 	x := new(int)

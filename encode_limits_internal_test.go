@@ -37,6 +37,10 @@ func bdShared(n int) []string {
 // Every encoding of a value that shares long strings stays within the key
 // limit: a []string, a map[int]string, a struct holding them, through any,
 // and MakeHashable and NewHashableWrapper.
+//
+// Guards the reported bugs of issue 8 (items 3, 4 and 7b: unbounded keys,
+// calls that can never hit stored anyway, HashableWrapper's hash,
+// containers of CacheKeyer elements).
 func TestKeyBoundedBySharing(t *testing.T) {
 	xs := bdShared(8192)
 	m := make(map[int]string, 8192)
@@ -116,6 +120,10 @@ func (o bdOpaque) n() int {
 // that was stored (223 MiB allocated; a 16 MiB slice allocated 861 MiB),
 // on the flat and the reflective encoders alike, in slices, arrays and
 // maps.
+//
+// Guards the reported bugs of issue 8 (items 3, 4 and 7b: unbounded keys,
+// calls that can never hit stored anyway, HashableWrapper's hash,
+// containers of CacheKeyer elements).
 func TestKeyBoundedPerElement(t *testing.T) {
 	const n = 4 * lkMiB // 4 MiB of int8: a 32 MiB key if spelled out
 	xs := make([]int8, n)
@@ -167,6 +175,10 @@ func TestKeyBoundedPerElement(t *testing.T) {
 // Two string arguments that each fit the limit but not together make a
 // key past it on the typed fast paths too (their stack-buffer keys were
 // checked per string: a 6 MiB key was stored), as on the reflective one.
+//
+// Guards the reported bugs of issue 8 (items 3, 4 and 7b: unbounded keys,
+// calls that can never hit stored anyway, HashableWrapper's hash,
+// containers of CacheKeyer elements).
 func TestKeyTwoStringsPastLimit(t *testing.T) {
 	half := strings.Repeat("z", 3*lkMiB)
 	var calls int

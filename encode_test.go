@@ -138,6 +138,10 @@ func (b bdB) CacheKey() any { return strings.ToLower(string(rune(b))) }
 
 // Containers of CacheKeyer elements use CacheKey, as B and [1]B do: a
 // []B was keyed by its raw bytes.
+//
+// Guards the reported bugs of issue 8 (items 3, 4 and 7b: unbounded keys,
+// calls that can never hit stored anyway, HashableWrapper's hash,
+// containers of CacheKeyer elements).
 func TestContainersOfCacheKeyers(t *testing.T) {
 	assert.Equal(t, memo.MakeHashable(bdB('a')), memo.MakeHashable(bdB('A')))
 	assert.Equal(t, memo.MakeHashable([1]bdB{'a'}), memo.MakeHashable([1]bdB{'A'}))
@@ -155,6 +159,10 @@ func TestContainersOfCacheKeyers(t *testing.T) {
 
 // A string argument past the limit is never stored on any path, the basic
 // fast paths too: they key as the reflective encoder does.
+//
+// Guards the reported bugs of issue 8 (items 3, 4 and 7b: unbounded keys,
+// calls that can never hit stored anyway, HashableWrapper's hash,
+// containers of CacheKeyer elements).
 func TestKeyLongStringNotStored(t *testing.T) {
 	long := strings.Repeat("y", memo.ExportMaxKeyLen+1)
 	fits := long[:memo.ExportMaxKeyLen-100]
@@ -182,6 +190,10 @@ type bdOpaqueXs struct {
 // Right at the limit, the flat and the reflective encoders agree: a slice
 // of int8 whose key just fits is stored and hits on both, one element more
 // is stored on neither.
+//
+// Guards the reported bugs of issue 8 (items 3, 4 and 7b: unbounded keys,
+// calls that can never hit stored anyway, HashableWrapper's hash,
+// containers of CacheKeyer elements).
 func TestKeyPerElementLimitExact(t *testing.T) {
 	// Before the elements, the flat key has 8 bytes of function number, a
 	// tag and a 3-byte length (12 bytes); the reflective one has the nil

@@ -15,6 +15,8 @@ import (
 // A dropped function with a TTL must not keep its cache until its last
 // entry expires: 25 functions with 4 MiB results and a one-hour TTL kept
 // 100 MiB.
+//
+// Guards the reported leaks of issue 8 (item 2: memory that must be freed).
 func TestLeakTTLTimer(t *testing.T) {
 	grown := lkGrowth(func() {
 		for i := range 25 {
@@ -28,6 +30,8 @@ func TestLeakTTLTimer(t *testing.T) {
 // The timer still expires entries of a live cache, with no caller. In a
 // synctest bubble, so that the TTL passes on the bubble's clock rather
 // than by polling the wall clock.
+//
+// Guards the reported leaks of issue 8 (item 2: memory that must be freed).
 func TestTTLTimerStillExpires(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := MustNew(WithMaxSize(10), WithTTL(time.Millisecond))

@@ -552,6 +552,9 @@ func TestReentrantCallWithoutContext(t *testing.T) {
 // own, the outer call returns its result before the deadline, and no
 // goroutine is left behind (synctest fails a test that leaves one
 // blocked; TestMain's goleak checks the package).
+//
+// Guards the call-semantics bugs reported in issues 8 (items 1, 5, 6) and 9
+// (items 1, 2).
 func TestReentrantCallWithContext(t *testing.T) {
 	t.Parallel()
 	for _, inner := range []string{"the execution's context", "a context of its own"} {
@@ -594,6 +597,9 @@ func TestReentrantCallWithContext(t *testing.T) {
 // A call inside an execution joins an execution of another goroutine as
 // any caller does: only its own key's execution, on its own goroutine or
 // along its context, is run without joining.
+//
+// Guards the call-semantics bugs reported in issues 8 (items 1, 5, 6) and 9
+// (items 1, 2).
 func TestNestedCallStillJoinsOtherGoroutines(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
@@ -650,6 +656,9 @@ func TestMissAccountingUnderConcurrency(t *testing.T) {
 
 // The same with context callers that leave, callers that arrive with a
 // context already done, and Cache.Get lookups on the same cache.
+//
+// Guards the call-semantics bugs reported in issues 8 (items 1, 5, 6) and 9
+// (items 1, 2).
 func TestMissAccountingWithCallersThatLeave(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
@@ -714,6 +723,8 @@ func (r *rfRepo) Find(ctx context.Context, filter string) ([]string, error) {
 	return []string{"row:" + filter}, nil
 }
 
+// Guards the call-semantics bugs reported in issues 8 (items 1, 5, 6) and 9
+// (items 1, 2).
 func TestContextAfterReceiver(t *testing.T) {
 	t.Parallel()
 	repo := &rfRepo{release: make(chan struct{})}
@@ -754,6 +765,9 @@ func TestContextAfterReceiver(t *testing.T) {
 
 // Several contexts in any positions: none is in the key (nor in WithKey's
 // arguments), and the first governs cancellation.
+//
+// Guards the call-semantics bugs reported in issues 8 (items 1, 5, 6) and 9
+// (items 1, 2).
 func TestContextsInAnyPosition(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
@@ -812,6 +826,9 @@ func TestContextsInAnyPosition(t *testing.T) {
 // A waiter with time left gets the right result after the starter's
 // deadline killed the shared execution: it starts a fresh one. A waiter
 // whose deadline is the same as the starter's gets the deadline error.
+//
+// Guards the call-semantics bugs reported in issues 8 (items 1, 5, 6) and 9
+// (items 1, 2).
 func TestWaiterOutlivesStartersDeadline(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{"FuncCtx", "Decorate"} {
@@ -886,6 +903,9 @@ func TestWaiterOutlivesStartersDeadline(t *testing.T) {
 // A call whose key can never hit again runs on its own: a miss counted as
 // Led (or Abandoned, its context already done), timed as an execution,
 // and in Uncacheable.
+//
+// Guards the call-semantics bugs reported in issues 8 (items 1, 5, 6) and 9
+// (items 1, 2).
 func TestUncacheableCallsInMissAccounting(t *testing.T) {
 	t.Parallel()
 	long := strings.Repeat("x", 5<<20) // past the 4 MiB key limit
@@ -908,6 +928,9 @@ func TestUncacheableCallsInMissAccounting(t *testing.T) {
 
 // A caller whose lookup found an entry due for a refresh counted a hit:
 // its way through the miss path counts as no miss, whatever it finds there.
+//
+// Guards the call-semantics bugs reported in issues 8 (items 1, 5, 6) and 9
+// (items 1, 2).
 func TestRefreshDueCallersInMissAccounting(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {

@@ -180,6 +180,8 @@ func (h *rfHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 
 func (h *rfHandler) WithGroup(string) slog.Handler { return h }
 
+// Guards the call-semantics bugs reported in issues 8 (items 1, 5, 6) and 9
+// (items 1, 2).
 func TestReentrantCallIsLogged(t *testing.T) {
 	t.Parallel()
 	h := &rfHandler{}
@@ -244,6 +246,9 @@ func TestExecutionSeesCallerDeadline(t *testing.T) {
 
 // A deadline error of the function's own (its context still live) is the
 // result like any error: waiters do not start over.
+//
+// Guards the call-semantics bugs reported in issues 8 (items 1, 5, 6) and 9
+// (items 1, 2).
 func TestFunctionsOwnDeadlineErrorIsShared(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {

@@ -681,6 +681,9 @@ func TestTypedNilInterfaceResult(t *testing.T) {
 
 // The typed constructors reject a context where they would key it, at
 // decoration, naming what to use instead.
+//
+// Guards the call-semantics bugs reported in issues 8 (items 1, 5, 6) and 9
+// (items 1, 2).
 func TestTypedRejectContextElsewhere(t *testing.T) {
 	t.Parallel()
 	cases := []struct {

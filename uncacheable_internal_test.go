@@ -17,6 +17,10 @@ type bdWithFunc struct {
 
 // Calls whose keys can never hit again do not evict useful entries: 60 of
 // them left 40 of 100 entries.
+//
+// Guards the reported bugs of issue 8 (items 3, 4 and 7b: unbounded keys,
+// calls that can never hit stored anyway, HashableWrapper's hash,
+// containers of CacheKeyer elements).
 func TestUncacheableCallsEvictNothing(t *testing.T) {
 	var buf bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&buf, nil))
@@ -44,6 +48,10 @@ func TestUncacheableCallsEvictNothing(t *testing.T) {
 }
 
 // The typed paths and Cache.Set do the same.
+//
+// Guards the reported bugs of issue 8 (items 3, 4 and 7b: unbounded keys,
+// calls that can never hit stored anyway, HashableWrapper's hash,
+// containers of CacheKeyer elements).
 func TestUncacheableTypedAndSet(t *testing.T) {
 	var calls int
 	// The typed paths can address their argument and key its func by
@@ -69,6 +77,10 @@ func TestUncacheableTypedAndSet(t *testing.T) {
 }
 
 // 200 calls with multi-MiB keys do not grow the heap (they kept 796 MiB).
+//
+// Guards the reported bugs of issue 8 (items 3, 4 and 7b: unbounded keys,
+// calls that can never hit stored anyway, HashableWrapper's hash,
+// containers of CacheKeyer elements).
 func TestUncacheableKeysNotKept(t *testing.T) {
 	f := Decorate(func(xs []string) int { return len(xs) }, WithMaxSize(1000))
 	grown := lkGrowth(func() {

@@ -106,6 +106,10 @@ func (bdPanicHash) Hash() (uint64, error) { panic("boom") }
 // value: cycles behind CacheKey or an ignored field overflowed the stack, a
 // 60-level DAG behind CacheKey ran for over 20 s, a Hash method's panic
 // escaped.
+//
+// Guards the reported bugs of issue 8 (items 3, 4 and 7b: unbounded keys,
+// calls that can never hit stored anyway, HashableWrapper's hash,
+// containers of CacheKeyer elements).
 func TestWrapperHashNeverCrashes(t *testing.T) {
 	root := &bdNode{ID: 1}
 	root.Children = []*bdNode{{ID: 2, Parent: root}}
@@ -135,6 +139,10 @@ func TestWrapperHashNeverCrashes(t *testing.T) {
 
 // The raw walk refuses what hashstructure cannot walk within its budget
 // and accepts small acyclic values.
+//
+// Guards the reported bugs of issue 8 (items 3, 4 and 7b: unbounded keys,
+// calls that can never hit stored anyway, HashableWrapper's hash,
+// containers of CacheKeyer elements).
 func TestRawWalkable(t *testing.T) {
 	walk := func(v any, budget int) bool { return rawWalkable(reflect.ValueOf(v), &budget, 0) }
 	ring := &bdRing{ID: 1}
