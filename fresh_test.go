@@ -1,249 +1,37 @@
-package memo
+package memo_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
-	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
-	"unsafe"
 
+	"github.com/memokit/memo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// body is the function every shape below memoizes: int key, int result,
-// an error and a context where the shape has them.
-type body = func(ctx context.Context, k int) (int, error)
-
-// shape memoizes a body through one of memo's constructors and returns a
-// way to call it and the memoized function (for Invalidate and CacheOf).
-type shape struct {
-	name string
-	errs bool // the shape has an error result
-	make func(b body, opts ...Option) (call func(int) (int, error), fn any)
-}
-
-var shapes = []shape{
-	{"Decorate", true, func(b body, opts ...Option) (func(int) (int, error), any) {
-		f := Decorate(func(k int) (int, error) { return b(context.Background(), k) }, opts...)
-		return f, f
-	}},
-	{"DecorateCtx", true, func(b body, opts ...Option) (func(int) (int, error), any) {
-		f := Decorate(b, opts...)
-		return func(k int) (int, error) { return f(context.Background(), k) }, f
-	}},
-	{"Func", false, func(b body, opts ...Option) (func(int) (int, error), any) {
-		f := Func(func(k int) int {
-			v, err := b(context.Background(), k)
-			if err != nil {
-				panic(err)
-			}
-			return v
-		}, opts...)
-		return func(k int) (int, error) { return f(k), nil }, f
-	}},
-	{"FuncErr", true, func(b body, opts ...Option) (func(int) (int, error), any) {
-		f := FuncErr(func(k int) (int, error) { return b(context.Background(), k) }, opts...)
-		return f, f
-	}},
-	{"FuncCtx", true, func(b body, opts ...Option) (func(int) (int, error), any) {
-		f := FuncCtx(b, opts...)
-		return func(k int) (int, error) { return f(context.Background(), k) }, f
-	}},
-	{"Func2Err", true, func(b body, opts ...Option) (func(int) (int, error), any) {
-		f := Func2Err(func(k int, s string) (int, error) { return b(context.Background(), k) }, opts...)
-		return func(k int) (int, error) { return f(k, "x") }, f
-	}},
-}
-
-// invalidate drops the entry of key k for a function made by a shape.
-func invalidate(fn any, k int) bool {
-	if f, ok := fn.(func(int, string) (int, error)); ok {
-		return Invalidate(f, k, "x")
-	}
-	return Invalidate(fn, k)
-}
-
-var errBoom = errors.New("boom")
-
-// 100 concurrent hits on an entry older than the refresh interval start
-// exactly one refresh, get the stored result at once (the refresh is
-// blocked until they are all done), and the refresh's result replaces it.
-func TestRefreshOneForManyHits(t *testing.T) {
-	for _, sh := range shapes {
-		t.Run(sh.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				var calls atomic.Int32
-				release := make(chan struct{})
-				f, fn := sh.make(func(_ context.Context, k int) (int, error) {
-					n := calls.Add(1)
-					if n > 1 {
-						<-release
-					}
-					return k*100 + int(n), nil
-				}, WithTTL(time.Minute), WithRefreshAfter(10*time.Second))
-				v, err := f(1)
-				require.NoError(t, err)
-				require.Equal(t, 101, v)
-
-				time.Sleep(5 * time.Second)
-				v, _ = f(1) // before the interval: a plain hit
-				assert.Equal(t, 101, v)
-				assert.Equal(t, uint64(0), CacheOf(fn).Stats().RefreshesStarted)
-
-				time.Sleep(6 * time.Second)
-				var wg sync.WaitGroup
-				got := make([]int, 100)
-				for i := range got {
-					wg.Go(func() { got[i], _ = f(1) })
-				}
-				wg.Wait()       // would deadlock the bubble if a caller waited for the refresh
-				synctest.Wait() // the refresh has started and is blocked
-				for i, v := range got {
-					require.Equal(t, 101, v, "caller %d", i)
-				}
-				st := CacheOf(fn).Stats()
-				assert.Equal(t, int32(2), calls.Load(), "one refresh")
-				assert.Equal(t, uint64(1), st.RefreshesStarted)
-				assert.Equal(t, uint64(101), st.Hits)
-				assert.Equal(t, uint64(1), st.Misses)
-
-				close(release)
-				synctest.Wait()
-				v, _ = f(1)
-				assert.Equal(t, 102, v, "the refresh replaced the entry")
-				st = CacheOf(fn).Stats()
-				assert.Equal(t, uint64(1), st.RefreshesSucceeded)
-				assert.Equal(t, uint64(0), st.RefreshesFailed)
-				assert.Equal(t, uint64(2), st.TotalCalls)
-				assert.Equal(t, st.Misses, st.TotalCalls-st.RefreshesStarted+st.Coalesced, "the README's invariant")
-
-				// The new entry has a TTL and a refresh interval of its own.
-				time.Sleep(59 * time.Second)
-				v, _ = f(1)
-				assert.Equal(t, 102, v)
-				synctest.Wait()
-				v, _ = f(1)
-				assert.Equal(t, 103, v, "refreshed again, 10s after its own store")
-			})
-		})
-	}
-}
-
-// A refresh that fails, by an error or a panic, keeps the old entry: it is
-// served until its TTL, a later hit tries again, and past the TTL the key
-// misses.
-func TestRefreshFailureKeepsOld(t *testing.T) {
-	for _, sh := range shapes {
-		for _, how := range []string{"error", "panic"} {
-			if how == "error" && !sh.errs {
-				continue
-			}
-			t.Run(sh.name+"/"+how, func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) {
-					var calls atomic.Int32
-					fail := true
-					opts := []Option{WithTTL(time.Minute), WithRefreshAfter(10 * time.Second)}
-					if sh.errs { // a failed refresh is not stored, even with WithErrorTTL
-						opts = append(opts, WithErrorTTL(time.Hour))
-					}
-					f, fn := sh.make(func(_ context.Context, k int) (int, error) {
-						n := calls.Add(1)
-						if n > 1 && fail {
-							if how == "panic" {
-								panic("refresh panicked")
-							}
-							return 0, errBoom
-						}
-						return int(n), nil
-					}, opts...)
-					v, _ := f(1)
-					require.Equal(t, 1, v)
-					time.Sleep(20 * time.Second)
-					v, err := f(1)
-					require.NoError(t, err)
-					assert.Equal(t, 1, v)
-					synctest.Wait()
-					st := CacheOf(fn).Stats()
-					assert.Equal(t, uint64(1), st.RefreshesStarted)
-					assert.Equal(t, uint64(1), st.RefreshesFailed)
-					assert.Equal(t, uint64(1), st.Failures)
-
-					v, err = f(1) // the old entry, and another try
-					require.NoError(t, err)
-					assert.Equal(t, 1, v)
-					synctest.Wait()
-					assert.Equal(t, int32(3), calls.Load())
-					assert.Equal(t, uint64(2), CacheOf(fn).Stats().RefreshesFailed)
-
-					time.Sleep(40 * time.Second) // past the first entry's TTL
-					fail = false
-					v, err = f(1)
-					require.NoError(t, err)
-					assert.Equal(t, 4, v, "past its TTL the old entry is gone")
-				})
-			})
-		}
-	}
-}
-
-// An Invalidate during a refresh makes the refresh not store: the next call
-// runs the function again.
-func TestRefreshInvalidatedDoesNotStore(t *testing.T) {
-	for _, sh := range shapes {
-		t.Run(sh.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				var calls atomic.Int32
-				release := make(chan struct{})
-				f, fn := sh.make(func(_ context.Context, k int) (int, error) {
-					n := calls.Add(1)
-					if n == 2 {
-						<-release
-					}
-					return int(n), nil
-				}, WithTTL(time.Minute), WithRefreshAfter(10*time.Second))
-				f(1)
-				time.Sleep(11 * time.Second)
-				v, _ := f(1)
-				require.Equal(t, 1, v)
-				synctest.Wait() // the refresh is running, blocked
-				require.Equal(t, int32(2), calls.Load())
-				assert.True(t, invalidate(fn, 1))
-				close(release)
-				synctest.Wait()
-				v, _ = f(1)
-				assert.Equal(t, 3, v, "the refresh stored after Invalidate")
-				assert.Equal(t, 1, CacheOf(fn).Len())
-			})
-		})
-	}
-}
 
 // Clear during a refresh: the same.
 func TestRefreshClearedDoesNotStore(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var calls atomic.Int32
 		release := make(chan struct{})
-		f := Func(func(k int) int {
+		f := memo.Func(func(k int) int {
 			n := calls.Add(1)
 			if n == 2 {
 				<-release
 			}
 			return int(n)
-		}, WithTTL(time.Minute), WithRefreshAfter(10*time.Second))
+		}, memo.WithTTL(time.Minute), memo.WithRefreshAfter(10*time.Second))
 		f(1)
 		time.Sleep(11 * time.Second)
 		require.Equal(t, 1, f(1))
 		synctest.Wait()
-		CacheOf(f).Clear()
+		memo.CacheOf(f).Clear()
 		close(release)
 		synctest.Wait()
 		assert.Equal(t, 3, f(1))
@@ -269,45 +57,45 @@ func TestRefreshCopiesArguments(t *testing.T) {
 	makers := map[string]maker{
 		"Func": func(release <-chan struct{}, seen *atomic.Int64) func([]int) int {
 			var calls atomic.Int32
-			return Func(func(xs []int) int {
+			return memo.Func(func(xs []int) int {
 				if calls.Add(1) > 1 {
 					<-release
 				}
 				seen.Store(int64(sum(xs)))
 				return sum(xs)
-			}, WithTTL(time.Minute), WithRefreshAfter(10*time.Second))
+			}, memo.WithTTL(time.Minute), memo.WithRefreshAfter(10*time.Second))
 		},
 		"FuncCtx": func(release <-chan struct{}, seen *atomic.Int64) func([]int) int {
 			var calls atomic.Int32
-			f := FuncCtx(func(_ context.Context, xs []int) (int, error) {
+			f := memo.FuncCtx(func(_ context.Context, xs []int) (int, error) {
 				if calls.Add(1) > 1 {
 					<-release
 				}
 				seen.Store(int64(sum(xs)))
 				return sum(xs), nil
-			}, WithTTL(time.Minute), WithRefreshAfter(10*time.Second))
+			}, memo.WithTTL(time.Minute), memo.WithRefreshAfter(10*time.Second))
 			return func(xs []int) int { v, _ := f(context.Background(), xs); return v }
 		},
 		"Decorate": func(release <-chan struct{}, seen *atomic.Int64) func([]int) int {
 			var calls atomic.Int32
-			f := Decorate(func(ctx context.Context, xs ...int) int {
+			f := memo.Decorate(func(ctx context.Context, xs ...int) int {
 				if calls.Add(1) > 1 {
 					<-release
 				}
 				seen.Store(int64(sum(xs)))
 				return sum(xs)
-			}, WithTTL(time.Minute), WithRefreshAfter(10*time.Second))
+			}, memo.WithTTL(time.Minute), memo.WithRefreshAfter(10*time.Second))
 			return func(xs []int) int { return f(context.Background(), xs...) }
 		},
 		"Func2Struct": func(release <-chan struct{}, seen *atomic.Int64) func([]int) int {
 			var calls atomic.Int32
-			f := Func2(func(b bag, k string) int {
+			f := memo.Func2(func(b bag, k string) int {
 				if calls.Add(1) > 1 {
 					<-release
 				}
 				seen.Store(int64(bagSum(b)))
 				return bagSum(b)
-			}, WithTTL(time.Minute), WithRefreshAfter(10*time.Second))
+			}, memo.WithTTL(time.Minute), memo.WithRefreshAfter(10*time.Second))
 			return func(xs []int) int { return f(bag{xs[:1], map[string][]int{"a": xs[1:]}}, "k") }
 		},
 	}
@@ -343,7 +131,7 @@ func TestRefreshContext(t *testing.T) {
 		}
 		got := make(chan seen, 2)
 		var calls atomic.Int32
-		f := FuncCtx(func(ctx context.Context, k int) (int, error) {
+		f := memo.FuncCtx(func(ctx context.Context, k int) (int, error) {
 			n := calls.Add(1)
 			if n > 1 {
 				time.Sleep(time.Second) // past the caller's cancel below
@@ -351,7 +139,7 @@ func TestRefreshContext(t *testing.T) {
 			d, _ := ctx.Deadline()
 			got <- seen{ctx.Value(key{}), d, ctx.Err()}
 			return int(n), nil
-		}, WithTTL(time.Hour), WithRefreshAfter(time.Minute))
+		}, memo.WithTTL(time.Hour), memo.WithRefreshAfter(time.Minute))
 		_, err := f(context.Background(), 1)
 		require.NoError(t, err)
 		<-got
@@ -372,104 +160,16 @@ func TestRefreshContext(t *testing.T) {
 	})
 }
 
-// Stale-if-error: within the window every caller of a failing execution
-// gets the stale result; past the window they get the error; a successful
-// execution replaces the entry and nobody gets the stale one.
-func TestStaleIfError(t *testing.T) {
-	for _, sh := range shapes {
-		for _, how := range []string{"error", "panic"} {
-			if how == "error" && !sh.errs {
-				continue
-			}
-			t.Run(sh.name+"/"+how, func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) {
-					var calls atomic.Int32
-					var fail atomic.Bool
-					gate := make(chan struct{})
-					f, fn := sh.make(func(_ context.Context, k int) (int, error) {
-						n := calls.Add(1)
-						<-gate
-						if fail.Load() {
-							if how == "panic" {
-								panic(errBoom)
-							}
-							return 0, errBoom
-						}
-						return int(n), nil
-					}, WithTTL(time.Minute), WithStaleIfError(5*time.Minute))
-					close(gate)
-					v, _ := f(1)
-					require.Equal(t, 1, v)
-
-					// Within the window: 10 callers share one failing execution.
-					time.Sleep(2 * time.Minute)
-					fail.Store(true)
-					gate = make(chan struct{})
-					var wg sync.WaitGroup
-					type res struct {
-						v   int
-						err error
-						p   any
-					}
-					out := make([]res, 10)
-					for i := range out {
-						wg.Go(func() {
-							defer func() { out[i].p = recover() }()
-							out[i].v, out[i].err = f(1)
-						})
-					}
-					synctest.Wait()
-					close(gate)
-					wg.Wait()
-					for i, r := range out {
-						assert.Equal(t, res{1, nil, nil}, r, "caller %d", i)
-					}
-					st := CacheOf(fn).Stats()
-					assert.Equal(t, int32(2), calls.Load())
-					assert.Equal(t, uint64(10), st.StaleServed)
-					assert.Equal(t, uint64(1), st.Failures)
-
-					// Past the window: the error (or the panic).
-					time.Sleep(4 * time.Minute)
-					var r res
-					func() {
-						defer func() { r.p = recover() }()
-						r.v, r.err = f(1)
-					}()
-					if how == "panic" {
-						assert.Equal(t, errBoom, r.p)
-					} else {
-						assert.Equal(t, res{0, errBoom, nil}, r)
-					}
-					assert.Equal(t, uint64(10), CacheOf(fn).Stats().StaleServed)
-
-					// A success replaces the entry; within a new window a
-					// success is never stale.
-					fail.Store(false)
-					v, err := f(1)
-					require.NoError(t, err)
-					assert.Equal(t, 4, v)
-					time.Sleep(90 * time.Second)
-					v, err = f(1)
-					require.NoError(t, err)
-					assert.Equal(t, 5, v)
-					assert.Equal(t, uint64(10), CacheOf(fn).Stats().StaleServed)
-				})
-			})
-		}
-	}
-}
-
 // A stale entry is not a hit and does not outlive its window.
 func TestStaleWindowEnds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := Func(func(k int) int { return k }, WithTTL(time.Minute), WithStaleIfError(time.Minute))
+		f := memo.Func(func(k int) int { return k }, memo.WithTTL(time.Minute), memo.WithStaleIfError(time.Minute))
 		f(1)
-		c := CacheOf(f)
+		c := memo.CacheOf(f)
 		assert.Equal(t, 1, c.Len())
 		time.Sleep(90 * time.Second)
 		assert.Equal(t, 1, c.Len(), "kept for its window")
-		assert.False(t, Invalidate(f, 2))
+		assert.False(t, memo.Invalidate(f, 2))
 		time.Sleep(time.Minute)
 		assert.Equal(t, 0, c.Len(), "removed when its window ends")
 		assert.Equal(t, uint64(1), c.Stats().Expirations)
@@ -482,260 +182,36 @@ func TestStaleWindowEnds(t *testing.T) {
 	})
 }
 
-// Results that the predicate or the TTL function rejects are returned to
-// every caller of their execution and not stored.
-func TestCacheIfAndTTLFuncReject(t *testing.T) {
-	opts := map[string]Option{
-		"CacheIf": WithCacheIf(func(r []any) bool { return r[0].(int)%2 == 0 }),
-		"TTLFunc": WithTTLFunc(func(r []any) time.Duration {
-			if r[0].(int)%2 == 0 {
-				return time.Minute
-			}
-			return 0
-		}),
-	}
-	for oname, opt := range opts {
-		for _, sh := range shapes {
-			t.Run(oname+"/"+sh.name, func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) {
-					var calls atomic.Int32
-					gate := make(chan struct{})
-					f, fn := sh.make(func(_ context.Context, k int) (int, error) {
-						calls.Add(1)
-						<-gate
-						return k, nil
-					}, opt)
-					var wg sync.WaitGroup
-					out := make([]int, 8)
-					for i := range out {
-						wg.Go(func() { out[i], _ = f(3) })
-					}
-					synctest.Wait()
-					close(gate)
-					wg.Wait()
-					for i, v := range out {
-						assert.Equal(t, 3, v, "caller %d", i)
-					}
-					assert.Equal(t, int32(1), calls.Load(), "one execution for all")
-					v, _ := f(3)
-					assert.Equal(t, 3, v)
-					assert.Equal(t, int32(2), calls.Load(), "the rejected result was stored")
-					f(4)
-					f(4)
-					assert.Equal(t, int32(3), calls.Load(), "an accepted result was not stored")
-					st := CacheOf(fn).Stats()
-					assert.Equal(t, uint64(2), st.Rejected)
-					assert.Equal(t, 1, st.CurrentSize)
-				})
-			})
-		}
-	}
-}
-
-// The predicate sees the error result too, and decides for errors stored
-// with WithErrorTTL.
-func TestCacheIfSeesErrors(t *testing.T) {
-	var calls int
-	notFound := errors.New("not found")
-	f := FuncErr(func(k int) (int, error) {
-		calls++
-		if k == 1 {
-			return 0, notFound
-		}
-		return 0, errBoom
-	}, WithErrorTTL(time.Minute), WithCacheIf(func(r []any) bool { return r[1] == nil || r[1] == notFound }))
-	for range 2 {
-		_, err := f(1)
-		assert.Equal(t, notFound, err)
-		_, err = f(2)
-		assert.Equal(t, errBoom, err)
-	}
-	assert.Equal(t, 3, calls)
-}
-
-// WithTTLFunc gives each result its TTL, bounded by WithTTL.
-func TestTTLFunc(t *testing.T) {
-	for _, sh := range shapes {
-		t.Run(sh.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				var calls atomic.Int32
-				f, _ := sh.make(func(_ context.Context, k int) (int, error) {
-					return k*1000 + int(calls.Add(1)), nil
-				}, WithTTL(time.Hour), WithTTLFunc(func(r []any) time.Duration {
-					return time.Duration(r[0].(int)/1000) * time.Minute
-				}))
-				// key k: a TTL of k minutes, at most 60
-				for _, k := range []int{1, 30, 120} {
-					f(k)
-				}
-				check := func(k, want int) {
-					t.Helper()
-					v, _ := f(k)
-					assert.Equal(t, want, v%1000, "key %d", k)
-				}
-				time.Sleep(59 * time.Second)
-				check(1, 1)
-				check(30, 2)
-				check(120, 3)
-				time.Sleep(2 * time.Second)
-				check(1, 4)
-				time.Sleep(29 * time.Minute)
-				check(30, 5)
-				check(120, 3)
-				time.Sleep(30 * time.Minute)
-				check(120, 6)
-			})
-		})
-	}
-}
-
-// Jitter: over 10,000 entries stored at once, the TTLs fall inside
-// [TTL×(1−f), TTL] and spread evenly across it.
-func TestTTLJitter(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		const n, buckets = 10000, 10
-		c := MustNew(WithMaxSize(n), WithTTL(100*time.Second), WithTTLJitter(0.2))
-		c.seedJitter(1)
-		for i := range n {
-			c.Set(i, i)
-		}
-		time.Sleep(80*time.Second - time.Nanosecond)
-		require.Equal(t, n, c.Len(), "an entry expired before TTL×(1−f)")
-		left := n
-		for b := range buckets {
-			time.Sleep(2 * time.Second)
-			l := c.Len()
-			gone := left - l
-			left = l
-			// Uniform: 1,000 per bucket; 4 standard deviations is ±120.
-			assert.InDelta(t, n/buckets, gone, 120, "bucket %d", b)
-		}
-		assert.Equal(t, 0, left, "an entry outlived its TTL")
-		assert.Equal(t, uint64(n), c.Stats().Expirations)
-	})
-}
-
-// Jitter with Decorate, through WithTTLFunc, and the heap with entries that
-// are replaced, invalidated and evicted.
-func TestFreshHeap(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		r := rand.New(rand.NewPCG(1, 2))
-		f := Func(func(k int) int { return k }, WithMaxSize(500), WithTTLJitter(0.5),
-			WithTTLFunc(func(r []any) time.Duration { return time.Duration(r[0].(int)%97+1) * time.Second }),
-			WithRefreshAfter(time.Second), WithStaleIfError(time.Second))
-		c := CacheOf(f)
-		for range 5000 {
-			k := r.IntN(1000)
-			switch r.IntN(4) {
-			case 0:
-				Invalidate(f, k)
-			default:
-				f(k)
-			}
-			if r.IntN(50) == 0 {
-				time.Sleep(time.Duration(r.IntN(3000)) * time.Millisecond)
-				synctest.Wait()
-			}
-			c.mu.Lock()
-			checkHeap(t, c)
-			c.mu.Unlock()
-		}
-		time.Sleep(200 * time.Second)
-		synctest.Wait()
-		assert.Equal(t, 0, c.Len())
-		c.mu.Lock()
-		assert.Empty(t, c.fresh.heap)
-		c.mu.Unlock()
-	})
-}
-
-// checkHeap verifies the expiry heap against the index. c.mu is held.
-func checkHeap(t *testing.T, c *Cache) {
-	t.Helper()
-	var h []heapItem
-	if c.fresh != nil {
-		h = c.fresh.heap
-	}
-	for i, it := range h {
-		fx := freshOf(it.n)
-		if fx.hidx != i || it.at != fx.removeAt {
-			t.Fatalf("heap item %d: hidx %d, at %d, removeAt %d", i, fx.hidx, it.at, fx.removeAt)
-		}
-		if i > 0 && h[(i-1)/2].at > it.at {
-			t.Fatalf("heap order broken at %d", i)
-		}
-		if c.index.get(unsafeBytes(keyOf(it.n)), hashString(keyOf(it.n))) != it.n {
-			t.Fatalf("heap item %d is not in the index", i)
-		}
-	}
-	entries := 0
-	if c.policy != nil { // made by the first store
-		entries = c.policy.Len()
-	}
-	if len(h) != entries {
-		t.Fatalf("heap %d entries, policy %d", len(h), entries)
-	}
-}
-
-// Plain entries keep their expiry exactly as before (odd times); fresh
-// ones are tagged.
-func TestExpiryTags(t *testing.T) {
-	for _, ttl := range []int64{1, 2, 1e9, math.MaxInt64} {
-		for _, now := range []int64{1, 3, 1e9 + 1} {
-			e := addTime(now, time.Duration(ttl))
-			p := plainExpiry(e)
-			assert.True(t, p&1 == 1 && p <= e && p >= e-1, "plainExpiry(%d) = %d", e, p)
-		}
-	}
-	assert.Equal(t, uintptr(48), unsafe.Sizeof(extra{}), "a plain TTL entry's extra")
-	assert.Equal(t, uintptr(96), unsafe.Sizeof(freshX{}), "the README says 96 bytes")
-	assert.Equal(t, uintptr(48), unsafe.Sizeof(node{}), "a node (the README's bytes per entry)")
-	synctest.Test(t, func(t *testing.T) {
-		c := MustNew(WithMaxSize(4), WithTTL(time.Minute))
-		c.Set(1, 1)
-		d := MustNew(WithMaxSize(4), WithTTL(time.Minute), WithTTLJitter(0.1))
-		d.Set(1, 1)
-		get := func(c *Cache) *node {
-			s := getState()
-			defer putState(s)
-			encodeKey(s, 1)
-			return c.index.get(s.buf, hashKey(s.buf))
-		}
-		assert.False(t, tagged(get(c)))
-		assert.True(t, tagged(get(d)))
-	})
-}
-
 // Decoration-time panics with memo: messages, and New's errors.
 func TestFreshBadInput(t *testing.T) {
 	fn := func(k int) (int, error) { return k, nil }
-	shared := MustNew(WithMaxSize(4), WithTTL(time.Minute))
+	shared := memo.MustNew(memo.WithMaxSize(4), memo.WithTTL(time.Minute))
 	cases := []struct {
 		name string
-		opts []Option
+		opts []memo.Option
 		want string
 	}{
-		{"refresh at TTL", []Option{WithTTL(time.Minute), WithRefreshAfter(time.Minute)}, "below the TTL"},
-		{"refresh above TTL", []Option{WithTTL(time.Minute), WithRefreshAfter(time.Hour)}, "below the TTL"},
-		{"refresh above shared TTL", []Option{WithCache(shared), WithRefreshAfter(time.Hour)}, "below the TTL"},
-		{"refresh zero", []Option{WithRefreshAfter(0)}, "at least a millisecond"},
-		{"refresh no unit", []Option{WithRefreshAfter(30)}, "at least a millisecond"},
-		{"stale negative", []Option{WithTTL(time.Minute), WithStaleIfError(-time.Second)}, "at least a millisecond"},
-		{"stale without TTL", []Option{WithStaleIfError(time.Minute)}, "needs WithTTL or WithTTLFunc"},
-		{"nil TTLFunc", []Option{WithTTLFunc(nil)}, "WithTTLFunc(nil)"},
-		{"nil CacheIf", []Option{WithCacheIf(nil)}, "WithCacheIf(nil)"},
-		{"jitter zero", []Option{WithTTL(time.Minute), WithTTLJitter(0)}, "above 0 and below 1"},
-		{"jitter one", []Option{WithTTL(time.Minute), WithTTLJitter(1)}, "above 0 and below 1"},
-		{"jitter negative", []Option{WithTTL(time.Minute), WithTTLJitter(-0.1)}, "above 0 and below 1"},
-		{"jitter NaN", []Option{WithTTL(time.Minute), WithTTLJitter(math.NaN())}, "above 0 and below 1"},
-		{"jitter without TTL", []Option{WithTTLJitter(0.1)}, "needs a TTL"},
-		{"jitter with WithCache", []Option{WithCache(shared), WithTTLJitter(0.1)}, "belongs to the shared cache"},
+		{"refresh at TTL", []memo.Option{memo.WithTTL(time.Minute), memo.WithRefreshAfter(time.Minute)}, "below the TTL"},
+		{"refresh above TTL", []memo.Option{memo.WithTTL(time.Minute), memo.WithRefreshAfter(time.Hour)}, "below the TTL"},
+		{"refresh above shared TTL", []memo.Option{memo.WithCache(shared), memo.WithRefreshAfter(time.Hour)}, "below the TTL"},
+		{"refresh zero", []memo.Option{memo.WithRefreshAfter(0)}, "at least a millisecond"},
+		{"refresh no unit", []memo.Option{memo.WithRefreshAfter(30)}, "at least a millisecond"},
+		{"stale negative", []memo.Option{memo.WithTTL(time.Minute), memo.WithStaleIfError(-time.Second)}, "at least a millisecond"},
+		{"stale without TTL", []memo.Option{memo.WithStaleIfError(time.Minute)}, "needs WithTTL or WithTTLFunc"},
+		{"nil TTLFunc", []memo.Option{memo.WithTTLFunc(nil)}, "WithTTLFunc(nil)"},
+		{"nil CacheIf", []memo.Option{memo.WithCacheIf(nil)}, "WithCacheIf(nil)"},
+		{"jitter zero", []memo.Option{memo.WithTTL(time.Minute), memo.WithTTLJitter(0)}, "above 0 and below 1"},
+		{"jitter one", []memo.Option{memo.WithTTL(time.Minute), memo.WithTTLJitter(1)}, "above 0 and below 1"},
+		{"jitter negative", []memo.Option{memo.WithTTL(time.Minute), memo.WithTTLJitter(-0.1)}, "above 0 and below 1"},
+		{"jitter NaN", []memo.Option{memo.WithTTL(time.Minute), memo.WithTTLJitter(math.NaN())}, "above 0 and below 1"},
+		{"jitter without TTL", []memo.Option{memo.WithTTLJitter(0.1)}, "needs a TTL"},
+		{"jitter with WithCache", []memo.Option{memo.WithCache(shared), memo.WithTTLJitter(0.1)}, "belongs to the shared cache"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, mk := range []func(){
-				func() { Decorate(fn, tc.opts...) },
-				func() { FuncErr(fn, tc.opts...) },
+				func() { memo.Decorate(fn, tc.opts...) },
+				func() { memo.FuncErr(fn, tc.opts...) },
 			} {
 				func() {
 					defer func() {
@@ -750,15 +226,15 @@ func TestFreshBadInput(t *testing.T) {
 			}
 		})
 	}
-	for _, o := range []Option{WithRefreshAfter(time.Second), WithStaleIfError(time.Second), WithTTLFunc(func([]any) time.Duration { return 1 }), WithCacheIf(func([]any) bool { return true })} {
-		_, err := New(WithMaxSize(4), WithTTL(time.Minute), o)
+	for _, o := range []memo.Option{memo.WithRefreshAfter(time.Second), memo.WithStaleIfError(time.Second), memo.WithTTLFunc(func([]any) time.Duration { return 1 }), memo.WithCacheIf(func([]any) bool { return true })} {
+		_, err := memo.New(memo.WithMaxSize(4), memo.WithTTL(time.Minute), o)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "apply to Decorate, not New")
 	}
-	_, err := New(WithMaxSize(4), WithTTLJitter(2))
+	_, err := memo.New(memo.WithMaxSize(4), memo.WithTTLJitter(2))
 	require.Error(t, err)
 	assert.True(t, strings.HasPrefix(err.Error(), "memo: "), err.Error())
-	_, err = New(WithMaxSize(4), WithTTL(time.Minute), WithTTLJitter(0.1))
+	_, err = memo.New(memo.WithMaxSize(4), memo.WithTTL(time.Minute), memo.WithTTLJitter(0.1))
 	assert.NoError(t, err)
 }
 
@@ -766,25 +242,25 @@ func TestFreshBadInput(t *testing.T) {
 // result.
 func TestCacheIfPanics(t *testing.T) {
 	calls := 0
-	f := Func(func(k int) int { calls++; return k }, WithCacheIf(func([]any) bool { panic("bad predicate") }))
+	f := memo.Func(func(k int) int { calls++; return k }, memo.WithCacheIf(func([]any) bool { panic("bad predicate") }))
 	assert.Equal(t, 1, f(1))
 	assert.Equal(t, 1, f(1))
 	assert.Equal(t, 2, calls)
-	assert.Equal(t, uint64(2), CacheOf(f).Stats().Rejected)
+	assert.Equal(t, uint64(2), memo.CacheOf(f).Stats().Rejected)
 }
 
 // A refresh whose result is rejected removes the old entry.
 func TestRefreshRejectedRemoves(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var calls atomic.Int32
-		f := Func(func(k int) int { return int(calls.Add(1)) },
-			WithTTL(time.Minute), WithRefreshAfter(time.Second),
-			WithCacheIf(func(r []any) bool { return r[0].(int) == 1 }))
+		f := memo.Func(func(k int) int { return int(calls.Add(1)) },
+			memo.WithTTL(time.Minute), memo.WithRefreshAfter(time.Second),
+			memo.WithCacheIf(func(r []any) bool { return r[0].(int) == 1 }))
 		f(1)
 		time.Sleep(2 * time.Second)
 		assert.Equal(t, 1, f(1))
 		synctest.Wait()
-		assert.Equal(t, 0, CacheOf(f).Len())
+		assert.Equal(t, 0, memo.CacheOf(f).Len())
 		assert.Equal(t, 3, f(1))
 	})
 }
@@ -797,13 +273,13 @@ func TestRefreshNotJoinedAfterTTL(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var calls atomic.Int32
 		release := make(chan struct{})
-		f := Func(func(k int) int {
+		f := memo.Func(func(k int) int {
 			n := calls.Add(1)
 			if n == 2 {
 				<-release
 			}
 			return int(n)
-		}, WithTTL(time.Minute), WithRefreshAfter(50*time.Second))
+		}, memo.WithTTL(time.Minute), memo.WithRefreshAfter(50*time.Second))
 		f(1)
 		time.Sleep(55 * time.Second)
 		assert.Equal(t, 1, f(1))
@@ -820,7 +296,7 @@ func TestRefreshNotJoinedAfterTTL(t *testing.T) {
 		close(release)
 		synctest.Wait()
 		assert.Equal(t, 3, f(1), "the refresh's older result is not stored over the newer one")
-		st := CacheOf(f).Stats()
+		st := memo.CacheOf(f).Stats()
 		assert.Equal(t, int32(3), calls.Load())
 		assert.Equal(t, uint64(0), st.Coalesced)
 		assert.Equal(t, uint64(1), st.RefreshesSucceeded)
@@ -837,7 +313,7 @@ func TestRefreshContextCarriesTheExecution(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var calls atomic.Int32
 		var f func(context.Context, int) (int, error)
-		f = FuncCtx(func(ctx context.Context, k int) (int, error) {
+		f = memo.FuncCtx(func(ctx context.Context, k int) (int, error) {
 			if calls.Add(1) != 2 {
 				return k * 10, nil
 			}
@@ -848,7 +324,7 @@ func TestRefreshContextCarriesTheExecution(t *testing.T) {
 				inner <- v
 			}()
 			return <-inner + 100, nil
-		}, WithTTL(time.Minute), WithRefreshAfter(10*time.Second))
+		}, memo.WithTTL(time.Minute), memo.WithRefreshAfter(10*time.Second))
 		v, err := f(context.Background(), 1)
 		require.NoError(t, err)
 		require.Equal(t, 10, v)
@@ -870,14 +346,14 @@ func TestRefreshContextCarriesTheExecution(t *testing.T) {
 func TestRefreshStartersDeadlineStartsWaitersOver(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var calls atomic.Int32
-		f := FuncCtx(func(ctx context.Context, k int) (int, error) {
+		f := memo.FuncCtx(func(ctx context.Context, k int) (int, error) {
 			n := calls.Add(1)
 			if n == 2 {
 				<-ctx.Done()
 				return 0, ctx.Err()
 			}
 			return int(n), nil
-		}, WithTTL(time.Minute), WithRefreshAfter(10*time.Second))
+		}, memo.WithTTL(time.Minute), memo.WithRefreshAfter(10*time.Second))
 		v, err := f(context.Background(), 1)
 		require.NoError(t, err)
 		require.Equal(t, 1, v)
@@ -900,52 +376,4 @@ func TestRefreshStartersDeadlineStartsWaitersOver(t *testing.T) {
 		assert.NoError(t, <-done, "the waiter got the refresh starter's deadline")
 		assert.EqualValues(t, 3, calls.Load())
 	})
-}
-
-// Under concurrent hits, refreshes, failures, invalidations and expiry, a
-// caller only ever gets a result computed for its own key, and every
-// refresh ends.
-func TestFreshStress(t *testing.T) {
-	var version atomic.Int64
-	f := FuncErr(func(k int) (int, error) {
-		v := version.Add(1)
-		if v%7 == 0 {
-			return 0, errBoom
-		}
-		if v%11 == 0 {
-			panic(errBoom)
-		}
-		return k*1_000_000 + int(v%1_000_000), nil
-	}, WithMaxSize(16), WithTTL(3*time.Millisecond), WithRefreshAfter(time.Millisecond),
-		WithStaleIfError(2*time.Millisecond), WithTTLJitter(0.5),
-		WithCacheIf(func(r []any) bool { return r[0].(int)%5 != 0 }))
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Go(func() {
-			r := rand.New(rand.NewPCG(uint64(g), 1))
-			for range 3000 {
-				k := r.IntN(24) + 1
-				if r.IntN(50) == 0 {
-					Invalidate(f, k)
-					continue
-				}
-				func() {
-					defer func() { _ = recover() }()
-					v, err := f(k)
-					if err == nil && v/1_000_000 != k {
-						t.Errorf("f(%d) = %d: another key's result", k, v)
-					}
-				}()
-			}
-		})
-	}
-	wg.Wait()
-	st := CacheOf(f).Stats()
-	for st.RefreshesStarted != st.RefreshesSucceeded+st.RefreshesFailed {
-		runtime.Gosched() // the last refreshes are ending
-		st = CacheOf(f).Stats()
-	}
-	t.Logf("refreshes %d (ok %d, failed %d), stale %d, rejected %d, calls %d",
-		st.RefreshesStarted, st.RefreshesSucceeded, st.RefreshesFailed, st.StaleServed, st.Rejected, st.TotalCalls)
-	assert.LessOrEqual(t, CacheOf(f).Len(), 16)
 }

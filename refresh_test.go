@@ -1,13 +1,17 @@
-package memo
+package memo_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/memokit/memo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -24,7 +28,7 @@ func TestRefreshThatHangsDoesNotPinItsKey(t *testing.T) {
 		var calls atomic.Int32
 		var refreshEnded atomic.Int64 // when the refresh's context ended, ns since start
 		start := time.Now()
-		f := FuncCtx(func(ctx context.Context, k int) (int, error) {
+		f := memo.FuncCtx(func(ctx context.Context, k int) (int, error) {
 			n := calls.Add(1)
 			if n == 2 { // the refresh
 				<-ctx.Done()
@@ -33,7 +37,7 @@ func TestRefreshThatHangsDoesNotPinItsKey(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 			return int(n), nil
-		}, WithTTL(300*time.Millisecond), WithRefreshAfter(50*time.Millisecond))
+		}, memo.WithTTL(300*time.Millisecond), memo.WithRefreshAfter(50*time.Millisecond))
 		v, err := f(context.Background(), 1)
 		require.NoError(t, err)
 		require.Equal(t, 1, v)
@@ -81,7 +85,7 @@ func TestRefreshThatHangsDoesNotPinItsKey(t *testing.T) {
 
 		time.Sleep(time.Second) // the refresh's own deadline has passed
 		synctest.Wait()
-		st := CacheOf(f).Stats()
+		st := memo.CacheOf(f).Stats()
 		assert.EqualValues(t, 1, st.RefreshesStarted)
 		assert.EqualValues(t, 1, st.RefreshesFailed, "the refresh ran out of time")
 		if e := time.Duration(refreshEnded.Load()); assert.NotZero(t, e, "the refresh never ended") {
@@ -101,13 +105,13 @@ func TestRefreshPastItsDeadlineGivesWay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var calls atomic.Int32
 		release := make(chan struct{})
-		f := Func(func(k int) int {
+		f := memo.Func(func(k int) int {
 			n := calls.Add(1)
 			if n == 2 {
 				<-release // ignores everything
 			}
 			return int(n)
-		}, WithTTL(300*time.Millisecond), WithRefreshAfter(50*time.Millisecond))
+		}, memo.WithTTL(300*time.Millisecond), memo.WithRefreshAfter(50*time.Millisecond))
 		require.Equal(t, 1, f(1))
 		time.Sleep(60 * time.Millisecond)
 		require.Equal(t, 1, f(1)) // starts the refresh that hangs (until 360 ms)
@@ -127,13 +131,45 @@ func TestRefreshPastItsDeadlineGivesWay(t *testing.T) {
 		assert.Equal(t, 3, f(1))
 		synctest.Wait()
 		assert.Equal(t, 4, f(1), "a second refresh ran and stored")
-		assert.EqualValues(t, 2, CacheOf(f).Stats().RefreshesStarted)
+		assert.EqualValues(t, 2, memo.CacheOf(f).Stats().RefreshesStarted)
 
 		close(release)
 		synctest.Wait()
 		assert.Equal(t, 4, f(1), "the first refresh's late result is not stored")
-		st := CacheOf(f).Stats()
+		st := memo.CacheOf(f).Stats()
 		assert.Equal(t, st.RefreshesStarted, st.RefreshesSucceeded+st.RefreshesFailed)
 		assert.Equal(t, st.Misses, st.TotalCalls-st.RefreshesStarted+st.Coalesced)
+	})
+}
+
+// A refresh that fails while its entry is still within its TTL is not a
+// stale-if-error case: nothing stale is served, and the failure logged is
+// the refresh's own error, not the old result's (nil) one.
+func TestRefreshFailingWithinTTLIsNotStale(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		var calls atomic.Int32
+		f := memo.FuncErr(func(k int) (int, error) {
+			if calls.Add(1) > 1 {
+				return 0, errors.New("backend down")
+			}
+			return k, nil
+		}, memo.WithTTL(time.Minute), memo.WithRefreshAfter(10*time.Second), memo.WithStaleIfError(time.Hour),
+			memo.WithLogger(slog.New(slog.NewTextHandler(&buf, nil))))
+		v, err := f(7)
+		require.NoError(t, err)
+		require.Equal(t, 7, v)
+		time.Sleep(11 * time.Second)
+		v, err = f(7) // a hit that starts the refresh, which fails
+		require.NoError(t, err)
+		require.Equal(t, 7, v)
+		synctest.Wait()
+		st := memo.CacheOf(f).Stats()
+		assert.EqualValues(t, 1, st.RefreshesFailed)
+		assert.Zero(t, st.StaleServed)
+		log := buf.String()
+		assert.Contains(t, log, "refresh failed")
+		assert.Contains(t, log, "backend down", "the refresh's own error is logged")
+		assert.NotContains(t, log, "serving the stale result", "the entry was not stale")
 	})
 }

@@ -4,18 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
-
 	"github.com/memokit/memo"
 	"github.com/memokit/memo/internal/sim"
 	"github.com/memokit/memo/internal/traces"
 	"github.com/memokit/memo/policies"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // replayCache replays keys through a new Cache of size entries evicting by
@@ -198,4 +198,30 @@ func TestWTinyLFUMatrix(t *testing.T) {
 	n := float64(len(sim.Matrix))
 	fmt.Fprintf(&b, "| mean of %d rows | %.2f | %.2f | %+.2f | %.2f | %.2f |\n", len(sim.Matrix), sum/n, best/n, (sum-best)/n, otter/n, opt/n)
 	fmt.Print(b.String())
+}
+
+// TestWTinyLFUClearReplaysAsNew checks that a cleared W-TinyLFU cache
+// replays a trace exactly as a new one does (its recording, sketch, window,
+// simulations and history start over).
+func TestWTinyLFUClearReplaysAsNew(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	keys := make([]int, 60000)
+	for i := range keys {
+		keys[i] = int(r.ExpFloat64() * 300)
+	}
+	replay := func(c *memo.Cache) uint64 {
+		for _, k := range keys {
+			if _, err := c.Get(k); err != nil {
+				c.Set(k, k)
+			}
+		}
+		return c.Stats().Hits
+	}
+	for _, size := range []int{500, 5000} {
+		fresh := replay(memo.MustNew(memo.WithMaxSize(size)))
+		c := memo.MustNew(memo.WithMaxSize(size))
+		replay(c)
+		c.Clear()
+		assert.Equal(t, fresh, replay(c), "size %d", size)
+	}
 }

@@ -5,10 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memokit/memo/policies"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/memokit/memo/policies"
 )
 
 // assertMemoError checks that err exists, that each of its lines (a joined

@@ -1,10 +1,7 @@
 package memo
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"log/slog"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -14,10 +11,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Review of the call semantics: an execution that outlives its callers
-// must not store, or hand its waiters, a result computed from arguments a
-// caller changed after leaving, also where no copy can protect them: a key
-// made by WithKey from a pointee, or by the CacheKey method of a pointer.
+// An execution that outlives its callers must not store, or hand its
+// waiters, a result computed from arguments a caller changed after leaving,
+// also where no copy can protect them: a key made by WithKey from a
+// pointee, or by the CacheKey method of a pointer. (rcKeyed and rcRelease
+// are shared with flight_internal_test.go and tier_internal_test.go.)
 
 type rcReq struct{ ID int }
 
@@ -28,7 +26,7 @@ func (p *rcKeyed) CacheKey() any { return p.ID }
 // A refresh outlives the hit that started it. The hit's caller reuses its
 // request, which WithKey keyed by a pointee: the refresh must not store
 // the result of the new ID under the old one.
-func TestRegressionRefreshAfterCallerReusedKeyedPointee(t *testing.T) {
+func TestRefreshAfterCallerReusedKeyedPointee(t *testing.T) {
 	// Each case returns the memoized call, and the argument it is called
 	// with, whose ID its setter changes in place.
 	type maker func(release <-chan struct{}) (call func() int, fresh func(id int) int, set func(id int))
@@ -86,58 +84,11 @@ func TestRegressionRefreshAfterCallerReusedKeyedPointee(t *testing.T) {
 	}
 }
 
-// A leader with a context leaves and reuses the object whose CacheKey made
-// the key; a waiter with the old key stays. The waiter must get the result
-// for its own key, and nothing else may be stored under it.
-func TestRegressionLeaderLeftAndReusedCacheKeyerPointer(t *testing.T) {
-	fs := map[string]func(context.Context, *rcKeyed) (int, error){
-		"FuncCtx": FuncCtx(func(ctx context.Context, p *rcKeyed) (int, error) {
-			<-ctx.Value(rcRelease{}).(chan struct{})
-			return p.ID * 10, nil
-		}),
-		"Decorate": Decorate(func(ctx context.Context, p *rcKeyed) (int, error) {
-			<-ctx.Value(rcRelease{}).(chan struct{})
-			return p.ID * 10, nil
-		}),
-	}
-	anyF := Decorate(func(ctx context.Context, p any) (int, error) {
-		<-ctx.Value(rcRelease{}).(chan struct{})
-		return p.(*rcKeyed).ID * 10, nil
-	})
-	fs["DecorateAny"] = func(ctx context.Context, p *rcKeyed) (int, error) { return anyF(ctx, p) }
-	caches := map[string]*Cache{"FuncCtx": CacheOf(fs["FuncCtx"]), "Decorate": CacheOf(fs["Decorate"]), "DecorateAny": CacheOf(anyF)}
-	for name, f := range fs {
-		t.Run(name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				release := make(chan struct{})
-				base := context.WithValue(context.Background(), rcRelease{}, release)
-				ctx, cancel := context.WithCancel(base)
-				p := &rcKeyed{ID: 1}
-				left := make(chan error)
-				go func() { _, err := f(ctx, p); left <- err }()
-				synctest.Wait()
-				got := make(chan int)
-				go func() { v, _ := f(base, &rcKeyed{ID: 1}); got <- v }()
-				synctest.Wait()
-				cancel()
-				assert.ErrorIs(t, <-left, context.Canceled)
-				p.ID = 2 // reused once the call returned
-				close(release)
-				assert.Equal(t, 10, <-got, "the waiter got the result for ID 2")
-				v, err := f(base, &rcKeyed{ID: 1})
-				assert.NoError(t, err)
-				assert.Equal(t, 10, v, "a result for ID 2 was stored under ID 1")
-				rfAssertSettled(t, caches[name].Stats())
-			})
-		})
-	}
-}
-
 type rcRelease struct{}
 
 // A caller without a context that joined a refresh (its entry's TTL ended
 // while the refresh ran) whose arguments were changed starts over too.
-func TestRegressionJoinerOfMovedRefreshStartsOver(t *testing.T) {
+func TestJoinerOfMovedRefreshStartsOver(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
 		var calls atomic.Int32
@@ -160,37 +111,5 @@ func TestRegressionJoinerOfMovedRefreshStartsOver(t *testing.T) {
 		assert.Equal(t, 10, <-got, "the joiner got the result for ID 2")
 		assert.Equal(t, int32(3), calls.Load(), "the joiner ran the function for its own arguments")
 		assert.Equal(t, 10, f(&rcReq{ID: 1}))
-	})
-}
-
-// A refresh that fails while its entry is still within its TTL is not a
-// stale-if-error case: nothing stale is served, and the failure logged is
-// the refresh's own error, not the old result's (nil) one.
-func TestRefreshFailingWithinTTLIsNotStale(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var buf bytes.Buffer
-		var calls atomic.Int32
-		f := FuncErr(func(k int) (int, error) {
-			if calls.Add(1) > 1 {
-				return 0, errors.New("backend down")
-			}
-			return k, nil
-		}, WithTTL(time.Minute), WithRefreshAfter(10*time.Second), WithStaleIfError(time.Hour),
-			WithLogger(slog.New(slog.NewTextHandler(&buf, nil))))
-		v, err := f(7)
-		require.NoError(t, err)
-		require.Equal(t, 7, v)
-		time.Sleep(11 * time.Second)
-		v, err = f(7) // a hit that starts the refresh, which fails
-		require.NoError(t, err)
-		require.Equal(t, 7, v)
-		synctest.Wait()
-		st := CacheOf(f).Stats()
-		assert.EqualValues(t, 1, st.RefreshesFailed)
-		assert.Zero(t, st.StaleServed)
-		log := buf.String()
-		assert.Contains(t, log, "refresh failed")
-		assert.Contains(t, log, "backend down", "the refresh's own error is logged")
-		assert.NotContains(t, log, "serving the stale result", "the entry was not stale")
 	})
 }

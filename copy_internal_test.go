@@ -4,7 +4,10 @@ import (
 	"context"
 	"reflect"
 	"runtime"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 	"unsafe"
 
@@ -391,4 +394,244 @@ func TestNoCopiersForFlatArguments(t *testing.T) {
 		require.NotNil(t, w, name)
 		assert.NotNil(t, w.copiers(), name)
 	}
+}
+
+func rfSum(xs []int) int {
+	n := 0
+	for _, x := range xs {
+		n += x
+	}
+	return n
+}
+
+// Issue 8.1: caller A starts the execution with buf and a 30 ms deadline,
+// leaves at its deadline, then reuses buf; caller B waits for the same
+// execution. The execution must compute on its own copy: B and every later
+// caller get sum([1 2 3]) = 6, never 105.
+func TestExecutionOutlivesCallerMemory(t *testing.T) {
+	t.Parallel()
+	type sumFunc = func(context.Context, []int) (int, error)
+	body := func(execs *atomic.Int32) sumFunc {
+		return func(_ context.Context, xs []int) (int, error) {
+			execs.Add(1)
+			time.Sleep(100 * time.Millisecond)
+			return rfSum(xs), nil
+		}
+	}
+	forms := map[string]func(sumFunc) sumFunc{
+		"FuncCtx":  func(f sumFunc) sumFunc { return FuncCtx(f) },
+		"Decorate": func(f sumFunc) sumFunc { return Decorate(f) },
+	}
+	for name, memoize := range forms {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				var execs atomic.Int32
+				f := memoize(body(&execs))
+
+				aDone := make(chan struct{})
+				go func() {
+					defer close(aDone)
+					buf := []int{1, 2, 3}
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+					defer cancel()
+					_, err := f(ctx, buf)
+					assert.ErrorIs(t, err, context.DeadlineExceeded)
+					buf[0] = 100 // a caller may reuse its memory once its call has returned
+				}()
+				synctest.Wait() // A leads, the execution sleeps
+
+				bGot := make(chan int, 1)
+				go func() {
+					v, err := f(context.Background(), []int{1, 2, 3})
+					assert.NoError(t, err)
+					bGot <- v
+				}()
+				synctest.Wait() // B waits on A's execution
+				<-aDone
+				assert.Equal(t, 6, <-bGot, "B")
+
+				v, err := f(context.Background(), []int{1, 2, 3})
+				require.NoError(t, err)
+				assert.Equal(t, 6, v, "a later call")
+				assert.EqualValues(t, 1, execs.Load())
+				st := CacheOf(f).Stats()
+				assert.EqualValues(t, 1, st.Hits)
+				rfAssertSettled(t, st)
+			})
+		})
+	}
+}
+
+// rfShape is a memoized function, and how callers call it: A with an
+// argument it then mutates, B and later callers with a fresh equal one.
+type rfShape struct {
+	name   string
+	decor  func(execs *atomic.Int32) any
+	call   func(f any, ctx context.Context, fresh bool) (string, error)
+	mutate func()
+	want   string
+}
+
+// The same for the other shapes whose memory a key takes by value: maps,
+// structs, interfaces, nested slices, two-argument typed functions, and
+// pointees under WithDeref.
+//
+// Guards the call-semantics bugs reported in issues 8 (items 1, 5, 6) and 9
+// (items 1, 2).
+func TestExecutionOwnsEveryArgumentShape(t *testing.T) {
+	t.Parallel()
+	type rec struct {
+		Name string
+		Tags []string
+	}
+	var cases []rfShape
+	// Each case builds the argument A passes, its mutation, and an equal
+	// fresh argument for B.
+	{
+		var shared map[string][]int
+		cases = append(cases, rfShape{
+			name: "map of slices",
+			decor: func(execs *atomic.Int32) any {
+				return Decorate(func(_ context.Context, m map[string][]int) (string, error) {
+					execs.Add(1)
+					time.Sleep(100 * time.Millisecond)
+					return strings.Repeat("x", rfSum(m["a"])), nil
+				})
+			},
+			call: func(f any, ctx context.Context, fresh bool) (string, error) {
+				m := map[string][]int{"a": {1, 2}}
+				if !fresh {
+					shared = m
+				}
+				return f.(func(context.Context, map[string][]int) (string, error))(ctx, m)
+			},
+			mutate: func() { shared["a"][0] = 5; shared["b"] = []int{1} },
+			want:   "xxx",
+		})
+	}
+	{
+		var shared *rec
+		cases = append(cases, rfShape{
+			name: "pointee under WithDeref, typed two arguments",
+			decor: func(execs *atomic.Int32) any {
+				return Func2Ctx(func(_ context.Context, r *rec, sep string) (string, error) {
+					execs.Add(1)
+					time.Sleep(100 * time.Millisecond)
+					return r.Name + sep + strings.Join(r.Tags, sep), nil
+				}, WithDeref())
+			},
+			call: func(f any, ctx context.Context, fresh bool) (string, error) {
+				r := &rec{Name: "n", Tags: []string{"a", "b"}}
+				if !fresh {
+					shared = r
+				}
+				return f.(func(context.Context, *rec, string) (string, error))(ctx, r, ",")
+			},
+			mutate: func() { shared.Name = "zz"; shared.Tags[0] = "q" },
+			want:   "n,a,b",
+		})
+	}
+	{
+		var shared []any
+		cases = append(cases, rfShape{
+			name: "interfaces holding slices, variadic",
+			decor: func(execs *atomic.Int32) any {
+				return Decorate(func(_ context.Context, xs ...any) (string, error) {
+					execs.Add(1)
+					time.Sleep(100 * time.Millisecond)
+					return strings.Repeat("y", rfSum(xs[0].([]int))), nil
+				})
+			},
+			call: func(f any, ctx context.Context, fresh bool) (string, error) {
+				xs := []any{[]int{1, 1}}
+				if !fresh {
+					shared = xs
+				}
+				return f.(func(context.Context, ...any) (string, error))(ctx, xs...)
+			},
+			mutate: func() { shared[0].([]int)[0] = 7; shared[0] = []int{9} },
+			want:   "yy",
+		})
+	}
+	{
+		var shared [][]int
+		cases = append(cases, rfShape{
+			name: "typed nested slices",
+			decor: func(execs *atomic.Int32) any {
+				return FuncCtx(func(_ context.Context, xss [][]int) (string, error) {
+					execs.Add(1)
+					time.Sleep(100 * time.Millisecond)
+					return strings.Repeat("z", rfSum(xss[1])), nil
+				})
+			},
+			call: func(f any, ctx context.Context, fresh bool) (string, error) {
+				xss := [][]int{{5}, {1, 2}}
+				if !fresh {
+					shared = xss
+				}
+				return f.(func(context.Context, [][]int) (string, error))(ctx, xss)
+			},
+			mutate: func() { shared[1][1] = 40 },
+			want:   "zzz",
+		})
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				var execs atomic.Int32
+				f := tc.decor(&execs)
+				aDone := make(chan struct{})
+				go func() {
+					defer close(aDone)
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+					defer cancel()
+					_, err := tc.call(f, ctx, false)
+					assert.ErrorIs(t, err, context.DeadlineExceeded)
+					tc.mutate()
+				}()
+				synctest.Wait()
+				bGot := make(chan string, 1)
+				go func() {
+					v, err := tc.call(f, context.Background(), true)
+					assert.NoError(t, err)
+					bGot <- v
+				}()
+				synctest.Wait()
+				<-aDone
+				assert.Equal(t, tc.want, <-bGot, "B")
+				v, err := tc.call(f, context.Background(), true)
+				require.NoError(t, err)
+				assert.Equal(t, tc.want, v, "a later call")
+				assert.EqualValues(t, 1, execs.Load())
+			})
+		})
+	}
+}
+
+// A leader that cannot leave (a context that never ends) needs no copy:
+// the function gets the caller's own slice.
+//
+// Guards the call-semantics bugs reported in issues 8 (items 1, 5, 6) and 9
+// (items 1, 2).
+func TestContextLeaderThatCannotLeaveIsNotCopied(t *testing.T) {
+	t.Parallel()
+	buf := []int{1, 2}
+	var got []int
+	f := FuncCtx(func(_ context.Context, xs []int) (int, error) {
+		got = xs
+		return len(xs), nil
+	})
+	_, err := f(context.Background(), buf)
+	require.NoError(t, err)
+	assert.Equal(t, dtAddr(buf), dtAddr(got))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	buf2 := []int{3}
+	_, err = f(ctx, buf2)
+	require.NoError(t, err)
+	assert.NotEqual(t, dtAddr(buf2), dtAddr(got), "a caller that may leave hands over a copy")
+	assert.Equal(t, buf2, got)
 }

@@ -1,4 +1,4 @@
-package memo
+package memo_test
 
 import (
 	"context"
@@ -8,24 +8,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memokit/memo"
+	"github.com/memokit/memo/policies"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/memokit/memo/policies"
 )
 
 // Every result must belong to its argument, under eviction, TTL expiry,
 // Invalidate, Clear and context cancellation, on both the reflective and the
 // typed paths.
-func TestRegressionStressNoWrongHit(t *testing.T) {
+func TestStressNoWrongHit(t *testing.T) {
 	for _, pol := range []policies.Kind{policies.LRU, policies.LFU, policies.WTinyLFU} {
 		t.Run(pol.String(), func(t *testing.T) {
 			var bad atomic.Int64
-			dec := Decorate(func(ctx context.Context, x int, s string) (string, error) {
+			dec := memo.Decorate(func(ctx context.Context, x int, s string) (string, error) {
 				return fmt.Sprint(x, s), nil
-			}, WithMaxSize(8), WithPolicy(pol), WithTTL(time.Millisecond))
-			typ := Func2(func(x int, s string) string { return fmt.Sprint(x, s) },
-				WithMaxSize(8), WithPolicy(pol))
+			}, memo.WithMaxSize(8), memo.WithPolicy(pol), memo.WithTTL(time.Millisecond))
+			typ := memo.Func2(func(x int, s string) string { return fmt.Sprint(x, s) },
+				memo.WithMaxSize(8), memo.WithPolicy(pol))
 			var wg sync.WaitGroup
 			for g := range 8 {
 				wg.Add(1)
@@ -51,25 +51,25 @@ func TestRegressionStressNoWrongHit(t *testing.T) {
 						}
 						switch i % 97 {
 						case 0:
-							Invalidate(dec, x, s)
-							Invalidate(typ, x, s)
+							memo.Invalidate(dec, x, s)
+							memo.Invalidate(typ, x, s)
 						case 1:
-							CacheOf(dec).Clear()
+							memo.CacheOf(dec).Clear()
 						}
 					}
 				}()
 			}
 			wg.Wait()
 			require.Zero(t, bad.Load())
-			assert.LessOrEqual(t, CacheOf(dec).Len(), 8)
+			assert.LessOrEqual(t, memo.CacheOf(dec).Len(), 8)
 		})
 	}
 }
 
 // After Invalidate returns, no caller may get a result computed before it.
-func TestRegressionStressInvalidateNotStale(t *testing.T) {
+func TestStressInvalidateNotStale(t *testing.T) {
 	var version atomic.Int64
-	f := Decorate(func(x int) int64 { return version.Load() })
+	f := memo.Decorate(func(x int) int64 { return version.Load() })
 	var stale atomic.Int64
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -89,7 +89,7 @@ func TestRegressionStressInvalidateNotStale(t *testing.T) {
 	}
 	for range 3000 {
 		v := version.Add(1)
-		Invalidate(f, 1)
+		memo.Invalidate(f, 1)
 		if got := f(1); got < v {
 			stale.Add(1)
 		}

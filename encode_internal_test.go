@@ -2,10 +2,15 @@ package memo
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"os/exec"
 	"reflect"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -413,17 +418,6 @@ func TestKeyContextNotInKey(t *testing.T) {
 	assert.NotEqual(t, c2.key("a", ctx1), c2.key("b", ctx1))
 }
 
-// TestKeyFuncIsWrapper checks that MakeHashable keys funcs by identity
-// through a HashableWrapper.
-func TestKeyFuncIsWrapper(t *testing.T) {
-	t.Parallel()
-	f := func() {}
-	h := MakeHashable(f)
-	require.IsType(t, HashableWrapper{}, h)
-	assert.True(t, h == MakeHashable(f))
-	assert.Equal(t, reflect.ValueOf(f).Pointer(), reflect.ValueOf(h.(HashableWrapper).Value()).Pointer())
-}
-
 func TestKeyDeref(t *testing.T) {
 	t.Parallel()
 	deref := []Option{WithDeref()}
@@ -617,24 +611,175 @@ func TestIsIterable(t *testing.T) {
 	}
 }
 
-func TestIsMapping(t *testing.T) {
+type lkBig struct{ b [lkMiB]byte }
+
+// A pooled key state must not keep objects of earlier keys alive: with one
+// processor, a 1 MiB object used once as a []*lkBig argument stayed alive
+// (and its entry stayed) while other decorated functions were called.
+//
+// Guards the reported leaks of issue 8 (item 2: memory that must be freed).
+func TestLeakPooledKeyState(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	f := Decorate(func(xs []*lkBig) int { return len(xs) + int(xs[0].b[0]) })
+	g := Decorate(func(k int) int { return k }, WithMaxSize(1))
+	collected := make(chan struct{})
+	func() {
+		big := new(lkBig)
+		runtime.AddCleanup(big, func(ch chan struct{}) { close(ch) }, collected)
+		require.Equal(t, 1, f([]*lkBig{big}))
+	}()
+	ok := dtGCUntil(func() bool {
+		for i := range 10 {
+			g(i) // a miss: takes and returns a pooled state
+		}
+		select {
+		case <-collected:
+			return CacheOf(f).Len() == 0
+		default:
+			return false
+		}
+	})
+	assert.True(t, ok, "the argument's object (or its entry) outlived its only call; Len=%d", CacheOf(f).Len())
+}
+
+// putState drops every pointer the state held, beyond its lengths too.
+//
+// Guards the reported leaks of issue 8 (item 2: memory that must be freed).
+func TestPutStateClearsPointers(t *testing.T) {
+	s := getState()
+	x := new(int)
+	s.path = append(s.path, visit{p: unsafe.Pointer(x)}, visit{p: unsafe.Pointer(x)})
+	s.leave()
+	s.leave()
+	putState(s)
+	for _, v := range s.path[:cap(s.path)] {
+		assert.Nil(t, v.p)
+		assert.Nil(t, v.t)
+	}
+	for _, p := range s.refs[:cap(s.refs)] {
+		assert.Nil(t, p)
+	}
+}
+
+type rmBox struct{ V any }
+
+// Nesting through interface values used to escape both the depth limit
+// (only containers counted) and the 4 MiB limit (a byte or two per level):
+// a few million levels overflowed the stack. Past maxDepth interfaces now
+// get a nonce, like too-deep containers.
+func TestDeepInterfaceNesting(t *testing.T) {
 	t.Parallel()
-	cases := []struct {
-		v    any
-		want bool
-	}{
-		{nil, false},
-		{1, false},
-		{"ab", false},
-		{[]int{1}, false},
-		{[2]int{}, false},
-		{map[string]int{}, true},
-		{map[string]int(nil), true},
-		{map[any]any{1: 2}, true},
-		{&map[string]int{}, false},
-		{struct{ M map[int]int }{}, false},
+	deep := func(n int) any {
+		var x any
+		for range n {
+			x = rmBox{x}
+		}
+		return x
 	}
-	for _, tc := range cases {
-		assert.Equal(t, tc.want, IsMapping(tc.v), "IsMapping(%T)", tc.v)
+	tooDeep := deep(maxDepth + 10)
+	assert.False(t, MakeHashable(tooDeep) == MakeHashable(tooDeep), "past the limit a key matches nothing")
+	ok := deep(maxDepth - 10)
+	assert.True(t, MakeHashable(ok) == MakeHashable(deep(maxDepth-10)), "within it, equal structure, equal keys")
+}
+
+// Cache.Get/Set keys and decorated functions' keys shared a cache through
+// WithCache, and a 1-byte namespace for Cache keys was a prefix of the
+// 8-byte number of every function whose low byte is 0: an int Set into the
+// cache could be returned by the function, and the reverse.
+func TestCacheKeysApartFromFunctionKeys(t *testing.T) {
+	for funcIDs.Load()%65536 != 511 {
+		funcIDs.Add(1)
 	}
+	c := MustNew(WithMaxSize(10))
+	f := Decorate(func(s string) string { return "f:" + s }, WithCache(c))
+	w := lookupWrapped(f)
+	require.Equal(t, uint64(512), w.fid%65536)
+	require.Equal(t, "f:c", f("c"))
+
+	s := getState()
+	w.encode(s, []reflect.Value{reflect.ValueOf("c")})
+	k := slices.Clone(s.buf)
+	putState(s)
+	require.Len(t, k, 10)
+	// The int whose key, under a 1-byte namespace 00 and int's type id 02,
+	// was exactly f("c")'s key.
+	require.Equal(t, []byte{0, 2}, k[:2])
+	require.Equal(t, uint64(2), basicIDs.int)
+	n := int(binary.LittleEndian.Uint64(k[2:10]))
+	_, err := c.Get(n)
+	assert.ErrorIs(t, err, ErrNotFound, "a Cache key must not reach a function's entry")
+	c.Set(n, 42)
+	assert.Equal(t, "f:c", f("c"), "and a Set must not replace it")
+}
+
+// rvDeep keys negative values by a string and others by themselves.
+type rvDeep int64
+
+func (k rvDeep) CacheKey() any {
+	if k < 0 {
+		return "negative"
+	}
+	return k
+}
+
+type (
+	rvPad1 struct{ A int8 }
+	rvPad2 struct{ A int16 }
+	rvPad3 struct{ A int32 }
+	rvPad4 struct{ A int64 }
+)
+
+func rvNest(depth int, inner any) any {
+	v := []any{inner}
+	for range depth - 1 {
+		v = []any{v}
+	}
+	return v
+}
+
+// keyerEncoder writes tagValue and then either uvarint(type id) and a value,
+// or, at maxDepth, tagNonce (5) and a u64 nonce. For the type whose id is 5,
+// "tagValue 05 <u64 n>" is both rvDeep(n) keyed by itself and the nonce n:
+// the nonce is not "never equal to another key". Type ids depend on the order
+// types are first keyed, so this runs in a child process that makes rvDeep's
+// id 5.
+func TestKeyerDepthNonceCollision(t *testing.T) {
+	if os.Getenv("MEMO_NONCE_CHILD") == "1" {
+		// Package init already numbered a few basic types (Cache.Get's fast
+		// path); this throwaway process encodes none of them, so it may
+		// hand out their ids again to arrange rvDeep's.
+		if typeIDs.Load() > 3 {
+			typeIDs.Store(0)
+		}
+		for _, p := range []reflect.Type{reflect.TypeFor[rvPad1](), reflect.TypeFor[rvPad2](), reflect.TypeFor[rvPad3](), reflect.TypeFor[rvPad4]()} {
+			if typeIDs.Load() < 3 {
+				infoOf(p)
+			}
+		}
+		require.Equal(t, uint64(3), typeIDs.Load(), "cannot arrange type ids in this process")
+		require.Equal(t, uint64(5), infoOf(reflect.TypeFor[rvDeep]()).id)
+
+		calls := 0
+		f := Decorate(func(v any) int { calls++; return calls })
+		// 1000 nested slices put the keyer at maxDepth: it gets a nonce.
+		next := nonces.Load() + 1
+		require.Equal(t, 1, f(rvNest(maxDepth, rvDeep(-1))))
+		require.Equal(t, next, nonces.Load(), "the first call used one nonce")
+		// rvDeep(next) is keyed by its own structure at the same place.
+		assert.Equal(t, 2, f(rvNest(maxDepth, rvDeep(int64(next)))), "wrong hit: a different argument matched the nonce key")
+		return
+	}
+	// The child has a liveness watchdog of its own (-test.timeout), which
+	// reports a hang with every goroutine; nothing here bounds its speed.
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKeyerDepthNonceCollision$", "-test.count=1", "-test.v", "-test.timeout=5m")
+	cmd.Env = append(os.Environ(), "MEMO_NONCE_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	assert.NoError(t, err, "%s", tail(out))
+}
+
+func tail(b []byte) []byte {
+	if len(b) > 2000 {
+		return b[len(b)-2000:]
+	}
+	return b
 }

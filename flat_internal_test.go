@@ -179,3 +179,70 @@ func TestDynamicBasicMatchesEncoder(t *testing.T) {
 		assert.False(t, ok, "%T takes the reflective path", k)
 	}
 }
+
+type r2Flat struct {
+	A int16
+	S string
+	B []byte
+	T []string
+	N [][2]float32
+	E struct{}
+	u uint8
+}
+
+type r2Holder struct {
+	X r2Flat
+	y r2Flat
+}
+
+// TestFlatAllAccessPaths: the flat/generic combined encoder gives the
+// same bytes for one value whatever way reflect reached it (addressable,
+// interface Elem, map value, map key, unexported field of an addressable
+// and of a non-addressable struct, array element, MakeFunc argument).
+func TestFlatAllAccessPaths(t *testing.T) {
+	v := r2Flat{A: -3, S: "x", B: []byte{1, 2}, T: []string{"a", ""}, N: [][2]float32{{1, -0}}, u: 7}
+	typ := reflect.TypeFor[r2Flat]()
+	enc := encoderOf(typ)
+	gen := newKindEncoder(typ)
+	key := func(e encoder, rv reflect.Value) string {
+		s := getState()
+		defer putState(s)
+		e(s, rv)
+		return string(s.buf)
+	}
+	want := key(gen, reflect.ValueOf(v))
+	var anyv any = v
+	h := r2Holder{v, v}
+	m := map[int]r2Flat{1: v}
+	paths := map[string]reflect.Value{
+		"value":            reflect.ValueOf(v),
+		"addr":             reflect.ValueOf(&v).Elem(),
+		"iface elem":       reflect.ValueOf(&anyv).Elem().Elem(),
+		"map value":        reflect.ValueOf(m).MapIndex(reflect.ValueOf(1)),
+		"unexp addr":       reflect.ValueOf(&h).Elem().Field(1),
+		"unexp nonaddr":    reflect.ValueOf(h).Field(1),
+		"exp nonaddr":      reflect.ValueOf(h).Field(0),
+		"array elem":       reflect.ValueOf([2]r2Flat{v, v}).Index(1),
+		"slice elem":       reflect.ValueOf([]r2Flat{v}).Index(0),
+		"converted":        reflect.ValueOf(v).Convert(typ),
+		"zero then set":    func() reflect.Value { z := reflect.New(typ).Elem(); z.Set(reflect.ValueOf(v)); return z }(),
+		"interface result": reflect.ValueOf(reflect.ValueOf(v).Interface()),
+	}
+	it := reflect.ValueOf(m).MapRange()
+	for it.Next() {
+		paths["map iter value"] = it.Value()
+	}
+	for name, rv := range paths {
+		assert.Equal(t, want, key(enc, rv), name)
+	}
+	// MakeFunc argument: Decorate keys through MakeFunc's args.
+	calls := 0
+	f := Decorate(func(x r2Flat) int { calls++; return int(x.A) })
+	f(v)
+	w := v
+	w.T = []string{"a", "", ""}
+	f(w)
+	f(v)
+	assert.Equal(t, 2, calls)
+	assert.True(t, Invalidate(f, v))
+}
