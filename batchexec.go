@@ -416,7 +416,7 @@ type batchGroup[K comparable, V any] struct {
 	b       *batchFunc[K, V]
 	refresh bool // its calls are refreshes
 	keys    []K
-	calls   []*engine.Call    // calls[i] for keys[i]; nil for a key computed alone
+	calls   []*engine.Call // calls[i] for keys[i]; nil for a key computed alone
 	ctxs    []context.Context
 	// deadline is the latest of the callers' deadlines; none is set when
 	// a caller has none.

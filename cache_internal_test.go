@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/memokit/memo/internal/engine"
 	"github.com/memokit/memo/policies"
 	"github.com/memokit/memo/stats"
 	"github.com/stretchr/testify/assert"
@@ -24,35 +25,35 @@ var bothPolicies = []policies.Kind{policies.LRU, policies.LFU, policies.WTinyLFU
 // mapLen counts the entries in c's shard maps directly, without the sweep
 // that Len and Stats do first: it tells whether the timer freed them.
 func mapLen(c *Cache) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.index.len()
+	c.e.Mu.Lock()
+	defer c.e.Mu.Unlock()
+	return c.e.Index.Len()
 }
 
 // policyLen is the policy's size, also read without a sweep.
 func policyLen(c *Cache) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.policy.Len()
+	c.e.Mu.Lock()
+	defer c.e.Mu.Unlock()
+	return c.e.Policy.Len()
 }
 
 // timerPending reports whether the expiry timer is armed.
 func timerPending(c *Cache) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.timerAt != 0
+	c.e.Mu.Lock()
+	defer c.e.Mu.Unlock()
+	return c.e.TimerAt != 0
 }
 
 // stopTimer disarms the expiry timer for good (a timerAt earlier than any
 // expiry keeps schedule from re-arming it), leaving expired entries to
 // lookups and writes.
 func stopTimer(c *Cache) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.timer != nil {
-		c.timer.Stop()
+	c.e.Mu.Lock()
+	defer c.e.Mu.Unlock()
+	if c.e.Timer != nil {
+		c.e.Timer.Stop()
 	}
-	c.timerAt = 1
+	c.e.TimerAt = 1
 }
 
 func newTestCache(t *testing.T, opts ...Option) *Cache {
@@ -523,10 +524,10 @@ func TestCacheStatsResetPendingHits(t *testing.T) {
 	t.Parallel()
 	c := newTestCache(t, WithMaxSize(10))
 	c.Set(1, 1)
-	for range stripeSize + 3 { // one drain by the reader, three pending
+	for range engine.StripeSize + 3 { // one drain by the reader, three pending
 		assertHit(t, c, 1, 1)
 	}
-	assert.Equal(t, uint64(stripeSize+3), c.Stats().Hits)
+	assert.Equal(t, uint64(engine.StripeSize+3), c.Stats().Hits)
 	c.ResetStats()
 	assert.Equal(t, uint64(0), c.Stats().Hits)
 	assertHit(t, c, 1, 1)

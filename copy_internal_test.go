@@ -11,6 +11,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/memokit/memo/internal/keys"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -19,21 +20,21 @@ import (
 
 // dtCopy returns the copy an execution would get of v, a value of type T.
 func dtCopy[T any](v T, deref bool) T {
-	c := copierOf(reflect.TypeFor[T](), deref)
+	c := keys.CopierOf(reflect.TypeFor[T](), deref)
 	if c == nil {
 		return v
 	}
-	ownValue(c, &v)
+	keys.OwnValue(c, &v)
 	return v
 }
 
 // dtKey returns the key bytes of v as a parameter of type T.
 func dtKey[T any](v T, deref bool) string {
-	s := getState()
-	defer putState(s)
-	s.deref = deref
-	encoderOf(reflect.TypeFor[T]())(s, reflect.ValueOf(&v).Elem())
-	return string(s.buf)
+	s := keys.GetState()
+	defer keys.PutState(s)
+	s.Deref = deref
+	keys.EncoderOf(reflect.TypeFor[T]())(s, reflect.ValueOf(&v).Elem())
+	return string(s.Buf)
 }
 
 type dtInner struct {
@@ -199,15 +200,15 @@ func TestCopierOnlyWhereNeeded(t *testing.T) {
 			C []int `memo:"-"`
 		}](), reflect.TypeFor[chan int](), reflect.TypeFor[func()](), reflect.TypeFor[[0][]int](),
 	} {
-		assert.Nil(t, copierOf(typ, false), "%v", typ)
+		assert.Nil(t, keys.CopierOf(typ, false), "%v", typ)
 	}
-	assert.NotNil(t, copierOf(reflect.TypeFor[*int](), true))
-	assert.Nil(t, copierOf(reflect.TypeFor[*dtKeyed](), true))
+	assert.NotNil(t, keys.CopierOf(reflect.TypeFor[*int](), true))
+	assert.Nil(t, keys.CopierOf(reflect.TypeFor[*dtKeyed](), true))
 	for _, typ := range []reflect.Type{
 		reflect.TypeFor[[]int](), reflect.TypeFor[map[int]int](), reflect.TypeFor[any](),
 		reflect.TypeFor[[1][]int](), reflect.TypeFor[dtInner](),
 	} {
-		assert.NotNil(t, copierOf(typ, false), "%v", typ)
+		assert.NotNil(t, keys.CopierOf(typ, false), "%v", typ)
 	}
 }
 
@@ -231,11 +232,11 @@ func FuzzCopies(f *testing.F) {
 		a := (&fuzzGen{data: data}).value(0)
 		for _, deref := range []bool{false, true} {
 			key := func(v any) (string, bool) {
-				s := getState()
-				defer putState(s)
-				s.deref = deref
-				encodeInterface(s, reflect.ValueOf(&v).Elem())
-				return string(s.buf), s.opaque
+				s := keys.GetState()
+				defer keys.PutState(s)
+				s.Deref = deref
+				keys.EncodeInterface(s, reflect.ValueOf(&v).Elem())
+				return string(s.Buf), s.Opaque
 			}
 			before, opaque := key(a)
 			cp := dtCopy(a, deref)
@@ -313,13 +314,13 @@ func TestCopyKeepsSharingAtTheRoot(t *testing.T) {
 	assert.Equal(t, dtAddr(st.A), dtAddr(st.B), "struct fields")
 	assert.NotEqual(t, dtAddr(shared), dtAddr(st.A))
 
-	c := copierOf(reflect.TypeFor[[]int](), false)
+	c := keys.CopierOf(reflect.TypeFor[[]int](), false)
 	a, b := shared, shared
-	ownValues2(c, c, &a, &b)
+	keys.OwnValues2(c, c, &a, &b)
 	assert.Equal(t, dtAddr(a), dtAddr(b), "two typed arguments")
 	assert.NotEqual(t, dtAddr(shared), dtAddr(a))
 	x, n := shared, 5
-	ownValues2(c, nil, &x, &n)
+	keys.OwnValues2(c, nil, &x, &n)
 	assert.NotEqual(t, dtAddr(shared), dtAddr(x), "one of two")
 	assert.Equal(t, 5, n)
 
@@ -341,13 +342,13 @@ func TestCopyAsDeepAsTheKey(t *testing.T) {
 	t.Parallel()
 	leaf := []int{1}
 	var v any = leaf
-	for range maxDepth * 3 / 4 {
+	for range keys.MaxDepth * 3 / 4 {
 		v = []any{v}
 	}
-	s := getState()
-	encodeInterface(s, reflect.ValueOf(&v).Elem())
-	require.False(t, s.opaque, "the key is exact at this depth")
-	putState(s)
+	s := keys.GetState()
+	keys.EncodeInterface(s, reflect.ValueOf(&v).Elem())
+	require.False(t, s.Opaque, "the key is exact at this depth")
+	keys.PutState(s)
 	dtCheck(t, v, false, func(any) { leaf[0] = 2 })
 }
 

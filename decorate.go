@@ -23,7 +23,10 @@ import (
 //     waiting at once, with zero results and ctx.Err() as the error result.
 //     The execution runs in its own goroutine under a context that keeps
 //     the values and the deadline of the caller that started it, and is
-//     cancelled only when every caller waiting on it has gone. A caller
+//     cancelled only when every caller waiting on it has gone; a caller
+//     whose context can never end (ctx.Done() is nil, as for
+//     context.Background()) cannot leave, and runs it itself, as a caller
+//     without a context does. A caller
 //     never fails because of another caller's deadline: if the execution
 //     ends with a deadline error (errors.Is(err, context.DeadlineExceeded))
 //     after its starter's deadline passed, each waiter whose own context

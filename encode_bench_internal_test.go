@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"testing"
 
+	"github.com/memokit/memo/internal/keys"
 	"github.com/mitchellh/hashstructure/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -44,10 +45,10 @@ func newKeyBench(tb testing.TB, fn any, args ...any) keyBench {
 
 // build builds one key and returns its length.
 func (kb keyBench) build() int {
-	s := getState()
+	s := keys.GetState()
 	kb.w.encode(s, kb.args)
-	n := len(s.buf)
-	putState(s)
+	n := len(s.Buf)
+	keys.PutState(s)
 	return n
 }
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/memokit/memo/internal/keys"
 )
 
 // FuzzKeys checks the key encoder against refEqual, a slow reference
@@ -298,7 +300,7 @@ func refEqual(a, b reflect.Value) bool {
 		return false
 	}
 	t := a.Type()
-	if t.Implements(keyerType) && t.Kind() != reflect.Interface && a.CanInterface() {
+	if t.Implements(keys.KeyerType) && t.Kind() != reflect.Interface && a.CanInterface() {
 		ka := a.Interface().(CacheKeyer).CacheKey()
 		kb := b.Interface().(CacheKeyer).CacheKey()
 		if reflect.TypeOf(ka) != t {

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/memokit/memo/internal/keys"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -88,10 +89,10 @@ func newCompiled(t testing.TB, opts []Option, in ...reflect.Type) *compiled {
 	require.NoError(t, err)
 	c := &compiled{}
 	c.fn = reflect.MakeFunc(reflect.FuncOf(in, nil, false), func(args []reflect.Value) []reflect.Value {
-		s := getState()
+		s := keys.GetState()
 		c.w.encode(s, args)
-		c.last = string(s.buf)
-		putState(s)
+		c.last = string(s.Buf)
+		keys.PutState(s)
 		return nil
 	})
 	c.w = newWrapped(c.fn, cfg)
@@ -540,12 +541,12 @@ func TestKeyCyclicDeep(t *testing.T) {
 	}
 	// Just within the limit, a deep value keys by its structure.
 	var ok any
-	for range maxDepth - 1 {
+	for range keys.MaxDepth - 1 {
 		ok = []any{ok}
 	}
 	assert.True(t, MakeHashable(ok) == MakeHashable(ok))
 	var again any
-	for range maxDepth - 1 {
+	for range keys.MaxDepth - 1 {
 		again = []any{again}
 	}
 	assert.True(t, MakeHashable(ok) == MakeHashable(again), "equal structure, equal keys")
@@ -646,17 +647,17 @@ func TestLeakPooledKeyState(t *testing.T) {
 //
 // Guards the reported leaks of issue 8 (item 2: memory that must be freed).
 func TestPutStateClearsPointers(t *testing.T) {
-	s := getState()
+	s := keys.GetState()
 	x := new(int)
-	s.path = append(s.path, visit{p: unsafe.Pointer(x)}, visit{p: unsafe.Pointer(x)})
-	s.leave()
-	s.leave()
-	putState(s)
-	for _, v := range s.path[:cap(s.path)] {
-		assert.Nil(t, v.p)
-		assert.Nil(t, v.t)
+	s.Path = append(s.Path, keys.Visit{P: unsafe.Pointer(x)}, keys.Visit{P: unsafe.Pointer(x)})
+	s.Leave()
+	s.Leave()
+	keys.PutState(s)
+	for _, v := range s.Path[:cap(s.Path)] {
+		assert.Nil(t, v.P)
+		assert.Nil(t, v.T)
 	}
-	for _, p := range s.refs[:cap(s.refs)] {
+	for _, p := range s.Refs[:cap(s.Refs)] {
 		assert.Nil(t, p)
 	}
 }
@@ -676,10 +677,10 @@ func TestDeepInterfaceNesting(t *testing.T) {
 		}
 		return x
 	}
-	tooDeep := deep(maxDepth + 10)
+	tooDeep := deep(keys.MaxDepth + 10)
 	assert.False(t, MakeHashable(tooDeep) == MakeHashable(tooDeep), "past the limit a key matches nothing")
-	ok := deep(maxDepth - 10)
-	assert.True(t, MakeHashable(ok) == MakeHashable(deep(maxDepth-10)), "within it, equal structure, equal keys")
+	ok := deep(keys.MaxDepth - 10)
+	assert.True(t, MakeHashable(ok) == MakeHashable(deep(keys.MaxDepth-10)), "within it, equal structure, equal keys")
 }
 
 // Cache.Get/Set keys and decorated functions' keys shared a cache through
@@ -696,15 +697,15 @@ func TestCacheKeysApartFromFunctionKeys(t *testing.T) {
 	require.Equal(t, uint64(512), w.fid%65536)
 	require.Equal(t, "f:c", f("c"))
 
-	s := getState()
+	s := keys.GetState()
 	w.encode(s, []reflect.Value{reflect.ValueOf("c")})
-	k := slices.Clone(s.buf)
-	putState(s)
+	k := slices.Clone(s.Buf)
+	keys.PutState(s)
 	require.Len(t, k, 10)
 	// The int whose key, under a 1-byte namespace 00 and int's type id 02,
 	// was exactly f("c")'s key.
 	require.Equal(t, []byte{0, 2}, k[:2])
-	require.Equal(t, uint64(2), basicIDs.int)
+	require.Equal(t, uint64(2), keys.BasicIDs.Int)
 	n := int(binary.LittleEndian.Uint64(k[2:10]))
 	_, err := c.Get(n)
 	assert.ErrorIs(t, err, ErrNotFound, "a Cache key must not reach a function's entry")
@@ -748,25 +749,25 @@ func TestKeyerDepthNonceCollision(t *testing.T) {
 		// Package init already numbered a few basic types (Cache.Get's fast
 		// path); this throwaway process encodes none of them, so it may
 		// hand out their ids again to arrange rvDeep's.
-		if typeIDs.Load() > 3 {
-			typeIDs.Store(0)
+		if keys.TypeIDs.Load() > 3 {
+			keys.TypeIDs.Store(0)
 		}
 		for _, p := range []reflect.Type{reflect.TypeFor[rvPad1](), reflect.TypeFor[rvPad2](), reflect.TypeFor[rvPad3](), reflect.TypeFor[rvPad4]()} {
-			if typeIDs.Load() < 3 {
-				infoOf(p)
+			if keys.TypeIDs.Load() < 3 {
+				keys.InfoOf(p)
 			}
 		}
-		require.Equal(t, uint64(3), typeIDs.Load(), "cannot arrange type ids in this process")
-		require.Equal(t, uint64(5), infoOf(reflect.TypeFor[rvDeep]()).id)
+		require.Equal(t, uint64(3), keys.TypeIDs.Load(), "cannot arrange type ids in this process")
+		require.Equal(t, uint64(5), keys.InfoOf(reflect.TypeFor[rvDeep]()).Id)
 
 		calls := 0
 		f := Decorate(func(v any) int { calls++; return calls })
 		// 1000 nested slices put the keyer at maxDepth: it gets a nonce.
-		next := nonces.Load() + 1
-		require.Equal(t, 1, f(rvNest(maxDepth, rvDeep(-1))))
-		require.Equal(t, next, nonces.Load(), "the first call used one nonce")
+		next := keys.Nonces.Load() + 1
+		require.Equal(t, 1, f(rvNest(keys.MaxDepth, rvDeep(-1))))
+		require.Equal(t, next, keys.Nonces.Load(), "the first call used one nonce")
 		// rvDeep(next) is keyed by its own structure at the same place.
-		assert.Equal(t, 2, f(rvNest(maxDepth, rvDeep(int64(next)))), "wrong hit: a different argument matched the nonce key")
+		assert.Equal(t, 2, f(rvNest(keys.MaxDepth, rvDeep(int64(next)))), "wrong hit: a different argument matched the nonce key")
 		return
 	}
 	// The child has a liveness watchdog of its own (-test.timeout), which

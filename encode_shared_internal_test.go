@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/memokit/memo/internal/keys"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -19,11 +20,11 @@ import (
 // hit. share is keyState.share: 1 records every container for reuse from
 // the first byte, -1 none (every part is walked), 0 as keys do.
 func encodeWith(v any, deref bool, share int8) (key string, never bool) {
-	s := getState()
-	defer putState(s)
-	s.deref, s.share = deref, share
-	encodeInterface(s, reflect.ValueOf(&v).Elem())
-	return string(s.buf), s.never
+	s := keys.GetState()
+	defer keys.PutState(s)
+	s.Deref, s.Share = deref, share
+	keys.EncodeInterface(s, reflect.ValueOf(&v).Elem())
+	return string(s.Buf), s.Never
 }
 
 // requireSameKey checks that copying parts changes nothing, whether keys
@@ -147,8 +148,8 @@ func TestKeySharedPartsEqualTree(t *testing.T) {
 			tk, tNever := encodeWith(tree[i], deref, -1)
 			require.False(t, sNever, "%T", shared[i])
 			require.False(t, tNever, "%T", shared[i])
-			require.Greater(t, len(sk), shareFrom, "%T: parts are copied", shared[i])
-			require.Less(t, len(sk), maxKeyLen, "%T", shared[i])
+			require.Greater(t, len(sk), keys.ShareFrom, "%T: parts are copied", shared[i])
+			require.Less(t, len(sk), keys.MaxKeyLen, "%T", shared[i])
 			assert.Equal(t, tk, sk, "%T deref=%v: a shared value keys as the equal tree", shared[i], deref)
 		}
 	}
@@ -180,7 +181,7 @@ func TestKeySharedPartsEqualTree(t *testing.T) {
 // stay within the limit.
 func TestKeySharedPartsDepthLimit(t *testing.T) {
 	t.Parallel()
-	big := strings.Repeat("b", shareFrom) // the key passes shareFrom within the part
+	big := strings.Repeat("b", keys.ShareFrom) // the key passes shareFrom within the part
 	nest := func(n int, x any) any {
 		for range n {
 			x = []any{x}
@@ -189,7 +190,7 @@ func TestKeySharedPartsDepthLimit(t *testing.T) {
 	}
 	// part is maxDepth-20 levels deep. Met first 1 level down, then 15
 	// more (within the limit) or 25 more (past it).
-	part := func() any { return nest(maxDepth-20, big) }
+	part := func() any { return nest(keys.MaxDepth-20, big) }
 	for _, tc := range []struct {
 		extra int
 		never bool
@@ -222,9 +223,9 @@ func TestKeySharedPartsDepthLimit(t *testing.T) {
 		extra int
 		never bool
 	}{{15, false}, {25, true}} {
-		p := chain(maxDepth - 20)
+		p := chain(keys.MaxDepth - 20)
 		shared := []any{big, p, nest(tc.extra, p)}
-		tree := []any{big, chain(maxDepth - 20), nest(tc.extra, chain(maxDepth-20))}
+		tree := []any{big, chain(keys.MaxDepth - 20), nest(tc.extra, chain(keys.MaxDepth-20))}
 		_, sNever := encodeWith(shared, true, 0)
 		_, tNever := encodeWith(tree, true, -1)
 		assert.Equal(t, tc.never, tNever, "extra %d: the tree", tc.extra)
@@ -253,7 +254,7 @@ type kKeyLink struct {
 // pointers (WithDeref) puts one level below its last link.
 func TestKeySharedPartsDepthLimitChecks(t *testing.T) {
 	t.Parallel()
-	big := strings.Repeat("b", shareFrom)
+	big := strings.Repeat("b", keys.ShareFrom)
 	boxes := func(n int, x any) any {
 		for range n {
 			x = rmBox{x}
@@ -264,7 +265,7 @@ func TestKeySharedPartsDepthLimitChecks(t *testing.T) {
 		extra int
 		never bool
 	}{{15, false}, {25, true}} {
-		part := func() any { return []any{boxes(maxDepth-20, big)} }
+		part := func() any { return []any{boxes(keys.MaxDepth-20, big)} }
 		p := part()
 		shared := []any{p, boxes(tc.extra, p)}
 		tree := []any{part(), boxes(tc.extra, part())}
@@ -295,7 +296,7 @@ func TestKeySharedPartsDepthLimitChecks(t *testing.T) {
 	for _, tc := range []struct {
 		links int
 		never bool
-	}{{maxDepth - extra - 2, false}, {maxDepth - extra - 1, true}} {
+	}{{keys.MaxDepth - extra - 2, false}, {keys.MaxDepth - extra - 1, true}} {
 		p := chain(tc.links)
 		shared := []any{big, p, nest(extra, p)}
 		tree := []any{big, chain(tc.links), nest(extra, chain(tc.links))}
@@ -328,7 +329,7 @@ func (k kScratchKeyer) CacheKey() any {
 // whose CacheKeys differ get different keys in a key long enough to copy
 // parts. kScratchKeyer's results are all at one address.
 func TestKeySharedPartsNotCacheKeyResults(t *testing.T) {
-	big := strings.Repeat("b", shareFrom+1)
+	big := strings.Repeat("b", keys.ShareFrom+1)
 	a := []any{big, kScratchKeyer{1}, kScratchKeyer{2}}
 	b := []any{big, kScratchKeyer{1}, kScratchKeyer{1}}
 	assert.False(t, MakeHashable(a) == MakeHashable(b))
@@ -342,7 +343,7 @@ func TestKeySharedPartsNotCacheKeyResults(t *testing.T) {
 // from there the cycle closes elsewhere.
 func TestKeySharedPartsCycles(t *testing.T) {
 	t.Parallel()
-	big := strings.Repeat("b", shareFrom+1)
+	big := strings.Repeat("b", keys.ShareFrom+1)
 	p := []any{big, nil}
 	c := []any{p}
 	p[1] = c // c → p → c

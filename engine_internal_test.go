@@ -6,6 +6,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/memokit/memo/internal/engine"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -20,24 +21,24 @@ func TestNodeKeys(t *testing.T) {
 		for i := range key {
 			key[i] = byte(i*7 + kl)
 		}
-		n := newNode(string(key), kl)
+		n := engine.NewNode(string(key), kl)
 		clear(key) // the node holds its own copy
 		runtime.GC()
-		require.Equal(t, string(makeKey(kl)), keyOf(n), "keyOf, %d bytes", kl)
-		assert.Equal(t, kl, n.Value.value(), "value, %d bytes", kl)
-		assert.True(t, keyEqual(n, makeKey(kl)), "%d bytes: equal", kl)
+		require.Equal(t, string(makeKey(kl)), engine.KeyOf(n), "keyOf, %d bytes", kl)
+		assert.Equal(t, kl, n.Value.Value(), "value, %d bytes", kl)
+		assert.True(t, engine.KeyEqual(n, makeKey(kl)), "%d bytes: equal", kl)
 		for i := range kl {
 			for _, flip := range []byte{1, 0x80} {
 				k := makeKey(kl)
 				k[i] ^= flip
-				assert.False(t, keyEqual(n, k), "%d bytes, byte %d ^ %#x", kl, i, flip)
+				assert.False(t, engine.KeyEqual(n, k), "%d bytes, byte %d ^ %#x", kl, i, flip)
 			}
 		}
-		assert.False(t, keyEqual(n, makeKey(kl)[:kl-1]), "%d bytes: a prefix", kl)
-		assert.False(t, keyEqual(n, append(makeKey(kl), 0)), "%d bytes: longer by a zero byte", kl)
-		assert.False(t, keyEqual(tombstone, makeKey(kl)), "the tombstone")
+		assert.False(t, engine.KeyEqual(n, makeKey(kl)[:kl-1]), "%d bytes: a prefix", kl)
+		assert.False(t, engine.KeyEqual(n, append(makeKey(kl), 0)), "%d bytes: longer by a zero byte", kl)
+		assert.False(t, engine.KeyEqual(engine.Tombstone, makeKey(kl)), "the tombstone")
 	}
-	assert.Equal(t, "", keyOf(tombstone))
+	assert.Equal(t, "", engine.KeyOf(engine.Tombstone))
 }
 
 func makeKey(kl int) []byte {
@@ -51,25 +52,25 @@ func makeKey(kl int) []byte {
 // A node and its key are one allocation, and an entry with a TTL keeps its
 // value in its extra.
 func TestNodeLayout(t *testing.T) {
-	assert.Equal(t, uintptr(48), unsafe.Sizeof(node{}))
+	assert.Equal(t, uintptr(48), unsafe.Sizeof(engine.Node{}))
 	for _, kl := range []int{8, 16, 17, 32, 33, 48, 49} {
 		t.Run(fmt.Sprint(kl), func(t *testing.T) {
 			key := string(makeKey(kl))
-			got := testing.AllocsPerRun(10, func() { _ = newNode(key, nil) })
+			got := testing.AllocsPerRun(10, func() { _ = engine.NewNode(key, nil) })
 			assert.Equal(t, 1.0, got, "one allocation")
 		})
 	}
-	n := newNode("0123456789abcdef", "v")
-	assert.Nil(t, n.Value.x())
-	assert.Equal(t, int64(0), n.Value.expires())
-	ext(n).expires = 41
-	assert.Equal(t, "v", n.Value.value())
-	assert.Equal(t, int64(41), n.Value.expires())
-	fx := &freshX{}
-	m := newNode("0123456789abcdef", "w")
-	setExt(m, &fx.extra)
-	assert.Equal(t, "w", m.Value.value())
-	assert.Same(t, fx, freshOf(m))
+	n := engine.NewNode("0123456789abcdef", "v")
+	assert.Nil(t, n.Value.X())
+	assert.Equal(t, int64(0), n.Value.Expires())
+	engine.Ext(n).Expires = 41
+	assert.Equal(t, "v", n.Value.Value())
+	assert.Equal(t, int64(41), n.Value.Expires())
+	fx := &engine.FreshX{}
+	m := engine.NewNode("0123456789abcdef", "w")
+	engine.SetExt(m, &fx.Extra)
+	assert.Equal(t, "w", m.Value.Value())
+	assert.Same(t, fx, engine.FreshOf(m))
 }
 
 type r2Obj struct {

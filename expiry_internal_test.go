@@ -38,9 +38,9 @@ func TestTTLTimerStillExpires(t *testing.T) {
 		c.Set(1, 1)
 		c.Set(2, 2)
 		size := func() int {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			return c.size()
+			c.e.Mu.Lock()
+			defer c.e.Mu.Unlock()
+			return c.e.Size()
 		}
 		require.Equal(t, 2, size())
 		time.Sleep(time.Millisecond - time.Nanosecond)
@@ -49,7 +49,7 @@ func TestTTLTimerStillExpires(t *testing.T) {
 		time.Sleep(time.Nanosecond)
 		synctest.Wait() // the timer has fired and removed them
 		assert.Equal(t, 0, size(), "the timer expires entries with no caller")
-		assert.Equal(t, uint64(2), c.rec.Snapshot().Expirations)
+		assert.Equal(t, uint64(2), c.e.Rec.Snapshot().Expirations)
 		runtime.KeepAlive(c)
 	})
 }

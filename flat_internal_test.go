@@ -7,6 +7,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/memokit/memo/internal/keys"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -43,18 +44,18 @@ type flatOuter struct {
 func TestFlatMatchesGeneric(t *testing.T) {
 	t.Parallel()
 	typ := reflect.TypeFor[flatOuter]()
-	flat := newFlatEncoder(typ, 0)
+	flat := keys.NewFlatEncoder(typ, 0)
 	require.NotNil(t, flat, "flatOuter is flat")
-	generic := newKindEncoder(typ)
+	generic := keys.NewKindEncoder(typ)
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range 2000 {
 		v := randomFlatOuter(r)
-		a, b := getState(), getState()
+		a, b := keys.GetState(), keys.GetState()
 		generic(a, reflect.ValueOf(v))
 		flat(b, unsafe.Pointer(&v))
-		require.Equal(t, a.buf, b.buf, "value %d: %+v", i, v)
-		putState(a)
-		putState(b)
+		require.Equal(t, a.Buf, b.Buf, "value %d: %+v", i, v)
+		keys.PutState(a)
+		keys.PutState(b)
 	}
 }
 
@@ -67,12 +68,12 @@ func TestFlatEncoderUsedAndEqual(t *testing.T) {
 	type holder struct{ v flatOuter }
 	r := rand.New(rand.NewPCG(3, 4))
 	v := randomFlatOuter(r)
-	enc := encoderOf(reflect.TypeFor[flatOuter]())
+	enc := keys.EncoderOf(reflect.TypeFor[flatOuter]())
 	key := func(rv reflect.Value) string {
-		s := getState()
-		defer putState(s)
+		s := keys.GetState()
+		defer keys.PutState(s)
 		enc(s, rv)
-		return string(s.buf)
+		return string(s.Buf)
 	}
 	direct := key(reflect.ValueOf(v))
 	assert.Equal(t, direct, key(reflect.ValueOf(&v).Elem()), "addressable")
@@ -94,9 +95,9 @@ func TestFlatTypes(t *testing.T) {
 		reflect.TypeFor[withPtr](), reflect.TypeFor[withMap](), reflect.TypeFor[withAny](),
 		reflect.TypeFor[recursive](), reflect.TypeFor[struct{ T [2]flatTimeHolder }](),
 	} {
-		assert.Nil(t, newFlatEncoder(typ, 0), "%v is not flat", typ)
+		assert.Nil(t, keys.NewFlatEncoder(typ, 0), "%v is not flat", typ)
 	}
-	assert.NotNil(t, newFlatEncoder(reflect.TypeFor[[]flatInner](), 0))
+	assert.NotNil(t, keys.NewFlatEncoder(reflect.TypeFor[[]flatInner](), 0))
 }
 
 type flatTimeHolder struct{ K keyedByLen }
@@ -167,15 +168,15 @@ func TestDynamicBasicMatchesEncoder(t *testing.T) {
 	t.Parallel()
 	for _, k := range []any{0, -1, math.MaxInt, int64(-7), uint64(math.MaxUint64), "", "ab", true, false,
 		0.5, math.Copysign(0, -1), math.NaN(), math.Float64frombits(0x7ff8000000000001), math.Inf(-1)} {
-		s := getState()
+		s := keys.GetState()
 		encodeKey(s, k)
-		fast, ok := appendDynamicBasic(make([]byte, 8), k)
+		fast, ok := keys.AppendDynamicBasic(make([]byte, 8), k)
 		require.True(t, ok, "%T", k)
-		assert.Equal(t, s.buf, fast, "%T %v", k, k)
-		putState(s)
+		assert.Equal(t, s.Buf, fast, "%T %v", k, k)
+		keys.PutState(s)
 	}
 	for _, k := range []any{int8(1), uint(1), float32(1), []int{1}, nil, flatName("x")} {
-		_, ok := appendDynamicBasic(nil, k)
+		_, ok := keys.AppendDynamicBasic(nil, k)
 		assert.False(t, ok, "%T takes the reflective path", k)
 	}
 }
@@ -202,13 +203,13 @@ type r2Holder struct {
 func TestFlatAllAccessPaths(t *testing.T) {
 	v := r2Flat{A: -3, S: "x", B: []byte{1, 2}, T: []string{"a", ""}, N: [][2]float32{{1, -0}}, u: 7}
 	typ := reflect.TypeFor[r2Flat]()
-	enc := encoderOf(typ)
-	gen := newKindEncoder(typ)
-	key := func(e encoder, rv reflect.Value) string {
-		s := getState()
-		defer putState(s)
+	enc := keys.EncoderOf(typ)
+	gen := keys.NewKindEncoder(typ)
+	key := func(e keys.Encoder, rv reflect.Value) string {
+		s := keys.GetState()
+		defer keys.PutState(s)
 		e(s, rv)
-		return string(s.buf)
+		return string(s.Buf)
 	}
 	want := key(gen, reflect.ValueOf(v))
 	var anyv any = v

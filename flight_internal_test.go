@@ -24,15 +24,15 @@ import (
 // callers wait on them, their leaders included, read under the shards'
 // locks.
 func flInFlight(c *Cache) (calls, waiters int) {
-	shards := c.shardList()
+	shards := c.e.ShardList()
 	for i := range shards {
 		sh := &shards[i]
-		sh.mu.Lock()
-		for _, cl := range sh.calls {
+		sh.Mu.Lock()
+		for _, cl := range sh.Calls {
 			calls++
-			waiters += cl.waiters
+			waiters += cl.Waiters
 		}
-		sh.mu.Unlock()
+		sh.Mu.Unlock()
 	}
 	return calls, waiters
 }
@@ -275,8 +275,11 @@ type flBoom struct{ msg string }
 
 func TestPanics(t *testing.T) {
 	t.Parallel()
-	for _, withCtx := range []bool{false, true} {
-		name := map[bool]string{false: "plain", true: "context"}[withCtx]
+	// "context" calls with a context that can be cancelled, which runs the
+	// function in a goroutine of memo's; "background" with one that cannot,
+	// whose caller runs it itself, as a plain call's does.
+	for _, name := range []string{"plain", "context", "background"} {
+		withCtx := name != "plain"
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
@@ -344,8 +347,11 @@ func TestPanics(t *testing.T) {
 
 func TestGoexit(t *testing.T) {
 	t.Parallel()
-	for _, withCtx := range []bool{false, true} {
-		name := map[bool]string{false: "plain", true: "context"}[withCtx]
+	// "context" calls with a context that can be cancelled, which runs the
+	// function in a goroutine of memo's; "background" with one that cannot,
+	// whose caller runs it itself, as a plain call's does.
+	for _, name := range []string{"plain", "context", "background"} {
+		withCtx := name != "plain"
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			entered := make(chan struct{})
@@ -364,8 +370,14 @@ func TestGoexit(t *testing.T) {
 			if withCtx {
 				f := Decorate(func(_ context.Context, k int) (int, error) { return body(k), nil })
 				c = CacheOf(f)
+				ctx := context.Background()
+				if name == "context" {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithCancel(ctx)
+					defer cancel()
+				}
 				call = func(k int) int {
-					v, _ := f(context.Background(), k)
+					v, _ := f(ctx, k)
 					return v
 				}
 			} else {
@@ -398,7 +410,7 @@ func TestGoexit(t *testing.T) {
 			close(release)
 
 			ro := flRecv(t, runner)
-			if withCtx {
+			if name == "context" {
 				// The function ran in a goroutine of memo's; the caller
 				// that started it waited like the others.
 				pe, ok := ro.r.(*PanicError)

@@ -13,6 +13,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/memokit/memo/internal/engine"
+	"github.com/memokit/memo/internal/keys"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -426,7 +428,7 @@ func TestTTLJitter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const n, buckets = 10000, 10
 		c := MustNew(WithMaxSize(n), WithTTL(100*time.Second), WithTTLJitter(0.2))
-		c.seedJitter(1)
+		c.e.SeedJitter(1)
 		for i := range n {
 			c.Set(i, i)
 		}
@@ -467,41 +469,41 @@ func TestFreshHeap(t *testing.T) {
 				time.Sleep(time.Duration(r.IntN(3000)) * time.Millisecond)
 				synctest.Wait()
 			}
-			c.mu.Lock()
+			c.e.Mu.Lock()
 			checkHeap(t, c)
-			c.mu.Unlock()
+			c.e.Mu.Unlock()
 		}
 		time.Sleep(200 * time.Second)
 		synctest.Wait()
 		assert.Equal(t, 0, c.Len())
-		c.mu.Lock()
-		assert.Empty(t, c.fresh.heap)
-		c.mu.Unlock()
+		c.e.Mu.Lock()
+		assert.Empty(t, c.e.Fresh.Heap)
+		c.e.Mu.Unlock()
 	})
 }
 
 // checkHeap verifies the expiry heap against the index. c.mu is held.
 func checkHeap(t *testing.T, c *Cache) {
 	t.Helper()
-	var h []heapItem
-	if c.fresh != nil {
-		h = c.fresh.heap
+	var h []engine.HeapItem
+	if c.e.Fresh != nil {
+		h = c.e.Fresh.Heap
 	}
 	for i, it := range h {
-		fx := freshOf(it.n)
-		if fx.hidx != i || it.at != fx.removeAt {
-			t.Fatalf("heap item %d: hidx %d, at %d, removeAt %d", i, fx.hidx, it.at, fx.removeAt)
+		fx := engine.FreshOf(it.N)
+		if fx.Hidx != i || it.At != fx.RemoveAt {
+			t.Fatalf("heap item %d: hidx %d, at %d, removeAt %d", i, fx.Hidx, it.At, fx.RemoveAt)
 		}
-		if i > 0 && h[(i-1)/2].at > it.at {
+		if i > 0 && h[(i-1)/2].At > it.At {
 			t.Fatalf("heap order broken at %d", i)
 		}
-		if c.index.get(unsafeBytes(keyOf(it.n)), hashString(keyOf(it.n))) != it.n {
+		if c.e.Index.Get(engine.UnsafeBytes(engine.KeyOf(it.N)), engine.HashString(engine.KeyOf(it.N))) != it.N {
 			t.Fatalf("heap item %d is not in the index", i)
 		}
 	}
 	entries := 0
-	if c.policy != nil { // made by the first store
-		entries = c.policy.Len()
+	if c.e.Policy != nil { // made by the first store
+		entries = c.e.Policy.Len()
 	}
 	if len(h) != entries {
 		t.Fatalf("heap %d entries, policy %d", len(h), entries)
@@ -513,27 +515,27 @@ func checkHeap(t *testing.T, c *Cache) {
 func TestExpiryTags(t *testing.T) {
 	for _, ttl := range []int64{1, 2, 1e9, math.MaxInt64} {
 		for _, now := range []int64{1, 3, 1e9 + 1} {
-			e := addTime(now, time.Duration(ttl))
-			p := plainExpiry(e)
+			e := engine.AddTime(now, time.Duration(ttl))
+			p := engine.PlainExpiry(e)
 			assert.True(t, p&1 == 1 && p <= e && p >= e-1, "plainExpiry(%d) = %d", e, p)
 		}
 	}
-	assert.Equal(t, uintptr(48), unsafe.Sizeof(extra{}), "a plain TTL entry's extra")
-	assert.Equal(t, uintptr(96), unsafe.Sizeof(freshX{}), "the README says 96 bytes")
-	assert.Equal(t, uintptr(48), unsafe.Sizeof(node{}), "a node (the README's bytes per entry)")
+	assert.Equal(t, uintptr(48), unsafe.Sizeof(engine.Extra{}), "a plain TTL entry's extra")
+	assert.Equal(t, uintptr(96), unsafe.Sizeof(engine.FreshX{}), "the README says 96 bytes")
+	assert.Equal(t, uintptr(48), unsafe.Sizeof(engine.Node{}), "a node (the README's bytes per entry)")
 	synctest.Test(t, func(t *testing.T) {
 		c := MustNew(WithMaxSize(4), WithTTL(time.Minute))
 		c.Set(1, 1)
 		d := MustNew(WithMaxSize(4), WithTTL(time.Minute), WithTTLJitter(0.1))
 		d.Set(1, 1)
-		get := func(c *Cache) *node {
-			s := getState()
-			defer putState(s)
+		get := func(c *Cache) *engine.Node {
+			s := keys.GetState()
+			defer keys.PutState(s)
 			encodeKey(s, 1)
-			return c.index.get(s.buf, hashKey(s.buf))
+			return c.e.Index.Get(s.Buf, engine.HashKey(s.Buf))
 		}
-		assert.False(t, tagged(get(c)))
-		assert.True(t, tagged(get(d)))
+		assert.False(t, engine.Tagged(get(c)))
+		assert.True(t, engine.Tagged(get(d)))
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/memokit/memo/internal/keys"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -21,7 +22,7 @@ type kObj struct {
 // new keys, and the identity registry forgets the old object.
 func TestIdentityGC(t *testing.T) {
 	const n = 2000
-	before := identities()
+	before := keys.Identities()
 
 	oldKeys := make(map[any]bool, n)
 	oldAddrs := make(map[uintptr]bool, n)
@@ -33,14 +34,14 @@ func TestIdentityGC(t *testing.T) {
 			oldAddrs[uintptr(unsafe.Pointer(objs[i]))] = true
 		}
 		require.Len(t, oldKeys, n, "distinct objects have distinct keys")
-		assert.GreaterOrEqual(t, identities(), before+n)
+		assert.GreaterOrEqual(t, keys.Identities(), before+n)
 		runtime.KeepAlive(objs)
 	}()
 
 	// The registry shrinks back once the objects are collected. This
 	// waits for the collector's cleanups, not for other goroutines.
-	dtGCUntil(func() bool { return identities() <= before+n/10 })
-	assert.LessOrEqual(t, identities(), before+n/10, "identities after GC")
+	dtGCUntil(func() bool { return keys.Identities() <= before+n/10 })
+	assert.LessOrEqual(t, keys.Identities(), before+n/10, "identities after GC")
 
 	// New objects of the same size reuse the old addresses; none may get
 	// an old key.

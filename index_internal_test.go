@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"testing"
 
+	"github.com/memokit/memo/internal/engine"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -14,7 +15,7 @@ func TestHashSeeded16(t *testing.T) {
 	loop := func(seed uint64, k []byte) uint64 {
 		h := seed ^ uint64(len(k))*0x9e3779b97f4a7c15
 		for len(k) >= 8 {
-			h = mix(h^binary.LittleEndian.Uint64(k), 0xbf58476d1ce4e5b9)
+			h = engine.Mix(h^binary.LittleEndian.Uint64(k), 0xbf58476d1ce4e5b9)
 			k = k[8:]
 		}
 		if len(k) > 0 {
@@ -22,14 +23,14 @@ func TestHashSeeded16(t *testing.T) {
 			for i, b := range k {
 				t |= uint64(b) << (8 * i)
 			}
-			h = mix(h^t, 0x94d049bb133111eb)
+			h = engine.Mix(h^t, 0x94d049bb133111eb)
 		}
-		return mix(h, 0x2545f4914f6cdd1d)
+		return engine.Mix(h, 0x2545f4914f6cdd1d)
 	}
 	for kl := 1; kl <= 40; kl++ {
 		for _, seed := range []uint64{0, 0x9e3779b97f4a7c15, 12345} {
 			k := makeKey(kl)
-			assert.Equal(t, loop(seed, k), hashSeeded(seed, k), "%d bytes, seed %d", kl, seed)
+			assert.Equal(t, loop(seed, k), engine.HashSeeded(seed, k), "%d bytes, seed %d", kl, seed)
 		}
 	}
 }
@@ -62,7 +63,7 @@ func TestStringKeyFastPath(t *testing.T) {
 		k, ok := appendBasic(k, s)
 		require.True(t, ok)
 		if len(s) < 128 {
-			assert.Equal(t, hashKey(k), hashFidString(w.fid, s), "len %d", len(s))
+			assert.Equal(t, engine.HashKey(k), engine.HashFidString(w.fid, s), "len %d", len(s))
 		}
 	}
 	for _, s := range strs {
@@ -72,7 +73,7 @@ func TestStringKeyFastPath(t *testing.T) {
 	require.Equal(t, len(strs), execs)
 	for _, s := range strs {
 		assert.Equal(t, len(s)+1000*int(s[0]), f(s), "a hit, len %d", len(s))
-		v, ok := w.c.lookupString(w.fid, s+"x", hashFidString(w.fid, s+"x"))
+		v, ok := w.c.e.LookupString(w.fid, s+"x", engine.HashFidString(w.fid, s+"x"))
 		if len(s)+1 < 128 {
 			assert.False(t, ok, "a longer key is not found (%v), len %d", v, len(s))
 		}

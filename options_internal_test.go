@@ -91,7 +91,7 @@ func TestNewValidOptions(t *testing.T) {
 			c, err := New(tt.opts...)
 			require.NoError(t, err)
 			require.NotNil(t, c)
-			assert.Equal(t, tt.kind, c.kind)
+			assert.Equal(t, tt.kind, c.e.Kind)
 			st := c.Stats()
 			assert.Equal(t, tt.size, st.MaxSize)
 			assert.Equal(t, tt.ttl, st.TTL)

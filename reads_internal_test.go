@@ -4,6 +4,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/memokit/memo/internal/engine"
 	"github.com/memokit/memo/policies"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -25,23 +26,23 @@ func TestWTinyLFURecordsHitsFromHalfFull(t *testing.T) {
 			require.NoError(t, err)
 		}
 	}
-	assert.False(t, c.reads.recording(), "not recording below half full")
-	assert.Zero(t, c.reads.first.Load().n, "no use recorded")
+	assert.False(t, c.e.Reads.Recording(), "not recording below half full")
+	assert.Zero(t, c.e.Reads.First.Load().N, "no use recorded")
 	c.Set(49, 49)
-	assert.True(t, c.reads.recording(), "recording from half full")
+	assert.True(t, c.e.Reads.Recording(), "recording from half full")
 	_, err = c.Get(1)
 	require.NoError(t, err)
-	assert.Equal(t, 1, c.reads.first.Load().n, "the use is recorded")
+	assert.Equal(t, 1, c.e.Reads.First.Load().N, "the use is recorded")
 	assert.Equal(t, uint64(3*49+1), c.Stats().Hits, "every hit counts")
 	c.Clear()
-	assert.False(t, c.reads.recording(), "cleared, it starts over as a new cache")
+	assert.False(t, c.e.Reads.Recording(), "cleared, it starts over as a new cache")
 
 	lru, err := New(WithMaxSize(100), WithPolicy(policies.LRU))
 	require.NoError(t, err)
 	lru.Set(1, 1)
 	_, err = lru.Get(1)
 	require.NoError(t, err)
-	assert.Equal(t, 1, lru.reads.first.Load().n, "LRU records from the first hit")
+	assert.Equal(t, 1, lru.e.Reads.First.Load().N, "LRU records from the first hit")
 }
 
 // TestFlushKeepsUndrainedHits checks that flush (a tier's remote Clear,
@@ -55,12 +56,12 @@ func TestFlushKeepsUndrainedHits(t *testing.T) {
 			_, err := c.Get(1)
 			require.NoError(t, err)
 		}
-		c.flush()
+		c.e.Flush()
 		assert.Equal(t, uint64(1000), c.Stats().Hits, "%v", k)
 		assert.Zero(t, c.Len())
 	}
 }
 
 func TestReadStripeFillsCacheLines(t *testing.T) {
-	assert.Zero(t, unsafe.Sizeof(readStripe{})%cacheLine, "stripes must not share cache lines")
+	assert.Zero(t, unsafe.Sizeof(engine.ReadStripe{})%engine.CacheLine, "stripes must not share cache lines")
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memokit/memo/internal/keys"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -71,10 +72,10 @@ func userID(n int) any {
 func TestFunctionLocalTypesStayLocal(t *testing.T) {
 	require.Equal(t, reflect.TypeOf(orderID(7)).String(), reflect.TypeOf(userID(7)).String())
 	require.NotEqual(t, reflect.TypeOf(orderID(7)), reflect.TypeOf(userID(7)))
-	assert.True(t, ambiguousType(reflect.TypeOf(orderID(7))))
-	assert.True(t, ambiguousType(reflect.TypeOf(userID(7))))
-	assert.True(t, ambiguousType(reflect.TypeOf([]any{}).Elem()) == false)
-	assert.True(t, ambiguousType(reflect.TypeOf(map[string][]any{"": {orderID(1)}}["x"])) == false)
+	assert.True(t, keys.AmbiguousType(reflect.TypeOf(orderID(7))))
+	assert.True(t, keys.AmbiguousType(reflect.TypeOf(userID(7))))
+	assert.True(t, keys.AmbiguousType(reflect.TypeOf([]any{}).Elem()) == false)
+	assert.True(t, keys.AmbiguousType(reflect.TypeOf(map[string][]any{"": {orderID(1)}}["x"])) == false)
 
 	ft := newFakeTier()
 	var logs safeLog
@@ -102,7 +103,7 @@ func TestFunctionLocalTypesStayLocal(t *testing.T) {
 	// A type declared inside a function whose name no other type has is
 	// shared, as a package-level type is.
 	type uniqueInStableTest struct{ N int }
-	assert.False(t, ambiguousType(reflect.TypeFor[uniqueInStableTest]()))
+	assert.False(t, keys.AmbiguousType(reflect.TypeFor[uniqueInStableTest]()))
 	a(uniqueInStableTest{1})
 	assert.Equal(t, 1, ft.loadCount())
 }
@@ -151,7 +152,7 @@ func (s *safeLog) String() string {
 func BenchmarkProgramTypes(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		programTypes()
+		keys.ProgramTypes()
 	}
-	b.ReportMetric(float64(len(typeNames)), "names")
+	b.ReportMetric(float64(len(keys.TypeNames)), "names")
 }

@@ -144,7 +144,7 @@ func statsStress(t *testing.T, leave bool) {
 					case op < 3:
 						Invalidate(g, k)
 					case op < 4:
-						c.flush() // Clear's dropping of every entry, executions in flight
+						c.e.Flush() // Clear's dropping of every entry, executions in flight
 					case op < 8:
 						lookups.Add(1)
 						_, _ = c.Get(k)

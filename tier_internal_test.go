@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/memokit/memo/internal/engine"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -393,7 +394,7 @@ func TestTierMovedArgumentsNotShared(t *testing.T) {
 		p.ID = 2 // the caller that left reuses its argument
 		close(release)
 		assert.Equal(t, 10, <-got, "the waiter starts over with its own argument")
-		CacheOf(f).flush() // L1 gone: the next call asks the tier
+		CacheOf(f).e.Flush() // L1 gone: the next call asks the tier
 		v, _ := f(base, &rcKeyed{ID: 1})
 		assert.Equal(t, 10, v, "the tier must not hold ID 2's result under ID 1")
 	})
@@ -523,13 +524,13 @@ func TestTierAgeCapsStaleAndRefresh(t *testing.T) {
 func TestFreshEntryHitsEndAtAgeCap(t *testing.T) {
 	c := MustNew(WithMaxSize(10))
 	const bound = 30 * time.Second
-	fl := &call{fo: &freshOpts{refresh: time.Minute, entries: true}, ageCap: bound}
+	fl := &engine.Call{Fo: &engine.FreshOpts{Refresh: time.Minute, Entries: true}, AgeCap: bound}
 	for _, ttl := range []time.Duration{0, time.Hour} {
-		c.mu.Lock()
-		fx := c.newFresh(newNode("k", 1), ttl, fl, 1000)
-		c.mu.Unlock()
-		assert.Equal(t, 1000+int64(bound), fx.ttlEnd, "TTL %v: hits end at the bound", ttl)
-		assert.Zero(t, fx.refreshAt, "TTL %v: a refresh due past the bound never starts", ttl)
-		assert.LessOrEqual(t, fx.removeAt, 1000+int64(bound), "TTL %v: removed by the bound", ttl)
+		c.e.Mu.Lock()
+		fx := c.e.NewFresh(engine.NewNode("k", 1), ttl, fl, 1000)
+		c.e.Mu.Unlock()
+		assert.Equal(t, 1000+int64(bound), fx.TtlEnd, "TTL %v: hits end at the bound", ttl)
+		assert.Zero(t, fx.RefreshAt, "TTL %v: a refresh due past the bound never starts", ttl)
+		assert.LessOrEqual(t, fx.RemoveAt, 1000+int64(bound), "TTL %v: removed by the bound", ttl)
 	}
 }

@@ -63,7 +63,8 @@ func FuncErr[A, R any](fn func(A) (R, error), opts ...Option) func(A) (R, error)
 // caller whose context ends stops waiting with ctx.Err(). The execution
 // runs in its own goroutine under a context with the values and the
 // deadline of the caller that started it, cancelled when every caller has
-// gone; a waiter whose own context is live and ends later than that
+// gone (a caller whose context can never end, such as
+// context.Background(), runs it itself); a waiter whose own context is live and ends later than that
 // deadline is never failed by it: when the execution ends with a deadline
 // error after its starter's deadline passed, the waiter starts, or joins,
 // a fresh execution. When the starting caller's context can end, fn

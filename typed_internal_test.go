@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memokit/memo/internal/keys"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -42,24 +43,24 @@ func tyKey[A any](w *wrapped, a A) ([]byte, bool) {
 // tyReflectKey returns the key the reflective encoder builds for a call of
 // w's function with args.
 func tyReflectKey(w *wrapped, args ...reflect.Value) []byte {
-	s := getState()
-	defer putState(s)
+	s := keys.GetState()
+	defer keys.PutState(s)
 	w.encode(s, args)
-	return slices.Clone(s.buf)
+	return slices.Clone(s.Buf)
 }
 
 // tyCheckBasic checks appendBasic against the reflective encoder of T, on
 // its own and as the key of a typed function, for each of vals.
 func tyCheckBasic[T any](t *testing.T, vals ...T) {
 	t.Helper()
-	enc := encoderOf(reflect.TypeFor[T]())
+	enc := keys.EncoderOf(reflect.TypeFor[T]())
 	for _, v := range vals {
 		got, ok := appendBasic(nil, v)
 		require.True(t, ok, "%T is basic", v)
-		s := getState()
+		s := keys.GetState()
 		enc(s, reflect.ValueOf(v)) // as a decorated function sees it: not addressable
-		want := slices.Clone(s.buf)
-		putState(s)
+		want := slices.Clone(s.Buf)
+		keys.PutState(s)
 		assert.Equal(t, want, got, "%T %v", v, v)
 
 		// After a prefix too, as the second argument of Func2.

@@ -70,9 +70,9 @@ type Call struct {
 	Verify func(key string) bool
 	Moved  bool
 
-	// waiters counts the callers waiting that may still leave (context
+	// Waiters counts the callers waiting that may still leave (context
 	// callers); when the last one leaves, cancel stops the execution.
-	waiters int
+	Waiters int
 	cancel  context.CancelFunc
 	// release and released: see Attach.
 	release  func(*Call)
@@ -108,7 +108,7 @@ const (
 
 // detach takes cl out of sh's table, if it is still there. sh.mu is held.
 func (sh *shard) detach(cl *Call) {
-	m := sh.calls
+	m := sh.Calls
 	if cl.base != nil {
 		m = sh.refreshes
 	}
@@ -206,8 +206,8 @@ func (cl *Call) StartsOver(ctx context.Context) bool {
 // callers join (calls), and refreshes (fresh.go), which nobody joins; the
 // latter map is made by the shard's first refresh.
 type shard struct {
-	mu        sync.Mutex
-	calls     map[string]*Call
+	Mu        sync.Mutex
+	Calls     map[string]*Call
 	refreshes map[string]*Call
 	_         [64 - 24]byte
 }
@@ -225,22 +225,22 @@ type FreshOpts struct {
 // refreshLimit returns how long a refresh of fx's entry may run: the
 // longer of the entry's TTL and twice the refresh interval (see
 // WithRefreshAfter).
-func (fo *FreshOpts) refreshLimit(fx *freshX) time.Duration {
+func (fo *FreshOpts) refreshLimit(fx *FreshX) time.Duration {
 	d := 2 * fo.Refresh
-	if fx.ttlEnd != 0 && fx.refreshAt != math.MaxInt64 {
-		d = max(d, time.Duration(fx.ttlEnd-(fx.refreshAt-int64(fo.Refresh))))
+	if fx.TtlEnd != 0 && fx.RefreshAt != math.MaxInt64 {
+		d = max(d, time.Duration(fx.TtlEnd-(fx.RefreshAt-int64(fo.Refresh))))
 	}
 	return d
 }
 
 // retryBase returns the first back-off of an outage of fx's entry: the
 // refresh interval, or 1 s without one, at most the stale window.
-func (fo *FreshOpts) retryBase(fx *freshX) time.Duration {
+func (fo *FreshOpts) retryBase(fx *FreshX) time.Duration {
 	d := fo.Refresh
 	if d <= 0 {
 		d = time.Second
 	}
-	return min(d, time.Duration(fx.removeAt-fx.ttlEnd))
+	return min(d, time.Duration(fx.RemoveAt-fx.TtlEnd))
 }
 
 // failure returns what made cl fail, for the log.

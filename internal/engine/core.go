@@ -33,12 +33,12 @@ type Core struct {
 	// Mu guards the policy, the expiry lists and the timer. Lock order: mu,
 	// then a shard's mu, then a read stripe's mu.
 	Mu      sync.Mutex
-	policy  policies.Policy[item] // made by the first store
+	Policy  policies.Policy[item] // made by the first store
 	expiry  []*expList
-	timer   *time.Timer
-	timerAt int64       // when the pending timer fires; 0 when none is pending
+	Timer   *time.Timer
+	TimerAt int64       // when the pending timer fires; 0 when none is pending
 	watched *watchSet   // made by the first entry whose key refers to an object
-	fresh   *freshState // the expiry heap and jitter (fresh.go); nil until needed
+	Fresh   *freshState // the expiry heap and jitter (fresh.go); nil until needed
 
 	Hits atomic.Uint64 // hits moved out of the read stripes by drains
 	Rec  stats.Recorder
@@ -50,7 +50,7 @@ type Core struct {
 func (c *Core) Init(maxSize int, ttl time.Duration, kind policies.Kind, name string, logger *slog.Logger, fresh *freshState) {
 	c.MaxSize, c.Ttl, c.Kind, c.Name, c.Logger = maxSize, ttl, kind, name, logger
 	c.epoch = time.Now()
-	c.fresh = fresh
+	c.Fresh = fresh
 	// W-TinyLFU weighs the candidate against the victim once both are
 	// in; LRU and LFU evict first (see store).
 	c.addFirst = kind == policies.WTinyLFU
@@ -82,8 +82,8 @@ func (c *Core) shardOf(h uint64) *shard {
 	return &(*sh)[h&uint64(len(*sh)-1)]
 }
 
-// shardList returns the shards, or nil before the first miss.
-func (c *Core) shardList() []shard {
+// ShardList returns the shards, or nil before the first miss.
+func (c *Core) ShardList() []shard {
 	if sh := c.shards.Load(); sh != nil {
 		return *sh
 	}
@@ -98,7 +98,7 @@ func (c *Core) makeShards() *[]shard {
 	}
 	s := make([]shard, n)
 	for i := range s {
-		s[i].calls = make(map[string]*Call)
+		s[i].Calls = make(map[string]*Call)
 	}
 	if !c.shards.CompareAndSwap(nil, &s) {
 		return c.shards.Load()
@@ -112,10 +112,10 @@ func (c *Core) Now() int64 { return int64(time.Since(c.epoch)) | 1 }
 
 // Size returns the number of entries. c.mu is held.
 func (c *Core) Size() int {
-	if c.policy == nil {
+	if c.Policy == nil {
 		return 0
 	}
-	return c.policy.Len()
+	return c.Policy.Len()
 }
 
 // RefreshDue is what lookup returns, with false, for an entry due for a
@@ -125,26 +125,26 @@ var RefreshDue any = new(byte)
 
 // drainReads applies buffered uses to the policy, in order. c.mu is held.
 func (c *Core) drainReads() {
-	c.Hits.Add(c.Reads.drain(c.policy))
+	c.Hits.Add(c.Reads.drain(c.Policy))
 }
 
 // Live reports whether n has not expired.
 func Live(n *Node, c *Core) bool {
-	exp := n.Value.expires()
+	exp := n.Value.Expires()
 	return exp == 0 || c.Now() < exp
 }
 
 // freshState is a cache's part of this: the expiry heap of its freshX
 // entries and the jitter. It is guarded by Cache.mu.
 type freshState struct {
-	heap   []heapItem
+	Heap   []HeapItem
 	jitter float64
 	rng    *rand.Rand
 }
 
-type heapItem struct {
-	at int64 // fx.removeAt
-	n  *Node
+type HeapItem struct {
+	At int64 // fx.removeAt
+	N  *Node
 }
 
 func NewFreshState(jitter float64) *freshState {
@@ -157,11 +157,11 @@ func NewFreshState(jitter float64) *freshState {
 	}
 }
 
-// seedJitter makes the cache's jitter draw from a fixed seed (for tests).
-func (c *Core) seedJitter(seed uint64) {
+// SeedJitter makes the cache's jitter draw from a fixed seed (for tests).
+func (c *Core) SeedJitter(seed uint64) {
 	c.Mu.Lock()
 	defer c.Mu.Unlock()
-	c.fresh.rng = rand.New(rand.NewPCG(seed, seed))
+	c.Fresh.rng = rand.New(rand.NewPCG(seed, seed))
 }
 
 // alive reports whether n is still an entry to hit (for a freshX: its TTL
@@ -170,10 +170,10 @@ func alive(n *Node, c *Core) bool {
 	if Live(n, c) {
 		return true
 	}
-	if !tagged(n) {
+	if !Tagged(n) {
 		return false
 	}
-	end := freshOf(n).ttlEnd
+	end := FreshOf(n).TtlEnd
 	return end == 0 || c.Now() < end
 }
 

@@ -38,9 +38,9 @@ const nodeSize = unsafe.Sizeof(Node{})
 // keyAt returns where n's key, or its string header, lies.
 func keyAt(n *Node) unsafe.Pointer { return unsafe.Add(unsafe.Pointer(n), nodeSize) }
 
-// keyOf returns n's encoded key. It shares n's memory: do not keep it
+// KeyOf returns n's encoded key. It shares n's memory: do not keep it
 // beyond n (strings.Clone it).
-func keyOf(n *Node) string {
+func KeyOf(n *Node) string {
 	kl := n.Value.klen
 	switch {
 	case kl&keyOut != 0:
@@ -51,74 +51,74 @@ func keyOf(n *Node) string {
 	return unsafe.String((*byte)(keyAt(n)), kl)
 }
 
-// extra holds what only entries with a TTL need, so that the others stay
+// Extra holds what only entries with a TTL need, so that the others stay
 // small. A Node that has one holds it in its val.
-type extra struct {
+type Extra struct {
 	val any // the entry's value
-	// expires is when the entry expires, since Cache.epoch; set before
+	// Expires is when the entry Expires, since Cache.epoch; set before
 	// the entry is published. Negative for an entry that only the expiry
-	// timer removes, at -expires (see sweptTTL): a hit on it reads no
+	// timer removes, at -Expires (see sweptTTL): a hit on it reads no
 	// clock.
-	expires          int64
+	Expires          int64
 	exp              *expList // the expiry list holding the entry
 	expPrev, expNext *Node
 }
 
-// x returns n's extra, or nil for an entry that never expires.
-func (n *item) x() *extra {
-	x, _ := n.val.(*extra)
+// X returns n's extra, or nil for an entry that never expires.
+func (n *item) X() *Extra {
+	x, _ := n.val.(*Extra)
 	return x
 }
 
 // Value returns the value stored.
 func (n *item) Value() any {
-	if x, ok := n.val.(*extra); ok {
+	if x, ok := n.val.(*Extra); ok {
 		return x.val
 	}
 	return n.val
 }
 
-// expires returns when n expires, since the cache's epoch; 0 = never.
-func (n *item) expires() int64 {
-	if x, ok := n.val.(*extra); ok {
+// Expires returns when n Expires, since the cache's epoch; 0 = never.
+func (n *item) Expires() int64 {
+	if x, ok := n.val.(*Extra); ok {
 		return x.at()
 	}
 	return 0
 }
 
 // at returns when x's entry expires, since the cache's epoch; 0 = never.
-func (x *extra) at() int64 {
-	if x.expires < 0 {
-		return -x.expires
+func (x *Extra) at() int64 {
+	if x.Expires < 0 {
+		return -x.Expires
 	}
-	return x.expires
+	return x.Expires
 }
 
-// ext returns n's extra, making it if needed. c.mu is held, and n is not
+// Ext returns n's extra, making it if needed. c.mu is held, and n is not
 // published yet.
-func ext(n *Node) *extra {
-	x := n.Value.x()
+func Ext(n *Node) *Extra {
+	x := n.Value.X()
 	if x == nil {
-		x = &extra{val: n.Value.val}
+		x = &Extra{val: n.Value.val}
 		n.Value.val = x
 	}
 	return x
 }
 
-// setExt makes x n's extra, holding n's value. c.mu is held, and n is not
+// SetExt makes x n's extra, holding n's value. c.mu is held, and n is not
 // published yet.
-func setExt(n *Node, x *extra) {
+func SetExt(n *Node, x *Extra) {
 	x.val = n.Value.Value()
 	n.Value.val = x
 }
 
-// newNode allocates an entry, its key right after it (see item): the bytes
+// NewNode allocates an entry, its key right after it (see item): the bytes
 // of a key of up to 48 bytes (a function number and an int or a short
 // string argument), so that a lookup compares it in the cache line it
 // reads the Node from; a longer key's string header. The allocation is 64
 // bytes for keys of up to 16 bytes or longer than 48, 80 up to 32, 96 up to
 // 48.
-func newNode(key string, val any) *Node {
+func NewNode(key string, val any) *Node {
 	switch {
 	case len(key) <= 16:
 		return inlineNode[[16]byte](key, val)
@@ -154,27 +154,27 @@ func sweptTTL(maxAge time.Duration) time.Duration {
 }
 
 // Freshness data. Entries stored by a function with WithRefreshAfter, WithStaleIfError or
-// WithTTLFunc, or by a cache with WithTTLJitter, carry a freshX instead of
+// WithTTLFunc, or by a cache with WithTTLJitter, carry a FreshX instead of
 // the plain extra: when they were stored, when they expire, when a refresh
 // is due and when they are finally removed. They are told apart from plain
 // entries without a lock by the low bit of extra.expires (even for a
-// freshX, odd for the others), and their hit path is the plain one: a
-// freshX's expires is the first moment anything must happen (a refresh is
+// FreshX, odd for the others), and their hit path is the plain one: a
+// FreshX's expires is the first moment anything must happen (a refresh is
 // due or the TTL ends), so until then a hit costs what any hit costs, and
 // after it the lookup takes the slow path that handles it (late). Because
 // their expiry times are arbitrary (jittered, per result), they expire
 // through a min-heap rather than the per-TTL FIFO lists.
 //
-// freshX is the extra of an entry with freshness data. Every field is set
+// FreshX is the extra of an entry with freshness data. Every field is set
 // before the entry is published and never changes, but hidx (under
 // Cache.mu) and the outage's retryAt and backoff (under the key's shard's
 // mu).
-type freshX struct {
-	extra           // expires: the first of refreshAt and ttlEnd that is not 0
-	refreshAt int64 // when a hit starts a refresh; 0: never
-	ttlEnd    int64 // when the entry stops being a hit; 0: never
-	removeAt  int64 // when it is removed: ttlEnd plus the stale window; 0: never
-	hidx      int   // its place in the heap; -1 when not in it
+type FreshX struct {
+	Extra           // expires: the first of refreshAt and ttlEnd that is not 0
+	RefreshAt int64 // when a hit starts a refresh; 0: never
+	TtlEnd    int64 // when the entry stops being a hit; 0: never
+	RemoveAt  int64 // when it is removed: ttlEnd plus the stale window; 0: never
+	Hidx      int   // its place in the heap; -1 when not in it
 	// retryAt is when the next retry of an outage may start (see
 	// serveStale), 0 while the entry is in none; backoff is the outage's
 	// current back-off.
@@ -182,18 +182,18 @@ type freshX struct {
 	backoff time.Duration
 }
 
-// tagged reports whether n's extra is a freshX (see the top of this file).
+// Tagged reports whether n's extra is a freshX (see the top of this file).
 // n has an extra.
-func tagged(n *Node) bool { return n.Value.x().expires&1 == 0 }
+func Tagged(n *Node) bool { return n.Value.X().Expires&1 == 0 }
 
-func freshOf(n *Node) *freshX { return (*freshX)(unsafe.Pointer(n.Value.x())) }
+func FreshOf(n *Node) *FreshX { return (*FreshX)(unsafe.Pointer(n.Value.X())) }
 
-// plainExpiry makes a plain entry's expiry time odd, without making it
+// PlainExpiry makes a plain entry's expiry time odd, without making it
 // later.
-func plainExpiry(t int64) int64 { return (t - 1) | 1 }
+func PlainExpiry(t int64) int64 { return (t - 1) | 1 }
 
-// addTime returns t+d, saturating: an overflow means "for ever".
-func addTime(t int64, d time.Duration) int64 {
+// AddTime returns t+d, saturating: an overflow means "for ever".
+func AddTime(t int64, d time.Duration) int64 {
 	if s := t + int64(d); s >= t {
 		return s
 	}

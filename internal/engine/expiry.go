@@ -14,8 +14,8 @@ import (
 func (c *Core) evictTo(size int, added *Node) bool {
 	var evicted uint64
 	rejected := false
-	for c.policy.Len() > size {
-		v := c.policy.Victim()
+	for c.Policy.Len() > size {
+		v := c.Policy.Victim()
 		rejected = rejected || v == added
 		c.removeNode(v)
 		evicted++
@@ -35,7 +35,7 @@ func (c *Core) watch(n *Node, refs []unsafe.Pointer) {
 	// A copy of the key: a short key lives in the Node's allocation, and a
 	// cleanup's argument must not keep the Node, and so its value (which
 	// may refer to the very object watched), alive.
-	key := strings.Clone(keyOf(n))
+	key := strings.Clone(KeyOf(n))
 	if c.watched == nil {
 		c.watched = newWatchSet(c)
 	}
@@ -59,7 +59,7 @@ func dropEntry(a dropArg) {
 	}
 	c.Mu.Lock()
 	defer c.Mu.Unlock()
-	if n := c.Index.Get(UnsafeBytes(a.key), hashString(a.key)); n != nil {
+	if n := c.Index.Get(UnsafeBytes(a.key), HashString(a.key)); n != nil {
 		c.removeNode(n)
 	}
 }
@@ -68,10 +68,10 @@ func dropEntry(a dropArg) {
 // c.mu is held.
 func (c *Core) removeNode(n *Node) {
 	c.Index.remove(n)
-	c.policy.Remove(n)
+	c.Policy.Remove(n)
 	c.unlinkExpiry(n)
 	if c.watched != nil {
-		c.watched.stop(keyOf(n))
+		c.watched.stop(KeyOf(n))
 	}
 }
 
@@ -80,7 +80,7 @@ func (c *Core) removeNode(n *Node) {
 func (c *Core) expireNode(n *Node) {
 	c.Mu.Lock()
 	defer c.Mu.Unlock()
-	if k := keyOf(n); c.Index.Get(UnsafeBytes(k), hashString(k)) == n && !Live(n, c) {
+	if k := KeyOf(n); c.Index.Get(UnsafeBytes(k), HashString(k)) == n && !Live(n, c) {
 		c.removeNode(n)
 		c.Rec.Expired(1)
 	}
@@ -98,10 +98,10 @@ func (c *Core) linkExpiry(n *Node, ttl time.Duration) {
 		l = &expList{ttl: ttl}
 		c.expiry = append(c.expiry, l)
 	}
-	x := ext(n)
+	x := Ext(n)
 	x.exp, x.expPrev, x.expNext = l, l.tail, nil
 	if l.tail != nil {
-		l.tail.Value.x().expNext = n
+		l.tail.Value.X().expNext = n
 	} else {
 		l.head = n
 	}
@@ -109,8 +109,8 @@ func (c *Core) linkExpiry(n *Node, ttl time.Duration) {
 }
 
 func (c *Core) unlinkExpiry(n *Node) {
-	x := n.Value.x()
-	if x != nil && tagged(n) {
+	x := n.Value.X()
+	if x != nil && Tagged(n) {
 		c.unlinkFresh(n)
 		return
 	}
@@ -119,12 +119,12 @@ func (c *Core) unlinkExpiry(n *Node) {
 	}
 	l := x.exp
 	if x.expPrev != nil {
-		x.expPrev.Value.x().expNext = x.expNext
+		x.expPrev.Value.X().expNext = x.expNext
 	} else {
 		l.head = x.expNext
 	}
 	if x.expNext != nil {
-		x.expNext.Value.x().expPrev = x.expPrev
+		x.expNext.Value.X().expPrev = x.expPrev
 	} else {
 		l.tail = x.expPrev
 	}
@@ -135,7 +135,7 @@ func (c *Core) unlinkExpiry(n *Node) {
 func (c *Core) Sweep(now int64) {
 	var expired uint64
 	for _, l := range c.expiry {
-		for l.head != nil && l.head.Value.x().at() <= now {
+		for l.head != nil && l.head.Value.X().at() <= now {
 			c.removeNode(l.head)
 			expired++
 		}
@@ -152,32 +152,32 @@ func (c *Core) Sweep(now int64) {
 func (c *Core) schedule(now int64) {
 	var next int64
 	for _, l := range c.expiry {
-		if l.head != nil && (next == 0 || l.head.Value.x().at() < next) {
-			next = l.head.Value.x().at()
+		if l.head != nil && (next == 0 || l.head.Value.X().at() < next) {
+			next = l.head.Value.X().at()
 		}
 	}
 	if f := c.nextFresh(); f != 0 && (next == 0 || f < next) {
 		next = f
 	}
-	if next == 0 || (c.timerAt != 0 && c.timerAt <= next) {
+	if next == 0 || (c.TimerAt != 0 && c.TimerAt <= next) {
 		return
 	}
-	c.timerAt = next
+	c.TimerAt = next
 	d := time.Duration(next - now)
-	if c.timer == nil {
+	if c.Timer == nil {
 		// The timer holds the cache weakly: a dropped cache is collected
 		// with its entries, and its pending timer then fires into nothing.
 		// (It is not stopped by a cleanup: cleanups run outside any
 		// testing/synctest bubble, and stopping a bubble's timer from
 		// outside it is a fatal error.)
 		self := c.weak()
-		c.timer = time.AfterFunc(d, func() {
+		c.Timer = time.AfterFunc(d, func() {
 			if c := self.Value(); c != nil {
 				c.onTimer()
 			}
 		})
 	} else {
-		c.timer.Reset(d)
+		c.Timer.Reset(d)
 	}
 }
 
@@ -185,7 +185,7 @@ func (c *Core) onTimer() {
 	c.Mu.Lock()
 	defer c.Mu.Unlock()
 	now := c.Now()
-	c.timerAt = 0
+	c.TimerAt = 0
 	c.drainReads()
 	c.Sweep(now)
 	c.schedule(now)
@@ -193,35 +193,35 @@ func (c *Core) onTimer() {
 
 // linkFresh puts n, just stored, in the expiry heap if it expires. c.mu is
 // held.
-func (c *Core) linkFresh(n *Node, fx *freshX) {
-	if fx.removeAt == 0 {
+func (c *Core) linkFresh(n *Node, fx *FreshX) {
+	if fx.RemoveAt == 0 {
 		return
 	}
-	if c.fresh == nil {
-		c.fresh = new(freshState)
+	if c.Fresh == nil {
+		c.Fresh = new(freshState)
 	}
-	fs := c.fresh
-	fx.hidx = len(fs.heap)
-	fs.heap = append(fs.heap, heapItem{fx.removeAt, n})
-	fs.up(fx.hidx)
+	fs := c.Fresh
+	fx.Hidx = len(fs.Heap)
+	fs.Heap = append(fs.Heap, HeapItem{fx.RemoveAt, n})
+	fs.up(fx.Hidx)
 }
 
 // unlinkFresh takes n out of the expiry heap. c.mu is held.
 func (c *Core) unlinkFresh(n *Node) {
-	fx := freshOf(n)
-	i := fx.hidx
+	fx := FreshOf(n)
+	i := fx.Hidx
 	if i < 0 {
 		return
 	}
-	fx.hidx = -1
-	fs := c.fresh
-	last := len(fs.heap) - 1
+	fx.Hidx = -1
+	fs := c.Fresh
+	last := len(fs.Heap) - 1
 	if i != last {
-		fs.heap[i] = fs.heap[last]
-		freshOf(fs.heap[i].n).hidx = i
+		fs.Heap[i] = fs.Heap[last]
+		FreshOf(fs.Heap[i].N).Hidx = i
 	}
-	fs.heap[last] = heapItem{}
-	fs.heap = fs.heap[:last]
+	fs.Heap[last] = HeapItem{}
+	fs.Heap = fs.Heap[:last]
 	if i != last {
 		fs.down(i)
 		fs.up(i)
@@ -229,10 +229,10 @@ func (c *Core) unlinkFresh(n *Node) {
 }
 
 func (fs *freshState) up(i int) {
-	h := fs.heap
+	h := fs.Heap
 	for i > 0 {
 		p := (i - 1) / 2
-		if h[p].at <= h[i].at {
+		if h[p].At <= h[i].At {
 			break
 		}
 		fs.swap(i, p)
@@ -241,17 +241,17 @@ func (fs *freshState) up(i int) {
 }
 
 func (fs *freshState) down(i int) {
-	h := fs.heap
+	h := fs.Heap
 	for {
 		l := 2*i + 1
 		if l >= len(h) {
 			return
 		}
 		m := l
-		if r := l + 1; r < len(h) && h[r].at < h[l].at {
+		if r := l + 1; r < len(h) && h[r].At < h[l].At {
 			m = r
 		}
-		if h[i].at <= h[m].at {
+		if h[i].At <= h[m].At {
 			return
 		}
 		fs.swap(i, m)
@@ -260,21 +260,21 @@ func (fs *freshState) down(i int) {
 }
 
 func (fs *freshState) swap(i, j int) {
-	h := fs.heap
+	h := fs.Heap
 	h[i], h[j] = h[j], h[i]
-	freshOf(h[i].n).hidx = i
-	freshOf(h[j].n).hidx = j
+	FreshOf(h[i].N).Hidx = i
+	FreshOf(h[j].N).Hidx = j
 }
 
 // sweepFresh removes the freshX entries whose time is up and returns how
 // many. c.mu is held.
 func (c *Core) sweepFresh(now int64) uint64 {
-	if c.fresh == nil {
+	if c.Fresh == nil {
 		return 0
 	}
 	var n uint64
-	for len(c.fresh.heap) > 0 && c.fresh.heap[0].at <= now {
-		c.removeNode(c.fresh.heap[0].n)
+	for len(c.Fresh.Heap) > 0 && c.Fresh.Heap[0].At <= now {
+		c.removeNode(c.Fresh.Heap[0].N)
 		n++
 	}
 	return n
@@ -283,8 +283,8 @@ func (c *Core) sweepFresh(now int64) uint64 {
 // nextFresh returns when the next freshX entry is to be removed; 0: none.
 // c.mu is held.
 func (c *Core) nextFresh() int64 {
-	if c.fresh == nil || len(c.fresh.heap) == 0 {
+	if c.Fresh == nil || len(c.Fresh.Heap) == 0 {
 		return 0
 	}
-	return c.fresh.heap[0].at
+	return c.Fresh.Heap[0].At
 }

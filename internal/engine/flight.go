@@ -24,43 +24,43 @@ import (
 // (see miss).
 func (c *Core) Join(k []byte, h uint64, me uintptr, outer *Call, lead bool, fo *FreshOpts) (n *Node, cl *Call, r Role) {
 	sh := c.shardOf(h)
-	sh.mu.Lock()
+	sh.Mu.Lock()
 	// Stores insert under the shard's lock, so a caller sees the entry or
 	// the execution that will store it.
 	retry := false
 	if n = c.Index.Get(k, h); n != nil {
 		if Live(n, c) {
-			sh.mu.Unlock()
+			sh.Mu.Unlock()
 			return n, nil, Found
 		}
 		// A refresh due: a hit, and a refresh to start unless one runs; or
 		// an outage: the stale value at once, or a retry to lead.
 		if cl, r, retry = c.joinLate(sh, n, k, h, me, outer, fo); r != Leading {
-			sh.mu.Unlock()
+			sh.Mu.Unlock()
 			return n, cl, r
 		}
 	}
-	if cl = sh.calls[string(k)]; cl != nil {
+	if cl = sh.Calls[string(k)]; cl != nil {
 		if cl.g.Load() == me || inside(outer, cl) {
-			sh.mu.Unlock()
+			sh.Mu.Unlock()
 			return nil, cl, Reentrant
 		}
-		cl.waiters++
+		cl.Waiters++
 		if cl.Done == nil { // its leader runs it on its own goroutine and was alone so far
 			cl.Done = make(chan struct{})
 		}
-		sh.mu.Unlock()
+		sh.Mu.Unlock()
 		return nil, cl, Joining
 	}
 	cl = newCall(k)
-	cl.H, cl.waiters, cl.outer = h, 1, outer
+	cl.H, cl.Waiters, cl.outer = h, 1, outer
 	if lead {
 		cl.g.Store(me) // Done is made by the first caller that joins (most never are)
 	} else {
 		cl.Done = make(chan struct{})
 	}
-	sh.calls[cl.Key] = cl
-	sh.mu.Unlock()
+	sh.Calls[cl.Key] = cl
+	sh.Mu.Unlock()
 	if retry {
 		c.Rec.StaleRetried(1)
 	}
@@ -73,13 +73,13 @@ func (c *Core) Join(k []byte, h uint64, me uintptr, outer *Call, lead bool, fo *
 // stored.
 func (c *Core) Leave(cl *Call) {
 	sh := c.shardOf(cl.H)
-	sh.mu.Lock()
-	cl.waiters--
-	last := cl.waiters == 0
-	if last && sh.calls[cl.Key] == cl {
-		delete(sh.calls, cl.Key)
+	sh.Mu.Lock()
+	cl.Waiters--
+	last := cl.Waiters == 0
+	if last && sh.Calls[cl.Key] == cl {
+		delete(sh.Calls, cl.Key)
 	}
-	sh.mu.Unlock()
+	sh.Mu.Unlock()
 	if last {
 		cl.cancelOrRelease()
 	}
@@ -89,9 +89,9 @@ func (c *Core) Leave(cl *Call) {
 // refresh) if it is still there.
 func (c *Core) forget(cl *Call) {
 	sh := c.shardOf(cl.H)
-	sh.mu.Lock()
+	sh.Mu.Lock()
 	sh.detach(cl)
-	sh.mu.Unlock()
+	sh.Mu.Unlock()
 }
 
 // Execute runs f as the execution of cl: it times it, stores its result if
@@ -219,31 +219,31 @@ func (c *Core) Run(cl *Call, judge Verdict, f func() any) {
 // lead the outage's next retry. me and outer are the caller's, as join's;
 // fo is the caller's function's options. sh.mu is held.
 func (c *Core) joinLate(sh *shard, n *Node, k []byte, h uint64, me uintptr, outer *Call, fo *FreshOpts) (cl *Call, r Role, retry bool) {
-	if !tagged(n) || fo == nil {
+	if !Tagged(n) || fo == nil {
 		return nil, Leading, false
 	}
-	fx, now := freshOf(n), c.Now()
-	if fx.ttlEnd == 0 || now < fx.ttlEnd {
-		if fx.refreshAt == 0 {
+	fx, now := FreshOf(n), c.Now()
+	if fx.TtlEnd == 0 || now < fx.TtlEnd {
+		if fx.RefreshAt == 0 {
 			return nil, Leading, false
 		}
-		if sh.calls[string(k)] != nil {
+		if sh.Calls[string(k)] != nil {
 			return nil, Late, false // an execution in flight will store a newer result
 		}
 		if rf := sh.refreshes[string(k)]; rf != nil && now < rf.until {
 			return nil, Late, false // one refresh at a time
 		}
-		cl = &Call{Key: string(k), H: h, Done: make(chan struct{}), base: n, until: addTime(now, fo.refreshLimit(fx))}
+		cl = &Call{Key: string(k), H: h, Done: make(chan struct{}), base: n, until: AddTime(now, fo.refreshLimit(fx))}
 		if sh.refreshes == nil {
 			sh.refreshes = make(map[string]*Call)
 		}
 		sh.refreshes[cl.Key] = cl
 		return cl, Late, false
 	}
-	if fx.retryAt == 0 || now >= fx.removeAt {
+	if fx.retryAt == 0 || now >= fx.RemoveAt {
 		return nil, Leading, false // no outage, or its window has ended
 	}
-	if fl := sh.calls[string(k)]; fl != nil {
+	if fl := sh.Calls[string(k)]; fl != nil {
 		if fl.g.Load() == me || inside(outer, fl) {
 			return nil, Leading, false // join makes it reentrant
 		}
@@ -252,8 +252,8 @@ func (c *Core) joinLate(sh *shard, n *Node, k []byte, h uint64, me uintptr, oute
 	if now < fx.retryAt {
 		return nil, Stale, false
 	}
-	fx.backoff = min(2*fx.backoff, time.Duration(fx.removeAt-fx.ttlEnd))
-	fx.retryAt = addTime(now, fx.backoff)
+	fx.backoff = min(2*fx.backoff, time.Duration(fx.RemoveAt-fx.TtlEnd))
+	fx.retryAt = AddTime(now, fx.backoff)
 	return nil, Leading, true
 }
 
@@ -334,10 +334,10 @@ func (c *Core) dropFor(cl *Call) {
 	c.Mu.Lock()
 	defer c.Mu.Unlock()
 	sh := c.shardOf(cl.H)
-	sh.mu.Lock()
+	sh.Mu.Lock()
 	sh.detach(cl)
 	n := c.Index.Get(UnsafeBytes(cl.Key), cl.H)
-	sh.mu.Unlock()
+	sh.Mu.Unlock()
 	if n != nil && n == cl.base {
 		c.removeNode(n)
 	}
@@ -355,7 +355,7 @@ func (c *Core) dropStale(cl *Call) {
 	c.Mu.Lock()
 	defer c.Mu.Unlock()
 	n := c.Index.Get(UnsafeBytes(cl.Key), cl.H)
-	if n == nil || n.Value.x() == nil || !tagged(n) || alive(n, c) {
+	if n == nil || n.Value.X() == nil || !Tagged(n) || alive(n, c) {
 		return
 	}
 	c.removeNode(n)
@@ -380,12 +380,12 @@ func (c *Core) serveStale(cl *Call) bool {
 		return false
 	}
 	n := c.Index.Get(UnsafeBytes(cl.Key), cl.H)
-	if n == nil || n.Value.x() == nil || !tagged(n) {
+	if n == nil || n.Value.X() == nil || !Tagged(n) {
 		return false
 	}
-	fx := freshOf(n)
+	fx := FreshOf(n)
 	now := c.Now()
-	if fx.removeAt <= fx.ttlEnd || now < fx.ttlEnd || now >= fx.removeAt {
+	if fx.RemoveAt <= fx.TtlEnd || now < fx.TtlEnd || now >= fx.RemoveAt {
 		return false // not in its stale window (a refresh that failed before the TTL ended)
 	}
 	if c.Logger != nil {
@@ -396,12 +396,12 @@ func (c *Core) serveStale(cl *Call) bool {
 	cl.Panicked, cl.Pval, cl.Stack = false, nil, nil
 	if cl.ctx == nil || !errors.Is(cl.ctx.Err(), context.Canceled) {
 		sh := c.shardOf(cl.H)
-		sh.mu.Lock()
+		sh.Mu.Lock()
 		if fx.retryAt == 0 { // the outage starts
 			fx.backoff = cl.Fo.retryBase(fx)
 		}
-		fx.retryAt = addTime(now, fx.backoff)
-		sh.mu.Unlock()
+		fx.retryAt = AddTime(now, fx.backoff)
+		sh.Mu.Unlock()
 	}
 	return true
 }

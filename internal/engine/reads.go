@@ -37,8 +37,8 @@ type readBuffer struct {
 	// room, order and frequency decide nothing, and the hits of the
 	// warm-up misled admission later (the matrix's mean rose by 0.1 to 0.2
 	// points without them). Set under Cache.mu; cleared with the entries.
-	first atomic.Pointer[readStripe]
-	more  atomic.Pointer[[maxStripes]atomic.Pointer[readStripe]] // all stripes, once n > 1
+	First atomic.Pointer[ReadStripe]
+	more  atomic.Pointer[[maxStripes]atomic.Pointer[ReadStripe]] // all stripes, once n > 1
 	// sampleMask is sampleRate-1, or 0 to record every use (lossy only
 	// when a stripe is full), which a W-TinyLFU cache sets: its frequency
 	// sketch needs the uses that sampling would drop. Set by newCache.
@@ -51,8 +51,8 @@ const (
 	flagRecording             // uses are recorded (see readBuffer)
 )
 
-// recording reports whether uses are recorded.
-func (b *readBuffer) recording() bool { return b.flags.Load()&flagRecording != 0 }
+// Recording reports whether uses are recorded.
+func (b *readBuffer) Recording() bool { return b.flags.Load()&flagRecording != 0 }
 
 // record starts recording uses.
 func (b *readBuffer) record() { b.flags.Or(flagRecording) }
@@ -64,35 +64,35 @@ func (b *readBuffer) pause() { b.flags.And(^uint32(flagRecording)) }
 const (
 	sampleRate  = 32
 	maxStripes  = 64
-	stripeSize  = 64
-	cacheLine   = 64
-	stripeBytes = 8 + 8 + 8 + 8 + stripeSize*8 // mu, n, hits, counted, buf
+	StripeSize  = 64
+	CacheLine   = 64
+	stripeBytes = 8 + 8 + 8 + 8 + StripeSize*8 // mu, n, hits, counted, buf
 )
 
-type readStripe struct {
+type ReadStripe struct {
 	mu   sync.Mutex
-	n    int
+	N    int
 	hits uint64 // hits counted here under mu, moved to Cache.hits by drains
 	// counted counts the hits add takes while the buffer is not recording,
 	// with one atomic operation instead of mu's two; moved to Cache.hits
 	// by drains too.
 	counted atomic.Uint64
-	buf     [stripeSize]*Node
-	_       [cacheLine - stripeBytes%cacheLine]byte
+	buf     [StripeSize]*Node
+	_       [CacheLine - stripeBytes%CacheLine]byte
 }
 
 // init makes the first stripe, if it is not made yet. Cache.mu is held.
 func (b *readBuffer) init() {
 	if b.n.Load() == 0 {
-		b.first.Store(new(readStripe))
+		b.First.Store(new(ReadStripe))
 		b.n.Store(1)
 	}
 }
 
 // stripe returns stripe i, which is in use.
-func (b *readBuffer) stripe(i uint32) *readStripe {
+func (b *readBuffer) stripe(i uint32) *ReadStripe {
 	if i == 0 {
-		return b.first.Load()
+		return b.First.Load()
 	}
 	return b.more.Load()[i].Load()
 }
@@ -101,11 +101,11 @@ func (b *readBuffer) stripe(i uint32) *readStripe {
 // is full, so the caller should drain.
 func (b *readBuffer) add(n *Node, h uint64) bool {
 	k := b.n.Load()
-	st := b.first.Load()
+	st := b.First.Load()
 	if k > 1 {
 		st = b.more.Load()[stackProbe()&uint64(k-1)].Load()
 	}
-	if !b.recording() {
+	if !b.Recording() {
 		// Only count. A failed swap is contention: the caller drains,
 		// which adds stripes.
 		if v := st.counted.Load(); st.counted.CompareAndSwap(v, v+1) {
@@ -125,11 +125,11 @@ func (b *readBuffer) add(n *Node, h uint64) bool {
 	// would serialize parallel hits. From one goroutine every use counts.
 	// (k, read before the lock, may be stale: stripes added meanwhile
 	// only make this one use recorded.)
-	if (k == 1 || st.hits&b.sampleMask == 0) && st.n < stripeSize {
-		st.buf[st.n] = n
-		st.n++
+	if (k == 1 || st.hits&b.sampleMask == 0) && st.N < StripeSize {
+		st.buf[st.N] = n
+		st.N++
 	}
-	full := st.n == stripeSize
+	full := st.N == StripeSize
 	st.mu.Unlock()
 	return full
 }
@@ -142,15 +142,15 @@ func (b *readBuffer) add(n *Node, h uint64) bool {
 func (b *readBuffer) drain(p policies.Policy[item]) uint64 {
 	var (
 		hits uint64
-		buf  [stripeSize]*Node // a stripe's uses, applied after its lock
+		buf  [StripeSize]*Node // a stripe's uses, applied after its lock
 	)
 	k := b.n.Load()
 	for i := range k {
 		st := b.stripe(i)
 		st.mu.Lock()
-		n := copy(buf[:], st.buf[:st.n])
-		clear(st.buf[:st.n])
-		st.n = 0
+		n := copy(buf[:], st.buf[:st.N])
+		clear(st.buf[:st.N])
+		st.N = 0
 		hits += st.hits + st.counted.Swap(0)
 		st.hits = 0
 		st.mu.Unlock()
@@ -161,12 +161,12 @@ func (b *readBuffer) drain(p policies.Policy[item]) uint64 {
 	if b.flags.Load()&flagContended != 0 && k < maxStripes && int(k) < 4*runtime.GOMAXPROCS(0) {
 		more := b.more.Load()
 		if more == nil {
-			more = new([maxStripes]atomic.Pointer[readStripe])
-			more[0].Store(b.first.Load())
+			more = new([maxStripes]atomic.Pointer[ReadStripe])
+			more[0].Store(b.First.Load())
 			b.more.Store(more)
 		}
 		for i := k; i < 2*k; i++ {
-			more[i].Store(new(readStripe))
+			more[i].Store(new(ReadStripe))
 		}
 		b.n.Store(2 * k)
 		b.flags.And(^uint32(flagContended))
@@ -181,9 +181,9 @@ func (b *readBuffer) reset() uint64 {
 	for i := range b.n.Load() {
 		st := b.stripe(i)
 		st.mu.Lock()
-		clear(st.buf[:st.n])
+		clear(st.buf[:st.N])
 		hits += st.hits + st.counted.Swap(0)
-		st.n, st.hits = 0, 0
+		st.N, st.hits = 0, 0
 		st.mu.Unlock()
 	}
 	return hits
@@ -218,5 +218,5 @@ func (b *readBuffer) PendingHits() uint64 {
 // another stripe.
 func stackProbe() uint64 {
 	var x byte
-	return mix(uint64(uintptr(unsafe.Pointer(&x))>>12), 0x9e3779b97f4a7c15)
+	return Mix(uint64(uintptr(unsafe.Pointer(&x))>>12), 0x9e3779b97f4a7c15)
 }

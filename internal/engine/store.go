@@ -27,19 +27,19 @@ func (c *Core) DropAll() {
 		c.watched.stopAll()
 	}
 	c.Index.clear()
-	shards := c.shardList()
+	shards := c.ShardList()
 	for i := range shards {
 		sh := &shards[i]
-		sh.mu.Lock()
-		clear(sh.calls) // their results are stale now
-		sh.mu.Unlock()
+		sh.Mu.Lock()
+		clear(sh.Calls) // their results are stale now
+		sh.Mu.Unlock()
 	}
-	if c.policy != nil {
-		c.policy.Clear()
+	if c.Policy != nil {
+		c.Policy.Clear()
 	}
 	c.expiry = nil
-	if c.fresh != nil {
-		c.fresh.heap = nil
+	if c.Fresh != nil {
+		c.Fresh.Heap = nil
 	}
 	// The timer is left to fire and find nothing: stopping it here would be
 	// a fatal error when the cache was made inside a testing/synctest
@@ -70,8 +70,8 @@ func (c *Core) found(n *Node, h uint64) (any, bool) {
 		// live and value in one look at val: an entry that never expires
 		// holds its value there, one with a TTL its extra.
 		v := n.Value.val
-		x, timed := v.(*extra)
-		if timed && (x.expires <= 0 || c.Now() < x.expires) {
+		x, timed := v.(*Extra)
+		if timed && (x.Expires <= 0 || c.Now() < x.Expires) {
 			v, timed = x.val, false
 		}
 		if !timed {
@@ -114,8 +114,8 @@ func (c *Core) Store(key string, h uint64, val any, ttl time.Duration, refs []un
 	c.Mu.Lock()
 	defer c.Mu.Unlock()
 	now := c.Now()
-	if c.policy == nil {
-		c.policy = policies.NewSized(c.Kind, c.MaxSize, nodeHash)
+	if c.Policy == nil {
+		c.Policy = policies.NewSized(c.Kind, c.MaxSize, nodeHash)
 	}
 	c.drainReads()
 	c.Sweep(now)
@@ -127,45 +127,45 @@ func (c *Core) Store(key string, h uint64, val any, ttl time.Duration, refs []un
 		}
 	}
 	sh := c.shardOf(h)
-	sh.mu.Lock()
+	sh.Mu.Lock()
 	if fl != nil {
-		current := sh.calls[key] == fl
+		current := sh.Calls[key] == fl
 		if fl.base != nil {
 			current = c.Index.Get(UnsafeBytes(key), h) == fl.base
 		}
 		sh.detach(fl)
 		if !current {
-			sh.mu.Unlock()
+			sh.Mu.Unlock()
 			return false
 		}
 	}
-	n := newNode(key, val)
-	var fx *freshX
+	n := NewNode(key, val)
+	var fx *FreshX
 	if c.freshEntry(ttl, fl) {
-		fx = c.newFresh(n, ttl, fl, now)
+		fx = c.NewFresh(n, ttl, fl, now)
 	} else if expires != 0 {
-		ext(n).expires = plainExpiry(expires)
+		Ext(n).Expires = PlainExpiry(expires)
 	} else if fl != nil && fl.AgeCap > 0 {
 		// The tier's bound on a local copy's age, for a result that has
 		// no TTL: the expiry timer removes the entry, and a hit pays
 		// nothing for it (see sweptTTL).
 		ttl = sweptTTL(fl.AgeCap)
-		ext(n).expires = -plainExpiry(addTime(now, ttl))
+		Ext(n).Expires = -PlainExpiry(AddTime(now, ttl))
 	}
 	if old := c.Index.Get(UnsafeBytes(key), h); old != nil {
 		// Entries are immutable for lock-free readers: the new Node takes
 		// the old one's place, and setting counts as a use.
 		c.Index.replace(old, n)
-		c.policy.Replace(old, n)
-		c.policy.Touch(n)
+		c.Policy.Replace(old, n)
+		c.Policy.Touch(n)
 		c.unlinkExpiry(old)
 	} else if c.addFirst {
 		// The policy admits: n goes in, and the loser of its admission
 		// (perhaps n itself) goes out.
 		c.Reads.init() // before the first entry, which the first hit finds
 		c.Index.insert(n, h)
-		c.policy.Add(n)
-		if 2*c.policy.Len() >= c.MaxSize && !c.Reads.recording() {
+		c.Policy.Add(n)
+		if 2*c.Policy.Len() >= c.MaxSize && !c.Reads.Recording() {
 			c.Reads.record()
 		}
 		if !c.evictTo(c.MaxSize, n) {
@@ -180,10 +180,10 @@ func (c *Core) Store(key string, h uint64, val any, ttl time.Duration, refs []un
 		c.evictTo(c.MaxSize-1, nil)
 		c.Reads.init() // before the first entry, which the first hit finds
 		c.Index.insert(n, h)
-		c.policy.Add(n)
+		c.Policy.Add(n)
 		c.watch(n, refs)
 	}
-	sh.mu.Unlock()
+	sh.Mu.Unlock()
 	if n == nil {
 		// rejected: nothing to expire
 	} else if fx != nil {
@@ -199,7 +199,7 @@ func (c *Core) Store(key string, h uint64, val any, ttl time.Duration, refs []un
 // mix with a fixed seed, so that a replay gives the same hit ratio in every
 // process (the index's hash is seeded per process). The policy's random
 // admission answers hash flooding of its sketch.
-func nodeHash(n *Node) uint64 { return hashSeeded(0, UnsafeBytes(keyOf(n))) }
+func nodeHash(n *Node) uint64 { return HashSeeded(0, UnsafeBytes(KeyOf(n))) }
 
 // Remove deletes the entry for the encoded key k, and detaches any
 // execution in flight for it so that it does not store its result.
@@ -208,9 +208,9 @@ func (c *Core) Remove(k []byte, h uint64) bool {
 	defer c.Mu.Unlock()
 	c.drainReads()
 	sh := c.shardOf(h)
-	sh.mu.Lock()
-	delete(sh.calls, string(k))
-	sh.mu.Unlock()
+	sh.Mu.Lock()
+	delete(sh.Calls, string(k))
+	sh.Mu.Unlock()
 	n := c.Index.Get(k, h)
 	if n == nil {
 		return false
@@ -227,26 +227,26 @@ func (c *Core) Remove(k []byte, h uint64) bool {
 // freshEntry reports whether an entry stored with ttl by fl needs a freshX.
 // c.mu is held.
 func (c *Core) freshEntry(ttl time.Duration, fl *Call) bool {
-	return (fl != nil && fl.Fo != nil && fl.Fo.Entries) || (ttl > 0 && c.fresh != nil && c.fresh.jitter > 0)
+	return (fl != nil && fl.Fo != nil && fl.Fo.Entries) || (ttl > 0 && c.Fresh != nil && c.Fresh.jitter > 0)
 }
 
-// newFresh gives n a freshX for a result stored now with ttl by fl (see
+// NewFresh gives n a freshX for a result stored now with ttl by fl (see
 // freshEntry). c.mu is held.
-func (c *Core) newFresh(n *Node, ttl time.Duration, fl *Call, now int64) *freshX {
-	if ttl > 0 && c.fresh != nil && c.fresh.jitter > 0 {
+func (c *Core) NewFresh(n *Node, ttl time.Duration, fl *Call, now int64) *FreshX {
+	if ttl > 0 && c.Fresh != nil && c.Fresh.jitter > 0 {
 		// Uniform in [ttl×(1−f), ttl]: subtract up to f of it.
-		ttl -= time.Duration(c.fresh.rng.Float64() * c.fresh.jitter * float64(ttl))
+		ttl -= time.Duration(c.Fresh.rng.Float64() * c.Fresh.jitter * float64(ttl))
 	}
-	fx := &freshX{hidx: -1}
+	fx := &FreshX{Hidx: -1}
 	if ttl > 0 {
-		fx.ttlEnd = addTime(now, ttl)
+		fx.TtlEnd = AddTime(now, ttl)
 	}
 	if fl != nil && fl.AgeCap > 0 {
 		// The tier's bound on a local copy's age ends its hits too, read
 		// by the lookup itself rather than left to the expiry timer (which
 		// may run late); a refresh due at or past it never starts.
-		if end := addTime(now, fl.AgeCap); fx.ttlEnd == 0 || fx.ttlEnd > end {
-			fx.ttlEnd = end
+		if end := AddTime(now, fl.AgeCap); fx.TtlEnd == 0 || fx.TtlEnd > end {
+			fx.TtlEnd = end
 		}
 	}
 	var fo *FreshOpts
@@ -254,28 +254,28 @@ func (c *Core) newFresh(n *Node, ttl time.Duration, fl *Call, now int64) *freshX
 		fo = fl.Fo
 	}
 	if fo != nil && fo.Refresh > 0 {
-		fx.refreshAt = addTime(now, fo.Refresh)
-		if fx.ttlEnd != 0 && fx.refreshAt >= fx.ttlEnd { // a TTL from WithTTLFunc below the interval
-			fx.refreshAt = 0
+		fx.RefreshAt = AddTime(now, fo.Refresh)
+		if fx.TtlEnd != 0 && fx.RefreshAt >= fx.TtlEnd { // a TTL from WithTTLFunc below the interval
+			fx.RefreshAt = 0
 		}
 	}
-	fx.removeAt = fx.ttlEnd
-	if fo != nil && fo.Stale > 0 && fx.ttlEnd != 0 {
-		fx.removeAt = addTime(fx.ttlEnd, fo.Stale)
+	fx.RemoveAt = fx.TtlEnd
+	if fo != nil && fo.Stale > 0 && fx.TtlEnd != 0 {
+		fx.RemoveAt = AddTime(fx.TtlEnd, fo.Stale)
 	}
 	if fl != nil && fl.AgeCap > 0 { // the tier's bound on a local copy's age, stale window included
-		if end := addTime(now, fl.AgeCap); fx.removeAt == 0 || fx.removeAt > end {
-			fx.removeAt = end
+		if end := AddTime(now, fl.AgeCap); fx.RemoveAt == 0 || fx.RemoveAt > end {
+			fx.RemoveAt = end
 		}
 	}
-	first := fx.ttlEnd
-	if fx.refreshAt != 0 && (first == 0 || fx.refreshAt < first) {
-		first = fx.refreshAt
+	first := fx.TtlEnd
+	if fx.RefreshAt != 0 && (first == 0 || fx.RefreshAt < first) {
+		first = fx.RefreshAt
 	}
 	if first != 0 {
-		fx.expires = max(first&^1, 2) // even: tagged
+		fx.Expires = max(first&^1, 2) // even: tagged
 	}
-	setExt(n, &fx.extra)
+	SetExt(n, &fx.Extra)
 	return fx
 }
 
@@ -288,12 +288,12 @@ func (c *Core) newFresh(n *Node, ttl time.Duration, fl *Call, now int64) *freshX
 // here keeps a caller whose entry is evicted or invalidated between the
 // two a miss, as the execution it then runs is a miss's.
 func (c *Core) late(n *Node) (due bool) {
-	if tagged(n) {
-		fx, now := freshOf(n), c.Now()
-		if fx.ttlEnd == 0 || now < fx.ttlEnd {
+	if Tagged(n) {
+		fx, now := FreshOf(n), c.Now()
+		if fx.TtlEnd == 0 || now < fx.TtlEnd {
 			return true
 		}
-		if now < fx.removeAt {
+		if now < fx.RemoveAt {
 			return false
 		}
 	}

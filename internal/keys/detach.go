@@ -109,7 +109,7 @@ func needsCopy(t reflect.Type, deref bool) bool {
 	case reflect.Slice, reflect.Map, reflect.Interface:
 		return true
 	case reflect.Pointer:
-		return deref && !t.Implements(keyerType)
+		return deref && !t.Implements(KeyerType)
 	case reflect.Array:
 		return t.Len() > 0 && needsCopy(t.Elem(), deref)
 	case reflect.Struct:
@@ -366,7 +366,7 @@ func OwnValues2[A, B any](ca, cb Copier, a *A, b *B) {
 // that may have outlived its callers ends (see call.verify). seen guards
 // recursive types.
 func MayReadThrough(t reflect.Type, deref bool, seen map[reflect.Type]bool) bool {
-	if t.Implements(keyerType) {
+	if t.Implements(KeyerType) {
 		return true
 	}
 	switch t.Kind() {

@@ -27,19 +27,19 @@ import (
 
 // typeInfo is what the encoder cache holds for one type.
 type typeInfo struct {
-	id  uint64 // small and unique per type, written before interface values
+	Id  uint64 // small and unique per type, written before interface values
 	enc Encoder
 }
 
 var (
 	typeCache sync.Map // reflect.Type → *typeInfo
-	typeIDs   atomic.Uint64
+	TypeIDs   atomic.Uint64
 )
 
-// infoOf returns the cached encoder of t, building it on first use. As in
+// InfoOf returns the cached encoder of t, building it on first use. As in
 // encoding/json, a placeholder that waits for the real encoder is stored
 // first so that recursive types terminate.
-func infoOf(t reflect.Type) *typeInfo {
+func InfoOf(t reflect.Type) *typeInfo {
 	if ti, ok := typeCache.Load(t); ok {
 		return ti.(*typeInfo)
 	}
@@ -48,7 +48,7 @@ func infoOf(t reflect.Type) *typeInfo {
 		f  Encoder
 	)
 	wg.Add(1)
-	ti := &typeInfo{id: typeIDs.Add(1) + nonceTypeID, enc: func(s *State, v reflect.Value) {
+	ti := &typeInfo{Id: TypeIDs.Add(1) + nonceTypeID, enc: func(s *State, v reflect.Value) {
 		wg.Wait()
 		f(s, v)
 	}}
@@ -60,12 +60,12 @@ func infoOf(t reflect.Type) *typeInfo {
 	// Return the built encoder, not the placeholder: callers keep what
 	// they get (Decorate's per-signature encoders, element encoders), and
 	// the placeholder would cost them a WaitGroup check on every call.
-	built := &typeInfo{id: ti.id, enc: f}
+	built := &typeInfo{Id: ti.Id, enc: f}
 	typeCache.Store(t, built)
 	return built
 }
 
-func EncoderOf(t reflect.Type) Encoder { return infoOf(t).enc }
+func EncoderOf(t reflect.Type) Encoder { return InfoOf(t).enc }
 
 func newEncoder(t reflect.Type) Encoder {
 	if t == TimeType {
@@ -74,20 +74,20 @@ func newEncoder(t reflect.Type) Encoder {
 	// An interface type that includes CacheKey is keyed as any interface:
 	// its dynamic type first, then that type's own key. Keying it by
 	// CacheKey alone would let two types with equal CacheKeys share entries.
-	if t.Kind() != reflect.Interface && t.Implements(keyerType) {
-		return keyerEncoder(t, newKindEncoder(t))
+	if t.Kind() != reflect.Interface && t.Implements(KeyerType) {
+		return keyerEncoder(t, NewKindEncoder(t))
 	}
-	generic := newKindEncoder(t)
+	generic := NewKindEncoder(t)
 	switch t.Kind() {
 	case reflect.Struct, reflect.Array, reflect.Slice:
-		if flat := newFlatEncoder(t, 0); flat != nil {
+		if flat := NewFlatEncoder(t, 0); flat != nil {
 			return withFlat(flat, generic)
 		}
 	}
 	return generic
 }
 
-func newKindEncoder(t reflect.Type) Encoder {
+func NewKindEncoder(t reflect.Type) Encoder {
 	switch t.Kind() {
 	case reflect.Bool:
 		return func(s *State, v reflect.Value) {
@@ -174,11 +174,11 @@ func EncodeDynamic(s *State, v reflect.Value) {
 		}
 		return
 	}
-	ti := infoOf(v.Type())
+	ti := InfoOf(v.Type())
 	if s.Stable {
 		s.stableType(v.Type())
 	} else {
-		s.Uvarint(ti.id)
+		s.Uvarint(ti.Id)
 	}
 	s.depth++
 	s.hiDepth = max(s.hiDepth, s.depth)
@@ -209,7 +209,7 @@ func pointerEncoder(t reflect.Type) Encoder {
 		once.Do(func() { elem = EncoderOf(t.Elem()) })
 		s.byte(tagValue)
 		elem(s, v.Elem())
-		s.leave()
+		s.Leave()
 	}
 }
 
@@ -238,7 +238,7 @@ func encodeFunc(s *State, v reflect.Value) {
 }
 
 func sliceEncoder(t reflect.Type) Encoder {
-	if et := t.Elem(); et.Kind() == reflect.Uint8 && !et.Implements(keyerType) {
+	if et := t.Elem(); et.Kind() == reflect.Uint8 && !et.Implements(KeyerType) {
 		return func(s *State, v reflect.Value) {
 			if v.IsNil() {
 				s.byte(tagNil)
@@ -247,7 +247,7 @@ func sliceEncoder(t reflect.Type) Encoder {
 			s.bytes(v.Bytes())
 		}
 	}
-	if et := t.Elem(); et.Kind() == reflect.String && !et.Implements(keyerType) {
+	if et := t.Elem(); et.Kind() == reflect.String && !et.Implements(KeyerType) {
 		// The encoding of the general case below, without reflect per
 		// element; strings cannot lead back to the slice, so there is no
 		// cycle to watch for.
@@ -293,7 +293,7 @@ func sliceEncoder(t reflect.Type) Encoder {
 			s.past()
 		}
 		if n > 0 {
-			s.leave()
+			s.Leave()
 		}
 	}
 }
@@ -389,7 +389,7 @@ func mapEncoder(t reflect.Type) Encoder {
 			// The key can never hit: its bytes no longer matter, so do
 			// not sort them.
 			s.sortScratch = s.sortScratch[:mark]
-			s.leave()
+			s.Leave()
 			return
 		}
 		entries := s.sortScratch[mark:]
@@ -408,7 +408,7 @@ func mapEncoder(t reflect.Type) Encoder {
 			s.Buf = append(s.Buf, region[e.k-start:e.end-start]...)
 		}
 		s.sortScratch = s.sortScratch[:mark]
-		s.leave()
+		s.Leave()
 	}
 }
 
@@ -457,7 +457,7 @@ func keyerEncoder(t reflect.Type, structural Encoder) Encoder {
 			structural(s, v)
 			return
 		}
-		if len(s.path) >= MaxDepth {
+		if len(s.Path) >= MaxDepth {
 			// In place of the value marker, so that the nonce cannot read
 			// as a type id after it.
 			s.nonce()
@@ -475,9 +475,9 @@ func keyerEncoder(t reflect.Type, structural Encoder) Encoder {
 			if s.Stable {
 				s.stableType(t)
 			} else {
-				s.Uvarint(infoOf(t).id)
+				s.Uvarint(InfoOf(t).Id)
 			}
-			s.hiPath = max(s.hiPath, len(s.path)+1) // the check above, as for a push
+			s.hiPath = max(s.hiPath, len(s.Path)+1) // the check above, as for a push
 			s.keyers++
 			structural(s, kv)
 			s.keyers--
@@ -486,7 +486,7 @@ func keyerEncoder(t reflect.Type, structural Encoder) Encoder {
 		s.keyers++
 		s.push(place{t: t})
 		EncodeDynamic(s, kv)
-		s.leave()
+		s.Leave()
 		s.keyers--
 	}
 }
@@ -545,7 +545,7 @@ func BasicKinds(t reflect.Type, ctx bool) []reflect.Kind {
 			continue
 		}
 		p := t.In(i)
-		if p.Implements(keyerType) {
+		if p.Implements(KeyerType) {
 			return nil
 		}
 		switch k := p.Kind(); k {
@@ -589,15 +589,15 @@ func AppendKind(b []byte, k reflect.Kind, v reflect.Value) []byte {
 	}
 }
 
-// basicIDs are the type ids of the types appendDynamicBasic handles,
+// BasicIDs are the type ids of the types appendDynamicBasic handles,
 // fixed at init.
-var basicIDs = struct{ int, int64, uint64, string, bool, float64 uint64 }{
-	infoOf(reflect.TypeFor[int]()).id,
-	infoOf(reflect.TypeFor[int64]()).id,
-	infoOf(reflect.TypeFor[uint64]()).id,
-	infoOf(reflect.TypeFor[string]()).id,
-	infoOf(reflect.TypeFor[bool]()).id,
-	infoOf(reflect.TypeFor[float64]()).id,
+var BasicIDs = struct{ Int, Int64, Uint64, String, Bool, Float64 uint64 }{
+	InfoOf(reflect.TypeFor[int]()).Id,
+	InfoOf(reflect.TypeFor[int64]()).Id,
+	InfoOf(reflect.TypeFor[uint64]()).Id,
+	InfoOf(reflect.TypeFor[string]()).Id,
+	InfoOf(reflect.TypeFor[bool]()).Id,
+	InfoOf(reflect.TypeFor[float64]()).Id,
 }
 
 // AppendDynamicBasic appends the encoding of key as an interface value,
@@ -606,26 +606,26 @@ var basicIDs = struct{ int, int64, uint64, string, bool, float64 uint64 }{
 func AppendDynamicBasic(b []byte, key any) ([]byte, bool) {
 	switch v := key.(type) {
 	case int:
-		b = binary.AppendUvarint(b, basicIDs.int)
+		b = binary.AppendUvarint(b, BasicIDs.Int)
 		return binary.LittleEndian.AppendUint64(b, uint64(v)), true
 	case int64:
-		b = binary.AppendUvarint(b, basicIDs.int64)
+		b = binary.AppendUvarint(b, BasicIDs.Int64)
 		return binary.LittleEndian.AppendUint64(b, uint64(v)), true
 	case uint64:
-		b = binary.AppendUvarint(b, basicIDs.uint64)
+		b = binary.AppendUvarint(b, BasicIDs.Uint64)
 		return binary.LittleEndian.AppendUint64(b, v), true
 	case string:
-		b = binary.AppendUvarint(b, basicIDs.string)
+		b = binary.AppendUvarint(b, BasicIDs.String)
 		b = binary.AppendUvarint(b, uint64(len(v)))
 		return append(b, v...), true
 	case bool:
-		b = binary.AppendUvarint(b, basicIDs.bool)
+		b = binary.AppendUvarint(b, BasicIDs.Bool)
 		if v {
 			return append(b, 1), true
 		}
 		return append(b, 0), true
 	case float64:
-		b = binary.AppendUvarint(b, basicIDs.float64)
+		b = binary.AppendUvarint(b, BasicIDs.Float64)
 		if v != v {
 			v = math.NaN()
 		}
@@ -645,14 +645,14 @@ func AppendDynamicBasic(b []byte, key any) ([]byte, bool) {
 // (ambiguousType), so every replica of a build decides alike, whatever
 // order it meets the types in.
 func (s *State) stableType(t reflect.Type) {
-	if ambiguousType(t) {
+	if AmbiguousType(t) {
 		s.local = true
 		if s.Ambiguous == nil {
 			s.Ambiguous = t
 		}
 		s.Uvarint(nonceTypeID)
 		s.byte(tagIdentity)
-		s.Uvarint(infoOf(t).id)
+		s.Uvarint(InfoOf(t).Id)
 		return
 	}
 	name := StableName(t)

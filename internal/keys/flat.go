@@ -32,9 +32,9 @@ type sliceHeader struct {
 	len, cap int
 }
 
-// newFlatEncoder returns the flat encoder of t, or nil if t is not flat.
-func newFlatEncoder(t reflect.Type, depth int) flatEncoder {
-	if depth > maxFlatDepth || t == TimeType || t.Implements(keyerType) {
+// NewFlatEncoder returns the flat encoder of t, or nil if t is not flat.
+func NewFlatEncoder(t reflect.Type, depth int) flatEncoder {
+	if depth > maxFlatDepth || t == TimeType || t.Implements(KeyerType) {
 		return nil
 	}
 	switch t.Kind() {
@@ -97,7 +97,7 @@ func newFlatEncoder(t reflect.Type, depth int) flatEncoder {
 }
 
 func flatArray(t reflect.Type, depth int) flatEncoder {
-	elem := newFlatEncoder(t.Elem(), depth+1)
+	elem := NewFlatEncoder(t.Elem(), depth+1)
 	if elem == nil {
 		return nil
 	}
@@ -180,7 +180,7 @@ func flatStruct(t reflect.Type, depth int) flatEncoder {
 		if ignoredField(f) || f.Type.Size() == 0 {
 			continue // as structEncoder
 		}
-		enc := newFlatEncoder(f.Type, depth+1)
+		enc := NewFlatEncoder(f.Type, depth+1)
 		if enc == nil {
 			return nil
 		}
@@ -198,7 +198,7 @@ func flatStruct(t reflect.Type, depth int) flatEncoder {
 // past maxKeyLen).
 func flatSlice(t reflect.Type, depth int) flatEncoder {
 	et := t.Elem()
-	if et.Kind() == reflect.Uint8 && !et.Implements(keyerType) {
+	if et.Kind() == reflect.Uint8 && !et.Implements(KeyerType) {
 		return func(s *State, p unsafe.Pointer) {
 			h := (*sliceHeader)(p)
 			if h.data == nil {
@@ -208,7 +208,7 @@ func flatSlice(t reflect.Type, depth int) flatEncoder {
 			s.bytes(unsafe.Slice((*byte)(h.data), h.len))
 		}
 	}
-	if et.Kind() == reflect.String && !et.Implements(keyerType) {
+	if et.Kind() == reflect.String && !et.Implements(KeyerType) {
 		return func(s *State, p unsafe.Pointer) {
 			h := (*sliceHeader)(p)
 			if h.data == nil {
@@ -225,7 +225,7 @@ func flatSlice(t reflect.Type, depth int) flatEncoder {
 			}
 		}
 	}
-	elem := newFlatEncoder(et, depth+1)
+	elem := NewFlatEncoder(et, depth+1)
 	if elem == nil {
 		return nil
 	}
@@ -258,7 +258,7 @@ func flatSlice(t reflect.Type, depth int) flatEncoder {
 		s.Uvarint(uint64(n))
 		if n > 0 && least > 0 && (n > MaxKeyLen || len(s.Buf)+n*least > MaxKeyLen) {
 			s.overflow() // as sliceEncoder's loop would find
-			s.leave()
+			s.Leave()
 			return
 		}
 		for i := range n {
@@ -268,7 +268,7 @@ func flatSlice(t reflect.Type, depth int) flatEncoder {
 			s.past()
 		}
 		if n > 0 {
-			s.leave()
+			s.Leave()
 		}
 	}
 }

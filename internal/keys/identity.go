@@ -103,8 +103,8 @@ func addCleanup[S any](p *byte, f func(S), arg S) (ok bool) {
 	return true
 }
 
-// identities returns how many objects the registry tracks (for tests).
-func identities() int {
+// Identities returns how many objects the registry tracks (for tests).
+func Identities() int {
 	n := 0
 	for i := range idShards {
 		sh := &idShards[i]

@@ -193,16 +193,16 @@ func typelinks() (sections []unsafe.Pointer, offset [][]int32)
 
 var (
 	namesOnce sync.Once
-	// typeNames maps the stable name of every named type in the program
+	// TypeNames maps the stable name of every named type in the program
 	// to the type, or to nil when two types share the name.
-	typeNames map[string]reflect.Type
+	TypeNames map[string]reflect.Type
 	// ambiguousTypes caches ambiguousType per type.
 	ambiguousTypes sync.Map // reflect.Type → bool
 )
 
-// programTypes builds typeNames from the runtime's type links.
-func programTypes() {
-	typeNames = map[string]reflect.Type{}
+// ProgramTypes builds typeNames from the runtime's type links.
+func ProgramTypes() {
+	TypeNames = map[string]reflect.Type{}
 	seen := map[reflect.Type]bool{}
 	var visit func(t reflect.Type)
 	visit = func(t reflect.Type) {
@@ -212,10 +212,10 @@ func programTypes() {
 		seen[t] = true
 		if t.Name() != "" && t.PkgPath() != "" {
 			name := StableName(t)
-			if prev, ok := typeNames[name]; ok && prev != t {
-				typeNames[name] = nil
+			if prev, ok := TypeNames[name]; ok && prev != t {
+				TypeNames[name] = nil
 			} else if !ok {
-				typeNames[name] = t
+				TypeNames[name] = t
 			}
 		}
 		switch t.Kind() {
@@ -254,14 +254,14 @@ func typeAt(p unsafe.Pointer) reflect.Type {
 	return reflect.TypeOf(v)
 }
 
-// ambiguousType reports whether t, or a named type in t's name (its
+// AmbiguousType reports whether t, or a named type in t's name (its
 // element, key, fields, parameters), has a name that another type of the
 // program shares, or that the program's type table does not hold.
-func ambiguousType(t reflect.Type) bool {
+func AmbiguousType(t reflect.Type) bool {
 	if a, ok := ambiguousTypes.Load(t); ok {
 		return a.(bool)
 	}
-	namesOnce.Do(programTypes)
+	namesOnce.Do(ProgramTypes)
 	a := ambiguousIn(t, map[reflect.Type]bool{})
 	ambiguousTypes.Store(t, a)
 	return a
@@ -276,7 +276,7 @@ func ambiguousIn(t reflect.Type, seen map[reflect.Type]bool) bool {
 		if t.PkgPath() == "" {
 			return false // predeclared: int, string, error...
 		}
-		return typeNames[StableName(t)] != t
+		return TypeNames[StableName(t)] != t
 	}
 	switch t.Kind() {
 	case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Chan:

@@ -38,12 +38,12 @@ const MaxDepth = 1000
 // rather than walked again (see keyState.shared).
 const MaxKeyLen = 4 << 20
 
-// shareFrom and shareMin decide which containers a key records for reuse
-// (see keyState.shared): once the key has passed shareFrom bytes, each
+// ShareFrom and shareMin decide which containers a key records for reuse
+// (see keyState.shared): once the key has passed ShareFrom bytes, each
 // container whose encoding took at least shareMin bytes. Smaller keys, the
 // usual ones, record nothing and pay nothing for it.
 const (
-	shareFrom = 64 << 10
+	ShareFrom = 64 << 10
 	shareMin  = 256
 )
 
@@ -60,7 +60,7 @@ type Encoder func(s *State, v reflect.Value)
 // State is the scratch space of one key encoding. States are pooled.
 type State struct {
 	Buf  []byte
-	path []visit          // containers being encoded, for cycle detection
+	Path []Visit          // containers being encoded, for cycle detection
 	Refs []unsafe.Pointer // Go objects keyed by identity in this key
 	// Deref makes pointers key by the value they point to (WithDeref).
 	Deref bool
@@ -105,9 +105,9 @@ type State struct {
 	// passed); keyers counts the CacheKey results being encoded, which
 	// may be new objects each call and are never recorded.
 	backrefs, hiPath, hiDepth, keyers int
-	// share is set by tests: 1 records every container from the first
+	// Share is set by tests: 1 records every container from the first
 	// byte, -1 none.
-	share int8
+	Share int8
 }
 
 // place is a container: its data, its length (slices) and its type.
@@ -117,12 +117,12 @@ type place struct {
 	t reflect.Type
 }
 
-// visit is one container on the encoding path, with the state its walk
+// Visit is one container on the encoding path, with the state its walk
 // started from.
-type visit struct {
-	p        unsafe.Pointer
+type Visit struct {
+	P        unsafe.Pointer
 	n        int
-	t        reflect.Type
+	T        reflect.Type
 	start    int // len(buf) at enter
 	backrefs int
 	depth    int // keyState.depth at enter
@@ -154,8 +154,8 @@ func PutState(s *State) {
 	// Drop every pointer the state ever held, not only those up to the
 	// lengths (0 after a balanced encoding): a pooled state must not keep
 	// an earlier key's objects alive.
-	clear(s.path[:cap(s.path)])
-	s.path = s.path[:0]
+	clear(s.Path[:cap(s.Path)])
+	s.Path = s.Path[:0]
 	clear(s.Refs[:cap(s.Refs)])
 	s.Refs = s.Refs[:0]
 	s.Deref = false
@@ -170,7 +170,7 @@ func PutState(s *State) {
 	clear(s.sharedLog[:cap(s.sharedLog)])
 	s.sharedLog = s.sharedLog[:0]
 	s.backrefs, s.hiPath, s.hiDepth, s.keyers = 0, 0, 0, 0
-	s.share = 0
+	s.Share = 0
 	statePool.Put(s)
 }
 
@@ -251,14 +251,14 @@ func (s *State) enter(p unsafe.Pointer, n int, t reflect.Type) bool {
 		s.overflow()
 		return false
 	}
-	if len(s.path) >= MaxDepth {
+	if len(s.Path) >= MaxDepth {
 		s.nonce()
 		return false
 	}
 	cyclic := false
-	for i := range s.path {
-		e := &s.path[i]
-		if e.p == p && e.n == n && e.t == t {
+	for i := range s.Path {
+		e := &s.Path[i]
+		if e.P == p && e.n == n && e.T == t {
 			cyclic = true
 			break
 		}
@@ -281,34 +281,34 @@ func (s *State) enter(p unsafe.Pointer, n int, t reflect.Type) bool {
 
 // push opens container pl on the path.
 func (s *State) push(pl place) {
-	s.path = append(s.path, visit{
-		p: pl.p, n: pl.n, t: pl.t, start: len(s.Buf), backrefs: s.backrefs, depth: s.depth,
+	s.Path = append(s.Path, Visit{
+		P: pl.p, n: pl.n, T: pl.t, start: len(s.Buf), backrefs: s.backrefs, depth: s.depth,
 		log: len(s.sharedLog), hiPath: s.hiPath, hiDepth: s.hiDepth,
 	})
-	s.hiPath, s.hiDepth = len(s.path), s.depth
+	s.hiPath, s.hiDepth = len(s.Path), s.depth
 }
 
-// leave closes the innermost container. Once the key has passed shareFrom
+// Leave closes the innermost container. Once the key has passed shareFrom
 // bytes, it records the container's encoding when that encoding is the
 // container's alone: it is a Go object reachable from the arguments for
 // the whole key (not under a CacheKey result, whose address a later
 // result may reuse), the walk wrote no back-reference (none left the
 // container, so the walk did not depend on the path above it) and no
 // nonce, and its bytes are where they will stay.
-func (s *State) leave() {
-	v := &s.path[len(s.path)-1]
-	if s.shared != nil || len(s.Buf) > shareFrom || s.share > 0 {
+func (s *State) Leave() {
+	v := &s.Path[len(s.Path)-1]
+	if s.shared != nil || len(s.Buf) > ShareFrom || s.Share > 0 {
 		s.record(v)
 	}
 	s.hiPath, s.hiDepth = max(s.hiPath, v.hiPath), max(s.hiDepth, v.hiDepth)
-	s.path = s.path[:len(s.path)-1]
+	s.Path = s.Path[:len(s.Path)-1]
 }
 
-func (s *State) record(v *visit) {
-	if s.share < 0 {
+func (s *State) record(v *Visit) {
+	if s.Share < 0 {
 		return
 	}
-	if v.p != nil && v.t.Kind() == reflect.Map {
+	if v.P != nil && v.T.Kind() == reflect.Map {
 		// The map's pairs were rewritten in order: what was recorded
 		// inside them has moved.
 		for _, pl := range s.sharedLog[v.log:] {
@@ -317,20 +317,20 @@ func (s *State) record(v *visit) {
 		clear(s.sharedLog[v.log:])
 		s.sharedLog = s.sharedLog[:v.log]
 	}
-	if v.p == nil || s.Never || s.keyers > 0 || s.backrefs != v.backrefs ||
-		len(s.Buf)-v.start < shareMin && s.share == 0 {
+	if v.P == nil || s.Never || s.keyers > 0 || s.backrefs != v.backrefs ||
+		len(s.Buf)-v.start < shareMin && s.Share == 0 {
 		return
 	}
 	if s.shared == nil {
 		s.shared = make(map[place]span)
 	}
-	pl := place{v.p, v.n, v.t}
+	pl := place{v.P, v.n, v.T}
 	if _, ok := s.shared[pl]; ok {
 		return
 	}
 	s.shared[pl] = span{
 		start: v.start, end: len(s.Buf),
-		height: s.hiPath - (len(s.path) - 1), dheight: s.hiDepth - v.depth,
+		height: s.hiPath - (len(s.Path) - 1), dheight: s.hiDepth - v.depth,
 	}
 	s.sharedLog = append(s.sharedLog, pl)
 }
@@ -343,7 +343,7 @@ func (s *State) record(v *visit) {
 // container on it), nor on buf (past maxKeyLen the key is lost either way).
 func (s *State) reuse(pl place) bool {
 	r, ok := s.shared[pl]
-	if !ok || len(s.path)+r.height > MaxDepth || s.depth+r.dheight > MaxDepth {
+	if !ok || len(s.Path)+r.height > MaxDepth || s.depth+r.dheight > MaxDepth {
 		return false
 	}
 	if len(s.Buf)+r.end-r.start > MaxKeyLen {
@@ -351,7 +351,7 @@ func (s *State) reuse(pl place) bool {
 		return true
 	}
 	s.Buf = append(s.Buf, s.Buf[r.start:r.end]...)
-	s.hiPath, s.hiDepth = max(s.hiPath, len(s.path)+r.height), max(s.hiDepth, s.depth+r.dheight)
+	s.hiPath, s.hiDepth = max(s.hiPath, len(s.Path)+r.height), max(s.hiDepth, s.depth+r.dheight)
 	return true
 }
 

@@ -9,7 +9,7 @@ import (
 // location), and types with a CacheKey method (by what it returns).
 
 var (
-	keyerType = reflect.TypeFor[keyer]()
+	KeyerType = reflect.TypeFor[keyer]()
 	TimeType  = reflect.TypeFor[time.Time]()
 )
 
