@@ -97,7 +97,7 @@ func (b *batchFunc[K, V]) lookup(k K) (o outcome[V], hit bool, s *keys.State, h 
 // errAbsent is the outcome's error of a key the batch function left out of
 // its map: the key is absent from Batch's result, and Single's ErrNotFound.
 // Like any error it is stored only with WithErrorTTL: a negative entry.
-var errAbsent error = absentError{}
+var errAbsent = error(absentError{}) // not "var errAbsent error": go doc would then list New apart from Cache
 
 type absentError struct{}
 
