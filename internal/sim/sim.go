@@ -28,8 +28,24 @@ func New(kind policies.Kind, size int) *Cache {
 	if size <= 0 {
 		panic(fmt.Sprintf("memo: sim: size %d, want > 0", size))
 	}
+	return newHashed(kind, size, Hash)
+}
+
+// NewSeeded is New with W-TinyLFU hashing a key by SeededHash(key, seed)
+// rather than Hash: another draw of the hash function, as another key type
+// or encoding gives the policy in a memo cache. Replays over several seeds
+// tell a policy's design from the luck of one hash (issue 20). It panics
+// as New does.
+func NewSeeded(kind policies.Kind, size int, seed uint64) *Cache {
+	if size <= 0 {
+		panic(fmt.Sprintf("memo: sim: size %d, want > 0", size))
+	}
+	return newHashed(kind, size, func(n *policies.Node[uint64]) uint64 { return SeededHash(n.Value, seed) })
+}
+
+func newHashed(kind policies.Kind, size int, hash func(*policies.Node[uint64]) uint64) *Cache {
 	return &Cache{
-		policy:    policies.NewSized(kind, size, Hash),
+		policy:    policies.NewSized(kind, size, hash),
 		addFirst:  kind == policies.WTinyLFU,
 		recording: kind != policies.WTinyLFU,
 		index:     make(map[uint64]*policies.Node[uint64], size),
@@ -74,6 +90,17 @@ func (c *Cache) Access(key uint64) bool {
 // hash of the key (the sketch spreads it further).
 func Hash(n *policies.Node[uint64]) uint64 { return n.Value * 0x9e3779b97f4a7c15 }
 
+// SeededHash is splitmix64 (Steele, Lea and Flood, "Fast Splittable
+// Pseudorandom Number Generators", OOPSLA 2014) of key xor a multiple of
+// seed: for each seed, a well-mixed hash unrelated to the other seeds'.
+func SeededHash(key, seed uint64) uint64 {
+	x := key ^ seed*0x632be59bd9b4e019
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
 // Result returns the counts so far.
 func (c *Cache) Result() Result { return c.result }
 
@@ -96,6 +123,15 @@ func (r Result) String() string { return fmt.Sprintf("%.2f", r.HitRatio()) }
 // Replay runs keys through a new Cache of size entries evicting by kind.
 func Replay(kind policies.Kind, size int, keys []uint64) Result {
 	c := New(kind, size)
+	for _, k := range keys {
+		c.Access(k)
+	}
+	return c.Result()
+}
+
+// ReplaySeeded is Replay with the keys hashed by SeededHash(key, seed).
+func ReplaySeeded(kind policies.Kind, size int, keys []uint64, seed uint64) Result {
+	c := NewSeeded(kind, size, seed)
 	for _, k := range keys {
 		c.Access(k)
 	}
