@@ -167,12 +167,6 @@ func (cl *Call) Bind(ctx context.Context, deadline time.Time) {
 	cl.ctx, cl.deadline = ctx, deadline
 }
 
-// Until returns when cl, a refresh, must end at the latest (see
-// StartRefresh), on the wall clock.
-func (cl *Call) Until(c *Core) time.Time {
-	return time.Now().Add(time.Duration(cl.until - c.Now()))
-}
-
 // RunsHere records the calling goroutine as the one that runs cl's
 // execution (a batch's goroutine): a call for cl's key made on it does not
 // wait on cl (see Join).

@@ -449,3 +449,9 @@ func (c *Core) StaleServed(cl *Call) {
 		c.Rec.StaleServed(1)
 	}
 }
+
+// Until returns when cl, a refresh, must end at the latest (see
+// StartRefresh), on the wall clock.
+func (cl *Call) Until(c *Core) time.Time {
+	return time.Now().Add(time.Duration(cl.until - c.Now()))
+}
