@@ -156,7 +156,7 @@ func (w *wrapped) miss(s *keys.State, h uint64, due bool, args []reflect.Value) 
 			own = func() { args = w.own(args) }
 		}
 	}
-	run := func(ctx context.Context) []reflect.Value {
+	run := func(ctx context.Context, _ struct{}) []reflect.Value {
 		in := args
 		if w.ctx {
 			in = slices.Clone(args)
@@ -184,7 +184,7 @@ func (w *wrapped) miss(s *keys.State, h uint64, due bool, args []reflect.Value) 
 			}, verify
 		}
 	}
-	return miss(w, s, h, due, request[[]reflect.Value]{ctx: ctx, run: run, own: own, detach: detach, verify: verify, cancelled: w.cancelled})
+	return miss(w, s, h, due, request[struct{}, []reflect.Value]{ctx: ctx, fn: run, own: own, detach: detach, verify: verify, cancelled: w.cancelled})
 }
 
 // sameKey reports whether args still encode to key: an execution that

@@ -32,13 +32,16 @@ func result(cl *engine.Call) any {
 
 // A request is what the miss path needs of one memoized call besides its
 // key: its context and how to run the function on its arguments.
-type request[T any] struct {
+type request[A, T any] struct {
 	// ctx is the caller's context; nil for a function without one, whose
 	// leader runs the execution on its own goroutine, as singleflight does.
 	ctx context.Context
-	// run runs the function on the call's arguments, under the context it
-	// is given (the execution's).
-	run func(context.Context) T
+	// fn runs the function on the arguments a, under the context it is
+	// given (the execution's). fn is made once per memoized function and a
+	// is held by value, so that a miss makes no closure unless its
+	// execution runs on a goroutine of its own.
+	fn func(context.Context, A) T
+	a  A
 	// own, when not nil, gives the execution arguments of its own (the
 	// copiers of internal/keys): a leader that may leave first (its context
 	// can end) calls it before the execution starts.
@@ -67,10 +70,10 @@ type request[T any] struct {
 // that entry (or a newer one), and a miss otherwise (the entry went
 // meanwhile: evicted, invalidated, or past its TTL). A call whose key can
 // never hit again runs on its own (see uncacheable).
-func miss[T any](w *wrapped, s *keys.State, h uint64, due bool, rq request[T]) T {
+func miss[A, T any](w *wrapped, s *keys.State, h uint64, due bool, rq request[A, T]) T {
 	c := &w.c.e
 	if s.Never {
-		return uncacheable(w, s, rq.ctx, rq.run, rq.cancelled)
+		return uncacheable(w, s, rq.ctx, rq.runFunc(), rq.cancelled)
 	}
 	if rq.ctx != nil && rq.ctx.Err() != nil {
 		keys.PutState(s)
@@ -109,12 +112,12 @@ func miss[T any](w *wrapped, s *keys.State, h uint64, due bool, rq request[T]) T
 		tk = tierKeyOf(w, s)
 	}
 	keys.PutState(s)
-	f := flight[T]{w: w, rq: rq, t: tally{&c.Rec, due}, outer: outer, plain: rq.run, judge: w.judgeFn, tk: tk}
+	f := flight[A, T]{w: w, rq: rq, t: tally{&c.Rec, due}, outer: outer, judge: w.judgeFn, tk: tk}
 	if tk != nil && r != engine.Late {
 		// The tier's path decides once whether and how long to store
 		// (WithCacheIf, WithTTLFunc), for the tier and for the local cache.
 		tv := new(tierVerdict)
-		f.rq.run = viaTier(w, w.tier.b.Load, *tk, rq.run, nil, tv)
+		f.tiered = viaTier(w, w.tier.b.Load, *tk, rq.runFunc(), nil, tv)
 		f.judge = w.tierJudge(tv)
 	}
 	return f.settle(n, cl, r)
@@ -131,22 +134,37 @@ func (w *wrapped) prepare(cl *engine.Call, refs []unsafe.Pointer) {
 	}
 }
 
+// runFunc returns rq's function bound to its arguments.
+func (rq *request[A, T]) runFunc() func(context.Context) T {
+	fn, a := rq.fn, rq.a
+	return func(ctx context.Context) T { return fn(ctx, a) }
+}
+
 // A flight is a miss after its join: the request, how it is counted, and
 // how its execution's results are judged and reach the tier.
-type flight[T any] struct {
-	w     *wrapped
-	rq    request[T] // run goes through the tier when tk is set
-	t     tally
-	outer *engine.Call            // the execution the caller runs inside, if any
-	plain func(context.Context) T // rq.run before the tier's path: a refresh takes the tier's Refresh instead
-	judge engine.Verdict          // w.judge, or the tier path's decision
-	tk    *TierKey                // the key's tier key, nil when the call does not go through a tier
+type flight[A, T any] struct {
+	w      *wrapped
+	rq     request[A, T]
+	t      tally
+	outer  *engine.Call            // the execution the caller runs inside, if any
+	tiered func(context.Context) T // rq's run through the tier's Load when tk is set (a refresh takes its Refresh instead); else nil
+	judge  engine.Verdict          // w.judge, or the tier path's decision
+	tk     *TierKey                // the key's tier key, nil when the call does not go through a tier
+}
+
+// exec returns what the execution runs under the context it is given:
+// the function through the tier, or the function itself.
+func (f *flight[A, T]) exec() func(context.Context) T {
+	if f.tiered != nil {
+		return f.tiered
+	}
+	return f.rq.runFunc()
 }
 
 // settle finishes a miss from what join made of it (n, cl, r): a value to
 // serve at once, a call to run alone, or an execution to lead or wait on,
 // joining again while the execution it waited on says to start over.
-func (f *flight[T]) settle(n *engine.Node, cl *engine.Call, r engine.Role) T {
+func (f *flight[A, T]) settle(n *engine.Node, cl *engine.Call, r engine.Role) T {
 	w, c := f.w, &f.w.c.e
 	for {
 		switch r {
@@ -154,7 +172,7 @@ func (f *flight[T]) settle(n *engine.Node, cl *engine.Call, r engine.Role) T {
 			f.t.coalesced() // stored by an execution that ended meanwhile, or stale in an outage
 			switch {
 			case r == engine.Late && cl != nil:
-				startRefresh(w, cl, f.rq.ctx, f.plain, f.rq.detach, f.rq.verify, f.tk)
+				startRefresh(w, cl, f.rq.ctx, f.rq.runFunc(), f.rq.detach, f.rq.verify, f.tk)
 			case r == engine.Stale:
 				c.Rec.StaleServed(1)
 			}
@@ -164,7 +182,7 @@ func (f *flight[T]) settle(n *engine.Node, cl *engine.Call, r engine.Role) T {
 				c.Logger.Warn("memo: a call from inside an execution for its own key runs on its own, without joining it",
 					"cache", c.Name, "func", w.typ.String())
 			}
-			return runAlone(w, f.t, f.rq.ctx, f.rq.run)
+			return runAlone(w, f.t, f.rq.ctx, f.exec())
 		}
 		v, again := f.await(cl, r)
 		if !again {
@@ -189,7 +207,7 @@ func (f *flight[T]) settle(n *engine.Node, cl *engine.Call, r engine.Role) T {
 // keeps the caller's values and deadline and is cancelled when the last
 // caller leaves, and every caller, the leader too, waits until the
 // execution is done or its own context ends (then it gets cancelled).
-func (f *flight[T]) await(cl *engine.Call, r engine.Role) (v T, again bool) {
+func (f *flight[A, T]) await(cl *engine.Call, r engine.Role) (v T, again bool) {
 	c, ctx := &f.w.c.e, f.rq.ctx
 	if ctx == nil {
 		if r == engine.Joining {
@@ -202,8 +220,13 @@ func (f *flight[T]) await(cl *engine.Call, r engine.Role) (v T, again bool) {
 			return as[T](result(cl)), false
 		}
 		f.t.led()
-		run := f.rq.run
-		c.Execute(cl, f.judge, func() any { return run(nil) })
+		fn, a, tiered := f.rq.fn, f.rq.a, f.tiered
+		c.Execute(cl, f.judge, func() any {
+			if tiered != nil {
+				return tiered(nil)
+			}
+			return fn(nil, a)
+		})
 		if cl.Panicked {
 			panic(cl.Pval)
 		}
@@ -215,8 +238,13 @@ func (f *flight[T]) await(cl *engine.Call, r engine.Role) (v T, again bool) {
 		// has no deadline): it runs the execution on its own goroutine, as
 		// a caller without a context does, rather than start one.
 		f.t.led()
-		runCtx, run := cl.StartInline(ctx), f.rq.run
-		c.Run(cl, f.judge, func() any { return run(runCtx) })
+		runCtx, fn, a, tiered := cl.StartInline(ctx), f.rq.fn, f.rq.a, f.tiered
+		c.Run(cl, f.judge, func() any {
+			if tiered != nil {
+				return tiered(runCtx)
+			}
+			return fn(runCtx, a)
+		})
 		if cl.Panicked {
 			panic(cl.Pval)
 		}
@@ -231,7 +259,7 @@ func (f *flight[T]) await(cl *engine.Call, r engine.Role) (v T, again bool) {
 			}
 			cl.Verify = f.rq.verify
 		}
-		runCtx, run := cl.Start(ctx), f.rq.run
+		runCtx, run := cl.Start(ctx), f.exec()
 		go c.Run(cl, f.judge, func() any { return run(runCtx) })
 	}
 	select {

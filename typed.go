@@ -200,7 +200,7 @@ func do1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Contex
 			s := keys.GetState()
 			s.Buf = binary.LittleEndian.AppendUint64(s.Buf, w.fid)
 			s.Buf = append(append(s.Buf, byte(len(str))), str...)
-			return miss(w, s, h, v == engine.RefreshDue, request[T]{ctx: ctx, run: func(ctx context.Context) T { return run(ctx, a) }, cancelled: cancelledOutcome[T]})
+			return miss(w, s, h, v == engine.RefreshDue, request[A, T]{ctx: ctx, fn: run, a: a, cancelled: cancelledOutcome[T]})
 		}
 		var arr [64]byte
 		k := binary.LittleEndian.AppendUint64(arr[:0], w.fid)
@@ -212,7 +212,7 @@ func do1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Contex
 			}
 			s := keys.GetState()
 			s.Buf = append(s.Buf, k...)
-			return miss(w, s, h, v == engine.RefreshDue, request[T]{ctx: ctx, run: func(ctx context.Context) T { return run(ctx, a) }, cancelled: cancelledOutcome[T]})
+			return miss(w, s, h, v == engine.RefreshDue, request[A, T]{ctx: ctx, fn: run, a: a, cancelled: cancelledOutcome[T]})
 		}
 	}
 	return slow1(w, a, ctx, run)
@@ -252,7 +252,7 @@ func miss1[A, T any](w *wrapped, s *keys.State, h uint64, due bool, ctx context.
 			}
 		}
 	}
-	return miss(w, s, h, due, request[T]{ctx: ctx, run: func(ctx context.Context) T { return run(ctx, a) }, own: own, detach: detach, verify: verify1(w, &a), cancelled: cancelledOutcome[T]})
+	return miss(w, s, h, due, request[struct{}, T]{ctx: ctx, fn: func(ctx context.Context, _ struct{}) T { return run(ctx, a) }, own: own, detach: detach, verify: verify1(w, &a), cancelled: cancelledOutcome[T]})
 }
 
 // verify1 returns the verify of an execution that runs on *a (see
@@ -303,7 +303,7 @@ func do2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(contex
 			}
 			s := keys.GetState()
 			s.Buf = append(s.Buf, k...)
-			return miss(w, s, h, v == engine.RefreshDue, request[T]{ctx: ctx, run: func(ctx context.Context) T { return run(ctx, a, b) }, cancelled: cancelledOutcome[T]})
+			return miss(w, s, h, v == engine.RefreshDue, request[pair[A, B], T]{ctx: ctx, fn: run2(run), a: pair[A, B]{a, b}, cancelled: cancelledOutcome[T]})
 		}
 	}
 	return slow2(w, a, b, ctx, run)
@@ -339,7 +339,7 @@ func miss2[A, B, T any](w *wrapped, s *keys.State, h uint64, due bool, ctx conte
 			}
 		}
 	}
-	return miss(w, s, h, due, request[T]{ctx: ctx, run: func(ctx context.Context) T { return run(ctx, a, b) }, own: own, detach: detach, verify: verify2(w, &a, &b), cancelled: cancelledOutcome[T]})
+	return miss(w, s, h, due, request[struct{}, T]{ctx: ctx, fn: func(ctx context.Context, _ struct{}) T { return run(ctx, a, b) }, own: own, detach: detach, verify: verify2(w, &a, &b), cancelled: cancelledOutcome[T]})
 }
 
 // verify2 is verify1 for two arguments.
@@ -426,4 +426,15 @@ func appendBasic[A any](b []byte, a A) ([]byte, bool) {
 		return binary.LittleEndian.AppendUint64(b, math.Float64bits(v)), true
 	}
 	return b, false
+}
+
+// pair holds the two arguments of a Func2 call (see request).
+type pair[A, B any] struct {
+	a A
+	b B
+}
+
+// run2 adapts a two-argument run to a request's.
+func run2[A, B, T any](run func(context.Context, A, B) T) func(context.Context, pair[A, B]) T {
+	return func(ctx context.Context, p pair[A, B]) T { return run(ctx, p.a, p.b) }
 }
