@@ -255,7 +255,12 @@ func (b *batchFunc[K, V]) resolve(ctx context.Context, pend []keyed[K], res *bat
 			}
 			return joined, ctx.Err()
 		}
-		var lead, refresh, wait []*keyed[K]
+		// inline: this call will run fn for the keys it leads on its own
+		// goroutine (see lead), so Join need not make their done channels.
+		inline := b.window == nil && b.w.tier == nil && ctx.Done() == nil && (b.maxBatch == 0 || len(pend) <= b.maxBatch)
+		var refresh []*keyed[K]
+		lead := make([]*keyed[K], 0, len(pend))
+		wait := make([]*keyed[K], 0, len(pend))
 		var alone []K
 		for i := range pend {
 			p := &pend[i]
@@ -266,7 +271,7 @@ func (b *batchFunc[K, V]) resolve(ctx context.Context, pend []keyed[K], res *bat
 				t.led()
 				continue
 			}
-			p.n, p.cl, p.r = c.Join(p.s.Buf, p.h, goid.Current(), outer, false, w.fo)
+			p.n, p.cl, p.r = c.Join(p.s.Buf, p.h, goid.Current(), outer, inline, w.fo)
 			if p.due {
 				if p.r == engine.Found || p.r == engine.Late {
 					c.Hit(p.n, p.h)
@@ -316,8 +321,15 @@ func (b *batchFunc[K, V]) resolve(ctx context.Context, pend []keyed[K], res *bat
 		}
 		var again []keyed[K]
 		for i, p := range wait {
+			done := p.cl.Done
+			if done == nil {
+				// A key led and computed inline, which nobody joined: it
+				// has ended (a joiner would have made done, under the
+				// shard's lock, before the call was taken out of it).
+				done = closedChan
+			}
 			select {
-			case <-p.cl.Done:
+			case <-done:
 			case <-ctx.Done():
 				for _, q := range wait[i:] {
 					c.Leave(q.cl)
@@ -383,6 +395,8 @@ func (b *batchFunc[K, V]) lead(ctx context.Context, lead []*keyed[K], alone []K)
 		return b.window.add(ctx, lead)
 	}
 	g := newBatchGroup(b, false)
+	g.keys = make([]K, 0, len(lead)+len(alone))
+	g.calls = make([]*engine.Call, 0, len(lead)+len(alone))
 	g.add(ctx, lead, alone)
 	if ctx.Done() == nil && (b.maxBatch == 0 || len(g.keys) <= b.maxBatch) {
 		// The caller can never leave (nothing cancels its context): it
@@ -627,8 +641,7 @@ func (g *batchGroup[K, V]) run(ctx context.Context, lo, hi int) {
 		ended = true
 		return
 	}
-	var ke KeyErrors[K]
-	c.Rec.Execution(time.Since(start), err != nil && !errors.As(err, &ke))
+	c.Rec.Execution(time.Since(start), err != nil && !isKeyErrors[K](err))
 	for i, k := range ks {
 		o := outcomeOf(k, m, err)
 		switch cl := calls[i]; {
@@ -947,3 +960,17 @@ func pendingHas[K comparable](pend []keyed[K], set map[K]struct{}, k K) bool {
 	}
 	return false
 }
+
+// isKeyErrors reports whether err is, or wraps, a KeyErrors[K]: fn failed
+// some keys only.
+func isKeyErrors[K comparable](err error) bool {
+	var ke KeyErrors[K]
+	return errors.As(err, &ke)
+}
+
+// closedChan is a closed channel, for a call that has ended.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
