@@ -279,3 +279,19 @@ func (c *Cache) noteUncacheable(tooLong bool) {
 	c.e.Logger.LogAttrs(context.Background(), slog.LevelWarn, "memo: call not cached: its key can never hit again",
 		slog.String("cache", c.e.Name), slog.String("reason", reason))
 }
+
+// loggedAmbiguous holds the types noteAmbiguous has logged.
+var loggedAmbiguous sync.Map
+
+// noteAmbiguous logs, once per type in the process, through the cache's
+// logger, that keys holding t stay local.
+func (c *Cache) noteAmbiguous(t reflect.Type) {
+	if c.e.Logger == nil {
+		return
+	}
+	if _, done := loggedAmbiguous.LoadOrStore(t, struct{}{}); done {
+		return
+	}
+	c.e.Logger.LogAttrs(context.Background(), slog.LevelWarn, "memo: calls not shared through the tier: another type of the program has the same name (a type declared inside a function?); give the type a name of its own at package level",
+		slog.String("cache", c.e.Name), slog.String("type", keys.StableName(t)))
+}

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"log/slog"
 	"math/bits"
 	"reflect"
 	"runtime"
@@ -386,19 +385,3 @@ func (e *bindError) Error() string {
 }
 
 func (e *bindError) Unwrap() error { return e.err }
-
-// loggedAmbiguous holds the types noteAmbiguous has logged.
-var loggedAmbiguous sync.Map
-
-// noteAmbiguous logs, once per type in the process, through the cache's
-// logger, that keys holding t stay local.
-func (c *Cache) noteAmbiguous(t reflect.Type) {
-	if c.e.Logger == nil {
-		return
-	}
-	if _, done := loggedAmbiguous.LoadOrStore(t, struct{}{}); done {
-		return
-	}
-	c.e.Logger.LogAttrs(context.Background(), slog.LevelWarn, "memo: calls not shared through the tier: another type of the program has the same name (a type declared inside a function?); give the type a name of its own at package level",
-		slog.String("cache", c.e.Name), slog.String("type", keys.StableName(t)))
-}
