@@ -127,3 +127,32 @@ func runNames(name string) bool {
 	f := flag.Lookup("test.run")
 	return f != nil && strings.Contains(f.Value.String(), name)
 }
+
+// TestMemoryFullSmallCache measures a full 1,024-entry cache (int → int)
+// with W-TinyLFU, memo's default, against LRU: issue 20 bounds the first
+// at 1.5 times the second (heap after GC). Run with MEMO_BENCH_MEMORY=1.
+func TestMemoryFullSmallCache(t *testing.T) {
+	if os.Getenv("MEMO_BENCH_MEMORY") != "1" && !runNames("TestMemoryFullSmallCache") {
+		t.Skip("set MEMO_BENCH_MEMORY=1 or -run TestMemoryFullSmallCache to measure")
+	}
+	const n, caches = 1024, 64 // many caches, so that the heap's noise is small against them
+	size := func(opts ...memo.Option) float64 {
+		before := heapAfterGC()
+		fs := make([]func(int) int, caches)
+		for c := range fs {
+			fs[c] = memo.Func(square, append([]memo.Option{memo.WithMaxSize(n)}, opts...)...)
+			for i := range 2 * n { // full, and every entry used twice: the policy's state made
+				fs[c](i % n)
+			}
+			if got := memo.CacheOf(fs[c]).Len(); got != n {
+				t.Fatalf("cache %d holds %d entries, want %d", c, got, n)
+			}
+		}
+		after := heapAfterGC()
+		runtime.KeepAlive(fs)
+		return float64(int64(after)-int64(before)) / caches
+	}
+	w := size()
+	l := size(memo.WithPolicy(policies.LRU))
+	t.Logf("full %d-entry cache: W-TinyLFU %.0f bytes, LRU %.0f bytes (%.2fx)", n, w, l, w/l)
+}
