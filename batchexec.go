@@ -793,6 +793,10 @@ func (b *batchFunc[K, V]) viaTier(ctx context.Context, lead []*keyed[K]) (local 
 	if len(tiered) == 0 {
 		return local
 	}
+	tiered = b.peek(ctx, tiered)
+	if len(tiered) == 0 {
+		return local
+	}
 	tg := &tierGroup[K, V]{b: b, total: len(tiered)}
 	for _, p := range tiered {
 		k, cl := p.k, p.cl
@@ -808,11 +812,43 @@ func (b *batchFunc[K, V]) viaTier(ctx context.Context, lead []*keyed[K]) (local 
 	return local
 }
 
+// peek reads the keys of tiered through the tier's binding in one go when
+// it can (TierPeeker): each key found ends its call with the tier's value,
+// as a tier hit of its Load would, and peek returns the keys not found,
+// which go through Load one by one.
+func (b *batchFunc[K, V]) peek(ctx context.Context, tiered []*keyed[K]) (missed []*keyed[K]) {
+	w := b.w
+	p, ok := w.tier.b.(TierPeeker)
+	if !ok || len(tiered) < 2 {
+		return tiered
+	}
+	c := &w.c.e
+	tks := make([]TierKey, len(tiered))
+	for i, k := range tiered {
+		tks[i] = *k.tk
+	}
+	start := time.Now()
+	res, ttls, found := p.Peek(ctx, tks)
+	took := time.Since(start)
+	for i, k := range tiered {
+		if i >= len(found) || !found[i] || len(res[i]) == 0 {
+			missed = append(missed, k)
+			continue
+		}
+		tv := &tierVerdict{set: true}
+		tv.ttl, tv.store = w.hitTTL(ttls[i])
+		c.Rec.Execution(took, false) // an execution the tier answered (see Stats.TierHits)
+		c.Rec.TierHit()
+		c.Complete(k.cl, w.tierJudge(tv), tierValue[outcome[V]](w, res[i]))
+	}
+	return missed
+}
+
 // tierGroupWindow bounds how long the keys of a tiered batch call that
 // must be computed wait for the rest of its keys (each either asks to
 // compute or is settled by the tier) before fn is called for those that
 // asked: a key may wait on another replica's lease meanwhile.
-const tierGroupWindow = 2 * time.Millisecond
+const tierGroupWindow = 20 * time.Millisecond
 
 // A tierGroup gathers the keys of one batch call whose tier Loads ask to
 // compute them (see batchFunc.viaTier) into as few fn calls as it can.

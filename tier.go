@@ -153,3 +153,16 @@ type TierBinding interface {
 type TierCompute = func(ctx context.Context) (results []any, ttl time.Duration, store bool)
 
 // tierName → weak.Pointer[wrapped]
+
+// TierPeeker is an optional interface of a [TierBinding]: a binding that
+// can read many keys at once implements it, and a function memoized by
+// [Batch] reads the keys a call leads through it before it loads the rest
+// one by one. Peek returns, for each key of keys, its results, how long
+// they have left (0 for none), and whether it was found; a key whose value
+// cannot be read or decoded is not found (the per-key Load then runs for
+// it, under its lease). It must make as few round trips as it can (one
+// per node of a cluster), take no lease and write nothing, and is called
+// from many goroutines at once.
+type TierPeeker interface {
+	Peek(ctx context.Context, keys []TierKey) (results [][]any, ttls []time.Duration, found []bool)
+}

@@ -261,6 +261,51 @@ func remaining(v any, start time.Time) time.Duration {
 	return max(time.Duration(ms-1)*time.Millisecond-time.Since(start), 0)
 }
 
+// Peek implements [memo.TierPeeker]: the plain read of Load (GET and
+// PTTL) for every key, in one pipeline (one round trip per node of a
+// Cluster), taking no lease. A key that is pending invalidation, or whose
+// value is missing or does not decode, is not found.
+func (b *binding) Peek(ctx context.Context, keys []memo.TierKey) ([][]any, []time.Duration, []bool) {
+	t := b.t
+	res := make([][]any, len(keys))
+	ttls := make([]time.Duration, len(keys))
+	found := make([]bool, len(keys))
+	if len(keys) == 0 || t.isClosed() || !t.synced(ctx) {
+		return res, ttls, found
+	}
+	gen, ok := b.generation(ctx)
+	if !ok {
+		return res, ttls, found
+	}
+	vks := make([]string, len(keys))
+	gets := make([]*redis.StringCmd, len(keys))
+	lefts := make([]*redis.DurationCmd, len(keys))
+	start := time.Now()
+	err := t.do(ctx, func(ctx context.Context) error {
+		_, err := t.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, key := range keys {
+				vks[i], _, _ = b.keys(gen, key)
+				gets[i] = p.Get(ctx, vks[i])
+				lefts[i] = p.PTTL(ctx, vks[i])
+			}
+			return nil
+		})
+		return err
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return res, ttls, found
+	}
+	for i, key := range keys {
+		if gets[i] == nil || gets[i].Err() != nil || b.isPending(key) {
+			continue
+		}
+		if r, ok := b.decode(vks[i], []byte(gets[i].Val())); ok {
+			res[i], ttls[i], found[i] = r, remaining(int64(lefts[i].Val()/time.Millisecond), start), true
+		}
+	}
+	return res, ttls, found
+}
+
 // load is Load, or Refresh when since is not nil (8 bytes, big-endian
 // Unix nanoseconds).
 func (b *binding) load(ctx context.Context, key memo.TierKey, since []byte, compute memo.TierCompute) ([]any, time.Duration, bool) {
