@@ -585,7 +585,7 @@ func (g *batchGroup[K, V]) run(ctx context.Context, lo, hi int) {
 		}
 	}
 	c := &g.b.w.c.e
-	judge := g.b.w.judgeFn
+	judge := g.b.w
 	ended := false
 	fail := func(pval any, stack []byte) {
 		for i, k := range ks {
@@ -664,7 +664,7 @@ func (g *batchGroup[K, V]) dropLeft() {
 	j := 0
 	for i, k := range g.keys {
 		if cl := g.calls[i]; cl != nil && cl.Released() {
-			c.Complete(cl, g.b.w.judgeFn, outcome[V]{err: context.Canceled})
+			c.Complete(cl, g.b.w, outcome[V]{err: context.Canceled})
 			continue
 		}
 		g.keys[j], g.calls[j] = k, g.calls[i]

@@ -227,11 +227,13 @@ func (w *wrapped) invoke(args []reflect.Value) []reflect.Value {
 
 // cancelled returns zero results with ctx's error as the error result.
 func (w *wrapped) cancelled(ctx context.Context) []reflect.Value {
-	if w.errOut < 0 {
-		return w.zeros
+	out := make([]reflect.Value, w.typ.NumOut())
+	for i := range out {
+		out[i] = reflect.Zero(w.typ.Out(i))
 	}
-	out := slices.Clone(w.zeros)
-	err := ctx.Err()
-	out[w.errOut] = reflect.ValueOf(&err).Elem()
+	if w.errOut >= 0 {
+		err := ctx.Err()
+		out[w.errOut] = reflect.ValueOf(&err).Elem()
+	}
 	return out
 }

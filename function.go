@@ -19,9 +19,6 @@ var funcIDs atomic.Uint64
 type wrapped struct {
 	c   *Cache
 	fid uint64
-	// judgeFn is judge as a func value, made once: a method value made on
-	// each miss would cost an allocation.
-	judgeFn engine.Verdict
 	// batch is the *batchFunc of a function Batch returned (whose per-key
 	// function w describes), for Single; nil for any other.
 	batch any
@@ -48,7 +45,6 @@ type wrapped struct {
 	basic    []reflect.Kind
 	key      func([]any) any
 	errorTTL time.Duration
-	zeros    []reflect.Value   // zero results, for callers whose context ended
 	boxes    *[2]sync.Pool     // the typed paths' argument copies (see box); nil for Decorate
 	fo       *engine.FreshOpts // freshness options (fresh.go), or nil
 	tier     *tierFunc         // the function's WithTier, or nil (tier.go)
@@ -69,7 +65,6 @@ func newWrapped(v reflect.Value, cfg config) *wrapped {
 		errorTTL: cfg.errorTTL,
 		fo:       cfg.fresh.opts(),
 	}
-	w.judgeFn = w.judge
 	if w.c == nil {
 		if cfg.name == "" && cfg.symbol == "" { // Batch names its cache by the user's fn
 			cfg.symbol = symbolOf(v)
@@ -119,9 +114,6 @@ func newWrapped(v reflect.Value, cfg config) *wrapped {
 	if params != nil || copiers != nil {
 		w.shape = &argShape{params, copiers, alone}
 	}
-	for i := range t.NumOut() {
-		w.zeros = append(w.zeros, reflect.Zero(t.Out(i)))
-	}
 	return w
 }
 
@@ -160,6 +152,10 @@ func (w *wrapped) judge(val any) (failed, store bool, ttl time.Duration) {
 	failed, store, ttl = w.judgeRaw(val)
 	return failed, store, w.localTTL(ttl)
 }
+
+// Judge is judge, which makes w its own engine.Verdict (no func value
+// made per function or per miss).
+func (w *wrapped) Judge(val any) (failed, store bool, ttl time.Duration) { return w.judge(val) }
 
 // judgeRaw is judge before the tier's bound on a local entry's age: ttl
 // is the TTL the results were given (0: none), which the tier's copy

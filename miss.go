@@ -112,7 +112,7 @@ func miss[A, T any](w *wrapped, s *keys.State, h uint64, due bool, rq request[A,
 		tk = tierKeyOf(w, s)
 	}
 	keys.PutState(s)
-	f := flight[A, T]{w: w, rq: rq, t: tally{&c.Rec, due}, outer: outer, judge: w.judgeFn, tk: tk}
+	f := flight[A, T]{w: w, rq: rq, t: tally{&c.Rec, due}, outer: outer, judge: w, tk: tk}
 	if tk != nil && r != engine.Late {
 		// The tier's path decides once whether and how long to store
 		// (WithCacheIf, WithTTLFunc), for the tier and for the local cache.

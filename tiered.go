@@ -137,15 +137,15 @@ type tierVerdict struct {
 // holds (tv may be nil).
 func (w *wrapped) tierJudge(tv *tierVerdict) engine.Verdict {
 	if tv == nil {
-		return w.judgeFn
+		return w
 	}
-	return func(val any) (bool, bool, time.Duration) {
+	return engine.VerdictFunc(func(val any) (bool, bool, time.Duration) {
 		if tv.set {
 			tv.set = false
 			return tv.failed, tv.store, tv.ttl
 		}
 		return w.judge(val)
-	}
+	})
 }
 
 // resultTTL reports whether w's results have a TTL (WithTTL or

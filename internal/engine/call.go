@@ -117,8 +117,18 @@ func (sh *shard) detach(cl *Call) {
 	}
 }
 
-// A Verdict tells execute whether to store a result, and for how long.
-type Verdict func(val any) (failed, store bool, ttl time.Duration)
+// A Verdict tells Execute whether to store a result, and for how long. It
+// is an interface, so that a memoized function can be its own Verdict
+// without a func value made for it.
+type Verdict interface {
+	Judge(val any) (failed, store bool, ttl time.Duration)
+}
+
+// VerdictFunc is a func as a Verdict.
+type VerdictFunc func(val any) (failed, store bool, ttl time.Duration)
+
+// Judge calls f.
+func (f VerdictFunc) Judge(val any) (failed, store bool, ttl time.Duration) { return f(val) }
 
 // Start makes the context of cl's execution, started by a caller with
 // ctx: it keeps ctx's values and its deadline, is cancelled by cl.cancel

@@ -23,9 +23,6 @@ type Core struct {
 	MaxSize int
 	Ttl     time.Duration
 	Kind    policies.Kind // the eviction policy (kept for tests and debugging)
-	// addFirst: the policy decides admission (W-TinyLFU), so a new entry is
-	// added before evicting, and the victim may be the new entry itself.
-	addFirst bool
 	Name     string       // WithName's, or "" (see Caches)
 	Logger   *slog.Logger // WithLogger's, or nil: no logging
 	epoch    time.Time    // expiry times are durations since epoch (monotonic)
@@ -34,7 +31,7 @@ type Core struct {
 	// then a shard's mu, then a read stripe's mu.
 	Mu      sync.Mutex
 	Policy  policies.Policy[item] // made by the first store
-	expiry  []*expList
+	expiry  *[]*expList // the expiry lists, one per TTL; nil until the first entry with a TTL
 	Timer   *time.Timer
 	TimerAt int64       // when the pending timer fires; 0 when none is pending
 	watched *watchSet   // made by the first entry whose key refers to an object
@@ -53,13 +50,15 @@ func (c *Core) Init(maxSize int, ttl time.Duration, kind policies.Kind, name str
 	c.Fresh = fresh
 	// W-TinyLFU weighs the candidate against the victim once both are
 	// in; LRU and LFU evict first (see store).
-	c.addFirst = kind == policies.WTinyLFU
+	if kind == policies.WTinyLFU {
+		c.Reads.flags.Or(flagAddFirst)
+	}
 	// Nothing else is made until it is needed (shards, index table, read
 	// stripes, cleanups), so that a cache that is never used, such as that
 	// of a method value made per instance, costs a few hundred bytes.
 	c.Index.init()
 	c.Reads.sampleMask = sampleRate - 1
-	if c.addFirst {
+	if c.addFirst() {
 		c.Reads.sampleMask = 0 // W-TinyLFU's sketch needs every use
 	} else {
 		c.Reads.record()
@@ -220,4 +219,19 @@ func (w *watchSet) stopAll() {
 	}
 	clear(w.m)
 	w.mu.Unlock()
+}
+
+// addFirst reports whether the policy decides admission (W-TinyLFU), so
+// that a new entry is added before evicting, and the victim may be the new
+// entry itself. (A flag of the read buffer's word, which keeps a Cache in
+// its size class.)
+func (c *Core) addFirst() bool { return c.Reads.flags.Load()&flagAddFirst != 0 }
+
+// expiryLists returns the expiry lists; nil before the first entry with a
+// TTL.
+func (c *Core) expiryLists() []*expList {
+	if c.expiry == nil {
+		return nil
+	}
+	return *c.expiry
 }

@@ -88,7 +88,7 @@ func (c *Core) expireNode(n *Node) {
 
 func (c *Core) linkExpiry(n *Node, ttl time.Duration) {
 	var l *expList
-	for _, e := range c.expiry {
+	for _, e := range c.expiryLists() {
 		if e.ttl == ttl {
 			l = e
 			break
@@ -96,7 +96,10 @@ func (c *Core) linkExpiry(n *Node, ttl time.Duration) {
 	}
 	if l == nil {
 		l = &expList{ttl: ttl}
-		c.expiry = append(c.expiry, l)
+		if c.expiry == nil {
+			c.expiry = new([]*expList)
+		}
+		*c.expiry = append(*c.expiry, l)
 	}
 	x := Ext(n)
 	x.exp, x.expPrev, x.expNext = l, l.tail, nil
@@ -134,7 +137,7 @@ func (c *Core) unlinkExpiry(n *Node) {
 // Sweep removes every entry that has expired by now. c.mu is held.
 func (c *Core) Sweep(now int64) {
 	var expired uint64
-	for _, l := range c.expiry {
+	for _, l := range c.expiryLists() {
 		for l.head != nil && l.head.Value.X().at() <= now {
 			c.removeNode(l.head)
 			expired++
@@ -151,7 +154,7 @@ func (c *Core) Sweep(now int64) {
 // cache alive; it starts no goroutine until it fires.
 func (c *Core) schedule(now int64) {
 	var next int64
-	for _, l := range c.expiry {
+	for _, l := range c.expiryLists() {
 		if l.head != nil && (next == 0 || l.head.Value.X().at() < next) {
 			next = l.head.Value.X().at()
 		}

@@ -177,7 +177,7 @@ func (c *Core) finish(cl *Call, judge Verdict, took time.Duration, count bool) {
 		c.forget(cl)
 		return
 	}
-	failed, store, ttl := judge(cl.Val)
+	failed, store, ttl := judge.Judge(cl.Val)
 	if count {
 		c.Rec.Execution(took, failed)
 	}
@@ -303,8 +303,8 @@ func (c *Core) FailRefresh(cl *Call, pval any, stack []byte) {
 // until its TTL, and a result judge rejects removes it (it is not to be
 // served either). It sets *failed to whether the result failed.
 func (c *Core) refreshJudge(cl *Call, judge Verdict, failed *bool) Verdict {
-	return func(val any) (bool, bool, time.Duration) {
-		fail, store, ttl := judge(val)
+	return VerdictFunc(func(val any) (bool, bool, time.Duration) {
+		fail, store, ttl := judge.Judge(val)
 		*failed = fail
 		if fail {
 			return true, false, 0 // the old entry stays until its TTL
@@ -313,7 +313,7 @@ func (c *Core) refreshJudge(cl *Call, judge Verdict, failed *bool) Verdict {
 			c.dropFor(cl)
 		}
 		return false, store, ttl
-	}
+	})
 }
 
 // endRefresh counts cl, a refresh that ended, as failed or succeeded.

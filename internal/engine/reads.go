@@ -49,6 +49,7 @@ type readBuffer struct {
 const (
 	flagContended = 1 << iota // a goroutine waited for a stripe: drain adds stripes
 	flagRecording             // uses are recorded (see readBuffer)
+	flagAddFirst              // the cache's policy admits (see Core.addFirst); never changes
 )
 
 // Recording reports whether uses are recorded.

@@ -20,7 +20,7 @@ func (c *Core) Flush() {
 // is held.
 func (c *Core) DropAll() {
 	c.Hits.Add(c.Reads.reset()) // counted, kept by flush
-	if c.addFirst {
+	if c.addFirst() {
 		c.Reads.pause() // as a new cache, until half full again
 	}
 	if c.watched != nil {
@@ -159,7 +159,7 @@ func (c *Core) Store(key string, h uint64, val any, ttl time.Duration, refs []un
 		c.Policy.Replace(old, n)
 		c.Policy.Touch(n)
 		c.unlinkExpiry(old)
-	} else if c.addFirst {
+	} else if c.addFirst() {
 		// The policy admits: n goes in, and the loser of its admission
 		// (perhaps n itself) goes out.
 		c.Reads.init() // before the first entry, which the first hit finds
