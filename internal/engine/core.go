@@ -23,15 +23,15 @@ type Core struct {
 	MaxSize int
 	Ttl     time.Duration
 	Kind    policies.Kind // the eviction policy (kept for tests and debugging)
-	Name     string       // WithName's, or "" (see Caches)
-	Logger   *slog.Logger // WithLogger's, or nil: no logging
-	epoch    time.Time    // expiry times are durations since epoch (monotonic)
+	Name    string        // WithName's, or "" (see Caches)
+	Logger  *slog.Logger  // WithLogger's, or nil: no logging
+	epoch   time.Time     // expiry times are durations since epoch (monotonic)
 
 	// Mu guards the policy, the expiry lists and the timer. Lock order: mu,
 	// then a shard's mu, then a read stripe's mu.
 	Mu      sync.Mutex
 	Policy  policies.Policy[item] // made by the first store
-	expiry  *[]*expList // the expiry lists, one per TTL; nil until the first entry with a TTL
+	expiry  *[]*expList           // the expiry lists, one per TTL; nil until the first entry with a TTL
 	Timer   *time.Timer
 	TimerAt int64       // when the pending timer fires; 0 when none is pending
 	watched *watchSet   // made by the first entry whose key refers to an object
