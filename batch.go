@@ -26,8 +26,8 @@ import (
 //
 // Keys that are == collapse into one: fn never sees a key twice in one
 // call, and the result holds it once. The result map holds the keys that
-// have a value; it is never nil. fn's input slice is fn's own: it may keep
-// or change it.
+// have a value; it is not nil unless the call returns ctx.Err() (see
+// Contexts). fn's input slice is fn's own: it may keep or change it.
 //
 // # What fn returns
 //
@@ -63,10 +63,15 @@ import (
 // Every caller leaves on its own context: when ctx ends before all of its
 // keys are answered, the call returns nil and ctx.Err() at once, while the
 // executions it led or joined go on for the other callers waiting on them.
-// fn runs in a goroutine of its own, under a context that keeps the values
+// (When fn, honouring the caller's deadline, ends first with that
+// deadline's error, the keys fail with it: the call returns its map and a
+// KeyErrors, and errors.Is(err, context.DeadlineExceeded) holds either
+// way.) fn runs in a goroutine of its own, under a context that keeps the values
 // of its callers and the latest deadline among theirs, and that is
 // cancelled only when every caller waiting on any key of that execution
-// has gone. A caller whose key's execution ends with a deadline error that
+// has gone; a caller whose context can never end (ctx.Done() is nil, as
+// for context.Background()) and whose keys merge with nobody's calls fn on
+// its own goroutine, as a FuncCtx caller does. A caller whose key's execution ends with a deadline error that
 // was not its own (another caller's deadline passed) while its own context
 // is live starts, or joins, a fresh execution for that key, as [FuncCtx]
 // callers do. A nil ctx stands for context.Background().
@@ -83,8 +88,10 @@ import (
 // [Invalidate] (Invalidate(batchFn, key) drops that key's entry),
 // [InvalidateContext], [ClearAll], [Caches] and the statistics work on the
 // returned function as on any memoized function; the statistics count each
-// key as one lookup (a hit or a miss) and each call of fn as one
-// execution.
+// key as one lookup (a hit or a miss) and each call of fn as one execution
+// (so that Led, which counts the keys a caller led, may exceed TotalCalls;
+// a call of fn counts in Failures when it panics or returns an error other
+// than a KeyErrors). [WithKey] does not apply: each entry is keyed by its K.
 //
 // Batch panics, with a message that starts "memo:", on a nil fn, an
 // invalid option, or a K that is context.Context. The returned function is
@@ -99,6 +106,9 @@ func Batch[K comparable, V any](fn func(context.Context, []K) (map[K]V, error), 
 	bc, rest := splitBatchOptions(opts)
 	if err := bc.validate(); err != nil {
 		panic(err)
+	}
+	if cfg, err := newConfig(rest, true); err == nil && cfg.key != nil {
+		panic(errors.New("memo: WithKey does not apply to Batch: each entry is keyed by its K (give K a CacheKey method to choose what identifies it)"))
 	}
 	b := &batchFunc[K, V]{fn: fn, maxBatch: bc.maxBatch}
 	// The per-key function gives the batch function its keys, entries and
@@ -153,10 +163,12 @@ func Single[K comparable, V any](batch func(context.Context, []K) (map[K]V, erro
 // them (or until maxKeys keys are gathered, whichever comes first) go to
 // one call of fn. maxWait must be positive (at least a microsecond);
 // maxKeys must not be negative, and 0 means no bound but maxWait (and
-// [WithMaxBatch]). The window opens only when another call of fn is
-// already running for this batch function: a call that finds none calls
-// fn at once, so that no caller waits for a window when it is alone, and
-// the keys missed meanwhile are gathered for the next call. A caller whose
+// [WithMaxBatch]). The window opens when another call of fn is already
+// running for this batch function, or when other callers arrive with the
+// first (it lets them run once, runtime.Gosched, before it decides): a call
+// that finds no call of fn running and no other caller calls fn at once,
+// so that no caller waits for a window when it is alone, and the keys
+// missed meanwhile are gathered for the next call. A caller whose
 // context ends while its keys are gathered leaves at once; its keys that
 // no other caller wants are dropped from the gathered call.
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -806,4 +807,52 @@ func TestKeyErrors(t *testing.T) {
 	assert.ErrorIs(t, ke, errB)
 	assert.Len(t, ke.Unwrap(), 4, "errA and errB once, the two uncomparable values apart")
 	assert.Equal(t, "memo: 5 keys failed; 1: a; 2: a; 3: b; and 2 more", ke.Error())
+}
+
+// Single's calls count in the batch statistics, as stats.Stats.BatchCalls
+// says: each is a call of one key, a hit in BatchCached. (Found by a new
+// user's trial: a Single hit and miss left every batch counter unchanged.)
+func TestBatchStatisticsCountSingleCalls(t *testing.T) {
+	var l loads
+	f := memo.Batch(recording(&l))
+	one := memo.Single(f)
+	ctx := context.Background()
+	_, err := one(ctx, 1) // a miss
+	require.NoError(t, err)
+	_, err = one(ctx, 1) // a hit
+	require.NoError(t, err)
+	st := memo.CacheOf(f).Stats()
+	assert.Equal(t, uint64(2), st.BatchCalls)
+	assert.Equal(t, uint64(1), st.BatchCached)
+}
+
+// Batch rejects WithKey at decoration: each entry is keyed by its K, and a
+// WithKey that maps keys together would serve one key's value for another.
+// (Found by a new user's trial: WithKey was taken silently, and
+// load([2]) returned key 1's value.)
+func TestBatchRejectsWithKey(t *testing.T) {
+	var l loads
+	defer func() {
+		r := recover()
+		err, ok := r.(error)
+		require.True(t, ok, "Batch with WithKey must panic with an error, got %v", r)
+		assert.True(t, strings.HasPrefix(err.Error(), "memo: "), err.Error())
+		assert.Contains(t, err.Error(), "WithKey")
+	}()
+	memo.Batch(recording(&l), memo.WithKey(func([]any) any { return "same" }))
+}
+
+// A KeyErrors reads "1 key failed" for one key, and keeps a panic's stack
+// out of its text (the *PanicError in it still holds the stack).
+func TestKeyErrorsMessage(t *testing.T) {
+	one := memo.KeyErrors[int]{7: errors.New("bad")}
+	assert.Equal(t, "memo: 1 key failed; 7: bad", one.Error())
+	f := memo.Batch(func(context.Context, []int) (map[int]string, error) { panic("boom") })
+	_, err := f(context.Background(), []int{1, 2})
+	var ke memo.KeyErrors[int]
+	require.ErrorAs(t, err, &ke)
+	assert.NotContains(t, err.Error(), "goroutine", "no stack in the message")
+	var pe *memo.PanicError
+	require.ErrorAs(t, ke[1], &pe)
+	assert.NotEmpty(t, pe.Stack)
 }

@@ -215,15 +215,17 @@ func (b *batchFunc[K, V]) one(ctx context.Context, k K) (V, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	rec := &b.w.c.e.Rec
+	rec.BatchCall(1) // a call of one key (see stats.Stats.BatchCalls)
 	o, hit, s, h, due := b.lookup(k)
 	if hit {
-		if o.err == errAbsent {
-			return o.val, ErrNotFound
-		}
-		return o.val, o.err
+		rec.BatchCached(1)
+		return o.val, o.err // errAbsent for a negative entry: errors.Is(err, ErrNotFound)
 	}
 	res := batchResult[K, V]{vals: make(map[K]V, 1)}
-	if _, err := b.resolve(ctx, []keyed[K]{{k: k, s: s, h: h, due: due}}, &res); err != nil {
+	joined, err := b.resolve(ctx, []keyed[K]{{k: k, s: s, h: h, due: due}}, &res)
+	rec.BatchJoined(uint64(joined))
+	if err != nil {
 		var zero V
 		return zero, err
 	}

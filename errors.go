@@ -13,7 +13,9 @@ var ErrNotFound = errors.New("memo: key not found")
 // panicked: they panic with a *PanicError holding the original value and the
 // stack of the goroutine that panicked. The caller that ran the execution
 // (or, for functions with a context, started it) sees the original panic
-// value instead.
+// value instead. A function memoized by [Batch] (and its [Single] form)
+// panics with neither: every caller gets a *PanicError as the failed keys'
+// error (in a [KeyErrors]).
 type PanicError struct {
 	Value any
 	Stack []byte

@@ -46,7 +46,7 @@ type wrapped struct {
 	key      func([]any) any
 	errorTTL time.Duration
 	boxes    *[2]sync.Pool     // the typed paths' argument copies (see box); nil for Decorate
-	fo       *engine.FreshOpts // freshness options (fresh.go), or nil
+	fo       *engine.FreshOpts // freshness options (options.go, refresh.go), or nil
 	tier     *tierFunc         // the function's WithTier, or nil (tier.go)
 }
 

@@ -21,12 +21,17 @@ func (e KeyErrors[K]) Error() string {
 	var all []kv
 	for k, err := range e {
 		if err != nil {
-			all = append(all, kv{fmt.Sprint(k), err.Error()})
+			msg, _, _ := strings.Cut(err.Error(), "\n") // a *PanicError's stack stays in the error
+			all = append(all, kv{fmt.Sprint(k), msg})
 		}
 	}
 	slices.SortFunc(all, func(a, b kv) int { return cmp.Compare(a.k, b.k) })
 	var b strings.Builder
-	fmt.Fprintf(&b, "memo: %d keys failed", len(all))
+	if len(all) == 1 {
+		b.WriteString("memo: 1 key failed")
+	} else {
+		fmt.Fprintf(&b, "memo: %d keys failed", len(all))
+	}
 	for i, e := range all {
 		if i == 3 {
 			fmt.Fprintf(&b, "; and %d more", len(all)-3)

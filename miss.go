@@ -285,7 +285,7 @@ func (f *flight[A, T]) await(cl *engine.Call, r engine.Role) (v T, again bool) {
 }
 
 // tally counts how a miss ended (see stats.Stats.Pending), unless hit is
-// set: the caller's lookup counted a hit (a refresh was due, fresh.go).
+// set: the caller's lookup counted a hit (a refresh was due, refresh.go).
 type tally struct {
 	rec *stats.Recorder
 	hit bool

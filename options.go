@@ -48,7 +48,7 @@ type config struct {
 	nameSet    bool
 	symbol     string // the name Caches uses without WithName
 	logger     *slog.Logger
-	fresh      freshConfig // fresh.go's options
+	fresh      freshConfig // the freshness options (WithRefreshAfter and the others)
 	tier       Tier
 	errs       []error
 }

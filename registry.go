@@ -124,8 +124,9 @@ func lookupWrapped(fn any) *wrapped {
 	return r.w.Value()
 }
 
-// CacheOf returns the cache behind fn, a function returned by [Decorate]
-// or a typed constructor such as [Func] (or any copy of it: a variable, an
+// CacheOf returns the cache behind fn, a function returned by [Decorate],
+// a typed constructor such as [Func], [Batch] or [Single] (or any copy of
+// it: a variable, an
 // interface, a struct field), and nil for anything else: the methods of a
 // nil *Cache panic, so check for nil when fn may not be memoized. CacheOf is
 // safe for concurrent use.

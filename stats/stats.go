@@ -23,8 +23,11 @@ import (
 //	RefreshesStarted == RefreshesSucceeded + RefreshesFailed
 //	ExecTimes.Count() == TotalCalls
 //
-// where samples are those given to Cache.UpdateProfiling. From the second
-// and third,
+// where samples are those given to Cache.UpdateProfiling. The third does
+// not hold for a function memoized by memo.Batch, whose one execution
+// (a call of its batch function) serves many led keys: there TotalCalls
+// counts the calls of the batch function, and Led the keys. From the
+// second and third,
 //
 //	Misses == TotalCalls - RefreshesStarted + Coalesced + GetMisses
 //	          + (Abandoned - AbandonedLeaders) - samples
@@ -120,7 +123,7 @@ type Stats struct {
 	// local miss whose result another replica had stored, or a refresh
 	// that found a value another replica had refreshed. They are in
 	// TotalCalls and ExecTimes (timed as the round trip to the tier), so
-	// that Misses == TotalCalls + Coalesced keeps holding; the function
+	// that the identities above keep holding; the function
 	// ran here TotalCalls - TierHits times ([Stats.LocalRuns]). 0 without
 	// a tier.
 	TierHits uint64

@@ -32,12 +32,12 @@ type Call struct {
 	Stack    []byte
 	Goexit   bool
 
-	Fo    *FreshOpts // the function's freshness options (fresh.go), or nil
+	Fo    *FreshOpts // the function's freshness options (flight.go), or nil
 	stale bool       // val is a stale result served for a failure
 	// AgeCap is the tier's bound on the age of the entry stored (see
 	// TierBinding.MaxLocalAge), 0 for none: the entry is removed by then.
 	AgeCap time.Duration
-	// base is, for a refresh (fresh.go), the entry it refreshes: its
+	// base is, for a refresh (flight.go), the entry it refreshes: its
 	// result is stored only over that very entry (nothing newer stored,
 	// nothing invalidated since). until is when the refresh's time is up
 	// (its context's deadline, on the cache's clock): then it no longer
@@ -99,8 +99,8 @@ type Role int
 
 const (
 	Found     Role = iota // a live entry was found: its value is the result
-	Late                  // an entry due for a refresh was found: its value is the result, and cl, if not nil, the refresh to start (fresh.go)
-	Stale                 // an entry in an outage (fresh.go's serveStale) was found: its stale value is the result, at once
+	Late                  // an entry due for a refresh was found: its value is the result, and cl, if not nil, the refresh to start (flight.go)
+	Stale                 // an entry in an outage (flight.go's serveStale) was found: its stale value is the result, at once
 	Leading               // the caller must run a new execution
 	Joining               // the caller waits on an execution in flight
 	Reentrant             // the caller is inside the execution in flight for its key
@@ -207,7 +207,7 @@ func (cl *Call) StartsOver(ctx context.Context) bool {
 }
 
 // shard holds the executions in flight for part of the key space: those
-// callers join (calls), and refreshes (fresh.go), which nobody joins; the
+// callers join (calls), and refreshes (flight.go), which nobody joins; the
 // latter map is made by the shard's first refresh.
 type shard struct {
 	Mu        sync.Mutex

@@ -35,7 +35,7 @@ type Core struct {
 	Timer   *time.Timer
 	TimerAt int64       // when the pending timer fires; 0 when none is pending
 	watched *watchSet   // made by the first entry whose key refers to an object
-	Fresh   *freshState // the expiry heap and jitter (fresh.go); nil until needed
+	Fresh   *freshState // the expiry heap and jitter (expiry.go); nil until needed
 
 	Hits atomic.Uint64 // hits moved out of the read stripes by drains
 	Rec  stats.Recorder
@@ -119,7 +119,7 @@ func (c *Core) Size() int {
 
 // RefreshDue is what lookup returns, with false, for an entry due for a
 // refresh, which it has not counted: the miss path serves it and counts
-// the call (fresh.go).
+// the call (flight.go).
 var RefreshDue any = new(byte)
 
 // drainReads applies buffered uses to the policy, in order. c.mu is held.

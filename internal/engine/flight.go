@@ -18,7 +18,7 @@ import (
 // would deadlock), and gets reentrant. A leader without a context runs the
 // execution on its own goroutine: lead says so, and the call records me.
 // fo is the caller's function's freshness options (nil for none). A
-// refresh in flight (fresh.go) is never joined: it is not in the calls.
+// refresh in flight (flight.go) is never joined: it is not in the calls.
 // Each call of join is a miss already counted by lookup, or a lookup of an
 // entry due for a refresh, which its caller counts by what join made of it
 // (see miss).
