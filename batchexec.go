@@ -521,17 +521,7 @@ func (g *batchGroup[K, V]) dispatch() {
 	} else {
 		ctx, cancel = context.WithCancel(ctx)
 	}
-	for _, cl := range g.calls {
-		if cl != nil {
-			ctx = context.WithValue(ctx, engine.FlightKey{}, cl) // calls made inside can tell (see Join)
-			break
-		}
-	}
-	for _, cl := range g.calls {
-		if cl != nil {
-			cl.Bind(ctx, deadline)
-		}
-	}
+	ctx = g.bind(ctx, deadline)
 	g.mu.Lock()
 	g.cancel = cancel
 	gone := g.gone
@@ -557,20 +547,28 @@ func (g *batchGroup[K, V]) dispatch() {
 	}
 }
 
-// runInline makes g's one fn call on the calling goroutine, under ctx,
-// which nothing can cancel (see batchFunc.lead).
-func (g *batchGroup[K, V]) runInline(ctx context.Context) {
+// bind makes ctx, which carries deadline (zero: none), the context of g's
+// calls, and returns it carrying the first of them, so that calls made
+// inside fn can tell (see engine.Core.Join).
+func (g *batchGroup[K, V]) bind(ctx context.Context, deadline time.Time) context.Context {
 	for _, cl := range g.calls {
 		if cl != nil {
-			ctx = context.WithValue(ctx, engine.FlightKey{}, cl) // calls made inside can tell (see Join)
+			ctx = context.WithValue(ctx, engine.FlightKey{}, cl)
 			break
 		}
 	}
 	for _, cl := range g.calls {
 		if cl != nil {
-			cl.Bind(ctx, time.Time{})
+			cl.Bind(ctx, deadline)
 		}
 	}
+	return ctx
+}
+
+// runInline makes g's one fn call on the calling goroutine, under ctx,
+// which nothing can cancel (see batchFunc.lead).
+func (g *batchGroup[K, V]) runInline(ctx context.Context) {
+	ctx = g.bind(ctx, time.Time{})
 	g.runs.Store(1)
 	g.b.inflight.Add(1)
 	g.run(ctx, 0, len(g.keys))

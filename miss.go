@@ -219,37 +219,13 @@ func (f *flight[A, T]) await(cl *engine.Call, r engine.Role) (v T, again bool) {
 			c.StaleServed(cl)
 			return as[T](result(cl)), false
 		}
-		f.t.led()
-		fn, a, tiered := f.rq.fn, f.rq.a, f.tiered
-		c.Execute(cl, f.judge, func() any {
-			if tiered != nil {
-				return tiered(nil)
-			}
-			return fn(nil, a)
-		})
-		if cl.Panicked {
-			panic(cl.Pval)
-		}
-		c.StaleServed(cl)
-		return as[T](cl.Val), false
+		return f.runHere(cl, nil), false
 	}
 	if r == engine.Leading && ctx.Done() == nil {
 		// The leader can never leave (nothing cancels its context, which
 		// has no deadline): it runs the execution on its own goroutine, as
 		// a caller without a context does, rather than start one.
-		f.t.led()
-		runCtx, fn, a, tiered := cl.StartInline(ctx), f.rq.fn, f.rq.a, f.tiered
-		c.Run(cl, f.judge, func() any {
-			if tiered != nil {
-				return tiered(runCtx)
-			}
-			return fn(runCtx, a)
-		})
-		if cl.Panicked {
-			panic(cl.Pval)
-		}
-		c.StaleServed(cl)
-		return as[T](cl.Val), false
+		return f.runHere(cl, cl.StartInline(ctx)), false
 	}
 	if r == engine.Leading {
 		if ctx.Done() != nil { // the leader may leave: see request.own and verify
@@ -282,6 +258,26 @@ func (f *flight[A, T]) await(cl *engine.Call, r engine.Role) (v T, again bool) {
 	}
 	c.StaleServed(cl)
 	return as[T](result(cl)), false
+}
+
+// runHere runs cl, the execution this caller leads, on its own goroutine
+// under runCtx (nil for a function without a context), and returns its
+// result; a panic in the function panics again here, with its value.
+func (f *flight[A, T]) runHere(cl *engine.Call, runCtx context.Context) T {
+	c := &f.w.c.e
+	f.t.led()
+	fn, a, tiered := f.rq.fn, f.rq.a, f.tiered
+	c.Run(cl, f.judge, func() any {
+		if tiered != nil {
+			return tiered(runCtx)
+		}
+		return fn(runCtx, a)
+	})
+	if cl.Panicked {
+		panic(cl.Pval)
+	}
+	c.StaleServed(cl)
+	return as[T](cl.Val)
 }
 
 // tally counts how a miss ended (see stats.Stats.Pending), unless hit is
