@@ -55,7 +55,9 @@ import (
 // A panic in fn is recovered: every key of that call of fn fails with a
 // *[PanicError] holding the panic value and the stack (in the KeyErrors;
 // [Single] returns it as its error), for every caller waiting on any of
-// those keys; runtime.Goexit in fn fails them with a *PanicError too.
+// those keys; runtime.Goexit in fn fails them with a *PanicError too
+// (but a caller that calls fn on its own goroutine, see Contexts, is
+// unwound by it, as a FuncCtx caller is).
 // Nobody hangs, nothing is stored, and the batch function stays usable.
 //
 // # Contexts

@@ -319,7 +319,7 @@ func (b *batchFunc[K, V]) resolve(ctx context.Context, pend []keyed[K], res *bat
 		}
 		var g *batchGroup[K, V]
 		if len(lead) > 0 || len(alone) > 0 {
-			g = b.lead(ctx, lead, alone)
+			g = b.leadOrLeave(ctx, lead, alone, wait)
 		}
 		var again []keyed[K]
 		for i, p := range wait {
@@ -359,7 +359,11 @@ func (b *batchFunc[K, V]) resolve(ctx context.Context, pend []keyed[K], res *bat
 			}
 			switch {
 			case cl.Panicked:
-				res.fail(p.k, &PanicError{Value: cl.Pval, Stack: cl.Stack})
+				pe, ok := cl.Pval.(*PanicError) // the tier path's compute panics with one
+				if !ok {
+					pe = &PanicError{Value: cl.Pval, Stack: cl.Stack}
+				}
+				res.fail(p.k, pe)
 			case cl.Goexit:
 				res.fail(p.k, &PanicError{Value: errGoexit})
 			default:
@@ -411,6 +415,24 @@ func (b *batchFunc[K, V]) lead(ctx context.Context, lead []*keyed[K], alone []K)
 	return g
 }
 
+// leadOrLeave is lead, except that if the caller's goroutine is unwound
+// while it calls fn itself (fn called runtime.Goexit), the caller stops
+// waiting on every key in wait, as a caller that left: the executions it
+// joined are not held by a caller that is gone.
+func (b *batchFunc[K, V]) leadOrLeave(ctx context.Context, lead []*keyed[K], alone []K, wait []*keyed[K]) *batchGroup[K, V] {
+	normal := false
+	defer func() {
+		if !normal {
+			for _, p := range wait {
+				b.w.c.e.Leave(p.cl)
+			}
+		}
+	}()
+	g := b.lead(ctx, lead, alone)
+	normal = true
+	return g
+}
+
 // startRefresh starts the refreshes of due (each with its refresh call,
 // made by Join): in the background, merged by the refresh window with the
 // refreshes other calls start meanwhile, in one fn call (or as few as
@@ -445,7 +467,6 @@ type batchGroup[K comparable, V any] struct {
 	mu     sync.Mutex
 	cancel context.CancelFunc // the merged context's, once dispatched
 	rel    func(*engine.Call) // releaseCall, made once
-	gone   bool               // live reached 0 before dispatch
 	runs   atomic.Int64       // fn calls not ended
 	alone  map[K]outcome[V]   // results of the alone keys (under mu), read after done
 	done   chan struct{}      // closed when every fn call has ended
@@ -465,10 +486,24 @@ func (g *batchGroup[K, V]) add(ctx context.Context, lead []*keyed[K], alone []K)
 	g.ctxs = append(g.ctxs, ctx)
 	d, ok := ctx.Deadline()
 	for _, p := range lead {
-		g.keys = append(g.keys, p.k)
+		k := p.k
+		if cs := g.b.w.copiers(); cs != nil {
+			// The caller may leave, and change what its key refers to, while
+			// fn runs: fn gets a copy of its own, made now (see keys.OwnValue);
+			// the caller's result stays keyed by its own key.
+			keys.OwnValue(cs[0], &k)
+		}
+		g.keys = append(g.keys, k)
 		g.calls = append(g.calls, p.cl)
 		g.live.Add(1)
 		p.cl.Attach(g.rel)
+		p.cl.SetGroup(g)
+		if g.b.w.recheck {
+			// A key read through memory no copy takes (a CacheKey method
+			// behind a pointer): the result is stored only if the key,
+			// encoded again when fn returns, is still the call's.
+			p.cl.Verify = verify1(g.b.w, &g.keys[len(g.keys)-1]) // a backing array outgrown stays as it was
+		}
 		if g.refresh { // a refresh ends by its own time at the latest
 			if u := p.cl.Until(c); !ok || u.Before(d) {
 				d, ok = u, true
@@ -501,11 +536,12 @@ func (g *batchGroup[K, V]) release() {
 	}
 	g.mu.Lock()
 	cancel := g.cancel
-	g.gone = cancel == nil
 	g.mu.Unlock()
 	if cancel != nil {
 		cancel()
 	}
+	// Before dispatch nothing is cancelled yet: later callers may still
+	// add keys to a window's group; dispatch checks live itself.
 }
 
 // dispatch starts g's fn calls: one, or as many as WithMaxBatch needs, each
@@ -524,10 +560,9 @@ func (g *batchGroup[K, V]) dispatch() {
 	ctx = g.bind(ctx, deadline)
 	g.mu.Lock()
 	g.cancel = cancel
-	gone := g.gone
 	g.mu.Unlock()
-	if gone {
-		cancel()
+	if g.live.Load() == 0 {
+		cancel() // every caller left while the keys were gathered
 	}
 	n := len(g.keys)
 	step := n
@@ -632,7 +667,7 @@ func (g *batchGroup[K, V]) run(ctx context.Context, lo, hi int) {
 				}
 			}
 		}()
-		m, err = g.b.fn(ctx, slices.Clone(ks))
+		m, err = g.b.fn(ctx, g.input(ks))
 		normal = true
 	}()
 	if panicked {
@@ -673,6 +708,24 @@ func (g *batchGroup[K, V]) dropLeft() {
 	clear(g.keys[j:])
 	clear(g.calls[j:])
 	g.keys, g.calls = g.keys[:j], g.calls[:j]
+}
+
+// input is the keys ks as fn gets them: a slice of its own, and each key
+// once (a window's group may hold a key twice: invalidated, then asked
+// again, while gathered).
+func (g *batchGroup[K, V]) input(ks []K) []K {
+	if len(g.ctxs) < 2 {
+		return slices.Clone(ks) // one caller's keys: distinct already
+	}
+	seen := make(map[K]struct{}, len(ks))
+	in := make([]K, 0, len(ks))
+	for _, k := range ks {
+		if _, dup := seen[k]; !dup {
+			seen[k] = struct{}{}
+			in = append(in, k)
+		}
+	}
+	return in
 }
 
 func (g *batchGroup[K, V]) setAlone(k K, o outcome[V]) {
@@ -725,7 +778,11 @@ func (wd *batchWindow[K, V]) add(ctx context.Context, lead []*keyed[K]) *batchGr
 		wd.open = g
 	}
 	g.add(ctx, lead, nil)
-	if wd.maxKeys > 0 && len(g.keys) >= wd.maxKeys {
+	full := wd.maxKeys
+	if m := wd.b.maxBatch; m > 0 && (full == 0 || m < full) {
+		full = m // WithMaxBatch's n keys make one call of fn at once
+	}
+	if full > 0 && len(g.keys) >= full {
 		wd.open = nil
 		wd.mu.Unlock()
 		g.dispatch()
@@ -866,13 +923,20 @@ type tierGroup[K comparable, V any] struct {
 type tierAsk[K comparable, V any] struct {
 	k   K
 	ctx context.Context
-	out chan outcome[V]
+	out chan tierAnswer[V]
+}
+
+// A tierAnswer is a key's outcome, or the panic of fn's call (the compute
+// panics with it, so that nothing is stored, as for any panic).
+type tierAnswer[V any] struct {
+	o     outcome[V]
+	panic *PanicError
 }
 
 // compute is key k's TierCompute run: it waits for the fn call the group
 // makes for k and returns k's outcome.
 func (tg *tierGroup[K, V]) compute(ctx context.Context, k K) outcome[V] {
-	a := tierAsk[K, V]{k: k, ctx: ctx, out: make(chan outcome[V], 1)}
+	a := tierAsk[K, V]{k: k, ctx: ctx, out: make(chan tierAnswer[V], 1)}
 	tg.mu.Lock()
 	tg.asked = append(tg.asked, a)
 	if tg.all == nil {
@@ -882,7 +946,11 @@ func (tg *tierGroup[K, V]) compute(ctx context.Context, k K) outcome[V] {
 	tg.known++
 	tg.flushLocked()
 	tg.mu.Unlock()
-	return <-a.out
+	ans := <-a.out
+	if ans.panic != nil {
+		panic(ans.panic)
+	}
+	return ans.o
 }
 
 // settled records that k's Load has returned.
@@ -955,6 +1023,18 @@ func (b *batchFunc[K, V]) computeAsked(asked []tierAsk[K, V]) {
 		ctx, cancel = context.WithDeadline(ctx, latest)
 	}
 	defer cancel()
+	// Cancelled when every key's execution context has ended (its callers
+	// all left, or its deadline passed), as a FuncCtx execution is.
+	live := atomic.Int64{}
+	live.Store(int64(len(asked)))
+	for _, a := range asked {
+		stop := context.AfterFunc(a.ctx, func() {
+			if live.Add(-1) == 0 {
+				cancel()
+			}
+		})
+		defer stop()
+	}
 	var (
 		m      map[K]V
 		err    error
@@ -968,7 +1048,7 @@ func (b *batchFunc[K, V]) computeAsked(asked []tierAsk[K, V]) {
 				pe.Value = errGoexit
 			}
 			for _, a := range asked {
-				a.out <- outcome[V]{err: pe}
+				a.out <- tierAnswer[V]{panic: pe}
 			}
 			if r != nil {
 				return
@@ -978,7 +1058,7 @@ func (b *batchFunc[K, V]) computeAsked(asked []tierAsk[K, V]) {
 	m, err = b.fn(ctx, ks)
 	normal = true
 	for _, a := range asked {
-		a.out <- outcomeOf(a.k, m, err)
+		a.out <- tierAnswer[V]{o: outcomeOf(a.k, m, err)}
 	}
 }
 

@@ -77,6 +77,10 @@ type Call struct {
 	// release and released: see Attach.
 	release  func(*Call)
 	released atomic.Bool
+	// group, when not nil, is shared by the calls one function call runs
+	// (a batch's, see SetGroup): a call made inside it for any of their
+	// keys is inside each of them.
+	group any
 }
 
 // FlightKey is the context key under which an execution's context holds
@@ -87,7 +91,7 @@ type FlightKey struct{}
 // inside of: a caller whose context carries outer is running inside cl.
 func inside(outer, cl *Call) bool {
 	for p := outer; p != nil; p = p.outer {
-		if p == cl {
+		if p == cl || (p.group != nil && p.group == cl.group) {
 			return true
 		}
 	}
@@ -176,6 +180,13 @@ func (cl *Call) cancelOrRelease() {
 func (cl *Call) Bind(ctx context.Context, deadline time.Time) {
 	cl.ctx, cl.deadline = ctx, deadline
 }
+
+// SetGroup marks cl as one of the calls that one function call runs
+// together (a batch's): g is the same comparable pointer for all of them,
+// and a call made inside that function call (its context carries one of
+// them) for the key of any of them does not wait on it (see Join). Its
+// leader calls it before it waits.
+func (cl *Call) SetGroup(g any) { cl.group = g }
 
 // RunsHere records the calling goroutine as the one that runs cl's
 // execution (a batch's goroutine): a call for cl's key made on it does not
