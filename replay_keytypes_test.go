@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,7 +145,8 @@ func matrixBest(file string, size int) float64 {
 // 53.3 %, no row more than 1.5 points below its best peer, and the
 // four-goroutine mean within one point of the one-goroutine mean. It takes
 // minutes, so it runs only when MEMO_MATRIX is set:
-// MEMO_MATRIX=1 go test -run TestWTinyLFUMatrixKeyTypes -v -timeout 30m.
+// MEMO_MATRIX=1 go test -run TestWTinyLFUMatrixKeyTypes -v -timeout 30m;
+// MEMO_KEYTYPES=uint64 (a comma-separated list) checks only those types.
 func TestWTinyLFUMatrixKeyTypes(t *testing.T) {
 	if os.Getenv("MEMO_MATRIX") == "" {
 		t.Skip("set MEMO_MATRIX=1 to replay the whole matrix for every key type")
@@ -155,9 +157,21 @@ func TestWTinyLFUMatrixKeyTypes(t *testing.T) {
 			loaded[r.File] = traces.Need(t, r.File) // skips (fails under CI) without $MEMO_TRACES
 		}
 	}
+	// MEMO_KEYTYPES=uint64 (or a list, "int64,string") replays only those
+	// key types, as a quicker check of one.
+	types := keyTypes
+	if f := os.Getenv("MEMO_KEYTYPES"); f != "" {
+		types = nil
+		for _, kt := range keyTypes {
+			if slices.Contains(strings.Split(f, ","), kt.name) {
+				types = append(types, kt)
+			}
+		}
+		require.NotEmpty(t, types, "MEMO_KEYTYPES=%q names no key type", f)
+	}
 	// res[k][g][i]: key type k, 1 or 4 goroutines (g = 0, 1), row i.
-	res := make([][2][]float64, len(keyTypes))
-	for k, kt := range keyTypes {
+	res := make([][2][]float64, len(types))
+	for k, kt := range types {
 		typed := map[string][]any{}
 		for f, keys := range loaded {
 			typed[f] = typedKeys(keys, kt.key)
@@ -179,16 +193,16 @@ func TestWTinyLFUMatrixKeyTypes(t *testing.T) {
 	}
 	var b strings.Builder
 	b.WriteString("| trace@size | best peer |")
-	for _, kt := range keyTypes {
+	for _, kt := range types {
 		fmt.Fprintf(&b, " %s | %s, 4 goroutines |", kt.name, kt.name)
 	}
-	b.WriteString("\n|---|---|" + strings.Repeat("---|---|", len(keyTypes)) + "\n")
-	sums := make([][2]float64, len(keyTypes))
+	b.WriteString("\n|---|---|" + strings.Repeat("---|---|", len(types)) + "\n")
+	sums := make([][2]float64, len(types))
 	var best float64
 	for i, r := range sim.Matrix {
 		fmt.Fprintf(&b, "| %s@%d | %.2f |", r.File, r.Size, r.Best)
 		best += r.Best
-		for k := range keyTypes {
+		for k := range types {
 			for g := range 2 {
 				mark := ""
 				if res[k][g][i] < r.Best-1.5 {
@@ -202,11 +216,11 @@ func TestWTinyLFUMatrixKeyTypes(t *testing.T) {
 	}
 	n := float64(len(sim.Matrix))
 	fmt.Fprintf(&b, "| mean of %d rows | %.2f |", len(sim.Matrix), best/n)
-	for k := range keyTypes {
+	for k := range types {
 		fmt.Fprintf(&b, " %.2f | %.2f |", sums[k][0]/n, sums[k][1]/n)
 	}
 	fmt.Println(b.String())
-	for k, kt := range keyTypes {
+	for k, kt := range types {
 		one, four := sums[k][0]/n, sums[k][1]/n
 		assert.GreaterOrEqual(t, one, 53.3, "%s keys: mean", kt.name)
 		assert.InDelta(t, one, four, 1, "%s keys: 4 goroutines against 1, mean", kt.name)

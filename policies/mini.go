@@ -4,8 +4,14 @@ package policies
 // Saemundsson, Ahmad and Park, "Cache Modeling and Optimization using
 // Miniature Simulations", USENIX ATC 2017): a few W-TinyLFU caches with
 // fixed windows (tune.miniFracs), each fed the requests for the same
-// spatially sampled keys and scaled down to the sample (at most
-// tune.miniCap entries), run beside the real cache. Every decision period
+// spatially sampled keys and scaled down to the sample, run beside the
+// real cache. Caches of up to tune.miniFull entries are simulated whole;
+// larger ones sample one key in 1<<tune.miniShift (4) or fewer, down to
+// at most tune.miniCap entries: a cache of 1,000 entries simulates 250 of
+// them on a quarter of its requests rather than 500 on half (which cost
+// more than the cache's own work per request); the matrix's rows moved by
+// 0.1 point or less, with its keys' hash and over eight other draws of
+// the hash. Every decision period
 // each simulation's hits are added to its decaying score, and the real
 // window moves one simulated size toward the best scorer's when it leads
 // clearly (one step at a time, so that a short phase does not swing the
@@ -21,13 +27,21 @@ package policies
 // where the warm-up counts are what keeps the loop's keys, the forgetting
 // twin loses and nothing is forgotten.
 //
-// A sampled request costs one update per simulation; with capacities above
-// tune.miniCap, one key in about capacity/miniCap is sampled.
+// A sampled request costs one update per simulation, one fewer once the
+// cache has forgotten (see dropTwin); with capacities above tune.miniFull,
+// one key in max(4, about capacity/miniCap) is sampled. A sampled
+// key's nodes are recycled when no simulation holds it any more, so that
+// feeding the simulations allocates nothing once they are full.
 type minis struct {
 	sims []*miniSim // tune.miniFracs' simulations, then the forgetting twin
+	fed  int        // the first fed simulations get the requests: all, or all but the dropped twin
 	// idx maps a sampled key's hash to its nodes, one per simulation, so
 	// that a request looks its key up once for all of them.
-	idx    map[uint64]*miniEntry
+	idx map[uint64]*miniEntry
+	// free holds the entries of keys no simulation holds any more, for
+	// the next sampled keys: a sampled miss allocates nothing once the
+	// simulations are full.
+	free   []*miniEntry
 	shift  uint // a key is sampled when its rehash >> shift is 0; 64: every key
 	period int  // requests between decisions
 	count  int
@@ -56,8 +70,11 @@ func hashValue(n *Node[uint64]) uint64 { return n.Value }
 // gives them non-resident history, as the cache has.
 func newMinis(capacity int, ghost bool) *minis {
 	k := uint(0)
-	for capacity>>k > tune.miniCap {
-		k++
+	if capacity > tune.miniFull {
+		k = tune.miniShift
+		for capacity>>k > tune.miniCap {
+			k++
+		}
 	}
 	m := &minis{
 		shift:  64 - k,
@@ -83,7 +100,37 @@ func newMinis(capacity int, ghost bool) *minis {
 	twin := newFixed(mc, hashValue, tune.miniFracs[0], ghost)
 	twin.forgetAt = max(1, int(tune.forgetAfter*float64(mc)))
 	m.sims = append(m.sims, &miniSim{p: twin, frac: tune.miniFracs[0], cap: mc})
+	m.fed = len(m.sims)
 	return m
+}
+
+// dropTwin stops feeding the forgetting twin, once the cache has made the
+// only decision the twin informs (the one-shot forget), and releases the
+// keys only the twin held: the rest of the cache's life, a sampled request
+// updates one simulation fewer. The plain simulations' decisions do not
+// change.
+func (m *minis) dropTwin() {
+	if m.fed < len(m.sims) {
+		return
+	}
+	m.fed--
+	i := m.fed
+	tw := m.sims[i].p
+	var held []*Node[uint64]
+	for _, b := range [...]*bucket[uint64]{&tw.window, &tw.probation, &tw.protected} {
+		for n := b.root.next; n != &b.root; n = n.next {
+			held = append(held, n)
+		}
+	}
+	for _, n := range held {
+		h := n.Value
+		tw.Remove(n)
+		e := m.idx[h]
+		if e.live--; e.live == 0 {
+			delete(m.idx, h)
+			m.free = append(m.free, e)
+		}
+	}
 }
 
 // access feeds one request for the key of hash h to the simulations. When a
@@ -126,10 +173,15 @@ func (m *minis) forgetDue() bool {
 func (m *minis) feed(h uint64) {
 	e := m.idx[h]
 	if e == nil {
-		e = &miniEntry{nodes: make([]Node[uint64], len(m.sims))}
+		if n := len(m.free); n > 0 {
+			e = m.free[n-1]
+			m.free = m.free[:n-1]
+		} else {
+			e = &miniEntry{nodes: make([]Node[uint64], len(m.sims))}
+		}
 		m.idx[h] = e
 	}
-	for i, s := range m.sims {
+	for i, s := range m.sims[:m.fed] {
 		n := &e.nodes[i]
 		if n.bucket != nil {
 			s.p.Touch(n)
@@ -148,10 +200,12 @@ func (m *minis) feed(h uint64) {
 			}
 			if ve.live--; ve.live == 0 && ve != e {
 				delete(m.idx, v.Value)
+				m.free = append(m.free, ve)
 			}
 		}
 	}
 	if e.live == 0 {
 		delete(m.idx, h)
+		m.free = append(m.free, e)
 	}
 }

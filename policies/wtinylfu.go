@@ -10,7 +10,9 @@ type tuning struct {
 	sampleFactor     int     // the sketch halves every sampleFactor × capacity increments
 	wideSketchMax    int     // caches of up to this many entries get 2 sketch words per entry
 	// Miniature simulations (see minis).
-	miniCap    int       // largest simulated cache; larger caches are sampled down to it
+	miniFull   int       // caches of up to this many entries are simulated whole
+	miniCap    int       // larger caches are sampled down to at most this many entries
+	miniShift  uint      // and at least this power of two: one key in 1<<miniShift, or fewer
 	miniPeriod float64   // requests between decisions, in capacities
 	miniMin    int       // at least this many requests between decisions
 	miniDecay  float64   // weight of the past in a simulation's score, per decision
@@ -33,7 +35,9 @@ var tune = tuning{
 	protectedPercent: 0.80,
 	sampleFactor:     20,
 	wideSketchMax:    4096,
+	miniFull:         512,
 	miniCap:          512,
+	miniShift:        2,
 	miniPeriod:       0.5,
 	miniMin:          1000,
 	miniDecay:        0.95,
@@ -155,6 +159,7 @@ func (w *wtinylfu[V]) access(h uint64) {
 				// the cache warmed up misleads it on this workload.
 				w.sketch.clear()
 				w.forgot = true
+				w.minis.dropTwin()
 			}
 		}
 		return

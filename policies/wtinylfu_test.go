@@ -413,10 +413,40 @@ func TestWTinyLFUForget(t *testing.T) {
 	twin := p.minis.sims[len(p.minis.sims)-1].p
 	assert.True(t, twin.forgot, "the twin forgot")
 	assert.False(t, p.minis.sims[0].p.forgot, "the plain simulation did not")
+	assert.Zero(t, twin.Len(), "the twin's keys are released once the cache forgot")
+	assert.Equal(t, len(p.minis.sims)-1, p.minis.fed, "and the twin is fed no more")
+	for h, e := range p.minis.idx {
+		held := 0
+		for i := range p.minis.sims {
+			if e.nodes[i].bucket != nil {
+				held++
+			}
+		}
+		require.Equal(t, held, e.live, "key %x: live counts the simulations holding it", h)
+		require.Positive(t, e.live, "key %x: an indexed key is held", h)
+	}
 
 	gli := traces.Need(t, "lirs/gli.trace.gz")
 	p, _ = replayW(1000, gli)
 	assert.False(t, p.forgot, "gli@1000 keeps its counts")
+}
+
+// TestMinisNoAllocationOnceFull checks that feeding the simulations new
+// keys, a sampled miss each, allocates nothing once they are full: the
+// nodes of a key that no simulation holds any more are reused.
+func TestMinisNoAllocationOnceFull(t *testing.T) {
+	m := newMinis(100, false) // every key sampled
+	k := uint64(0)
+	for range 20_000 {
+		m.access(keyHash(k % 5000))
+		k++
+	}
+	allocs := testing.AllocsPerRun(2000, func() {
+		m.access(keyHash(k % 5000))
+		k++
+	})
+	assert.Zero(t, allocs, "allocations per sampled request")
+	assert.LessOrEqual(t, len(m.idx)+len(m.free), len(m.sims)*100+1, "entries kept, in use or free")
 }
 
 // TestWTinyLFUFloodDefence checks the random admission against hash
