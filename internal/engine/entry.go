@@ -94,9 +94,9 @@ func (x *Extra) at() int64 {
 	return x.Expires
 }
 
-// Ext returns n's extra, making it if needed. c.mu is held, and n is not
+// ext returns n's extra, making it if needed. c.mu is held, and n is not
 // published yet.
-func Ext(n *Node) *Extra {
+func ext(n *Node) *Extra {
 	x := n.Value.X()
 	if x == nil {
 		x = &Extra{val: n.Value.val}
@@ -105,9 +105,9 @@ func Ext(n *Node) *Extra {
 	return x
 }
 
-// SetExt makes x n's extra, holding n's value. c.mu is held, and n is not
+// setExt makes x n's extra, holding n's value. c.mu is held, and n is not
 // published yet.
-func SetExt(n *Node, x *Extra) {
+func setExt(n *Node, x *Extra) {
 	x.val = n.Value.Value()
 	n.Value.val = x
 }

@@ -101,7 +101,7 @@ func (c *Core) linkExpiry(n *Node, ttl time.Duration) {
 		}
 		*c.expiry = append(*c.expiry, l)
 	}
-	x := Ext(n)
+	x := ext(n)
 	x.exp, x.expPrev, x.expNext = l, l.tail, nil
 	if l.tail != nil {
 		l.tail.Value.X().expNext = n

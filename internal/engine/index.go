@@ -31,8 +31,8 @@ type table struct {
 	used  int // entries and tombstones; written by the writer only
 }
 
-// Tombstone marks a deleted slot, so that probes go on past it.
-var Tombstone = new(Node)
+// tombstone marks a deleted slot, so that probes go on past it.
+var tombstone = new(Node)
 
 const minTable = 16
 
@@ -56,7 +56,7 @@ func (x *index) Get(k []byte, h uint64) *Node {
 		if n == nil {
 			return nil
 		}
-		if KeyEqual(n, k) { // a tombstone's key is empty; keys never are
+		if keyEqual(n, k) { // a tombstone's key is empty; keys never are
 			return n
 		}
 	}
@@ -116,7 +116,7 @@ func (x *index) insert(n *Node, h uint64) {
 	}
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		s := t.slots[i].Load()
-		if s == nil || s == Tombstone {
+		if s == nil || s == tombstone {
 			if s == nil {
 				t.used++
 			}
@@ -137,7 +137,7 @@ func (x *index) rebuild(t *table, live int) *table {
 	nt := newTable(size)
 	for i := range t.slots {
 		n := t.slots[i].Load()
-		if n == nil || n == Tombstone {
+		if n == nil || n == tombstone {
 			continue
 		}
 		j := HashString(KeyOf(n)) & nt.mask
@@ -166,7 +166,7 @@ func (x *index) remove(n *Node) bool {
 	if s == nil {
 		return false
 	}
-	s.Store(Tombstone)
+	s.Store(tombstone)
 	t.live--
 	if t.live*8 < len(t.slots) && len(t.slots) > minTable {
 		x.rebuild(t, t.live) // shrink after many deletions
@@ -206,7 +206,7 @@ func HashKey(k []byte) uint64 {
 		return HashFidString(binary.LittleEndian.Uint64(k), unsafe.String(unsafe.SliceData(k[9:]), len(k)-9))
 	}
 	if len(k) == 16 {
-		return HashSeeded(keyHashSeed16, k)
+		return hashSeeded(keyHashSeed16, k)
 	}
 	return maphash.Bytes(keyHashSeed, k)
 }
@@ -214,23 +214,23 @@ func HashKey(k []byte) uint64 {
 // HashFidString is hashKey of the key fid, byte(len(s)), s, for len(s) <
 // 128, computed without making the key.
 func HashFidString(fid uint64, s string) uint64 {
-	return Mix(maphash.String(keyHashSeed, s)^fid, 0x9e3779b97f4a7c15)
+	return mix(maphash.String(keyHashSeed, s)^fid, 0x9e3779b97f4a7c15)
 }
 
-// HashSeeded hashes an encoded key with a fixed seed: a multiply-mix over
+// hashSeeded hashes an encoded key with a fixed seed: a multiply-mix over
 // 8-byte words, in the style of wyhash, the same in every process, so that
 // W-TinyLFU's decisions (nodeHash) replay exactly.
-func HashSeeded(seed uint64, k []byte) uint64 {
+func hashSeeded(seed uint64, k []byte) uint64 {
 	h := seed ^ uint64(len(k))*0x9e3779b97f4a7c15
 	if len(k) == 16 {
 		// The common key (a function number and one 8-byte argument),
 		// hashed once per recorded W-TinyLFU hit: the loop below, unrolled.
-		h = Mix(h^binary.LittleEndian.Uint64(k), 0xbf58476d1ce4e5b9)
-		h = Mix(h^binary.LittleEndian.Uint64(k[8:16]), 0xbf58476d1ce4e5b9)
-		return Mix(h, 0x2545f4914f6cdd1d)
+		h = mix(h^binary.LittleEndian.Uint64(k), 0xbf58476d1ce4e5b9)
+		h = mix(h^binary.LittleEndian.Uint64(k[8:16]), 0xbf58476d1ce4e5b9)
+		return mix(h, 0x2545f4914f6cdd1d)
 	}
 	for len(k) >= 8 {
-		h = Mix(h^binary.LittleEndian.Uint64(k), 0xbf58476d1ce4e5b9)
+		h = mix(h^binary.LittleEndian.Uint64(k), 0xbf58476d1ce4e5b9)
 		k = k[8:]
 	}
 	if len(k) > 0 {
@@ -238,12 +238,12 @@ func HashSeeded(seed uint64, k []byte) uint64 {
 		for i, b := range k {
 			t |= uint64(b) << (8 * i)
 		}
-		h = Mix(h^t, 0x94d049bb133111eb)
+		h = mix(h^t, 0x94d049bb133111eb)
 	}
-	return Mix(h, 0x2545f4914f6cdd1d)
+	return mix(h, 0x2545f4914f6cdd1d)
 }
 
-func Mix(a, b uint64) uint64 {
+func mix(a, b uint64) uint64 {
 	hi, lo := bits.Mul64(a, b)
 	return hi ^ lo
 }
@@ -255,13 +255,13 @@ func HashString(k string) uint64 {
 // UnsafeBytes views s as bytes, which the caller must not modify.
 func UnsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// KeyEqual reports whether n's key is k. A short key lies right after the
+// keyEqual reports whether n's key is k. A short key lies right after the
 // Node, in the cache line the lookup has just read. Keys of 8 to 24 bytes
 // (a function number and an int, or a short string argument) are compared
 // as three 8-byte words, overlapping where the key is shorter, with no
 // branch on the length: memequal's branches on length and alignment
 // mispredicted on keys of mixed lengths.
-func KeyEqual(n *Node, k []byte) bool {
+func keyEqual(n *Node, k []byte) bool {
 	kl := n.Value.klen
 	if kl != len(k) {
 		return kl&keyOut != 0 && *(*string)(keyAt(n)) == string(k)

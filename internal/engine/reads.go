@@ -219,5 +219,5 @@ func (b *readBuffer) PendingHits() uint64 {
 // another stripe.
 func stackProbe() uint64 {
 	var x byte
-	return Mix(uint64(uintptr(unsafe.Pointer(&x))>>12), 0x9e3779b97f4a7c15)
+	return mix(uint64(uintptr(unsafe.Pointer(&x))>>12), 0x9e3779b97f4a7c15)
 }

@@ -144,13 +144,13 @@ func (c *Core) Store(key string, h uint64, val any, ttl time.Duration, refs []un
 	if c.freshEntry(ttl, fl) {
 		fx = c.NewFresh(n, ttl, fl, now)
 	} else if expires != 0 {
-		Ext(n).Expires = PlainExpiry(expires)
+		ext(n).Expires = PlainExpiry(expires)
 	} else if fl != nil && fl.AgeCap > 0 {
 		// The tier's bound on a local copy's age, for a result that has
 		// no TTL: the expiry timer removes the entry, and a hit pays
 		// nothing for it (see sweptTTL).
 		ttl = sweptTTL(fl.AgeCap)
-		Ext(n).Expires = -PlainExpiry(AddTime(now, ttl))
+		ext(n).Expires = -PlainExpiry(AddTime(now, ttl))
 	}
 	if old := c.Index.Get(UnsafeBytes(key), h); old != nil {
 		// Entries are immutable for lock-free readers: the new Node takes
@@ -199,7 +199,7 @@ func (c *Core) Store(key string, h uint64, val any, ttl time.Duration, refs []un
 // mix with a fixed seed, so that a replay gives the same hit ratio in every
 // process (the index's hash is seeded per process). The policy's random
 // admission answers hash flooding of its sketch.
-func nodeHash(n *Node) uint64 { return HashSeeded(0, UnsafeBytes(KeyOf(n))) }
+func nodeHash(n *Node) uint64 { return hashSeeded(0, UnsafeBytes(KeyOf(n))) }
 
 // Remove deletes the entry for the encoded key k, and detaches any
 // execution in flight for it so that it does not store its result.
@@ -275,7 +275,7 @@ func (c *Core) NewFresh(n *Node, ttl time.Duration, fl *Call, now int64) *FreshX
 	if first != 0 {
 		fx.Expires = max(first&^1, 2) // even: tagged
 	}
-	SetExt(n, &fx.Extra)
+	setExt(n, &fx.Extra)
 	return fx
 }
 
