@@ -113,11 +113,10 @@ func Batch[K comparable, V any](fn func(context.Context, []K) (map[K]V, error), 
 		panic(errors.New("memo: WithKey does not apply to Batch: each entry is keyed by its K (give K a CacheKey method to choose what identifies it)"))
 	}
 	b := &batchFunc[K, V]{fn: fn, maxBatch: bc.maxBatch}
-	// The per-key function gives the batch function its keys, entries and
-	// options (a FuncCtx of func(ctx, K) (V, error)); with a tier, calls
-	// go through it, one key at a time (see batchFunc.call).
-	single := FuncCtx(b.loadOne, append([]Option{withSymbol(symbolOf(reflect.ValueOf(fn)))}, rest...)...)
-	b.w, b.single = lookupWrapped(single), single
+	// The per-key function, func(ctx, K) (V, error), gives the batch
+	// function its keys, entries and options, as FuncCtx's would; the
+	// cache is named after fn.
+	b.w = newTyped(b.loadOne, append([]Option{withSymbol(symbolOf(reflect.ValueOf(fn)))}, rest...), "Batch", true)
 	b.w.batch = b
 	if bc.windowSet {
 		b.window = &batchWindow[K, V]{b: b, maxWait: bc.window, maxKeys: bc.windowKeys}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"reflect"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -30,7 +29,6 @@ import (
 // them as a FuncCtx's.
 type batchFunc[K comparable, V any] struct {
 	w        *wrapped
-	single   func(context.Context, K) (V, error) // the per-key function (see Batch)
 	fn       func(context.Context, []K) (map[K]V, error)
 	inflight atomic.Int64       // fn calls running (see batchWindow.add)
 	maxBatch int                // the most keys one fn call gets; 0: no limit
@@ -81,11 +79,7 @@ func (b *batchFunc[K, V]) lookup(k K) (o outcome[V], hit bool, s *keys.State, h 
 			return o, false, s, h, v == engine.RefreshDue
 		}
 	}
-	s = keys.GetState()
-	pk := box(&w.boxes[0], k)
-	w.encodeTyped(s, reflect.ValueOf(pk).Elem())
-	unbox(&w.boxes[0], pk)
-	h = engine.HashKey(s.Buf)
+	s, h = encode1(w, k)
 	v, ok := w.c.e.Lookup(s.Buf, h)
 	if ok {
 		keys.PutState(s)
@@ -246,8 +240,7 @@ func (b *batchFunc[K, V]) one(ctx context.Context, k K) (V, error) {
 // from executions in flight, and ctx's error if the caller's context ends
 // first (the caller leaves every execution it waited on).
 func (b *batchFunc[K, V]) resolve(ctx context.Context, pend []keyed[K], res *batchResult[K, V]) (joined int, err error) {
-	w := b.w
-	c := &w.c.e
+	c := &b.w.c.e
 	outer, _ := ctx.Value(engine.FlightKey{}).(*engine.Call)
 	for len(pend) > 0 {
 		if ctx.Err() != nil {
@@ -257,134 +250,170 @@ func (b *batchFunc[K, V]) resolve(ctx context.Context, pend []keyed[K], res *bat
 			}
 			return joined, ctx.Err()
 		}
-		// inline: this call will run fn for the keys it leads on its own
-		// goroutine (see lead), so Join need not make their done channels.
-		inline := b.window == nil && b.w.tier == nil && ctx.Done() == nil && (b.maxBatch == 0 || len(pend) <= b.maxBatch)
-		var refresh []*keyed[K]
-		lead := make([]*keyed[K], 0, len(pend))
-		wait := make([]*keyed[K], 0, len(pend))
-		var alone []K
-		for i := range pend {
-			p := &pend[i]
-			t := tally{&c.Rec, false}
-			if p.s.Never {
-				alone = append(alone, p.k) // no entry can ever hold it
-				keys.PutState(p.s)
-				t.led()
-				continue
-			}
-			p.n, p.cl, p.r = c.Join(p.s.Buf, p.h, goid.Current(), outer, inline, w.fo)
-			if p.due {
-				if p.r == engine.Found || p.r == engine.Late {
-					c.Hit(p.n, p.h)
-					t.hit = true
-				} else {
-					c.Rec.Miss(p.h)
-				}
-			}
-			if p.cl != nil && (p.r == engine.Leading || p.r == engine.Late) {
-				var refs []unsafe.Pointer
-				if len(p.s.Refs) > 0 {
-					refs = slices.Clone(p.s.Refs)
-				}
-				w.prepare(p.cl, refs)
-			}
-			if w.tier != nil && p.r == engine.Leading {
-				p.tk = tierKeyOf(w, p.s)
-			}
-			keys.PutState(p.s)
-			p.s = nil
-			switch p.r {
-			case engine.Found, engine.Late, engine.Stale:
-				t.coalesced()
-				res.put(p.k, as[outcome[V]](p.n.Value.Value()))
-				if p.r == engine.Late && p.cl != nil {
-					refresh = append(refresh, p)
-				} else if p.r == engine.Stale {
-					c.Rec.StaleServed(1)
-				}
-			case engine.Reentrant:
-				alone = append(alone, p.k) // inside its own execution: computed alone
-				t.led()
-			case engine.Leading:
-				lead = append(lead, p)
-				wait = append(wait, p)
-			case engine.Joining:
-				wait = append(wait, p)
-				joined++
-			}
-		}
-		if len(refresh) > 0 {
-			b.startRefresh(ctx, refresh)
+		j := b.joinAll(ctx, pend, outer, res)
+		joined += j.joined
+		if len(j.refresh) > 0 {
+			b.startRefresh(ctx, j.refresh)
 		}
 		var g *batchGroup[K, V]
-		if len(lead) > 0 || len(alone) > 0 {
-			g = b.leadOrLeave(ctx, lead, alone, wait)
+		if len(j.lead) > 0 || len(j.alone) > 0 {
+			g = b.leadOrLeave(ctx, j.lead, j.alone, j.wait)
 		}
-		var again []keyed[K]
-		for i, p := range wait {
-			done := p.cl.Done
-			if done == nil {
-				// A key led and computed inline, which nobody joined: it
-				// has ended (a joiner would have made done, under the
-				// shard's lock, before the call was taken out of it).
-				done = closedChan
-			}
-			select {
-			case <-done:
-			case <-ctx.Done():
-				for _, q := range wait[i:] {
-					c.Leave(q.cl)
-					tally{&c.Rec, false}.abandoned(q.r == engine.Leading)
-				}
-				if g != nil && len(alone) > 0 {
-					g.release()
-				}
-				return joined, ctx.Err()
-			}
-			cl := p.cl
-			if p.r == engine.Joining && cl.StartsOver(ctx) {
-				// Its execution ended on the deadline of a caller that was
-				// not this one: join afresh.
-				s := keys.GetState()
-				s.Buf = append(s.Buf, cl.Key...)
-				again = append(again, keyed[K]{k: p.k, s: s, h: cl.H})
-				joined--
-				continue
-			}
-			if p.r == engine.Leading {
-				c.Rec.Led(1)
-			} else {
-				c.Rec.Coalesced(1)
-			}
-			switch {
-			case cl.Panicked:
-				pe, ok := cl.Pval.(*PanicError) // the tier path's compute panics with one
-				if !ok {
-					pe = &PanicError{Value: cl.Pval, Stack: cl.Stack}
-				}
-				res.fail(p.k, pe)
-			case cl.Goexit:
-				res.fail(p.k, &PanicError{Value: errGoexit})
-			default:
-				res.put(p.k, as[outcome[V]](cl.Val))
-			}
-			c.StaleServed(cl)
-		}
-		if len(alone) > 0 {
-			select {
-			case <-g.done:
-			case <-ctx.Done():
-				g.release()
-				return joined, ctx.Err()
-			}
-			for _, k := range alone {
-				res.put(k, g.alone[k])
-			}
+		again, err := b.collect(ctx, j.wait, g, j.alone, res)
+		joined -= len(again) // joined again next round
+		if err != nil {
+			return joined, err
 		}
 		pend = again
 	}
 	return joined, nil
+}
+
+// joinedKeys is what joinAll made of a call's missed keys.
+type joinedKeys[K comparable] struct {
+	lead, wait, refresh []*keyed[K] // led by this call; led or joined (to wait on); due refreshes to start
+	alone               []K         // computed with this call's fn call, never stored
+	joined              int         // keys joined from executions in flight
+}
+
+// joinAll joins each key of pend (Core.Join, taking ownership of its
+// encoded key), serves into res the keys Join found stored, counts each
+// key as miss does, and sorts the rest by what this call must do with
+// them. outer is the execution the caller runs inside, if any.
+func (b *batchFunc[K, V]) joinAll(ctx context.Context, pend []keyed[K], outer *engine.Call, res *batchResult[K, V]) joinedKeys[K] {
+	w := b.w
+	c := &w.c.e
+	// inline: this call will run fn for the keys it leads on its own
+	// goroutine (see lead), so Join need not make their done channels.
+	inline := b.window == nil && w.tier == nil && ctx.Done() == nil && (b.maxBatch == 0 || len(pend) <= b.maxBatch)
+	j := joinedKeys[K]{lead: make([]*keyed[K], 0, len(pend)), wait: make([]*keyed[K], 0, len(pend))}
+	for i := range pend {
+		p := &pend[i]
+		t := tally{&c.Rec, false}
+		if p.s.Never {
+			j.alone = append(j.alone, p.k) // no entry can ever hold it
+			keys.PutState(p.s)
+			t.led()
+			continue
+		}
+		p.n, p.cl, p.r = c.Join(p.s.Buf, p.h, goid.Current(), outer, inline, w.fo)
+		if p.due {
+			if p.r == engine.Found || p.r == engine.Late {
+				c.Hit(p.n, p.h)
+				t.hit = true
+			} else {
+				c.Rec.Miss(p.h)
+			}
+		}
+		if p.cl != nil && (p.r == engine.Leading || p.r == engine.Late) {
+			var refs []unsafe.Pointer
+			if len(p.s.Refs) > 0 {
+				refs = slices.Clone(p.s.Refs)
+			}
+			w.prepare(p.cl, refs)
+		}
+		if w.tier != nil && p.r == engine.Leading {
+			p.tk = tierKeyOf(w, p.s)
+		}
+		keys.PutState(p.s)
+		p.s = nil
+		switch p.r {
+		case engine.Found, engine.Late, engine.Stale:
+			t.coalesced()
+			res.put(p.k, as[outcome[V]](p.n.Value.Value()))
+			if p.r == engine.Late && p.cl != nil {
+				j.refresh = append(j.refresh, p)
+			} else if p.r == engine.Stale {
+				c.Rec.StaleServed(1)
+			}
+		case engine.Reentrant:
+			j.alone = append(j.alone, p.k) // inside its own execution: computed alone
+			t.led()
+		case engine.Leading:
+			j.lead = append(j.lead, p)
+			j.wait = append(j.wait, p)
+		case engine.Joining:
+			j.wait = append(j.wait, p)
+			j.joined++
+		}
+	}
+	return j
+}
+
+// collect waits for the calls of wait and the alone keys of g, and records
+// their outcomes in res (counting each key led or coalesced). It returns
+// the joined keys whose execution ended on a deadline that was another
+// caller's, to join afresh, and ctx's error if the caller's context ends
+// first: then the caller leaves every call it has not taken yet.
+func (b *batchFunc[K, V]) collect(ctx context.Context, wait []*keyed[K], g *batchGroup[K, V], alone []K, res *batchResult[K, V]) (again []keyed[K], err error) {
+	c := &b.w.c.e
+	for i, p := range wait {
+		done := p.cl.Done
+		if done == nil {
+			// A key led and computed inline, which nobody joined: it has
+			// ended (a joiner would have made done, under the shard's
+			// lock, before the call was taken out of it).
+			done = closedChan
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			for _, q := range wait[i:] {
+				c.Leave(q.cl)
+				tally{&c.Rec, false}.abandoned(q.r == engine.Leading)
+			}
+			if g != nil && len(alone) > 0 {
+				g.release()
+			}
+			return dropAgain(again), ctx.Err()
+		}
+		cl := p.cl
+		if p.r == engine.Joining && cl.StartsOver(ctx) {
+			s := keys.GetState()
+			s.Buf = append(s.Buf, cl.Key...)
+			again = append(again, keyed[K]{k: p.k, s: s, h: cl.H})
+			continue
+		}
+		if p.r == engine.Leading {
+			c.Rec.Led(1)
+		} else {
+			c.Rec.Coalesced(1)
+		}
+		switch {
+		case cl.Panicked:
+			pe, ok := cl.Pval.(*PanicError) // the tier path's compute panics with one
+			if !ok {
+				pe = &PanicError{Value: cl.Pval, Stack: cl.Stack}
+			}
+			res.fail(p.k, pe)
+		case cl.Goexit:
+			res.fail(p.k, &PanicError{Value: errGoexit})
+		default:
+			res.put(p.k, as[outcome[V]](cl.Val))
+		}
+		c.StaleServed(cl)
+	}
+	if len(alone) > 0 {
+		select {
+		case <-g.done:
+		case <-ctx.Done():
+			g.release()
+			return dropAgain(again), ctx.Err()
+		}
+		for _, k := range alone {
+			res.put(k, g.alone[k])
+		}
+	}
+	return again, nil
+}
+
+// dropAgain returns again, the keys a caller that left will not join
+// afresh, with their encoded keys given back (they count as not joined).
+func dropAgain[K comparable](again []keyed[K]) []keyed[K] {
+	for _, a := range again {
+		keys.PutState(a.s)
+	}
+	return again
 }
 
 // lead hands the keys this call leads (their calls made by Join) and the
@@ -548,15 +577,11 @@ func (g *batchGroup[K, V]) release() {
 // in a goroutine of its own, under g's merged context.
 func (g *batchGroup[K, V]) dispatch() {
 	g.dropLeft()
-	var ctx context.Context = &mergedContext{Context: context.Background(), callers: g.ctxs}
-	var cancel context.CancelFunc
 	var deadline time.Time
-	if !g.none && !g.deadline.IsZero() {
+	if !g.none {
 		deadline = g.deadline
-		ctx, cancel = context.WithDeadline(ctx, deadline)
-	} else {
-		ctx, cancel = context.WithCancel(ctx)
 	}
+	ctx, cancel := merge(g.ctxs, deadline)
 	ctx = g.bind(ctx, deadline)
 	g.mu.Lock()
 	g.cancel = cancel
@@ -737,6 +762,16 @@ func (g *batchGroup[K, V]) setAlone(k K, o outcome[V]) {
 	g.mu.Unlock()
 }
 
+// merge returns the context of an execution that serves callers: their
+// values, deadline (the latest of theirs; zero for none), and a cancel.
+func merge(callers []context.Context, deadline time.Time) (context.Context, context.CancelFunc) {
+	var ctx context.Context = &mergedContext{Context: context.Background(), callers: callers}
+	if deadline.IsZero() {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, deadline)
+}
+
 // mergedContext is a batch group's context before its cancellation: the
 // values of its callers' contexts, the first that has one winning.
 type mergedContext struct {
@@ -823,7 +858,8 @@ func (wd *batchWindow[K, V]) add(ctx context.Context, lead []*keyed[K]) *batchGr
 // in the background, so nobody waits for it.
 const refreshWindow = time.Millisecond
 
-// loadOne is the per-key function: fn for one key.
+// loadOne is the per-key function whose type gives a batch function its
+// keys and entries (see Batch): fn for one key.
 func (b *batchFunc[K, V]) loadOne(ctx context.Context, k K) (V, error) {
 	m, err := b.fn(ctx, []K{k})
 	o := outcomeOf(k, m, err)
@@ -1015,13 +1051,10 @@ func (b *batchFunc[K, V]) computeAsked(asked []tierAsk[K, V]) {
 			latest = d
 		}
 	}
-	var ctx context.Context = &mergedContext{Context: context.Background(), callers: ctxs}
-	var cancel context.CancelFunc
 	if none {
-		ctx, cancel = context.WithCancel(ctx)
-	} else {
-		ctx, cancel = context.WithDeadline(ctx, latest)
+		latest = time.Time{}
 	}
+	ctx, cancel := merge(ctxs, latest)
 	defer cancel()
 	// Cancelled when every key's execution context has ended (its callers
 	// all left, or its deadline passed), as a FuncCtx execution is.

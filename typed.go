@@ -219,11 +219,7 @@ func do1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Contex
 }
 
 func slow1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Context, A) T) T {
-	s := keys.GetState()
-	pa := box(&w.boxes[0], a)
-	w.encodeTyped(s, reflect.ValueOf(pa).Elem())
-	unbox(&w.boxes[0], pa)
-	h := engine.HashKey(s.Buf)
+	s, h := encode1(w, a)
 	v, ok := w.c.e.Lookup(s.Buf, h)
 	if ok {
 		keys.PutState(s)
@@ -253,6 +249,17 @@ func miss1[A, T any](w *wrapped, s *keys.State, h uint64, due bool, ctx context.
 		}
 	}
 	return miss(w, s, h, due, request[struct{}, T]{ctx: ctx, fn: func(ctx context.Context, _ struct{}) T { return run(ctx, a) }, own: own, detach: detach, verify: verify1(w, &a), cancelled: cancelledOutcome[T]})
+}
+
+// encode1 encodes the key of a one-argument call with the reflective
+// encoders (the typed paths' slow path, and Batch's), into a keys.State
+// the caller owns, and returns it with the key's hash.
+func encode1[A any](w *wrapped, a A) (*keys.State, uint64) {
+	s := keys.GetState()
+	pa := box(&w.boxes[0], a)
+	w.encodeTyped(s, reflect.ValueOf(pa).Elem())
+	unbox(&w.boxes[0], pa)
+	return s, engine.HashKey(s.Buf)
 }
 
 // verify1 returns the verify of an execution that runs on *a (see
