@@ -39,6 +39,9 @@ type Core struct {
 
 	Hits atomic.Uint64 // hits moved out of the read stripes by drains
 	Rec  stats.Recorder
+	// quiet counts the drains of full stripes since the last write, up to
+	// quietDrains (see drainFull). Guarded by mu.
+	quiet uint16
 }
 
 // Init readies a new engine: at most maxSize entries of the policy kind,
@@ -57,10 +60,8 @@ func (c *Core) Init(maxSize int, ttl time.Duration, kind policies.Kind, name str
 	// stripes, cleanups), so that a cache that is never used, such as that
 	// of a method value made per instance, costs a few hundred bytes.
 	c.Index.init()
-	c.Reads.sampleMask = sampleRate - 1
-	if c.addFirst() {
-		c.Reads.sampleMask = 0 // W-TinyLFU's sketch needs every use
-	} else {
+	c.Reads.setSampling(false)
+	if !c.addFirst() {
 		c.Reads.record()
 	}
 }
@@ -122,9 +123,30 @@ func (c *Core) Size() int {
 // the call (flight.go).
 var RefreshDue any = new(byte)
 
-// drainReads applies buffered uses to the policy, in order. c.mu is held.
+// drainReads applies buffered uses to the policy, in order, before a write
+// (a store or a removal), which ends a quiet spell (see
+// readBuffer.setSampling). c.mu is held.
 func (c *Core) drainReads() {
 	c.Hits.Add(c.Reads.drain(c.Policy))
+	if c.quiet != 0 {
+		c.quiet = 0
+		c.Reads.setSampling(false)
+	}
+}
+
+// quietDrains is how many drains of a full stripe in a row, with no write
+// between them, make a quiet spell: 16,384 hits from one goroutine.
+const quietDrains = 256
+
+// drainFull applies buffered uses to the policy when a stripe is full,
+// and counts the drain toward a quiet spell. c.mu is held.
+func (c *Core) drainFull() {
+	c.Hits.Add(c.Reads.drain(c.Policy))
+	if c.quiet < quietDrains {
+		if c.quiet++; c.quiet == quietDrains {
+			c.Reads.setSampling(true)
+		}
+	}
 }
 
 // Live reports whether n has not expired.

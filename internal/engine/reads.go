@@ -39,10 +39,10 @@ type readBuffer struct {
 	// points without them). Set under Cache.mu; cleared with the entries.
 	First atomic.Pointer[ReadStripe]
 	more  atomic.Pointer[[maxStripes]atomic.Pointer[ReadStripe]] // all stripes, once n > 1
-	// sampleMask is sampleRate-1, or 0 to record every use (lossy only
-	// when a stripe is full), which a W-TinyLFU cache sets: its frequency
-	// sketch needs the uses that sampling would drop. Set by newCache.
-	sampleMask uint64
+	// sampleMask is 0 to record every use (lossy only when a stripe is
+	// full), or sampleRate-1 to record one use in sampleRate (see
+	// setSampling). Written under Cache.mu, read by add.
+	sampleMask atomic.Uint64
 }
 
 // readBuffer.flags.
@@ -121,12 +121,8 @@ func (b *readBuffer) add(n *Node, h uint64) bool {
 		st.mu.Lock()
 	}
 	st.hits++
-	// Once goroutines have contended (more than one stripe), record one use
-	// in sampleRate: replaying every hit onto the policy under Cache.mu
-	// would serialize parallel hits. From one goroutine every use counts.
-	// (k, read before the lock, may be stale: stripes added meanwhile
-	// only make this one use recorded.)
-	if (k == 1 || st.hits&b.sampleMask == 0) && st.N < StripeSize {
+	// While sampling (see setSampling), record one use in sampleRate.
+	if st.hits&b.sampleMask.Load() == 0 && st.N < StripeSize {
 		st.buf[st.N] = n
 		st.N++
 	}
@@ -171,8 +167,39 @@ func (b *readBuffer) drain(p policies.Policy[item]) uint64 {
 		}
 		b.n.Store(2 * k)
 		b.flags.And(^uint32(flagContended))
+		if b.flags.Load()&flagAddFirst == 0 {
+			b.sampleMask.Store(sampleRate - 1) // see setSampling
+		}
 	}
 	return hits
+}
+
+// setSampling sets which uses add records. Cache.mu is held.
+//
+// LRU and LFU caches record every use while one stripe serves them, so
+// that uses from one goroutine keep their order and a replay stays exact,
+// and one in sampleRate once goroutines have contended (more than one
+// stripe): replaying every hit onto the policy under Cache.mu would
+// serialize parallel hits.
+//
+// W-TinyLFU's sketch needs every use, contended or not, while entries
+// compete for room; but once quiet is set (the cache has served
+// quietDrains full stripes of hits without storing or removing an entry),
+// it records one use in sampleRate until the next write. A cache that
+// stores nothing evicts nothing, so its order decides nothing meanwhile,
+// and the hot keys still count the most when misses come back: sampling
+// then keeps the sketch's proportions at a 32nd of the cost, as otter and
+// Caffeine drop the uses their full read buffers cannot take.
+func (b *readBuffer) setSampling(quiet bool) {
+	var mask uint64
+	if b.flags.Load()&flagAddFirst != 0 {
+		if quiet {
+			mask = sampleRate - 1
+		}
+	} else if b.n.Load() > 1 {
+		mask = sampleRate - 1
+	}
+	b.sampleMask.Store(mask)
 }
 
 // reset drops the recorded uses and returns the hits counted in the

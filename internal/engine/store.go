@@ -20,6 +20,8 @@ func (c *Core) Flush() {
 // is held.
 func (c *Core) DropAll() {
 	c.Hits.Add(c.Reads.reset()) // counted, kept by flush
+	c.quiet = 0
+	c.Reads.setSampling(false)
 	if c.addFirst() {
 		c.Reads.pause() // as a new cache, until half full again
 	}
@@ -97,7 +99,7 @@ func (c *Core) Hit(n *Node, h uint64) {
 // goroutine holds the lock (it drains them itself, or the next write does).
 func (c *Core) tryDrain() {
 	if c.Mu.TryLock() {
-		c.drainReads()
+		c.drainFull()
 		c.Mu.Unlock()
 	}
 }
