@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -259,4 +260,79 @@ func TestDecorateRegistryDoesNotLeak(t *testing.T) {
 	}()
 	assert.True(t, dtGCUntil(func() bool { return dtRegistryLen() <= before }),
 		"registry: %d entries, %d before", dtRegistryLen(), before)
+}
+
+// TestDecorateCommonSignaturesTyped checks that Decorate serves the
+// commonest signatures through Func's and FuncErr's typed closures, whose
+// hits allocate nothing (reflect.MakeFunc's allocate their argument and
+// result slices), with Decorate's behaviour: results, errors not stored,
+// CacheOf and Invalidate; and that a named func type, WithKey and the
+// other shapes keep the reflective path.
+func TestDecorateCommonSignaturesTyped(t *testing.T) {
+	var runs atomic.Int64
+	fi := Decorate(func(x int) int { runs.Add(1); return 2 * x })
+	fis := Decorate(func(x int) string { runs.Add(1); return strconv.Itoa(x) })
+	fs := Decorate(func(s string) string { runs.Add(1); return s + "!" })
+	fsi := Decorate(func(s string) int { runs.Add(1); return len(s) })
+	fie := Decorate(func(x int) (int, error) {
+		runs.Add(1)
+		if x < 0 {
+			return 0, errors.New("negative")
+		}
+		return x + 1, nil
+	})
+	fse := Decorate(func(s string) (string, error) { runs.Add(1); return s + "?", nil })
+	assert.Equal(t, 42, fi(21))
+	assert.Equal(t, "21", fis(21))
+	assert.Equal(t, "a!", fs("a"))
+	assert.Equal(t, 3, fsi("abc"))
+	v, err := fie(1)
+	assert.Equal(t, 2, v)
+	assert.NoError(t, err)
+	sv, err := fse("b")
+	assert.Equal(t, "b?", sv)
+	assert.NoError(t, err)
+	hits := map[string]func(){ // the calls above again: hits
+		"func(int) int":                func() { benchSink += fi(21) },
+		"func(int) string":             func() { benchSink += len(fis(21)) },
+		"func(string) string":          func() { benchSink += len(fs("a")) },
+		"func(string) int":             func() { benchSink += fsi("abc") },
+		"func(int) (int, error)":       func() { v, _ := fie(1); benchSink += v },
+		"func(string) (string, error)": func() { v, _ := fse("b"); benchSink += len(v) },
+	}
+	before := runs.Load()
+	for name, hit := range hits {
+		if !raceEnabled() { // sync.Pool drops items under the race detector
+			assert.Zero(t, testing.AllocsPerRun(100, hit), "a hit of Decorate(%s) allocates", name)
+		}
+		hit()
+	}
+	assert.Equal(t, before, runs.Load(), "a hit ran the function")
+	for _, f := range []any{fi, fis, fs, fsi, fie, fse} {
+		require.NotNil(t, CacheOf(f))
+	}
+	// An error is returned, not stored.
+	before = runs.Load()
+	_, err = fie(-1)
+	require.Error(t, err)
+	_, err = fie(-1)
+	require.Error(t, err)
+	assert.Equal(t, before+2, runs.Load(), "an error result was stored")
+	// Invalidate reaches the typed path's entries.
+	before = runs.Load()
+	assert.True(t, Invalidate(fi, 21))
+	assert.Equal(t, 42, fi(21))
+	assert.Equal(t, before+1, runs.Load())
+
+	// A named func type keeps its type, through MakeFunc.
+	type square func(int) int
+	sq := Decorate(square(func(x int) int { return x * x }))
+	assert.Equal(t, 9, sq(3))
+	assert.Equal(t, 9, sq(3))
+	assert.Equal(t, uint64(1), CacheOf(sq).Stats().Hits)
+	// WithKey keeps the reflective path, which applies it.
+	byParity := Decorate(func(x int) int { return x % 2 }, WithKey(func(args []any) any { return args[0].(int) % 2 }))
+	assert.Equal(t, 1, byParity(3))
+	assert.Equal(t, 1, byParity(5))
+	assert.Equal(t, uint64(1), CacheOf(byParity).Stats().Hits)
 }
