@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // hashSeeded's unrolled 16-byte case gives the loop's hash: W-TinyLFU's
@@ -31,4 +32,61 @@ func TestHashSeeded16(t *testing.T) {
 			assert.Equal(t, loop(seed, k), hashSeeded(seed, k), "%d bytes, seed %d", kl, seed)
 		}
 	}
+}
+
+// TestIndexRemoveFreesSlots checks index.remove against a map through a
+// full cache's churn (an insertion after each removal, keys colliding in a
+// small table): every live key is found, no removed key is, and a removal
+// whose next slot is free leaves no tombstone, so the table holds fewer
+// tombstones than removals made.
+func TestIndexRemoveFreesSlots(t *testing.T) {
+	var x index
+	x.init()
+	live := map[string]*Node{}
+	key := func(i int) []byte { return binary.LittleEndian.AppendUint64([]byte("k"), uint64(i)) }
+	for i := range 40 {
+		k := key(i)
+		n := NewNode(string(k), i)
+		x.insert(n, HashString(string(k)))
+		live[string(k)] = n
+	}
+	rng := uint64(1)
+	removed, freed := 0, 0
+	for i := 40; i < 4000; i++ {
+		rng = rng*6364136223846793005 + 1442695040888963407
+		var victim string
+		for k := range live { // any live key
+			victim = k
+			if rng>>60 == 0 {
+				break
+			}
+		}
+		before := x.t.Load()
+		used := before.used
+		require.True(t, x.remove(live[victim]))
+		if x.t.Load() == before && before.used < used {
+			freed++
+		}
+		require.False(t, x.remove(live[victim]), "removed twice")
+		delete(live, victim)
+		removed++
+		k := key(i)
+		n := NewNode(string(k), i)
+		x.insert(n, HashString(string(k)))
+		live[string(k)] = n
+		for k, n := range live {
+			require.Same(t, n, x.Get([]byte(k), HashString(k)), "live key %x after %d removals", k, removed)
+		}
+		require.Nil(t, x.Get([]byte(victim), HashString(victim)), "removed key %x", victim)
+		tomb := 0
+		tb := x.t.Load()
+		for j := range tb.slots {
+			if tb.slots[j].Load() == tombstone {
+				tomb++
+			}
+		}
+		require.Equal(t, tb.used, tb.live+tomb, "used counts entries and tombstones")
+	}
+	assert.Equal(t, 40, x.Len())
+	assert.Greater(t, freed, removed/4, "removals that freed their slot, of %d", removed)
 }
