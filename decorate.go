@@ -62,6 +62,12 @@ import (
 //     to every caller. A caller that modifies a returned slice, map or
 //     pointee changes what later hits return; copy, or return values.
 //
+// Every signature goes through reflect.MakeFunc, except an unnamed
+// func(A) R or func(A) (R, error) with A and R each int or string,
+// decorated without [WithKey] or [WithTier]: Decorate returns [Func]'s or
+// [FuncErr]'s typed closure for it, which behaves the same without
+// reflection.
+//
 // Decorate panics with a message that starts "memo:" if fn is nil or not a
 // func, or if an option is invalid (including [WithErrorTTL] for an fn
 // without a trailing error result). The returned function is safe for
