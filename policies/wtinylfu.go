@@ -149,7 +149,7 @@ func (w *wtinylfu[V]) Add(n *Node[V]) {
 // access counts a request for the key of hash h.
 func (w *wtinylfu[V]) access(h uint64) {
 	if !w.shared {
-		w.sketch.increment(h)
+		w.sketch.incrementOf(spread(h))
 	}
 	if w.minis != nil {
 		if f, ok := w.minis.access(h); ok {
