@@ -1,5 +1,7 @@
 package policies
 
+import "math"
+
 // minis choose W-TinyLFU's window by miniature simulation (Waldspurger,
 // Saemundsson, Ahmad and Park, "Cache Modeling and Optimization using
 // Miniature Simulations", USENIX ATC 2017): a few W-TinyLFU caches with
@@ -39,8 +41,8 @@ package policies
 // the simulations' memory: a sampled key is one slot, found through an
 // open-addressing table, holding its hash, the sketch's rehash of it
 // (computed once per key, not once per sketch operation) and its node in
-// every simulation side by side (int32 links to other slots, 12 bytes a
-// node, against a Node[uint64]'s 32 and a map entry and a slice per key).
+// each simulation's array of nodes (16-bit links to other slots, 6 bytes
+// a node, against a Node[uint64]'s 32 and a map entry and a slice per key).
 type minis struct {
 	sims []miniSim // tune.miniFracs' simulations, then the forgetting twin
 	fed  int       // the first fed simulations get the requests: all, or all but the dropped twin
@@ -51,11 +53,11 @@ type minis struct {
 	// free holds the slots of keys no simulation holds any more, for the
 	// next sampled keys: a sampled miss allocates nothing once the
 	// simulations are full.
-	free []int32
+	free []slot
 	// table indexes the slots in use by their key's hash: linear probing
 	// from the rehash's low bits, each cell a slot + 1 (0: empty), at most
 	// half full.
-	table  []int32
+	table  []slot
 	used   int  // slots in use
 	shift  uint // a key is sampled when its rehash >> shift is 0; 64: every key
 	period int  // requests between decisions
@@ -67,14 +69,23 @@ type minis struct {
 // many simulations hold it.
 type miniKey struct {
 	h, r uint64
-	live int32
+	live int32 // simulations holding the key
 }
+
+// slot indexes minis.keys and the simulations' nodes. A simulation holds
+// at most its capacity, tune.miniFull or tune.miniCap entries (512), plus
+// the key being added, so that the slots in use are fewer than
+// (len(tune.miniFracs)+1) × 513: 16 bits hold them.
+type slot int16
+
+// maxSlots bounds the slots (and a table cell holds a slot + 1).
+const maxSlots = math.MaxInt16 - 1
 
 // miniNode is a key's place in one simulation: its segment (0 while the
 // simulation does not hold it) and its neighbours there, as slots (-1: the
 // segment's end).
 type miniNode struct {
-	prev, next int32
+	prev, next slot
 	seg        uint8
 }
 
@@ -88,7 +99,7 @@ const (
 // miniList is a simulation's segment: its oldest and newest slots (-1 when
 // empty) and its length.
 type miniList struct {
-	head, tail int32
+	head, tail slot
 	n          int
 }
 
@@ -102,8 +113,8 @@ type miniSim struct {
 	cap                     int
 	maxWindow, maxProtected int
 	sketch                  *sketch
-	shared                  bool  // as wtinylfu.shared
-	candidate               int32 // as wtinylfu.candidate; -1: none
+	shared                  bool // as wtinylfu.shared
+	candidate               slot // as wtinylfu.candidate; -1: none
 	rand                    uint64
 	ghost                   ghostSet
 	forgetAt, requests      int
@@ -126,7 +137,7 @@ func newMinis(capacity int, ghost bool) *minis {
 	m := &minis{
 		shift:  64 - k,
 		period: max(int(tune.miniPeriod*float64(capacity)), tune.miniMin),
-		table:  make([]int32, 64),
+		table:  make([]slot, 64),
 	}
 	mc := max(capacity>>k, 1)
 	m.sims = make([]miniSim, 0, len(tune.miniFracs)+1)
@@ -260,7 +271,7 @@ func (m *minis) feed(h uint64) {
 }
 
 // lookup returns the slot of the key of hash h and rehash r, or -1.
-func (m *minis) lookup(h, r uint64) int32 {
+func (m *minis) lookup(h, r uint64) slot {
 	mask := uint64(len(m.table) - 1)
 	for p := r & mask; ; p = (p + 1) & mask {
 		c := m.table[p]
@@ -275,16 +286,19 @@ func (m *minis) lookup(h, r uint64) int32 {
 
 // insert gives the key of hash h and rehash r, not indexed, a slot (a free
 // one if any) and indexes it.
-func (m *minis) insert(h, r uint64) int32 {
-	var s int32
+func (m *minis) insert(h, r uint64) slot {
+	var s slot
 	if n := len(m.free); n > 0 {
 		s = m.free[n-1]
 		m.free = m.free[:n-1]
 	} else {
-		s = int32(len(m.keys))
-		m.keys = append(m.keys, miniKey{})
+		if len(m.keys) == cap(m.keys) {
+			m.grow()
+		}
+		s = slot(len(m.keys))
+		m.keys = m.keys[:s+1]
 		for i := range m.sims {
-			m.sims[i].nodes = append(m.sims[i].nodes, miniNode{})
+			m.sims[i].nodes = m.sims[i].nodes[:s+1]
 		}
 	}
 	m.keys[s] = miniKey{h: h, r: r}
@@ -295,8 +309,23 @@ func (m *minis) insert(h, r uint64) int32 {
 	return s
 }
 
+// grow makes room for a quarter more slots (at least 16): slack of at
+// most a quarter of the slots, where append's doubling of small slices
+// would leave up to as many slots unused as used.
+func (m *minis) grow() {
+	n := max(16, cap(m.keys)+cap(m.keys)/4)
+	if n > maxSlots {
+		panic("memo: policies: miniature simulations over their slots' range")
+	}
+	m.keys = append(make([]miniKey, 0, n), m.keys...)
+	for i := range m.sims {
+		sim := &m.sims[i]
+		sim.nodes = append(make([]miniNode, 0, n), sim.nodes...)
+	}
+}
+
 // place puts slot s in the table's first empty cell from its key's home.
-func (m *minis) place(s int32) {
+func (m *minis) place(s slot) {
 	mask := uint64(len(m.table) - 1)
 	p := m.keys[s].r & mask
 	for m.table[p] != 0 {
@@ -308,7 +337,7 @@ func (m *minis) place(s int32) {
 // rehash rebuilds the table with n cells.
 func (m *minis) rehash(n int) {
 	old := m.table
-	m.table = make([]int32, n)
+	m.table = make([]slot, n)
 	for _, c := range old {
 		if c != 0 {
 			m.place(c - 1)
@@ -318,7 +347,7 @@ func (m *minis) rehash(n int) {
 
 // release unindexes slot s, which no simulation holds, and frees it:
 // backward-shift deletion, which leaves no tombstones.
-func (m *minis) release(s int32) {
+func (m *minis) release(s slot) {
 	mask := uint64(len(m.table) - 1)
 	p := m.keys[s].r & mask
 	for m.table[p] != s+1 {
@@ -340,7 +369,7 @@ func (m *minis) release(s int32) {
 func (s *miniSim) len() int { return s.segs[0].n + s.segs[1].n + s.segs[2].n }
 
 // pushBack links slot x at the newest end of segment seg.
-func (s *miniSim) pushBack(seg uint8, x int32) {
+func (s *miniSim) pushBack(seg uint8, x slot) {
 	l := &s.segs[seg-1]
 	n := &s.nodes[x]
 	n.prev, n.next, n.seg = l.tail, -1, seg
@@ -354,7 +383,7 @@ func (s *miniSim) pushBack(seg uint8, x int32) {
 }
 
 // unlink removes slot x from its segment.
-func (s *miniSim) unlink(x int32) {
+func (s *miniSim) unlink(x slot) {
 	n := &s.nodes[x]
 	l := &s.segs[n.seg-1]
 	if n.prev >= 0 {
@@ -385,7 +414,7 @@ func (s *miniSim) request(r uint64) {
 }
 
 // add is wtinylfu.Add for slot x, of rehash r.
-func (s *miniSim) add(x int32, r uint64) {
+func (s *miniSim) add(x slot, r uint64) {
 	s.request(r)
 	s.pushBack(segWindow, x)
 	s.sketch.grow(s.len())
@@ -398,7 +427,7 @@ func (s *miniSim) add(x int32, r uint64) {
 }
 
 // touch is wtinylfu.Touch for slot x, of rehash r, which s holds.
-func (s *miniSim) touch(x int32, r uint64) {
+func (s *miniSim) touch(x slot, r uint64) {
 	if !s.shared || s.forgetAt > 0 {
 		s.request(r)
 	}
@@ -431,7 +460,7 @@ func (s *miniSim) touch(x int32, r uint64) {
 }
 
 // remove is wtinylfu.Remove for slot x, which s holds.
-func (s *miniSim) remove(x int32) {
+func (s *miniSim) remove(x slot) {
 	if x == s.candidate {
 		s.candidate = -1
 	}
@@ -439,7 +468,7 @@ func (s *miniSim) remove(x int32) {
 }
 
 // victim is wtinylfu.Victim; keys are the slots' keys.
-func (s *miniSim) victim(keys []miniKey) int32 {
+func (s *miniSim) victim(keys []miniKey) slot {
 	if c := s.candidate; c >= 0 && s.len() > s.cap {
 		v := s.segs[1].head
 		if v == c {

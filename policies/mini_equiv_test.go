@@ -120,7 +120,7 @@ func requireSameMinis(t *testing.T, m *minis, ref *refMinis, j int) {
 		if w.candidate == nil {
 			require.Negative(t, s.candidate, "request %d, simulation %d: no candidate", j, i)
 		} else {
-			require.GreaterOrEqual(t, s.candidate, int32(0), "request %d, simulation %d: a candidate", j, i)
+			require.GreaterOrEqual(t, s.candidate, slot(0), "request %d, simulation %d: a candidate", j, i)
 			require.Equal(t, w.candidate.Value, m.keys[s.candidate].h, "request %d, simulation %d: candidate", j, i)
 		}
 		require.Equal(t, w.rand, s.rand, "request %d, simulation %d: random state", j, i)
