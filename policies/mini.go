@@ -248,8 +248,9 @@ func (m *minis) feed(h uint64) {
 	if s < 0 {
 		s = m.insert(h, r)
 	}
-	for i := range m.fed {
-		sim := &m.sims[i]
+	sims := m.sims[:m.fed]
+	for i := range sims {
+		sim := &sims[i]
 		if sim.nodes[s].seg != 0 {
 			sim.touch(s, r)
 			sim.hits++
@@ -431,14 +432,49 @@ func (s *miniSim) touch(x slot, r uint64) {
 	if !s.shared || s.forgetAt > 0 {
 		s.request(r)
 	}
-	n := &s.nodes[x]
+	nodes := s.nodes
+	n := &nodes[x]
 	if n.seg == segProbation {
-		s.unlink(x)
-		s.pushBack(segProtected, x)
-		for s.segs[2].n > s.maxProtected {
-			d := s.segs[2].head
-			s.unlink(d)
-			s.pushBack(segProbation, d)
+		// unlink and pushBack to protected, then demote, written out.
+		pb, pt := &s.segs[1], &s.segs[2]
+		if n.prev >= 0 {
+			nodes[n.prev].next = n.next
+		} else {
+			pb.head = n.next
+		}
+		if n.next >= 0 {
+			nodes[n.next].prev = n.prev
+		} else {
+			pb.tail = n.prev
+		}
+		pb.n--
+		n.prev, n.next, n.seg = pt.tail, -1, segProtected
+		if pt.tail >= 0 {
+			nodes[pt.tail].next = x
+		} else {
+			pt.head = x
+		}
+		pt.tail = x
+		pt.n++
+		for pt.n > s.maxProtected {
+			// Protected's oldest to probation's newest end.
+			d := pt.head
+			dn := &nodes[d]
+			pt.head = dn.next
+			if dn.next >= 0 {
+				nodes[dn.next].prev = -1
+			} else {
+				pt.tail = -1
+			}
+			pt.n--
+			dn.prev, dn.next, dn.seg = pb.tail, -1, segProbation
+			if pb.tail >= 0 {
+				nodes[pb.tail].next = d
+			} else {
+				pb.head = d
+			}
+			pb.tail = d
+			pb.n++
 		}
 		return
 	}
@@ -449,12 +485,12 @@ func (s *miniSim) touch(x slot, r uint64) {
 	}
 	// x is not the tail: it has a next, and the tail is another slot.
 	if n.prev >= 0 {
-		s.nodes[n.prev].next = n.next
+		nodes[n.prev].next = n.next
 	} else {
 		l.head = n.next
 	}
-	s.nodes[n.next].prev = n.prev
-	s.nodes[l.tail].next = x
+	nodes[n.next].prev = n.prev
+	nodes[l.tail].next = x
 	n.prev, n.next = l.tail, -1
 	l.tail = x
 }

@@ -133,3 +133,23 @@ func requireSameMinis(t *testing.T, m *minis, ref *refMinis, j int) {
 		require.Equal(t, []int{w.maxWindow, w.maxProtected, w.capacity}, []int{s.maxWindow, s.maxProtected, s.cap})
 	}
 }
+
+// TestSketchEstimateUnrolled checks estimateOf, its lanes unrolled, against
+// the lane loop it replaced, on a sketch with counts of every size.
+func TestSketchEstimateUnrolled(t *testing.T) {
+	t.Parallel()
+	s := newSketch(64)
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 20 * s.sampleSize {
+		s.increment(keyHash(r.Uint64N(300)))
+	}
+	for k := range uint64(1000) {
+		blk, h := s.blockOf(spread(keyHash(k)))
+		m := uint64(15)
+		for i := range uint(4) {
+			b := h >> (32 + 5*i)
+			m = min(m, (blk[2*i+uint(b>>4&1)]>>((b&15)<<2))&15)
+		}
+		require.Equal(t, int(m), s.estimate(keyHash(k)), "key %d", k)
+	}
+}

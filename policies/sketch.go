@@ -106,12 +106,13 @@ func (s *sketch) estimate(h uint64) int { return s.estimateOf(spread(h)) }
 // estimateOf is estimate for the rehash r = spread(h).
 func (s *sketch) estimateOf(r uint64) int {
 	blk, h := s.blockOf(r)
-	m := uint64(15)
-	for i := range uint(4) {
-		b := h >> (32 + 5*i)
-		m = min(m, (blk[2*i+uint(b>>4&1)]>>((b&15)<<2))&15)
-	}
-	return int(m)
+	// The four lanes unrolled, as in incrementOf: for lane i, the counter
+	// that bits 32+5i to 35+5i select in word 2i + bit 36+5i.
+	return int(min(
+		blk[0+h>>36&1]>>(h>>32&15<<2)&15,
+		blk[2+h>>41&1]>>(h>>37&15<<2)&15,
+		blk[4+h>>46&1]>>(h>>42&15<<2)&15,
+		blk[6+h>>51&1]>>(h>>47&15<<2)&15))
 }
 
 // increment counts one occurrence of h, and halves every counter when it

@@ -181,9 +181,8 @@ func (w *wtinylfu[V]) Touch(n *Node[V]) {
 	case &w.window:
 		w.window.moveToBack(n)
 	case &w.probation:
-		unlink(n)
+		w.protected.moveIn(n)
 		w.nProbation--
-		w.protected.pushBack(n)
 		w.nProtected++
 		w.demote()
 	default:
@@ -193,9 +192,8 @@ func (w *wtinylfu[V]) Touch(n *Node[V]) {
 
 // toProbation moves n from the window to probation's newest end.
 func (w *wtinylfu[V]) toProbation(n *Node[V]) {
-	unlink(n)
+	w.probation.moveIn(n)
 	w.nWindow--
-	w.probation.pushBack(n)
 	w.nProbation++
 }
 
@@ -203,10 +201,8 @@ func (w *wtinylfu[V]) toProbation(n *Node[V]) {
 // is over its share.
 func (w *wtinylfu[V]) demote() {
 	for w.nProtected > w.maxProtected {
-		d := w.protected.root.next
-		unlink(d)
+		w.probation.moveIn(w.protected.root.next)
 		w.nProtected--
-		w.probation.pushBack(d)
 		w.nProbation++
 	}
 }
