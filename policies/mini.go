@@ -46,10 +46,12 @@ import "math"
 type minis struct {
 	sims []miniSim // tune.miniFracs' simulations, then the forgetting twin
 	fed  int       // the first fed simulations get the requests: all, or all but the dropped twin
-	// keys holds the sampled keys' slots, and each simulation's nodes
-	// their nodes there, by slot. A slot is in use while a simulation
-	// holds its key.
+	// keys holds the sampled keys' slots, live how many simulations hold
+	// each (apart: 17 bytes a slot rather than 24), and each simulation's
+	// nodes their nodes there, by slot. A slot is in use while a
+	// simulation holds its key.
 	keys []miniKey
+	live []uint8
 	// free holds the slots of keys no simulation holds any more, for the
 	// next sampled keys: a sampled miss allocates nothing once the
 	// simulations are full.
@@ -65,11 +67,9 @@ type minis struct {
 	cur    int // the simulation whose window the cache uses
 }
 
-// miniKey is a sampled key: its hash, the sketch's rehash of it, and how
-// many simulations hold it.
+// miniKey is a sampled key: its hash and the sketch's rehash of it.
 type miniKey struct {
 	h, r uint64
-	live int32 // simulations holding the key
 }
 
 // slot indexes minis.keys and the simulations' nodes. A simulation holds
@@ -196,7 +196,7 @@ func (m *minis) dropTwin() {
 		for s := tw.segs[seg].head; s >= 0; {
 			next := tw.nodes[s].next
 			tw.remove(s)
-			if m.keys[s].live--; m.keys[s].live == 0 {
+			if m.live[s]--; m.live[s] == 0 {
 				m.release(s)
 			}
 			s = next
@@ -257,16 +257,16 @@ func (m *minis) feed(h uint64) {
 			continue
 		}
 		sim.add(s, r)
-		m.keys[s].live++
+		m.live[s]++
 		for sim.len() > sim.cap {
 			v := sim.victim(m.keys)
 			sim.remove(v)
-			if m.keys[v].live--; m.keys[v].live == 0 && v != s {
+			if m.live[v]--; m.live[v] == 0 && v != s {
 				m.release(v)
 			}
 		}
 	}
-	if m.keys[s].live == 0 {
+	if m.live[s] == 0 {
 		m.release(s)
 	}
 }
@@ -298,6 +298,7 @@ func (m *minis) insert(h, r uint64) slot {
 		}
 		s = slot(len(m.keys))
 		m.keys = m.keys[:s+1]
+		m.live = m.live[:s+1]
 		for i := range m.sims {
 			m.sims[i].nodes = m.sims[i].nodes[:s+1]
 		}
@@ -319,6 +320,7 @@ func (m *minis) grow() {
 		panic("memo: policies: miniature simulations over their slots' range")
 	}
 	m.keys = append(make([]miniKey, 0, n), m.keys...)
+	m.live = append(make([]uint8, 0, n), m.live...)
 	for i := range m.sims {
 		sim := &m.sims[i]
 		sim.nodes = append(make([]miniNode, 0, n), sim.nodes...)

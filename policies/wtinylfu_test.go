@@ -429,8 +429,8 @@ func TestWTinyLFUForget(t *testing.T) {
 				held++
 			}
 		}
-		require.EqualValues(t, held, m.keys[s].live, "slot %d: live counts the simulations holding it", s)
-		require.Positive(t, m.keys[s].live, "slot %d: an indexed key is held", s)
+		require.EqualValues(t, held, m.live[s], "slot %d: live counts the simulations holding it", s)
+		require.Positive(t, m.live[s], "slot %d: an indexed key is held", s)
 		require.Equal(t, s, m.lookup(m.keys[s].h, m.keys[s].r), "slot %d: found by its hash", s)
 	}
 	assert.Equal(t, m.used, indexed, "slots in use, indexed")
