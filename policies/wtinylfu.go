@@ -80,7 +80,10 @@ type wtinylfu[V any] struct {
 	hash         func(*Node[V]) uint64
 	sketch       *sketch
 	// shared is set in a simulation that shares its sketch with the one
-	// before it (see newMinis), which counts every request for both.
+	// before it (see newMinis), which counts every request for both. The
+	// cache's simulations are miniSims, which keep these fields and this
+	// logic; a wtinylfu simulation remains as their reference in the tests
+	// (refMinis), which is what shared, forgetAt and requests serve.
 	shared bool
 	// candidate is the entry moved from the window to probation by the
 	// last Add, which Victim weighs against probation's oldest entry.
