@@ -1,5 +1,7 @@
 package policies
 
+import "math"
+
 // minis choose W-TinyLFU's window by miniature simulation (Waldspurger,
 // Saemundsson, Ahmad and Park, "Cache Modeling and Optimization using
 // Miniature Simulations", USENIX ATC 2017): a few W-TinyLFU caches with
@@ -32,39 +34,95 @@ package policies
 // one key in max(4, about capacity/miniCap) is sampled. A sampled
 // key's nodes are recycled when no simulation holds it any more, so that
 // feeding the simulations allocates nothing once they are full.
+//
+// Each simulation decides exactly as a wtinylfu[uint64] of its size and
+// window keyed by the hashes would (TestMinisDecideAsWTinyLFU replays
+// traces through both), but is laid out for the sampled request's cost and
+// the simulations' memory: a sampled key is one slot, found through an
+// open-addressing table, holding its hash, the sketch's rehash of it
+// (computed once per key, not once per sketch operation) and its node in
+// each simulation's array of nodes (16-bit links to other slots, 6 bytes
+// a node, against a Node[uint64]'s 32 and a map entry and a slice per key).
 type minis struct {
-	sims []*miniSim // tune.miniFracs' simulations, then the forgetting twin
-	fed  int        // the first fed simulations get the requests: all, or all but the dropped twin
-	// idx maps a sampled key's hash to its nodes, one per simulation, so
-	// that a request looks its key up once for all of them.
-	idx map[uint64]*miniEntry
-	// free holds the entries of keys no simulation holds any more, for
-	// the next sampled keys: a sampled miss allocates nothing once the
+	sims []miniSim // tune.miniFracs' simulations, then the forgetting twin
+	fed  int       // the first fed simulations get the requests: all, or all but the dropped twin
+	// keys holds the sampled keys' slots, live how many simulations hold
+	// each (apart: 17 bytes a slot rather than 24), and each simulation's
+	// nodes their nodes there, by slot. A slot is in use while a
+	// simulation holds its key.
+	keys []miniKey
+	live []uint8
+	// free holds the slots of keys no simulation holds any more, for the
+	// next sampled keys: a sampled miss allocates nothing once the
 	// simulations are full.
-	free   []*miniEntry
+	free []slot
+	// table indexes the slots in use by their key's hash: linear probing
+	// from the rehash's low bits, each cell a slot + 1 (0: empty), at most
+	// half full.
+	table  []slot
+	used   int  // slots in use
 	shift  uint // a key is sampled when its rehash >> shift is 0; 64: every key
 	period int  // requests between decisions
 	count  int
 	cur    int // the simulation whose window the cache uses
 }
 
+// miniKey is a sampled key: its hash and the sketch's rehash of it.
+type miniKey struct {
+	h, r uint64
+}
+
+// slot indexes minis.keys and the simulations' nodes. A simulation holds
+// at most its capacity, tune.miniFull or tune.miniCap entries (512), plus
+// the key being added, so that the slots in use are fewer than
+// (len(tune.miniFracs)+1) × 513: 16 bits hold them.
+type slot int16
+
+// maxSlots bounds the slots (and a table cell holds a slot + 1).
+const maxSlots = math.MaxInt16 - 1
+
+// miniNode is a key's place in one simulation: its segment (0 while the
+// simulation does not hold it) and its neighbours there, as slots (-1: the
+// segment's end).
+type miniNode struct {
+	prev, next slot
+	seg        uint8
+}
+
+// The segments of a simulation, as miniNode.seg and miniSim.segs' index + 1.
+const (
+	segWindow = 1 + iota
+	segProbation
+	segProtected
+)
+
+// miniList is a simulation's segment: its oldest and newest slots (-1 when
+// empty) and its length.
+type miniList struct {
+	head, tail slot
+	n          int
+}
+
+// miniSim is one simulation: a W-TinyLFU cache of cap sampled keys whose
+// window stays at frac of it, with the fields and the logic of a
+// wtinylfu[uint64] that is a simulation (no minis of its own, hashes for
+// keys), over the slots of its minis.
 type miniSim struct {
-	p     *wtinylfu[uint64]
-	frac  float64
-	cap   int
-	hits  int
-	score float64
+	nodes                   []miniNode  // by slot
+	segs                    [3]miniList // window, probation, protected
+	cap                     int
+	maxWindow, maxProtected int
+	sketch                  *sketch
+	shared                  bool // as wtinylfu.shared
+	candidate               slot // as wtinylfu.candidate; -1: none
+	rand                    uint64
+	ghost                   ghostSet
+	forgetAt, requests      int
+	forgot                  bool
+	frac                    float64
+	hits                    int
+	score                   float64
 }
-
-// miniEntry is a sampled key's node in each simulation (nodes[i] in
-// sims[i], linked while that simulation holds the key) and how many
-// simulations hold it.
-type miniEntry struct {
-	nodes []Node[uint64]
-	live  int
-}
-
-func hashValue(n *Node[uint64]) uint64 { return n.Value }
 
 // newMinis returns the simulations of a cache of capacity entries; ghost
 // gives them non-resident history, as the cache has.
@@ -79,29 +137,47 @@ func newMinis(capacity int, ghost bool) *minis {
 	m := &minis{
 		shift:  64 - k,
 		period: max(int(tune.miniPeriod*float64(capacity)), tune.miniMin),
-		idx:    make(map[uint64]*miniEntry),
+		table:  make([]slot, 64),
 	}
 	mc := max(capacity>>k, 1)
+	m.sims = make([]miniSim, 0, len(tune.miniFracs)+1)
 	for i, f := range tune.miniFracs {
-		p := newFixed(mc, hashValue, f, ghost)
-		if i > 0 && p.sketch.maxWords == len(p.sketch.table) {
+		s := newMiniSim(mc, f, ghost)
+		if i > 0 && s.sketch.maxWords == len(s.sketch.table) {
 			// Every simulation counts the same requests in the same
 			// order, into a sketch of the same size that never grows:
 			// their sketches would be equal, so they share the first
 			// one's, which counts for all (the first is fed first). The
 			// forgetting twin, which clears its own, keeps its own.
-			p.sketch, p.shared = m.sims[0].p.sketch, true
+			s.sketch, s.shared = m.sims[0].sketch, true
 		}
-		m.sims = append(m.sims, &miniSim{p: p, frac: f, cap: mc})
+		m.sims = append(m.sims, s)
 		if f == tune.windowPercent {
 			m.cur = i
 		}
 	}
-	twin := newFixed(mc, hashValue, tune.miniFracs[0], ghost)
+	twin := newMiniSim(mc, tune.miniFracs[0], ghost)
 	twin.forgetAt = max(1, int(tune.forgetAfter*float64(mc)))
-	m.sims = append(m.sims, &miniSim{p: twin, frac: tune.miniFracs[0], cap: mc})
+	m.sims = append(m.sims, twin)
 	m.fed = len(m.sims)
 	return m
+}
+
+// newMiniSim is newFixed(capacity, hash, frac, ghost) as a simulation.
+func newMiniSim(capacity int, frac float64, ghost bool) miniSim {
+	capacity = max(capacity, 1)
+	sk := newSketch(capacity)
+	s := miniSim{cap: capacity, sketch: &sk, frac: frac, candidate: -1, rand: 0x9e3779b97f4a7c15}
+	for i := range s.segs {
+		s.segs[i] = miniList{head: -1, tail: -1}
+	}
+	// wtinylfu.setWindow on an empty cache.
+	s.maxWindow = min(max(1, int(frac*float64(capacity)+0.5)), capacity)
+	s.maxProtected = int(tune.protectedPercent * float64(capacity-s.maxWindow))
+	if ghost {
+		s.ghost = newGhostSet(int(tune.ghostPercent * float64(capacity)))
+	}
+	return s
 }
 
 // dropTwin stops feeding the forgetting twin, once the cache has made the
@@ -115,20 +191,15 @@ func (m *minis) dropTwin() {
 	}
 	m.fed--
 	i := m.fed
-	tw := m.sims[i].p
-	var held []*Node[uint64]
-	for _, b := range [...]*bucket[uint64]{&tw.window, &tw.probation, &tw.protected} {
-		for n := b.root.next; n != &b.root; n = n.next {
-			held = append(held, n)
-		}
-	}
-	for _, n := range held {
-		h := n.Value
-		tw.Remove(n)
-		e := m.idx[h]
-		if e.live--; e.live == 0 {
-			delete(m.idx, h)
-			m.free = append(m.free, e)
+	tw := &m.sims[i]
+	for seg := range tw.segs {
+		for s := tw.segs[seg].head; s >= 0; {
+			next := tw.nodes[s].next
+			tw.remove(s)
+			if m.live[s]--; m.live[s] == 0 {
+				m.release(s)
+			}
+			s = next
 		}
 	}
 }
@@ -144,7 +215,8 @@ func (m *minis) access(h uint64) (float64, bool) {
 	}
 	m.count = 0
 	best, bi := -1.0, 0
-	for i, s := range m.sims {
+	for i := range m.sims {
+		s := &m.sims[i]
 		s.score = s.score*tune.miniDecay + float64(s.hits)
 		s.hits = 0
 		if i < len(tune.miniFracs) && s.score > best {
@@ -164,48 +236,312 @@ func (m *minis) access(h uint64) (float64, bool) {
 // forgetDue reports whether the forgetting twin has forgotten and now
 // scores tune.forgetMargin above its twin.
 func (m *minis) forgetDue() bool {
-	f := m.sims[len(m.sims)-1]
-	return f.p.forgot && f.score > m.sims[0].score*(1+tune.forgetMargin)
+	f := &m.sims[len(m.sims)-1]
+	return f.forgot && f.score > m.sims[0].score*(1+tune.forgetMargin)
 }
 
 // feed passes a request for the key of hash h to every simulation: a hit
 // is a use, a miss adds the key and evicts the simulation's victims.
 func (m *minis) feed(h uint64) {
-	e := m.idx[h]
-	if e == nil {
-		if n := len(m.free); n > 0 {
-			e = m.free[n-1]
-			m.free = m.free[:n-1]
-		} else {
-			e = &miniEntry{nodes: make([]Node[uint64], len(m.sims))}
-		}
-		m.idx[h] = e
+	r := spread(h)
+	s := m.lookup(h, r)
+	if s < 0 {
+		s = m.insert(h, r)
 	}
-	for i, s := range m.sims[:m.fed] {
-		n := &e.nodes[i]
-		if n.bucket != nil {
-			s.p.Touch(n)
-			s.hits++
+	sims := m.sims[:m.fed]
+	for i := range sims {
+		sim := &sims[i]
+		if sim.nodes[s].seg != 0 {
+			sim.touch(s, r)
+			sim.hits++
 			continue
 		}
-		n.Value = h
-		s.p.Add(n)
-		e.live++
-		for s.p.Len() > s.cap {
-			v := s.p.Victim()
-			s.p.Remove(v)
-			ve := e
-			if v.Value != h {
-				ve = m.idx[v.Value]
-			}
-			if ve.live--; ve.live == 0 && ve != e {
-				delete(m.idx, v.Value)
-				m.free = append(m.free, ve)
+		sim.add(s, r)
+		m.live[s]++
+		for sim.len() > sim.cap {
+			v := sim.victim(m.keys)
+			sim.remove(v)
+			if m.live[v]--; m.live[v] == 0 && v != s {
+				m.release(v)
 			}
 		}
 	}
-	if e.live == 0 {
-		delete(m.idx, h)
-		m.free = append(m.free, e)
+	if m.live[s] == 0 {
+		m.release(s)
 	}
+}
+
+// lookup returns the slot of the key of hash h and rehash r, or -1.
+func (m *minis) lookup(h, r uint64) slot {
+	mask := uint64(len(m.table) - 1)
+	for p := r & mask; ; p = (p + 1) & mask {
+		c := m.table[p]
+		if c == 0 {
+			return -1
+		}
+		if m.keys[c-1].h == h {
+			return c - 1
+		}
+	}
+}
+
+// insert gives the key of hash h and rehash r, not indexed, a slot (a free
+// one if any) and indexes it.
+func (m *minis) insert(h, r uint64) slot {
+	var s slot
+	if n := len(m.free); n > 0 {
+		s = m.free[n-1]
+		m.free = m.free[:n-1]
+	} else {
+		if len(m.keys) == cap(m.keys) {
+			m.grow()
+		}
+		s = slot(len(m.keys))
+		m.keys = m.keys[:s+1]
+		m.live = m.live[:s+1]
+		for i := range m.sims {
+			m.sims[i].nodes = m.sims[i].nodes[:s+1]
+		}
+	}
+	m.keys[s] = miniKey{h: h, r: r}
+	if m.used++; 2*m.used > len(m.table) {
+		m.rehash(2 * len(m.table))
+	}
+	m.place(s)
+	return s
+}
+
+// grow makes room for a quarter more slots (at least 16): slack of at
+// most a quarter of the slots, where append's doubling of small slices
+// would leave up to as many slots unused as used.
+func (m *minis) grow() {
+	n := max(16, cap(m.keys)+cap(m.keys)/4)
+	if n > maxSlots {
+		panic("memo: policies: miniature simulations over their slots' range")
+	}
+	m.keys = append(make([]miniKey, 0, n), m.keys...)
+	m.live = append(make([]uint8, 0, n), m.live...)
+	for i := range m.sims {
+		sim := &m.sims[i]
+		sim.nodes = append(make([]miniNode, 0, n), sim.nodes...)
+	}
+}
+
+// place puts slot s in the table's first empty cell from its key's home.
+func (m *minis) place(s slot) {
+	mask := uint64(len(m.table) - 1)
+	p := m.keys[s].r & mask
+	for m.table[p] != 0 {
+		p = (p + 1) & mask
+	}
+	m.table[p] = s + 1
+}
+
+// rehash rebuilds the table with n cells.
+func (m *minis) rehash(n int) {
+	old := m.table
+	m.table = make([]slot, n)
+	for _, c := range old {
+		if c != 0 {
+			m.place(c - 1)
+		}
+	}
+}
+
+// release unindexes slot s, which no simulation holds, and frees it:
+// backward-shift deletion, which leaves no tombstones.
+func (m *minis) release(s slot) {
+	mask := uint64(len(m.table) - 1)
+	p := m.keys[s].r & mask
+	for m.table[p] != s+1 {
+		p = (p + 1) & mask
+	}
+	for q := (p + 1) & mask; m.table[q] != 0; q = (q + 1) & mask {
+		// The entry at q may move to the hole at p if its home is not
+		// in (p, q], cyclically.
+		if home := m.keys[m.table[q]-1].r & mask; (q-home)&mask >= (q-p)&mask {
+			m.table[p] = m.table[q]
+			p = q
+		}
+	}
+	m.table[p] = 0
+	m.used--
+	m.free = append(m.free, s)
+}
+
+func (s *miniSim) len() int { return s.segs[0].n + s.segs[1].n + s.segs[2].n }
+
+// pushBack links slot x at the newest end of segment seg.
+func (s *miniSim) pushBack(seg uint8, x slot) {
+	l := &s.segs[seg-1]
+	n := &s.nodes[x]
+	n.prev, n.next, n.seg = l.tail, -1, seg
+	if l.tail >= 0 {
+		s.nodes[l.tail].next = x
+	} else {
+		l.head = x
+	}
+	l.tail = x
+	l.n++
+}
+
+// unlink removes slot x from its segment.
+func (s *miniSim) unlink(x slot) {
+	n := &s.nodes[x]
+	l := &s.segs[n.seg-1]
+	if n.prev >= 0 {
+		s.nodes[n.prev].next = n.next
+	} else {
+		l.head = n.next
+	}
+	if n.next >= 0 {
+		s.nodes[n.next].prev = n.prev
+	} else {
+		l.tail = n.prev
+	}
+	n.seg = 0
+	l.n--
+}
+
+// request is wtinylfu.access for the key of rehash r.
+func (s *miniSim) request(r uint64) {
+	if !s.shared {
+		s.sketch.incrementOf(r)
+	}
+	if s.forgetAt > 0 && !s.forgot {
+		if s.requests++; s.requests >= s.forgetAt {
+			s.sketch.clear()
+			s.forgot = true
+		}
+	}
+}
+
+// add is wtinylfu.Add for slot x, of rehash r.
+func (s *miniSim) add(x slot, r uint64) {
+	s.request(r)
+	s.pushBack(segWindow, x)
+	s.sketch.grow(s.len())
+	s.candidate = -1
+	for s.segs[0].n > s.maxWindow {
+		s.candidate = s.segs[0].head
+		s.unlink(s.candidate)
+		s.pushBack(segProbation, s.candidate)
+	}
+}
+
+// touch is wtinylfu.Touch for slot x, of rehash r, which s holds.
+func (s *miniSim) touch(x slot, r uint64) {
+	if !s.shared || s.forgetAt > 0 {
+		s.request(r)
+	}
+	nodes := s.nodes
+	n := &nodes[x]
+	if n.seg == segProbation {
+		// unlink and pushBack to protected, then demote, written out.
+		pb, pt := &s.segs[1], &s.segs[2]
+		if n.prev >= 0 {
+			nodes[n.prev].next = n.next
+		} else {
+			pb.head = n.next
+		}
+		if n.next >= 0 {
+			nodes[n.next].prev = n.prev
+		} else {
+			pb.tail = n.prev
+		}
+		pb.n--
+		n.prev, n.next, n.seg = pt.tail, -1, segProtected
+		if pt.tail >= 0 {
+			nodes[pt.tail].next = x
+		} else {
+			pt.head = x
+		}
+		pt.tail = x
+		pt.n++
+		for pt.n > s.maxProtected {
+			// Protected's oldest to probation's newest end.
+			d := pt.head
+			dn := &nodes[d]
+			pt.head = dn.next
+			if dn.next >= 0 {
+				nodes[dn.next].prev = -1
+			} else {
+				pt.tail = -1
+			}
+			pt.n--
+			dn.prev, dn.next, dn.seg = pb.tail, -1, segProbation
+			if pb.tail >= 0 {
+				nodes[pb.tail].next = d
+			} else {
+				pb.head = d
+			}
+			pb.tail = d
+			pb.n++
+		}
+		return
+	}
+	// bucket.moveToBack: the segment's length and n's segment stay.
+	l := &s.segs[n.seg-1]
+	if l.tail == x {
+		return
+	}
+	// x is not the tail: it has a next, and the tail is another slot.
+	if n.prev >= 0 {
+		nodes[n.prev].next = n.next
+	} else {
+		l.head = n.next
+	}
+	nodes[n.next].prev = n.prev
+	nodes[l.tail].next = x
+	n.prev, n.next = l.tail, -1
+	l.tail = x
+}
+
+// remove is wtinylfu.Remove for slot x, which s holds.
+func (s *miniSim) remove(x slot) {
+	if x == s.candidate {
+		s.candidate = -1
+	}
+	s.unlink(x)
+}
+
+// victim is wtinylfu.Victim; keys are the slots' keys.
+func (s *miniSim) victim(keys []miniKey) slot {
+	if c := s.candidate; c >= 0 && s.len() > s.cap {
+		v := s.segs[1].head
+		if v == c {
+			v = s.segs[2].head
+			if v < 0 {
+				return c
+			}
+		}
+		if s.admit(&keys[c], &keys[v]) {
+			s.ghost.add(keys[v].h)
+			return v
+		}
+		s.ghost.add(keys[c].h)
+		return c
+	}
+	for _, seg := range [...]int{1, 2, 0} {
+		if l := s.segs[seg]; l.n > 0 {
+			return l.head
+		}
+	}
+	return -1
+}
+
+// admit is wtinylfu.admit for the keys c and v.
+func (s *miniSim) admit(c, v *miniKey) bool {
+	cf := s.sketch.estimateOf(c.r)
+	vf := s.sketch.estimateOf(v.r)
+	if cf > vf || s.ghost.has(c.h) {
+		return true
+	}
+	if cf >= tune.randMin && vf >= tune.randVictim {
+		s.rand ^= s.rand << 13
+		s.rand ^= s.rand >> 7
+		s.rand ^= s.rand << 17
+		return s.rand&tune.randMask == 0
+	}
+	return false
 }

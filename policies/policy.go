@@ -76,6 +76,19 @@ func (b *bucket[V]) moveToBack(n *Node[V]) {
 	b.root.prev = n
 }
 
+// moveIn moves n from the other bucket holding it to the tail of b: unlink
+// and pushBack without clearing the links that pushBack rewrites (and their
+// write barriers while the garbage collector marks), as moveToBack does.
+func (b *bucket[V]) moveIn(n *Node[V]) {
+	n.prev.next = n.next
+	n.next.prev = n.prev
+	at := b.root.prev
+	n.prev, n.next = at, &b.root
+	at.next = n
+	b.root.prev = n
+	n.bucket = b
+}
+
 // unlink removes n from whatever bucket holds it and marks it unlinked.
 func unlink[V any](n *Node[V]) {
 	n.prev.next = n.next

@@ -90,31 +90,38 @@ func spread(h uint64) uint64 {
 	return h
 }
 
-// block returns the 8-word block of h's counters and the rehash that
-// places them: for lane i, word 2i or 2i+1 of the block and one of its 16
-// nibbles, from 5 bits each above bit 32.
-func (s *sketch) block(h uint64) (*[8]uint64, uint64) {
-	h = spread(h)
-	b := (h & s.blockMask) << 3
-	return (*[8]uint64)(s.table[b : b+8]), h
+// blockOf returns the 8-word block of the counters of the key whose rehash
+// is r = spread(h) and the rehash: for lane i, word 2i or 2i+1 of the block
+// and one of its 16 nibbles, from 5 bits each above bit 32. Callers that
+// keep a key's rehash pass it rather than spreading the hash again.
+func (s *sketch) blockOf(r uint64) (*[8]uint64, uint64) {
+	b := (r & s.blockMask) << 3
+	return (*[8]uint64)(s.table[b : b+8]), r
 }
 
 // estimate returns how often h was counted: at least its count since the
 // last halving (halved with each halving), at most 15.
-func (s *sketch) estimate(h uint64) int {
-	blk, h := s.block(h)
-	m := uint64(15)
-	for i := range uint(4) {
-		b := h >> (32 + 5*i)
-		m = min(m, (blk[2*i+uint(b>>4&1)]>>((b&15)<<2))&15)
-	}
-	return int(m)
+func (s *sketch) estimate(h uint64) int { return s.estimateOf(spread(h)) }
+
+// estimateOf is estimate for the rehash r = spread(h).
+func (s *sketch) estimateOf(r uint64) int {
+	blk, h := s.blockOf(r)
+	// The four lanes unrolled, as in incrementOf: for lane i, the counter
+	// that bits 32+5i to 35+5i select in word 2i + bit 36+5i.
+	return int(min(
+		blk[0+h>>36&1]>>(h>>32&15<<2)&15,
+		blk[2+h>>41&1]>>(h>>37&15<<2)&15,
+		blk[4+h>>46&1]>>(h>>42&15<<2)&15,
+		blk[6+h>>51&1]>>(h>>47&15<<2)&15))
 }
 
 // increment counts one occurrence of h, and halves every counter when it
 // completes the sample.
-func (s *sketch) increment(h uint64) {
-	blk, h := s.block(h)
+func (s *sketch) increment(h uint64) { s.incrementOf(spread(h)) }
+
+// incrementOf is increment for the rehash r = spread(h).
+func (s *sketch) incrementOf(r uint64) {
+	blk, h := s.blockOf(r)
 	// The four lanes unrolled and branch-free (bump): whether a hot key's
 	// counter is saturated is unpredictable, and a branch per lane
 	// mispredicted on about one increment in three.

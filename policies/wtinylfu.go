@@ -80,7 +80,10 @@ type wtinylfu[V any] struct {
 	hash         func(*Node[V]) uint64
 	sketch       *sketch
 	// shared is set in a simulation that shares its sketch with the one
-	// before it (see newMinis), which counts every request for both.
+	// before it (see newMinis), which counts every request for both. The
+	// cache's simulations are miniSims, which keep these fields and this
+	// logic; a wtinylfu simulation remains as their reference in the tests
+	// (refMinis), which is what shared, forgetAt and requests serve.
 	shared bool
 	// candidate is the entry moved from the window to probation by the
 	// last Add, which Victim weighs against probation's oldest entry.
@@ -149,7 +152,7 @@ func (w *wtinylfu[V]) Add(n *Node[V]) {
 // access counts a request for the key of hash h.
 func (w *wtinylfu[V]) access(h uint64) {
 	if !w.shared {
-		w.sketch.increment(h)
+		w.sketch.incrementOf(spread(h))
 	}
 	if w.minis != nil {
 		if f, ok := w.minis.access(h); ok {
@@ -181,9 +184,8 @@ func (w *wtinylfu[V]) Touch(n *Node[V]) {
 	case &w.window:
 		w.window.moveToBack(n)
 	case &w.probation:
-		unlink(n)
+		w.protected.moveIn(n)
 		w.nProbation--
-		w.protected.pushBack(n)
 		w.nProtected++
 		w.demote()
 	default:
@@ -193,9 +195,8 @@ func (w *wtinylfu[V]) Touch(n *Node[V]) {
 
 // toProbation moves n from the window to probation's newest end.
 func (w *wtinylfu[V]) toProbation(n *Node[V]) {
-	unlink(n)
+	w.probation.moveIn(n)
 	w.nWindow--
-	w.probation.pushBack(n)
 	w.nProbation++
 }
 
@@ -203,10 +204,8 @@ func (w *wtinylfu[V]) toProbation(n *Node[V]) {
 // is over its share.
 func (w *wtinylfu[V]) demote() {
 	for w.nProtected > w.maxProtected {
-		d := w.protected.root.next
-		unlink(d)
+		w.probation.moveIn(w.protected.root.next)
 		w.nProtected--
-		w.probation.pushBack(d)
 		w.nProbation++
 	}
 }

@@ -387,7 +387,7 @@ func TestWTinyLFUGhostAdmission(t *testing.T) {
 	p := newWTinyLFU(tune.ghostMinCap, u64Hash)
 	require.True(t, p.ghost.on())
 	for _, s := range p.minis.sims {
-		require.True(t, s.p.ghost.on(), "the simulations model the history too")
+		require.True(t, s.ghost.on(), "the simulations model the history too")
 	}
 	c := &Node[uint64]{Value: 1}
 	v := &Node[uint64]{Value: 2}
@@ -410,21 +410,31 @@ func TestWTinyLFUForget(t *testing.T) {
 	multi2 := traces.Need(t, "lirs/multi2.trace.gz")
 	p, _ := replayW(500, multi2)
 	assert.True(t, p.forgot, "multi2@500 forgets its warm-up")
-	twin := p.minis.sims[len(p.minis.sims)-1].p
+	m := p.minis
+	twin := &m.sims[len(m.sims)-1]
 	assert.True(t, twin.forgot, "the twin forgot")
-	assert.False(t, p.minis.sims[0].p.forgot, "the plain simulation did not")
-	assert.Zero(t, twin.Len(), "the twin's keys are released once the cache forgot")
-	assert.Equal(t, len(p.minis.sims)-1, p.minis.fed, "and the twin is fed no more")
-	for h, e := range p.minis.idx {
+	assert.False(t, m.sims[0].forgot, "the plain simulation did not")
+	assert.Zero(t, twin.len(), "the twin's keys are released once the cache forgot")
+	assert.Equal(t, len(m.sims)-1, m.fed, "and the twin is fed no more")
+	indexed := 0
+	for _, c := range m.table {
+		if c == 0 {
+			continue
+		}
+		indexed++
+		s := c - 1
 		held := 0
-		for i := range p.minis.sims {
-			if e.nodes[i].bucket != nil {
+		for i := range m.sims {
+			if m.sims[i].nodes[s].seg != 0 {
 				held++
 			}
 		}
-		require.Equal(t, held, e.live, "key %x: live counts the simulations holding it", h)
-		require.Positive(t, e.live, "key %x: an indexed key is held", h)
+		require.EqualValues(t, held, m.live[s], "slot %d: live counts the simulations holding it", s)
+		require.Positive(t, m.live[s], "slot %d: an indexed key is held", s)
+		require.Equal(t, s, m.lookup(m.keys[s].h, m.keys[s].r), "slot %d: found by its hash", s)
 	}
+	assert.Equal(t, m.used, indexed, "slots in use, indexed")
+	assert.Equal(t, len(m.keys), m.used+len(m.free), "every slot in use or free")
 
 	gli := traces.Need(t, "lirs/gli.trace.gz")
 	p, _ = replayW(1000, gli)
@@ -446,7 +456,7 @@ func TestMinisNoAllocationOnceFull(t *testing.T) {
 		k++
 	})
 	assert.Zero(t, allocs, "allocations per sampled request")
-	assert.LessOrEqual(t, len(m.idx)+len(m.free), len(m.sims)*100+1, "entries kept, in use or free")
+	assert.LessOrEqual(t, len(m.keys), len(m.sims)*100+1, "slots kept, in use or free")
 }
 
 // TestWTinyLFUFloodDefence checks the random admission against hash
