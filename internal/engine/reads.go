@@ -116,29 +116,21 @@ func (b *readBuffer) add(n *Node, h uint64) bool {
 		b.flags.Or(flagContended)
 		return true
 	}
-	if mask := b.sampleMask.Load(); mask != 0 {
+	mask := b.sampleMask.Load()
+	if mask != 0 {
 		// Sampling (see setSampling): count with one atomic addition, and
 		// take the lock only to record one use in sampleRate.
 		if st.counted.Add(1)&mask != 0 {
 			return false
 		}
-		if !st.mu.TryLock() {
-			b.flags.Or(flagContended)
-			st.mu.Lock()
-		}
-		if st.N < StripeSize {
-			st.buf[st.N] = n
-			st.N++
-		}
-		full := st.N == StripeSize
-		st.mu.Unlock()
-		return full
 	}
 	if !st.mu.TryLock() {
 		b.flags.Or(flagContended)
 		st.mu.Lock()
 	}
-	st.hits++
+	if mask == 0 {
+		st.hits++ // else counted above
+	}
 	if st.N < StripeSize {
 		st.buf[st.N] = n
 		st.N++
