@@ -184,7 +184,7 @@ func (w *wrapped) miss(s *keys.State, h uint64, due bool, args []reflect.Value) 
 			}, verify
 		}
 	}
-	return miss(w, s, h, due, request[struct{}, []reflect.Value]{ctx: ctx, fn: run, own: own, detach: detach, verify: verify, cancelled: w.cancelled})
+	return miss(w, s, h, due, request[struct{}, []reflect.Value]{ctx: ctx, fn: run, own: own, detach: detach, verify: verify})
 }
 
 // sameKey reports whether args still encode to key: an execution that

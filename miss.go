@@ -54,8 +54,6 @@ type request[A, T any] struct {
 	// the arguments run works on: an execution that may outlive its
 	// callers checks with it that no caller changed them (engine.Call.Verify).
 	verify func(string) bool
-	// cancelled is what a caller whose context ended gets.
-	cancelled func(context.Context) T
 }
 
 // miss is the miss path of every memoized call, Decorate's and the typed
@@ -73,7 +71,7 @@ type request[A, T any] struct {
 func miss[A, T any](w *wrapped, s *keys.State, h uint64, due bool, rq request[A, T]) T {
 	c := &w.c.e
 	if s.Never {
-		return uncacheable(w, s, rq.ctx, rq.runFunc(), rq.cancelled)
+		return uncacheable(w, s, rq.ctx, rq.runFunc())
 	}
 	if rq.ctx != nil && rq.ctx.Err() != nil {
 		keys.PutState(s)
@@ -81,7 +79,7 @@ func miss[A, T any](w *wrapped, s *keys.State, h uint64, due bool, rq request[A,
 			c.Rec.Miss(h) // the caller gets no result
 		}
 		c.Rec.Abandoned(1)
-		return rq.cancelled(rq.ctx)
+		return cancelledResult[T](w, rq.ctx)
 	}
 	var outer *engine.Call
 	if rq.ctx != nil {
@@ -243,7 +241,7 @@ func (f *flight[A, T]) await(cl *engine.Call, r engine.Role) (v T, again bool) {
 	case <-ctx.Done():
 		c.Leave(cl)
 		f.t.abandoned(r == engine.Leading)
-		return f.rq.cancelled(ctx), false
+		return cancelledResult[T](f.w, ctx), false
 	}
 	if r == engine.Joining && cl.StartsOver(ctx) {
 		return v, true
@@ -341,13 +339,13 @@ func runAlone[T any](w *wrapped, t tally, ctx context.Context, run func(context.
 // context, joins no execution, stores nothing, and counts in
 // Stats.Uncacheable (and, as every miss, in Led or Abandoned). It takes
 // ownership of s.
-func uncacheable[T any](w *wrapped, s *keys.State, ctx context.Context, run func(context.Context) T, cancelled func(context.Context) T) T {
+func uncacheable[T any](w *wrapped, s *keys.State, ctx context.Context, run func(context.Context) T) T {
 	long := s.TooLong
 	keys.PutState(s)
 	w.c.noteUncacheable(long)
 	if ctx != nil && ctx.Err() != nil {
 		w.c.e.Rec.Abandoned(1)
-		return cancelled(ctx)
+		return cancelledResult[T](w, ctx)
 	}
 	return runAlone(w, tally{&w.c.e.Rec, false}, ctx, run) // timed, and counted as Led
 }
