@@ -275,7 +275,14 @@ func (f *flight[A, T]) runHere(cl *engine.Call, runCtx context.Context) T {
 		panic(cl.Pval)
 	}
 	c.StaleServed(cl)
-	return as[T](cl.Val)
+	v := as[T](cl.Val)
+	if runCtx == nil && tiered == nil {
+		// The function got no context carrying cl, and no tier's Load
+		// ran it: cl goes back to its pool unless a caller joined it
+		// (see engine.Core.Recycle).
+		c.Recycle(cl)
+	}
+	return v
 }
 
 // tally counts how a miss ended (see stats.Stats.Pending), unless hit is

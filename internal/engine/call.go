@@ -28,9 +28,12 @@ type Call struct {
 
 	Val      any // the results
 	Panicked bool
-	Pval     any // the panic value
-	Stack    []byte
 	Goexit   bool
+	// pooled says that cl is the Call of a keyedCall from newCall's pool
+	// (see Recycle).
+	pooled bool
+	Pval   any // the panic value
+	Stack  []byte
 
 	Fo    *FreshOpts // the function's freshness options (flight.go), or nil
 	stale bool       // val is a stale result served for a failure
@@ -296,18 +299,51 @@ func results(val any) []any {
 // allocation (a function number and an 8-byte argument, or a short string).
 const inlineKey = 24
 
+// keyedCall is a Call with its short key in the same allocation (see
+// newCall).
+type keyedCall struct {
+	cl Call
+	kb [inlineKey]byte
+}
+
+// calls holds keyedCalls that Recycle found no goroutine but their leader
+// could still reach.
+var calls = sync.Pool{New: func() any { return new(keyedCall) }}
+
 // newCall returns a Call for the encoded key k. A short key is kept in the
 // same allocation as the Call (it is never stored beyond the Call: an
-// entry copies keys this short into its own allocation, see newNode).
+// entry copies keys this short into its own allocation, see NewNode), which
+// comes from the pool Recycle fills.
 func newCall(k []byte) *Call {
 	if len(k) <= inlineKey && len(k) > 0 {
-		ck := &struct {
-			cl Call
-			kb [inlineKey]byte
-		}{}
-		copy(ck.kb[:], k)
-		ck.cl.Key = unsafe.String(&ck.kb[0], len(k))
-		return &ck.cl
+		kc := calls.Get().(*keyedCall)
+		copy(kc.kb[:], k)
+		kc.cl.Key = unsafe.String(&kc.kb[0], len(k))
+		kc.cl.pooled = true
+		return &kc.cl
 	}
 	return &Call{Key: string(k)}
+}
+
+// Recycle returns cl, an execution that its leader ran on its own goroutine
+// without a context (Join's lead, and Run with no context made for it) and
+// that has ended normally, to the pool newCall takes from, when nothing but
+// its leader can still reach it; the leader must not use cl after. That is
+// when nobody joined it (Done is still nil: a joiner makes it under the
+// shard's lock, and cl left its shard's table, under that lock, before the
+// execution ended; see wake), no context carries it (ctx: the function
+// got none, so no call made inside the execution, nor any goroutine it
+// started, can name cl as its outer), and it is no refresh, batch call or
+// call whose arguments are rechecked. Otherwise Recycle does nothing, and
+// the collector frees cl once unreachable. A Call reused for another key,
+// or the same key, is then compared (Store's sh.Calls[key] == fl) only by
+// its new leader: no stale comparison can succeed.
+func (c *Core) Recycle(cl *Call) {
+	if !cl.pooled || cl.Done != nil || cl.ctx != nil || cl.cancel != nil || cl.release != nil ||
+		cl.group != nil || cl.base != nil || cl.Verify != nil || cl.Panicked || cl.Goexit {
+		return
+	}
+	kc := (*keyedCall)(unsafe.Pointer(cl))
+	*kc = keyedCall{} // keeps nothing alive (the value, the options)
+	calls.Put(kc)
 }

@@ -2,7 +2,12 @@ package memo
 
 import (
 	"context"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
+
+	"github.com/memokit/memo/policies"
 
 	"github.com/stretchr/testify/assert"
 )
@@ -42,4 +47,39 @@ func TestMissAllocs(t *testing.T) {
 	st := CacheOf(fi).Stats()
 	assert.Equal(t, uint64(size), uint64(CacheOf(fi).Len()))
 	assert.Zero(t, st.Hits)
+}
+
+// Misses that recycle their in-flight record (nobody joined) interleave
+// with misses that others join, on few keys and many goroutines, with
+// evictions: every caller gets its own key's result. A record reused while
+// a joiner still read it would hand that joiner another key's result (and
+// the race detector would see the reuse).
+func TestMissRecycledCallsConcurrent(t *testing.T) {
+	const goroutines, calls, keys = 8, 2000, 24
+	var runs atomic.Int64
+	f := Func(func(x int) int {
+		runs.Add(1)
+		if x%3 == 0 {
+			runtime.Gosched() // longer executions, which others join
+		}
+		return 1000 + 7*x
+	}, WithMaxSize(keys/2), WithPolicy(policies.LRU))
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range calls {
+				x := (i*(g+1) + g) % keys
+				if got := f(x); got != 1000+7*x {
+					t.Errorf("f(%d) = %d, want %d", x, got, 1000+7*x)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	st := CacheOf(f).Stats()
+	assert.Equal(t, uint64(goroutines*calls), st.Hits+st.Misses)
+	assert.Equal(t, st.Misses, st.Led+st.Coalesced)
+	assert.Equal(t, uint64(runs.Load()), st.Led)
+	t.Logf("%d misses, %d coalesced", st.Misses, st.Coalesced)
 }
