@@ -85,7 +85,7 @@ func miss[A, T any](w *wrapped, s *keys.State, h uint64, due bool, rq request[A,
 	if rq.ctx != nil {
 		outer, _ = rq.ctx.Value(engine.FlightKey{}).(*engine.Call)
 	}
-	n, cl, r := c.Join(s.Buf, h, goid.Current(), outer, rq.ctx == nil, w.fo)
+	n, cl, r := c.Join(s.Buf, h, goid.Current(), outer, rq.inline(), w.fo)
 	if due {
 		if r == engine.Found || r == engine.Late {
 			c.Hit(n, h)
@@ -131,6 +131,11 @@ func (w *wrapped) prepare(cl *engine.Call, refs []unsafe.Pointer) {
 		cl.Refs = refs
 	}
 }
+
+// inline reports whether rq's caller, if it leads, runs the execution on
+// its own goroutine (see await): it has no context, or one that can never
+// end.
+func (rq *request[A, T]) inline() bool { return rq.ctx == nil || rq.ctx.Done() == nil }
 
 // runFunc returns rq's function bound to its arguments.
 func (rq *request[A, T]) runFunc() func(context.Context) T {
@@ -187,7 +192,7 @@ func (f *flight[A, T]) settle(n *engine.Node, cl *engine.Call, r engine.Role) T 
 			return v
 		}
 		prev := cl
-		n, cl, r = c.Join(engine.UnsafeBytes(prev.Key), prev.H, goid.Current(), f.outer, f.rq.ctx == nil, w.fo)
+		n, cl, r = c.Join(engine.UnsafeBytes(prev.Key), prev.H, goid.Current(), f.outer, f.rq.inline(), w.fo)
 		if (r == engine.Leading || r == engine.Late) && cl != nil {
 			w.prepare(cl, prev.Refs)
 		}

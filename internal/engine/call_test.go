@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -65,4 +66,35 @@ func TestRecycleOnlyUnreached(t *testing.T) {
 	c.Recycle(cl)
 	assert.Equal(t, "boom", cl.Pval)
 	assert.Equal(t, string(k), cl.Key)
+}
+
+type ctxKey struct{}
+
+// An execution's context, kept in its Call (flightCtx), answers as
+// context.WithValue(parent, FlightKey{}, cl) would: the Call under
+// FlightKey, the parent's values, deadline and cancellation otherwise, so
+// that a call made inside the execution finds it (re-entrant calls) and the
+// function sees its caller's context.
+func TestFlightContext(t *testing.T) {
+	parent, cancel := context.WithCancel(context.WithValue(t.Context(), ctxKey{}, "v"))
+	cl := new(Call)
+	ctx := cl.Start(parent)
+	assert.Same(t, cl, ctx.Value(FlightKey{}))
+	assert.Equal(t, "v", ctx.Value(ctxKey{}))
+	assert.Nil(t, ctx.Value("other"))
+	inner, stop := context.WithCancel(ctx) // a child of the execution's context
+	defer stop()
+	assert.Same(t, cl, inner.Value(FlightKey{}))
+	require.NoError(t, ctx.Err())
+	cancel() // the execution's context keeps the values, not the cancellation
+	require.NoError(t, ctx.Err())
+	cl.cancel() // its own: the last caller left
+	<-inner.Done()
+	assert.ErrorIs(t, ctx.Err(), context.Canceled)
+	assert.ErrorIs(t, inner.Err(), context.Canceled)
+
+	bg := new(Call)
+	ictx := bg.StartInline(context.Background())
+	assert.Same(t, bg, ictx.Value(FlightKey{}))
+	assert.Nil(t, ictx.Done(), "a context that can never end stays so")
 }

@@ -15,8 +15,10 @@ import (
 // that the caller must run. me is the caller's goroutine (curG) and outer
 // the execution its context says it runs inside, if any: a caller that runs
 // inside the execution in flight for its key must not wait on it (that
-// would deadlock), and gets reentrant. A leader without a context runs the
-// execution on its own goroutine: lead says so, and the call records me.
+// would deadlock), and gets reentrant. A leader without a context, or with
+// one that can never end, runs the execution on its own goroutine: lead
+// says so, and the call records me (and its Done is made only if a caller
+// joins).
 // fo is the caller's function's freshness options (nil for none). A
 // refresh in flight (flight.go) is never joined: it is not in the calls.
 // Each call of join is a miss already counted by lookup, or a lookup of an
@@ -270,7 +272,7 @@ func (cl *Call) StartRefresh(ctx context.Context, c *Core) context.Context {
 	}
 	cl.deadline = dl
 	cl.ctx, cl.cancel = context.WithDeadline(context.WithoutCancel(ctx), dl)
-	return context.WithValue(cl.ctx, FlightKey{}, cl)
+	return cl.withFlight(cl.ctx)
 }
 
 // Refresh executes cl, a refresh (see startRefresh); judge decides on its
