@@ -19,6 +19,7 @@ import (
 // and FuncErr's misses have the same bound; FuncCtx's, with a context that
 // can never end, one more. Each run calls with a key never seen, so every
 // run is a miss that stores and evicts.
+// Decorate's miss makes no closure over its arguments either.
 func TestMissAllocs(t *testing.T) {
 	if raceEnabled() {
 		t.Skip("sync.Pool drops items under the race detector")
@@ -50,6 +51,15 @@ func TestMissAllocs(t *testing.T) {
 	// in a Call whose context carries it (so not recycled), with Done made
 	// only for a joiner: the Call, the entry and the boxed outcome.
 	assert.LessOrEqual(t, allocs(func(k int) { r, _ := fc(context.Background(), k); benchSink += r }), 3.0, "a FuncCtx miss with context.Background()")
+	// Decorate's miss: the entry and the results boxed, and what
+	// reflect.MakeFunc and reflect.Value.Call allocate themselves (4 here);
+	// no closure over the arguments.
+	fd := Decorate(func(x int) int { return x * 2 }, WithMaxSize(size))
+	for range 4 * size {
+		next++
+		benchSink += fd(next)
+	}
+	assert.LessOrEqual(t, allocs(func(k int) { benchSink += fd(k) }), 6.0, "a Decorate(func(int) int) miss")
 	st := CacheOf(fi).Stats()
 	assert.Equal(t, uint64(size), uint64(CacheOf(fi).Len()))
 	assert.Zero(t, st.Hits)
