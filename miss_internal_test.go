@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/memokit/memo/policies"
-
 	"github.com/stretchr/testify/assert"
 )
 
@@ -17,9 +16,10 @@ import (
 // boxed result (an int above 255 in an any) and nothing else: no in-flight
 // record (recycled when nobody joined it), no request or closure. Func2's
 // and FuncErr's misses have the same bound; FuncCtx's, with a context that
-// can never end, one more. Each run calls with a key never seen, so every
-// run is a miss that stores and evicts.
-// Decorate's miss makes no closure over its arguments either.
+// can never end, one more; Decorate's makes no closure over its arguments
+// either. Each run calls with a key never seen, so every run is a miss
+// that stores and evicts. (Before the in-flight record was recycled and the
+// request stopped making func values: 4, 5, 4, 6 and 11 allocations.)
 func TestMissAllocs(t *testing.T) {
 	if raceEnabled() {
 		t.Skip("sync.Pool drops items under the race detector")
@@ -38,19 +38,22 @@ func TestMissAllocs(t *testing.T) {
 		r, _ = fc(context.Background(), next)
 		benchSink += r
 	}
-	allocs := func(call func(k int)) float64 {
-		return testing.AllocsPerRun(1000, func() {
+	atMost := func(want float64, what string, call func(k int)) {
+		t.Helper()
+		n := testing.AllocsPerRun(1000, func() {
 			next++
 			call(next)
 		})
+		t.Logf("%s: %v allocations", what, n)
+		assert.LessOrEqual(t, n, want, what)
 	}
-	assert.LessOrEqual(t, allocs(func(k int) { benchSink += fi(k) }), 2.0, "a Func(int) int miss")
-	assert.LessOrEqual(t, allocs(func(k int) { benchSink += f2(k, 1) }), 2.0, "a Func2(int, int) int miss")
-	assert.LessOrEqual(t, allocs(func(k int) { r, _ := fe(k); benchSink += r }), 2.0, "a FuncErr(int) (int, error) miss")
+	atMost(2.0, "a Func(int) int miss", func(k int) { benchSink += fi(k) })
+	atMost(2.0, "a Func2(int, int) int miss", func(k int) { benchSink += f2(k, 1) })
+	atMost(2.0, "a FuncErr(int) (int, error) miss", func(k int) { r, _ := fe(k); benchSink += r })
 	// A context that can never end: its leader runs the execution itself,
 	// in a Call whose context carries it (so not recycled), with Done made
 	// only for a joiner: the Call, the entry and the boxed outcome.
-	assert.LessOrEqual(t, allocs(func(k int) { r, _ := fc(context.Background(), k); benchSink += r }), 3.0, "a FuncCtx miss with context.Background()")
+	atMost(3.0, "a FuncCtx miss with context.Background()", func(k int) { r, _ := fc(context.Background(), k); benchSink += r })
 	// Decorate's miss: the entry and the results boxed, and what
 	// reflect.MakeFunc and reflect.Value.Call allocate themselves (4 here);
 	// no closure over the arguments.
@@ -59,7 +62,7 @@ func TestMissAllocs(t *testing.T) {
 		next++
 		benchSink += fd(next)
 	}
-	assert.LessOrEqual(t, allocs(func(k int) { benchSink += fd(k) }), 6.0, "a Decorate(func(int) int) miss")
+	atMost(6.0, "a Decorate(func(int) int) miss", func(k int) { benchSink += fd(k) })
 	st := CacheOf(fi).Stats()
 	assert.Equal(t, uint64(size), uint64(CacheOf(fi).Len()))
 	assert.Zero(t, st.Hits)
