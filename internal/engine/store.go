@@ -137,11 +137,13 @@ func (c *Core) Store(key string, h uint64, val any, ttl time.Duration, refs []un
 	sh := c.shardOf(h)
 	sh.Mu.Lock()
 	if fl != nil {
-		current := sh.Calls[key] == fl
+		var current bool
 		if fl.base != nil {
 			current = c.Index.Get(UnsafeBytes(key), h) == fl.base
+			sh.detach(fl)
+		} else if current = sh.Calls[key] == fl; current {
+			delete(sh.Calls, key) // sh.detach(fl), with one lookup
 		}
-		sh.detach(fl)
 		if !current {
 			sh.Mu.Unlock()
 			return false
