@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -118,8 +119,15 @@ func nestedBoom(s string, k int) bool {
 // (kept in the recycled record's own bytes) and longer than 24 bytes (not
 // pooled), through Func and through a FuncCtx whose callers mix a context
 // that can never end (the leader runs inline, with a context carrying the
-// record) and one that is cancelled while it waits.
+// record) and one that is cancelled before or while it leads or waits; then that no statistic
+// was lost.
 func TestReviewRecycledStringCalls(t *testing.T) {
+	// In a bubble, so that synctest.Wait can wait for the executions that
+	// callers left, which go on after them.
+	synctest.Test(t, testReviewRecycledStringCalls)
+}
+
+func testReviewRecycledStringCalls(t *testing.T) {
 	const keys, workers, rounds = 40, 6, 1200
 	key := func(i int) string {
 		if i%2 == 0 {
@@ -153,8 +161,11 @@ func TestReviewRecycledStringCalls(t *testing.T) {
 				var cancel context.CancelFunc
 				if x>>59&1 == 1 {
 					ctx, cancel = context.WithCancel(ctx)
-					if x>>58&1 == 1 {
-						cancel() // ends at once: the cancelled answer
+					switch x >> 57 & 3 {
+					case 0:
+						cancel() // ended already: the cancelled answer
+					case 1:
+						go cancel() // ends while the call leads or waits, or not before it returns
 					}
 				}
 				got, err := fc(ctx, k)
@@ -174,6 +185,15 @@ func TestReviewRecycledStringCalls(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	synctest.Wait() // the executions abandoned by their leaders have ended
+	// No statistic lost: every call is a hit or a miss, every miss ended
+	// one way, and every execution was led by a caller that got it or left.
+	for name, fn := range map[string]any{"Func": f, "FuncCtx": fc} {
+		st := CacheOf(fn).Stats()
+		assert.Equal(t, uint64(workers*rounds), st.Hits+st.Misses, "%s: Hits+Misses", name)
+		assert.Zero(t, st.Pending(), "%s: Pending", name)
+		assert.Equal(t, st.TotalCalls, st.Led+st.AbandonedLeaders, "%s: TotalCalls", name)
+	}
 }
 
 // TestReviewGoexitLeaderNotRecycled: a leader whose function calls
