@@ -197,31 +197,43 @@ func testReviewRecycledStringCalls(t *testing.T) {
 }
 
 // TestReviewGoexitLeaderNotRecycled: a leader whose function calls
-// runtime.Goexit ends its goroutine; its record must not be recycled
-// (its joiner still reads it), and the next call for the key runs afresh
-// with the right result.
+// runtime.Goexit ends its goroutine while a caller waits on its
+// execution; the record must not be recycled under the joiner, which
+// panics with a *PanicError, and later calls for the key and others (whose
+// records come from the pool) get their own results.
 func TestReviewGoexitLeaderNotRecycled(t *testing.T) {
-	release := make(chan struct{})
-	entered := make(chan struct{})
-	var calls atomic.Int64
-	f := Func(func(k int) int {
-		if calls.Add(1) == 1 {
-			close(entered)
-			<-release
-			runtime.Goexit()
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		entered := make(chan struct{})
+		var calls atomic.Int64
+		f := Func(func(k int) int {
+			if calls.Add(1) == 1 {
+				close(entered)
+				<-release
+				runtime.Goexit()
+			}
+			return k + 100
+		}, WithMaxSize(4))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			f(1)
+		}()
+		<-entered
+		joiner := make(chan any, 1)
+		go func() {
+			defer func() { joiner <- recover() }()
+			f(1)
+		}()
+		synctest.Wait() // the joiner waits
+		close(release)
+		<-done
+		j := <-joiner
+		require.IsType(t, (*PanicError)(nil), j)
+		for k := range 50 {
+			require.Equal(t, k+100, f(k))
 		}
-		return k + 100
-	}, WithMaxSize(4))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f(1)
-	}()
-	<-entered
-	close(release)
-	<-done
-	for k := range 50 {
-		require.Equal(t, k+100, f(k))
-	}
-	assert.Equal(t, 101, f(1))
+		assert.Equal(t, 101, f(1))
+		assert.Zero(t, CacheOf(f).Stats().Pending())
+	})
 }
