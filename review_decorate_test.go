@@ -280,3 +280,41 @@ func TestReviewDecorateTypedKeyLengths(t *testing.T) {
 	assert.Equal(t, sb.Misses, sa.Misses, "Misses")
 	assert.Equal(t, sb.Uncacheable, sa.Uncacheable, "Uncacheable")
 }
+
+// TestReviewDecorateTypedResultsToOptions: WithCacheIf and WithTTLFunc
+// see the same results ([]any, the error included, nil when there is
+// none) through the typed closure as through the reflective path, and
+// decide the same.
+func TestReviewDecorateTypedResultsToOptions(t *testing.T) {
+	var seen [2][]string
+	opts := func(i int) []Option {
+		return []Option{
+			WithCacheIf(func(r []any) bool {
+				seen[i] = append(seen[i], fmt.Sprintf("if %#v", r))
+				return r[0] != 4
+			}),
+			WithTTLFunc(func(r []any) time.Duration {
+				seen[i] = append(seen[i], fmt.Sprintf("ttl %#v", r))
+				return time.Hour
+			}),
+		}
+	}
+	fn := func(x int) (int, error) {
+		if x < 0 {
+			return 0, errors.New("neg")
+		}
+		return 2 * x, nil
+	}
+	typed := Decorate(fn, opts(0)...)
+	refl := Decorate(rvIntIntErr(fn), opts(1)...)
+	for _, x := range []int{1, 1, 2, -1, -1} {
+		va, ea := typed(x)
+		vb, eb := refl(x)
+		assert.Equal(t, vb, va)
+		assert.Equal(t, fmt.Sprint(eb), fmt.Sprint(ea))
+	}
+	assert.Equal(t, seen[1], seen[0])
+	sa, sb := CacheOf(typed).Stats(), CacheOf(refl).Stats()
+	assert.Equal(t, sb.Rejected, sa.Rejected)
+	assert.Equal(t, sb.Hits, sa.Hits)
+}
