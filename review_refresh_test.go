@@ -97,3 +97,48 @@ func TestReviewStaleIfErrorRecycledKeys(t *testing.T) {
 		assert.Zero(t, st.Pending())
 	})
 }
+
+// TestReviewRefreshChurnKeysOwnValues races callers over keys that fall
+// due for refresh-ahead again and again (the bubble's clock advanced
+// between rounds), with Invalidate in between, in a cache small enough to
+// evict: every value must be its own key's, and after a last Invalidate
+// of a key its next call runs afresh, once every refresh has ended.
+func TestReviewRefreshChurnKeysOwnValues(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var gen atomic.Int64
+		f := Func(func(k int) int64 {
+			return int64(k)<<32 | gen.Add(1)
+		}, WithRefreshAfter(time.Second), WithTTL(time.Minute), WithMaxSize(12))
+		const keys = 16
+		done := make(chan struct{})
+		for round := range 30 {
+			for g := range 3 {
+				go func() {
+					defer func() { done <- struct{}{} }()
+					for i := range 40 {
+						k := (i*5 + g + round) % keys
+						if (i+round)%11 == 0 {
+							Invalidate(f, k)
+						}
+						if v := f(k); v>>32 != int64(k) {
+							t.Errorf("f(%d) = key %d's value", k, v>>32)
+						}
+					}
+				}()
+			}
+			for range 3 {
+				<-done
+			}
+			time.Sleep(1500 * time.Millisecond)
+		}
+		synctest.Wait() // every refresh has ended
+		for k := range keys {
+			Invalidate(f, k)
+			before := gen.Load()
+			v := f(k)
+			require.Equal(t, int64(k), v>>32)
+			require.Greater(t, v&(1<<32-1), before, "f(%d) after Invalidate: an older result", k)
+		}
+		assert.Zero(t, CacheOf(f).Stats().Pending())
+	})
+}
