@@ -23,7 +23,7 @@ func TestReviewMinisEdgeCapacities(t *testing.T) {
 		for _, spread := range []int{4, 64} {
 			t.Run(fmt.Sprintf("%d/x%d", capacity, spread), func(t *testing.T) {
 				r := rand.New(rand.NewPCG(uint64(capacity), uint64(spread)))
-				n := min(60*capacity+20000, 200000)
+				n := min(30*capacity+10000, 60000)
 				ghost := capacity >= tune.ghostMinCap
 				m, ref := newMinis(capacity, ghost), newRefMinis(capacity, ghost)
 				forgot := false
