@@ -189,6 +189,19 @@ func (w *wrapped) call(args []reflect.Value) []reflect.Value {
 
 // miss runs or joins the execution for a call whose key, in s, missed.
 func (w *wrapped) miss(s *keys.State, h uint64, due bool, args []reflect.Value) []reflect.Value {
+	if !w.ctx && !w.recheck && (w.copiers() == nil || !w.refreshes()) {
+		// Nothing below applies (no context, no copy of the arguments, no
+		// recheck): the request holds the arguments, and no closure is
+		// made for them.
+		return miss(w, s, h, due, request[decorated, []reflect.Value]{fn: runDecorated, a: decorated{w, args}})
+	}
+	return w.missWith(s, h, due, args)
+}
+
+// missWith is miss for a function with a context, arguments to copy (see
+// detach.go) or keys to recheck: the request's closures share args (apart
+// from miss, so that args moves to the heap only here).
+func (w *wrapped) missWith(s *keys.State, h uint64, due bool, args []reflect.Value) []reflect.Value {
 	var ctx context.Context
 	var own func()
 	if w.ctx {
@@ -204,6 +217,7 @@ func (w *wrapped) miss(s *keys.State, h uint64, due bool, args []reflect.Value) 
 		in := args
 		if w.ctx {
 			in = slices.Clone(args)
+			ctx := ctx // on the heap only here
 			in[w.ctxAt] = reflect.ValueOf(&ctx).Elem()
 		}
 		return w.invoke(in)
@@ -228,8 +242,19 @@ func (w *wrapped) miss(s *keys.State, h uint64, due bool, args []reflect.Value) 
 			}, verify
 		}
 	}
-	return miss(w, s, h, due, request[struct{}, []reflect.Value]{ctx: ctx, fn: run, own: own, detach: detach, verify: verify, cancelled: w.cancelled})
+	return miss(w, s, h, due, request[struct{}, []reflect.Value]{ctx: ctx, fn: run, own: own, detach: detach, verify: verify})
 }
+
+// decorated is the arguments of a call of a decorated function without a
+// context, for runDecorated.
+type decorated struct {
+	w    *wrapped
+	args []reflect.Value
+}
+
+// runDecorated runs the decorated function on d's arguments (a request's
+// fn, made once).
+func runDecorated(_ context.Context, d decorated) []reflect.Value { return d.w.invoke(d.args) }
 
 // sameKey reports whether args still encode to key: an execution that
 // outlived its callers checks that none changed what its key was

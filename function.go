@@ -201,12 +201,18 @@ func (o outcome[R]) failure() error { return o.err }
 // failer is implemented by stored results that can carry an error.
 type failer interface{ failure() error }
 
-// cancelledOutcome returns the zero result with ctx's error, for T an
-// outcome (the context forms always have an error result).
-func cancelledOutcome[T any](ctx context.Context) T {
+// cancelledResult returns what a caller of w whose context ctx ended
+// gets: for a typed context form, T an outcome (those always have an error
+// result), the zero result with ctx's error; for Decorate, T the results,
+// w.cancelled's. A generic function rather than a func value in the
+// request, which would be made, and allocated, on every miss.
+func cancelledResult[T any](w *wrapped, ctx context.Context) T {
 	var t T
-	if p, ok := any(&t).(interface{ setErr(error) }); ok {
+	switch p := any(&t).(type) {
+	case interface{ setErr(error) }:
 		p.setErr(ctx.Err())
+	case *[]reflect.Value:
+		*p = w.cancelled(ctx)
 	}
 	return t
 }

@@ -54,8 +54,6 @@ type request[A, T any] struct {
 	// the arguments run works on: an execution that may outlive its
 	// callers checks with it that no caller changed them (engine.Call.Verify).
 	verify func(string) bool
-	// cancelled is what a caller whose context ended gets.
-	cancelled func(context.Context) T
 }
 
 // miss is the miss path of every memoized call, Decorate's and the typed
@@ -73,7 +71,7 @@ type request[A, T any] struct {
 func miss[A, T any](w *wrapped, s *keys.State, h uint64, due bool, rq request[A, T]) T {
 	c := &w.c.e
 	if s.Never {
-		return uncacheable(w, s, rq.ctx, rq.runFunc(), rq.cancelled)
+		return uncacheable(w, s, rq.ctx, rq.runFunc())
 	}
 	if rq.ctx != nil && rq.ctx.Err() != nil {
 		keys.PutState(s)
@@ -81,13 +79,13 @@ func miss[A, T any](w *wrapped, s *keys.State, h uint64, due bool, rq request[A,
 			c.Rec.Miss(h) // the caller gets no result
 		}
 		c.Rec.Abandoned(1)
-		return rq.cancelled(rq.ctx)
+		return cancelledResult[T](w, rq.ctx)
 	}
 	var outer *engine.Call
 	if rq.ctx != nil {
 		outer, _ = rq.ctx.Value(engine.FlightKey{}).(*engine.Call)
 	}
-	n, cl, r := c.Join(s.Buf, h, goid.Current(), outer, rq.ctx == nil, w.fo)
+	n, cl, r := c.Join(s.Buf, h, goid.Current(), outer, rq.inline(), w.fo)
 	if due {
 		if r == engine.Found || r == engine.Late {
 			c.Hit(n, h)
@@ -133,6 +131,11 @@ func (w *wrapped) prepare(cl *engine.Call, refs []unsafe.Pointer) {
 		cl.Refs = refs
 	}
 }
+
+// inline reports whether rq's caller, if it leads, runs the execution on
+// its own goroutine (see await): it has no context, or one that can never
+// end.
+func (rq *request[A, T]) inline() bool { return rq.ctx == nil || rq.ctx.Done() == nil }
 
 // runFunc returns rq's function bound to its arguments.
 func (rq *request[A, T]) runFunc() func(context.Context) T {
@@ -189,7 +192,7 @@ func (f *flight[A, T]) settle(n *engine.Node, cl *engine.Call, r engine.Role) T 
 			return v
 		}
 		prev := cl
-		n, cl, r = c.Join(engine.UnsafeBytes(prev.Key), prev.H, goid.Current(), f.outer, f.rq.ctx == nil, w.fo)
+		n, cl, r = c.Join(engine.UnsafeBytes(prev.Key), prev.H, goid.Current(), f.outer, f.rq.inline(), w.fo)
 		if (r == engine.Leading || r == engine.Late) && cl != nil {
 			w.prepare(cl, prev.Refs)
 		}
@@ -243,7 +246,7 @@ func (f *flight[A, T]) await(cl *engine.Call, r engine.Role) (v T, again bool) {
 	case <-ctx.Done():
 		c.Leave(cl)
 		f.t.abandoned(r == engine.Leading)
-		return f.rq.cancelled(ctx), false
+		return cancelledResult[T](f.w, ctx), false
 	}
 	if r == engine.Joining && cl.StartsOver(ctx) {
 		return v, true
@@ -277,7 +280,14 @@ func (f *flight[A, T]) runHere(cl *engine.Call, runCtx context.Context) T {
 		panic(cl.Pval)
 	}
 	c.StaleServed(cl)
-	return as[T](cl.Val)
+	v := as[T](cl.Val)
+	if runCtx == nil && tiered == nil {
+		// The function got no context carrying cl, and no tier's Load
+		// ran it: cl goes back to its pool unless a caller joined it
+		// (see engine.Core.Recycle).
+		c.Recycle(cl)
+	}
+	return v
 }
 
 // tally counts how a miss ended (see stats.Stats.Pending), unless hit is
@@ -341,13 +351,13 @@ func runAlone[T any](w *wrapped, t tally, ctx context.Context, run func(context.
 // context, joins no execution, stores nothing, and counts in
 // Stats.Uncacheable (and, as every miss, in Led or Abandoned). It takes
 // ownership of s.
-func uncacheable[T any](w *wrapped, s *keys.State, ctx context.Context, run func(context.Context) T, cancelled func(context.Context) T) T {
+func uncacheable[T any](w *wrapped, s *keys.State, ctx context.Context, run func(context.Context) T) T {
 	long := s.TooLong
 	keys.PutState(s)
 	w.c.noteUncacheable(long)
 	if ctx != nil && ctx.Err() != nil {
 		w.c.e.Rec.Abandoned(1)
-		return cancelled(ctx)
+		return cancelledResult[T](w, ctx)
 	}
 	return runAlone(w, tally{&w.c.e.Rec, false}, ctx, run) // timed, and counted as Led
 }

@@ -95,7 +95,7 @@ func FuncCtx[A, R any](fn func(context.Context, A) (R, error), opts ...Option) f
 // Func2 is [Func] for functions of two arguments.
 func Func2[A, B, R any](fn func(A, B) R, opts ...Option) func(A, B) R {
 	w := newTyped(fn, opts, "Func2", false)
-	run := func(_ context.Context, a A, b B) R { return fn(a, b) }
+	run := func(_ context.Context, p pair[A, B]) R { return fn(p.a, p.b) }
 	f := func(a A, b B) R { return do2(w, a, b, nil, run) }
 	register(reflect.ValueOf(f), w)
 	return f
@@ -104,8 +104,8 @@ func Func2[A, B, R any](fn func(A, B) R, opts ...Option) func(A, B) R {
 // Func2Err is [FuncErr] for functions of two arguments.
 func Func2Err[A, B, R any](fn func(A, B) (R, error), opts ...Option) func(A, B) (R, error) {
 	w := newTyped(fn, opts, "Func2Err", false)
-	run := func(_ context.Context, a A, b B) outcome[R] {
-		r, err := fn(a, b)
+	run := func(_ context.Context, p pair[A, B]) outcome[R] {
+		r, err := fn(p.a, p.b)
 		return outcome[R]{r, err}
 	}
 	f := func(a A, b B) (R, error) {
@@ -119,8 +119,8 @@ func Func2Err[A, B, R any](fn func(A, B) (R, error), opts ...Option) func(A, B) 
 // Func2Ctx is [FuncCtx] for functions of two arguments after the context.
 func Func2Ctx[A, B, R any](fn func(context.Context, A, B) (R, error), opts ...Option) func(context.Context, A, B) (R, error) {
 	w := newTyped(fn, opts, "Func2Ctx", true)
-	run := func(ctx context.Context, a A, b B) outcome[R] {
-		r, err := fn(ctx, a, b)
+	run := func(ctx context.Context, p pair[A, B]) outcome[R] {
+		r, err := fn(ctx, p.a, p.b)
 		return outcome[R]{r, err}
 	}
 	f := func(ctx context.Context, a A, b B) (R, error) {
@@ -200,7 +200,7 @@ func do1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Contex
 			s := keys.GetState()
 			s.Buf = binary.LittleEndian.AppendUint64(s.Buf, w.fid)
 			s.Buf = append(append(s.Buf, byte(len(str))), str...)
-			return miss(w, s, h, v == engine.RefreshDue, request[A, T]{ctx: ctx, fn: run, a: a, cancelled: cancelledOutcome[T]})
+			return miss(w, s, h, v == engine.RefreshDue, request[A, T]{ctx: ctx, fn: run, a: a})
 		}
 		var arr [64]byte
 		k := binary.LittleEndian.AppendUint64(arr[:0], w.fid)
@@ -212,7 +212,7 @@ func do1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Contex
 			}
 			s := keys.GetState()
 			s.Buf = append(s.Buf, k...)
-			return miss(w, s, h, v == engine.RefreshDue, request[A, T]{ctx: ctx, fn: run, a: a, cancelled: cancelledOutcome[T]})
+			return miss(w, s, h, v == engine.RefreshDue, request[A, T]{ctx: ctx, fn: run, a: a})
 		}
 	}
 	return slow1(w, a, ctx, run)
@@ -248,7 +248,7 @@ func miss1[A, T any](w *wrapped, s *keys.State, h uint64, due bool, ctx context.
 			}
 		}
 	}
-	return miss(w, s, h, due, request[struct{}, T]{ctx: ctx, fn: func(ctx context.Context, _ struct{}) T { return run(ctx, a) }, own: own, detach: detach, verify: verify1(w, &a), cancelled: cancelledOutcome[T]})
+	return miss(w, s, h, due, request[struct{}, T]{ctx: ctx, fn: func(ctx context.Context, _ struct{}) T { return run(ctx, a) }, own: own, detach: detach, verify: verify1(w, &a)})
 }
 
 // encode1 encodes the key of a one-argument call with the reflective
@@ -293,8 +293,9 @@ func unbox[A any](p *sync.Pool, pa *A) {
 	p.Put(pa)
 }
 
-// do2 is do1 for two arguments.
-func do2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(context.Context, A, B) T) T {
+// do2 is do1 for two arguments; run takes them as a pair, so that a miss
+// hands it to the request as it is, with no adapter made per call.
+func do2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(context.Context, pair[A, B]) T) T {
 	if w.key == nil && !w.deref {
 		var arr [64]byte
 		k := binary.LittleEndian.AppendUint64(arr[:0], w.fid)
@@ -310,13 +311,13 @@ func do2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(contex
 			}
 			s := keys.GetState()
 			s.Buf = append(s.Buf, k...)
-			return miss(w, s, h, v == engine.RefreshDue, request[pair[A, B], T]{ctx: ctx, fn: run2(run), a: pair[A, B]{a, b}, cancelled: cancelledOutcome[T]})
+			return miss(w, s, h, v == engine.RefreshDue, request[pair[A, B], T]{ctx: ctx, fn: run, a: pair[A, B]{a, b}})
 		}
 	}
 	return slow2(w, a, b, ctx, run)
 }
 
-func slow2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(context.Context, A, B) T) T {
+func slow2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(context.Context, pair[A, B]) T) T {
 	s := keys.GetState()
 	pa, pb := box(&w.boxes[0], a), box(&w.boxes[1], b)
 	w.encodeTyped(s, reflect.ValueOf(pa).Elem(), reflect.ValueOf(pb).Elem())
@@ -331,7 +332,7 @@ func slow2[A, B, T any](w *wrapped, a A, b B, ctx context.Context, run func(cont
 	return miss2(w, s, h, v == engine.RefreshDue, ctx, run, a, b)
 }
 
-func miss2[A, B, T any](w *wrapped, s *keys.State, h uint64, due bool, ctx context.Context, run func(context.Context, A, B) T, a A, b B) T {
+func miss2[A, B, T any](w *wrapped, s *keys.State, h uint64, due bool, ctx context.Context, run func(context.Context, pair[A, B]) T, a A, b B) T {
 	var own func()
 	var detach func() (func(context.Context) T, func(string) bool)
 	if cs := w.copiers(); cs != nil {
@@ -342,11 +343,11 @@ func miss2[A, B, T any](w *wrapped, s *keys.State, h uint64, due bool, ctx conte
 			detach = func() (func(context.Context) T, func(string) bool) {
 				a, b := a, b
 				keys.OwnValues2(cs[0], cs[1], &a, &b)
-				return func(ctx context.Context) T { return run(ctx, a, b) }, verify2(w, &a, &b)
+				return func(ctx context.Context) T { return run(ctx, pair[A, B]{a, b}) }, verify2(w, &a, &b)
 			}
 		}
 	}
-	return miss(w, s, h, due, request[struct{}, T]{ctx: ctx, fn: func(ctx context.Context, _ struct{}) T { return run(ctx, a, b) }, own: own, detach: detach, verify: verify2(w, &a, &b), cancelled: cancelledOutcome[T]})
+	return miss(w, s, h, due, request[struct{}, T]{ctx: ctx, fn: func(ctx context.Context, _ struct{}) T { return run(ctx, pair[A, B]{a, b}) }, own: own, detach: detach, verify: verify2(w, &a, &b)})
 }
 
 // verify2 is verify1 for two arguments.
@@ -439,9 +440,4 @@ func appendBasic[A any](b []byte, a A) ([]byte, bool) {
 type pair[A, B any] struct {
 	a A
 	b B
-}
-
-// run2 adapts a two-argument run to a request's.
-func run2[A, B, T any](run func(context.Context, A, B) T) func(context.Context, pair[A, B]) T {
-	return func(ctx context.Context, p pair[A, B]) T { return run(ctx, p.a, p.b) }
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"reflect"
 	"sync"
@@ -20,17 +21,21 @@ type Call struct {
 	Key  string
 	H    uint64
 	Refs []unsafe.Pointer // objects the key refers to by identity
-	// Done is closed when the execution ends. A leader without a context
-	// (Join's lead), which runs the execution on its own goroutine, does
-	// not need it: the first caller that joins makes it, under the shard's
-	// lock; it stays nil when nobody joins.
+	// Done is closed when the execution ends. A leader that runs the
+	// execution on its own goroutine (Join's lead: without a context, or
+	// with one that can never end) does not need it: the first caller that
+	// joins makes it, under the shard's lock; it stays nil when nobody
+	// joins.
 	Done chan struct{}
 
 	Val      any // the results
 	Panicked bool
-	Pval     any // the panic value
-	Stack    []byte
 	Goexit   bool
+	// pooled says that cl is the Call of a keyedCall from newCall's pool
+	// (see Recycle).
+	pooled bool
+	Pval   any // the panic value
+	Stack  []byte
 
 	Fo    *FreshOpts // the function's freshness options (flight.go), or nil
 	stale bool       // val is a stale result served for a failure
@@ -58,6 +63,9 @@ type Call struct {
 	// deadline the deadline it carries, that of the caller that started it.
 	ctx      context.Context
 	deadline time.Time
+	// fctx is the context the execution's function gets: ctx (or the
+	// caller's), carrying cl (see withFlight).
+	fctx flightCtx
 	// expired is set when the execution failed with a deadline error once
 	// its context's deadline had passed: waiters with time left start over.
 	expired bool
@@ -86,6 +94,36 @@ type Call struct {
 // FlightKey is the context key under which an execution's context holds
 // its *call.
 type FlightKey struct{}
+
+// flightCtx is the context an execution's function gets: its parent's
+// values, deadline and cancellation, and the execution's Call under
+// FlightKey, as context.WithValue(parent, FlightKey{}, cl) would make it,
+// but kept in the Call's own allocation.
+type flightCtx struct {
+	context.Context
+	cl *Call
+}
+
+// Value returns the execution's Call for FlightKey, and the parent's value
+// for any other key.
+func (fc *flightCtx) Value(key any) any {
+	if _, ok := key.(FlightKey); ok {
+		return fc.cl
+	}
+	return fc.Context.Value(key)
+}
+
+// String names the context, as context.WithValue's does.
+func (fc *flightCtx) String() string {
+	return fmt.Sprint(fc.Context) + ".WithValue(engine.FlightKey, memo execution)"
+}
+
+// withFlight returns ctx carrying cl, for cl's execution (see flightCtx).
+// It is called once per Call, before the execution starts.
+func (cl *Call) withFlight(ctx context.Context) context.Context {
+	cl.fctx = flightCtx{ctx, cl}
+	return &cl.fctx
+}
 
 // inside reports whether cl is outer or an execution outer was started
 // inside of: a caller whose context carries outer is running inside cl.
@@ -146,7 +184,7 @@ func (cl *Call) Start(ctx context.Context) context.Context {
 	} else {
 		cl.ctx, cl.cancel = context.WithCancel(base)
 	}
-	return context.WithValue(cl.ctx, FlightKey{}, cl)
+	return cl.withFlight(cl.ctx)
 }
 
 // Attach readies cl, an execution that runs elsewhere (a batch, whose one
@@ -199,7 +237,7 @@ func (cl *Call) RunsHere() { cl.g.Store(goid.Current()) }
 // the execution can tell (see Join).
 func (cl *Call) StartInline(ctx context.Context) context.Context {
 	cl.ctx = ctx
-	return context.WithValue(ctx, FlightKey{}, cl)
+	return cl.withFlight(ctx)
 }
 
 // StartsOver reports whether a waiter with ctx, woken by the end of cl,
@@ -296,18 +334,51 @@ func results(val any) []any {
 // allocation (a function number and an 8-byte argument, or a short string).
 const inlineKey = 24
 
+// keyedCall is a Call with its short key in the same allocation (see
+// newCall).
+type keyedCall struct {
+	cl Call
+	kb [inlineKey]byte
+}
+
+// calls holds keyedCalls that Recycle found no goroutine but their leader
+// could still reach.
+var calls = sync.Pool{New: func() any { return new(keyedCall) }}
+
 // newCall returns a Call for the encoded key k. A short key is kept in the
 // same allocation as the Call (it is never stored beyond the Call: an
-// entry copies keys this short into its own allocation, see newNode).
+// entry copies keys this short into its own allocation, see NewNode), which
+// comes from the pool Recycle fills.
 func newCall(k []byte) *Call {
 	if len(k) <= inlineKey && len(k) > 0 {
-		ck := &struct {
-			cl Call
-			kb [inlineKey]byte
-		}{}
-		copy(ck.kb[:], k)
-		ck.cl.Key = unsafe.String(&ck.kb[0], len(k))
-		return &ck.cl
+		kc := calls.Get().(*keyedCall)
+		copy(kc.kb[:], k)
+		kc.cl.Key = unsafe.String(&kc.kb[0], len(k))
+		kc.cl.pooled = true
+		return &kc.cl
 	}
 	return &Call{Key: string(k)}
+}
+
+// Recycle returns cl, an execution that its leader ran on its own goroutine
+// without a context (Join's lead, and Run with no context made for it) and
+// that has ended normally, to the pool newCall takes from, when nothing but
+// its leader can still reach it; the leader must not use cl after. That is
+// when nobody joined it (Done is still nil: a joiner makes it under the
+// shard's lock, and cl left its shard's table, under that lock, before the
+// execution ended; see wake), no context carries it (ctx: the function
+// got none, so no call made inside the execution, nor any goroutine it
+// started, can name cl as its outer), and it is no refresh, batch call or
+// call whose arguments are rechecked. Otherwise Recycle does nothing, and
+// the collector frees cl once unreachable. A Call reused for another key,
+// or the same key, is then compared (Store's sh.Calls[key] == fl) only by
+// its new leader: no stale comparison can succeed.
+func (c *Core) Recycle(cl *Call) {
+	if !cl.pooled || cl.Done != nil || cl.ctx != nil || cl.fctx.cl != nil || cl.cancel != nil || cl.release != nil ||
+		cl.group != nil || cl.base != nil || cl.Verify != nil || cl.Panicked || cl.Goexit {
+		return
+	}
+	kc := (*keyedCall)(unsafe.Pointer(cl))
+	*kc = keyedCall{} // keeps nothing alive (the value, the options)
+	calls.Put(kc)
 }

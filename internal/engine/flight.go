@@ -15,8 +15,10 @@ import (
 // that the caller must run. me is the caller's goroutine (curG) and outer
 // the execution its context says it runs inside, if any: a caller that runs
 // inside the execution in flight for its key must not wait on it (that
-// would deadlock), and gets reentrant. A leader without a context runs the
-// execution on its own goroutine: lead says so, and the call records me.
+// would deadlock), and gets reentrant. A leader without a context, or with
+// one that can never end, runs the execution on its own goroutine: lead
+// says so, and the call records me (and its Done is made only if a caller
+// joins).
 // fo is the caller's function's freshness options (nil for none). A
 // refresh in flight (flight.go) is never joined: it is not in the calls.
 // Each call of join is a miss already counted by lookup, or a lookup of an
@@ -99,14 +101,14 @@ func (c *Core) forget(cl *Call) {
 // f is recovered into cl (the caller re-panics); runtime.Goexit is recorded
 // and goes on unwinding the goroutine.
 func (c *Core) Execute(cl *Call, judge Verdict, f func() any) {
-	start := time.Now()
+	start := c.Now() // the monotonic clock only: cheaper than time.Now
 	normal, recovered := false, false
 	defer func() {
 		if !normal && !recovered {
 			cl.Goexit = true
 		}
 		if !normal {
-			c.Rec.Execution(time.Since(start), true)
+			c.Rec.Execution(time.Duration(c.Now()-start), true)
 			c.forget(cl)
 		}
 		c.wake(cl)
@@ -126,7 +128,7 @@ func (c *Core) Execute(cl *Call, judge Verdict, f func() any) {
 		recovered = true
 		return
 	}
-	c.finish(cl, judge, time.Since(start), true)
+	c.finish(cl, judge, time.Duration(c.Now()-start), true)
 }
 
 // Complete ends cl, an execution run elsewhere (by a batch, whose one
@@ -270,7 +272,7 @@ func (cl *Call) StartRefresh(ctx context.Context, c *Core) context.Context {
 	}
 	cl.deadline = dl
 	cl.ctx, cl.cancel = context.WithDeadline(context.WithoutCancel(ctx), dl)
-	return context.WithValue(cl.ctx, FlightKey{}, cl)
+	return cl.withFlight(cl.ctx)
 }
 
 // Refresh executes cl, a refresh (see startRefresh); judge decides on its

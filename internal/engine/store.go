@@ -115,12 +115,20 @@ func (c *Core) tryDrain() {
 func (c *Core) Store(key string, h uint64, val any, ttl time.Duration, refs []unsafe.Pointer, fl *Call) bool {
 	c.Mu.Lock()
 	defer c.Mu.Unlock()
-	now := c.Now()
 	if c.Policy == nil {
 		c.Policy = policies.NewSized(c.Kind, c.MaxSize, nodeHash)
 	}
 	c.drainReads()
-	c.Sweep(now)
+	// The clock is read, under c.mu (the expiry lists are in the order of
+	// the stores), only when something expires: an entry with a TTL or
+	// freshness options, or entries that expire already. Otherwise now
+	// stays 0 and nothing below reads it: there is nothing to sweep or
+	// schedule, and n gets no expiry.
+	var now int64
+	if ttl > 0 || c.expiry != nil || c.Fresh != nil || (fl != nil && (fl.Fo != nil || fl.AgeCap > 0)) {
+		now = c.Now()
+		c.Sweep(now)
+	}
 	var expires int64
 	if ttl > 0 {
 		expires = now + int64(ttl)
@@ -131,11 +139,13 @@ func (c *Core) Store(key string, h uint64, val any, ttl time.Duration, refs []un
 	sh := c.shardOf(h)
 	sh.Mu.Lock()
 	if fl != nil {
-		current := sh.Calls[key] == fl
+		var current bool
 		if fl.base != nil {
 			current = c.Index.Get(UnsafeBytes(key), h) == fl.base
+			sh.detach(fl)
+		} else if current = sh.Calls[key] == fl; current {
+			delete(sh.Calls, key) // sh.detach(fl), with one lookup
 		}
-		sh.detach(fl)
 		if !current {
 			sh.Mu.Unlock()
 			return false
@@ -193,7 +203,9 @@ func (c *Core) Store(key string, h uint64, val any, ttl time.Duration, refs []un
 	} else if ttl > 0 {
 		c.linkExpiry(n, ttl)
 	}
-	c.schedule(now)
+	if now != 0 {
+		c.schedule(now)
+	}
 	return true
 }
 

@@ -1,0 +1,100 @@
+package engine
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/memokit/memo/policies"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// always stores every result, for ever.
+var always = VerdictFunc(func(any) (bool, bool, time.Duration) { return false, true, 0 })
+
+// Recycle takes back an execution's Call only when no goroutine but its
+// leader can still reach it: a Call that a caller joined (it holds the Call
+// and reads the result from it after Done closes) is left alone, as is a
+// Call whose execution has a context (calls made inside it can name it as
+// their outer), while one nobody joined is reset for newCall's next miss.
+// A Call reused while a joiner still read it would hand that joiner another
+// key's result.
+func TestRecycleOnlyUnreached(t *testing.T) {
+	var c Core
+	c.Init(100, 0, policies.LRU, "", nil, nil)
+	key := func(b byte) []byte { return []byte{1, 2, 3, 4, 5, 6, 7, 8, b} }
+	const leader, joiner = 1, 2
+
+	// Nobody joined: recycled, reset.
+	k := key(1)
+	_, cl, r := c.Join(k, HashKey(k), leader, nil, true, nil)
+	require.Equal(t, Leading, r)
+	c.Run(cl, always, func() any { return 10 })
+	require.Equal(t, 10, cl.Val)
+	c.Recycle(cl)
+	assert.Empty(t, cl.Key, "a Call nobody joined is reset for reuse")
+	assert.Nil(t, cl.Val)
+
+	// Joined: the joiner reads the result after Done, so it stays.
+	k = key(2)
+	_, cl, r = c.Join(k, HashKey(k), leader, nil, true, nil)
+	require.Equal(t, Leading, r)
+	_, jl, r := c.Join(k, HashKey(k), joiner, nil, true, nil)
+	require.Equal(t, Joining, r)
+	require.Same(t, cl, jl)
+	c.Run(cl, always, func() any { return 20 })
+	c.Recycle(cl)
+	<-jl.Done
+	assert.Equal(t, string(k), jl.Key, "a joined Call is not recycled")
+	assert.Equal(t, 20, jl.Val)
+
+	// An execution with a context: a call inside it may hold it as outer.
+	k = key(3)
+	_, cl, r = c.Join(k, HashKey(k), leader, nil, true, nil)
+	require.Equal(t, Leading, r)
+	cl.StartInline(t.Context())
+	c.Run(cl, always, func() any { return 30 })
+	c.Recycle(cl)
+	assert.Equal(t, string(k), cl.Key, "a Call a context carries is not recycled")
+
+	// A panicked execution: its leader panics again with the Call's value.
+	k = key(4)
+	_, cl, r = c.Join(k, HashKey(k), leader, nil, true, nil)
+	require.Equal(t, Leading, r)
+	c.Run(cl, always, func() any { panic("boom") })
+	c.Recycle(cl)
+	assert.Equal(t, "boom", cl.Pval)
+	assert.Equal(t, string(k), cl.Key)
+}
+
+type ctxKey struct{}
+
+// An execution's context, kept in its Call (flightCtx), answers as
+// context.WithValue(parent, FlightKey{}, cl) would: the Call under
+// FlightKey, the parent's values, deadline and cancellation otherwise, so
+// that a call made inside the execution finds it (re-entrant calls) and the
+// function sees its caller's context.
+func TestFlightContext(t *testing.T) {
+	parent, cancel := context.WithCancel(context.WithValue(t.Context(), ctxKey{}, "v"))
+	cl := new(Call)
+	ctx := cl.Start(parent)
+	assert.Same(t, cl, ctx.Value(FlightKey{}))
+	assert.Equal(t, "v", ctx.Value(ctxKey{}))
+	assert.Nil(t, ctx.Value("other"))
+	inner, stop := context.WithCancel(ctx) // a child of the execution's context
+	defer stop()
+	assert.Same(t, cl, inner.Value(FlightKey{}))
+	require.NoError(t, ctx.Err())
+	cancel() // the execution's context keeps the values, not the cancellation
+	require.NoError(t, ctx.Err())
+	cl.cancel() // its own: the last caller left
+	<-inner.Done()
+	assert.ErrorIs(t, ctx.Err(), context.Canceled)
+	assert.ErrorIs(t, inner.Err(), context.Canceled)
+
+	bg := new(Call)
+	ictx := bg.StartInline(context.Background())
+	assert.Same(t, bg, ictx.Value(FlightKey{}))
+	assert.Nil(t, ictx.Done(), "a context that can never end stays so")
+}
