@@ -258,14 +258,22 @@ func hashSeeded(seed uint64, k []byte) uint64 {
 		h = mix(h^binary.LittleEndian.Uint64(k[8:16]), 0xbf58476d1ce4e5b9)
 		return mix(h, 0x2545f4914f6cdd1d)
 	}
+	whole := k
 	for len(k) >= 8 {
 		h = mix(h^binary.LittleEndian.Uint64(k), 0xbf58476d1ce4e5b9)
 		k = k[8:]
 	}
-	if len(k) > 0 {
+	if tail := len(k); tail > 0 {
 		var t uint64
-		for i, b := range k {
-			t |= uint64(b) << (8 * i)
+		if len(whole) >= 8 {
+			// The tail's bytes, little-endian, as the loop below makes
+			// them: the last 8 bytes of the key, shifted down past those
+			// the words above took.
+			t = binary.LittleEndian.Uint64(whole[len(whole)-8:]) >> (8 * (8 - tail))
+		} else {
+			for i, b := range k {
+				t |= uint64(b) << (8 * i)
+			}
 		}
 		h = mix(h^t, 0x94d049bb133111eb)
 	}

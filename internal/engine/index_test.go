@@ -8,7 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// hashSeeded's unrolled 16-byte case gives the loop's hash: W-TinyLFU's
+// hashSeeded's unrolled 16-byte case and its tail read as one word give the
+// byte loop's hash, for every length from 1 to 40: W-TinyLFU's
 // decisions, pinned by the replay tests, depend on it.
 func TestHashSeeded16(t *testing.T) {
 	loop := func(seed uint64, k []byte) uint64 {
