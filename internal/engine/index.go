@@ -136,6 +136,37 @@ func (x *index) insert(n *Node, h uint64) {
 	}
 }
 
+// insertNew adds n unless an entry with its key is in the index, in one
+// probe, and returns that entry (nil when it added n). h is the key's
+// hash. Writer only.
+func (x *index) insertNew(n *Node, h uint64) *Node {
+	t := x.t.Load()
+	if (t.used+1)*4 > len(t.slots)*3 {
+		t = x.rebuild(t, t.live+1)
+	}
+	k := UnsafeBytes(KeyOf(n))
+	free := int64(-1) // the first tombstone on the way
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		s := t.slots[i].Load()
+		switch {
+		case s == nil:
+			if free < 0 {
+				free = int64(i)
+				t.used++
+			}
+			t.live++
+			t.slots[free].Store(n)
+			return nil
+		case s == tombstone:
+			if free < 0 {
+				free = int64(i)
+			}
+		case keyEqual(s, k):
+			return s
+		}
+	}
+}
+
 // rebuild publishes a table sized for live entries (at most half full)
 // with the entries of t, dropping its tombstones.
 func (x *index) rebuild(t *table, live int) *table {
