@@ -136,6 +136,37 @@ func (x *index) insert(n *Node, h uint64) {
 	}
 }
 
+// insertNew adds n unless an entry with its key is in the index, in one
+// probe, and returns that entry (nil when it added n). h is the key's
+// hash. Writer only.
+func (x *index) insertNew(n *Node, h uint64) *Node {
+	t := x.t.Load()
+	if (t.used+1)*4 > len(t.slots)*3 {
+		t = x.rebuild(t, t.live+1)
+	}
+	k := UnsafeBytes(KeyOf(n))
+	free := int64(-1) // the first tombstone on the way
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		s := t.slots[i].Load()
+		switch {
+		case s == nil:
+			if free < 0 {
+				free = int64(i)
+				t.used++
+			}
+			t.live++
+			t.slots[free].Store(n)
+			return nil
+		case s == tombstone:
+			if free < 0 {
+				free = int64(i)
+			}
+		case keyEqual(s, k):
+			return s
+		}
+	}
+}
+
 // rebuild publishes a table sized for live entries (at most half full)
 // with the entries of t, dropping its tombstones.
 func (x *index) rebuild(t *table, live int) *table {
@@ -258,14 +289,22 @@ func hashSeeded(seed uint64, k []byte) uint64 {
 		h = mix(h^binary.LittleEndian.Uint64(k[8:16]), 0xbf58476d1ce4e5b9)
 		return mix(h, 0x2545f4914f6cdd1d)
 	}
+	whole := k
 	for len(k) >= 8 {
 		h = mix(h^binary.LittleEndian.Uint64(k), 0xbf58476d1ce4e5b9)
 		k = k[8:]
 	}
-	if len(k) > 0 {
+	if tail := len(k); tail > 0 {
 		var t uint64
-		for i, b := range k {
-			t |= uint64(b) << (8 * i)
+		if len(whole) >= 8 {
+			// The tail's bytes, little-endian, as the loop below makes
+			// them: the last 8 bytes of the key, shifted down past those
+			// the words above took.
+			t = binary.LittleEndian.Uint64(whole[len(whole)-8:]) >> (8 * (8 - tail))
+		} else {
+			for i, b := range k {
+				t |= uint64(b) << (8 * i)
+			}
 		}
 		h = mix(h^t, 0x94d049bb133111eb)
 	}

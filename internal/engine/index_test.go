@@ -8,7 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// hashSeeded's unrolled 16-byte case gives the loop's hash: W-TinyLFU's
+// hashSeeded's unrolled 16-byte case and its tail read as one word give the
+// byte loop's hash, for every length from 1 to 40: W-TinyLFU's
 // decisions, pinned by the replay tests, depend on it.
 func TestHashSeeded16(t *testing.T) {
 	loop := func(seed uint64, k []byte) uint64 {
@@ -89,4 +90,42 @@ func TestIndexRemoveFreesSlots(t *testing.T) {
 	}
 	assert.Equal(t, 40, x.Len())
 	assert.Greater(t, freed, removed/4, "removals that freed their slot, of %d", removed)
+}
+
+// TestIndexInsertNew checks insertNew against a map: a key already in the
+// index is returned and not added again, even when it lies past a
+// tombstone that insertNew would fill (two entries for one key would let a
+// removed one be found again), and a new key is added where insert would
+// put it.
+func TestIndexInsertNew(t *testing.T) {
+	var x index
+	x.init()
+	key := func(i int) string { return string(binary.LittleEndian.AppendUint64([]byte("k"), uint64(i))) }
+	live := map[string]*Node{}
+	for i := range 3000 {
+		k := key(i % 97)
+		n := NewNode(k, i)
+		h := HashString(k)
+		if old := live[k]; old != nil {
+			require.Same(t, old, x.insertNew(n, h), "key %d present", i%97)
+			if i%3 == 0 {
+				require.True(t, x.remove(old))
+				delete(live, k)
+			}
+			continue
+		}
+		require.Nil(t, x.insertNew(n, h), "key %d absent", i%97)
+		live[k] = n
+		if i%5 == 0 { // tombstones before later keys
+			other := key((i + 13) % 97)
+			if o := live[other]; o != nil {
+				require.True(t, x.remove(o))
+				delete(live, other)
+			}
+		}
+		for k, n := range live {
+			require.Same(t, n, x.Get(UnsafeBytes(k), HashString(k)))
+		}
+		require.Equal(t, len(live), x.Len())
+	}
 }

@@ -164,27 +164,25 @@ func (c *Core) Store(key string, h uint64, val any, ttl time.Duration, refs []un
 		ttl = sweptTTL(fl.AgeCap)
 		ext(n).Expires = -PlainExpiry(AddTime(now, ttl))
 	}
-	if old := c.Index.Get(UnsafeBytes(key), h); old != nil {
-		// Entries are immutable for lock-free readers: the new Node takes
-		// the old one's place, and setting counts as a use.
-		c.Index.replace(old, n)
-		c.Policy.Replace(old, n)
-		c.Policy.Touch(n)
-		c.unlinkExpiry(old)
-	} else if c.addFirst() {
+	if c.addFirst() {
 		// The policy admits: n goes in, and the loser of its admission
 		// (perhaps n itself) goes out.
 		c.Reads.init() // before the first entry, which the first hit finds
-		c.Index.insert(n, h)
-		c.Policy.Add(n)
-		if 2*c.Policy.Len() >= c.MaxSize && !c.Reads.Recording() {
-			c.Reads.record()
-		}
-		if !c.evictTo(c.MaxSize, n) {
-			c.watch(n, refs)
+		if old := c.Index.insertNew(n, h); old != nil {
+			c.replaceEntry(old, n)
 		} else {
-			n = nil // rejected: nothing to expire
+			c.Policy.Add(n)
+			if 2*c.Policy.Len() >= c.MaxSize && !c.Reads.Recording() {
+				c.Reads.record()
+			}
+			if !c.evictTo(c.MaxSize, n) {
+				c.watch(n, refs)
+			} else {
+				n = nil // rejected: nothing to expire
+			}
 		}
+	} else if old := c.Index.Get(UnsafeBytes(key), h); old != nil {
+		c.replaceEntry(old, n)
 	} else {
 		// Make room before adding n, as the original does: added first, a
 		// new LFU entry (count 1) is its own victim whenever every other
@@ -207,6 +205,17 @@ func (c *Core) Store(key string, h uint64, val any, ttl time.Duration, refs []un
 		c.schedule(now)
 	}
 	return true
+}
+
+// replaceEntry puts n, a new entry for old's key, in old's place. Entries
+// are immutable for lock-free readers: the new Node takes the old one's
+// place, and setting counts as a use. c.mu and the key's shard's lock are
+// held.
+func (c *Core) replaceEntry(old, n *Node) {
+	c.Index.replace(old, n)
+	c.Policy.Replace(old, n)
+	c.Policy.Touch(n)
+	c.unlinkExpiry(old)
 }
 
 // nodeHash is the key hash W-TinyLFU counts frequencies by: hashKey's
