@@ -89,11 +89,22 @@ func TestReviewIndexPinnedKeysAlwaysFound(t *testing.T) {
 			n := NewNode(string(pinned[i]), step)
 			x.replace(cur[i].Load(), n)
 			cur[i].Store(n)
+		case rng>>59&7 == 1:
+			// insertNew of a pinned key finds it: no second entry.
+			i := int(rng>>33) % len(pinned)
+			n := NewNode(string(pinned[i]), step)
+			require.Same(t, cur[i].Load(), x.insertNew(n, HashKey(pinned[i])))
 		case len(out) > 0 && (rng>>61&1 == 0 || len(live) == 0):
 			j := int(rng>>33) % len(out)
 			k := out[j]
 			out = append(out[:j], out[j+1:]...)
-			nodes[string(k)] = insert(k, step)
+			if step%2 == 0 {
+				nodes[string(k)] = insert(k, step)
+			} else { // Store's W-TinyLFU path: one probe, the first tombstone reused
+				n := NewNode(string(k), step)
+				require.Nil(t, x.insertNew(n, HashKey(k)))
+				nodes[string(k)] = n
+			}
 			live = append(live, k)
 		case len(live) > 0:
 			j := int(rng>>33) % len(live)
