@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReviewIndexPinnedKeysAlwaysFound races lock-free readers with a
+// TestIndexPinnedKeysAlwaysFound races lock-free readers with a
 // writer that churns a 64-slot table (8 to 28 live keys) through index.remove's freeing of
 // slots and tombstones: keys whose home slots lie at the table's end and
 // start, so that probe chains wrap around, removed and inserted again in
@@ -17,13 +17,13 @@ import (
 // tombstones pile up. A pinned key, present throughout, must be found by
 // every Get (its node, or its replacement's); a key removed for good,
 // before the readers start, must never be.
-func TestReviewIndexPinnedKeysAlwaysFound(t *testing.T) {
+func TestIndexPinnedKeysAlwaysFound(t *testing.T) {
 	var x index
 	x.init()
 	// Keys clustered at the wrap of a 64-slot table.
 	var cluster [][]byte
 	for i := 0; len(cluster) < 30; i++ {
-		k := reviewKey(i)
+		k := probeKey(i)
 		if h := HashKey(k) & 63; h >= 58 || h <= 2 {
 			cluster = append(cluster, k)
 		}

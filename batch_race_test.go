@@ -9,12 +9,12 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
-// TestReviewBatchAndSingleShareKeys races a Batch function and its Single
+// TestBatchAndSingleShareKeys races a Batch function and its Single
 // form over overlapping keys, with contexts that can never end (their
 // leaders run inline, their records' Done made only when joined) and
 // cancellable ones, while Invalidate drops keys in flight: every value
 // returned must be its own key's, and no statistic is lost.
-func TestReviewBatchAndSingleShareKeys(t *testing.T) {
+func TestBatchAndSingleShareKeys(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const keys, workers, rounds = 24, 4, 300
 		b := Batch(func(ctx context.Context, ks []int) (map[int]string, error) {

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReviewInlineLeaderInvalidatedWithLeavingJoiner: a FuncCtx caller
+// TestInlineLeaderInvalidatedWithLeavingJoiner: a FuncCtx caller
 // whose context can never end leads on its own goroutine (its record's
 // Done made only when someone joins). A joiner with a cancellable context
 // joins, then leaves; Invalidate detaches the execution; a second caller
@@ -19,7 +19,7 @@ import (
 // own result, which is not stored; the fresh execution's is; nothing is
 // served from the detached execution afterwards, and no statistic is
 // lost.
-func TestReviewInlineLeaderInvalidatedWithLeavingJoiner(t *testing.T) {
+func TestInlineLeaderInvalidatedWithLeavingJoiner(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var gen atomic.Int64
 		entered := make(chan int64, 2)
@@ -69,13 +69,13 @@ func TestReviewInlineLeaderInvalidatedWithLeavingJoiner(t *testing.T) {
 	})
 }
 
-// TestReviewInlineLeaderReentrantWithContext: inside an inline execution
+// TestInlineLeaderReentrantWithContext: inside an inline execution
 // (a context that can never end), a call for the same key with the
 // execution's context runs on its own rather than waiting, and a call
 // through context.WithoutCancel of that context (its Done nil too) does
 // as well; a call for another key leads and recycles its record. Nothing
 // deadlocks, and the results are each key's.
-func TestReviewInlineLeaderReentrantWithContext(t *testing.T) {
+func TestInlineLeaderReentrantWithContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var f func(context.Context, int) (int, error)
 		var depth atomic.Int32

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReviewRecycledCallsNeverCross hammers the miss path whose in-flight
+// TestRecycledCallsNeverCross hammers the miss path whose in-flight
 // records are recycled (engine.Core.Recycle) with everything that can
 // still touch a Call around its end: joiners, Invalidate and Delete of the
 // key in flight, Clear, re-entrant calls for the same key and nested calls
@@ -23,7 +23,7 @@ import (
 // reused while its caller's own execution runs), panics and
 // runtime.Goexit. Every result must be its own key's: a recycled record
 // read by anyone after its reuse would hand one key's result to another.
-func TestReviewRecycledCallsNeverCross(t *testing.T) {
+func TestRecycledCallsNeverCross(t *testing.T) {
 	const keys, workers, rounds = 48, 8, 1500
 	var f func(int) int
 	var panics atomic.Int64
@@ -115,13 +115,13 @@ func nestedBoom(s string, k int) bool {
 	return false
 }
 
-// TestReviewRecycledStringCalls is the probe above for string keys, short
+// TestRecycledStringCalls is the probe above for string keys, short
 // (kept in the recycled record's own bytes) and longer than 24 bytes (not
 // pooled), through Func and through a FuncCtx whose callers mix a context
 // that can never end (the leader runs inline, with a context carrying the
 // record) and one that is cancelled before or while it leads or waits; then that no statistic
 // was lost.
-func TestReviewRecycledStringCalls(t *testing.T) {
+func TestRecycledStringCalls(t *testing.T) {
 	// In a bubble, so that synctest.Wait can wait for the executions that
 	// callers left, which go on after them.
 	synctest.Test(t, testReviewRecycledStringCalls)
@@ -196,12 +196,12 @@ func testReviewRecycledStringCalls(t *testing.T) {
 	}
 }
 
-// TestReviewGoexitLeaderNotRecycled: a leader whose function calls
+// TestGoexitLeaderNotRecycled: a leader whose function calls
 // runtime.Goexit ends its goroutine while a caller waits on its
 // execution; the record must not be recycled under the joiner, which
 // panics with a *PanicError, and later calls for the key and others (whose
 // records come from the pool) get their own results.
-func TestReviewGoexitLeaderNotRecycled(t *testing.T) {
+func TestGoexitLeaderNotRecycled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
 		entered := make(chan struct{})

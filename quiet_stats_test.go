@@ -8,13 +8,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReviewQuietSpellStatsExact counts, through Func's public
+// TestQuietSpellStatsExact counts, through Func's public
 // statistics, the hits of a full W-TinyLFU cache that enters quiet spells
 // (16,384 hits and more with no store between them: one hit in 32
 // recorded for the policy) and leaves them (a miss stores), from one
 // goroutine and then from two: Hits and Misses must be exact, every miss
 // an execution.
-func TestReviewQuietSpellStatsExact(t *testing.T) {
+func TestQuietSpellStatsExact(t *testing.T) {
 	const size = 64
 	f := Func(func(k int) int { return k * 2 }, WithMaxSize(size)) // 52 keys in all: no eviction
 	calls := 0

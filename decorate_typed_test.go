@@ -37,13 +37,13 @@ func rvOutcome(f func() any) (s string) {
 	return fmt.Sprint(f())
 }
 
-// TestReviewDecorateTypedMatchesReflective runs the same calls, with
+// TestDecorateTypedMatchesReflective runs the same calls, with
 // errors, panics, Invalidate and InvalidateContext with every kind of
 // argument Invalidate documents (converted numbers, wrong types, wrong
 // counts, nil), Clear and ClearAll, through a signature Decorate serves
 // with a typed closure and through the same function under a named type
 // (reflect.MakeFunc), and compares every answer, then the statistics.
-func TestReviewDecorateTypedMatchesReflective(t *testing.T) {
+func TestDecorateTypedMatchesReflective(t *testing.T) {
 	var runs [2]atomic.Int64
 	mk := func(i int) func(int) (int, error) {
 		return func(x int) (int, error) {
@@ -137,10 +137,10 @@ func TestReviewDecorateTypedMatchesReflective(t *testing.T) {
 	assert.Equal(t, sb.CurrentSize, sa.CurrentSize, "Stats.CurrentSize")
 }
 
-// TestReviewDecorateTypedPanicsAndJoiners: through a typed closure, the
+// TestDecorateTypedPanicsAndJoiners: through a typed closure, the
 // caller that started an execution that panics sees the original value,
 // a caller that waited on it a *PanicError; nothing is stored.
-func TestReviewDecorateTypedPanicsAndJoiners(t *testing.T) {
+func TestDecorateTypedPanicsAndJoiners(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		entered, release := make(chan struct{}), make(chan struct{})
 		var runs atomic.Int64
@@ -175,9 +175,9 @@ func TestReviewDecorateTypedPanicsAndJoiners(t *testing.T) {
 	})
 }
 
-// TestReviewDecorateTypedErrorTTL: WithErrorTTL stores an error result of
+// TestDecorateTypedErrorTTL: WithErrorTTL stores an error result of
 // a typed closure for its TTL, and no longer.
-func TestReviewDecorateTypedErrorTTL(t *testing.T) {
+func TestDecorateTypedErrorTTL(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var runs atomic.Int64
 		f := Decorate(func(s string) (string, error) {
@@ -196,34 +196,34 @@ func TestReviewDecorateTypedErrorTTL(t *testing.T) {
 	})
 }
 
-// reviewCounter has a method value of a signature Decorate serves typed.
-type reviewCounter struct {
+// probeCounter has a method value of a signature Decorate serves typed.
+type probeCounter struct {
 	base int
 	runs atomic.Int64
 }
 
-func (c *reviewCounter) Add(x int) int { c.runs.Add(1); return c.base + x }
+func (c *probeCounter) Add(x int) int { c.runs.Add(1); return c.base + x }
 
-// TestReviewDecorateTypedNamesAndMethodValues: a typed closure's cache is
+// TestDecorateTypedNamesAndMethodValues: a typed closure's cache is
 // listed by Caches under the decorated function's own symbol, or its
 // WithName; method values of two receivers have caches of their own;
 // ClearAll clears typed closures' caches.
-func TestReviewDecorateTypedNamesAndMethodValues(t *testing.T) {
+func TestDecorateTypedNamesAndMethodValues(t *testing.T) {
 	plain := Decorate(func(x int) string { return strconv.Itoa(x) })
-	named := Decorate(func(x string) int { return len(x) }, WithName("review-typed-named"))
+	named := Decorate(func(x string) int { return len(x) }, WithName("typed-named"))
 	reflPlain := Decorate(rvIntInt(func(x int) int { return x }))
-	a, b := &reviewCounter{base: 100}, &reviewCounter{base: 200}
+	a, b := &probeCounter{base: 100}, &probeCounter{base: 200}
 	fa, fb := Decorate(a.Add), Decorate(b.Add)
 	listed := map[*Cache]string{}
 	for name, c := range Caches() {
 		listed[c] = name
 	}
-	assert.Equal(t, "review-typed-named", listed[CacheOf(named)])
+	assert.Equal(t, "typed-named", listed[CacheOf(named)])
 	pn, rn := listed[CacheOf(plain)], listed[CacheOf(reflPlain)]
-	assert.True(t, strings.HasPrefix(pn, "memo.TestReviewDecorateTypedNamesAndMethodValues.func"), "typed closure listed as %q", pn)
-	assert.True(t, strings.HasPrefix(rn, "memo.TestReviewDecorateTypedNamesAndMethodValues.func"), "reflective listed as %q", rn)
+	assert.True(t, strings.HasPrefix(pn, "memo.TestDecorateTypedNamesAndMethodValues.func"), "typed closure listed as %q", pn)
+	assert.True(t, strings.HasPrefix(rn, "memo.TestDecorateTypedNamesAndMethodValues.func"), "reflective listed as %q", rn)
 	na, nb := listed[CacheOf(fa)], listed[CacheOf(fb)]
-	assert.True(t, strings.HasPrefix(na, "memo.(*reviewCounter).Add"), "method value listed as %q", na)
+	assert.True(t, strings.HasPrefix(na, "memo.(*probeCounter).Add"), "method value listed as %q", na)
 	assert.NotEqual(t, na, nb, "two method values' caches under one name")
 	assert.NotSame(t, CacheOf(fa), CacheOf(fb))
 	assert.Equal(t, 101, fa(1))
@@ -237,10 +237,10 @@ func TestReviewDecorateTypedNamesAndMethodValues(t *testing.T) {
 	assert.Equal(t, 0, CacheOf(plain).Len())
 }
 
-// TestReviewDecorateTypedRejectsLikeReflective: an invalid option panics
+// TestDecorateTypedRejectsLikeReflective: an invalid option panics
 // the same way through both paths (WithErrorTTL for a function without an
 // error result, WithRefreshAfter, WithTTL below its minimum).
-func TestReviewDecorateTypedRejectsLikeReflective(t *testing.T) {
+func TestDecorateTypedRejectsLikeReflective(t *testing.T) {
 	for _, opts := range [][]Option{
 		{WithErrorTTL(time.Second)},
 		{WithTTL(time.Nanosecond)},
@@ -256,11 +256,11 @@ func TestReviewDecorateTypedRejectsLikeReflective(t *testing.T) {
 	_ = rvStringString(nil)
 }
 
-// TestReviewDecorateTypedKeyLengths: string arguments of every length
+// TestDecorateTypedKeyLengths: string arguments of every length
 // class (empty, short, at the getString bound of 127 and past it, past
 // the key limit) give the same answers, runs and statistics through the
 // typed closure and the reflective path.
-func TestReviewDecorateTypedKeyLengths(t *testing.T) {
+func TestDecorateTypedKeyLengths(t *testing.T) {
 	var runs [2]atomic.Int64
 	mk := func(i int) func(string) string {
 		return func(s string) string { runs[i].Add(1); return fmt.Sprint(len(s)) }
@@ -281,11 +281,11 @@ func TestReviewDecorateTypedKeyLengths(t *testing.T) {
 	assert.Equal(t, sb.Uncacheable, sa.Uncacheable, "Uncacheable")
 }
 
-// TestReviewDecorateTypedResultsToOptions: WithCacheIf and WithTTLFunc
+// TestDecorateTypedResultsToOptions: WithCacheIf and WithTTLFunc
 // see the same results ([]any, the error included, nil when there is
 // none) through the typed closure as through the reflective path, and
 // decide the same.
-func TestReviewDecorateTypedResultsToOptions(t *testing.T) {
+func TestDecorateTypedResultsToOptions(t *testing.T) {
 	var seen [2][]string
 	opts := func(i int) []Option {
 		return []Option{

@@ -10,11 +10,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReviewRefreshInvalidatedNotStored: a refresh-ahead of a Func (whose
+// TestRefreshInvalidatedNotStored: a refresh-ahead of a Func (whose
 // misses recycle their records) is running when Invalidate removes the
 // entry and a fresh miss stores a newer result; the refresh's result,
 // older, must not replace it, and no statistic is lost.
-func TestReviewRefreshInvalidatedNotStored(t *testing.T) {
+func TestRefreshInvalidatedNotStored(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var gen atomic.Int64
 		block := make(chan struct{})
@@ -43,12 +43,12 @@ func TestReviewRefreshInvalidatedNotStored(t *testing.T) {
 	})
 }
 
-// TestReviewStaleIfErrorRecycledKeys: in an outage (WithStaleIfError) of
+// TestStaleIfErrorRecycledKeys: in an outage (WithStaleIfError) of
 // many keys at once, the failing executions, whose records are recycled
 // (no joiner, no context), serve each key its own stale result, from
 // goroutines racing over the keys; once the function answers again, each
 // key gets its fresh result.
-func TestReviewStaleIfErrorRecycledKeys(t *testing.T) {
+func TestStaleIfErrorRecycledKeys(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var failing atomic.Bool
 		var gen atomic.Int64
@@ -98,12 +98,12 @@ func TestReviewStaleIfErrorRecycledKeys(t *testing.T) {
 	})
 }
 
-// TestReviewRefreshChurnKeysOwnValues races callers over keys that fall
+// TestRefreshChurnKeysOwnValues races callers over keys that fall
 // due for refresh-ahead again and again (the bubble's clock advanced
 // between rounds), with Invalidate in between, in a cache small enough to
 // evict: every value must be its own key's, and after a last Invalidate
 // of a key its next call runs afresh, once every refresh has ended.
-func TestReviewRefreshChurnKeysOwnValues(t *testing.T) {
+func TestRefreshChurnKeysOwnValues(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var gen atomic.Int64
 		f := Func(func(k int) int64 {

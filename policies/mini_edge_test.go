@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReviewMinisEdgeCapacities replays random streams through the 16-bit
+// TestMinisEdgeCapacities replays random streams through the 16-bit
 // simulations and the reference ones at the capacities the trace runs
 // leave out: the smallest caches (1 to 3 entries), the bound of whole
 // simulations (511, 512: the most slots, about 6 x 513 keys with every
@@ -18,7 +18,7 @@ import (
 // the free list). Every decision, hit count and, periodically, every
 // simulation's state must be the reference's; the slots in use must stay
 // within the documented bound.
-func TestReviewMinisEdgeCapacities(t *testing.T) {
+func TestMinisEdgeCapacities(t *testing.T) {
 	for _, capacity := range []int{1, 2, 3, 511, 512, 513, 2048, 2049} {
 		for _, spread := range []int{4, 64} {
 			t.Run(fmt.Sprintf("%d/x%d", capacity, spread), func(t *testing.T) {

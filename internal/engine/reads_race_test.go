@@ -11,23 +11,23 @@ import (
 	"github.com/memokit/memo/policies"
 )
 
-// reviewKey is the encoded key of i for the probes below.
-func reviewKey(i int) []byte { return binary.LittleEndian.AppendUint64([]byte("rv"), uint64(i)) }
+// probeKey is the encoded key of i for the probes below.
+func probeKey(i int) []byte { return binary.LittleEndian.AppendUint64([]byte("rv"), uint64(i)) }
 
-// TestReviewQuietSpellHitsExactUnderFlush counts hits from two goroutines
+// TestQuietSpellHitsExactUnderFlush counts hits from two goroutines
 // into a full W-TinyLFU cache that has entered a quiet spell (one hit in
 // 32 recorded, the others counted with one atomic addition), while a third
 // goroutine flushes and refills the cache: every lookup that found its
 // entry must be in Hits (drained or pending), none twice, whatever
 // the spell's state when each hit was made (a flush ends the spell, and
 // the refill's hits start a new one).
-func TestReviewQuietSpellHitsExactUnderFlush(t *testing.T) {
+func TestQuietSpellHitsExactUnderFlush(t *testing.T) {
 	const size, perWorker, flushes = 64, 60000, 40
 	var c Core
 	c.Init(size, 0, policies.WTinyLFU, "", nil, nil)
 	fill := func() {
 		for i := range size {
-			k := reviewKey(i)
+			k := probeKey(i)
 			c.Store(string(k), HashKey(k), i, 0, nil, nil)
 		}
 	}
@@ -35,7 +35,7 @@ func TestReviewQuietSpellHitsExactUnderFlush(t *testing.T) {
 	// One goroutine alone enters the spell first.
 	var found uint64
 	for i := range quietDrains * StripeSize {
-		k := reviewKey(i % size)
+		k := probeKey(i % size)
 		if _, ok := c.Lookup(k, HashKey(k)); ok {
 			found++
 		}
@@ -50,7 +50,7 @@ func TestReviewQuietSpellHitsExactUnderFlush(t *testing.T) {
 	for g := range 2 {
 		wg.Go(func() {
 			for i := range perWorker {
-				k := reviewKey((i*7 + g) % size)
+				k := probeKey((i*7 + g) % size)
 				if v, ok := c.Lookup(k, HashKey(k)); ok {
 					if v != (i*7+g)%size {
 						t.Errorf("key %d: got %v", (i*7+g)%size, v)
@@ -79,20 +79,20 @@ func TestReviewQuietSpellHitsExactUnderFlush(t *testing.T) {
 	assert.Equal(t, found+counts[0]+counts[1], got, "hits counted")
 }
 
-// TestReviewQuietSpellResetStats: ResetStats racing with sampled hits
+// TestQuietSpellResetStats: ResetStats racing with sampled hits
 // leaves nothing of them behind: once it has returned and every hit made
 // before it is done, the hits counted are exactly those made after.
-func TestReviewQuietSpellResetStats(t *testing.T) {
+func TestQuietSpellResetStats(t *testing.T) {
 	const size = 64
 	var c Core
 	c.Init(size, 0, policies.WTinyLFU, "", nil, nil)
 	for i := range size {
-		k := reviewKey(i)
+		k := probeKey(i)
 		c.Store(string(k), HashKey(k), i, 0, nil, nil)
 	}
 	hit := func(n, off int) (found uint64) {
 		for i := range n {
-			k := reviewKey((i + off) % size)
+			k := probeKey((i + off) % size)
 			if _, ok := c.Lookup(k, HashKey(k)); ok {
 				found++
 			}
