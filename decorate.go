@@ -123,6 +123,10 @@ func decorateTyped[F any](fn F, cfg config, opts []Option) (F, bool) {
 			f = FuncErr(g, opts...)
 		case func(string) (string, error):
 			f = FuncErr(g, opts...)
+		case func(int) (string, error):
+			f = FuncErr(g, opts...)
+		case func(string) (int, error):
+			f = FuncErr(g, opts...)
 		}
 	}
 	if f == nil {

@@ -282,6 +282,8 @@ func TestDecorateCommonSignaturesTyped(t *testing.T) {
 		return x + 1, nil
 	})
 	fse := Decorate(func(s string) (string, error) { runs.Add(1); return s + "?", nil })
+	fise := Decorate(func(x int) (string, error) { runs.Add(1); return strconv.Itoa(x), nil })
+	fsie := Decorate(func(s string) (int, error) { runs.Add(1); return len(s), nil })
 	assert.Equal(t, 42, fi(21))
 	assert.Equal(t, "21", fis(21))
 	assert.Equal(t, "a!", fs("a"))
@@ -292,6 +294,12 @@ func TestDecorateCommonSignaturesTyped(t *testing.T) {
 	sv, err := fse("b")
 	assert.Equal(t, "b?", sv)
 	assert.NoError(t, err)
+	sv, err = fise(7)
+	assert.Equal(t, "7", sv)
+	assert.NoError(t, err)
+	v, err = fsie("four")
+	assert.Equal(t, 4, v)
+	assert.NoError(t, err)
 	hits := map[string]func(){ // the calls above again: hits
 		"func(int) int":                func() { benchSink += fi(21) },
 		"func(int) string":             func() { benchSink += len(fis(21)) },
@@ -299,6 +307,8 @@ func TestDecorateCommonSignaturesTyped(t *testing.T) {
 		"func(string) int":             func() { benchSink += fsi("abc") },
 		"func(int) (int, error)":       func() { v, _ := fie(1); benchSink += v },
 		"func(string) (string, error)": func() { v, _ := fse("b"); benchSink += len(v) },
+		"func(int) (string, error)":    func() { v, _ := fise(7); benchSink += len(v) },
+		"func(string) (int, error)":    func() { v, _ := fsie("four"); benchSink += v },
 	}
 	before := runs.Load()
 	for name, hit := range hits {
@@ -308,7 +318,7 @@ func TestDecorateCommonSignaturesTyped(t *testing.T) {
 		hit()
 	}
 	assert.Equal(t, before, runs.Load(), "a hit ran the function")
-	for _, f := range []any{fi, fis, fs, fsi, fie, fse} {
+	for _, f := range []any{fi, fis, fs, fsi, fie, fse, fise, fsie} {
 		require.NotNil(t, CacheOf(f))
 	}
 	// An error is returned, not stored.
