@@ -32,10 +32,12 @@
 // semantics for common shapes without reflect.MakeFunc: a hit allocates
 // nothing and costs a lookup (about 20-40 ns) until the cache has been half
 // full; from then on the default policy's bookkeeping (frequency sketch,
-// miniature simulations) is drained on the hitting goroutine, about 120 ns
-// per hit in a full cache of 1,024 entries where LRU's costs 25 (README,
-// "What its hits cost"). [New] makes a cache on its own, with Get, Set and
-// Delete.
+// miniature simulations) is drained on the hitting goroutine, which brings a
+// hit in a full cache that keeps missing to about 100 ns, and a Zipf call
+// (62 % hits) to about 2.3 times a hand-written memo over otter's; a full
+// cache that stops storing samples its hits for the policy and serves them
+// in about 25 ns (README, "The steady state: a full cache"). [New] makes a
+// cache on its own, with Get, Set and Delete.
 //
 // Mistakes panic at once with a message that starts "memo:" and says what
 // to fix: invalid options at decoration (a TTL below a millisecond is taken

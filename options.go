@@ -194,7 +194,7 @@ func newConfig(opts []Option, forDecorate bool) (config, error) {
 	var c config
 	for _, o := range opts {
 		if o == nil {
-			c.errs = append(c.errs, errors.New("memo: nil Option"))
+			c.errs = append(c.errs, errors.New("memo: nil Option: pass options made by memo's With functions (WithMaxSize, WithTTL, ...), or none"))
 			continue
 		}
 		o.apply(&c)

@@ -19,7 +19,10 @@ const histogramBase = time.Microsecond
 // value (28 words); its zero value is an empty histogram.
 //
 // The bounds double from bucket to bucket, so an estimate read from it
-// ([Histogram.Quantile]) is within a factor of 2 of the true value. The
+// ([Histogram.Quantile]) is within a factor of 2 of the true value for
+// times over 1 µs; bucket 0 holds every time up to 1 µs, so an estimate
+// there only says "under 1 µs" (a 40 ns execution may read as 500 ns;
+// Stats' Avg and Min are exact). The
 // bounds are the same in every memo histogram, so histograms can be added
 // bucket by bucket.
 type Histogram struct {
