@@ -39,9 +39,9 @@ type Core struct {
 
 	Hits atomic.Uint64 // hits moved out of the read stripes by drains
 	Rec  stats.Recorder
-	// quiet counts the drains of full stripes since the last write, up to
-	// quietDrains (see drainFull). Guarded by mu.
-	quiet uint16
+	// quiet is the hits drained less quietWrite per write, between 0 and
+	// 2*quietHits (see drainReads). Guarded by mu.
+	quiet int32
 }
 
 // Init readies a new engine: at most maxSize entries of the policy kind,
@@ -124,28 +124,39 @@ func (c *Core) Size() int {
 var RefreshDue any = new(byte)
 
 // drainReads applies buffered uses to the policy, in order, before a write
-// (a store or a removal), which ends a quiet spell (see
-// readBuffer.setSampling). c.mu is held.
-func (c *Core) drainReads() {
-	c.Hits.Add(c.Reads.drain(c.Policy))
-	if c.quiet != 0 {
-		c.quiet = 0
-		c.Reads.setSampling(false)
+// (a store or a removal). c.mu is held.
+func (c *Core) drainReads() { c.drain(true) }
+
+// drainFull applies buffered uses to the policy when a stripe is full. c.mu
+// is held.
+func (c *Core) drainFull() { c.drain(false) }
+
+// A W-TinyLFU cache is in a quiet spell (see readBuffer.setSampling) while
+// its hits far outnumber its writes: quiet, a leaky bucket, gains every hit
+// drained and loses quietWrite for each write (a store or a removal); the
+// spell starts when it reaches quietHits (from one goroutine, 16,384 hits
+// with no write, or more with writes more than quietWrite hits apart) and
+// ends when writes bring it back under, after a few writes once it is at
+// its cap of twice that. Misses once in every 4,096 hits or more often keep
+// every hit recorded.
+const (
+	quietHits  = 1 << 14
+	quietWrite = 1 << 12
+)
+
+// drain applies buffered uses to the policy and counts the hits and, if
+// write is set, a write, toward a quiet spell. c.mu is held.
+func (c *Core) drain(write bool) {
+	hits := c.Reads.drain(c.Policy)
+	c.Hits.Add(hits)
+	was := c.quiet >= quietHits
+	q := int64(c.quiet) + int64(min(hits, 2*quietHits))
+	if write {
+		q -= quietWrite
 	}
-}
-
-// quietDrains is how many drains of a full stripe in a row, with no write
-// between them, make a quiet spell: 16,384 hits from one goroutine.
-const quietDrains = 256
-
-// drainFull applies buffered uses to the policy when a stripe is full,
-// and counts the drain toward a quiet spell. c.mu is held.
-func (c *Core) drainFull() {
-	c.Hits.Add(c.Reads.drain(c.Policy))
-	if c.quiet < quietDrains {
-		if c.quiet++; c.quiet == quietDrains {
-			c.Reads.setSampling(true)
-		}
+	c.quiet = int32(min(max(q, 0), 2*quietHits))
+	if now := c.quiet >= quietHits; now != was {
+		c.Reads.setSampling(now)
 	}
 }
 

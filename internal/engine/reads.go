@@ -192,9 +192,10 @@ func (b *readBuffer) drain(p policies.Policy[item]) uint64 {
 // serialize parallel hits.
 //
 // W-TinyLFU's sketch needs every use, contended or not, while entries
-// compete for room; but once quiet is set (the cache has served
-// quietDrains full stripes of hits without storing or removing an entry),
-// it records one use in sampleRate until the next write. A cache that
+// compete for room; but in a quiet spell (quiet set: the cache has served
+// 16,384 hits without storing or removing an entry, or far more hits than
+// writes, see Core.drain) it records one use in sampleRate until writes
+// end it. A cache that
 // stores nothing evicts nothing, so its order decides nothing meanwhile,
 // and the hot keys still count the most when misses come back: sampling
 // then keeps the sketch's proportions at a 32nd of the cost, as otter and

@@ -34,14 +34,14 @@ func TestQuietSpellHitsExactUnderFlush(t *testing.T) {
 	fill()
 	// One goroutine alone enters the spell first.
 	var found uint64
-	for i := range quietDrains * StripeSize {
+	for i := range quietHits {
 		k := probeKey(i % size)
 		if _, ok := c.Lookup(k, HashKey(k)); ok {
 			found++
 		}
 	}
 	c.Mu.Lock()
-	require.Equal(t, uint16(quietDrains), c.quiet, "no quiet spell")
+	require.GreaterOrEqual(t, c.quiet, int32(quietHits), "no quiet spell")
 	c.Mu.Unlock()
 
 	var wg sync.WaitGroup
@@ -99,7 +99,7 @@ func TestQuietSpellResetStats(t *testing.T) {
 		}
 		return found
 	}
-	hit(quietDrains*StripeSize, 0)
+	hit(quietHits, 0)
 	var wg sync.WaitGroup
 	for g := range 2 {
 		wg.Go(func() { hit(40000, g) })

@@ -11,10 +11,12 @@ import (
 )
 
 // TestQuietSpellSamples checks the quiet spell of a full W-TinyLFU cache
-// (readBuffer.setSampling): after quietDrains full stripes of hits with no
-// write between them, one hit in sampleRate is recorded for the policy,
-// every hit still counts in the statistics, and the next store records
-// every use again; an LRU cache served by one stripe never samples.
+// (readBuffer.setSampling): after quietHits hits with no
+// write between them, one hit in sampleRate is recorded for the policy and
+// every hit still counts in the statistics; writes end the spell once they
+// have used up its margin; a store every quietWrite/2 hits never starts
+// one, and a store every 4*quietWrite hits does; an LRU cache served by one
+// stripe never samples.
 func TestQuietSpellSamples(t *testing.T) {
 	for _, kind := range []policies.Kind{policies.WTinyLFU, policies.LRU} {
 		var c Core
@@ -31,7 +33,7 @@ func TestQuietSpellSamples(t *testing.T) {
 			require.Equal(t, i, v)
 		}
 		hits := 0
-		for range quietDrains * StripeSize {
+		for range quietHits {
 			hit(hits % 64)
 			hits++
 		}
@@ -48,11 +50,35 @@ func TestQuietSpellSamples(t *testing.T) {
 		}
 		assert.Equal(t, recorded+1, c.Reads.First.Load().N, "uses recorded in %d sampled hits", sampleRate)
 		c.Mu.Lock()
-		c.drainReads()
+		c.drainFull()
 		c.Mu.Unlock()
 		assert.Equal(t, uint64(hits), c.Hits.Load(), "hits counted")
-		k := key(1000)
-		c.Store(string(k), HashKey(k), 1000, 0, nil, nil) // a write ends the spell
-		assert.Zero(t, c.Reads.sampleMask.Load(), "sampling after a store")
+		store := func(i int) {
+			k := key(i)
+			c.Store(string(k), HashKey(k), i, 0, nil, nil)
+		}
+		for range quietHits { // to the bucket's cap
+			hit(hits % 64)
+			hits++
+		}
+		store(1000) // one write does not end a spell with hits to spare...
+		assert.Equal(t, uint64(sampleRate-1), c.Reads.sampleMask.Load(), "one store ended the spell")
+		for i := range quietHits / quietWrite { // ...but writes with few hits between them do
+			store(1001 + i)
+		}
+		assert.Zero(t, c.Reads.sampleMask.Load(), "sampling after %d stores", 1+quietHits/quietWrite)
+		// Misses every 512 hits never start a spell; every 4,096 hits
+		// they do, as a cache that rarely stores does.
+		for _, every := range []int{quietWrite / 2, 4 * quietWrite} {
+			for round := range 16 * quietHits / every {
+				for range every {
+					k := key(hits % 64)
+					c.Lookup(k, HashKey(k))
+					hits++
+				}
+				store(2000 + round%2)
+			}
+			assert.Equal(t, every > quietWrite, c.Reads.sampleMask.Load() != 0, "a store every %d hits", every)
+		}
 	}
 }
