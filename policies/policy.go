@@ -68,25 +68,26 @@ func (b *bucket[V]) moveToBack(n *Node[V]) {
 	if n.next == &b.root {
 		return // the tail already
 	}
-	n.prev.next = n.next
-	n.next.prev = n.prev
-	at := b.root.prev
-	n.prev, n.next = at, &b.root
-	at.next = n
-	b.root.prev = n
+	b.relink(n)
 }
 
 // moveIn moves n from the other bucket holding it to the tail of b: unlink
 // and pushBack without clearing the links that pushBack rewrites (and their
 // write barriers while the garbage collector marks), as moveToBack does.
 func (b *bucket[V]) moveIn(n *Node[V]) {
+	b.relink(n)
+	n.bucket = b
+}
+
+// relink unlinks n, which a bucket holds, and links it at the tail of b,
+// leaving n.bucket as it is.
+func (b *bucket[V]) relink(n *Node[V]) {
 	n.prev.next = n.next
 	n.next.prev = n.prev
 	at := b.root.prev
 	n.prev, n.next = at, &b.root
 	at.next = n
 	b.root.prev = n
-	n.bucket = b
 }
 
 // unlink removes n from whatever bucket holds it and marks it unlinked.
