@@ -67,10 +67,15 @@ type minis struct {
 	cur    int // the simulation whose window the cache uses
 }
 
-// miniKey is a sampled key: its hash and the sketch's rehash of it.
+// miniKey is a sampled key: its hash.
 type miniKey struct {
-	h, r uint64
+	h uint64
 }
+
+// r returns the key's spread hash, which places it in the table and counts
+// it in the sketches: recomputed (four multiply-shifts) rather than kept,
+// which would take 8 more bytes per slot.
+func (k miniKey) r() uint64 { return spread(k.h) }
 
 // slot indexes minis.keys and the simulations' nodes. A simulation holds
 // at most its capacity, tune.miniFull or tune.miniCap entries (512), plus
@@ -303,7 +308,7 @@ func (m *minis) insert(h, r uint64) slot {
 			m.sims[i].nodes = m.sims[i].nodes[:s+1]
 		}
 	}
-	m.keys[s] = miniKey{h: h, r: r}
+	m.keys[s] = miniKey{h: h}
 	if m.used++; 2*m.used > len(m.table) {
 		m.rehash(2 * len(m.table))
 	}
@@ -330,7 +335,7 @@ func (m *minis) grow() {
 // place puts slot s in the table's first empty cell from its key's home.
 func (m *minis) place(s slot) {
 	mask := uint64(len(m.table) - 1)
-	p := m.keys[s].r & mask
+	p := m.keys[s].r() & mask
 	for m.table[p] != 0 {
 		p = (p + 1) & mask
 	}
@@ -352,14 +357,14 @@ func (m *minis) rehash(n int) {
 // backward-shift deletion, which leaves no tombstones.
 func (m *minis) release(s slot) {
 	mask := uint64(len(m.table) - 1)
-	p := m.keys[s].r & mask
+	p := m.keys[s].r() & mask
 	for m.table[p] != s+1 {
 		p = (p + 1) & mask
 	}
 	for q := (p + 1) & mask; m.table[q] != 0; q = (q + 1) & mask {
 		// The entry at q may move to the hole at p if its home is not
 		// in (p, q], cyclically.
-		if home := m.keys[m.table[q]-1].r & mask; (q-home)&mask >= (q-p)&mask {
+		if home := m.keys[m.table[q]-1].r() & mask; (q-home)&mask >= (q-p)&mask {
 			m.table[p] = m.table[q]
 			p = q
 		}
@@ -532,8 +537,8 @@ func (s *miniSim) victim(keys []miniKey) slot {
 
 // admit is wtinylfu.admit for the keys c and v.
 func (s *miniSim) admit(c, v *miniKey) bool {
-	cf := s.sketch.estimateOf(c.r)
-	vf := s.sketch.estimateOf(v.r)
+	cf := s.sketch.estimateOf(c.r())
+	vf := s.sketch.estimateOf(v.r())
 	if cf > vf || s.ghost.has(c.h) {
 		return true
 	}

@@ -431,7 +431,7 @@ func TestWTinyLFUForget(t *testing.T) {
 		}
 		require.EqualValues(t, held, m.live[s], "slot %d: live counts the simulations holding it", s)
 		require.Positive(t, m.live[s], "slot %d: an indexed key is held", s)
-		require.Equal(t, s, m.lookup(m.keys[s].h, m.keys[s].r), "slot %d: found by its hash", s)
+		require.Equal(t, s, m.lookup(m.keys[s].h, m.keys[s].r()), "slot %d: found by its hash", s)
 	}
 	assert.Equal(t, m.used, indexed, "slots in use, indexed")
 	assert.Equal(t, len(m.keys), m.used+len(m.free), "every slot in use or free")
