@@ -522,7 +522,7 @@ func TestExpiryTags(t *testing.T) {
 	}
 	assert.Equal(t, uintptr(48), unsafe.Sizeof(engine.Extra{}), "a plain TTL entry's extra")
 	assert.Equal(t, uintptr(96), unsafe.Sizeof(engine.FreshX{}), "the README says 96 bytes")
-	assert.Equal(t, uintptr(48), unsafe.Sizeof(engine.Node{}), "a node (the README's bytes per entry)")
+	assert.Equal(t, uintptr(40), unsafe.Sizeof(engine.Node{}), "a node (the README's bytes per entry)")
 	synctest.Test(t, func(t *testing.T) {
 		c := MustNew(WithMaxSize(4), WithTTL(time.Minute))
 		c.Set(1, 1)

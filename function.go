@@ -19,6 +19,9 @@ var funcIDs atomic.Uint64
 type wrapped struct {
 	c   *Cache
 	fid uint64
+	// held is what engine.Hold needs to keep a result in the entry that
+	// stores it (see hold), made on the first miss.
+	held atomic.Pointer[engine.HeldType]
 	// batch is the *batchFunc of a function Batch returned (whose per-key
 	// function w describes), for Single; nil for any other.
 	batch any

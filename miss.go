@@ -239,7 +239,8 @@ func (f *flight[A, T]) await(cl *engine.Call, r engine.Role) (v T, again bool) {
 			cl.Verify = f.rq.verify
 		}
 		runCtx, run := cl.Start(ctx), f.exec()
-		go c.Run(cl, f.judge, func() any { return run(runCtx) })
+		w := f.w
+		go c.Run(cl, f.judge, func() any { return hold(w, cl, run(runCtx)) })
 	}
 	select {
 	case <-cl.Done:
@@ -269,12 +270,12 @@ func (f *flight[A, T]) await(cl *engine.Call, r engine.Role) (v T, again bool) {
 func (f *flight[A, T]) runHere(cl *engine.Call, runCtx context.Context) T {
 	c := &f.w.c.e
 	f.t.led()
-	fn, a, tiered := f.rq.fn, f.rq.a, f.tiered
+	w, fn, a, tiered := f.w, f.rq.fn, f.rq.a, f.tiered
 	c.Run(cl, f.judge, func() any {
 		if tiered != nil {
-			return tiered(runCtx)
+			return hold(w, cl, tiered(runCtx))
 		}
-		return fn(runCtx, a)
+		return hold(w, cl, fn(runCtx, a))
 	})
 	if cl.Panicked {
 		panic(cl.Pval)
@@ -288,6 +289,18 @@ func (f *flight[A, T]) runHere(cl *engine.Call, runCtx context.Context) T {
 		c.Recycle(cl)
 	}
 	return v
+}
+
+// hold returns v, the result of w's execution cl, as the interface cl
+// keeps: in the entry that will store it, when T is a type Go boxes apart
+// (see engine.Hold), so that a miss allocates once.
+func hold[T any](w *wrapped, cl *engine.Call, v T) any {
+	ht := w.held.Load()
+	if nt := engine.HeldFor[T](ht); nt != ht {
+		ht = nt
+		w.held.Store(ht)
+	}
+	return engine.Hold(cl, v, ht)
 }
 
 // tally counts how a miss ended (see stats.Stats.Pending), unless hit is

@@ -30,5 +30,5 @@ func startRefresh[T any](w *wrapped, cl *engine.Call, ctx context.Context, run f
 	// does not: its lease must not outlive the refresh's time.
 	rctx := cl.StartRefresh(ctx, &w.c.e)
 	w.c.e.Rec.RefreshStarted()
-	go w.c.e.Refresh(cl, w.tierJudge(tv), func() any { return run(rctx) })
+	go w.c.e.Refresh(cl, w.tierJudge(tv), func() any { return hold(w, cl, run(rctx)) })
 }

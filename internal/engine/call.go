@@ -28,7 +28,10 @@ type Call struct {
 	// joins.
 	Done chan struct{}
 
-	Val      any // the results
+	Val any // the results
+	// held is the entry Hold made for Val, which Store takes rather than
+	// make one; nil when Val was boxed on its own.
+	held     *Node
 	Panicked bool
 	Goexit   bool
 	// pooled says that cl is the Call of a keyedCall from newCall's pool

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/binary"
 	"fmt"
 	"runtime"
 	"testing"
@@ -10,32 +11,65 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Every key length a node keeps (inline up to 48 bytes, then in a string of
-// its own) reads back whole, matches itself, and matches no key that
-// differs in one byte or in length: keyEqual's word compares with an
-// overlapping last word must never turn a miss into a wrong hit.
+// Every key length a node keeps (inline, 8 to 48 bytes whose 8th byte is 0,
+// with that byte holding the length; any other in a string of its own)
+// reads back whole, matches itself, and matches no key that differs in one
+// byte or in length: keyEqual's word compares, the length byte masked and
+// an overlapping last word, must never turn a miss into a wrong hit. Each
+// length is tried with its 8th byte 0 (inline where the length allows) and
+// not (kept outside).
 func TestNodeKeys(t *testing.T) {
-	for kl := 1; kl <= 80; kl++ {
-		key := make([]byte, kl)
-		for i := range key {
-			key[i] = byte(i*7 + kl)
-		}
-		n := NewNode(string(key), kl)
-		clear(key) // the node holds its own copy
-		runtime.GC()
-		require.Equal(t, string(makeKey(kl)), KeyOf(n), "keyOf, %d bytes", kl)
-		assert.Equal(t, kl, n.Value.Value(), "value, %d bytes", kl)
-		assert.True(t, keyEqual(n, makeKey(kl)), "%d bytes: equal", kl)
-		for i := range kl {
-			for _, flip := range []byte{1, 0x80} {
+	for _, zero7 := range []bool{true, false} {
+		for kl := 1; kl <= 80; kl++ {
+			mk := func() []byte {
 				k := makeKey(kl)
-				k[i] ^= flip
-				assert.False(t, keyEqual(n, k), "%d bytes, byte %d ^ %#x", kl, i, flip)
+				if zero7 && kl > lenByte {
+					k[lenByte] = 0
+				}
+				return k
+			}
+			key := mk()
+			n := NewNode(string(key), kl)
+			clear(key) // the node holds its own copy
+			runtime.GC()
+			inline := zero7 && kl >= 8 && kl <= maxInline
+			assert.Equal(t, inline, keyLen(n) == kl, "%d bytes (8th zero: %v): inline", kl, zero7)
+			require.Equal(t, string(mk()), KeyOf(n), "keyOf, %d bytes", kl)
+			assert.Equal(t, kl, n.Value.Value(), "value, %d bytes", kl)
+			assert.True(t, keyEqual(n, mk()), "%d bytes: equal", kl)
+			for i := range kl {
+				for _, flip := range []byte{1, 0x80, byte(kl)} {
+					k := mk()
+					k[i] ^= flip
+					if flip == byte(kl) && i == lenByte {
+						// the 8th byte made the length byte itself
+						require.Equal(t, byte(kl), k[i]^mk()[i])
+					}
+					if flip == 0 {
+						continue
+					}
+					assert.False(t, keyEqual(n, k), "%d bytes, byte %d ^ %#x", kl, i, flip)
+				}
+			}
+			assert.False(t, keyEqual(n, mk()[:kl-1]), "%d bytes: a prefix", kl)
+			assert.False(t, keyEqual(n, append(mk(), 0)), "%d bytes: longer by a zero byte", kl)
+			assert.False(t, keyEqual(tombstone, mk()), "the tombstone")
+			if kl >= 9 && kl < 9+128 {
+				// keyEqualFidString on a key of its shape.
+				k := mk()
+				k[8] = byte(kl - 9)
+				m := NewNode(string(k), nil)
+				fid := binary.LittleEndian.Uint64(k)
+				assert.True(t, keyEqualFidString(m, fid, string(k[9:])), "%d bytes: fid string", kl)
+				assert.False(t, keyEqualFidString(m, fid^1, string(k[9:])), "%d bytes: another fid", kl)
+				assert.False(t, keyEqualFidString(m, fid|lenMask, string(k[9:])), "%d bytes: fid's top byte", kl)
+				if kl > 9 {
+					s := []byte(string(k[9:]))
+					s[len(s)-1] ^= 1
+					assert.False(t, keyEqualFidString(m, fid, string(s)), "%d bytes: another string", kl)
+				}
 			}
 		}
-		assert.False(t, keyEqual(n, makeKey(kl)[:kl-1]), "%d bytes: a prefix", kl)
-		assert.False(t, keyEqual(n, append(makeKey(kl), 0)), "%d bytes: longer by a zero byte", kl)
-		assert.False(t, keyEqual(tombstone, makeKey(kl)), "the tombstone")
 	}
 	assert.Equal(t, "", KeyOf(tombstone))
 }
@@ -51,7 +85,7 @@ func makeKey(kl int) []byte {
 // A node and its key are one allocation, and an entry with a TTL keeps its
 // value in its extra.
 func TestNodeLayout(t *testing.T) {
-	assert.Equal(t, uintptr(48), unsafe.Sizeof(Node{}))
+	assert.Equal(t, uintptr(40), unsafe.Sizeof(Node{}))
 	for _, kl := range []int{8, 16, 17, 32, 33, 48, 49} {
 		t.Run(fmt.Sprint(kl), func(t *testing.T) {
 			key := string(makeKey(kl))

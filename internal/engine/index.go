@@ -31,8 +31,12 @@ type table struct {
 	used  int // entries and tombstones; written by the writer only
 }
 
-// tombstone marks a deleted slot, so that probes go on past it.
-var tombstone = new(Node)
+// tombstone marks a deleted slot, so that probes go on past it. Its key
+// area is zero: the empty key (see lenByte), which no lookup matches.
+var tombstone = &new(struct {
+	n Node
+	k [16]byte
+}).n
 
 const minTable = 16
 
@@ -82,18 +86,21 @@ func (x *index) getString(fid uint64, s string, h uint64) *Node {
 
 // keyEqualFidString reports whether n's key is fid, byte(len(s)), s.
 func keyEqualFidString(n *Node, fid uint64, s string) bool {
-	kl := n.Value.klen
-	var k string
-	switch {
-	case kl == 9+len(s):
-		k = unsafe.String((*byte)(keyAt(n)), kl)
-	case kl == (9+len(s))|keyOut:
-		k = *(*string)(keyAt(n))
-	default:
-		return false
+	a := keyAt(n)
+	switch keyLen(n) {
+	case 9 + len(s): // inline: its 8th byte, the length, stands for fid's top byte, 0 (see lenByte)
+		kb := unsafe.Slice((*byte)(a), 9+len(s))
+		return binary.LittleEndian.Uint64(kb)&^lenMask == fid && kb[8] == byte(len(s)) && string(kb[9:]) == s
+	case outKey:
+		k := (*outside)(a).k
+		return len(k) == 9+len(s) && binary.LittleEndian.Uint64(UnsafeBytes(k)) == fid && k[8] == byte(len(s)) && k[9:] == s
 	}
-	return binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(k), 8)) == fid && k[8] == byte(len(s)) && k[9:] == s
+	return false
 }
+
+// lenMask is the bits of an inline key's first 8 bytes, read
+// little-endian, that hold its length (see lenByte).
+const lenMask = 0xff << (8 * lenByte)
 
 // slot returns the slot holding n in t, or nil. Writer only.
 func (t *table) slot(n *Node) *atomic.Pointer[Node] {
@@ -106,7 +113,8 @@ func (t *table) slot(n *Node) *atomic.Pointer[Node] {
 // find returns the index of the slot holding n in t, and whether there is
 // one. Writer only.
 func (t *table) find(n *Node) (uint64, bool) {
-	for i := HashString(KeyOf(n)) & t.mask; ; i = (i + 1) & t.mask {
+	var b [maxInline]byte
+	for i := HashKey(keyIn(n, &b)) & t.mask; ; i = (i + 1) & t.mask {
 		s := t.slots[i].Load()
 		if s == n {
 			return i, true
@@ -144,7 +152,8 @@ func (x *index) insertNew(n *Node, h uint64) *Node {
 	if (t.used+1)*4 > len(t.slots)*3 {
 		t = x.rebuild(t, t.live+1)
 	}
-	k := UnsafeBytes(KeyOf(n))
+	var b [maxInline]byte
+	k := keyIn(n, &b)
 	free := int64(-1) // the first tombstone on the way
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		s := t.slots[i].Load()
@@ -175,12 +184,13 @@ func (x *index) rebuild(t *table, live int) *table {
 		size *= 2
 	}
 	nt := newTable(size)
+	var b [maxInline]byte
 	for i := range t.slots {
 		n := t.slots[i].Load()
 		if n == nil || n == tombstone {
 			continue
 		}
-		j := HashString(KeyOf(n)) & nt.mask
+		j := HashKey(keyIn(n, &b)) & nt.mask
 		for nt.slots[j].Load() != nil {
 			j = (j + 1) & nt.mask
 		}
@@ -324,26 +334,35 @@ func HashString(k string) uint64 {
 func UnsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // keyEqual reports whether n's key is k. A short key lies right after the
-// Node, in the cache line the lookup has just read. Keys of 8 to 24 bytes
-// (a function number and an int, or a short string argument) are compared
-// as three 8-byte words, overlapping where the key is shorter, with no
+// Node, in the cache line the lookup has just read. An inline key's first
+// 8 bytes are compared as one word, its length byte masked (see lenByte:
+// the word matches only a k whose 8th byte is 0); the rest of a key of up
+// to 24 bytes (a function number and an int, or a short string argument)
+// as one or two 8-byte words, overlapping where the key is shorter, with no
 // branch on the length: memequal's branches on length and alignment
 // mispredicted on keys of mixed lengths.
 func keyEqual(n *Node, k []byte) bool {
-	kl := n.Value.klen
+	a := keyAt(n)
+	kl := keyLen(n)
 	if kl != len(k) {
-		return kl&keyOut != 0 && *(*string)(keyAt(n)) == string(k)
+		return kl == outKey && (*outside)(a).k == string(k)
 	}
-	kb := unsafe.Slice((*byte)(keyAt(n)), kl)
-	if kl == 16 { // the commonest: two words
-		return binary.LittleEndian.Uint64(kb) == binary.LittleEndian.Uint64(k) &&
-			binary.LittleEndian.Uint64(kb[8:]) == binary.LittleEndian.Uint64(k[8:])
+	if kl == 0 { // the tombstone (a lookup's key is never empty)
+		return false
 	}
-	if kl < 8 || kl > 24 {
-		return string(kb) == string(k)
+	kb := unsafe.Slice((*byte)(a), kl)
+	if binary.LittleEndian.Uint64(kb)&^lenMask != binary.LittleEndian.Uint64(k) {
+		return false
 	}
-	m, t := min(8, kl-8), kl-8 // words at 0, m and t cover [0, kl)
-	return (binary.LittleEndian.Uint64(kb)^binary.LittleEndian.Uint64(k))|
-		(binary.LittleEndian.Uint64(kb[m:])^binary.LittleEndian.Uint64(k[m:]))|
-		(binary.LittleEndian.Uint64(kb[t:])^binary.LittleEndian.Uint64(k[t:])) == 0
+	switch {
+	case kl <= 16:
+		// The word ending the key, its bytes before the 9th shifted out
+		// (all of them for an 8-byte key: a shift by 64 gives 0).
+		sh := 8 * (16 - kl)
+		return binary.LittleEndian.Uint64(kb[kl-8:])>>sh == binary.LittleEndian.Uint64(k[kl-8:])>>sh
+	case kl <= 24:
+		return (binary.LittleEndian.Uint64(kb[8:])^binary.LittleEndian.Uint64(k[8:]))|
+			(binary.LittleEndian.Uint64(kb[kl-8:])^binary.LittleEndian.Uint64(k[kl-8:])) == 0
+	}
+	return string(kb[8:]) == string(k[8:])
 }

@@ -151,7 +151,7 @@ func (c *Core) Store(key string, h uint64, val any, ttl time.Duration, refs []un
 			return false
 		}
 	}
-	n := NewNode(key, val)
+	n := entryFor(fl, key, val)
 	var fx *FreshX
 	if c.freshEntry(ttl, fl) {
 		fx = c.NewFresh(n, ttl, fl, now)

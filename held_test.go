@@ -1,0 +1,99 @@
+package memo_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/memokit/memo"
+)
+
+// A typed function's result lies in the entry that stores it (one
+// allocation per miss; see the README's steady state). Every kind of result
+// must read back as returned, on the miss, on later hits after collections,
+// after the entry was evicted while a caller still held the value, and
+// through every path that stores: Func, FuncErr (result and error
+// together), FuncCtx with a context that can end (the execution on its own
+// goroutine), Decorate's reflective path, a TTL (the value moves to the
+// entry's extra) and a refresh.
+func TestResultsHeldInEntries(t *testing.T) {
+	type rec struct {
+		p *int
+		s string
+		a [3]int
+	}
+	x := 5
+	t.Run("int", func(t *testing.T) { heldResults(t, func(k int) int { return k * 1000003 }) })
+	t.Run("string", func(t *testing.T) { heldResults(t, func(k int) string { return fmt.Sprint("v", k) }) })
+	t.Run("struct", func(t *testing.T) {
+		heldResults(t, func(k int) rec { return rec{&x, fmt.Sprint(k), [3]int{k, k, k}} })
+	})
+	t.Run("pointer", func(t *testing.T) { heldResults(t, func(int) *int { return &x }) })
+	t.Run("slice", func(t *testing.T) { heldResults(t, func(k int) []int { return []int{k, -k} }) })
+	t.Run("any", func(t *testing.T) { heldResults(t, func(k int) any { return k }) })
+	t.Run("byte", func(t *testing.T) { heldResults(t, func(k int) byte { return byte(k) }) })
+	t.Run("array", func(t *testing.T) { heldResults(t, func(k int) [40]int { return [40]int{39: k} }) })
+}
+
+func heldResults[R any](t *testing.T, r func(int) R) {
+	synctest.Test(t, func(t *testing.T) { heldResultsBubbled(t, r) })
+}
+
+func heldResultsBubbled[R any](t *testing.T, r func(int) R) {
+	check := func(name string, f func(int) R, want func(int) any) {
+		t.Helper()
+		held := make([]R, 0, 64)
+		for round := range 3 {
+			for k := range 64 {
+				got := f(k)
+				assert.Equal(t, want(k), any(got), "%s, key %d, round %d", name, k, round)
+				if round == 0 {
+					held = append(held, got)
+				}
+			}
+			runtime.GC()
+			time.Sleep(2 * time.Millisecond) // the fake clock: refreshes are due
+			synctest.Wait()                  // and have run
+		}
+		for k, v := range held { // the callers' copies outlive evictions
+			assert.Equal(t, want(k), any(v), "%s, key %d, held", name, k)
+		}
+	}
+	plain := func(k int) any { return r(k) }
+	for i, opts := range [][]memo.Option{
+		{memo.WithMaxSize(16)},
+		{memo.WithMaxSize(16), memo.WithTTL(time.Hour)},
+		{memo.WithMaxSize(1000), memo.WithRefreshAfter(time.Millisecond)},
+	} {
+		name := fmt.Sprint("options ", i, ": ")
+		check(name+"Func", memo.Func(r, opts...), plain)
+		fe := memo.FuncErr(func(k int) (R, error) {
+			if k%7 == 0 {
+				var zero R
+				return zero, errors.New("seven")
+			}
+			return r(k), nil
+		}, opts...)
+		check(name+"FuncErr", func(k int) R {
+			v, err := fe(k)
+			if err != nil {
+				assert.Equal(t, 0, k%7)
+				return r(k)
+			}
+			return v
+		}, plain)
+		ctx, cancel := context.WithCancel(context.Background())
+		fc := memo.FuncCtx(func(_ context.Context, k int) (R, error) { return r(k), nil }, opts...)
+		check(name+"FuncCtx", func(k int) R { v, _ := fc(ctx, k); return v }, plain)
+		cancel()
+		fd := memo.Decorate(func(k int, _ struct{}) R { return r(k) }, opts...)
+		check(name+"Decorate", func(k int) R { return fd(k, struct{}{}) }, plain)
+		memo.ClearAll()
+	}
+}
