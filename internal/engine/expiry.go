@@ -80,7 +80,7 @@ func (c *Core) removeNode(n *Node) {
 func (c *Core) expireNode(n *Node) {
 	c.Mu.Lock()
 	defer c.Mu.Unlock()
-	if k := KeyOf(n); c.Index.Get(UnsafeBytes(k), HashString(k)) == n && !Live(n, c) {
+	if _, in := c.Index.t.Load().find(n); in && !Live(n, c) {
 		c.removeNode(n)
 		c.Rec.Expired(1)
 	}

@@ -113,8 +113,7 @@ func (t *table) slot(n *Node) *atomic.Pointer[Node] {
 // find returns the index of the slot holding n in t, and whether there is
 // one. Writer only.
 func (t *table) find(n *Node) (uint64, bool) {
-	var b [maxInline]byte
-	for i := HashKey(keyIn(n, &b)) & t.mask; ; i = (i + 1) & t.mask {
+	for i := indexHash(n) & t.mask; ; i = (i + 1) & t.mask {
 		s := t.slots[i].Load()
 		if s == n {
 			return i, true
@@ -184,13 +183,12 @@ func (x *index) rebuild(t *table, live int) *table {
 		size *= 2
 	}
 	nt := newTable(size)
-	var b [maxInline]byte
 	for i := range t.slots {
 		n := t.slots[i].Load()
 		if n == nil || n == tombstone {
 			continue
 		}
-		j := HashKey(keyIn(n, &b)) & nt.mask
+		j := indexHash(n) & nt.mask
 		for nt.slots[j].Load() != nil {
 			j = (j + 1) & nt.mask
 		}
@@ -291,26 +289,47 @@ func HashFidString(fid uint64, s string) uint64 {
 // 8-byte words, in the style of wyhash, the same in every process, so that
 // W-TinyLFU's decisions (nodeHash) replay exactly.
 func hashSeeded(seed uint64, k []byte) uint64 {
-	h := seed ^ uint64(len(k))*0x9e3779b97f4a7c15
 	if len(k) == 16 {
 		// The common key (a function number and one 8-byte argument),
-		// hashed once per recorded W-TinyLFU hit: the loop below, unrolled.
-		h = mix(h^binary.LittleEndian.Uint64(k), 0xbf58476d1ce4e5b9)
-		h = mix(h^binary.LittleEndian.Uint64(k[8:16]), 0xbf58476d1ce4e5b9)
+		// hashed once per lookup and per recorded W-TinyLFU hit.
+		return hash16(seed, binary.LittleEndian.Uint64(k), binary.LittleEndian.Uint64(k[8:16]))
+	}
+	if len(k) < 8 {
+		h := seed ^ uint64(len(k))*0x9e3779b97f4a7c15
+		if len(k) > 0 {
+			var t uint64
+			for i, b := range k {
+				t |= uint64(b) << (8 * i)
+			}
+			h = mix(h^t, 0x94d049bb133111eb)
+		}
 		return mix(h, 0x2545f4914f6cdd1d)
 	}
-	whole := k
+	return hashWords(seed, len(k), binary.LittleEndian.Uint64(k), k[8:])
+}
+
+// hashWords is hashSeeded of a key of kl >= 8 bytes: the word w0 (its
+// first 8 bytes, little-endian), then rest, the others; so that a key
+// whose first word is not in memory as such (an inline key's, see
+// lenByte) is hashed where it lies.
+func hashWords(seed uint64, kl int, w0 uint64, rest []byte) uint64 {
+	if len(rest) == 8 {
+		return hash16(seed, w0, binary.LittleEndian.Uint64(rest))
+	}
+	h := seed ^ uint64(kl)*0x9e3779b97f4a7c15
+	h = mix(h^w0, 0xbf58476d1ce4e5b9)
+	k := rest
 	for len(k) >= 8 {
 		h = mix(h^binary.LittleEndian.Uint64(k), 0xbf58476d1ce4e5b9)
 		k = k[8:]
 	}
 	if tail := len(k); tail > 0 {
+		// The tail's bytes, little-endian: the last 8 bytes of the key,
+		// shifted down past those the words above took (rest may be
+		// shorter than 8 bytes: w0's bytes precede it).
 		var t uint64
-		if len(whole) >= 8 {
-			// The tail's bytes, little-endian, as the loop below makes
-			// them: the last 8 bytes of the key, shifted down past those
-			// the words above took.
-			t = binary.LittleEndian.Uint64(whole[len(whole)-8:]) >> (8 * (8 - tail))
+		if len(rest) >= 8 {
+			t = binary.LittleEndian.Uint64(rest[len(rest)-8:]) >> (8 * (8 - tail))
 		} else {
 			for i, b := range k {
 				t |= uint64(b) << (8 * i)
@@ -318,6 +337,15 @@ func hashSeeded(seed uint64, k []byte) uint64 {
 		}
 		h = mix(h^t, 0x94d049bb133111eb)
 	}
+	return mix(h, 0x2545f4914f6cdd1d)
+}
+
+// hash16 is hashWords of a 16-byte key, words w0 and w1: its loop,
+// unrolled.
+func hash16(seed, w0, w1 uint64) uint64 {
+	h := seed ^ 0xe3779b97f4a7c150 // 16 * 0x9e3779b97f4a7c15, as hashWords's uint64(kl)*... wraps
+	h = mix(h^w0, 0xbf58476d1ce4e5b9)
+	h = mix(h^w1, 0xbf58476d1ce4e5b9)
 	return mix(h, 0x2545f4914f6cdd1d)
 }
 
@@ -347,22 +375,51 @@ func keyEqual(n *Node, k []byte) bool {
 	if kl != len(k) {
 		return kl == outKey && (*outside)(a).k == string(k)
 	}
+	if kl == 16 { // the commonest: a function number and an 8-byte argument
+		k = k[:16]
+		return word(a, 0)&^lenMask == binary.LittleEndian.Uint64(k) && word(a, 8) == binary.LittleEndian.Uint64(k[8:])
+	}
+	return inlineEqual(a, kl, k)
+}
+
+// inlineEqual is keyEqual of an inline key of kl bytes (but 16) at a and
+// k, of the same length.
+func inlineEqual(a unsafe.Pointer, kl int, k []byte) bool {
 	if kl == 0 { // the tombstone (a lookup's key is never empty)
 		return false
 	}
-	kb := unsafe.Slice((*byte)(a), kl)
-	if binary.LittleEndian.Uint64(kb)&^lenMask != binary.LittleEndian.Uint64(k) {
+	if word(a, 0)&^lenMask != binary.LittleEndian.Uint64(k) {
 		return false
 	}
 	switch {
-	case kl <= 16:
+	case kl < 16:
 		// The word ending the key, its bytes before the 9th shifted out
 		// (all of them for an 8-byte key: a shift by 64 gives 0).
 		sh := 8 * (16 - kl)
-		return binary.LittleEndian.Uint64(kb[kl-8:])>>sh == binary.LittleEndian.Uint64(k[kl-8:])>>sh
+		return word(a, kl-8)>>sh == binary.LittleEndian.Uint64(k[kl-8:])>>sh
 	case kl <= 24:
-		return (binary.LittleEndian.Uint64(kb[8:])^binary.LittleEndian.Uint64(k[8:]))|
-			(binary.LittleEndian.Uint64(kb[kl-8:])^binary.LittleEndian.Uint64(k[kl-8:])) == 0
+		return (word(a, 8)^binary.LittleEndian.Uint64(k[8:]))|
+			(word(a, kl-8)^binary.LittleEndian.Uint64(k[kl-8:])) == 0
 	}
-	return string(kb[8:]) == string(k[8:])
+	return unsafe.String((*byte)(unsafe.Add(a, 8)), kl-8) == string(k[8:])
+}
+
+// word reads 8 bytes at a+off, little-endian.
+func word(a unsafe.Pointer, off int) uint64 {
+	return binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(a, off))[:])
+}
+
+// indexHash is HashKey of n's key, read where it lies (see lenByte).
+func indexHash(n *Node) uint64 {
+	a := keyAt(n)
+	switch kl := keyLen(n); {
+	case kl == outKey:
+		return HashString((*outside)(a).k)
+	case kl >= 9 && kl < 9+128 && int(*(*byte)(unsafe.Add(a, 8))) == kl-9:
+		return HashFidString(word(a, 0)&^lenMask, unsafe.String((*byte)(unsafe.Add(a, 9)), kl-9))
+	case kl == 16:
+		return hash16(keyHashSeed16, word(a, 0)&^lenMask, word(a, 8))
+	}
+	var b [maxInline]byte
+	return HashKey(keyIn(n, &b))
 }

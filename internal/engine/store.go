@@ -222,7 +222,19 @@ func (c *Core) replaceEntry(old, n *Node) {
 // mix with a fixed seed, so that a replay gives the same hit ratio in every
 // process (the index's hash is seeded per process). The policy's random
 // admission answers hash flooding of its sketch.
-func nodeHash(n *Node) uint64 { return hashSeeded(0, UnsafeBytes(KeyOf(n))) }
+func nodeHash(n *Node) uint64 {
+	a := keyAt(n)
+	switch kl := keyLen(n); kl {
+	case outKey:
+		return hashSeeded(0, UnsafeBytes((*outside)(a).k))
+	case 0:
+		return hashSeeded(0, nil)
+	case 16:
+		return hash16(0, word(a, 0)&^lenMask, word(a, 8))
+	default:
+		return hashWords(0, kl, word(a, 0)&^lenMask, unsafe.Slice((*byte)(unsafe.Add(a, 8)), kl-8))
+	}
+}
 
 // Remove deletes the entry for the encoded key k, and detaches any
 // execution in flight for it so that it does not store its result.
