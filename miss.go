@@ -282,10 +282,14 @@ func (f *flight[A, T]) runHere(cl *engine.Call, runCtx context.Context) T {
 	}
 	c.StaleServed(cl)
 	v := as[T](cl.Val)
-	if runCtx == nil && tiered == nil {
-		// The function got no context carrying cl, and no tier's Load
-		// ran it: cl goes back to its pool unless a caller joined it
-		// (see engine.Core.Recycle).
+	if tiered == nil {
+		// No tier's Load ran the function, and the context it got, if
+		// any, lets go of cl now: cl goes back to its pool unless a
+		// caller joined it or the context handed it out (see
+		// engine.Core.Recycle).
+		if runCtx != nil {
+			cl.EndInline()
+		}
 		c.Recycle(cl)
 	}
 	return v

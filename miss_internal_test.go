@@ -54,8 +54,9 @@ func TestMissAllocs(t *testing.T) {
 	atMost(1.0, "a Func2(int, int) int miss", func(k int) { benchSink += f2(k, 1) })
 	atMost(1.0, "a FuncErr(int) (int, error) miss", func(k int) { r, _ := fe(k); benchSink += r })
 	// A context that can never end: its leader runs the execution itself,
-	// in a Call whose context carries it (so not recycled), with Done made
-	// only for a joiner: the Call, and the entry holding the outcome.
+	// with Done made only for a joiner, under a context of its own that
+	// lets go of the Call when the execution ends (so that it is
+	// recycled): that context, and the entry holding the outcome.
 	atMost(2.0, "a FuncCtx miss with context.Background()", func(k int) { r, _ := fc(context.Background(), k); benchSink += r })
 	// Decorate of a func(int) int takes Func's path (decorateTyped).
 	fd := Decorate(func(x int) int { return x * 2 }, WithMaxSize(size))

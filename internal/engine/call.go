@@ -67,8 +67,13 @@ type Call struct {
 	ctx      context.Context
 	deadline time.Time
 	// fctx is the context the execution's function gets: ctx (or the
-	// caller's), carrying cl (see withFlight).
-	fctx flightCtx
+	// caller's), carrying cl (see withFlight); inline is it instead for an
+	// execution its leader runs on its own goroutine with a context
+	// (StartInline), in an allocation of its own. pinned is set once such
+	// a context has handed cl out (see flightCtx.Value).
+	fctx   flightCtx
+	inline *flightCtx
+	pinned atomic.Bool
 	// expired is set when the execution failed with a deadline error once
 	// its context's deadline had passed: waiters with time left start over.
 	expired bool
@@ -101,17 +106,32 @@ type FlightKey struct{}
 // flightCtx is the context an execution's function gets: its parent's
 // values, deadline and cancellation, and the execution's Call under
 // FlightKey, as context.WithValue(parent, FlightKey{}, cl) would make it,
-// but kept in the Call's own allocation.
+// but kept in the Call's own allocation (Start), or in one of its own that
+// lets go of the Call when the execution ends (StartInline), so that the
+// Call can be reused.
 type flightCtx struct {
 	context.Context
-	cl *Call
+	cl atomic.Pointer[Call] // nil once the execution has ended (EndInline)
 }
 
 // Value returns the execution's Call for FlightKey, and the parent's value
-// for any other key.
+// for any other key. A Call handed out so is pinned: never reused (see
+// Recycle), since the caller may keep it as the outer of an execution of
+// its own (see inside). The pin is set before the Call is checked again:
+// either EndInline, which detaches first and reads the pin after, sees it,
+// or Value sees the Call gone and hands out nothing (the execution has
+// ended: a call made with its context after it is inside nothing).
 func (fc *flightCtx) Value(key any) any {
 	if _, ok := key.(FlightKey); ok {
-		return fc.cl
+		cl := fc.cl.Load()
+		if cl == nil {
+			return nil
+		}
+		cl.pinned.Store(true)
+		if fc.cl.Load() != cl {
+			return nil
+		}
+		return cl
 	}
 	return fc.Context.Value(key)
 }
@@ -124,7 +144,8 @@ func (fc *flightCtx) String() string {
 // withFlight returns ctx carrying cl, for cl's execution (see flightCtx).
 // It is called once per Call, before the execution starts.
 func (cl *Call) withFlight(ctx context.Context) context.Context {
-	cl.fctx = flightCtx{ctx, cl}
+	cl.fctx.Context = ctx
+	cl.fctx.cl.Store(cl)
 	return &cl.fctx
 }
 
@@ -237,11 +258,21 @@ func (cl *Call) RunsHere() { cl.g.Store(goid.Current()) }
 // StartInline makes the context of cl's execution when its leader runs it
 // on its own goroutine (see Run) with ctx, which nothing can cancel
 // (ctx.Done() is nil): ctx itself, carrying cl, so that calls made inside
-// the execution can tell (see Join).
+// the execution can tell (see Join). The leader calls EndInline once the
+// execution has ended.
 func (cl *Call) StartInline(ctx context.Context) context.Context {
 	cl.ctx = ctx
-	return cl.withFlight(ctx)
+	fc := &flightCtx{Context: ctx}
+	fc.cl.Store(cl)
+	cl.inline = fc
+	return fc
 }
+
+// EndInline ends what StartInline began: the context the execution's
+// function got, which the function may have kept (a goroutine it started,
+// a value it returned), no longer carries cl, so that Recycle may reuse cl
+// unless the context handed it out (see flightCtx.Value).
+func (cl *Call) EndInline() { cl.inline.cl.Store(nil) }
 
 // StartsOver reports whether a waiter with ctx, woken by the end of cl,
 // must start (or join) a fresh execution rather than take cl's result: cl
@@ -377,8 +408,14 @@ func newCall(k []byte) *Call {
 // or the same key, is then compared (Store's sh.Calls[key] == fl) only by
 // its new leader: no stale comparison can succeed.
 func (c *Core) Recycle(cl *Call) {
-	if !cl.pooled || cl.Done != nil || cl.ctx != nil || cl.fctx.cl != nil || cl.cancel != nil || cl.release != nil ||
+	if !cl.pooled || cl.Done != nil || cl.fctx.cl.Load() != nil || cl.cancel != nil || cl.release != nil ||
 		cl.group != nil || cl.base != nil || cl.Verify != nil || cl.Panicked || cl.Goexit {
+		return
+	}
+	if cl.ctx != nil && (cl.inline == nil || cl.inline.cl.Load() != nil || cl.pinned.Load()) {
+		// A context carries cl (or did, and handed it out): only an
+		// inline execution's, once ended (EndInline) and never handed
+		// out, lets cl be reused.
 		return
 	}
 	kc := (*keyedCall)(unsafe.Pointer(cl))
