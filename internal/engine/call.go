@@ -127,7 +127,9 @@ func (fc *flightCtx) Value(key any) any {
 		if cl == nil {
 			return nil
 		}
-		cl.pinned.Store(true)
+		if !cl.pinned.Load() {
+			cl.pinned.Store(true)
+		}
 		if fc.cl.Load() != cl {
 			return nil
 		}
