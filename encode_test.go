@@ -230,3 +230,29 @@ func TestKeyPerElementLimitExact(t *testing.T) {
 		}
 	}
 }
+
+// Every key hits once stored, whatever its encoded length: among them the
+// one as long as the tag that marks a key kept outside its entry (255
+// bytes, a Cache key of a 244-byte string), which was never found again
+// and was stored once more by every Set (and every miss of a function of
+// a string). A string key of each length from 0 to 300 goes through
+// Cache.Set and Get, and through a Func, each twice.
+func TestEveryKeyLengthHits(t *testing.T) {
+	c := memo.MustNew(memo.WithMaxSize(1000))
+	calls := 0
+	f := memo.Func(func(s string) int { calls++; return len(s) }, memo.WithCache(memo.MustNew(memo.WithMaxSize(1000))))
+	const n = 301
+	for l := range n {
+		k := strings.Repeat("k", l)
+		for range 2 {
+			c.Set(k, l)
+			v, err := c.Get(k)
+			require.NoError(t, err, "a key of %d bytes", l)
+			assert.Equal(t, l, v, "a key of %d bytes", l)
+			assert.Equal(t, l, f(k))
+		}
+	}
+	assert.Equal(t, n, c.Len(), "each key stored once")
+	assert.Equal(t, n, calls, "one execution per key")
+	assert.Equal(t, n, memo.CacheOf(f).Len())
+}

@@ -148,3 +148,78 @@ func TestHashSeededFixed(t *testing.T) {
 
 // hashSeededGolden was printed by the hashSeeded of commit 945c71e.
 var hashSeededGolden = []uint64{0x0, 0x6a0b15741574e889, 0xc97150fee65da69e, 0xbc71ce04271b7fac, 0xd4a0f5acac5460f2, 0x7a33eb289d5b2ab6, 0x8c8414d35656b6d9, 0x3ad6a6dabf567bf8, 0x1f30164eca586fc9, 0xdf673dcb97b543b8}
+
+// A key kept outside whose length is the outside tag's value (outKey, 255
+// bytes) matches itself and only itself: keyEqual must tell a key kept
+// outside by its tag, not by a length that happens to equal the tag. Taken
+// for an inline key of 255 bytes, such a node matched no lookup (a
+// Cache.Set of a 244-byte string was never found again and was stored once
+// more by every Set), and the compare read past the node's allocation.
+func TestOutsideKeyOfTagLength(t *testing.T) {
+	for _, kl := range []int{outKey - 1, outKey, outKey + 1} {
+		for _, fid0 := range []bool{true, false} {
+			mk := func() []byte {
+				k := makeKey(kl)
+				if fid0 { // Cache's own keys: function number 0
+					clear(k[:8])
+				}
+				return k
+			}
+			n := NewNode(string(mk()), kl)
+			require.Equal(t, outKey, keyLen(n), "%d bytes: kept outside", kl)
+			assert.True(t, keyEqual(n, mk()), "%d bytes (fid 0: %v): equal", kl, fid0)
+			other := mk()
+			other[kl-1] ^= 1
+			assert.False(t, keyEqual(n, other), "%d bytes (fid 0: %v): another key", kl, fid0)
+			var x index
+			x.init()
+			x.insert(n, HashKey(mk()))
+			assert.Same(t, n, x.Get(mk(), HashKey(mk())), "%d bytes (fid 0: %v): found", kl, fid0)
+			assert.Same(t, n, x.insertNew(NewNode(string(mk()), nil), HashKey(mk())), "%d bytes (fid 0: %v): not added twice", kl, fid0)
+		}
+	}
+}
+
+// Any key round-trips through its node, matches itself and no other key
+// (keyEqual, keyEqualFidString), and hashes, read where it lies, as the
+// key itself does: b is compared as given, and as a with one byte changed,
+// cut short and made longer.
+func FuzzNodeKeys(f *testing.F) {
+	for _, kl := range []int{0, 1, 7, 8, 9, 15, 16, 17, 24, 25, 32, 33, 47, 48, 49, 136, 137, outKey, outKey + 1} {
+		k := makeKey(kl)
+		if kl > lenByte {
+			k[lenByte] = 0
+		}
+		f.Add(k, k, uint16(0), byte(0))
+		f.Add(k, makeKey(kl), uint16(lenByte), byte(kl))
+		if kl > 8 {
+			z := append([]byte(nil), k...)
+			clear(z[:8])
+			z[8] = byte(kl - 9)
+			f.Add(z, z, uint16(kl-1), byte(1))
+		}
+	}
+	f.Fuzz(func(t *testing.T, a, b []byte, i uint16, x byte) {
+		n := NewNode(string(a), nil)
+		require.Equal(t, string(a), KeyOf(n))
+		require.Equal(t, HashKey(a), indexHash(n), "index hash of %d bytes %.24x", len(a), a)
+		require.Equal(t, hashSeeded(0, a), nodeHash(n), "policy hash of %d bytes %.24x", len(a), a)
+		check := func(k []byte) {
+			t.Helper()
+			require.Equal(t, string(a) == string(k), keyEqual(n, k), "node of %d bytes %.24x, key of %d bytes %.24x", len(a), a, len(k), k)
+			if len(k) >= 9 && len(k) < 9+128 && int(k[8]) == len(k)-9 {
+				fid := binary.LittleEndian.Uint64(k)
+				require.Equal(t, string(a) == string(k), keyEqualFidString(n, fid, string(k[9:])), "node of %d bytes %.24x, fid-string key of %d bytes %.24x", len(a), a, len(k), k)
+			}
+		}
+		check(a)
+		check(b)
+		if len(a) > 0 {
+			c := append([]byte(nil), a...)
+			c[int(i)%len(c)] ^= x
+			check(c)
+			check(a[:len(a)-1])
+		}
+		check(append(append([]byte(nil), a...), x))
+	})
+}

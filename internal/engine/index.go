@@ -383,10 +383,13 @@ func keyEqual(n *Node, k []byte) bool {
 }
 
 // inlineEqual is keyEqual of an inline key of kl bytes (but 16) at a and
-// k, of the same length.
+// k, of the same length; or of a key kept outside whose length is outKey.
 func inlineEqual(a unsafe.Pointer, kl int, k []byte) bool {
-	if kl == 0 { // the tombstone (a lookup's key is never empty)
+	switch kl {
+	case 0: // the tombstone (a lookup's key is never empty)
 		return false
+	case outKey: // kept outside, though as long as the tag says
+		return (*outside)(a).k == string(k)
 	}
 	if word(a, 0)&^lenMask != binary.LittleEndian.Uint64(k) {
 		return false
