@@ -8,6 +8,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"weak"
 
 	"github.com/stretchr/testify/assert"
 
@@ -96,4 +97,53 @@ func heldResultsBubbled[R any](t *testing.T, r func(int) R) {
 		check(name+"Decorate", func(k int) R { return fd(k, struct{}{}) }, plain)
 		memo.ClearAll()
 	}
+}
+
+// heldBig is a result held in its entry that refers to a large object, so
+// that a test can tell, through a weak pointer, whether the entry is gone.
+type heldBig struct {
+	p *[1 << 12]byte
+	k int
+}
+
+// A result held in its entry keeps that entry alive while anything holds
+// the result (here the context of the execution that returned it, kept by
+// the function: it carries the execution, and so its result), but no other
+// entry: Clear must cut the links between the entries it drops, the expiry
+// list's too. It left them, so that the one result kept every entry of its
+// TTL, and all their results, alive after Clear.
+func TestClearedEntriesFreedThoughOneResultHeld(t *testing.T) {
+	var (
+		kept  context.Context
+		weaks []weak.Pointer[[1 << 12]byte]
+	)
+	const n, keep = 100, 50
+	f := memo.FuncCtx(func(ctx context.Context, k int) (heldBig, error) {
+		r := heldBig{p: new([1 << 12]byte), k: k}
+		weaks = append(weaks, weak.Make(r.p))
+		if k == keep {
+			kept = ctx
+		}
+		return r, nil
+	}, memo.WithTTL(time.Hour))
+	// A context that can end: the execution runs on its own goroutine,
+	// under a context that carries it (and its result) for as long as
+	// anything keeps that context.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	for k := range n {
+		r, err := f(ctx, k)
+		assert.NoError(t, err)
+		assert.Equal(t, k, r.k)
+	}
+	memo.CacheOf(f).Clear()
+	runtime.GC()
+	alive := 0
+	for _, w := range weaks {
+		if w.Value() != nil {
+			alive++
+		}
+	}
+	assert.LessOrEqual(t, alive, 1, "results alive after Clear, one kept")
+	runtime.KeepAlive(kept)
 }

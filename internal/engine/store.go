@@ -39,6 +39,15 @@ func (c *Core) DropAll() {
 	if c.Policy != nil {
 		c.Policy.Clear()
 	}
+	// The expiry lists' links go too, as the policy's: an entry dropped
+	// stays alive while its value does (a result held in it, see Hold),
+	// and must not keep the others alive.
+	for _, l := range c.expiryLists() {
+		for n := l.head; n != nil; {
+			x := n.Value.X()
+			n, x.exp, x.expPrev, x.expNext = x.expNext, nil, nil, nil
+		}
+	}
 	c.expiry = nil
 	if c.Fresh != nil {
 		c.Fresh.Heap = nil
