@@ -69,11 +69,9 @@ type Call struct {
 	// fctx is the context the execution's function gets: ctx (or the
 	// caller's), carrying cl (see withFlight); inline is it instead for an
 	// execution its leader runs on its own goroutine with a context
-	// (StartInline), in an allocation of its own. pinned is set once such
-	// a context has handed cl out (see flightCtx.Value).
+	// (StartInline), in an allocation of its own.
 	fctx   flightCtx
 	inline *flightCtx
-	pinned atomic.Bool
 	// expired is set when the execution failed with a deadline error once
 	// its context's deadline had passed: waiters with time left start over.
 	expired bool
@@ -112,6 +110,11 @@ type FlightKey struct{}
 type flightCtx struct {
 	context.Context
 	cl atomic.Pointer[Call] // nil once the execution has ended (EndInline)
+	// pinned is set once the context has handed cl out (see Value). It is
+	// the context's, not cl's: a Value racing with the end of the
+	// execution must write nothing into a Call that Recycle may be
+	// resetting for another execution.
+	pinned atomic.Bool
 }
 
 // Value returns the execution's Call for FlightKey, and the parent's value
@@ -127,8 +130,8 @@ func (fc *flightCtx) Value(key any) any {
 		if cl == nil {
 			return nil
 		}
-		if !cl.pinned.Load() {
-			cl.pinned.Store(true)
+		if !fc.pinned.Load() {
+			fc.pinned.Store(true)
 		}
 		if fc.cl.Load() != cl {
 			return nil
@@ -414,7 +417,7 @@ func (c *Core) Recycle(cl *Call) {
 		cl.group != nil || cl.base != nil || cl.Verify != nil || cl.Panicked || cl.Goexit {
 		return
 	}
-	if cl.ctx != nil && (cl.inline == nil || cl.inline.cl.Load() != nil || cl.pinned.Load()) {
+	if cl.ctx != nil && (cl.inline == nil || cl.inline.cl.Load() != nil || cl.inline.pinned.Load()) {
 		// A context carries cl (or did, and handed it out): only an
 		// inline execution's, once ended (EndInline) and never handed
 		// out, lets cl be reused.

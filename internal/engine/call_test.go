@@ -98,3 +98,40 @@ func TestFlightContext(t *testing.T) {
 	assert.Same(t, bg, ictx.Value(FlightKey{}))
 	assert.Nil(t, ictx.Done(), "a context that can never end stays so")
 }
+
+// The context of an inline execution (StartInline) may be read on another
+// goroutine (one the function started) while the execution ends, its
+// context lets go of the Call (EndInline) and the Call is reused (Recycle).
+// A Value that hands the Call out must keep it from being reused, and a
+// Value racing with the reuse must touch nothing of the Call: it pinned the
+// Call by writing into it after loading it, which raced (under -race, a
+// reported data race) with Recycle's reset of a Call it had just found
+// unpinned, and pinned the Call's next execution instead.
+func TestInlineContextValueRacesRecycle(t *testing.T) {
+	var c Core
+	c.Init(100, 0, policies.LRU, "", nil, nil)
+	never := VerdictFunc(func(any) (bool, bool, time.Duration) { return false, false, 0 })
+	k := []byte{1, 0, 0, 0, 0, 0, 0, 0, 9}
+	ctxs := make(chan context.Context)
+	got := make(chan any)
+	go func() {
+		for ctx := range ctxs {
+			got <- ctx.Value(FlightKey{})
+		}
+		close(got)
+	}()
+	for range 20000 {
+		_, cl, r := c.Join(k, HashKey(k), 1, nil, true, nil)
+		require.Equal(t, Leading, r)
+		ctxs <- cl.StartInline(context.Background())
+		c.Run(cl, never, func() any { return 10 })
+		cl.EndInline()
+		c.Recycle(cl)
+		if v := <-got; v != nil {
+			require.Same(t, cl, v)
+			require.Equal(t, string(k), cl.Key, "a Call handed out was reused")
+		}
+	}
+	close(ctxs)
+	<-got
+}
