@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -144,4 +145,39 @@ func TestInlineContextRacesItsRecycling(t *testing.T) {
 	assert.Zero(t, wrong.Load(), "results of another key")
 	st := CacheOf(outer).Stats()
 	assert.Equal(t, st.Misses, st.Led+st.Coalesced+st.Abandoned, "every miss counted once: "+strconv.FormatUint(st.Misses, 10))
+}
+
+// The context of an inline execution that has ended is still inside the
+// executions it was started inside: here o(1) calls in(1), whose function
+// leaves a goroutine with its context and returns; o(1) then waits for
+// that goroutine, which calls o(1) with in(1)'s context. That call is made
+// from inside o(1)'s execution (the context derives from o(1)'s), so it
+// must run on its own rather than wait on o(1), which waits on it. Once
+// in(1)'s context let go of its ended execution it carried nothing, and
+// the call joined o(1): a deadlock (which the bubble reports).
+func TestInlineContextKeptIsInsideItsOuter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var o, in func(context.Context, int) (int, error)
+		after, ready := make(chan struct{}), make(chan int)
+		var nested atomic.Bool
+		in = FuncCtx(func(ctx context.Context, k int) (int, error) {
+			go func() {
+				<-after // in(k) has returned: its execution has ended
+				r, _ := o(ctx, k)
+				ready <- r
+			}()
+			return k, nil
+		})
+		o = FuncCtx(func(ctx context.Context, k int) (int, error) {
+			if !nested.CompareAndSwap(false, true) {
+				return 100, nil // the re-entrant call, run on its own
+			}
+			_, _ = in(ctx, k)
+			close(after)
+			return <-ready + 1, nil
+		})
+		r, err := o(context.Background(), 1)
+		assert.NoError(t, err)
+		assert.Equal(t, 101, r)
+	})
 }

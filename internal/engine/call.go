@@ -109,7 +109,10 @@ type FlightKey struct{}
 // Call can be reused.
 type flightCtx struct {
 	context.Context
-	cl atomic.Pointer[Call] // nil once the execution has ended (EndInline)
+	// cl is the execution's Call; once the execution has ended
+	// (EndInline), the Call's outer (nil for none): the context is still
+	// inside the executions its parent is inside.
+	cl atomic.Pointer[Call]
 	// pinned is set once the context has handed cl out (see Value). It is
 	// the context's, not cl's: a Value racing with the end of the
 	// execution must write nothing into a Call that Recycle may be
@@ -122,21 +125,24 @@ type flightCtx struct {
 // Recycle), since the caller may keep it as the outer of an execution of
 // its own (see inside). The pin is set before the Call is checked again:
 // either EndInline, which detaches first and reads the pin after, sees it,
-// or Value sees the Call gone and hands out nothing (the execution has
-// ended: a call made with its context after it is inside nothing).
+// or Value sees the Call gone and hands out what the context carries now:
+// the ended execution's outer, if any (pinned when it was handed out to
+// the execution's caller), so that a call made with the context after the
+// execution has ended is inside what the execution was inside: a call for
+// the key of an execution it started inside of still runs on its own
+// rather than wait on that execution (which may be waiting on it).
 func (fc *flightCtx) Value(key any) any {
 	if _, ok := key.(FlightKey); ok {
-		cl := fc.cl.Load()
-		if cl == nil {
+		if fc.cl.Load() == nil {
 			return nil
 		}
 		if !fc.pinned.Load() {
 			fc.pinned.Store(true)
 		}
-		if fc.cl.Load() != cl {
-			return nil
+		if cl := fc.cl.Load(); cl != nil {
+			return cl
 		}
-		return cl
+		return nil
 	}
 	return fc.Context.Value(key)
 }
@@ -275,9 +281,10 @@ func (cl *Call) StartInline(ctx context.Context) context.Context {
 
 // EndInline ends what StartInline began: the context the execution's
 // function got, which the function may have kept (a goroutine it started,
-// a value it returned), no longer carries cl, so that Recycle may reuse cl
-// unless the context handed it out (see flightCtx.Value).
-func (cl *Call) EndInline() { cl.inline.cl.Store(nil) }
+// a value it returned), no longer carries cl but cl's outer, so that
+// Recycle may reuse cl unless the context handed it out (see
+// flightCtx.Value).
+func (cl *Call) EndInline() { cl.inline.cl.Store(cl.outer) }
 
 // StartsOver reports whether a waiter with ctx, woken by the end of cl,
 // must start (or join) a fresh execution rather than take cl's result: cl
@@ -417,7 +424,7 @@ func (c *Core) Recycle(cl *Call) {
 		cl.group != nil || cl.base != nil || cl.Verify != nil || cl.Panicked || cl.Goexit {
 		return
 	}
-	if cl.ctx != nil && (cl.inline == nil || cl.inline.cl.Load() != nil || cl.inline.pinned.Load()) {
+	if cl.ctx != nil && (cl.inline == nil || cl.inline.cl.Load() == cl || cl.inline.pinned.Load()) {
 		// A context carries cl (or did, and handed it out): only an
 		// inline execution's, once ended (EndInline) and never handed
 		// out, lets cl be reused.
