@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"github.com/memokit/memo"
+	"github.com/memokit/memo/policies"
 )
 
 // A typed function's result lies in the entry that stores it (one
@@ -106,18 +107,17 @@ type heldBig struct {
 	k int
 }
 
-// A result held in its entry keeps that entry alive while anything holds
-// the result (here the context of the execution that returned it, kept by
-// the function: it carries the execution, and so its result), but no other
-// entry: Clear must cut the links between the entries it drops, the expiry
-// list's too. It left them, so that the one result kept every entry of its
-// TTL, and all their results, alive after Clear.
-func TestClearedEntriesFreedThoughOneResultHeld(t *testing.T) {
+// heldBigAlive runs f on keys 0 to n-1 with a context that can end (the
+// execution on its own goroutine, under a context that carries it, and its
+// result, for as long as the function keeps it: here key keep's), then
+// does drop, and returns how many results are still alive after a
+// collection.
+func heldBigAlive(t *testing.T, n, keep int, opts []memo.Option, drop func(f any)) int {
+	t.Helper()
 	var (
 		kept  context.Context
 		weaks []weak.Pointer[[1 << 12]byte]
 	)
-	const n, keep = 100, 50
 	f := memo.FuncCtx(func(ctx context.Context, k int) (heldBig, error) {
 		r := heldBig{p: new([1 << 12]byte), k: k}
 		weaks = append(weaks, weak.Make(r.p))
@@ -125,10 +125,7 @@ func TestClearedEntriesFreedThoughOneResultHeld(t *testing.T) {
 			kept = ctx
 		}
 		return r, nil
-	}, memo.WithTTL(time.Hour))
-	// A context that can end: the execution runs on its own goroutine,
-	// under a context that carries it (and its result) for as long as
-	// anything keeps that context.
+	}, opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
 	for k := range n {
@@ -136,7 +133,7 @@ func TestClearedEntriesFreedThoughOneResultHeld(t *testing.T) {
 		assert.NoError(t, err)
 		assert.Equal(t, k, r.k)
 	}
-	memo.CacheOf(f).Clear()
+	drop(f)
 	runtime.GC()
 	alive := 0
 	for _, w := range weaks {
@@ -144,6 +141,39 @@ func TestClearedEntriesFreedThoughOneResultHeld(t *testing.T) {
 			alive++
 		}
 	}
-	assert.LessOrEqual(t, alive, 1, "results alive after Clear, one kept")
 	runtime.KeepAlive(kept)
+	return alive
+}
+
+// Entries evicted, each policy's way, are freed though the first of them
+// keeps a result alive: a removed entry keeps no link to the others (the
+// policy's, the expiry list's).
+func TestEvictedEntriesFreedThoughOneResultHeld(t *testing.T) {
+	for _, k := range []policies.Kind{policies.LRU, policies.LFU, policies.WTinyLFU} {
+		for _, ttl := range []time.Duration{0, time.Hour} {
+			opts := []memo.Option{memo.WithMaxSize(10), memo.WithPolicy(k)}
+			if ttl > 0 {
+				opts = append(opts, memo.WithTTL(ttl))
+			}
+			alive := heldBigAlive(t, 200, 0, opts, func(any) {})
+			assert.LessOrEqual(t, alive, 11, "%v, TTL %v: results alive, ten entries and one kept", k, ttl)
+		}
+	}
+}
+
+// A result held in its entry keeps that entry alive while anything holds
+// the result (here the context of the execution that returned it, kept by
+// the function: it carries the execution, and so its result), but no other
+// entry: Clear must cut the links between the entries it drops, the expiry
+// list's too. It left them, so that the one result kept every entry of its
+// TTL, and all their results, alive after Clear.
+func TestClearedEntriesFreedThoughOneResultHeld(t *testing.T) {
+	for i, opts := range [][]memo.Option{
+		{memo.WithTTL(time.Hour)},
+		{},
+		{memo.WithRefreshAfter(time.Hour)},
+	} {
+		alive := heldBigAlive(t, 100, 50, opts, func(f any) { memo.CacheOf(f).Clear() })
+		assert.LessOrEqual(t, alive, 1, "options %d: results alive after Clear, one kept", i)
+	}
 }
