@@ -106,8 +106,7 @@ func TestInlineContextRacesItsRecycling(t *testing.T) {
 	const workers, rounds, keys = 6, 400, 40
 	var wrong atomic.Int64
 	var bg sync.WaitGroup
-	var inner func(context.Context, int) (int, error)
-	inner = FuncCtx(func(_ context.Context, x int) (int, error) { return 5*x + 2, nil }, WithMaxSize(8))
+	inner := FuncCtx(func(_ context.Context, x int) (int, error) { return 5*x + 2, nil }, WithMaxSize(8))
 	var outer func(context.Context, int) (int, error)
 	outer = FuncCtx(func(ctx context.Context, x int) (int, error) {
 		switch x % 4 {
