@@ -41,6 +41,19 @@ func TestResultsHeldInEntries(t *testing.T) {
 	t.Run("any", func(t *testing.T) { heldResults(t, func(k int) any { return k }) })
 	t.Run("byte", func(t *testing.T) { heldResults(t, func(k int) byte { return byte(k) }) })
 	t.Run("array", func(t *testing.T) { heldResults(t, func(k int) [40]int { return [40]int{39: k} }) })
+	// Pointer-shaped results, which an interface holds as themselves (see
+	// engine.HeldFor): stored as they are.
+	maps := make([]map[int]int, 64)
+	chans := make([]chan int, 64)
+	for k := range 64 {
+		maps[k], chans[k] = map[int]int{k: k}, make(chan int, k+1)
+	}
+	t.Run("map", func(t *testing.T) { heldResults(t, func(k int) map[int]int { return maps[k] }) })
+	t.Run("chan", func(t *testing.T) { heldResults(t, func(k int) chan int { return chans[k] }) })
+	t.Run("one-pointer array", func(t *testing.T) { heldResults(t, func(k int) [1]*int { return [1]*int{&x} }) })
+	t.Run("one-pointer struct", func(t *testing.T) {
+		heldResults(t, func(k int) struct{ m map[int]int } { return struct{ m map[int]int }{maps[k]} })
+	})
 }
 
 func heldResults[R any](t *testing.T, r func(int) R) {
