@@ -150,12 +150,10 @@ const (
 
 // detach takes cl out of sh's table, if it is still there. sh.mu is held.
 func (sh *shard) detach(cl *Call) {
-	m := sh.Calls
-	if cl.base != nil {
-		m = sh.refreshes
-	}
-	if m[cl.Key] == cl {
-		delete(m, cl.Key)
+	if cl.base == nil {
+		sh.Calls.remove(cl)
+	} else if sh.refreshes[cl.Key] == cl {
+		delete(sh.refreshes, cl.Key)
 	}
 }
 
@@ -256,13 +254,14 @@ func (cl *Call) StartsOver(ctx context.Context) bool {
 }
 
 // shard holds the executions in flight for part of the key space: those
-// callers join (calls), and refreshes (flight.go), which nobody joins; the
-// latter map is made by the shard's first refresh.
+// callers join (Calls, see flights), and refreshes (flight.go), which
+// nobody joins; the latter map is made by the shard's first refresh. A
+// shard is one 64-byte line.
 type shard struct {
 	Mu        sync.Mutex
-	Calls     map[string]*Call
+	Calls     flights
 	refreshes map[string]*Call
-	_         [64 - 24]byte
+	_         [64 - 48]byte
 }
 
 // FreshOpts is what a decorated function keeps of the options above; nil
@@ -371,7 +370,7 @@ func newCall(k []byte) *Call {
 // started, can name cl as its outer), and it is no refresh, batch call or
 // call whose arguments are rechecked. Otherwise Recycle does nothing, and
 // the collector frees cl once unreachable. A Call reused for another key,
-// or the same key, is then compared (Store's sh.Calls[key] == fl) only by
+// or the same key, is then compared (Store's sh.Calls.remove(fl)) only by
 // its new leader: no stale comparison can succeed.
 func (c *Core) Recycle(cl *Call) {
 	if !cl.pooled || cl.Done != nil || cl.ctx != nil || cl.fctx.cl != nil || cl.cancel != nil || cl.release != nil ||

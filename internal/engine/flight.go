@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"iter"
 	"log/slog"
 	"runtime/debug"
 	"time"
@@ -42,7 +43,7 @@ func (c *Core) Join(k []byte, h uint64, me uintptr, outer *Call, lead bool, fo *
 			return n, cl, r
 		}
 	}
-	if cl = sh.Calls[string(k)]; cl != nil {
+	if cl = sh.Calls.find(k, h); cl != nil {
 		if cl.g.Load() == me || inside(outer, cl) {
 			sh.Mu.Unlock()
 			return nil, cl, Reentrant
@@ -61,7 +62,7 @@ func (c *Core) Join(k []byte, h uint64, me uintptr, outer *Call, lead bool, fo *
 	} else {
 		cl.Done = make(chan struct{})
 	}
-	sh.Calls[cl.Key] = cl
+	sh.Calls.insert(cl)
 	sh.Mu.Unlock()
 	if retry {
 		c.Rec.StaleRetried(1)
@@ -78,8 +79,8 @@ func (c *Core) Leave(cl *Call) {
 	sh.Mu.Lock()
 	cl.Waiters--
 	last := cl.Waiters == 0
-	if last && sh.Calls[cl.Key] == cl {
-		delete(sh.Calls, cl.Key)
+	if last {
+		sh.Calls.remove(cl)
 	}
 	sh.Mu.Unlock()
 	if last {
@@ -229,7 +230,7 @@ func (c *Core) joinLate(sh *shard, n *Node, k []byte, h uint64, me uintptr, oute
 		if fx.RefreshAt == 0 {
 			return nil, Leading, false
 		}
-		if sh.Calls[string(k)] != nil {
+		if sh.Calls.find(k, h) != nil {
 			return nil, Late, false // an execution in flight will store a newer result
 		}
 		if rf := sh.refreshes[string(k)]; rf != nil && now < rf.until {
@@ -245,7 +246,7 @@ func (c *Core) joinLate(sh *shard, n *Node, k []byte, h uint64, me uintptr, oute
 	if fx.retryAt == 0 || now >= fx.RemoveAt {
 		return nil, Leading, false // no outage, or its window has ended
 	}
-	if fl := sh.Calls[string(k)]; fl != nil {
+	if fl := sh.Calls.find(k, h); fl != nil {
 		if fl.g.Load() == me || inside(outer, fl) {
 			return nil, Leading, false // join makes it reentrant
 		}
@@ -456,4 +457,128 @@ func (c *Core) StaleServed(cl *Call) {
 // StartRefresh), on the wall clock.
 func (cl *Call) Until(c *Core) time.Time {
 	return time.Now().Add(time.Duration(cl.until - c.Now()))
+}
+
+// flights is a shard's table of executions in flight that callers join
+// (shard.Calls), by encoded key: open addressing over the keys' hashes
+// (Call.H), linear probing, at most half full, with backward-shift
+// deletion, which leaves no tombstones. A miss inserts its execution and
+// its store takes it out again, so that the table is mostly empty: a Go map
+// costs more there (it draws a new hash seed each time it empties), and its
+// key is a copy of the Call's. The zero flights is an empty table; the
+// slots are made by the first insert. Guarded by the shard's lock.
+type flights struct {
+	slots []*Call // a power of two long; nil: empty
+	n     int     // executions in the table
+}
+
+// home returns the first slot to probe for the hash h. The low bits of h
+// pick the shard (Core.shardOf): the high ones pick the slot.
+func (t *flights) home(h uint64) uint64 { return (h >> 32) & uint64(len(t.slots)-1) }
+
+// find returns the execution in flight for the encoded key k of hash h, or
+// nil.
+func (t *flights) find(k []byte, h uint64) *Call {
+	if t.n == 0 {
+		return nil
+	}
+	mask := uint64(len(t.slots) - 1)
+	for p := t.home(h); ; p = (p + 1) & mask {
+		cl := t.slots[p]
+		if cl == nil {
+			return nil
+		}
+		if cl.H == h && cl.Key == string(k) {
+			return cl
+		}
+	}
+}
+
+// insert adds cl, whose key is not in the table.
+func (t *flights) insert(cl *Call) {
+	if 2*(t.n+1) > len(t.slots) {
+		t.resize(max(8, 2*len(t.slots)))
+	}
+	t.place(cl)
+	t.n++
+}
+
+// place puts cl in the first empty slot from its home.
+func (t *flights) place(cl *Call) {
+	mask := uint64(len(t.slots) - 1)
+	p := t.home(cl.H)
+	for t.slots[p] != nil {
+		p = (p + 1) & mask
+	}
+	t.slots[p] = cl
+}
+
+// resize moves the executions to a table of n slots.
+func (t *flights) resize(n int) {
+	old := t.slots
+	t.slots = make([]*Call, n)
+	for _, cl := range old {
+		if cl != nil {
+			t.place(cl)
+		}
+	}
+}
+
+// remove takes cl out of the table and reports whether it was there.
+func (t *flights) remove(cl *Call) bool {
+	if t.n == 0 {
+		return false
+	}
+	mask := uint64(len(t.slots) - 1)
+	for p := t.home(cl.H); ; p = (p + 1) & mask {
+		switch t.slots[p] {
+		case nil:
+			return false
+		case cl:
+			t.vacate(p)
+			return true
+		}
+	}
+}
+
+// removeKey takes the execution for the encoded key k of hash h, if any,
+// out of the table.
+func (t *flights) removeKey(k []byte, h uint64) {
+	if cl := t.find(k, h); cl != nil {
+		t.remove(cl)
+	}
+}
+
+// vacate empties slot p, moving back the executions after it that may
+// take its place (backward-shift deletion).
+func (t *flights) vacate(p uint64) {
+	mask := uint64(len(t.slots) - 1)
+	for q := (p + 1) & mask; t.slots[q] != nil; q = (q + 1) & mask {
+		// The execution at q may move to the hole at p if its home is not
+		// in (p, q], cyclically.
+		if home := t.home(t.slots[q].H); (q-home)&mask >= (q-p)&mask {
+			t.slots[p] = t.slots[q]
+			p = q
+		}
+	}
+	t.slots[p] = nil
+	t.n--
+}
+
+// clear empties the table (its slots stay).
+func (t *flights) clear() {
+	clear(t.slots)
+	t.n = 0
+}
+
+// All yields the executions in the table, for tests (under the shard's
+// lock).
+func (t *flights) All() iter.Seq[*Call] {
+	return func(yield func(*Call) bool) {
+		for _, cl := range t.slots {
+			if cl != nil && !yield(cl) {
+				return
+			}
+		}
+	}
 }
