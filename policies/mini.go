@@ -516,10 +516,14 @@ func (s *miniSim) victim(keys []miniKey) slot {
 			}
 		}
 		if s.admit(&keys[c], &keys[v]) {
-			s.ghost.add(keys[v].h)
+			if s.ghost.on() {
+				s.ghost.add(keys[v].h)
+			}
 			return v
 		}
-		s.ghost.add(keys[c].h)
+		if s.ghost.on() {
+			s.ghost.add(keys[c].h)
+		}
 		return c
 	}
 	for _, seg := range [...]int{1, 2, 0} {
@@ -534,7 +538,7 @@ func (s *miniSim) victim(keys []miniKey) slot {
 func (s *miniSim) admit(c, v *miniKey) bool {
 	cf := s.sketch.estimateOf(c.r)
 	vf := s.sketch.estimateOf(v.r)
-	if cf > vf || s.ghost.has(c.h) {
+	if cf > vf || (s.ghost.on() && s.ghost.has(c.h)) {
 		return true
 	}
 	if cf >= tune.randMin && vf >= tune.randVictim {

@@ -157,7 +157,10 @@ func (b *readBuffer) drain(p policies.Policy[item]) uint64 {
 		n := copy(buf[:], st.buf[:st.N])
 		clear(st.buf[:st.N])
 		st.N = 0
-		hits += st.hits + st.counted.Swap(0)
+		hits += st.hits
+		if st.counted.Load() != 0 { // no atomic write when nothing was counted there (a recording W-TinyLFU)
+			hits += st.counted.Swap(0)
+		}
 		st.hits = 0
 		st.mu.Unlock()
 		for _, u := range buf[:n] {
