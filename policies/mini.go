@@ -418,9 +418,13 @@ func (s *miniSim) request(r uint64) {
 
 // add is wtinylfu.Add for slot x, of rehash r.
 func (s *miniSim) add(x slot, r uint64) {
-	s.request(r)
+	if !s.shared || s.forgetAt > 0 { // else request does nothing: skip the call
+		s.request(r)
+	}
 	s.pushBack(segWindow, x)
-	s.sketch.grow(s.len())
+	if sk := s.sketch; len(sk.table) < sk.maxWords { // else grow does nothing
+		sk.grow(s.len())
+	}
 	s.candidate = -1
 	for s.segs[0].n > s.maxWindow {
 		s.candidate = s.segs[0].head

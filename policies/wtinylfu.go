@@ -141,7 +141,9 @@ func (w *wtinylfu[V]) Add(n *Node[V]) {
 	w.access(w.hash(n))
 	w.window.pushBack(n)
 	w.nWindow++
-	w.sketch.grow(w.Len())
+	if sk := w.sketch; len(sk.table) < sk.maxWords { // else grow does nothing: skip the call
+		sk.grow(w.Len())
+	}
 	w.candidate = nil
 	for w.nWindow > w.maxWindow {
 		w.candidate = w.window.root.next
