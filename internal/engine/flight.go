@@ -208,7 +208,11 @@ func (c *Core) finish(cl *Call, judge Verdict, took time.Duration, count bool) {
 // Run runs cl's execution on the calling goroutine: a new one, or its
 // leader's own when the leader cannot leave (see StartInline).
 func (c *Core) Run(cl *Call, judge Verdict, f func() any) {
-	cl.g.Store(goid.Current())
+	// A leader that runs its execution on its own goroutine was recorded
+	// by Join (lead): no second atomic store.
+	if me := goid.Current(); cl.g.Load() != me {
+		cl.g.Store(me)
+	}
 	c.Execute(cl, judge, f)
 }
 
