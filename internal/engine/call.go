@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"iter"
 	"math"
 	"reflect"
 	"sync"
@@ -262,6 +263,130 @@ type shard struct {
 	Calls     flights
 	refreshes map[string]*Call
 	_         [64 - 48]byte
+}
+
+// flights is a shard's table of executions in flight that callers join
+// (shard.Calls), by encoded key: open addressing over the keys' hashes
+// (Call.H), linear probing, at most half full, with backward-shift
+// deletion, which leaves no tombstones. A miss inserts its execution and
+// its store takes it out again, so that the table is mostly empty: a Go map
+// costs more there (it draws a new hash seed each time it empties), and its
+// key is a copy of the Call's. The zero flights is an empty table; the
+// slots are made by the first insert. Guarded by the shard's lock.
+type flights struct {
+	slots []*Call // a power of two long; nil: empty
+	n     int     // executions in the table
+}
+
+// home returns the first slot to probe for the hash h. The low bits of h
+// pick the shard (Core.shardOf): the high ones pick the slot.
+func (t *flights) home(h uint64) uint64 { return (h >> 32) & uint64(len(t.slots)-1) }
+
+// find returns the execution in flight for the encoded key k of hash h, or
+// nil.
+func (t *flights) find(k []byte, h uint64) *Call {
+	if t.n == 0 {
+		return nil
+	}
+	mask := uint64(len(t.slots) - 1)
+	for p := t.home(h); ; p = (p + 1) & mask {
+		cl := t.slots[p]
+		if cl == nil {
+			return nil
+		}
+		if cl.H == h && cl.Key == string(k) {
+			return cl
+		}
+	}
+}
+
+// insert adds cl, whose key is not in the table.
+func (t *flights) insert(cl *Call) {
+	if 2*(t.n+1) > len(t.slots) {
+		t.resize(max(8, 2*len(t.slots)))
+	}
+	t.place(cl)
+	t.n++
+}
+
+// place puts cl in the first empty slot from its home.
+func (t *flights) place(cl *Call) {
+	mask := uint64(len(t.slots) - 1)
+	p := t.home(cl.H)
+	for t.slots[p] != nil {
+		p = (p + 1) & mask
+	}
+	t.slots[p] = cl
+}
+
+// resize moves the executions to a table of n slots.
+func (t *flights) resize(n int) {
+	old := t.slots
+	t.slots = make([]*Call, n)
+	for _, cl := range old {
+		if cl != nil {
+			t.place(cl)
+		}
+	}
+}
+
+// remove takes cl out of the table and reports whether it was there.
+func (t *flights) remove(cl *Call) bool {
+	if t.n == 0 {
+		return false
+	}
+	mask := uint64(len(t.slots) - 1)
+	for p := t.home(cl.H); ; p = (p + 1) & mask {
+		switch t.slots[p] {
+		case nil:
+			return false
+		case cl:
+			t.vacate(p)
+			return true
+		}
+	}
+}
+
+// removeKey takes the execution for the encoded key k of hash h, if any,
+// out of the table.
+func (t *flights) removeKey(k []byte, h uint64) {
+	if cl := t.find(k, h); cl != nil {
+		t.remove(cl)
+	}
+}
+
+// vacate empties slot p, moving back the executions after it that may
+// take its place (backward-shift deletion).
+func (t *flights) vacate(p uint64) {
+	mask := uint64(len(t.slots) - 1)
+	for q := (p + 1) & mask; t.slots[q] != nil; q = (q + 1) & mask {
+		// The execution at q may move to the hole at p if its home is not
+		// in (p, q], cyclically.
+		if home := t.home(t.slots[q].H); (q-home)&mask >= (q-p)&mask {
+			t.slots[p] = t.slots[q]
+			p = q
+		}
+	}
+	t.slots[p] = nil
+	t.n--
+}
+
+// clear empties the table (its slots stay).
+func (t *flights) clear() {
+	clear(t.slots)
+	t.n = 0
+}
+
+// All yields the executions in the table, for tests (under the shard's
+// lock).
+func (t *flights) All() iter.Seq[*Call] {
+	return func(yield func(*Call) bool) {
+		for _, cl := range t.slots {
+			if cl != nil && !yield(cl) {
+				return
+			}
+		}
+	}
 }
 
 // FreshOpts is what a decorated function keeps of the options above; nil
