@@ -28,7 +28,7 @@ func flInFlight(c *Cache) (calls, waiters int) {
 	for i := range shards {
 		sh := &shards[i]
 		sh.Mu.Lock()
-		for _, cl := range sh.Calls {
+		for cl := range sh.Calls.All() {
 			calls++
 			waiters += cl.Waiters
 		}

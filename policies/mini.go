@@ -423,9 +423,13 @@ func (s *miniSim) request(r uint64) {
 
 // add is wtinylfu.Add for slot x, of rehash r.
 func (s *miniSim) add(x slot, r uint64) {
-	s.request(r)
+	if !s.shared || s.forgetAt > 0 { // else request does nothing: skip the call
+		s.request(r)
+	}
 	s.pushBack(segWindow, x)
-	s.sketch.grow(s.len())
+	if sk := s.sketch; len(sk.table) < sk.maxWords { // else grow does nothing
+		sk.grow(s.len())
+	}
 	s.candidate = -1
 	for s.segs[0].n > s.maxWindow {
 		s.candidate = s.segs[0].head
@@ -521,10 +525,14 @@ func (s *miniSim) victim(keys []miniKey) slot {
 			}
 		}
 		if s.admit(&keys[c], &keys[v]) {
-			s.ghost.add(keys[v].h)
+			if s.ghost.on() {
+				s.ghost.add(keys[v].h)
+			}
 			return v
 		}
-		s.ghost.add(keys[c].h)
+		if s.ghost.on() {
+			s.ghost.add(keys[c].h)
+		}
 		return c
 	}
 	for _, seg := range [...]int{1, 2, 0} {
@@ -539,7 +547,7 @@ func (s *miniSim) victim(keys []miniKey) slot {
 func (s *miniSim) admit(c, v *miniKey) bool {
 	cf := s.sketch.estimateOf(c.r())
 	vf := s.sketch.estimateOf(v.r())
-	if cf > vf || s.ghost.has(c.h) {
+	if cf > vf || (s.ghost.on() && s.ghost.has(c.h)) {
 		return true
 	}
 	if cf >= tune.randMin && vf >= tune.randVictim {

@@ -141,7 +141,9 @@ func (w *wtinylfu[V]) Add(n *Node[V]) {
 	w.access(w.hash(n))
 	w.window.pushBack(n)
 	w.nWindow++
-	w.sketch.grow(w.Len())
+	if sk := w.sketch; len(sk.table) < sk.maxWords { // else grow does nothing: skip the call
+		sk.grow(w.Len())
+	}
 	w.candidate = nil
 	for w.nWindow > w.maxWindow {
 		w.candidate = w.window.root.next
@@ -254,11 +256,18 @@ func (w *wtinylfu[V]) Victim() *Node[V] {
 				return c
 			}
 		}
-		if w.admit(c, v) {
-			w.ghost.add(w.hash(v))
+		// Each key hashed once (a hash is a pass over the key), and for
+		// the ghost only when there is one.
+		hc, hv := w.hash(c), w.hash(v)
+		if w.admit(hc, hv) {
+			if w.ghost.on() {
+				w.ghost.add(hv)
+			}
 			return v
 		}
-		w.ghost.add(w.hash(c))
+		if w.ghost.on() {
+			w.ghost.add(hc)
+		}
 		return c
 	}
 	for _, b := range [...]*bucket[V]{&w.probation, &w.protected, &w.window} {
@@ -269,12 +278,12 @@ func (w *wtinylfu[V]) Victim() *Node[V] {
 	return nil
 }
 
-// admit reports whether candidate c should replace victim v: TinyLFU admits
-// the more frequent; a tie keeps the victim. In a cache with non-resident
-// history (tune.ghostMinCap entries or more), a candidate evicted lately is
-// admitted too: on large caches whose keys come back after long gaps (ARC's
-// P3 at 100,000 entries), the sketch, halved in between, no longer tells
-// them from keys seen once.
+// admit reports whether the candidate, of hash hc, should replace the
+// victim, of hash hv: TinyLFU admits the more frequent; a tie keeps the
+// victim. In a cache with non-resident history (tune.ghostMinCap entries or
+// more), a candidate evicted lately is admitted too: on large caches whose
+// keys come back after long gaps (ARC's P3 at 100,000 entries), the sketch,
+// halved in between, no longer tells them from keys seen once.
 //
 // Against hash flooding (an attacker raising victims' counts through
 // colliding keys, so that nothing new gets in), one warm candidate in 4096
@@ -283,11 +292,10 @@ func (w *wtinylfu[V]) Victim() *Node[V] {
 // admits one warm candidate in 128 whatever the victim's count; on the
 // matrix's looping traces every key is warm, and admitting below
 // saturation cost loop@500 two points.
-func (w *wtinylfu[V]) admit(c, v *Node[V]) bool {
-	hc := w.hash(c)
+func (w *wtinylfu[V]) admit(hc, hv uint64) bool {
 	cf := w.sketch.estimate(hc)
-	vf := w.sketch.estimate(w.hash(v))
-	if cf > vf || w.ghost.has(hc) {
+	vf := w.sketch.estimate(hv)
+	if cf > vf || (w.ghost.on() && w.ghost.has(hc)) {
 		return true
 	}
 	if cf >= tune.randMin && vf >= tune.randVictim {

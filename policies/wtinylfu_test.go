@@ -395,9 +395,9 @@ func TestWTinyLFUGhostAdmission(t *testing.T) {
 		p.sketch.increment(u64Hash(v))
 	}
 	p.sketch.increment(u64Hash(c))
-	assert.False(t, p.admit(c, v), "the more frequent victim wins")
+	assert.False(t, p.admit(u64Hash(c), u64Hash(v)), "the more frequent victim wins")
 	p.ghost.add(u64Hash(c))
-	assert.True(t, p.admit(c, v), "a candidate evicted lately is admitted")
+	assert.True(t, p.admit(u64Hash(c), u64Hash(v)), "a candidate evicted lately is admitted")
 	p.Clear()
 	assert.False(t, p.ghost.has(u64Hash(c)), "Clear forgets the history")
 }
@@ -481,13 +481,13 @@ func TestWTinyLFUFloodDefence(t *testing.T) {
 	const n = 1 << 16
 	admitted := 0
 	for range n {
-		if p.admit(c, warm) {
+		if p.admit(u64Hash(c), u64Hash(warm)) {
 			admitted++
 		}
 	}
 	assert.Zero(t, admitted, "never against a victim below saturation")
 	for range n {
-		if p.admit(c, hot) {
+		if p.admit(u64Hash(c), u64Hash(hot)) {
 			admitted++
 		}
 	}

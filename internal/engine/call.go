@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"iter"
 	"math"
 	"reflect"
 	"sync"
@@ -185,12 +186,10 @@ const (
 
 // detach takes cl out of sh's table, if it is still there. sh.mu is held.
 func (sh *shard) detach(cl *Call) {
-	m := sh.Calls
-	if cl.base != nil {
-		m = sh.refreshes
-	}
-	if m[cl.Key] == cl {
-		delete(m, cl.Key)
+	if cl.base == nil {
+		sh.Calls.remove(cl)
+	} else if sh.refreshes[cl.Key] == cl {
+		delete(sh.refreshes, cl.Key)
 	}
 }
 
@@ -302,13 +301,138 @@ func (cl *Call) StartsOver(ctx context.Context) bool {
 }
 
 // shard holds the executions in flight for part of the key space: those
-// callers join (calls), and refreshes (flight.go), which nobody joins; the
-// latter map is made by the shard's first refresh.
+// callers join (Calls, see flights), and refreshes (flight.go), which
+// nobody joins; the latter map is made by the shard's first refresh. A
+// shard is one 64-byte line.
 type shard struct {
 	Mu        sync.Mutex
-	Calls     map[string]*Call
+	Calls     flights
 	refreshes map[string]*Call
-	_         [64 - 24]byte
+	_         [64 - 48]byte
+}
+
+// flights is a shard's table of executions in flight that callers join
+// (shard.Calls), by encoded key: open addressing over the keys' hashes
+// (Call.H), linear probing, at most half full, with backward-shift
+// deletion, which leaves no tombstones. A miss inserts its execution and
+// its store takes it out again, so that the table is mostly empty: a Go map
+// costs more there (it draws a new hash seed each time it empties), and its
+// key is a copy of the Call's. The zero flights is an empty table; the
+// slots are made by the first insert. Guarded by the shard's lock.
+type flights struct {
+	slots []*Call // a power of two long; nil: empty
+	n     int     // executions in the table
+}
+
+// home returns the first slot to probe for the hash h. The low bits of h
+// pick the shard (Core.shardOf): the high ones pick the slot.
+func (t *flights) home(h uint64) uint64 { return (h >> 32) & uint64(len(t.slots)-1) }
+
+// find returns the execution in flight for the encoded key k of hash h, or
+// nil.
+func (t *flights) find(k []byte, h uint64) *Call {
+	if t.n == 0 {
+		return nil
+	}
+	mask := uint64(len(t.slots) - 1)
+	for p := t.home(h); ; p = (p + 1) & mask {
+		cl := t.slots[p]
+		if cl == nil {
+			return nil
+		}
+		if cl.H == h && cl.Key == string(k) {
+			return cl
+		}
+	}
+}
+
+// insert adds cl, whose key is not in the table.
+func (t *flights) insert(cl *Call) {
+	if 2*(t.n+1) > len(t.slots) {
+		t.resize(max(8, 2*len(t.slots)))
+	}
+	t.place(cl)
+	t.n++
+}
+
+// place puts cl in the first empty slot from its home.
+func (t *flights) place(cl *Call) {
+	mask := uint64(len(t.slots) - 1)
+	p := t.home(cl.H)
+	for t.slots[p] != nil {
+		p = (p + 1) & mask
+	}
+	t.slots[p] = cl
+}
+
+// resize moves the executions to a table of n slots.
+func (t *flights) resize(n int) {
+	old := t.slots
+	t.slots = make([]*Call, n)
+	for _, cl := range old {
+		if cl != nil {
+			t.place(cl)
+		}
+	}
+}
+
+// remove takes cl out of the table and reports whether it was there.
+func (t *flights) remove(cl *Call) bool {
+	if t.n == 0 {
+		return false
+	}
+	mask := uint64(len(t.slots) - 1)
+	for p := t.home(cl.H); ; p = (p + 1) & mask {
+		switch t.slots[p] {
+		case nil:
+			return false
+		case cl:
+			t.vacate(p)
+			return true
+		}
+	}
+}
+
+// removeKey takes the execution for the encoded key k of hash h, if any,
+// out of the table.
+func (t *flights) removeKey(k []byte, h uint64) {
+	if cl := t.find(k, h); cl != nil {
+		t.remove(cl)
+	}
+}
+
+// vacate empties slot p, moving back the executions after it that may
+// take its place (backward-shift deletion).
+func (t *flights) vacate(p uint64) {
+	mask := uint64(len(t.slots) - 1)
+	for q := (p + 1) & mask; t.slots[q] != nil; q = (q + 1) & mask {
+		// The execution at q may move to the hole at p if its home is not
+		// in (p, q], cyclically.
+		if home := t.home(t.slots[q].H); (q-home)&mask >= (q-p)&mask {
+			t.slots[p] = t.slots[q]
+			p = q
+		}
+	}
+	t.slots[p] = nil
+	t.n--
+}
+
+// clear empties the table (its slots stay).
+func (t *flights) clear() {
+	clear(t.slots)
+	t.n = 0
+}
+
+// All yields the executions in the table, for tests (under the shard's
+// lock).
+func (t *flights) All() iter.Seq[*Call] {
+	return func(yield func(*Call) bool) {
+		for _, cl := range t.slots {
+			if cl != nil && !yield(cl) {
+				return
+			}
+		}
+	}
 }
 
 // FreshOpts is what a decorated function keeps of the options above; nil
@@ -417,7 +541,7 @@ func newCall(k []byte) *Call {
 // started, can name cl as its outer), and it is no refresh, batch call or
 // call whose arguments are rechecked. Otherwise Recycle does nothing, and
 // the collector frees cl once unreachable. A Call reused for another key,
-// or the same key, is then compared (Store's sh.Calls[key] == fl) only by
+// or the same key, is then compared (Store's sh.Calls.remove(fl)) only by
 // its new leader: no stale comparison can succeed.
 func (c *Core) Recycle(cl *Call) {
 	if !cl.pooled || cl.Done != nil || cl.fctx.cl.Load() != nil || cl.cancel != nil || cl.release != nil ||
@@ -430,7 +554,15 @@ func (c *Core) Recycle(cl *Call) {
 		// out, lets cl be reused.
 		return
 	}
-	kc := (*keyedCall)(unsafe.Pointer(cl))
-	*kc = keyedCall{} // keeps nothing alive (the value, the options)
-	calls.Put(kc)
+	// Reset to a new Call (keeping nothing alive: the value, the options).
+	// The checks above leave these fields the only ones such a Call can
+	// hold (TestRecycleResetsEveryField keeps the list): they are reset one
+	// by one, as zeroing the whole keyedCall would pay a write barrier for
+	// each of its pointer words while the collector marks (4 % of an
+	// all-miss call's time).
+	cl.Key, cl.H, cl.Refs, cl.Val, cl.held, cl.Fo, cl.stale, cl.AgeCap = "", 0, nil, nil, nil, nil, false, 0
+	cl.g.Store(0)
+	cl.outer, cl.Waiters = nil, 0
+	cl.ctx, cl.inline = nil, nil // an inline execution's (see StartInline)
+	calls.Put((*keyedCall)(unsafe.Pointer(cl)))
 }

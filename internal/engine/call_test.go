@@ -2,8 +2,11 @@ package engine
 
 import (
 	"context"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/memokit/memo/policies"
 	"github.com/stretchr/testify/assert"
@@ -134,4 +137,61 @@ func TestInlineContextValueRacesRecycle(t *testing.T) {
 	}
 	close(ctxs)
 	<-got
+}
+
+// TestRecycleResetsEveryField guards Recycle's reset, which clears only the
+// fields a recyclable Call can hold (zeroing the whole Call pays a write
+// barrier per pointer word while the collector marks): a Call that led
+// with every one of them set comes back equal to a new one, and every
+// field of Call is accounted for, reset or ruled out by Recycle's checks,
+// so that a field added to Call fails here until Recycle handles it. A
+// field left set would hand the next miss's execution another key's
+// value, options or outer execution.
+func TestRecycleResetsEveryField(t *testing.T) {
+	reset := []string{"Key", "H", "Refs", "Val", "held", "Fo", "stale", "AgeCap", "g", "outer", "Waiters", "ctx", "inline"}
+	// Recycle declines a Call with one of these set (pooled is kept), ctx
+	// but for an inline execution's, once ended...
+	checked := []string{"Done", "fctx", "cancel", "release", "group", "base", "Verify", "Panicked", "Goexit", "pooled"}
+	// ...and these are set only with one of those: Pval and Stack with
+	// Panicked, deadline and expired with ctx, Moved with Verify, released
+	// with release, until with base.
+	implied := []string{"Pval", "Stack", "deadline", "expired", "Moved", "released", "until"}
+	var fields []string
+	for f := range reflect.TypeFor[Call]().Fields() {
+		fields = append(fields, f.Name)
+	}
+	known := slices.Concat(reset, checked, implied)
+	slices.Sort(fields)
+	slices.Sort(known)
+	require.Equal(t, known, fields, "Call's fields changed: update Recycle's reset and this list")
+
+	var c Core
+	c.Init(100, 0, policies.LRU, "", nil, nil)
+	k := []byte("a short key")
+	_, outer, r := c.Join([]byte("outer"), HashKey([]byte("outer")), 1, nil, true, nil)
+	require.Equal(t, Leading, r)
+	_, cl, r := c.Join(k, HashKey(k), 2, outer, true, nil)
+	require.Equal(t, Leading, r)
+	require.True(t, cl.pooled)
+	cl.Refs = []unsafe.Pointer{unsafe.Pointer(&c)}
+	cl.Fo, cl.AgeCap, cl.stale = &FreshOpts{}, time.Hour, true
+	c.Run(cl, always, func() any { return "value" })
+	require.NotZero(t, cl.g.Load())
+	c.Recycle(cl)
+	assert.True(t, reflect.DeepEqual(cl, &Call{pooled: true}), "a recycled Call is a new one: %+v", cl)
+
+	// An inline execution's Call, ended (EndInline), its result held in
+	// an entry that was not stored: ctx, inline and held set.
+	never := VerdictFunc(func(any) (bool, bool, time.Duration) { return false, false, 0 })
+	k2 := []byte("another short key")
+	_, cl, r = c.Join(k2, HashKey(k2), 3, nil, true, nil)
+	require.Equal(t, Leading, r)
+	require.True(t, cl.pooled)
+	ctx := cl.StartInline(context.Background())
+	c.Run(cl, never, func() any { return Hold(cl, 1<<40, HeldFor[int](nil)) })
+	require.NotNil(t, cl.held)
+	cl.EndInline()
+	c.Recycle(cl)
+	assert.True(t, reflect.DeepEqual(cl, &Call{pooled: true}), "a recycled inline Call is a new one: %+v", cl)
+	assert.Nil(t, ctx.Value(FlightKey{}), "its context carries nothing once it ended")
 }

@@ -97,9 +97,6 @@ func (c *Core) makeShards() *[]shard {
 		n *= 2
 	}
 	s := make([]shard, n)
-	for i := range s {
-		s[i].Calls = make(map[string]*Call)
-	}
 	if !c.shards.CompareAndSwap(nil, &s) {
 		return c.shards.Load()
 	}

@@ -42,7 +42,7 @@ func (c *Core) Join(k []byte, h uint64, me uintptr, outer *Call, lead bool, fo *
 			return n, cl, r
 		}
 	}
-	if cl = sh.Calls[string(k)]; cl != nil {
+	if cl = sh.Calls.find(k, h); cl != nil {
 		if cl.g.Load() == me || inside(outer, cl) {
 			sh.Mu.Unlock()
 			return nil, cl, Reentrant
@@ -61,7 +61,7 @@ func (c *Core) Join(k []byte, h uint64, me uintptr, outer *Call, lead bool, fo *
 	} else {
 		cl.Done = make(chan struct{})
 	}
-	sh.Calls[cl.Key] = cl
+	sh.Calls.insert(cl)
 	sh.Mu.Unlock()
 	if retry {
 		c.Rec.StaleRetried(1)
@@ -78,8 +78,8 @@ func (c *Core) Leave(cl *Call) {
 	sh.Mu.Lock()
 	cl.Waiters--
 	last := cl.Waiters == 0
-	if last && sh.Calls[cl.Key] == cl {
-		delete(sh.Calls, cl.Key)
+	if last {
+		sh.Calls.remove(cl)
 	}
 	sh.Mu.Unlock()
 	if last {
@@ -207,7 +207,11 @@ func (c *Core) finish(cl *Call, judge Verdict, took time.Duration, count bool) {
 // Run runs cl's execution on the calling goroutine: a new one, or its
 // leader's own when the leader cannot leave (see StartInline).
 func (c *Core) Run(cl *Call, judge Verdict, f func() any) {
-	cl.g.Store(goid.Current())
+	// A leader that runs its execution on its own goroutine was recorded
+	// by Join (lead): no second atomic store.
+	if me := goid.Current(); cl.g.Load() != me {
+		cl.g.Store(me)
+	}
 	c.Execute(cl, judge, f)
 }
 
@@ -229,7 +233,7 @@ func (c *Core) joinLate(sh *shard, n *Node, k []byte, h uint64, me uintptr, oute
 		if fx.RefreshAt == 0 {
 			return nil, Leading, false
 		}
-		if sh.Calls[string(k)] != nil {
+		if sh.Calls.find(k, h) != nil {
 			return nil, Late, false // an execution in flight will store a newer result
 		}
 		if rf := sh.refreshes[string(k)]; rf != nil && now < rf.until {
@@ -245,7 +249,7 @@ func (c *Core) joinLate(sh *shard, n *Node, k []byte, h uint64, me uintptr, oute
 	if fx.retryAt == 0 || now >= fx.RemoveAt {
 		return nil, Leading, false // no outage, or its window has ended
 	}
-	if fl := sh.Calls[string(k)]; fl != nil {
+	if fl := sh.Calls.find(k, h); fl != nil {
 		if fl.g.Load() == me || inside(outer, fl) {
 			return nil, Leading, false // join makes it reentrant
 		}

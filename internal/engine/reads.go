@@ -67,7 +67,7 @@ const (
 	maxStripes  = 64
 	StripeSize  = 64
 	CacheLine   = 64
-	stripeBytes = 8 + 8 + 8 + 8 + StripeSize*8 // mu, n, hits, counted, buf
+	stripeBytes = 8 + 8 + 8 + 8 + StripeSize*8 + 8 // mu, n, hits, counted, buf, scratch
 )
 
 type ReadStripe struct {
@@ -79,6 +79,10 @@ type ReadStripe struct {
 	// by drains too.
 	counted atomic.Uint64
 	buf     [StripeSize]*Node
+	// scratch, in the first stripe only, holds a stripe's uses while a
+	// drain applies them after the stripe's lock (see drain): made by the
+	// first drain with uses to apply, and guarded by Cache.mu.
+	scratch *[StripeSize]*Node
 	_       [CacheLine - stripeBytes%CacheLine]byte
 }
 
@@ -145,24 +149,39 @@ func (b *readBuffer) add(n *Node, h uint64) bool {
 // counted. The caller holds Cache.mu. If stripes were contended, it adds
 // more. p is called directly, not through a closure: drains run once per
 // stripeSize hits from one goroutine, so each use pays for the call.
+//
+// A stripe's uses are copied, under its lock, to the first stripe's
+// scratch and applied from there, after the lock: a drain with nothing to
+// apply (every miss's store drains) costs no buffer to clear.
 func (b *readBuffer) drain(p policies.Policy[item]) uint64 {
-	var (
-		hits uint64
-		buf  [StripeSize]*Node // a stripe's uses, applied after its lock
-	)
+	var hits uint64
 	k := b.n.Load()
 	for i := range k {
 		st := b.stripe(i)
 		st.mu.Lock()
-		n := copy(buf[:], st.buf[:st.N])
-		clear(st.buf[:st.N])
-		st.N = 0
-		hits += st.hits + st.counted.Swap(0)
+		hits += st.hits
 		st.hits = 0
+		if st.counted.Load() != 0 { // no atomic write when nothing was counted there (a recording W-TinyLFU)
+			hits += st.counted.Swap(0)
+		}
+		n := st.N
+		if n == 0 {
+			st.mu.Unlock()
+			continue
+		}
+		first := b.First.Load()
+		if first.scratch == nil {
+			first.scratch = new([StripeSize]*Node)
+		}
+		buf := first.scratch
+		copy(buf[:], st.buf[:n])
+		clear(st.buf[:n])
+		st.N = 0
 		st.mu.Unlock()
 		for _, u := range buf[:n] {
 			p.Touch(u)
 		}
+		clear(buf[:n]) // keeps no entry alive
 	}
 	if b.flags.Load()&flagContended != 0 && k < maxStripes && int(k) < 4*runtime.GOMAXPROCS(0) {
 		more := b.more.Load()

@@ -33,7 +33,7 @@ func (c *Core) DropAll() {
 	for i := range shards {
 		sh := &shards[i]
 		sh.Mu.Lock()
-		clear(sh.Calls) // their results are stale now
+		sh.Calls.clear() // their results are stale now
 		sh.Mu.Unlock()
 	}
 	if c.Policy != nil {
@@ -152,8 +152,8 @@ func (c *Core) Store(key string, h uint64, val any, ttl time.Duration, refs []un
 		if fl.base != nil {
 			current = c.Index.Get(UnsafeBytes(key), h) == fl.base
 			sh.detach(fl)
-		} else if current = sh.Calls[key] == fl; current {
-			delete(sh.Calls, key) // sh.detach(fl), with one lookup
+		} else {
+			current = sh.Calls.remove(fl)
 		}
 		if !current {
 			sh.Mu.Unlock()
@@ -253,7 +253,7 @@ func (c *Core) Remove(k []byte, h uint64) bool {
 	c.drainReads()
 	sh := c.shardOf(h)
 	sh.Mu.Lock()
-	delete(sh.Calls, string(k))
+	sh.Calls.removeKey(k, h)
 	sh.Mu.Unlock()
 	n := c.Index.Get(k, h)
 	if n == nil {
