@@ -504,6 +504,10 @@ func results(val any) []any {
 // allocation (a function number and an 8-byte argument, or a short string).
 const inlineKey = 24
 
+// An entry copies every key of up to maxInline bytes (see ownKey), and so
+// every key kept in a Call's own allocation, which Recycle reuses.
+var _ [maxInline - inlineKey]struct{}
+
 // keyedCall is a Call with its short key in the same allocation (see
 // newCall).
 type keyedCall struct {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"reflect"
 	"slices"
@@ -69,6 +70,34 @@ func TestRecycleOnlyUnreached(t *testing.T) {
 	c.Recycle(cl)
 	assert.Equal(t, "boom", cl.Pval)
 	assert.Equal(t, string(k), cl.Key)
+}
+
+// An entry never keeps its key in memory that someone reuses: a short key
+// kept outside (one not shaped as memo's keys, whose 8th byte is not 0)
+// used to be the very string of its execution's Call, whose bytes lie in
+// the Call's own allocation; once the Call was recycled for the next miss,
+// the stored entry's key became that miss's key, and the next key's lookup
+// hit the first key's result.
+func TestEntryKeyOutlivesRecycledCall(t *testing.T) {
+	var c Core
+	c.Init(100, 0, policies.LRU, "", nil, nil)
+	for _, kl := range []int{1, 7, 9, 16, 24} {
+		k1 := bytes.Repeat([]byte{0xAA}, kl) // 8th byte not 0: kept outside
+		k2 := bytes.Repeat([]byte{0xBB}, kl)
+		_, cl, r := c.Join(k1, HashKey(k1), 1, nil, true, nil)
+		require.Equal(t, Leading, r)
+		c.Run(cl, always, func() any { return "first" })
+		c.Recycle(cl)
+		_, cl, r = c.Join(k2, HashKey(k2), 1, nil, true, nil) // most likely the same Call, reused
+		require.Equal(t, Leading, r, "%d bytes: the second key must miss", kl)
+		c.Run(cl, always, func() any { return "second" })
+		c.Recycle(cl)
+		for k, want := range map[string]string{string(k1): "first", string(k2): "second"} {
+			v, ok := c.Lookup([]byte(k), HashString(k))
+			require.True(t, ok, "%d bytes", kl)
+			assert.Equal(t, want, v, "%d bytes", kl)
+		}
+	}
 }
 
 type ctxKey struct{}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"math"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -50,6 +51,19 @@ const (
 type outside struct {
 	tag [8]byte // tag[lenByte] is outKey
 	k   string
+}
+
+// ownKey returns key, kept outside, as the entry may keep it: a copy when
+// it is short enough to lie in memory that its caller reuses (an
+// in-flight Call's own key, see newCall and Recycle: an entry that kept
+// it would find its key changed under it, a wrong hit for the next key),
+// else key itself, which its caller made for the entry (Call.Key of a long
+// key, Cache.Set's).
+func ownKey(key string) string {
+	if len(key) <= maxInline {
+		return strings.Clone(key)
+	}
+	return key
 }
 
 // inlines reports whether key is kept inline (see lenByte).
@@ -175,7 +189,7 @@ func NewNode(key string, val any) *Node {
 			k outside
 		}{}
 		nk.k.tag[lenByte] = outKey
-		nk.k.k = key
+		nk.k.k = ownKey(key)
 		n = &nk.n
 	}
 	n.Value.val = val
@@ -226,7 +240,7 @@ func newNode[T any](key string) (*Node, *T) {
 		v T
 	}{}
 	nk.k.tag[lenByte] = outKey
-	nk.k.k = key
+	nk.k.k = ownKey(key)
 	return &nk.n, &nk.v
 }
 

@@ -89,11 +89,16 @@ func TestNodeLayout(t *testing.T) {
 	assert.Equal(t, uintptr(40), unsafe.Sizeof(Node{}))
 	for _, kl := range []int{8, 16, 17, 32, 33, 48, 49} {
 		t.Run(fmt.Sprint(kl), func(t *testing.T) {
-			key := string(makeKey(kl))
+			k := makeKey(kl)
+			k[lenByte] = 0 // shaped as memo's keys: inline up to 48 bytes
+			key := string(k)
 			got := testing.AllocsPerRun(10, func() { _ = NewNode(key, nil) })
 			assert.Equal(t, 1.0, got, "one allocation")
 		})
 	}
+	// A short key kept outside is copied (see ownKey): two allocations.
+	short := string(makeKey(20))
+	assert.Equal(t, 2.0, testing.AllocsPerRun(10, func() { _ = NewNode(short, nil) }))
 	n := NewNode("0123456789abcdef", "v")
 	assert.Nil(t, n.Value.X())
 	assert.Equal(t, int64(0), n.Value.Expires())
