@@ -454,7 +454,9 @@ func (f *freshConfig) opts() *engine.FreshOpts {
 //
 // In the statistics, a local miss answered by the tier counts as the
 // execution of its local leader (TotalCalls, timed as the round trip), so
-// that Misses == TotalCalls + Coalesced still holds, and in TierHits: the
+// that the identity of [stats.Stats] (Misses == TotalCalls -
+// RefreshesStarted + Coalesced + GetMisses + Abandoned - AbandonedLeaders)
+// still holds, and in TierHits: the
 // function ran here [stats.Stats.LocalRuns] = TotalCalls - TierHits times
 // (not to be confused with the tier's own LocalRuns, the loads that ran
 // the function without the tier: Redis failing, its breaker open).

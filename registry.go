@@ -138,7 +138,10 @@ func CacheOf(fn any) *Cache {
 }
 
 // ClearAll clears the cache of every live decorated function in the process
-// (see [Cache.Clear]). It is meant for tests that run one after another:
+// (see [Cache.Clear]): the whole cache, so that a cache shared through
+// [WithCache] also loses the entries Set put there, while a cache made by
+// [New] that no decorated function uses is left as it is. It is meant for
+// tests that run one after another:
 // tests that run in parallel clear each other's caches with it, so give
 // each such test a cache of its own ([WithCache], or a Decorate of its own)
 // or clear one function's cache with CacheOf(f).Clear() (see the example).

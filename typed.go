@@ -176,7 +176,7 @@ func typedContexts(t reflect.Type, name string, ctxForm bool) error {
 			use = "use FuncCtx, which leaves the context out of the key and honours its cancellation"
 		case i == 0 && t.NumIn() == 3 && hasErr:
 			use = "use Func2Ctx, which leaves the context out of the key and honours its cancellation"
-		case !ctxForm && hasErr && t.NumIn() <= 3:
+		case !ctxForm && hasErr && t.NumIn() <= 3 && t.NumIn() >= 2:
 			use += ", or put the context first and use FuncCtx or Func2Ctx"
 		}
 		return fmt.Errorf("memo: %s cannot memoize %v: its parameter %d is a context.Context, which %s would make part of the key, so that no call would ever hit; %s", name, t, i+1, name, use)

@@ -714,3 +714,15 @@ func TestTypedRejectContextElsewhere(t *testing.T) {
 		"memo: Func2 cannot memoize func(int, context.Context) int: its parameter 2 is a context.Context, which Func2 would make part of the key, so that no call would ever hit; use Decorate, which leaves a context.Context in any position out of the key",
 		tyPanicMessage(t, func() { Func2(func(id int, ctx context.Context) int { return id }) }))
 }
+
+// A function whose only parameter is a context cannot go through FuncCtx
+// (it needs an argument after the context): the panic of FuncErr says to
+// use Decorate, and does not send the user to FuncCtx, as it did.
+func TestContextOnlyFunctionAdvice(t *testing.T) {
+	defer func() {
+		msg := fmt.Sprint(recover())
+		assert.Contains(t, msg, "use Decorate")
+		assert.NotContains(t, msg, "FuncCtx")
+	}()
+	FuncErr(func(ctx context.Context) (int, error) { return 1, nil })
+}
