@@ -545,16 +545,5 @@ func (s *miniSim) victim(keys []miniKey) slot {
 
 // admit is wtinylfu.admit for the keys c and v.
 func (s *miniSim) admit(c, v *miniKey) bool {
-	cf := s.sketch.estimateOf(c.r())
-	vf := s.sketch.estimateOf(v.r())
-	if cf > vf || (s.ghost.on() && s.ghost.has(c.h)) {
-		return true
-	}
-	if cf >= tune.randMin && vf >= tune.randVictim {
-		s.rand ^= s.rand << 13
-		s.rand ^= s.rand >> 7
-		s.rand ^= s.rand << 17
-		return s.rand&tune.randMask == 0
-	}
-	return false
+	return admits(s.sketch.estimateOf(c.r()), s.sketch.estimateOf(v.r()), &s.ghost, c.h, &s.rand)
 }

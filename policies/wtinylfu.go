@@ -293,16 +293,22 @@ func (w *wtinylfu[V]) Victim() *Node[V] {
 // matrix's looping traces every key is warm, and admitting below
 // saturation cost loop@500 two points.
 func (w *wtinylfu[V]) admit(hc, hv uint64) bool {
-	cf := w.sketch.estimate(hc)
-	vf := w.sketch.estimate(hv)
-	if cf > vf || (w.ghost.on() && w.ghost.has(hc)) {
+	return admits(w.sketch.estimate(hc), w.sketch.estimate(hv), &w.ghost, hc, &w.rand)
+}
+
+// admits is the admission rule of a cache and of its simulations (see
+// wtinylfu.admit): cf and vf are the candidate's and the victim's
+// estimated counts, g the ghost set and hc the candidate's hash, rand the
+// xorshift state of the hash-flooding defence.
+func admits(cf, vf int, g *ghostSet, hc uint64, rand *uint64) bool {
+	if cf > vf || (g.on() && g.has(hc)) {
 		return true
 	}
 	if cf >= tune.randMin && vf >= tune.randVictim {
-		w.rand ^= w.rand << 13
-		w.rand ^= w.rand >> 7
-		w.rand ^= w.rand << 17
-		return w.rand&tune.randMask == 0
+		*rand ^= *rand << 13
+		*rand ^= *rand >> 7
+		*rand ^= *rand << 17
+		return *rand&tune.randMask == 0
 	}
 	return false
 }

@@ -297,11 +297,7 @@ func hashSeeded(seed uint64, k []byte) uint64 {
 	if len(k) < 8 {
 		h := seed ^ uint64(len(k))*0x9e3779b97f4a7c15
 		if len(k) > 0 {
-			var t uint64
-			for i, b := range k {
-				t |= uint64(b) << (8 * i)
-			}
-			h = mix(h^t, 0x94d049bb133111eb)
+			h = mix(h^littleEndian(k), 0x94d049bb133111eb)
 		}
 		return mix(h, 0x2545f4914f6cdd1d)
 	}
@@ -331,13 +327,20 @@ func hashWords(seed uint64, kl int, w0 uint64, rest []byte) uint64 {
 		if len(rest) >= 8 {
 			t = binary.LittleEndian.Uint64(rest[len(rest)-8:]) >> (8 * (8 - tail))
 		} else {
-			for i, b := range k {
-				t |= uint64(b) << (8 * i)
-			}
+			t = littleEndian(k)
 		}
 		h = mix(h^t, 0x94d049bb133111eb)
 	}
 	return mix(h, 0x2545f4914f6cdd1d)
+}
+
+// littleEndian reads k, of fewer than 8 bytes, as a little-endian word.
+func littleEndian(k []byte) uint64 {
+	var t uint64
+	for i, b := range k {
+		t |= uint64(b) << (8 * i)
+	}
+	return t
 }
 
 // hash16 is hashWords of a 16-byte key, words w0 and w1: its loop,
