@@ -40,6 +40,17 @@ var tombstone = &new(struct {
 
 const minTable = 16
 
+// A table of up to denseSlots slots (256 KiB) is kept at most a quarter
+// full of entries and rebuilt when entries and tombstones fill half of it;
+// a larger one at most half full, rebuilt at three quarters. In a small
+// cache the slots cost 8 to 16 more bytes per entry, and a lookup of a
+// missing key, which probes until a free slot, reads a third as many
+// entries (each a cache line of its own): in a full cache, where every
+// miss is such a lookup and every eviction leaves a tombstone, misses got
+// cheaper. In a large one the slots would cost as much as the entries'
+// keys.
+const denseSlots = 1 << 15
+
 // emptyTable is the table of every empty index: one free slot, which
 // lookups find at once. No writer ever writes to it: the first insert finds
 // it full and publishes a table of its own.
@@ -127,7 +138,7 @@ func (t *table) find(n *Node) (uint64, bool) {
 // insert adds n, whose key is not in the index. Writer only.
 func (x *index) insert(n *Node, h uint64) {
 	t := x.t.Load()
-	if (t.used+1)*4 > len(t.slots)*3 {
+	if t.crowded() {
 		t = x.rebuild(t, t.live+1)
 	}
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
@@ -148,7 +159,7 @@ func (x *index) insert(n *Node, h uint64) {
 // hash. Writer only.
 func (x *index) insertNew(n *Node, h uint64) *Node {
 	t := x.t.Load()
-	if (t.used+1)*4 > len(t.slots)*3 {
+	if t.crowded() {
 		t = x.rebuild(t, t.live+1)
 	}
 	var b [maxInline]byte
@@ -175,11 +186,20 @@ func (x *index) insertNew(n *Node, h uint64) *Node {
 	}
 }
 
-// rebuild publishes a table sized for live entries (at most half full)
-// with the entries of t, dropping its tombstones.
+// crowded reports whether one more slot in use (an entry or a tombstone)
+// would take t past its bound (see denseSlots). Writer only.
+func (t *table) crowded() bool {
+	if len(t.slots) <= denseSlots {
+		return (t.used+1)*2 > len(t.slots)
+	}
+	return (t.used+1)*4 > len(t.slots)*3
+}
+
+// rebuild publishes a table sized for live entries (see denseSlots) with
+// the entries of t, dropping its tombstones.
 func (x *index) rebuild(t *table, live int) *table {
 	size := minTable
-	for size < live*2 {
+	for size < live*2 || (live*4 <= denseSlots && size < live*4) {
 		size *= 2
 	}
 	nt := newTable(size)

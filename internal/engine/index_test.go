@@ -129,3 +129,48 @@ func TestIndexInsertNew(t *testing.T) {
 		require.Equal(t, len(live), x.Len())
 	}
 }
+
+// A small table stays at most a quarter full of entries and at most half
+// full of entries and tombstones through a full cache's churn, so that a
+// lookup of a missing key stops at a free slot within a few probes; a
+// large one grows at half full of entries, no later, as 8 bytes a slot
+// are then a large part of an entry's cost.
+func TestIndexLoadBounds(t *testing.T) {
+	key := func(i int) []byte { return binary.LittleEndian.AppendUint64([]byte("k"), uint64(i)) }
+	var x index
+	x.init()
+	const n = 1000
+	var nodes []*Node
+	for i := range n {
+		k := key(i)
+		nd := NewNode(string(k), i)
+		x.insert(nd, HashString(string(k)))
+		nodes = append(nodes, nd)
+	}
+	tb := x.t.Load()
+	assert.GreaterOrEqual(t, len(tb.slots), 4*n, "a small table is at most a quarter full")
+	for i := n; i < 20*n; i++ { // churn: evict the oldest, add a new key
+		require.True(t, x.remove(nodes[i-n]))
+		k := key(i)
+		nd := NewNode(string(k), i)
+		x.insert(nd, HashString(string(k)))
+		nodes = append(nodes, nd)
+		tb := x.t.Load()
+		require.LessOrEqual(t, 2*tb.used, len(tb.slots), "entries and tombstones fill at most half")
+		require.Equal(t, n, tb.live)
+	}
+	for _, nd := range nodes[len(nodes)-n:] {
+		k := KeyOf(nd)
+		require.Same(t, nd, x.Get([]byte(k), HashString(k)))
+	}
+
+	var big index
+	big.init()
+	const m = denseSlots // past the small tables' quarter
+	for i := range m {
+		k := key(i)
+		big.insert(NewNode(string(k), i), HashString(string(k)))
+	}
+	tb = big.t.Load()
+	assert.Equal(t, 2*m, len(tb.slots), "a large table is at most half full of entries, and no emptier")
+}
