@@ -69,12 +69,22 @@ type request[A, T any] struct {
 // meanwhile: evicted, invalidated, or past its TTL). A call whose key can
 // never hit again runs on its own (see uncacheable).
 func miss[A, T any](w *wrapped, s *keys.State, h uint64, due bool, rq request[A, T]) T {
-	c := &w.c.e
 	if s.Never {
 		return uncacheable(w, s, rq.ctx, rq.runFunc())
 	}
+	return missKey(w, s.Buf, s, h, due, rq)
+}
+
+// missKey is miss of the key k: s's (which it takes), or, when s is nil,
+// one the caller made on its stack, which refers to no object by identity,
+// for a function with no shared tier, so that such a miss takes no pooled
+// state (a Func of an int or a short string).
+func missKey[A, T any](w *wrapped, k []byte, s *keys.State, h uint64, due bool, rq request[A, T]) T {
+	c := &w.c.e
 	if rq.ctx != nil && rq.ctx.Err() != nil {
-		keys.PutState(s)
+		if s != nil {
+			keys.PutState(s)
+		}
 		if due {
 			c.Rec.Miss(h) // the caller gets no result
 		}
@@ -85,7 +95,7 @@ func miss[A, T any](w *wrapped, s *keys.State, h uint64, due bool, rq request[A,
 	if rq.ctx != nil {
 		outer, _ = rq.ctx.Value(engine.FlightKey{}).(*engine.Call)
 	}
-	n, cl, r := c.Join(s.Buf, h, goid.Current(), outer, rq.inline(), w.fo)
+	n, cl, r := c.Join(k, h, goid.Current(), outer, rq.inline(), w.fo)
 	if due {
 		if r == engine.Found || r == engine.Late {
 			c.Hit(n, h)
@@ -96,7 +106,7 @@ func miss[A, T any](w *wrapped, s *keys.State, h uint64, due bool, rq request[A,
 	}
 	if cl != nil && (r == engine.Leading || r == engine.Late) {
 		var refs []unsafe.Pointer
-		if len(s.Refs) > 0 {
+		if s != nil && len(s.Refs) > 0 {
 			refs = slices.Clone(s.Refs)
 		}
 		w.prepare(cl, refs)
@@ -106,10 +116,12 @@ func miss[A, T any](w *wrapped, s *keys.State, h uint64, due bool, rq request[A,
 	// tier's Refresh (startRefresh), and a re-entrant call must not wait
 	// on its own lease.
 	var tk *TierKey
-	if w.tier != nil && r != engine.Found && r != engine.Stale && r != engine.Reentrant {
-		tk = tierKeyOf(w, s)
+	if s != nil {
+		if w.tier != nil && r != engine.Found && r != engine.Stale && r != engine.Reentrant {
+			tk = tierKeyOf(w, s)
+		}
+		keys.PutState(s)
 	}
-	keys.PutState(s)
 	f := flight[A, T]{w: w, rq: rq, t: tally{&c.Rec, due}, outer: outer, judge: w, tk: tk}
 	if tk != nil && r != engine.Late {
 		// The tier's path decides once whether and how long to store

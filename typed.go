@@ -197,10 +197,17 @@ func do1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Contex
 			if ok {
 				return as[T](v)
 			}
+			rq := request[A, T]{ctx: ctx, fn: run, a: a}
+			if w.tier == nil {
+				var arr [9 + 127]byte
+				k := binary.LittleEndian.AppendUint64(arr[:0], w.fid)
+				k = append(append(k, byte(len(str))), str...)
+				return missKey(w, k, nil, h, v == engine.RefreshDue, rq)
+			}
 			s := keys.GetState()
 			s.Buf = binary.LittleEndian.AppendUint64(s.Buf, w.fid)
 			s.Buf = append(append(s.Buf, byte(len(str))), str...)
-			return miss(w, s, h, v == engine.RefreshDue, request[A, T]{ctx: ctx, fn: run, a: a})
+			return miss(w, s, h, v == engine.RefreshDue, rq)
 		}
 		var arr [64]byte
 		k := binary.LittleEndian.AppendUint64(arr[:0], w.fid)
@@ -210,9 +217,13 @@ func do1[A, T any](w *wrapped, a A, ctx context.Context, run func(context.Contex
 			if ok {
 				return as[T](v)
 			}
+			rq := request[A, T]{ctx: ctx, fn: run, a: a}
+			if w.tier == nil {
+				return missKey(w, k, nil, h, v == engine.RefreshDue, rq)
+			}
 			s := keys.GetState()
 			s.Buf = append(s.Buf, k...)
-			return miss(w, s, h, v == engine.RefreshDue, request[A, T]{ctx: ctx, fn: run, a: a})
+			return miss(w, s, h, v == engine.RefreshDue, rq)
 		}
 	}
 	return slow1(w, a, ctx, run)
