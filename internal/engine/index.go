@@ -29,6 +29,9 @@ type table struct {
 	mask  uint64
 	live  int // entries; written by the writer only
 	used  int // entries and tombstones; written by the writer only
+	// limit is the most slots in use (entries and tombstones) before the
+	// table is rebuilt, set when it is made (see denseSlots).
+	limit int
 }
 
 // tombstone marks a deleted slot, so that probes go on past it. Its key
@@ -40,9 +43,10 @@ var tombstone = &new(struct {
 
 const minTable = 16
 
-// A table of up to denseSlots slots (256 KiB) is kept at most a quarter
-// full of entries and rebuilt when entries and tombstones fill half of it;
-// a larger one at most half full, rebuilt at three quarters. In a small
+// A table made for up to denseSlots/4 entries (up to denseSlots slots, 256
+// KiB) is kept at most a quarter full of entries and rebuilt when entries
+// and tombstones fill half of it; one made for more at most half full,
+// rebuilt at three quarters (see table.limit). In a small
 // cache the slots cost 8 to 16 more bytes per entry, and a lookup of a
 // missing key, which probes until a free slot, reads a third as many
 // entries (each a cache line of its own): in a full cache, where every
@@ -187,22 +191,25 @@ func (x *index) insertNew(n *Node, h uint64) *Node {
 }
 
 // crowded reports whether one more slot in use (an entry or a tombstone)
-// would take t past its bound (see denseSlots). Writer only.
-func (t *table) crowded() bool {
-	if len(t.slots) <= denseSlots {
-		return (t.used+1)*2 > len(t.slots)
-	}
-	return (t.used+1)*4 > len(t.slots)*3
-}
+// would take t past its limit. Writer only.
+func (t *table) crowded() bool { return t.used+1 > t.limit }
 
 // rebuild publishes a table sized for live entries (see denseSlots) with
-// the entries of t, dropping its tombstones.
+// the entries of t, dropping its tombstones. Its bound is the one its size
+// was chosen by: a table sized for a large cache is not held to the small
+// ones' half, which could leave it no room past live (16,384 entries in
+// 32,768 slots), and rebuilt at every insertion that follows a tombstone.
 func (x *index) rebuild(t *table, live int) *table {
 	size := minTable
-	for size < live*2 || (live*4 <= denseSlots && size < live*4) {
+	dense := live*4 <= denseSlots
+	for size < live*2 || (dense && size < live*4) {
 		size *= 2
 	}
 	nt := newTable(size)
+	nt.limit = size * 3 / 4
+	if dense {
+		nt.limit = size / 2
+	}
 	for i := range t.slots {
 		n := t.slots[i].Load()
 		if n == nil || n == tombstone {
