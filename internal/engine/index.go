@@ -44,7 +44,7 @@ var tombstone = &new(struct {
 const minTable = 16
 
 // A table made for up to denseSlots/4 entries (up to denseSlots slots, 256
-// KiB) is kept at most a quarter full of entries and rebuilt when entries
+// KiB) is made at most a quarter full of entries and rebuilt when entries
 // and tombstones fill half of it; one made for more at most half full,
 // rebuilt at three quarters (see table.limit). In a small
 // cache the slots cost 8 to 16 more bytes per entry, and a lookup of a
