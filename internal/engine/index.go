@@ -46,13 +46,15 @@ const minTable = 16
 // A table made for up to denseSlots/4 entries (up to denseSlots slots, 256
 // KiB) is made at most a quarter full of entries and rebuilt when entries
 // and tombstones fill half of it; one made for more at most half full,
-// rebuilt at three quarters (see table.limit). In a small
-// cache the slots cost 8 to 16 more bytes per entry, and a lookup of a
-// missing key, which probes until a free slot, reads a third as many
-// entries (each a cache line of its own): in a full cache, where every
-// miss is such a lookup and every eviction leaves a tombstone, misses got
-// cheaper. In a large one the slots would cost as much as the entries'
-// keys.
+// rebuilt at three quarters (see table.limit). A full small cache has 4
+// to 8 slots per entry (32 to 64 bytes), where the large ones' sizing would
+// give it 2 to 4 (16 to 32 bytes); in return a lookup of a missing key,
+// which probes until a free slot, reads fewer entries, each a cache line
+// of its own. In a full cache every miss is such a lookup and every
+// eviction leaves a tombstone: on the Zipf benchmark at capacity 1,000,
+// cachegrind counted 0.73 data-cache misses per call in key compares,
+// where the large ones' sizing gave 1.56. In a large cache the slots
+// would cost as much as the entries' keys.
 const denseSlots = 1 << 15
 
 // emptyTable is the table of every empty index: one free slot, which
