@@ -60,12 +60,13 @@ func dropEntry(a dropArg) {
 	c.Mu.Lock()
 	defer c.Mu.Unlock()
 	if n := c.Index.Get(UnsafeBytes(a.key), HashString(a.key)); n != nil {
-		c.removeNode(n)
+		c.dropNode(n)
 	}
 }
 
 // removeNode unlinks n from its shard, the policy and the expiry lists.
-// c.mu is held.
+// c.mu is held, and the read buffers were drained since the lock was
+// taken (see dropNode).
 func (c *Core) removeNode(n *Node) {
 	c.Index.remove(n)
 	c.Policy.Remove(n)
@@ -75,13 +76,26 @@ func (c *Core) removeNode(n *Node) {
 	}
 }
 
+// dropNode removes n outside a store or Remove (which drain the read
+// buffers before they remove anything): it drains them first, so that the
+// uses recorded there do not keep n, and the result it holds, alive after
+// it is removed. Without the drain, a cache that is only read from after
+// an entry is dropped (its key's object collected, its time up) would keep
+// the entry until its next write. (A use recorded after the drain, by a
+// reader that found n before it was removed, stays until the next drain:
+// at most a stripe's worth per stripe.) c.mu is held.
+func (c *Core) dropNode(n *Node) {
+	c.drainReads()
+	c.removeNode(n)
+}
+
 // expireNode removes n, found expired by a lookup, unless it has been
 // replaced or removed since.
 func (c *Core) expireNode(n *Node) {
 	c.Mu.Lock()
 	defer c.Mu.Unlock()
 	if _, in := c.Index.t.Load().find(n); in && !Live(n, c) {
-		c.removeNode(n)
+		c.dropNode(n)
 		c.Rec.Expired(1)
 	}
 }
@@ -134,8 +148,14 @@ func (c *Core) unlinkExpiry(n *Node) {
 	x.exp, x.expPrev, x.expNext = nil, nil, nil
 }
 
-// Sweep removes every entry that has expired by now. c.mu is held.
+// Sweep removes every entry that has expired by now. If one has, it drains
+// the read buffers first (see dropNode): Len and Stats sweep too. c.mu is
+// held.
 func (c *Core) Sweep(now int64) {
+	if !c.expiredBy(now) {
+		return
+	}
+	c.drainReads()
 	var expired uint64
 	for _, l := range c.expiryLists() {
 		for l.head != nil && l.head.Value.X().at() <= now {
@@ -147,6 +167,17 @@ func (c *Core) Sweep(now int64) {
 	if expired > 0 {
 		c.Rec.Expired(expired)
 	}
+}
+
+// expiredBy reports whether an entry has expired by now: the head of an
+// expiry list, or the top of the expiry heap. c.mu is held.
+func (c *Core) expiredBy(now int64) bool {
+	for _, l := range c.expiryLists() {
+		if l.head != nil && l.head.Value.X().at() <= now {
+			return true
+		}
+	}
+	return c.Fresh != nil && len(c.Fresh.Heap) > 0 && c.Fresh.Heap[0].At <= now
 }
 
 // schedule arms the timer for the earliest expiry, so that expired entries

@@ -345,7 +345,7 @@ func (c *Core) dropFor(cl *Call) {
 	n := c.Index.Get(UnsafeBytes(cl.Key), cl.H)
 	sh.Mu.Unlock()
 	if n != nil && n == cl.base {
-		c.removeNode(n)
+		c.dropNode(n)
 	}
 }
 
@@ -364,7 +364,7 @@ func (c *Core) dropStale(cl *Call) {
 	if n == nil || n.Value.X() == nil || !Tagged(n) || alive(n, c) {
 		return
 	}
-	c.removeNode(n)
+	c.dropNode(n)
 	c.Rec.Expired(1)
 }
 
