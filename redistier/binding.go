@@ -149,10 +149,24 @@ func (b *binding) generation(ctx context.Context) (string, bool) {
 	return b.readGeneration(ctx)
 }
 
+// noGeneration is what a function knows (binding.known) once a read of
+// its generation has failed before any succeeded: its loads then run
+// locally and keep their results, so a Clear heard of (no message names
+// noGeneration) and the first generation read that succeeds flush them.
+// A function that has read nothing yet knows nil, and a Clear then flushes
+// nothing: at a cold start, a generation's creation is itself published
+// as a Clear.
+var noGeneration = new(string)
+
 // readGeneration reads the generation from Redis (creating it when it is
 // missing) and makes it current; a generation that differs from the one
 // this process knew flushes the function's local entries.
-func (b *binding) readGeneration(ctx context.Context) (string, bool) {
+func (b *binding) readGeneration(ctx context.Context) (g string, ok bool) {
+	defer func() {
+		if !ok {
+			b.known.CompareAndSwap(nil, noGeneration)
+		}
+	}()
 	t := b.t
 	for range 3 {
 		// A Clear's message that arrives during the read, or a Clear
@@ -487,7 +501,14 @@ func (b *binding) lead(ctx context.Context, key memo.TierKey, vk, lk, rest, tok 
 	if !store {
 		return
 	}
-	val, err := t.o.codec.Encode(appendHeader(nil, t.o.codec.ID(), b.f.Schema, time.Now()), res)
+	if d := b.ttl(ttl); d > 0 && d < time.Millisecond {
+		// Redis keeps a value for whole milliseconds (PX): a shorter TTL
+		// (WithTTLFunc can give one) would be stretched, and another
+		// replica would be served the value after it ended. It stays
+		// local.
+		return
+	}
+	val, err := t.o.codec.Encode(appendHeader(nil, t.o.codec.ID(), b.f.Schema, vk, time.Now()), res)
 	if err != nil || len(val) > t.o.maxValue {
 		t.st.encodeErrors.Add(1)
 		if err == nil {
@@ -529,7 +550,7 @@ func (b *binding) decode(vk string, raw []byte) (res []any, ok bool) {
 	if len(raw) > t.o.maxValue {
 		return fail(fmt.Errorf("%w: %d bytes, over the limit of %d", errUndecodable, len(raw), t.o.maxValue))
 	}
-	payload, err := openEnvelope(raw, t.o.codec.ID(), b.f.Schema)
+	payload, err := openEnvelope(raw, t.o.codec.ID(), b.f.Schema, vk)
 	if err != nil {
 		return fail(err)
 	}

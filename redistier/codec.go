@@ -2,6 +2,7 @@ package redistier
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding"
 	"encoding/binary"
 	"encoding/gob"
@@ -261,7 +262,8 @@ func (c gobCodec) Encode(dst []byte, vals []any) (_ []byte, err error) {
 }
 
 func (gobCodec) Decode(data []byte, types []reflect.Type) ([]any, error) {
-	dec := gob.NewDecoder(bytes.NewReader(data))
+	r := bytes.NewReader(data) // an io.ByteReader: gob reads no further than it decodes
+	dec := gob.NewDecoder(r)
 	out := make([]any, len(types))
 	for i, t := range types {
 		p := reflect.New(t)
@@ -269,6 +271,9 @@ func (gobCodec) Decode(data []byte, types []reflect.Type) ([]any, error) {
 			return nil, err
 		}
 		out[i] = p.Elem().Interface()
+	}
+	if r.Len() != 0 {
+		return nil, fmt.Errorf("%d bytes after the results", r.Len())
 	}
 	return out, nil
 }
@@ -513,29 +518,45 @@ func checkType(c Codec, t reflect.Type) error {
 // The envelope: every value starts with a header.
 //
 //	0  2  magic "mT"
-//	2  1  format version (1)
+//	2  1  format version (2)
 //	3  1  codec id
 //	4  8  schema fingerprint (first 8 bytes of TierFunc.Schema)
 //	12 8  created at, Unix nanoseconds, big-endian
-//	20    the codec's payload
+//	20 8  key tag: the first 8 bytes of the SHA-256 of the Redis key the
+//	      value was written at
+//	28    the codec's payload
+//
+// The key tag binds a value to its key: a value found at any other key
+// (copied or renamed there, or written by a replica for another function,
+// generation or argument) is refused, as a miss, rather than served as
+// that key's result. Format 1 had no key tag; its values are misses.
 const (
-	headerLen     = 20
-	formatVersion = 1
+	headerLen     = 28
+	formatVersion = 2
 )
 
 var magic = [2]byte{'m', 'T'}
 
-func appendHeader(dst []byte, codec byte, schema [32]byte, created time.Time) []byte {
+// keyTag returns the envelope's key tag for the Redis key key.
+func keyTag(key string) [8]byte {
+	sum := sha256.Sum256([]byte(key))
+	return [8]byte(sum[:8])
+}
+
+func appendHeader(dst []byte, codec byte, schema [32]byte, key string, created time.Time) []byte {
 	dst = append(dst, magic[0], magic[1], formatVersion, codec)
 	dst = append(dst, schema[:8]...)
-	return binary.BigEndian.AppendUint64(dst, uint64(created.UnixNano()))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(created.UnixNano()))
+	tag := keyTag(key)
+	return append(dst, tag[:]...)
 }
 
 // errUndecodable wraps every reason a stored value is not used.
 var errUndecodable = errors.New("memo: redistier: undecodable value")
 
-// openEnvelope checks the header and returns the payload.
-func openEnvelope(b []byte, codec byte, schema [32]byte) ([]byte, error) {
+// openEnvelope checks the header of b, read at the Redis key key, and
+// returns the payload.
+func openEnvelope(b []byte, codec byte, schema [32]byte, key string) ([]byte, error) {
 	switch {
 	case len(b) < headerLen:
 		return nil, fmt.Errorf("%w: %d bytes, shorter than the header", errUndecodable, len(b))
@@ -547,6 +568,9 @@ func openEnvelope(b []byte, codec byte, schema [32]byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: written by codec %d, this tier's is %d", errUndecodable, b[3], codec)
 	case !bytes.Equal(b[4:12], schema[:8]):
 		return nil, fmt.Errorf("%w: written for another schema", errUndecodable)
+	}
+	if tag := keyTag(key); !bytes.Equal(b[20:28], tag[:]) {
+		return nil, fmt.Errorf("%w: written at another key", errUndecodable)
 	}
 	return b[headerLen:], nil
 }

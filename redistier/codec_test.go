@@ -512,20 +512,20 @@ func FuzzOpenAndDecode(f *testing.F) {
 		if c == JSON {
 			w.NaN, w.Inf = 0, 0
 		}
-		good, err := c.Encode(appendHeader(nil, c.ID(), schema, time.Unix(0, 0)), []any{w})
+		good, err := c.Encode(appendHeader(nil, c.ID(), schema, "k", time.Unix(0, 0)), []any{w})
 		require.NoError(f, err)
 		f.Add(good)
 		f.Add(good[:len(good)/2])
 	}
 	f.Add([]byte{})
-	f.Add([]byte("mT\x01\x04"))
+	f.Add([]byte("mT\x02\x04"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) < 4 {
 			return
 		}
 		for _, c := range []Codec{Binary, JSON, Msgpack, Gob} {
 			b[3] = c.ID()
-			payload, err := openEnvelope(b, c.ID(), schema)
+			payload, err := openEnvelope(b, c.ID(), schema, "k")
 			if err != nil {
 				return
 			}

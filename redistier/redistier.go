@@ -331,8 +331,11 @@ func unsent(err error) bool {
 // goroutines. Calls of functions bound to a closed tier run locally
 // without Redis, and loads waiting on another process's lease stop
 // waiting and run locally. Invalidations still pending are dropped (the
-// writing process calls locally from then on). Close does not close the
-// client. It is safe to call more than once.
+// writing process calls locally from then on). Close flushes the bound
+// functions' local entries: they were kept while invalidations and Clears
+// from other processes could reach them, which they no longer can, so
+// from Close on each function is a local memo of what it computes itself.
+// Close does not close the client. It is safe to call more than once.
 func (t *Tier) Close() error {
 	t.mu.Lock()
 	if t.closed {
@@ -351,6 +354,18 @@ func (t *Tier) Close() error {
 	<-t.retried
 	err := t.pubsub.Close()
 	<-t.done
+	t.mu.Lock()
+	var funcs []*binding
+	for _, bs := range t.funcs {
+		funcs = append(funcs, bs...)
+	}
+	t.mu.Unlock()
+	for _, b := range funcs {
+		b.gen.Store(nil)
+		if b.f.Flush != nil {
+			b.f.Flush()
+		}
+	}
 	return err
 }
 
@@ -629,7 +644,9 @@ func (t *Tier) handle(payload string) {
 		// A new generation (a Clear, or one started after the key was
 		// lost): unless this process already moved to it, flush and
 		// reread it from Redis at the next load. The message's generation
-		// is not taken as current: a read may have seen a later one.
+		// is not taken as current: a read may have seen a later one. (A
+		// process whose generation read failed knows noGeneration, which
+		// no message names: it flushes too.)
 		for _, b := range bs {
 			b.clears.Add(1)
 			if k := b.known.Load(); k != nil && *k != rest {

@@ -259,6 +259,8 @@ func TestBadValuesAreMisses(t *testing.T) {
 	otherSchema[4] ^= 0xff
 	otherCodec := slices.Clone(good)
 	otherCodec[3] = Msgpack.ID()
+	otherKey := slices.Clone(good) // the key tag of another key
+	otherKey[20] ^= 0xff
 	bad := map[string][]byte{
 		"garbage":      []byte("not a memo value at all, really"),
 		"empty":        {},
@@ -267,6 +269,7 @@ func TestBadValuesAreMisses(t *testing.T) {
 		"oversized":    append(slices.Clone(good), make([]byte, 8192)...),
 		"other schema": otherSchema,
 		"other codec":  otherCodec,
+		"other key":    otherKey,
 		"bad payload":  append(slices.Clone(good[:headerLen]), 0xc1, 0xc1, 0xc1),
 	}
 	for name, v := range bad {
