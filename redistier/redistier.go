@@ -332,9 +332,11 @@ func unsent(err error) bool {
 // without Redis, and loads waiting on another process's lease stop
 // waiting and run locally. Invalidations still pending are dropped (the
 // writing process calls locally from then on). Close flushes the bound
-// functions' local entries: they were kept while invalidations and Clears
-// from other processes could reach them, which they no longer can, so
-// from Close on each function is a local memo of what it computes itself.
+// functions' local entries, and detaches their loads in flight so that
+// none stores its result: they were kept, or read, while invalidations
+// and Clears from other processes could reach them, which they no longer
+// can; from Close on each function is a local memo of what it computes
+// itself.
 // Close does not close the client. It is safe to call more than once.
 func (t *Tier) Close() error {
 	t.mu.Lock()
