@@ -63,12 +63,17 @@ const maxPending = 1 << 16
 // the same hash tag, so they live in one Cluster slot.
 var (
 	// acquire returns {1, value, pttl} for a value, {2} when the caller
-	// now holds the lease, or {0, pttl} with the lease's remaining time.
+	// now holds the lease, or {0, pttl} with the lease's remaining time. A
+	// lease with no expiry is none of memo's (each is set with PX): it is
+	// given one lease period, so that it cannot hold every caller of its
+	// key to the longest wait for ever.
 	acquireScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if v then return {1, v, redis.call('PTTL', KEYS[1])} end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
-return {0, redis.call('PTTL', KEYS[2])}`)
+local p = redis.call('PTTL', KEYS[2])
+if p == -1 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) p = tonumber(ARGV[2]) end
+return {0, p}`)
 	// refresh is acquire for a refresh: a value counts only if its
 	// envelope's created-at (bytes 13 to 20, big-endian Unix nanoseconds)
 	// is after ARGV[3] (the same 8 bytes); otherwise the lease is taken
@@ -87,7 +92,9 @@ if v and #v >= 20 then
   end
 end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
-return {0, redis.call('PTTL', KEYS[2])}`)
+local p = redis.call('PTTL', KEYS[2])
+if p == -1 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) p = tonumber(ARGV[2]) end
+return {0, p}`)
 	// fill writes the value only while the caller's lease stands: an
 	// invalidation deletes the lease, and so fences the fill.
 	fillScript = redis.NewScript(`

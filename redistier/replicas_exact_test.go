@@ -2,6 +2,7 @@ package redistier
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -166,4 +167,34 @@ func TestGobRefusesTrailingBytes(t *testing.T) {
 	fb(1)
 	assert.Equal(t, uint64(0), b.Stats().Hits, "a corrupt payload was accepted")
 	assert.Equal(t, uint64(1), b.Stats().DecodeErrors)
+}
+
+// TestLeaseWithoutExpiryRunsOut: a lease key with no expiry (none of
+// memo's: each is set with PX; planted, or left by a tool) is given one
+// lease period by the first caller that finds it, which then waits that
+// long at most and takes the lease, rather than waiting WithMaxWait on
+// every call and running locally, for as long as the key stays.
+func TestLeaseWithoutExpiryRunsOut(t *testing.T) {
+	flushAll(t)
+	a := newTier(t, srv, WithLease(50*time.Millisecond), WithMaxWait(10*time.Second))
+	var runs atomic.Int64
+	fn := func(k int) int64 { return runs.Add(1) }
+	fa := memo.Decorate(fn, memo.WithName(t.Name()), memo.WithTier(a))
+	require.Equal(t, int64(1), fa(1))
+	keys := valueKeys(t, srv)
+	require.Len(t, keys, 1)
+	lease := strings.TrimSuffix(keys[0], ":v") + ":l"
+	ok, err := memo.InvalidateContext(context.Background(), fa, 1)
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	rdb := srv.Client()
+	defer rdb.Close()
+	ctx := context.Background()
+	require.NoError(t, rdb.Set(ctx, lease, "planted", 0).Err())
+	before := a.Stats()
+	require.Equal(t, int64(2), fa(1))
+	after := a.Stats()
+	assert.Equal(t, before.LocalRuns, after.LocalRuns, "the call waited the longest wait and ran locally")
+	assert.Equal(t, before.Fills+1, after.Fills, "the call took the lease once the planted one ran out, and filled")
 }
