@@ -235,14 +235,8 @@ func (t *Tier) retryLoop() {
 		case <-tick:
 		}
 		tick = nil
-		t.mu.Lock()
-		var funcs []*binding
-		for _, bs := range t.funcs {
-			funcs = append(funcs, bs...)
-		}
-		t.mu.Unlock()
 		left := false
-		for _, b := range funcs {
+		for _, b := range t.bindings() {
 			if b.retryPending(context.Background()) {
 				left = true
 			}
@@ -356,19 +350,27 @@ func (t *Tier) Close() error {
 	<-t.retried
 	err := t.pubsub.Close()
 	<-t.done
+	for _, b := range t.bindings() {
+		b.gen.Store(nil)
+		b.f.Flush()
+	}
+	return err
+}
+
+// bindings returns the bound functions, a snapshot taken under t.mu.
+func (t *Tier) bindings() []*binding {
 	t.mu.Lock()
-	var funcs []*binding
+	defer t.mu.Unlock()
+	return t.bindingsLocked()
+}
+
+// bindingsLocked is bindings with t.mu held.
+func (t *Tier) bindingsLocked() []*binding {
+	funcs := make([]*binding, 0, len(t.funcs))
 	for _, bs := range t.funcs {
 		funcs = append(funcs, bs...)
 	}
-	t.mu.Unlock()
-	for _, b := range funcs {
-		b.gen.Store(nil)
-		if b.f.Flush != nil {
-			b.f.Flush()
-		}
-	}
-	return err
+	return funcs
 }
 
 func (t *Tier) isClosed() bool {
@@ -392,6 +394,14 @@ func (t *Tier) Bind(f memo.TierFunc) (memo.TierBinding, error) {
 		if err := checkType(t.o.codec, rt); err != nil {
 			return nil, err
 		}
+	}
+	// memo gives every function Drop and Flush; a TierFunc made by hand
+	// (a test, another caller of Bind) may not, and a tier calls them.
+	if f.Drop == nil {
+		f.Drop = func([]byte) {}
+	}
+	if f.Flush == nil {
+		f.Flush = func() {}
 	}
 	base := t.o.prefix + ":" + f.Name + ":" + hex.EncodeToString(f.Schema[:8])
 	b := &binding{t: t, f: f, base: base, genKey: base + ":gen"}
@@ -606,10 +616,7 @@ func (t *Tier) subscribe(warmed <-chan struct{}) {
 // local entries when flush is set, and wakes every waiter to look again.
 func (t *Tier) resync(flush bool) {
 	t.mu.Lock()
-	funcs := make([]*binding, 0, len(t.funcs))
-	for _, bs := range t.funcs {
-		funcs = append(funcs, bs...)
-	}
+	funcs := t.bindingsLocked()
 	waiters := t.waiters
 	t.waiters = make(map[string]*waiter)
 	t.mu.Unlock()
